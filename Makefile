@@ -1,0 +1,24 @@
+# The README's two commands: `make run` (the main study) and `make test` (the whole test suite).
+# Both run `make setup` first, which installs what is missing and is a no-op otherwise.
+SWEEP ?= experiments/temps.toml
+CARGO ?= cargo
+
+.PHONY: setup build run test quick lint
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release
+
+run: build
+	target/release/kd-sweep $(SWEEP)
+
+quick: build
+	target/release/kd-sweep experiments/quick.toml
+
+test: setup
+	$(CARGO) test --release
+
+lint: setup
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --all-targets -- -D warnings

@@ -1,0 +1,31 @@
+//! Gives every binary of this package (the CLI, tests, benches) an rpath to libtorch's lib directory,
+//! so that `target/release/kd-sweep` runs without LD_LIBRARY_PATH. torch-sys publishes the directory it
+//! linked against as `DEP_TCH_LIBTORCH_LIB` (its `links = "tch"`); we resolve symlinks so the rpath
+//! points at the real install rather than at the checkout's `.libtorch` link. Also records the
+//! libtorch version for the manifest.
+fn main() {
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
+        return;
+    };
+    let dir = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.into());
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+    // pip wheels: torch/version.py (`__version__ = '2.11.0+cu130'`); plain libtorch: build-version
+    let parent = dir.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    let version = std::fs::read_to_string(parent.join("version.py"))
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("__version__ = ")
+                    .map(|v| v.trim_matches(|c| c == '\'' || c == '"').to_string())
+            })
+        })
+        .or_else(|| {
+            std::fs::read_to_string(parent.join("build-version"))
+                .ok()
+                .map(|v| v.trim().to_string())
+        });
+    if let Some(v) = version {
+        println!("cargo:rustc-env=KD_SWEEP_LIBTORCH_VERSION={v}");
+    }
+}

@@ -1,0 +1,173 @@
+//! The command line. Parses arguments, calls the library, prints errors in one place, and maps them to
+//! exit codes: 0 all runs done, 1 some run failed or a data/IO error, 2 a bad sweep file or usage,
+//! 130 interrupted.
+
+use crate::config::{self, ConfigError};
+use crate::sweep::{self, Options};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const ABOUT: &str =
+    "Knowledge-distillation sweeps: train each teacher once, distil a student for every \
+(temperature, α) grid point on every available device, and write CSV logs and charts.";
+
+const AFTER: &str = "\
+A sweep file (TOML) names the study, its seeds, the data, the teacher's and student's training, and the
+grid. Minimal example (see README.md for every key):
+
+  name = \"quick\"                 # results go to <results>/quick/
+  seeds = [0]
+  [data]
+  dataset = \"fashion-mnist\"      # \"fashion-mnist\" | \"mnist\" | \"cifar10\"
+  validation = 5000              # training images held out for choosing (T, α)
+  train_subset = 10000           # optional
+  [teacher]
+  epochs = 3
+  batch_size = 128
+  lr = 0.001
+  [student]
+  epochs = 5
+  batch_size = 128
+  lr = 0.001
+  [grid]
+  temperature = [1, 2, 4, 8]
+  alpha = [0.5, 0.9]             # weight of the distillation term
+  baseline = true                # also the student without a teacher
+
+Loss: (1 − α)·CE(student, y) + α·T²·KL(softmax(teacher/T) ‖ softmax(student/T)).
+Rerunning a sweep resumes it: finished runs and cached teachers are never redone.
+
+Examples:
+  kd-sweep experiments/quick.toml
+  kd-sweep plan experiments/temps.toml
+  kd-sweep experiments/temps.toml --results /data/kd --devices cuda:0,cuda:1";
+
+#[derive(Parser, Debug)]
+#[command(name = "kd-sweep", version, about = ABOUT, after_help = AFTER, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The sweep file to run (same as `kd-sweep run SWEEP`).
+    sweep: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// Output root: results go to DIR/<name>/, cached teachers to DIR/.cache/.
+    #[arg(long, value_name = "DIR", default_value = "results", global = true)]
+    results: PathBuf,
+    /// Devices: "auto" (every CUDA device, else the CPU), "cpu", or a list like cuda:0,cuda:2.
+    /// Overrides [schedule] devices.
+    #[arg(long, value_name = "LIST", global = true)]
+    devices: Option<String>,
+    /// Runs at once per device (default: one per core on the CPU, one per GPU).
+    #[arg(long, value_name = "N", global = true)]
+    workers_per_device: Option<u32>,
+    /// Print errors only.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a sweep (the default when a file is given directly); rerun to resume.
+    Run { sweep: PathBuf },
+    /// Print the plan without training: runs, what is done or cached, devices and workers.
+    Plan { sweep: PathBuf },
+    #[command(name = "__worker", hide = true)]
+    Worker {
+        #[arg(long, default_value_t = 1)]
+        threads: i32,
+    },
+}
+
+fn options(c: &Common) -> Result<Options, ConfigError> {
+    let devices = c
+        .devices
+        .as_deref()
+        .map(config::parse_devices)
+        .transpose()
+        .map_err(|m| ConfigError {
+            file: "--devices".into(),
+            at: None,
+            key: None,
+            message: m,
+        })?;
+    if c.workers_per_device == Some(0) {
+        return Err(ConfigError {
+            file: "--workers-per-device".into(),
+            at: None,
+            key: None,
+            message: "must be at least 1".into(),
+        });
+    }
+    Ok(Options {
+        results: c.results.clone(),
+        devices,
+        workers_per_device: c.workers_per_device,
+        quiet: c.quiet,
+        worker_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("kd-sweep")),
+    })
+}
+
+fn exit_code(e: &anyhow::Error) -> i32 {
+    // A bad sweep file or usage is 2; data, IO and run failures are 1 (DataError among them).
+    if e.downcast_ref::<ConfigError>().is_some() {
+        2
+    } else {
+        1
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit_code(&e)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    let run = |path: PathBuf, common: &Common| -> anyhow::Result<i32> {
+        let f = sweep::run(&path, &options(common)?)?;
+        Ok(if f.interrupted {
+            130
+        } else if f.failed > 0 {
+            if !common.quiet {
+                eprintln!(
+                    "{} run(s) failed; rerun the same command to retry them",
+                    f.failed
+                );
+            }
+            1
+        } else {
+            0
+        })
+    };
+    match (cli.command, cli.sweep) {
+        (Some(Command::Worker { threads }), _) => crate::schedule::worker_main(threads).map(|_| 0),
+        (Some(Command::Run { sweep }), _) | (None, Some(sweep)) => run(sweep, &cli.common),
+        (Some(Command::Plan { sweep }), _) => {
+            print!("{}", sweep::describe(&sweep, &options(&cli.common)?)?);
+            Ok(0)
+        }
+        (None, None) => {
+            eprintln!(
+                "error: give a sweep file, e.g. `kd-sweep experiments/quick.toml` (see --help)"
+            );
+            Ok(2)
+        }
+    }
+}

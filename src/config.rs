@@ -1,0 +1,862 @@
+//! Stage 1: the sweep file. A raw, serde-shaped view of the TOML (`deny_unknown_fields`, spans kept)
+//! is validated into a [`Sweep`], which cannot hold an invalid value. Every error names the file, the
+//! line:column, the key, and what is allowed.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A sweep-file error: what, where, and what to do. Exit code 2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based line and column, where known.
+    pub at: Option<(usize, usize)>,
+    /// Dotted key (`grid.temperature`), where known.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some((line, col)) = self.at {
+            write!(f, ":{line}:{col}")?;
+        }
+        write!(f, ": ")?;
+        if let Some(key) = &self.key {
+            write!(f, "`{key}`: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// A grid value exactly as written in the file (`0.1` stays `0.1` in run ids, file names and CSVs)
+/// together with its numeric value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GridValue {
+    pub text: String,
+    pub value: f64,
+}
+
+impl fmt::Display for GridValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKind {
+    FashionMnist,
+    Mnist,
+    Cifar10,
+}
+
+impl DatasetKind {
+    pub const NAMES: &'static str = "\"fashion-mnist\", \"mnist\" or \"cifar10\"";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "fashion-mnist" => Some(Self::FashionMnist),
+            "mnist" => Some(Self::Mnist),
+            "cifar10" => Some(Self::Cifar10),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FashionMnist => "fashion-mnist",
+            Self::Mnist => "mnist",
+            Self::Cifar10 => "cifar10",
+        }
+    }
+
+    /// Where the dataset is looked for when `data.path` is not given.
+    pub fn default_path(self) -> PathBuf {
+        PathBuf::from(match self {
+            Self::FashionMnist => "/usr/share/datasets/fashion-mnist",
+            Self::Mnist => "/usr/share/datasets/mnist",
+            Self::Cifar10 => "/usr/share/datasets/cifar10",
+        })
+    }
+}
+
+/// Training settings of one role (teacher or student).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    pub epochs: u32,
+    pub batch_size: u32,
+    pub lr: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataConfig {
+    pub dataset: DatasetKind,
+    pub path: PathBuf,
+    /// Training images held out for validation (a seeded random draw, not stratified).
+    pub validation: usize,
+    pub train_subset: Option<usize>,
+    pub test_subset: Option<usize>,
+    /// Seed of the hold-out and subset draws; the same for every run of the sweep.
+    pub split_seed: u64,
+}
+
+/// Which devices to run on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Devices {
+    /// Every CUDA device libtorch sees, else the CPU.
+    Auto,
+    Cpu,
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleConfig {
+    pub devices: Devices,
+    /// Workers per device; `None`: one per core on the CPU, one per GPU.
+    pub workers_per_device: Option<u32>,
+}
+
+/// A validated sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sweep {
+    pub name: String,
+    pub seeds: Vec<u64>,
+    pub data: DataConfig,
+    pub teacher: Phase,
+    pub student: Phase,
+    /// `false`: the naive way, the teacher's forward pass inside every student step.
+    pub cache_teacher_logits: bool,
+    pub temperatures: Vec<GridValue>,
+    pub alphas: Vec<GridValue>,
+    pub baseline: bool,
+    pub schedule: ScheduleConfig,
+    /// Where keys that later checks (against the data) point at are written: `key → (line, column)`.
+    #[serde(skip)]
+    pub source: SourceMap,
+}
+
+/// Locations of keys, for errors found after parsing (e.g. a subset larger than the data).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceMap {
+    pub file: PathBuf,
+    pub keys: Vec<(String, (usize, usize))>,
+}
+
+impl SourceMap {
+    /// An error pointing at `key` in the sweep file.
+    pub fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            at: self.keys.iter().find(|(k, _)| k == key).map(|(_, at)| *at),
+            key: Some(key.to_string()),
+            message: message.into(),
+        }
+    }
+}
+
+// ---- raw, as deserialized ----------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    name: Spanned<String>,
+    seeds: Spanned<Vec<Spanned<i64>>>,
+    data: RawData,
+    teacher: RawPhase,
+    student: RawStudent,
+    grid: RawGrid,
+    #[serde(default)]
+    schedule: Option<RawSchedule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawData {
+    dataset: Spanned<String>,
+    path: Option<Spanned<String>>,
+    validation: Option<Spanned<i64>>,
+    train_subset: Option<Spanned<i64>>,
+    test_subset: Option<Spanned<i64>>,
+    split_seed: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPhase {
+    epochs: Spanned<i64>,
+    batch_size: Spanned<i64>,
+    lr: Spanned<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStudent {
+    epochs: Spanned<i64>,
+    batch_size: Spanned<i64>,
+    lr: Spanned<f64>,
+    cache_teacher_logits: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrid {
+    temperature: Spanned<Vec<Spanned<f64>>>,
+    alpha: Spanned<Vec<Spanned<f64>>>,
+    baseline: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    devices: Option<Spanned<RawDevices>>,
+    workers_per_device: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawDevices {
+    One(String),
+    List(Vec<String>),
+}
+
+// ---- parsing and validation --------------------------------------------------------------------
+
+/// Reads and validates a sweep file.
+pub fn load(path: &Path) -> Result<Sweep, ConfigError> {
+    let fail = |message: String| ConfigError {
+        file: path.to_path_buf(),
+        at: None,
+        key: None,
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        fail(match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                "no such file; give the path of a sweep file such as experiments/quick.toml".into()
+            }
+            _ => format!("cannot read the sweep file: {e}"),
+        })
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        fail(format!(
+            "not a text file (invalid UTF-8 at byte {}); a sweep file is TOML text",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates sweep-file text; `file` is used in messages and to resolve relative paths.
+pub fn parse(text: &str, file: &Path) -> Result<Sweep, ConfigError> {
+    let v = Validator {
+        text,
+        file: file.to_path_buf(),
+    };
+    if text.trim().is_empty() {
+        return Err(v.err(
+            None,
+            None,
+            "the file is empty; a sweep needs at least `name`, `seeds`, [data], [teacher], \
+             [student] and [grid] (see experiments/quick.toml)",
+        ));
+    }
+    let raw: RawSweep = toml::from_str(text).map_err(|e| v.toml_error(&e))?;
+    v.validate(raw)
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    file: PathBuf,
+}
+
+impl Validator<'_> {
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, col)
+    }
+
+    fn err(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        key: Option<&str>,
+        msg: &str,
+    ) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            at: span.map(|s| self.line_col(s.start)),
+            key: key.map(str::to_string),
+            message: msg.to_string(),
+        }
+    }
+
+    fn at<T>(&self, s: &Spanned<T>, key: &str, msg: &str) -> ConfigError {
+        self.err(Some(s.span()), Some(key), msg)
+    }
+
+    fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
+        let mut msg = e.message().trim().to_string();
+        if msg.starts_with("missing field") {
+            msg.push_str(" (see experiments/quick.toml for a complete sweep file)");
+        }
+        self.err(e.span(), None, &msg)
+    }
+
+    fn positive(&self, s: &Spanned<i64>, key: &str, what: &str) -> Result<u32, ConfigError> {
+        let v = *s.get_ref();
+        if v < 1 || v > u32::MAX as i64 {
+            return Err(self.at(
+                s,
+                key,
+                &format!("must be a whole number ≥ 1 ({what}), got {v}"),
+            ));
+        }
+        Ok(v as u32)
+    }
+
+    fn count(&self, s: &Spanned<i64>, key: &str, min: i64) -> Result<usize, ConfigError> {
+        let v = *s.get_ref();
+        if v < min {
+            return Err(self.at(s, key, &format!("must be a whole number ≥ {min}, got {v}")));
+        }
+        Ok(v as usize)
+    }
+
+    fn phase(
+        &self,
+        role: &str,
+        epochs: &Spanned<i64>,
+        batch: &Spanned<i64>,
+        lr: &Spanned<f64>,
+    ) -> Result<Phase, ConfigError> {
+        let lr_v = *lr.get_ref();
+        if !(lr_v.is_finite() && lr_v > 0.0) {
+            return Err(self.at(
+                lr,
+                &format!("{role}.lr"),
+                &format!(
+                    "must be a finite number > 0 (Adam's learning rate, e.g. 0.001), got {lr_v}"
+                ),
+            ));
+        }
+        Ok(Phase {
+            epochs: self.positive(
+                epochs,
+                &format!("{role}.epochs"),
+                "passes over the training set",
+            )?,
+            batch_size: self.positive(batch, &format!("{role}.batch_size"), "images per step")?,
+            lr: lr_v,
+        })
+    }
+
+    /// A grid axis: non-empty, each value allowed by `ok`, no value twice (1 and 1.0 are the same).
+    fn axis(
+        &self,
+        values: &Spanned<Vec<Spanned<f64>>>,
+        key: &str,
+        allowed: &str,
+        ok: impl Fn(f64) -> bool,
+    ) -> Result<Vec<GridValue>, ConfigError> {
+        if values.get_ref().is_empty() {
+            return Err(self.at(
+                values,
+                key,
+                &format!("is empty; give at least one value ({allowed})"),
+            ));
+        }
+        let mut out: Vec<GridValue> = Vec::new();
+        for v in values.get_ref() {
+            let value = *v.get_ref();
+            if !ok(value) {
+                return Err(self.at(
+                    v,
+                    key,
+                    &format!("{value} is not allowed: values must be {allowed}"),
+                ));
+            }
+            let text = self.text[v.span()]
+                .trim()
+                .trim_start_matches('+')
+                .to_string();
+            if let Some(first) = out.iter().find(|g| g.value == value) {
+                return Err(self.at(
+                    v,
+                    key,
+                    &format!(
+                        "{text} appears twice (same value as {}); list each value once",
+                        first.text
+                    ),
+                ));
+            }
+            out.push(GridValue { text, value });
+        }
+        Ok(out)
+    }
+
+    fn validate(&self, raw: RawSweep) -> Result<Sweep, ConfigError> {
+        let mut keys = Vec::new();
+        let mut remember = |key: &str, span: std::ops::Range<usize>| {
+            keys.push((key.to_string(), self.line_col(span.start)))
+        };
+
+        let name = raw.name.get_ref().clone();
+        if let Err(why) = check_name(&name) {
+            return Err(self.at(&raw.name, "name", &why));
+        }
+
+        let seeds = raw.seeds.get_ref();
+        if seeds.is_empty() {
+            return Err(self.at(
+                &raw.seeds,
+                "seeds",
+                "is empty; give at least one seed, e.g. seeds = [0]",
+            ));
+        }
+        let mut seen = Vec::new();
+        for s in seeds {
+            let v = *s.get_ref();
+            if v < 0 {
+                return Err(self.at(
+                    s,
+                    "seeds",
+                    &format!("seeds must be whole numbers ≥ 0, got {v}"),
+                ));
+            }
+            if seen.contains(&(v as u64)) {
+                return Err(self.at(
+                    s,
+                    "seeds",
+                    &format!("seed {v} appears twice; list each seed once"),
+                ));
+            }
+            seen.push(v as u64);
+        }
+
+        let d = &raw.data;
+        let dataset = DatasetKind::parse(d.dataset.get_ref()).ok_or_else(|| {
+            self.at(
+                &d.dataset,
+                "data.dataset",
+                &format!(
+                    "unknown dataset \"{}\"; allowed: {}",
+                    d.dataset.get_ref(),
+                    DatasetKind::NAMES
+                ),
+            )
+        })?;
+        let path = match &d.path {
+            Some(p) if p.get_ref().trim().is_empty() => {
+                return Err(self.at(p, "data.path", "is empty; give the folder holding the dataset files, or leave it out for the default"))
+            }
+            Some(p) => {
+                remember("data.path", p.span());
+                let p = PathBuf::from(p.get_ref());
+                if p.is_relative() {
+                    // Relative paths are relative to the sweep file, so a sweep runs the same from any folder.
+                    self.file.parent().unwrap_or(Path::new("")).join(p)
+                } else {
+                    p
+                }
+            }
+            None => dataset.default_path(),
+        };
+        let validation = match &d.validation {
+            Some(s) => {
+                remember("data.validation", s.span());
+                self.count(s, "data.validation", 1)?
+            }
+            None => 5000,
+        };
+        let mut subset =
+            |s: &Option<Spanned<i64>>, key: &str| -> Result<Option<usize>, ConfigError> {
+                s.as_ref()
+                    .map(|s| {
+                        remember(key, s.span());
+                        self.count(s, key, 1)
+                    })
+                    .transpose()
+            };
+        let train_subset = subset(&d.train_subset, "data.train_subset")?;
+        let test_subset = subset(&d.test_subset, "data.test_subset")?;
+        let split_seed = match &d.split_seed {
+            Some(s) => self.count(s, "data.split_seed", 0)? as u64,
+            None => 0,
+        };
+
+        let t = &raw.teacher;
+        let teacher = self.phase("teacher", &t.epochs, &t.batch_size, &t.lr)?;
+        let s = &raw.student;
+        let student = self.phase("student", &s.epochs, &s.batch_size, &s.lr)?;
+        remember("teacher.batch_size", t.batch_size.span());
+        remember("student.batch_size", s.batch_size.span());
+
+        let g = &raw.grid;
+        let temperatures = self.axis(
+            &g.temperature,
+            "grid.temperature",
+            "finite numbers > 0",
+            |v| v.is_finite() && v > 0.0,
+        )?;
+        let alphas = self.axis(&g.alpha, "grid.alpha", "numbers in [0, 1]", |v| {
+            (0.0..=1.0).contains(&v)
+        })?;
+
+        let mut schedule = ScheduleConfig {
+            devices: Devices::Auto,
+            workers_per_device: None,
+        };
+        if let Some(sch) = &raw.schedule {
+            if let Some(dev) = &sch.devices {
+                schedule.devices = match dev.get_ref() {
+                    RawDevices::One(s) => {
+                        parse_devices(s).map_err(|why| self.at(dev, "schedule.devices", &why))?
+                    }
+                    RawDevices::List(list) => {
+                        let mut out = Vec::new();
+                        for s in list {
+                            let d = parse_device(s)
+                                .map_err(|why| self.at(dev, "schedule.devices", &why))?;
+                            if out.contains(&d) {
+                                return Err(self.at(
+                                    dev,
+                                    "schedule.devices",
+                                    &format!("{d} is listed twice"),
+                                ));
+                            }
+                            out.push(d);
+                        }
+                        if out.is_empty() {
+                            return Err(self.at(
+                                dev,
+                                "schedule.devices",
+                                "is empty; use \"auto\", \"cpu\" or a list such as [\"cuda:0\"]",
+                            ));
+                        }
+                        Devices::List(out)
+                    }
+                };
+            }
+            if let Some(w) = &sch.workers_per_device {
+                schedule.workers_per_device = Some(self.positive(
+                    w,
+                    "schedule.workers_per_device",
+                    "runs at once on each device",
+                )?);
+            }
+        }
+
+        Ok(Sweep {
+            name,
+            seeds: seen,
+            data: DataConfig {
+                dataset,
+                path,
+                validation,
+                train_subset,
+                test_subset,
+                split_seed,
+            },
+            teacher,
+            student,
+            cache_teacher_logits: s.cache_teacher_logits.unwrap_or(true),
+            temperatures,
+            alphas,
+            baseline: g.baseline.unwrap_or(true),
+            schedule,
+            source: SourceMap {
+                file: self.file.clone(),
+                keys,
+            },
+        })
+    }
+}
+
+/// A sweep name becomes a folder under the results root: one plain path component.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if name.is_empty() || !ok_chars || name.starts_with('.') || name.len() > 100 {
+        return Err(format!(
+            "\"{name}\" cannot be a results folder name: use 1–100 letters, digits, '-', '_' or '.', \
+             not starting with '.' (e.g. name = \"temps\")"
+        ));
+    }
+    Ok(())
+}
+
+/// `"auto"`, `"cpu"`, or one device name: parses the string form of `schedule.devices` / `--devices`.
+pub fn parse_devices(s: &str) -> Result<Devices, String> {
+    match s.trim() {
+        "auto" => Ok(Devices::Auto),
+        "cpu" => Ok(Devices::Cpu),
+        list => {
+            let out = list
+                .split(',')
+                .map(parse_device)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Devices::List(out))
+        }
+    }
+}
+
+/// `cpu` or `cuda:N`.
+pub fn parse_device(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let ok = s == "cpu"
+        || s.strip_prefix("cuda:")
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "\"{s}\" is not a device; use \"auto\", \"cpu\", or names such as \"cuda:0\""
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "t"
+seeds = [0, 1]
+
+[data]
+dataset = "fashion-mnist"
+validation = 100
+train_subset = 500
+
+[teacher]
+epochs = 1
+batch_size = 64
+lr = 0.001
+
+[student]
+epochs = 2
+batch_size = 64
+lr = 0.001
+
+[grid]
+temperature = [1, 2.5, 0.1, 1e1]
+alpha = [0, 0.5, 1]
+"#;
+
+    fn err(text: &str) -> ConfigError {
+        parse(text, Path::new("s.toml")).expect_err("should be rejected")
+    }
+
+    fn with(from: &str, to: &str) -> String {
+        assert!(GOOD.contains(from), "test bug: {from:?} not in GOOD");
+        GOOD.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn good_file_parses_with_defaults() {
+        let s = parse(GOOD, Path::new("dir/s.toml")).unwrap();
+        assert_eq!(s.name, "t");
+        assert_eq!(s.seeds, vec![0, 1]);
+        assert_eq!(s.data.dataset, DatasetKind::FashionMnist);
+        assert_eq!(
+            s.data.path,
+            PathBuf::from("/usr/share/datasets/fashion-mnist")
+        );
+        assert_eq!(s.data.train_subset, Some(500));
+        assert_eq!(s.data.test_subset, None);
+        assert_eq!(s.student.epochs, 2);
+        assert!(s.baseline && s.cache_teacher_logits);
+        assert_eq!(s.schedule.devices, Devices::Auto);
+    }
+
+    #[test]
+    fn grid_values_keep_their_written_text() {
+        let s = parse(GOOD, Path::new("s.toml")).unwrap();
+        let t: Vec<_> = s.temperatures.iter().map(|g| g.text.as_str()).collect();
+        assert_eq!(t, ["1", "2.5", "0.1", "1e1"]);
+        assert_eq!(s.temperatures[3].value, 10.0);
+        let a: Vec<_> = s.alphas.iter().map(|g| g.text.as_str()).collect();
+        assert_eq!(a, ["0", "0.5", "1"]);
+    }
+
+    #[test]
+    fn relative_data_path_is_relative_to_the_sweep_file() {
+        let s = parse(
+            &with("validation = 100", "path = \"d/x\"\nvalidation = 100"),
+            Path::new("exp/s.toml"),
+        )
+        .unwrap();
+        assert_eq!(s.data.path, PathBuf::from("exp/d/x"));
+    }
+
+    #[test]
+    fn unknown_key_names_line_column_and_key() {
+        let e = err(&with("[grid]\n", "[grid]\ntemprature = [1]\n"));
+        assert_eq!(e.at, Some((21, 1)), "{e}");
+        assert!(e.message.contains("temprature"), "{e}");
+        assert!(
+            e.message.contains("temperature"),
+            "should list the allowed keys: {e}"
+        );
+    }
+
+    #[test]
+    fn unknown_top_level_key() {
+        let e = err(&format!("nmae = \"x\"\n{GOOD}"));
+        assert_eq!(e.at.map(|a| a.0), Some(1));
+        assert!(e.message.contains("nmae"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type() {
+        let e = err(&with("epochs = 1", "epochs = \"one\""));
+        assert!(e.at.is_some());
+        assert!(e.to_string().contains("s.toml:"), "{e}");
+    }
+
+    #[test]
+    fn temperature_must_be_positive() {
+        let e = err(&with("temperature = [1, 2.5", "temperature = [0, 2.5"));
+        assert_eq!(e.key.as_deref(), Some("grid.temperature"));
+        assert_eq!(e.at, Some((21, 16)));
+        assert!(e.message.contains("> 0"), "{e}");
+        let e = err(&with("temperature = [1, 2.5", "temperature = [-1, 2.5"));
+        assert_eq!(e.key.as_deref(), Some("grid.temperature"));
+    }
+
+    #[test]
+    fn temperature_must_be_finite() {
+        let e = err(&with("temperature = [1, 2.5", "temperature = [inf, 2.5"));
+        assert_eq!(e.key.as_deref(), Some("grid.temperature"));
+        let e = err(&with("temperature = [1, 2.5", "temperature = [nan, 2.5"));
+        assert_eq!(e.key.as_deref(), Some("grid.temperature"));
+    }
+
+    #[test]
+    fn alpha_must_be_in_unit_interval() {
+        let e = err(&with("alpha = [0, 0.5, 1]", "alpha = [0, 1.5]"));
+        assert_eq!(e.key.as_deref(), Some("grid.alpha"));
+        assert!(e.message.contains("[0, 1]"), "{e}");
+        let e = err(&with("alpha = [0, 0.5, 1]", "alpha = [-0.1]"));
+        assert_eq!(e.key.as_deref(), Some("grid.alpha"));
+    }
+
+    #[test]
+    fn empty_grid_axis() {
+        let e = err(&with("alpha = [0, 0.5, 1]", "alpha = []"));
+        assert_eq!(e.key.as_deref(), Some("grid.alpha"));
+        assert!(e.message.contains("empty"), "{e}");
+    }
+
+    #[test]
+    fn duplicated_grid_value_even_when_written_differently() {
+        let e = err(&with("temperature = [1, 2.5", "temperature = [1, 1.0"));
+        assert_eq!(e.key.as_deref(), Some("grid.temperature"));
+        assert!(e.message.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn epochs_and_batch_size_at_least_one() {
+        let e = err(&with("epochs = 1", "epochs = 0"));
+        assert_eq!(e.key.as_deref(), Some("teacher.epochs"));
+        let e = err(&with(
+            "batch_size = 64\nlr = 0.001\n\n[student]",
+            "batch_size = -3\nlr = 0.001\n\n[student]",
+        ));
+        assert_eq!(e.key.as_deref(), Some("teacher.batch_size"));
+        let e = err(&with("epochs = 2", "epochs = 0"));
+        assert_eq!(e.key.as_deref(), Some("student.epochs"));
+    }
+
+    #[test]
+    fn lr_must_be_positive() {
+        let e = err(&with("lr = 0.001\n\n[student]", "lr = 0\n\n[student]"));
+        assert_eq!(e.key.as_deref(), Some("teacher.lr"));
+        let e = err(&with("lr = 0.001\n\n[grid]", "lr = -1e-3\n\n[grid]"));
+        assert_eq!(e.key.as_deref(), Some("student.lr"));
+    }
+
+    #[test]
+    fn unknown_dataset() {
+        let e = err(&with("\"fashion-mnist\"", "\"imagenet\""));
+        assert_eq!(e.key.as_deref(), Some("data.dataset"));
+        assert!(e.message.contains("cifar10"), "lists what is allowed: {e}");
+    }
+
+    #[test]
+    fn seeds_required_and_unique() {
+        let e = err(&with("seeds = [0, 1]", "seeds = []"));
+        assert_eq!(e.key.as_deref(), Some("seeds"));
+        let e = err(&with("seeds = [0, 1]", "seeds = [3, 3]"));
+        assert_eq!(e.key.as_deref(), Some("seeds"));
+        let e = err(&with("seeds = [0, 1]\n", ""));
+        assert!(e.message.contains("seeds"), "{e}");
+    }
+
+    #[test]
+    fn unsafe_names_are_rejected() {
+        for bad in ["../x", "/abs", "", ".hidden", "a b"] {
+            let e = err(&with("name = \"t\"", &format!("name = \"{bad}\"")));
+            assert_eq!(e.key.as_deref(), Some("name"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn subsets_must_be_positive() {
+        let e = err(&with("train_subset = 500", "train_subset = 0"));
+        assert_eq!(e.key.as_deref(), Some("data.train_subset"));
+    }
+
+    #[test]
+    fn empty_file() {
+        let e = err("  \n");
+        assert!(e.message.contains("empty"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_has_a_position() {
+        let e = err(&with(
+            "lr = 0.001\n\n[student]",
+            "lr = = 0.001\n\n[student]",
+        ));
+        assert_eq!(e.at.map(|a| a.0), Some(13), "{e}");
+    }
+
+    #[test]
+    fn devices_forms() {
+        assert_eq!(parse_devices("auto").unwrap(), Devices::Auto);
+        assert_eq!(parse_devices("cpu").unwrap(), Devices::Cpu);
+        assert_eq!(
+            parse_devices("cuda:0,cuda:2").unwrap(),
+            Devices::List(vec!["cuda:0".into(), "cuda:2".into()])
+        );
+        assert!(parse_devices("gpu0").is_err());
+        let s = parse(
+            &format!(
+                "{GOOD}\n[schedule]\ndevices = [\"cuda:1\", \"cpu\"]\nworkers_per_device = 2\n"
+            ),
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            s.schedule.devices,
+            Devices::List(vec!["cuda:1".into(), "cpu".into()])
+        );
+        assert_eq!(s.schedule.workers_per_device, Some(2));
+        let e = err(&format!("{GOOD}\n[schedule]\ndevices = \"tpu\"\n"));
+        assert_eq!(e.key.as_deref(), Some("schedule.devices"));
+    }
+
+    #[test]
+    fn missing_file_says_so() {
+        let e = load(Path::new("/nonexistent/sweep.toml")).unwrap_err();
+        assert!(e.message.contains("no such file"), "{e}");
+    }
+}

@@ -1,0 +1,406 @@
+//! Just enough of Python's pickle to read CIFAR-10's python release: the opcodes of protocols 0–5 that
+//! plain containers, numbers, strings and numpy arrays (`_reconstruct` and `_frombuffer`) use. Globals
+//! are never called: a `REDUCE` becomes an inert [`Value::Object`] that the reader inspects.
+
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    List(Vec<Value>),
+    Tuple(Vec<Value>),
+    Dict(Vec<(Value, Value)>),
+    Global(String, String),
+    Object {
+        callable: Box<Value>,
+        args: Box<Value>,
+        state: Option<Box<Value>>,
+    },
+    Mark,
+}
+
+impl Value {
+    /// `d[key]` for a dict whose keys are str or bytes.
+    pub fn dict_get(&self, key: &str) -> Option<&Value> {
+        let Value::Dict(items) = self else {
+            return None;
+        };
+        items.iter().find_map(|(k, v)| match k {
+            Value::Str(s) if s == key => Some(v),
+            Value::Bytes(b) if b == key.as_bytes() => Some(v),
+            _ => None,
+        })
+    }
+
+    pub fn int_list(&self) -> Option<Vec<i64>> {
+        let (Value::List(xs) | Value::Tuple(xs)) = self else {
+            return None;
+        };
+        xs.iter()
+            .map(|x| {
+                if let Value::Int(i) = x {
+                    Some(*i)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn dtype_is_u8(&self) -> bool {
+        match self {
+            Value::Object { args, .. } => match args.as_ref() {
+                Value::Tuple(a) => {
+                    matches!(a.first(), Some(Value::Str(s)) if s == "u1" || s == "uint8")
+                        || matches!(a.first(), Some(Value::Bytes(b)) if b == b"u1")
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// The shape and bytes of a pickled numpy uint8 array.
+    pub fn ndarray_u8(&self) -> Option<(Vec<usize>, Vec<u8>)> {
+        let Value::Object {
+            callable,
+            args,
+            state,
+        } = self
+        else {
+            return None;
+        };
+        let Value::Global(_, func) = callable.as_ref() else {
+            return None;
+        };
+        let shape_of = |v: &Value| {
+            v.int_list()
+                .map(|s| s.into_iter().map(|d| d.max(0) as usize).collect::<Vec<_>>())
+        };
+        match func.as_str() {
+            // ndarray.__reduce__: _reconstruct(ndarray, (0,), b'b'), then state (ver, shape, dtype, fortran, data)
+            "_reconstruct" => {
+                let Some(Value::Tuple(st)) = state.as_deref() else {
+                    return None;
+                };
+                let [_, shape, dtype, _, data] = st.as_slice() else {
+                    return None;
+                };
+                if !dtype.dtype_is_u8() {
+                    return None;
+                }
+                let bytes = match data {
+                    Value::Bytes(b) => b.clone(),
+                    // Python 2 str read as text: latin-1 maps each byte to one char
+                    Value::Str(s) => s.chars().map(|c| c as u32 as u8).collect(),
+                    _ => return None,
+                };
+                Some((shape_of(shape)?, bytes))
+            }
+            // protocol 5: _frombuffer(buffer, dtype, shape, order)
+            "_frombuffer" => {
+                let Value::Tuple(a) = args.as_ref() else {
+                    return None;
+                };
+                let [buf, dtype, shape, _] = a.as_slice() else {
+                    return None;
+                };
+                if !dtype.dtype_is_u8() {
+                    return None;
+                }
+                Some((shape_of(shape)?, buf.as_bytes()?.to_vec()))
+            }
+            _ => None,
+        }
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len())
+            .ok_or("unexpected end of data")?;
+        let s = &self.b[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn le(&mut self, n: usize) -> Result<u64, String> {
+        let mut v = 0u64;
+        for (i, &x) in self.take(n)?.iter().enumerate() {
+            v |= (x as u64) << (8 * i);
+        }
+        Ok(v)
+    }
+    fn len(&mut self, n: usize) -> Result<usize, String> {
+        let v = self.le(n)?;
+        if v > (self.b.len() - self.pos) as u64 {
+            return Err(format!("length {v} runs past the end of the data"));
+        }
+        Ok(v as usize)
+    }
+    fn line(&mut self) -> Result<&'a str, String> {
+        let rest = &self.b[self.pos..];
+        let n = rest
+            .iter()
+            .position(|&c| c == b'\n')
+            .ok_or("unterminated text line")?;
+        self.pos += n + 1;
+        std::str::from_utf8(&rest[..n]).map_err(|_| "non-UTF-8 text line".to_string())
+    }
+}
+
+fn utf8(b: &[u8]) -> Result<String, String> {
+    String::from_utf8(b.to_vec()).map_err(|_| "invalid UTF-8 in a string".to_string())
+}
+
+/// Unpickles `bytes` into an inert value tree.
+pub fn load(bytes: &[u8]) -> Result<Value, String> {
+    let mut r = Reader { b: bytes, pos: 0 };
+    let mut stack: Vec<Value> = Vec::new();
+    let mut memo: HashMap<u64, Value> = HashMap::new();
+    let pop = |stack: &mut Vec<Value>| stack.pop().ok_or_else(|| "stack underflow".to_string());
+    let pop_mark = |stack: &mut Vec<Value>| -> Result<Vec<Value>, String> {
+        let m = stack
+            .iter()
+            .rposition(|v| *v == Value::Mark)
+            .ok_or("no mark on the stack")?;
+        let items = stack.split_off(m + 1);
+        stack.pop();
+        Ok(items)
+    };
+    loop {
+        let op = r.u8()?;
+        match op {
+            0x80 => {
+                r.u8()?;
+            } // PROTO
+            0x95 => {
+                r.take(8)?;
+            } // FRAME
+            b'.' => return pop(&mut stack),
+            b'(' => stack.push(Value::Mark),
+            b'}' => stack.push(Value::Dict(Vec::new())),
+            b']' => stack.push(Value::List(Vec::new())),
+            b')' => stack.push(Value::Tuple(Vec::new())),
+            b't' => {
+                let items = pop_mark(&mut stack)?;
+                stack.push(Value::Tuple(items));
+            }
+            0x85..=0x87 => {
+                let n = (op - 0x84) as usize;
+                if stack.len() < n {
+                    return Err("stack underflow".into());
+                }
+                let items = stack.split_off(stack.len() - n);
+                stack.push(Value::Tuple(items));
+            }
+            b'N' => stack.push(Value::None),
+            0x88 => stack.push(Value::Bool(true)),
+            0x89 => stack.push(Value::Bool(false)),
+            b'J' => stack.push(Value::Int(r.le(4)? as u32 as i32 as i64)),
+            b'K' => stack.push(Value::Int(r.le(1)? as i64)),
+            b'M' => stack.push(Value::Int(r.le(2)? as i64)),
+            0x8a => {
+                let n = r.u8()? as usize;
+                let b = r.take(n)?;
+                if n > 8 {
+                    return Err("integer too large".into());
+                }
+                let mut v: i64 = 0;
+                for (i, &x) in b.iter().enumerate() {
+                    v |= (x as i64) << (8 * i);
+                }
+                if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 {
+                    v -= 1i64 << (8 * n);
+                }
+                stack.push(Value::Int(v));
+            }
+            b'I' | b'L' => {
+                let t = r.line()?.trim_end_matches('L');
+                stack.push(match t {
+                    "01" => Value::Bool(true),
+                    "00" => Value::Bool(false),
+                    t => Value::Int(t.parse().map_err(|_| format!("bad integer {t:?}"))?),
+                });
+            }
+            b'G' => {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(r.take(8)?);
+                stack.push(Value::Float(f64::from_be_bytes(a)));
+            }
+            b'T' | b'U' => {
+                let n = if op == b'T' { r.len(4)? } else { r.len(1)? };
+                stack.push(Value::Bytes(r.take(n)?.to_vec()));
+            }
+            b'X' | 0x8c | 0x8d => {
+                let n = match op {
+                    b'X' => r.len(4)?,
+                    0x8c => r.len(1)?,
+                    _ => r.len(8)?,
+                };
+                stack.push(Value::Str(utf8(r.take(n)?)?));
+            }
+            b'B' | b'C' | 0x8e | 0x96 => {
+                let n = match op {
+                    b'B' => r.len(4)?,
+                    b'C' => r.len(1)?,
+                    _ => r.len(8)?,
+                };
+                stack.push(Value::Bytes(r.take(n)?.to_vec()));
+            }
+            0x98 => {} // READONLY_BUFFER: no effect on an in-band buffer
+            0x97 => return Err("out-of-band buffers are not supported".into()),
+            b'c' => {
+                let module = r.line()?.to_string();
+                let name = r.line()?.to_string();
+                stack.push(Value::Global(module, name));
+            }
+            0x93 => {
+                let name = pop(&mut stack)?;
+                let module = pop(&mut stack)?;
+                match (module, name) {
+                    (Value::Str(m), Value::Str(n)) => stack.push(Value::Global(m, n)),
+                    _ => return Err("STACK_GLOBAL needs two strings".into()),
+                }
+            }
+            b'R' | 0x81 => {
+                let args = pop(&mut stack)?;
+                let callable = pop(&mut stack)?;
+                stack.push(Value::Object {
+                    callable: Box::new(callable),
+                    args: Box::new(args),
+                    state: None,
+                });
+            }
+            b'b' => {
+                let st = pop(&mut stack)?;
+                match stack.last_mut() {
+                    Some(Value::Object { state, .. }) => *state = Some(Box::new(st)),
+                    Some(_) => {} // state on a plain value: nothing the CIFAR reader needs
+                    None => return Err("stack underflow".into()),
+                }
+            }
+            b'a' => {
+                let v = pop(&mut stack)?;
+                match stack.last_mut() {
+                    Some(Value::List(l)) => l.push(v),
+                    _ => return Err("APPEND to a non-list".into()),
+                }
+            }
+            b'e' => {
+                let items = pop_mark(&mut stack)?;
+                match stack.last_mut() {
+                    Some(Value::List(l)) => l.extend(items),
+                    _ => return Err("APPENDS to a non-list".into()),
+                }
+            }
+            b's' => {
+                let v = pop(&mut stack)?;
+                let k = pop(&mut stack)?;
+                match stack.last_mut() {
+                    Some(Value::Dict(d)) => d.push((k, v)),
+                    _ => return Err("SETITEM on a non-dict".into()),
+                }
+            }
+            b'u' => {
+                let items = pop_mark(&mut stack)?;
+                if items.len() % 2 != 0 {
+                    return Err("SETITEMS with an odd number of items".into());
+                }
+                match stack.last_mut() {
+                    Some(Value::Dict(d)) => {
+                        let mut it = items.into_iter();
+                        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                            d.push((k, v));
+                        }
+                    }
+                    _ => return Err("SETITEMS on a non-dict".into()),
+                }
+            }
+            b'q' | b'r' | b'p' | 0x94 => {
+                let key = match op {
+                    b'q' => r.le(1)?,
+                    b'r' => r.le(4)?,
+                    b'p' => r.line()?.parse().map_err(|_| "bad memo key")?,
+                    _ => memo.len() as u64,
+                };
+                let top = stack.last().ok_or("stack underflow")?.clone();
+                memo.insert(key, top);
+            }
+            b'h' | b'j' | b'g' => {
+                let key = match op {
+                    b'h' => r.le(1)?,
+                    b'j' => r.le(4)?,
+                    _ => r.line()?.parse().map_err(|_| "bad memo key")?,
+                };
+                stack.push(memo.get(&key).ok_or("unknown memo key")?.clone());
+            }
+            b'0' => {
+                pop(&mut stack)?;
+            }
+            b'1' => {
+                pop_mark(&mut stack)?;
+            }
+            b'2' => {
+                let top = stack.last().ok_or("stack underflow")?.clone();
+                stack.push(top);
+            }
+            _ => {
+                return Err(format!(
+                    "unsupported pickle opcode 0x{op:02x} at byte {}",
+                    r.pos - 1
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol2_dict_of_ints_and_list() {
+        // pickle.dumps({b'labels': [1, 300, -2]}, protocol=2) as Python 2 would write it
+        let mut p = vec![0x80, 2, b'}', b'q', 0, b'(', b'U', 6];
+        p.extend_from_slice(b"labels");
+        p.extend_from_slice(&[
+            b'q', 1, b']', b'q', 2, b'(', b'K', 1, b'M', 44, 1, b'J', 0xfe, 0xff, 0xff, 0xff, b'e',
+            b'u', b'.',
+        ]);
+        let v = load(&p).unwrap();
+        assert_eq!(
+            v.dict_get("labels").unwrap().int_list().unwrap(),
+            vec![1, 300, -2]
+        );
+    }
+
+    #[test]
+    fn truncated_input_is_an_error_not_a_panic() {
+        for n in 0..6 {
+            assert!(load(&[0x80, 2, b'}', b'(', b'T', 0xff][..n]).is_err());
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Stage 4 glue: executes one run of the plan inside a worker process — loads the data once per
+//! worker, builds the model, trains it, publishes a teacher to the cache, writes the run's record.
+//! Every failure (an error, a libtorch exception, a panic, divergence) becomes a failed record.
+
+use crate::config::Sweep;
+use crate::data::{self, Prepared};
+use crate::model::{Arch, Net};
+use crate::plan::{Role, RunSpec};
+use crate::store::{self, RunRecord, Store};
+use crate::train::{self, EpochStats, RunSettings, TeacherSignal, TrainError};
+use serde::{Deserialize, Serialize};
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::time::Instant;
+use tch::{nn, Device, Tensor};
+
+/// One unit of work sent to a worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    /// Index of the run in the plan (echoed back in events).
+    pub index: usize,
+    pub run: RunSpec,
+    /// The spec of the teacher this run distils from.
+    pub teacher: Option<RunSpec>,
+    pub sweep: Sweep,
+    pub results_root: PathBuf,
+    pub device: String,
+}
+
+/// What a worker keeps between jobs: the dataset (loaded once per worker process) and the last
+/// teacher's logits.
+#[derive(Default)]
+pub struct WorkerState {
+    data: Option<(String, Prepared)>,
+    logits: Option<(String, Tensor)>,
+}
+
+pub fn parse_device(name: &str) -> Result<Device, String> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        n => match n
+            .strip_prefix("cuda:")
+            .and_then(|i| i.parse::<usize>().ok())
+        {
+            Some(i) => Ok(Device::Cuda(i)),
+            None => Err(format!("unknown device {n:?}")),
+        },
+    }
+}
+
+/// Testing hooks: `KD_SWEEP_FAIL_RUN=<run id>` makes that run fail with an injected error,
+/// `KD_SWEEP_CRASH_RUN=<run id>` aborts the worker process while it runs.
+fn injected_fault(run_id: &str) -> Option<String> {
+    if std::env::var("KD_SWEEP_CRASH_RUN").is_ok_and(|v| v.split(',').any(|r| r == run_id)) {
+        std::process::abort();
+    }
+    std::env::var("KD_SWEEP_FAIL_RUN")
+        .is_ok_and(|v| v.split(',').any(|r| r == run_id))
+        .then(|| "injected failure (KD_SWEEP_FAIL_RUN)".to_string())
+}
+
+/// Runs `job`, writes its record (and, for a teacher, its cache entry) and returns the record.
+pub fn execute(
+    job: &Job,
+    state: &mut WorkerState,
+    on_epoch: &mut dyn FnMut(&EpochStats),
+) -> RunRecord {
+    let start = Instant::now();
+    let phase = job.run.phase(&job.sweep).clone();
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| train_run(job, state, on_epoch)));
+    let secs = start.elapsed().as_secs_f64();
+    let record = match outcome {
+        Ok(Ok(history)) => RunRecord::done(&job.run, phase.epochs, history, secs, &job.device),
+        Ok(Err(reason)) => RunRecord::failed(&job.run, phase.epochs, &reason, secs, &job.device),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            // libtorch errors arrive as panics from tch; keep the first line, which says what happened
+            let first = msg
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim();
+            RunRecord::failed(
+                &job.run,
+                phase.epochs,
+                &format!("libtorch/panic: {first}"),
+                secs,
+                &job.device,
+            )
+        }
+    };
+    if record.error.as_deref() == Some("interrupted") {
+        return record; // stopped by Ctrl-C: not a result, the run is redone next time
+    }
+    let store = Store::new(&job.results_root, &job.sweep.name);
+    if let Err(e) = store.save_record(&record) {
+        return RunRecord::failed(
+            &job.run,
+            phase.epochs,
+            &format!("cannot write the record: {e}"),
+            secs,
+            &job.device,
+        );
+    }
+    record
+}
+
+fn train_run(
+    job: &Job,
+    state: &mut WorkerState,
+    on_epoch: &mut dyn FnMut(&EpochStats),
+) -> Result<Vec<EpochStats>, String> {
+    if let Some(reason) = injected_fault(&job.run.id) {
+        return Err(reason);
+    }
+    let device = parse_device(&job.device)?;
+    let sweep = &job.sweep;
+    let data_key = serde_json::to_string(&(&sweep.data, &job.device)).map_err(|e| e.to_string())?;
+    if state.data.as_ref().is_none_or(|(k, _)| *k != data_key) {
+        state.data = None; // free the old tensors before loading the new ones
+        let raw = data::read(sweep.data.dataset, &sweep.data.path).map_err(|e| e.to_string())?;
+        state.data = Some((data_key, Prepared::from_raw(&raw, &sweep.data, device)));
+    }
+    let data = &state.data.as_ref().ok_or("dataset not loaded")?.1;
+    let store = Store::new(&job.results_root, &sweep.name);
+    let phase = job.run.phase(sweep);
+    let settings = |stream| RunSettings {
+        epochs: phase.epochs,
+        batch_size: phase.batch_size,
+        lr: phase.lr,
+        seed: job.run.seed,
+        stream,
+    };
+    let fail = |e: TrainError| e.to_string();
+
+    match job.run.role {
+        Role::Teacher => {
+            let (vs, net) = train::init(Arch::Teacher, data, device, job.run.seed, "teacher");
+            let history = train::fit(
+                &vs,
+                &net,
+                data,
+                &settings("teacher"),
+                TeacherSignal::None,
+                1.0,
+                0.0,
+                on_epoch,
+            )
+            .map_err(fail)?;
+            let logits = train::logits(&net, &data.train_x);
+            let secs = history.last().map_or(0.0, |e| e.seconds);
+            let record =
+                RunRecord::done(&job.run, phase.epochs, history.clone(), secs, &job.device);
+            store::save_teacher(&store.teacher_dir(&job.run.key), &record, |dir| {
+                vs.save(dir.join(store::WEIGHTS))
+                    .map_err(|e| e.to_string())?;
+                Tensor::write_safetensors(&[("logits", &logits)], dir.join(store::LOGITS))
+                    .map_err(|e| e.to_string())
+            })?;
+            state.logits = Some((job.run.key.clone(), logits));
+            Ok(history)
+        }
+        Role::Baseline => {
+            let (vs, net) = train::init(Arch::Student, data, device, job.run.seed, "student");
+            train::fit(
+                &vs,
+                &net,
+                data,
+                &settings("student"),
+                TeacherSignal::None,
+                1.0,
+                0.0,
+                on_epoch,
+            )
+            .map_err(fail)
+        }
+        Role::Student => {
+            let teacher = job.teacher.as_ref().ok_or("a student needs its teacher")?;
+            let dir = store.teacher_dir(&teacher.key);
+            let temperature = job.run.temperature.as_ref().map_or(1.0, |g| g.value);
+            let alpha = job.run.alpha.as_ref().map_or(0.0, |g| g.value);
+            if sweep.cache_teacher_logits {
+                if state.logits.as_ref().is_none_or(|(k, _)| *k != teacher.key) {
+                    state.logits = None;
+                    let t = Tensor::read_safetensors(dir.join(store::LOGITS))
+                        .map_err(|e| format!("teacher logits: {e}"))?;
+                    let logits = t
+                        .into_iter()
+                        .next()
+                        .ok_or("teacher logits file is empty")?
+                        .1;
+                    state.logits = Some((teacher.key.clone(), logits.to_device(device)));
+                }
+                let logits = &state.logits.as_ref().ok_or("no teacher logits")?.1;
+                if logits.size()[0] != data.n_train() {
+                    return Err(format!(
+                        "teacher logits have {} rows for {} training images",
+                        logits.size()[0],
+                        data.n_train()
+                    ));
+                }
+                let (vs, net) = train::init(Arch::Student, data, device, job.run.seed, "student");
+                train::fit(
+                    &vs,
+                    &net,
+                    data,
+                    &settings("student"),
+                    TeacherSignal::Cached(logits),
+                    temperature,
+                    alpha,
+                    on_epoch,
+                )
+                .map_err(fail)
+            } else {
+                // Built before the student is seeded, so the student's initial weights and dropout
+                // masks are the same as in the cached way.
+                let mut tvs = nn::VarStore::new(device);
+                let tnet = Net::new(&tvs.root(), Arch::Teacher, data.shape, data.classes);
+                tvs.load(dir.join(store::WEIGHTS))
+                    .map_err(|e| format!("teacher weights: {e}"))?;
+                let (vs, net) = train::init(Arch::Student, data, device, job.run.seed, "student");
+                train::fit(
+                    &vs,
+                    &net,
+                    data,
+                    &settings("student"),
+                    TeacherSignal::Live(&tnet),
+                    temperature,
+                    alpha,
+                    on_epoch,
+                )
+                .map_err(fail)
+            }
+        }
+    }
+}

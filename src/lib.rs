@@ -1,0 +1,21 @@
+//! kd-sweep: knowledge-distillation sweeps with libtorch.
+//!
+//! The modules follow the pipeline: [`config`] (sweep file → validated [`config::Sweep`]) →
+//! [`plan`] (grid → runs with content keys) → [`schedule`] (devices, worker processes, dispatch) →
+//! [`train`] (models in [`model`], data in [`data`], one run in [`exec`]) → [`store`] (records,
+//! teacher cache, CSVs) → [`report`] (charts, summary). [`sweep`] strings them together; [`cli`] is
+//! the command line.
+
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod exec;
+pub mod model;
+pub mod plan;
+pub mod progress;
+pub mod report;
+pub mod rng;
+pub mod schedule;
+pub mod store;
+pub mod sweep;
+pub mod train;

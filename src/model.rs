@@ -1,0 +1,194 @@
+//! The teacher and student of the design documents (the PyTorch KD tutorial's pair), for any C×H×W
+//! with H and W divisible by 4 and any number of classes. 3×3 convolutions keep the size (padding 1);
+//! each 2×2 max-pool halves it.
+
+use tch::nn::{self, Module};
+use tch::Tensor;
+
+/// Bumped whenever a model definition changes: cached teachers of another version are never reused.
+pub const MODEL_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    Teacher,
+    Student,
+}
+
+impl Arch {
+    /// Convolutions as (out channels, max-pool after it).
+    fn convs(self) -> &'static [(i64, bool)] {
+        match self {
+            Arch::Teacher => &[(128, false), (64, true), (64, false), (32, true)],
+            Arch::Student => &[(16, true), (16, true)],
+        }
+    }
+
+    fn hidden(self) -> i64 {
+        match self {
+            Arch::Teacher => 512,
+            Arch::Student => 256,
+        }
+    }
+
+    /// Length of the flattened feature map for an input of `shape` (C, H, W).
+    pub fn flat_len(self, shape: [i64; 3]) -> i64 {
+        let last = self.convs().last().map_or(shape[0], |c| c.0);
+        last * (shape[1] / 4) * (shape[2] / 4)
+    }
+
+    /// Multiply-accumulate operations of one forward pass of one image (convolutions and linears).
+    pub fn forward_macs(self, shape: [i64; 3], classes: i64) -> i64 {
+        let (mut c, mut h, mut w) = (shape[0], shape[1], shape[2]);
+        let mut macs = 0;
+        for &(out, pool) in self.convs() {
+            macs += h * w * out * c * 9;
+            c = out;
+            if pool {
+                h /= 2;
+                w /= 2;
+            }
+        }
+        macs + self.flat_len(shape) * self.hidden() + self.hidden() * classes
+    }
+}
+
+#[derive(Debug)]
+pub struct Net {
+    arch: Arch,
+    convs: Vec<(nn::Conv2D, bool)>,
+    fc1: nn::Linear,
+    fc2: nn::Linear,
+}
+
+impl Net {
+    pub fn new(p: &nn::Path, arch: Arch, shape: [i64; 3], classes: i64) -> Net {
+        let cfg = nn::ConvConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        let mut c = shape[0];
+        let mut convs = Vec::new();
+        for (i, &(out, pool)) in arch.convs().iter().enumerate() {
+            convs.push((
+                nn::conv2d(p / format!("conv{}", i + 1), c, out, 3, cfg),
+                pool,
+            ));
+            c = out;
+        }
+        let fc1 = nn::linear(
+            p / "fc1",
+            arch.flat_len(shape),
+            arch.hidden(),
+            Default::default(),
+        );
+        let fc2 = nn::linear(p / "fc2", arch.hidden(), classes, Default::default());
+        Net {
+            arch,
+            convs,
+            fc1,
+            fc2,
+        }
+    }
+
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    /// The last convolutional feature map (after its pooling), N×C×H/4×W/4.
+    pub fn features(&self, xs: &Tensor) -> Tensor {
+        let mut x = xs.shallow_clone();
+        for (conv, pool) in &self.convs {
+            x = conv.forward(&x).relu();
+            if *pool {
+                x = x.max_pool2d_default(2);
+            }
+        }
+        x
+    }
+
+    /// Logits from a feature map; dropout (p = 0.1) only when `train`.
+    pub fn head(&self, features: &Tensor, train: bool) -> Tensor {
+        features
+            .flatten(1, -1)
+            .apply(&self.fc1)
+            .relu()
+            .dropout(0.1, train)
+            .apply(&self.fc2)
+    }
+
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.head(&self.features(xs), train)
+    }
+}
+
+/// Number of trainable parameters in a var store.
+pub fn parameter_count(vs: &nn::VarStore) -> i64 {
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn build(arch: Arch, shape: [i64; 3]) -> (nn::VarStore, Net) {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = Net::new(&vs.root(), arch, shape, 10);
+        (vs, net)
+    }
+
+    #[test]
+    fn parameter_counts_for_cifar_shape() {
+        let (vs, _) = build(Arch::Teacher, [3, 32, 32]);
+        assert_eq!(parameter_count(&vs), 1_186_986);
+        let (vs, _) = build(Arch::Student, [3, 32, 32]);
+        assert_eq!(parameter_count(&vs), 267_738);
+        assert_eq!(Arch::Teacher.flat_len([3, 32, 32]), 2048);
+        assert_eq!(Arch::Student.flat_len([3, 32, 32]), 1024);
+    }
+
+    #[test]
+    fn parameter_counts_for_mnist_shape() {
+        // teacher: 1*128*9+128 + 128*64*9+64 + 64*64*9+64 + 64*32*9+32 + 1568*512+512 + 512*10+10
+        let (vs, _) = build(Arch::Teacher, [1, 28, 28]);
+        assert_eq!(
+            parameter_count(&vs),
+            1280 + 73_792 + 36_928 + 18_464 + 803_328 + 5130
+        );
+        // student: 1*16*9+16 + 16*16*9+16 + 784*256+256 + 256*10+10
+        let (vs, _) = build(Arch::Student, [1, 28, 28]);
+        assert_eq!(parameter_count(&vs), 160 + 2320 + 200_960 + 2570);
+    }
+
+    #[test]
+    fn output_shapes() {
+        for (shape, t_feat, s_feat) in [
+            ([1, 28, 28], [4, 32, 7, 7], [4, 16, 7, 7]),
+            ([3, 32, 32], [4, 32, 8, 8], [4, 16, 8, 8]),
+        ] {
+            let x = Tensor::zeros(
+                [4, shape[0], shape[1], shape[2]],
+                (Kind::Float, Device::Cpu),
+            );
+            let (_vs, t) = build(Arch::Teacher, shape);
+            assert_eq!(t.forward_t(&x, false).size(), [4, 10]);
+            assert_eq!(t.features(&x).size(), t_feat);
+            let (_vs, s) = build(Arch::Student, shape);
+            assert_eq!(s.forward_t(&x, true).size(), [4, 10]);
+            assert_eq!(s.features(&x).size(), s_feat);
+        }
+    }
+
+    #[test]
+    fn mac_counts() {
+        // student on 1×28×28: conv1 28*28*16*1*9, conv2 14*14*16*16*9, fc 784*256 + 256*10
+        assert_eq!(
+            Arch::Student.forward_macs([1, 28, 28], 10),
+            112_896 + 451_584 + 200_704 + 2560
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! Stage 2: the grid becomes runs. Per seed: one teacher, one baseline student (α = 0, no teacher), and
+//! one student per (T, α), each depending on its seed's teacher. Every run has a content key, a hash of
+//! everything that determines its numbers, so records and cached teachers are reused exactly when valid.
+
+use crate::config::{GridValue, Phase, Sweep};
+use crate::model::MODEL_VERSION;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Teacher,
+    Baseline,
+    Student,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Teacher => "teacher",
+            Role::Baseline => "baseline",
+            Role::Student => "student",
+        }
+    }
+}
+
+/// One training run of the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// Readable and unique within a sweep: `teacher-s0`, `baseline-s0`, `student-T4-a0.5-s0`.
+    pub id: String,
+    pub role: Role,
+    pub seed: u64,
+    pub temperature: Option<GridValue>,
+    pub alpha: Option<GridValue>,
+    /// Hash of everything that determines this run's numbers (hex SHA-256).
+    pub key: String,
+    /// The teacher this run distils from: its index in [`Plan::runs`].
+    pub teacher: Option<usize>,
+}
+
+impl RunSpec {
+    pub fn phase<'a>(&self, sweep: &'a Sweep) -> &'a Phase {
+        match self.role {
+            Role::Teacher => &sweep.teacher,
+            _ => &sweep.student,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub runs: Vec<RunSpec>,
+}
+
+impl Plan {
+    pub fn teachers(&self) -> impl Iterator<Item = &RunSpec> {
+        self.runs.iter().filter(|r| r.role == Role::Teacher)
+    }
+}
+
+fn key_of(value: &serde_json::Value) -> String {
+    crate::data::hex(&Sha256::digest(value.to_string().as_bytes()))
+}
+
+/// Expands the sweep into runs; `data_fingerprint` identifies the dataset files.
+pub fn build(sweep: &Sweep, data_fingerprint: &str) -> Plan {
+    let d = &sweep.data;
+    let mut runs = Vec::new();
+    let mut teacher_of_seed = Vec::new();
+    for &seed in &sweep.seeds {
+        let key = key_of(&serde_json::json!({
+            "kind": "teacher",
+            "model_version": MODEL_VERSION,
+            "dataset": d.dataset.name(),
+            "data": data_fingerprint,
+            "validation": d.validation,
+            "train_subset": d.train_subset,
+            "test_subset": d.test_subset,
+            "split_seed": d.split_seed,
+            "phase": sweep.teacher,
+            "seed": seed,
+        }));
+        teacher_of_seed.push(runs.len());
+        runs.push(RunSpec {
+            id: format!("teacher-s{seed}"),
+            role: Role::Teacher,
+            seed,
+            temperature: None,
+            alpha: None,
+            key,
+            teacher: None,
+        });
+    }
+    for (&seed, &t) in sweep.seeds.iter().zip(&teacher_of_seed) {
+        // The baseline shares the data identity with the teacher but not its weights.
+        let data_identity = serde_json::json!({
+            "model_version": MODEL_VERSION,
+            "data": data_fingerprint,
+            "validation": d.validation,
+            "train_subset": d.train_subset,
+            "test_subset": d.test_subset,
+            "split_seed": d.split_seed,
+        });
+        if sweep.baseline {
+            runs.push(RunSpec {
+                id: format!("baseline-s{seed}"),
+                role: Role::Baseline,
+                seed,
+                temperature: None,
+                alpha: None,
+                key: key_of(&serde_json::json!({
+                    "kind": "baseline", "data": data_identity, "phase": sweep.student, "seed": seed,
+                })),
+                teacher: None,
+            });
+        }
+        for temp in &sweep.temperatures {
+            for alpha in &sweep.alphas {
+                runs.push(RunSpec {
+                    id: format!("student-T{}-a{}-s{seed}", temp.text, alpha.text),
+                    role: Role::Student,
+                    seed,
+                    temperature: Some(temp.clone()),
+                    alpha: Some(alpha.clone()),
+                    key: key_of(&serde_json::json!({
+                        "kind": "student",
+                        "teacher": runs[t].key,
+                        "phase": sweep.student,
+                        "cache_teacher_logits": sweep.cache_teacher_logits,
+                        "temperature": temp.value,
+                        "alpha": alpha.value,
+                        "seed": seed,
+                    })),
+                    teacher: Some(t),
+                });
+            }
+        }
+    }
+    Plan { runs }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn sweep(extra: &str) -> Sweep {
+        let text = format!(
+            "name = \"p\"\nseeds = [0, 1]\n[data]\ndataset = \"mnist\"\n[teacher]\nepochs = 1\nbatch_size = 8\nlr = 0.01\n\
+             [student]\nepochs = 1\nbatch_size = 8\nlr = 0.01\n[grid]\ntemperature = [1, 4]\nalpha = [0.5, 0.9]\n{extra}"
+        );
+        crate::config::parse(&text, Path::new("p.toml")).unwrap()
+    }
+
+    #[test]
+    fn grid_expands_per_seed_with_teacher_dependencies() {
+        let p = build(&sweep(""), "fp");
+        assert_eq!(p.runs.len(), 2 * (1 + 1 + 4));
+        let ids: Vec<_> = p.runs.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            &ids[..4],
+            [
+                "teacher-s0",
+                "teacher-s1",
+                "baseline-s0",
+                "student-T1-a0.5-s0"
+            ]
+        );
+        for r in &p.runs {
+            match r.role {
+                Role::Student => assert_eq!(
+                    p.runs[r.teacher.unwrap()].id,
+                    format!("teacher-s{}", r.seed)
+                ),
+                _ => assert!(r.teacher.is_none()),
+            }
+        }
+        let mut keys: Vec<_> = p.runs.iter().map(|r| &r.key).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), p.runs.len(), "every run has its own key");
+    }
+
+    #[test]
+    fn no_baseline_when_disabled() {
+        let p = build(&sweep("baseline = false"), "fp");
+        assert!(p.runs.iter().all(|r| r.role != Role::Baseline));
+    }
+
+    #[test]
+    fn keys_follow_what_determines_the_run() {
+        let a = build(&sweep(""), "fp");
+        // a new temperature leaves every existing run's key alone
+        let mut s = sweep("");
+        s.temperatures.push(GridValue {
+            text: "8".into(),
+            value: 8.0,
+        });
+        let b = build(&s, "fp");
+        for r in &a.runs {
+            assert!(
+                b.runs.iter().any(|x| x.id == r.id && x.key == r.key),
+                "{} changed",
+                r.id
+            );
+        }
+        // other data changes every key
+        let c = build(&sweep(""), "other");
+        assert!(a.runs.iter().zip(&c.runs).all(|(x, y)| x.key != y.key));
+        // student epochs change students and baselines, not teachers
+        let mut s = sweep("");
+        s.student.epochs = 2;
+        let d = build(&s, "fp");
+        for (x, y) in a.runs.iter().zip(&d.runs) {
+            assert_eq!(x.key == y.key, x.role == Role::Teacher, "{}", x.id);
+        }
+    }
+}

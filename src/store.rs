@@ -1,0 +1,517 @@
+//! Stage 5: what lands on disk. One JSON record per finished run, written atomically (temporary file,
+//! fsync, rename) the moment the run ends and carrying its own checksum; a content-addressed cache of
+//! trained teachers (weights and training-set logits) shared by every sweep under a results root;
+//! `runs.csv`, `epochs.csv` and `manifest.json`, always derived from the records.
+//!
+//! ```text
+//! <results>/.cache/teachers/<key>/{weights.safetensors, logits.safetensors, entry.json}
+//! <results>/<name>/records/<run id>.<key prefix>.json
+//! <results>/<name>/{runs.csv, epochs.csv, manifest.json, charts/}
+//! ```
+
+use crate::data::hex;
+use crate::plan::{Role, RunSpec};
+use crate::train::EpochStats;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Done,
+    Failed,
+}
+
+/// Everything known about one finished (or failed) run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub role: Role,
+    pub seed: u64,
+    pub temperature: Option<String>,
+    pub alpha: Option<String>,
+    pub key: String,
+    pub epochs: u32,
+    pub status: Status,
+    pub error: Option<String>,
+    pub history: Vec<EpochStats>,
+    pub val_acc: Option<f64>,
+    pub test_acc: Option<f64>,
+    pub best_epoch: Option<u32>,
+    pub best_val_acc: Option<f64>,
+    pub test_acc_at_best: Option<f64>,
+    pub seconds: f64,
+    pub device: String,
+    /// Unix time at which the record was written.
+    pub finished_at: u64,
+    /// SHA-256 of this record with an empty checksum.
+    #[serde(default)]
+    pub checksum: String,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl RunRecord {
+    fn base(run: &RunSpec, epochs: u32, seconds: f64, device: &str) -> RunRecord {
+        RunRecord {
+            run_id: run.id.clone(),
+            role: run.role,
+            seed: run.seed,
+            temperature: run.temperature.as_ref().map(|g| g.text.clone()),
+            alpha: run.alpha.as_ref().map(|g| g.text.clone()),
+            key: run.key.clone(),
+            epochs,
+            status: Status::Done,
+            error: None,
+            history: Vec::new(),
+            val_acc: None,
+            test_acc: None,
+            best_epoch: None,
+            best_val_acc: None,
+            test_acc_at_best: None,
+            seconds,
+            device: device.to_string(),
+            finished_at: now(),
+            checksum: String::new(),
+        }
+    }
+
+    /// A finished run; the best epoch is the first with the highest validation accuracy.
+    pub fn done(
+        run: &RunSpec,
+        epochs: u32,
+        history: Vec<EpochStats>,
+        seconds: f64,
+        device: &str,
+    ) -> RunRecord {
+        let mut r = Self::base(run, epochs, seconds, device);
+        if let Some(last) = history.last() {
+            r.val_acc = Some(last.val_acc);
+            r.test_acc = Some(last.test_acc);
+        }
+        let best = history.iter().fold(None::<&EpochStats>, |b, e| match b {
+            Some(b) if b.val_acc >= e.val_acc => Some(b),
+            _ => Some(e),
+        });
+        if let Some(b) = best {
+            r.best_epoch = Some(b.epoch);
+            r.best_val_acc = Some(b.val_acc);
+            r.test_acc_at_best = Some(b.test_acc);
+        }
+        r.history = history;
+        r
+    }
+
+    pub fn failed(
+        run: &RunSpec,
+        epochs: u32,
+        reason: &str,
+        seconds: f64,
+        device: &str,
+    ) -> RunRecord {
+        let mut r = Self::base(run, epochs, seconds, device);
+        r.status = Status::Failed;
+        r.error = Some(reason.to_string());
+        r
+    }
+
+    fn digest(&self) -> String {
+        let mut c = self.clone();
+        c.checksum.clear();
+        let bytes = serde_json::to_vec(&c).unwrap_or_default();
+        hex(&Sha256::digest(&bytes))
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut c = self.clone();
+        c.checksum = self.digest();
+        // Serializing plain data with string keys cannot fail.
+        serde_json::to_vec_pretty(&c).expect("record serializes")
+    }
+
+    /// Parses a record and checks its checksum.
+    pub fn from_json(bytes: &[u8]) -> Result<RunRecord, String> {
+        let r: RunRecord =
+            serde_json::from_slice(bytes).map_err(|e| format!("unreadable ({e})"))?;
+        if r.checksum != r.digest() {
+            return Err("checksum mismatch (the file was changed or truncated)".into());
+        }
+        Ok(r)
+    }
+}
+
+/// Writes `bytes` to `path` so that readers see either the old file or the whole new one: a temporary
+/// file in the same folder, fsync, rename, fsync of the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// What is on disk for one run.
+#[derive(Debug)]
+pub enum Stored {
+    Missing,
+    Found(Box<RunRecord>),
+    /// A record that exists but cannot be trusted; it will be redone.
+    Corrupt(PathBuf, String),
+}
+
+/// The results folder of one sweep, and the cache shared under its root.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub root: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl Store {
+    pub fn new(root: &Path, name: &str) -> Store {
+        Store {
+            root: root.to_path_buf(),
+            dir: root.join(name),
+        }
+    }
+
+    pub fn records_dir(&self) -> PathBuf {
+        self.dir.join("records")
+    }
+
+    pub fn record_path(&self, run: &RunSpec) -> PathBuf {
+        self.records_dir()
+            .join(format!("{}.{}.json", run.id, &run.key[..16]))
+    }
+
+    pub fn load_record(&self, run: &RunSpec) -> Stored {
+        let path = self.record_path(run);
+        match std::fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Stored::Missing,
+            Err(e) => Stored::Corrupt(path, format!("unreadable ({e})")),
+            Ok(bytes) => match RunRecord::from_json(&bytes) {
+                Ok(r) if r.key == run.key && r.run_id == run.id => Stored::Found(Box::new(r)),
+                Ok(_) => Stored::Corrupt(path, "belongs to another run".into()),
+                Err(e) => Stored::Corrupt(path, e),
+            },
+        }
+    }
+
+    pub fn save_record(&self, record: &RunRecord) -> std::io::Result<PathBuf> {
+        let path = self
+            .records_dir()
+            .join(format!("{}.{}.json", record.run_id, &record.key[..16]));
+        write_atomic(&path, &record.to_json())?;
+        Ok(path)
+    }
+
+    pub fn teacher_dir(&self, key: &str) -> PathBuf {
+        self.root.join(".cache").join("teachers").join(key)
+    }
+}
+
+/// A cached teacher: where its files are and the record of its training.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TeacherEntry {
+    pub record: RunRecord,
+    pub weights_sha256: String,
+    pub logits_sha256: String,
+}
+
+pub const WEIGHTS: &str = "weights.safetensors";
+pub const LOGITS: &str = "logits.safetensors";
+const ENTRY: &str = "entry.json";
+
+fn sha_file(path: &Path) -> std::io::Result<String> {
+    Ok(hex(&Sha256::digest(std::fs::read(path)?)))
+}
+
+/// Checks a cached teacher: the entry parses, its record's checksum holds, both files hash as recorded.
+pub fn load_teacher(dir: &Path) -> Result<Option<TeacherEntry>, String> {
+    let entry_path = dir.join(ENTRY);
+    let bytes = match std::fs::read(&entry_path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => return Ok(None),
+        Err(e) => return Err(format!("{}: unreadable ({e})", entry_path.display())),
+        Ok(b) => b,
+    };
+    let entry: TeacherEntry = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{}: unreadable ({e})", entry_path.display()))?;
+    if entry.record.checksum != entry.record.digest() {
+        return Err(format!(
+            "{}: record checksum mismatch",
+            entry_path.display()
+        ));
+    }
+    for (file, want) in [
+        (WEIGHTS, &entry.weights_sha256),
+        (LOGITS, &entry.logits_sha256),
+    ] {
+        let p = dir.join(file);
+        match sha_file(&p) {
+            Ok(got) if &got == want => {}
+            Ok(_) => {
+                return Err(format!(
+                    "{}: checksum mismatch (changed or truncated)",
+                    p.display()
+                ))
+            }
+            Err(e) => return Err(format!("{}: unreadable ({e})", p.display())),
+        }
+    }
+    Ok(Some(entry))
+}
+
+/// Publishes a trained teacher: files are written into a private folder that is then renamed into
+/// place, so a reader never sees half an entry. `write_files` writes the weights and logits files.
+pub fn save_teacher(
+    dir: &Path,
+    record: &RunRecord,
+    write_files: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<(), String> {
+    let parent = dir.parent().ok_or("teacher cache folder has no parent")?;
+    std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let publish = || -> Result<(), String> {
+        write_files(&tmp)?;
+        let mut record = record.clone();
+        record.checksum = record.digest();
+        let entry = TeacherEntry {
+            record,
+            weights_sha256: sha_file(&tmp.join(WEIGHTS)).map_err(|e| e.to_string())?,
+            logits_sha256: sha_file(&tmp.join(LOGITS)).map_err(|e| e.to_string())?,
+        };
+        let json = serde_json::to_vec_pretty(&entry).map_err(|e| e.to_string())?;
+        write_atomic(&tmp.join(ENTRY), &json).map_err(|e| e.to_string())?;
+        // a corrupt entry being replaced moves out of the way first
+        if dir.exists() {
+            let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+            std::fs::rename(dir, &old).map_err(|e| e.to_string())?;
+            let _ = std::fs::remove_dir_all(&old);
+        }
+        std::fs::rename(&tmp, dir).map_err(|e| format!("{}: {e}", dir.display()))
+    };
+    let result = publish();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
+fn cell(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.2}")).unwrap_or_default()
+}
+
+/// `runs.csv`: one row per run of the current plan, in plan order.
+pub fn runs_csv(records: &[&RunRecord]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "run_id",
+        "role",
+        "seed",
+        "temperature",
+        "alpha",
+        "epochs",
+        "val_acc",
+        "test_acc",
+        "best_epoch",
+        "best_val_acc",
+        "test_acc_at_best",
+        "seconds",
+        "device",
+        "status",
+        "error",
+    ];
+    // Writing into a Vec cannot fail.
+    w.write_record(header).expect("in-memory csv");
+    for r in records {
+        w.write_record([
+            r.run_id.clone(),
+            r.role.name().to_string(),
+            r.seed.to_string(),
+            r.temperature.clone().unwrap_or_default(),
+            r.alpha.clone().unwrap_or_default(),
+            r.epochs.to_string(),
+            cell(r.val_acc),
+            cell(r.test_acc),
+            r.best_epoch.map(|e| e.to_string()).unwrap_or_default(),
+            cell(r.best_val_acc),
+            cell(r.test_acc_at_best),
+            format!("{:.1}", r.seconds),
+            r.device.clone(),
+            match r.status {
+                Status::Done => "done".into(),
+                Status::Failed => "failed".into(),
+            },
+            r.error.clone().unwrap_or_default(),
+        ])
+        .expect("in-memory csv");
+    }
+    w.into_inner().expect("in-memory csv")
+}
+
+/// `epochs.csv`: one row per run and epoch.
+pub fn epochs_csv(records: &[&RunRecord]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "run_id",
+        "role",
+        "seed",
+        "temperature",
+        "alpha",
+        "epoch",
+        "train_loss",
+        "val_acc",
+        "test_acc",
+        "seconds",
+    ])
+    .expect("in-memory csv");
+    for r in records {
+        for e in &r.history {
+            w.write_record([
+                r.run_id.clone(),
+                r.role.name().to_string(),
+                r.seed.to_string(),
+                r.temperature.clone().unwrap_or_default(),
+                r.alpha.clone().unwrap_or_default(),
+                e.epoch.to_string(),
+                format!("{:.6}", e.train_loss),
+                format!("{:.2}", e.val_acc),
+                format!("{:.2}", e.test_acc),
+                format!("{:.1}", e.seconds),
+            ])
+            .expect("in-memory csv");
+        }
+    }
+    w.into_inner().expect("in-memory csv")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> RunSpec {
+        RunSpec {
+            id: "student-T2-a0.5-s0".into(),
+            role: Role::Student,
+            seed: 0,
+            temperature: None,
+            alpha: None,
+            key: "ab".repeat(32),
+            teacher: None,
+        }
+    }
+
+    fn stats(epoch: u32, val: f64, test: f64) -> EpochStats {
+        EpochStats {
+            epoch,
+            train_loss: 1.0,
+            val_acc: val,
+            test_acc: test,
+            seconds: epoch as f64,
+        }
+    }
+
+    #[test]
+    fn best_epoch_is_chosen_by_validation_not_test() {
+        let r = RunRecord::done(
+            &spec(),
+            3,
+            vec![
+                stats(1, 50.0, 90.0),
+                stats(2, 70.0, 60.0),
+                stats(3, 70.0, 65.0),
+            ],
+            3.0,
+            "cpu",
+        );
+        assert_eq!(
+            r.best_epoch,
+            Some(2),
+            "first epoch with the best validation accuracy"
+        );
+        assert_eq!(r.test_acc_at_best, Some(60.0));
+        assert_eq!(r.test_acc, Some(65.0));
+    }
+
+    #[test]
+    fn record_round_trips_and_detects_tampering() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path(), "s");
+        let run = spec();
+        assert!(matches!(store.load_record(&run), Stored::Missing));
+        let r = RunRecord::done(&run, 1, vec![stats(1, 50.0, 51.0)], 1.0, "cpu");
+        let path = store.save_record(&r).unwrap();
+        match store.load_record(&run) {
+            Stored::Found(got) => assert_eq!(got.test_acc, Some(51.0)),
+            other => panic!("{other:?}"),
+        }
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("51.0", "99.0");
+        std::fs::write(&path, text).unwrap();
+        assert!(matches!(store.load_record(&run), Stored::Corrupt(..)));
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(matches!(store.load_record(&run), Stored::Corrupt(..)));
+    }
+
+    #[test]
+    fn atomic_write_leaves_no_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a/b.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn csv_has_the_documented_columns_and_empty_cells() {
+        let mut t = spec();
+        t.role = Role::Teacher;
+        t.id = "teacher-s0".into();
+        let r = RunRecord::done(
+            &t,
+            2,
+            vec![stats(1, 50.0, 51.0), stats(2, 60.0, 61.0)],
+            1.0,
+            "cpu",
+        );
+        let text = String::from_utf8(runs_csv(&[&r])).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            "run_id,role,seed,temperature,alpha,epochs,val_acc,test_acc,best_epoch,best_val_acc,test_acc_at_best,seconds,device,status,error"
+        );
+        assert_eq!(
+            lines.next().unwrap(),
+            "teacher-s0,teacher,0,,,2,60.00,61.00,2,60.00,61.00,1.0,cpu,done,"
+        );
+        let e = String::from_utf8(epochs_csv(&[&r])).unwrap();
+        assert_eq!(e.lines().count(), 3);
+    }
+}

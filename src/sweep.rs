@@ -1,0 +1,352 @@
+//! The pipeline end to end: config → data → plan → what is already on disk → schedule → outputs.
+
+use crate::config::{self, Devices, Sweep};
+use crate::data;
+use crate::model::MODEL_VERSION;
+use crate::plan::{self, Plan, Role};
+use crate::progress::Progress;
+use crate::report;
+use crate::schedule::{self, Slot};
+use crate::store::{self, RunRecord, Status, Store, Stored};
+use anyhow::Context;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+/// Command-line settings of a sweep.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub results: PathBuf,
+    pub devices: Option<Devices>,
+    pub workers_per_device: Option<u32>,
+    pub quiet: bool,
+    /// The executable started as worker processes (this binary).
+    pub worker_exe: PathBuf,
+}
+
+/// A sweep ready to run: validated, its data checked, its plan built.
+pub struct Prepared {
+    pub sweep: Sweep,
+    pub plan: Plan,
+    pub store: Store,
+    pub slots: Vec<Slot>,
+    pub fingerprint: String,
+    pub sizes: (usize, usize),
+}
+
+pub const LIBTORCH_VERSION: &str = match option_env!("KD_SWEEP_LIBTORCH_VERSION") {
+    Some(v) => v,
+    None => "unknown",
+};
+
+/// Loads and checks everything that can be checked before training.
+pub fn prepare(path: &Path, opts: &Options) -> anyhow::Result<Prepared> {
+    let mut sweep = config::load(path)?;
+    if let Some(d) = &opts.devices {
+        sweep.schedule.devices = d.clone();
+    }
+    if let Some(w) = opts.workers_per_device {
+        sweep.schedule.workers_per_device = Some(w);
+    }
+    let raw = data::read(sweep.data.dataset, &sweep.data.path)?;
+    data::check_sizes(&sweep, raw.train.n, raw.test.n)?;
+    let plan = plan::build(&sweep, &raw.fingerprint);
+    let cuda = tch::Cuda::device_count().max(0) as usize;
+    let devices = schedule::resolve_devices(&sweep.schedule.devices, cuda)
+        .map_err(|e| sweep.source.error("schedule.devices", e))?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let slots = schedule::slots(&devices, sweep.schedule.workers_per_device, None, cores);
+    let store = Store::new(&opts.results, &sweep.name);
+    Ok(Prepared {
+        sizes: (raw.train.n, raw.test.n),
+        fingerprint: raw.fingerprint,
+        sweep,
+        plan,
+        store,
+        slots,
+    })
+}
+
+/// Which runs are finished, reporting (and scheduling for redo) corrupt records and cache entries.
+/// A teacher counts as finished when its cache entry is intact; its record is copied into this
+/// sweep's folder if this sweep has none yet (a teacher reused from another sweep).
+pub fn finished(p: &Prepared, warn: &dyn Fn(&str)) -> Vec<bool> {
+    p.plan
+        .runs
+        .iter()
+        .map(|run| match run.role {
+            Role::Teacher => match store::load_teacher(&p.store.teacher_dir(&run.key)) {
+                Ok(Some(entry)) => {
+                    if !matches!(p.store.load_record(run), Stored::Found(ref r) if r.status == Status::Done) {
+                        if let Err(e) = p.store.save_record(&entry.record) {
+                            warn(&format!("warning: cannot write the record of {}: {e}", run.id));
+                        }
+                    }
+                    true
+                }
+                Ok(None) => false,
+                Err(why) => {
+                    warn(&format!("warning: cached teacher for {} is corrupt ({why}); it will be retrained", run.id));
+                    false
+                }
+            },
+            _ => match p.store.load_record(run) {
+                Stored::Found(r) => r.status == Status::Done,
+                Stored::Missing => false,
+                Stored::Corrupt(path, why) => {
+                    warn(&format!("warning: {}: {why}; the run will be redone", path.display()));
+                    false
+                }
+            },
+        })
+        .collect()
+}
+
+/// Refuses a results folder that holds a different study under the same name.
+fn check_same_study(p: &Prepared) -> anyhow::Result<()> {
+    let path = p.store.dir.join("manifest.json");
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(());
+    };
+    let Ok(old) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Ok(());
+    };
+    let old_dataset = old["sweep"]["data"]["dataset"].as_str().unwrap_or_default();
+    let old_models = old["model_version"]
+        .as_u64()
+        .unwrap_or(MODEL_VERSION as u64);
+    if old_dataset != p.sweep.data.dataset.name() || old_models != MODEL_VERSION as u64 {
+        anyhow::bail!(
+            "{} holds another study named \"{}\" (dataset {old_dataset}, model version {old_models}); \
+             give this sweep another `name`, or another results root with --results",
+            p.store.dir.display(),
+            p.sweep.name
+        );
+    }
+    Ok(())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Records of the plan's runs, in plan order (those that exist).
+pub fn plan_records(p: &Prepared) -> Vec<RunRecord> {
+    p.plan
+        .runs
+        .iter()
+        .filter_map(|r| match p.store.load_record(r) {
+            Stored::Found(rec) => Some(*rec),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Writes runs.csv, epochs.csv, the chart and the manifest from the records; returns the summary.
+pub fn write_outputs(
+    p: &Prepared,
+    sweep_file: &Path,
+    started: u64,
+) -> anyhow::Result<report::Summary> {
+    let records = plan_records(p);
+    let refs: Vec<&RunRecord> = records.iter().collect();
+    let dir = &p.store.dir;
+    store::write_atomic(&dir.join("runs.csv"), &store::runs_csv(&refs))
+        .context("writing runs.csv")?;
+    store::write_atomic(&dir.join("epochs.csv"), &store::epochs_csv(&refs))
+        .context("writing epochs.csv")?;
+    let summary = report::summarize(&refs);
+    let title = format!(
+        "{}: student accuracy vs temperature ({})",
+        p.sweep.name,
+        p.sweep.data.dataset.name()
+    );
+    report::accuracy_vs_temperature(dir, &title, &summary)
+        .context("drawing charts/accuracy_vs_temperature")?;
+    let manifest = json!({
+        "name": p.sweep.name,
+        "sweep_file": sweep_file,
+        "sweep": p.sweep,
+        "kd_sweep_version": env!("CARGO_PKG_VERSION"),
+        "libtorch_version": LIBTORCH_VERSION,
+        "model_version": MODEL_VERSION,
+        "data": { "fingerprint": p.fingerprint, "train_images": p.sizes.0, "test_images": p.sizes.1,
+                  "hold_out": "seeded random draw of data.validation training images (not stratified), split_seed as above" },
+        "devices": p.slots,
+        "runs": { "planned": p.plan.runs.len(), "done": records.iter().filter(|r| r.status == Status::Done).count(),
+                  "failed": records.iter().filter(|r| r.status == Status::Failed).count() },
+        "started_at": started,
+        "finished_at": unix_now(),
+    });
+    store::write_atomic(
+        &dir.join("manifest.json"),
+        &serde_json::to_vec_pretty(&manifest)?,
+    )
+    .context("writing manifest.json")?;
+    Ok(summary)
+}
+
+/// How a sweep ended, for the exit code.
+#[derive(Debug)]
+pub struct Finished {
+    pub failed: usize,
+    pub interrupted: bool,
+    pub summary: report::Summary,
+}
+
+/// Runs a sweep file to the end (or to Ctrl-C) and writes every output.
+pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
+    let p = prepare(path, opts)?;
+    check_same_study(&p)?;
+    std::fs::create_dir_all(p.store.records_dir()).with_context(|| {
+        format!(
+            "cannot create the results folder {}; choose another root with --results",
+            p.store.dir.display()
+        )
+    })?;
+    let started = unix_now();
+    let labels: Vec<String> = p.slots.iter().map(|s| s.device.clone()).collect();
+    let quiet_warn = |m: &str| eprintln!("{m}");
+    let done = finished(&p, &quiet_warn);
+    let n_done = done.iter().filter(|d| **d).count();
+    let progress = Progress::new(p.plan.runs.len(), n_done, labels, opts.quiet);
+    progress.note(&format!(
+        "{}: {} runs ({} already done), {} worker(s) on {}; results in {}",
+        p.sweep.name,
+        p.plan.runs.len(),
+        n_done,
+        p.slots.len(),
+        summarize_devices(&p.slots),
+        p.store.dir.display()
+    ));
+    let _ = ctrlc::set_handler(|| {
+        let n = schedule::INTERRUPTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n >= 2 {
+            std::process::exit(130);
+        }
+    });
+    let outcome = schedule::run(
+        &p.plan,
+        &p.sweep,
+        &done,
+        &p.slots,
+        &p.store,
+        &opts.worker_exe,
+        &progress,
+    )?;
+    progress.finish();
+    let summary = write_outputs(&p, path, started)?;
+    if !opts.quiet {
+        eprintln!("\n{}", report::table(&summary));
+        eprintln!(
+            "outputs: {}/{{runs.csv, epochs.csv, manifest.json, charts/}}",
+            p.store.dir.display()
+        );
+        if outcome.interrupted {
+            eprintln!("interrupted: finished runs are saved; run the same command again to resume");
+        }
+    }
+    let failed = plan_records(&p)
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+        .count();
+    Ok(Finished {
+        failed,
+        interrupted: outcome.interrupted,
+        summary,
+    })
+}
+
+fn summarize_devices(slots: &[Slot]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for s in slots {
+        let n = slots.iter().filter(|x| x.device == s.device).count();
+        let item = format!(
+            "{} ({n} × {} thread{})",
+            s.device,
+            s.threads,
+            if s.threads == 1 { "" } else { "s" }
+        );
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out.join(", ")
+}
+
+/// `kd-sweep plan`: the runs, what is already done, the devices and the work per device.
+pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
+    let p = prepare(path, opts)?;
+    let warnings = std::cell::RefCell::new(Vec::new());
+    let done = finished(&p, &|m: &str| warnings.borrow_mut().push(m.to_string()));
+    let mut out = String::new();
+    for w in warnings.borrow().iter() {
+        out.push_str(w);
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "sweep {} → {}\n",
+        p.sweep.name,
+        p.store.dir.display()
+    ));
+    out.push_str(&format!(
+        "workers: {} on {}\n\n",
+        p.slots.len(),
+        summarize_devices(&p.slots)
+    ));
+    out.push_str(&format!(
+        "{:<28} {:<9} {:>6} {:<10} {}\n",
+        "run", "role", "epochs", "status", "needs"
+    ));
+    for (r, d) in p.plan.runs.iter().zip(&done) {
+        let status = match (r.role, d) {
+            (Role::Teacher, true) => "cached",
+            (_, true) => "done",
+            _ => "to run",
+        };
+        let needs = r
+            .teacher
+            .map(|t| p.plan.runs[t].id.clone())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{:<28} {:<9} {:>6} {:<10} {}\n",
+            r.id,
+            r.role.name(),
+            r.phase(&p.sweep).epochs,
+            status,
+            needs
+        ));
+    }
+    let todo: Vec<_> = p
+        .plan
+        .runs
+        .iter()
+        .zip(&done)
+        .filter(|(_, d)| !**d)
+        .map(|(r, _)| r)
+        .collect();
+    let epochs = |role| {
+        todo.iter()
+            .filter(|r| r.role == role)
+            .map(|r| r.phase(&p.sweep).epochs as usize)
+            .sum::<usize>()
+    };
+    let n_train = p
+        .sweep
+        .data
+        .train_subset
+        .unwrap_or(p.sizes.0 - p.sweep.data.validation);
+    out.push_str(&format!(
+        "\n{} of {} runs to train: {} teacher epoch(s) and {} student epoch(s) over {} training images, \
+         spread over {} worker(s) (about {} student epochs per worker)\n",
+        todo.len(),
+        p.plan.runs.len(),
+        epochs(Role::Teacher),
+        epochs(Role::Baseline) + epochs(Role::Student),
+        n_train,
+        p.slots.len(),
+        (epochs(Role::Baseline) + epochs(Role::Student)).div_ceil(p.slots.len().max(1))
+    ));
+    Ok(out)
+}

@@ -1,0 +1,273 @@
+//! Training: the distillation loss, the teacher's and students' loops, evaluation. Training code reports
+//! events through a callback; it never prints.
+
+use crate::data::Prepared;
+use crate::model::{Arch, Net};
+use crate::rng::{hash64, SplitMix64};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+
+/// The student's loss: `(1 − α)·CE(s, y) + α·T²·KL(softmax(t/T) ‖ softmax(s/T))`, with KL summed over
+/// classes and averaged over the batch. α = 0 is plain cross-entropy (the KL term is not computed).
+pub fn kd_loss(
+    student: &Tensor,
+    teacher: &Tensor,
+    labels: &Tensor,
+    temperature: f64,
+    alpha: f64,
+) -> Tensor {
+    let ce = student.cross_entropy_for_logits(labels);
+    if alpha == 0.0 {
+        return ce;
+    }
+    let log_ps = (student / temperature).log_softmax(-1, Kind::Float);
+    let log_pt = (teacher / temperature).log_softmax(-1, Kind::Float);
+    let kl = (log_pt.exp() * (&log_pt - log_ps))
+        .sum_dim_intlist(-1, false, Kind::Float)
+        .mean(Kind::Float);
+    ce * (1.0 - alpha) + kl * (alpha * temperature * temperature)
+}
+
+/// Metrics after one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    pub epoch: u32,
+    pub train_loss: f64,
+    pub val_acc: f64,
+    pub test_acc: f64,
+    /// Seconds since the run started.
+    pub seconds: f64,
+}
+
+/// Why a run stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("diverged at epoch {epoch}, step {step} (loss = {loss})")]
+    Diverged { epoch: u32, step: usize, loss: f64 },
+    #[error("interrupted")]
+    Interrupted,
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+}
+
+/// What a student distils from.
+pub enum TeacherSignal<'a> {
+    /// The baseline: no teacher.
+    None,
+    /// The teacher's logits on every training image, computed once (row i ↔ training image i).
+    Cached(&'a Tensor),
+    /// The naive way: the teacher's forward pass inside every step.
+    Live(&'a Net),
+}
+
+/// Settings of one training run.
+pub struct RunSettings {
+    pub epochs: u32,
+    pub batch_size: u32,
+    pub lr: f64,
+    /// Seeds libtorch's generator (weight init, dropout) and the batch order.
+    pub seed: u64,
+    /// Runs sharing a `stream` see the same initial weights and batches (common random numbers).
+    pub stream: &'static str,
+}
+
+/// Set by a signal handler: training stops at the next step.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Accuracy in % of `net` (eval mode) on `xs`/`ys`.
+pub fn accuracy(net: &Net, xs: &Tensor, ys: &Tensor) -> f64 {
+    let _guard = tch::no_grad_guard();
+    let n = ys.size()[0];
+    if n == 0 {
+        return 0.0;
+    }
+    let mut correct = 0i64;
+    for start in (0..n).step_by(1024) {
+        let len = (n - start).min(1024);
+        let pred = net
+            .forward_t(&xs.narrow(0, start, len), false)
+            .argmax(-1, false);
+        correct += pred
+            .eq_tensor(&ys.narrow(0, start, len))
+            .sum(Kind::Int64)
+            .int64_value(&[]);
+    }
+    100.0 * correct as f64 / n as f64
+}
+
+/// Logits of `net` (eval mode) on every row of `xs`, in order, on the CPU.
+pub fn logits(net: &Net, xs: &Tensor) -> Tensor {
+    let _guard = tch::no_grad_guard();
+    let n = xs.size()[0];
+    let parts: Vec<Tensor> = (0..n)
+        .step_by(1024)
+        .map(|s| {
+            net.forward_t(&xs.narrow(0, s, (n - s).min(1024)), false)
+                .to_device(Device::Cpu)
+        })
+        .collect();
+    Tensor::cat(&parts, 0)
+}
+
+fn seed_torch(seed: u64, stream: &str) {
+    tch::manual_seed((hash64(&format!("torch-{stream}-{seed}")) >> 1) as i64);
+}
+
+/// Builds a freshly initialised model: the same `seed` and `stream` give the same weights.
+pub fn init(
+    arch: Arch,
+    data: &Prepared,
+    device: Device,
+    seed: u64,
+    stream: &str,
+) -> (nn::VarStore, Net) {
+    seed_torch(seed, stream);
+    let vs = nn::VarStore::new(device);
+    let net = Net::new(&vs.root(), arch, data.shape, data.classes);
+    (vs, net)
+}
+
+/// Trains `net` (whose weights live in `vs`) and reports each epoch to `on_epoch`.
+/// The student loss is used with `signal`, `temperature` and `alpha`; a teacher passes
+/// `TeacherSignal::None` and α = 0 (its own cross-entropy).
+#[allow(clippy::too_many_arguments)]
+pub fn fit(
+    vs: &nn::VarStore,
+    net: &Net,
+    data: &Prepared,
+    s: &RunSettings,
+    signal: TeacherSignal,
+    temperature: f64,
+    alpha: f64,
+    on_epoch: &mut dyn FnMut(&EpochStats),
+) -> Result<Vec<EpochStats>, TrainError> {
+    let start = Instant::now();
+    let device = vs.device();
+    let mut opt = nn::Adam::default().build(vs, s.lr)?;
+    let mut order = SplitMix64::new(hash64(&format!("batches-{}-{}", s.stream, s.seed)));
+    let n = data.n_train() as usize;
+    let bs = s.batch_size as usize;
+    let mut history = Vec::new();
+    for epoch in 1..=s.epochs {
+        let perm: Vec<i64> = order.permutation(n).into_iter().map(|i| i as i64).collect();
+        let mut loss_sum = 0.0;
+        let mut steps = 0usize;
+        for chunk in perm.chunks(bs) {
+            if STOP.load(Ordering::Relaxed) {
+                return Err(TrainError::Interrupted);
+            }
+            let idx = Tensor::from_slice(chunk).to_device(device);
+            let xs = data.train_x.index_select(0, &idx);
+            let ys = data.train_y.index_select(0, &idx);
+            let out = net.forward_t(&xs, true);
+            let loss = match &signal {
+                TeacherSignal::None => out.cross_entropy_for_logits(&ys),
+                TeacherSignal::Cached(t) => kd_loss(
+                    &out,
+                    &t.index_select(0, &idx.to_device(t.device()))
+                        .to_device(device),
+                    &ys,
+                    temperature,
+                    alpha,
+                ),
+                TeacherSignal::Live(teacher) => {
+                    let t = tch::no_grad(|| teacher.forward_t(&xs, false));
+                    kd_loss(&out, &t, &ys, temperature, alpha)
+                }
+            };
+            opt.backward_step(&loss);
+            steps += 1;
+            let l = loss.double_value(&[]);
+            if !l.is_finite() {
+                return Err(TrainError::Diverged {
+                    epoch,
+                    step: steps,
+                    loss: l,
+                });
+            }
+            loss_sum += l;
+        }
+        let stats = EpochStats {
+            epoch,
+            train_loss: loss_sum / steps.max(1) as f64,
+            val_acc: accuracy(net, &data.val_x, &data.val_y),
+            test_acc: accuracy(net, &data.test_x, &data.test_y),
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        on_epoch(&stats);
+        history.push(stats);
+    }
+    Ok(history)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: &[f32], rows: i64) -> Tensor {
+        Tensor::from_slice(v).view([rows, -1])
+    }
+
+    fn val(x: &Tensor) -> f64 {
+        x.double_value(&[])
+    }
+
+    /// log-softmax of one row, by hand.
+    fn log_softmax(row: &[f64]) -> Vec<f64> {
+        let m = row.iter().cloned().fold(f64::MIN, f64::max);
+        let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        row.iter().map(|v| v - lse).collect()
+    }
+
+    #[test]
+    fn alpha_zero_is_cross_entropy() {
+        let s = t(&[1.0, 2.0, 0.5, 0.0, -1.0, 3.0], 2);
+        let te = t(&[5.0, 0.0, 0.0, 0.0, 0.0, 5.0], 2);
+        let y = Tensor::from_slice(&[1i64, 2]);
+        // CE = mean(-log p[y]) worked out by hand
+        let ce = -(log_softmax(&[1.0, 2.0, 0.5])[1] + log_softmax(&[0.0, -1.0, 3.0])[2]) / 2.0;
+        assert!((val(&kd_loss(&s, &te, &y, 4.0, 0.0)) - ce).abs() < 1e-6);
+        assert!((val(&s.cross_entropy_for_logits(&y)) - ce).abs() < 1e-6);
+    }
+
+    #[test]
+    fn kd_loss_matches_hand_computation_with_t_squared_and_batch_mean() {
+        let srows = [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]];
+        let trows = [[3.0, 1.0, 0.0], [0.5, 0.5, 2.0]];
+        let s = t(
+            &srows.concat().iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            2,
+        );
+        let te = t(
+            &trows.concat().iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            2,
+        );
+        let y = Tensor::from_slice(&[0i64, 2]);
+        let (temp, alpha) = (2.0, 0.75);
+        let mut kl = 0.0;
+        let mut ce = 0.0;
+        for (r, (sr, tr)) in srows.iter().zip(&trows).enumerate() {
+            let ls = log_softmax(&sr.map(|v| v / temp));
+            let lt = log_softmax(&tr.map(|v| v / temp));
+            kl += (0..3).map(|k| lt[k].exp() * (lt[k] - ls[k])).sum::<f64>();
+            ce -= log_softmax(sr)[[0, 2][r]];
+        }
+        let (kl, ce) = (kl / 2.0, ce / 2.0); // batch mean
+        let want = (1.0 - alpha) * ce + alpha * temp * temp * kl;
+        let got = val(&kd_loss(&s, &te, &y, temp, alpha));
+        assert!((got - want).abs() < 1e-5, "got {got}, want {want}");
+        // T² matters: the same inputs at T = 4 give a different value
+        assert!((val(&kd_loss(&s, &te, &y, 4.0, alpha)) - want).abs() > 1e-3);
+    }
+
+    #[test]
+    fn kd_term_is_zero_when_student_equals_teacher() {
+        let s = t(&[1.0, 2.0, 0.5], 1);
+        let y = Tensor::from_slice(&[1i64]);
+        let ce = val(&s.cross_entropy_for_logits(&y));
+        let got = val(&kd_loss(&s, &s, &y, 3.0, 0.5));
+        assert!((got - 0.5 * ce).abs() < 1e-6);
+    }
+}
