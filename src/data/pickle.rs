@@ -175,6 +175,25 @@ fn utf8(b: &[u8]) -> Result<String, String> {
     String::from_utf8(b.to_vec()).map_err(|_| "invalid UTF-8 in a string".to_string())
 }
 
+/// A `REDUCE`: kept inert, except the one call Python 3 uses to write `bytes` at protocol 2,
+/// `_codecs.encode(text, 'latin1')`, which is decoded back to the bytes.
+fn reduce(callable: Value, args: Value) -> Value {
+    if let (Value::Global(m, f), Value::Tuple(a)) = (&callable, &args) {
+        if m == "_codecs" && f == "encode" {
+            if let [Value::Str(text), Value::Str(enc)] = a.as_slice() {
+                if enc == "latin1" || enc == "latin-1" {
+                    return Value::Bytes(text.chars().map(|c| c as u32 as u8).collect());
+                }
+            }
+        }
+    }
+    Value::Object {
+        callable: Box::new(callable),
+        args: Box::new(args),
+        state: None,
+    }
+}
+
 /// Unpickles `bytes` into an inert value tree.
 pub fn load(bytes: &[u8]) -> Result<Value, String> {
     let mut r = Reader { b: bytes, pos: 0 };
@@ -288,11 +307,7 @@ pub fn load(bytes: &[u8]) -> Result<Value, String> {
             b'R' | 0x81 => {
                 let args = pop(&mut stack)?;
                 let callable = pop(&mut stack)?;
-                stack.push(Value::Object {
-                    callable: Box::new(callable),
-                    args: Box::new(args),
-                    state: None,
-                });
+                stack.push(reduce(callable, args));
             }
             b'b' => {
                 let st = pop(&mut stack)?;

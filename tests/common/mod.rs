@@ -1,0 +1,92 @@
+//! Helpers for tests that drive the real binary (after ripgrep's tests/util.rs): each test gets its
+//! own folder with a small generated dataset in the real IDX format.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Case {
+    pub dir: tempfile::TempDir,
+}
+
+impl Case {
+    /// A folder with a generated MNIST-format dataset under `data/`.
+    pub fn new(n_train: usize, n_test: usize) -> Case {
+        let dir = tempfile::tempdir().unwrap();
+        kd_sweep::data::write::synthetic_mnist(&dir.path().join("data"), n_train, n_test, 3, true)
+            .unwrap();
+        Case { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes a sweep file named `<name>.toml` over the generated data.
+    pub fn sweep(&self, name: &str, body: &str) -> PathBuf {
+        let p = self.path(&format!("{name}.toml"));
+        std::fs::write(&p, format!("name = \"{name}\"\n{body}")).unwrap();
+        p
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kd-sweep"));
+        c.current_dir(self.dir.path());
+        c.env_remove("KD_SWEEP_FAIL_RUN")
+            .env_remove("KD_SWEEP_CRASH_RUN");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+}
+
+/// A small sweep body: `seeds`, the grid, 1 epoch each, 8 images per batch.
+pub fn body(seeds: &str, temps: &str, alphas: &str) -> String {
+    format!(
+        "seeds = {seeds}\n[data]\ndataset = \"mnist\"\npath = \"data\"\nvalidation = 40\n\
+         [teacher]\nepochs = 1\nbatch_size = 16\nlr = 0.001\n[student]\nepochs = 2\nbatch_size = 16\nlr = 0.001\n\
+         [grid]\ntemperature = {temps}\nalpha = {alphas}\n"
+    )
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Rows of a CSV file as maps from column to cell.
+pub fn csv_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    r.records()
+        .map(|rec| {
+            header
+                .iter()
+                .cloned()
+                .zip(rec.unwrap().iter().map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+/// Modification times of every record file, by name.
+pub fn record_mtimes(dir: &Path) -> std::collections::BTreeMap<String, std::time::SystemTime> {
+    std::fs::read_dir(dir.join("records"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        e.metadata().unwrap().modified().unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

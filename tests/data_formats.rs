@@ -1,0 +1,240 @@
+//! Each dataset reader on small files made here in the real formats, and bad files.
+
+use kd_sweep::config::DatasetKind;
+use kd_sweep::data::{self, write};
+use std::path::Path;
+
+fn mnist_like(dir: &Path, gz: bool) -> (Vec<u8>, Vec<u8>) {
+    let train_px: Vec<u8> = (0..5 * 8 * 8).map(|i| (i * 7 % 256) as u8).collect();
+    let train_lb = vec![3, 1, 4, 1, 5];
+    let test_px: Vec<u8> = (0..2 * 8 * 8).map(|i| (i % 256) as u8).collect();
+    write::mnist_dir(dir, 8, 8, (&train_px, &train_lb), (&test_px, &[9, 2]), gz).unwrap();
+    (train_px, train_lb)
+}
+
+#[test]
+fn idx_raw_and_gzipped_read_the_same() {
+    for gz in [false, true] {
+        let d = tempfile::tempdir().unwrap();
+        let (px, lb) = mnist_like(d.path(), gz);
+        let raw = data::read(DatasetKind::Mnist, d.path()).unwrap();
+        assert_eq!(
+            (raw.train.n, raw.train.c, raw.train.h, raw.train.w),
+            (5, 1, 8, 8)
+        );
+        assert_eq!(raw.train.pixels, px);
+        assert_eq!(raw.train.labels, lb);
+        assert_eq!(raw.test.labels, vec![9, 2]);
+    }
+}
+
+#[test]
+fn fingerprint_follows_file_contents() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    mnist_like(a.path(), false);
+    mnist_like(b.path(), false);
+    let fa = data::read(DatasetKind::Mnist, a.path())
+        .unwrap()
+        .fingerprint;
+    assert_eq!(
+        fa,
+        data::read(DatasetKind::Mnist, b.path())
+            .unwrap()
+            .fingerprint
+    );
+    write::idx(
+        &b.path().join("t10k-labels-idx1-ubyte"),
+        &[2],
+        &[9, 3],
+        false,
+    )
+    .unwrap();
+    assert_ne!(
+        fa,
+        data::read(DatasetKind::Mnist, b.path())
+            .unwrap()
+            .fingerprint
+    );
+}
+
+#[test]
+fn cifar_binary_release() {
+    let d = tempfile::tempdir().unwrap();
+    write::cifar_dir(d.path(), 3, 2, false, 5).unwrap();
+    let raw = data::read(DatasetKind::Cifar10, d.path()).unwrap();
+    assert_eq!(
+        (
+            raw.train.n,
+            raw.train.c,
+            raw.train.h,
+            raw.train.w,
+            raw.test.n
+        ),
+        (15, 3, 32, 32, 2)
+    );
+    assert_eq!(&raw.train.labels[..4], &[0, 1, 2, 0]);
+    // the second record of data_batch_1.bin starts at byte 3073 with its label, then its pixels
+    let bytes = std::fs::read(d.path().join("data_batch_1.bin")).unwrap();
+    assert_eq!(bytes[3073], raw.train.labels[1]);
+    assert_eq!(&bytes[3074..3074 + 3072], &raw.train.pixels[3072..6144]);
+}
+
+#[test]
+fn cifar_python_release_as_our_writer_makes_it() {
+    let root = tempfile::tempdir().unwrap();
+    let py = root.path().join("cifar-10-batches-py");
+    std::fs::create_dir(&py).unwrap();
+    write::cifar_dir(&py, 3, 2, true, 5).unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    write::cifar_dir(bin.path(), 3, 2, false, 5).unwrap();
+    // the parent folder is accepted too, and both releases decode to the same images
+    let a = data::read(DatasetKind::Cifar10, root.path()).unwrap();
+    let b = data::read(DatasetKind::Cifar10, bin.path()).unwrap();
+    assert_eq!(a.train, b.train);
+    assert_eq!(a.test, b.test);
+}
+
+#[test]
+fn cifar_python_release_made_by_real_numpy() {
+    // tests/fixtures/make_cifar_py.py wrote these with numpy + pickle (protocols 2 and 5)
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cifar10-py-numpy");
+    let raw = data::read(DatasetKind::Cifar10, &dir).unwrap();
+    assert_eq!((raw.train.n, raw.test.n), (10, 2));
+    for (name, split, offset) in [
+        ("data_batch_1", &raw.train, 0),
+        ("data_batch_3", &raw.train, 4),
+        ("test_batch", &raw.test, 0),
+    ] {
+        let expect = std::fs::read_to_string(dir.join(format!("{name}.expect"))).unwrap();
+        let mut lines = expect.lines();
+        let labels: Vec<u8> = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(&split.labels[offset..offset + 2], &labels[..], "{name}");
+        let first: Vec<u8> = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .map(|v| v.parse().unwrap())
+            .collect();
+        for img in 0..2 {
+            let at = (offset + img) * 3072;
+            assert_eq!(
+                &split.pixels[at..at + 4],
+                &first[img * 4..img * 4 + 4],
+                "{name} image {img}"
+            );
+        }
+        let sum: u64 = lines.next().unwrap().parse().unwrap();
+        let got: u64 = split.pixels[offset * 3072..(offset + 2) * 3072]
+            .iter()
+            .map(|&p| p as u64)
+            .sum();
+        assert_eq!(got, sum, "{name}");
+    }
+}
+
+fn read_err(kind: DatasetKind, dir: &Path) -> String {
+    data::read(kind, dir)
+        .expect_err("should be rejected")
+        .to_string()
+}
+
+#[test]
+fn missing_folder_says_how_to_install() {
+    let e = read_err(DatasetKind::FashionMnist, Path::new("/nonexistent/fm"));
+    assert!(
+        e.contains("/nonexistent/fm")
+            && e.contains("apt-get install dataset-fashion-mnist")
+            && e.contains("data.path"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_idx_files_name_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    mnist_like(d.path(), false);
+    let labels = d.path().join("train-labels-idx1-ubyte");
+    let images = d.path().join("train-images-idx3-ubyte");
+    // wrong magic
+    let good = std::fs::read(&labels).unwrap();
+    let mut bad = good.clone();
+    bad[3] = 3;
+    std::fs::write(&labels, &bad).unwrap();
+    let e = read_err(DatasetKind::Mnist, d.path());
+    assert!(
+        e.contains("train-labels-idx1-ubyte") && e.contains("magic"),
+        "{e}"
+    );
+    // counts that disagree
+    write::idx(&labels, &[4], &[1, 2, 3, 4], false).unwrap();
+    let e = read_err(DatasetKind::Mnist, d.path());
+    assert!(e.contains("4 labels") && e.contains("5 images"), "{e}");
+    std::fs::write(&labels, &good).unwrap();
+    // truncated
+    let img = std::fs::read(&images).unwrap();
+    std::fs::write(&images, &img[..img.len() - 10]).unwrap();
+    let e = read_err(DatasetKind::Mnist, d.path());
+    assert!(
+        e.contains("train-images-idx3-ubyte") && e.contains("truncated"),
+        "{e}"
+    );
+    std::fs::write(&images, &img[..6]).unwrap();
+    assert!(read_err(DatasetKind::Mnist, d.path()).contains("truncated"));
+    // a missing file
+    std::fs::remove_file(&images).unwrap();
+    let e = read_err(DatasetKind::Mnist, d.path());
+    assert!(
+        e.contains("train-images-idx3-ubyte") && e.contains("missing"),
+        "{e}"
+    );
+}
+
+#[test]
+fn corrupt_gzip_and_out_of_range_labels() {
+    let d = tempfile::tempdir().unwrap();
+    mnist_like(d.path(), true);
+    let p = d.path().join("t10k-images-idx3-ubyte.gz");
+    let mut b = std::fs::read(&p).unwrap();
+    let n = b.len();
+    b[n / 2] ^= 0xff;
+    b.truncate(n - 4);
+    std::fs::write(&p, &b).unwrap();
+    let e = read_err(DatasetKind::Mnist, d.path());
+    assert!(
+        e.contains("t10k-images-idx3-ubyte.gz") && e.contains("gzip"),
+        "{e}"
+    );
+
+    let d = tempfile::tempdir().unwrap();
+    mnist_like(d.path(), false);
+    write::idx(
+        &d.path().join("t10k-labels-idx1-ubyte"),
+        &[2],
+        &[9, 12],
+        false,
+    )
+    .unwrap();
+    assert!(read_err(DatasetKind::Mnist, d.path()).contains("12"));
+}
+
+#[test]
+fn cifar_file_of_partial_records() {
+    let d = tempfile::tempdir().unwrap();
+    write::cifar_dir(d.path(), 2, 2, false, 1).unwrap();
+    let p = d.path().join("data_batch_4.bin");
+    let b = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &b[..b.len() - 100]).unwrap();
+    let e = read_err(DatasetKind::Cifar10, d.path());
+    assert!(
+        e.contains("data_batch_4.bin") && e.contains("whole number"),
+        "{e}"
+    );
+    let e = read_err(DatasetKind::Cifar10, Path::new(env!("CARGO_MANIFEST_DIR")));
+    assert!(e.contains("no CIFAR-10 here"), "{e}");
+}

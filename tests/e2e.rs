@@ -1,0 +1,478 @@
+//! The real binary on small generated data: outputs, resume, reproducibility, the teacher cache,
+//! failures that stay alone, and bad input.
+
+mod common;
+use common::*;
+use std::collections::HashMap;
+
+const T: &str = "[1, 4]";
+const A: &str = "[0.5, 0.9]";
+
+#[test]
+fn end_to_end_writes_every_output() {
+    let c = Case::new(300, 100);
+    let s = c.sweep("e2e", &body("[0, 1]", T, A));
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = c.path("out/e2e");
+
+    let runs = csv_rows(&dir.join("runs.csv"));
+    assert_eq!(
+        runs.len(),
+        2 + 2 + 2 * 4,
+        "teacher, baseline and 4 students per seed"
+    );
+    for col in [
+        "run_id",
+        "role",
+        "seed",
+        "temperature",
+        "alpha",
+        "epochs",
+        "val_acc",
+        "test_acc",
+        "best_epoch",
+        "best_val_acc",
+        "test_acc_at_best",
+        "seconds",
+        "device",
+        "status",
+    ] {
+        assert!(runs[0].contains_key(col), "runs.csv lacks {col}");
+    }
+    assert!(runs
+        .iter()
+        .all(|r| r["status"] == "done" && r["device"] == "cpu"));
+    let count = |role: &str| runs.iter().filter(|r| r["role"] == role).count();
+    assert_eq!(
+        (count("teacher"), count("baseline"), count("student")),
+        (2, 2, 8)
+    );
+    let teacher = runs.iter().find(|r| r["role"] == "teacher").unwrap();
+    assert_eq!(
+        (teacher["temperature"].as_str(), teacher["alpha"].as_str()),
+        ("", ""),
+        "empty cells where a column does not apply"
+    );
+    let student = runs
+        .iter()
+        .find(|r| r["run_id"] == "student-T4-a0.9-s1")
+        .unwrap();
+    assert_eq!(
+        (
+            student["temperature"].as_str(),
+            student["alpha"].as_str(),
+            student["seed"].as_str()
+        ),
+        ("4", "0.9", "1")
+    );
+    for r in &runs {
+        let acc: f64 = r["test_acc"].parse().unwrap();
+        assert!((0.0..=100.0).contains(&acc));
+    }
+    // the synthetic classes are learnable: the teacher must beat chance by far
+    assert!(
+        teacher["test_acc"].parse::<f64>().unwrap() > 50.0,
+        "{teacher:?}"
+    );
+
+    let epochs = csv_rows(&dir.join("epochs.csv"));
+    assert_eq!(epochs.len(), 2 + 10 * 2, "one row per run and epoch");
+    for col in [
+        "run_id",
+        "role",
+        "seed",
+        "temperature",
+        "alpha",
+        "epoch",
+        "train_loss",
+        "val_acc",
+        "test_acc",
+        "seconds",
+    ] {
+        assert!(epochs[0].contains_key(col), "epochs.csv lacks {col}");
+    }
+
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["sweep"]["name"], "e2e");
+    assert!(
+        manifest["libtorch_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("2.11"),
+        "{manifest}"
+    );
+    assert_eq!(manifest["runs"]["done"], 12);
+    assert!(manifest["started_at"].as_u64().unwrap() <= manifest["finished_at"].as_u64().unwrap());
+
+    let png = std::fs::File::open(dir.join("charts/accuracy_vs_temperature.png")).unwrap();
+    let mut reader = png::Decoder::new(std::io::BufReader::new(png))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height), (1000, 620));
+    let px = &buf[..info.buffer_size()];
+    let distinct: std::collections::HashSet<&[u8]> = px.chunks(3).collect();
+    assert!(distinct.len() > 20, "the chart is blank");
+    let svg = std::fs::read_to_string(dir.join("charts/accuracy_vs_temperature.svg")).unwrap();
+    for label in [
+        "distillation temperature",
+        "student test accuracy",
+        "α = 0.5",
+        "α = 0.9",
+        "teacher",
+        "baseline student",
+    ] {
+        assert!(svg.contains(label), "svg lacks {label:?}");
+    }
+    // the closing table names the teacher, the baseline and the choice made by validation
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("teacher")
+            && err.contains("baseline student")
+            && err.contains("best by validation"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rerun_trains_nothing_and_editing_the_grid_trains_only_new_runs() {
+    let c = Case::new(200, 60);
+    let s = c.sweep("resume", &body("[0]", "[2]", "[0.5]"));
+    assert!(c
+        .run(&[s.to_str().unwrap(), "--results", "out"])
+        .status
+        .success());
+    let dir = c.path("out/resume");
+    let before = record_mtimes(&dir);
+    assert_eq!(before.len(), 3);
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("3 runs (3 already done)"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        record_mtimes(&dir),
+        before,
+        "a rerun rewrote finished records"
+    );
+
+    // add a temperature: only the new student trains, and runs.csv shows the current sweep
+    let s = c.sweep("resume", &body("[0]", "[2, 8]", "[0.5]"));
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("4 runs (3 already done)"),
+        "{}",
+        text(&o)
+    );
+    let after = record_mtimes(&dir);
+    for (k, t) in &before {
+        assert_eq!(after.get(k), Some(t), "{k} was rewritten");
+    }
+    assert_eq!(csv_rows(&dir.join("runs.csv")).len(), 4);
+    // shrink it again: the extra record stays on disk, runs.csv follows the file
+    let s = c.sweep("resume", &body("[0]", "[2]", "[0.5]"));
+    assert!(c
+        .run(&[s.to_str().unwrap(), "--results", "out"])
+        .status
+        .success());
+    assert_eq!(csv_rows(&dir.join("runs.csv")).len(), 3);
+    assert_eq!(
+        record_mtimes(&dir).len(),
+        4,
+        "records of runs no longer in the sweep are kept"
+    );
+}
+
+/// runs.csv and epochs.csv without the columns that measure time or place.
+fn numbers(dir: &std::path::Path) -> (Vec<HashMap<String, String>>, Vec<HashMap<String, String>>) {
+    let strip = |mut rows: Vec<HashMap<String, String>>| {
+        for r in &mut rows {
+            r.remove("seconds");
+            r.remove("device");
+        }
+        rows
+    };
+    (
+        strip(csv_rows(&dir.join("runs.csv"))),
+        strip(csv_rows(&dir.join("epochs.csv"))),
+    )
+}
+
+#[test]
+fn one_and_two_workers_give_identical_numbers() {
+    let c = Case::new(240, 80);
+    let s = c.sweep("repro", &body("[0, 1]", "[1, 4]", "[0.5]"));
+    for (w, root) in [("1", "one"), ("2", "two")] {
+        let o = c.run(&[
+            s.to_str().unwrap(),
+            "--results",
+            root,
+            "--workers-per-device",
+            w,
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let (runs1, epochs1) = numbers(&c.path("one/repro"));
+    let (runs2, epochs2) = numbers(&c.path("two/repro"));
+    assert_eq!(runs1.len(), 8);
+    assert_eq!(runs1, runs2);
+    assert_eq!(epochs1, epochs2);
+    // and the numbers are not trivially equal: students at different T differ somewhere
+    let losses: std::collections::HashSet<&String> = epochs1
+        .iter()
+        .filter(|r| r["role"] == "student")
+        .map(|r| &r["train_loss"])
+        .collect();
+    assert!(losses.len() > 1);
+}
+
+#[test]
+fn a_second_sweep_reuses_the_teacher_and_a_corrupt_cache_is_rebuilt() {
+    let c = Case::new(200, 60);
+    let a = c.sweep("first", &body("[0]", "[2]", "[0.5]"));
+    assert!(c
+        .run(&[a.to_str().unwrap(), "--results", "out"])
+        .status
+        .success());
+    let b = c.sweep("second", &body("[0]", "[3, 5]", "[0.5]"));
+    let plan = c.run(&["plan", b.to_str().unwrap(), "--results", "out"]);
+    assert!(plan.status.success(), "{}", text(&plan));
+    let plan_text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        plan_text
+            .lines()
+            .any(|l| l.starts_with("teacher-s0") && l.contains("cached")),
+        "{plan_text}"
+    );
+    let o = c.run(&[b.to_str().unwrap(), "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("teacher-s0 done in"),
+        "the teacher was trained again: {}",
+        text(&o)
+    );
+    let ta = csv_rows(&c.path("out/first/runs.csv"))
+        .into_iter()
+        .find(|r| r["role"] == "teacher")
+        .unwrap();
+    let tb = csv_rows(&c.path("out/second/runs.csv"))
+        .into_iter()
+        .find(|r| r["role"] == "teacher")
+        .unwrap();
+    assert_eq!(ta["test_acc"], tb["test_acc"]);
+
+    // truncate the cached logits: a warning, and the teacher is retrained, not trusted
+    let cache = c.path("out/.cache/teachers");
+    let entry = std::fs::read_dir(&cache)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let logits = entry.join("logits.safetensors");
+    let bytes = std::fs::read(&logits).unwrap();
+    std::fs::write(&logits, &bytes[..bytes.len() / 2]).unwrap();
+    let o = c.run(&[b.to_str().unwrap(), "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning: cached teacher for teacher-s0 is corrupt")
+            && err.contains("teacher-s0 done in"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&logits).unwrap().len(),
+        bytes.len(),
+        "the cache entry was rebuilt"
+    );
+}
+
+#[test]
+fn a_failing_run_fails_alone_and_a_rerun_retries_it() {
+    let c = Case::new(200, 60);
+    let s = c.sweep("fail", &body("[0]", "[2, 4]", "[0.5]"));
+    let o = c
+        .cmd()
+        .args([s.to_str().unwrap(), "--results", "out"])
+        .env("KD_SWEEP_FAIL_RUN", "student-T2-a0.5-s0")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let runs = csv_rows(&c.path("out/fail/runs.csv"));
+    assert_eq!(runs.len(), 4);
+    let failed = runs
+        .iter()
+        .find(|r| r["run_id"] == "student-T2-a0.5-s0")
+        .unwrap();
+    assert_eq!(failed["status"], "failed");
+    assert!(failed["error"].contains("injected failure"), "{failed:?}");
+    assert!(runs
+        .iter()
+        .filter(|r| r["run_id"] != "student-T2-a0.5-s0")
+        .all(|r| r["status"] == "done"));
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("4 runs (3 already done)"),
+        "{}",
+        text(&o)
+    );
+    assert!(csv_rows(&c.path("out/fail/runs.csv"))
+        .iter()
+        .all(|r| r["status"] == "done"));
+}
+
+#[test]
+fn a_crashing_worker_process_fails_one_run_only() {
+    let c = Case::new(200, 60);
+    let s = c.sweep("crash", &body("[0]", "[2, 4]", "[0.5]"));
+    let o = c
+        .cmd()
+        .args([s.to_str().unwrap(), "--results", "out"])
+        .env("KD_SWEEP_CRASH_RUN", "student-T4-a0.5-s0")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let runs = csv_rows(&c.path("out/crash/runs.csv"));
+    let crashed = runs
+        .iter()
+        .find(|r| r["run_id"] == "student-T4-a0.5-s0")
+        .unwrap();
+    assert_eq!(crashed["status"], "failed");
+    assert!(
+        crashed["error"].contains("worker process crashed"),
+        "{crashed:?}"
+    );
+    assert_eq!(runs.iter().filter(|r| r["status"] == "done").count(), 3);
+}
+
+#[test]
+fn a_failed_teacher_fails_its_students_with_the_reason() {
+    let c = Case::new(200, 60);
+    let s = c.sweep("tfail", &body("[0, 1]", "[2]", "[0.5]"));
+    let o = c
+        .cmd()
+        .args([s.to_str().unwrap(), "--results", "out"])
+        .env("KD_SWEEP_FAIL_RUN", "teacher-s1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let runs = csv_rows(&c.path("out/tfail/runs.csv"));
+    let st = runs
+        .iter()
+        .find(|r| r["run_id"] == "student-T2-a0.5-s1")
+        .unwrap();
+    assert_eq!(st["status"], "failed");
+    assert!(st["error"].contains("teacher teacher-s1 failed"), "{st:?}");
+    assert!(runs
+        .iter()
+        .filter(|r| r["seed"] == "0")
+        .all(|r| r["status"] == "done"));
+}
+
+#[test]
+fn sigkill_then_rerun_leaves_every_run_exactly_once() {
+    let c = Case::new(400, 60);
+    let body = body("[0]", "[1, 2, 4, 8]", "[0.5, 0.9]").replace("epochs = 2", "epochs = 6");
+    let s = c.sweep("kill", &body);
+    let mut child = c
+        .cmd()
+        .args([s.to_str().unwrap(), "--results", "out", "-q"])
+        .spawn()
+        .unwrap();
+    let dir = c.path("out/kill");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while record_mtimes(&dir).len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "no records appeared");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let survived = record_mtimes(&dir);
+    assert!(
+        survived.len() < 10,
+        "the sweep finished before the kill; make it longer"
+    );
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let runs = csv_rows(&dir.join("runs.csv"));
+    let mut ids: Vec<&String> = runs.iter().map(|r| &r["run_id"]).collect();
+    assert_eq!(ids.len(), 10);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 10, "a run appears twice");
+    assert!(runs.iter().all(|r| r["status"] == "done"));
+    let after = record_mtimes(&dir);
+    for (k, t) in &survived {
+        assert_eq!(after.get(k), Some(t), "{k} was retrained");
+    }
+    // no temporary files are left behind
+    for e in std::fs::read_dir(dir.join("records")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(name.ends_with(".json") && !name.starts_with('.'), "{name}");
+    }
+}
+
+#[test]
+fn a_bad_sweep_file_exits_2_and_creates_nothing() {
+    let c = Case::new(100, 20);
+    let s = c.sweep("bad", &body("[0]", "[0, 2]", "[0.5]"));
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.toml:") && err.contains("grid.temperature") && err.contains("> 0"),
+        "{err}"
+    );
+    assert!(
+        !c.path("out").exists(),
+        "something was created under the results root"
+    );
+    // a subset larger than the data is caught before anything is created, with the key's position
+    let s = c.sweep(
+        "big",
+        &body("[0]", "[2]", "[0.5]")
+            .replace("validation = 40", "validation = 40\ntrain_subset = 99999"),
+    );
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("big.toml:7:") && err.contains("data.train_subset") && err.contains("60"),
+        "{err}"
+    );
+    assert!(!c.path("out").exists());
+}
+
+#[test]
+fn missing_dataset_exits_1_with_what_to_do() {
+    let c = Case::new(100, 20);
+    let s = c.sweep(
+        "nodata",
+        &body("[0]", "[2]", "[0.5]").replace("path = \"data\"", "path = \"nowhere\""),
+    );
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("nowhere") && err.contains("data.path"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_explains_the_sweep_file() {
+    let c = Case::new(10, 10);
+    let o = c.run(&["--help"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    for s in ["temperature", "alpha", "README", "--results", "plan"] {
+        assert!(out.contains(s), "--help lacks {s}: {out}");
+    }
+}
