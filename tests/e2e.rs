@@ -190,8 +190,10 @@ fn rerun_trains_nothing_and_editing_the_grid_trains_only_new_runs() {
 }
 
 /// runs.csv and epochs.csv without the columns that measure time or place.
-fn numbers(dir: &std::path::Path) -> (Vec<HashMap<String, String>>, Vec<HashMap<String, String>>) {
-    let strip = |mut rows: Vec<HashMap<String, String>>| {
+type Rows = Vec<HashMap<String, String>>;
+
+fn numbers(dir: &std::path::Path) -> (Rows, Rows) {
+    let strip = |mut rows: Rows| {
         for r in &mut rows {
             r.remove("seconds");
             r.remove("device");
