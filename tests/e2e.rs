@@ -478,3 +478,35 @@ fn help_explains_the_sweep_file() {
         assert!(out.contains(s), "--help lacks {s}: {out}");
     }
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_and_the_rerun_resumes() {
+    let c = Case::new(400, 60);
+    let body = body("[0]", "[1, 2, 4, 8]", "[0.5, 0.9]").replace("epochs = 2", "epochs = 6");
+    let s = c.sweep("intr", &body);
+    let child = c.cmd().args([s.to_str().unwrap(), "--results", "out"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let dir = c.path("out/intr");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while record_mtimes(&dir).len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "no records appeared");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("stopping") && err.contains("run the same command again to resume"), "{err}");
+    // what finished is written out, well-formed, and every row is a finished run
+    let runs = csv_rows(&dir.join("runs.csv"));
+    let kept = record_mtimes(&dir);
+    assert_eq!(runs.len(), kept.len());
+    assert!(runs.len() < 10 && runs.iter().all(|r| r["status"] == "done"), "{runs:?}");
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(csv_rows(&dir.join("runs.csv")).len(), 10);
+    let after = record_mtimes(&dir);
+    for (k, t) in &kept {
+        assert_eq!(after.get(k), Some(t), "{k} was retrained");
+    }
+}
