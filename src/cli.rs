@@ -40,6 +40,8 @@ Rerunning a sweep resumes it: finished runs and cached teachers are never redone
 Examples:
   kd-sweep experiments/quick.toml
   kd-sweep plan experiments/temps.toml
+  kd-sweep report results/temps
+  kd-sweep compare results/quick results/quick2 --out charts/
   kd-sweep experiments/temps.toml --results /data/kd --devices cuda:0,cuda:1";
 
 #[derive(Parser, Debug)]
@@ -76,6 +78,28 @@ enum Command {
     Run { sweep: PathBuf },
     /// Print the plan without training: runs, what is done or cached, devices and workers.
     Plan { sweep: PathBuf },
+    /// Regenerate runs.csv, epochs.csv, summary.md and the charts of a sweep's results folder from its
+    /// records (no training), and print the summary.
+    Report {
+        /// A sweep's results folder, such as results/temps.
+        dir: PathBuf,
+        /// `text` (Markdown) or `json`.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// Compare sweeps side by side: the (T, α) cells they share, each sweep's mean ± std and the
+    /// difference, cells only some have, and an overlay chart.
+    Compare {
+        /// Two or more sweep results folders.
+        #[arg(num_args = 2.., required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where compare_accuracy_vs_temperature.{png,svg} go.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+        /// `text` (Markdown) or `json`.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
     #[command(name = "__worker", hide = true)]
     Worker {
         #[arg(long, default_value_t = 1)]
@@ -159,6 +183,43 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match (cli.command, cli.sweep) {
         (Some(Command::Worker { threads }), _) => crate::schedule::worker_main(threads).map(|_| 0),
         (Some(Command::Run { sweep }), _) | (None, Some(sweep)) => run(sweep, &cli.common),
+        (Some(Command::Report { dir, format }), _) => {
+            let warn = |m: &str| eprintln!("{m}");
+            let l = crate::report::load(&dir, &warn)?;
+            let refs: Vec<&crate::store::RunRecord> = l.records.iter().collect();
+            crate::sweep::write_csvs(&dir, &refs)?;
+            let s = crate::report::publish(&dir, &l.meta, &refs)?;
+            if format == "json" {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "meta": l.meta, "summary": s })
+                    )?
+                );
+            } else {
+                print!("{}", crate::report::markdown(&l.meta, &s));
+            }
+            Ok(0)
+        }
+        (Some(Command::Compare { dirs, out, format }), _) => {
+            let warn = |m: &str| eprintln!("{m}");
+            let loaded = dirs
+                .iter()
+                .map(|d| crate::report::load(d, &warn))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let c = crate::report::compare::compare(&loaded);
+            crate::report::compare::chart(&out, &c)?;
+            if format == "json" {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+            } else {
+                print!("{}", crate::report::compare::markdown(&c));
+                eprintln!(
+                    "chart: {}",
+                    out.join("compare_accuracy_vs_temperature.png").display()
+                );
+            }
+            Ok(0)
+        }
         (Some(Command::Plan { sweep }), _) => {
             print!("{}", sweep::describe(&sweep, &options(&cli.common)?)?);
             Ok(0)

@@ -143,7 +143,27 @@ pub fn plan_records(p: &Prepared) -> Vec<RunRecord> {
         .collect()
 }
 
-/// Writes runs.csv, epochs.csv, the chart and the manifest from the records; returns the summary.
+/// The context `summary.md` and the charts show.
+pub fn meta(sweep: &Sweep) -> report::Meta {
+    report::Meta {
+        name: sweep.name.clone(),
+        dataset: sweep.data.dataset.name().to_string(),
+        seeds: sweep.seeds.clone(),
+        teacher_epochs: sweep.teacher.epochs,
+        student_epochs: sweep.student.epochs,
+    }
+}
+
+/// Writes runs.csv and epochs.csv from records.
+pub fn write_csvs(dir: &Path, records: &[&RunRecord]) -> anyhow::Result<()> {
+    store::write_atomic(&dir.join("runs.csv"), &store::runs_csv(records))
+        .context("writing runs.csv")?;
+    store::write_atomic(&dir.join("epochs.csv"), &store::epochs_csv(records))
+        .context("writing epochs.csv")?;
+    Ok(())
+}
+
+/// Writes runs.csv, epochs.csv, summary.md, the charts and the manifest from the records.
 pub fn write_outputs(
     p: &Prepared,
     sweep_file: &Path,
@@ -152,18 +172,9 @@ pub fn write_outputs(
     let records = plan_records(p);
     let refs: Vec<&RunRecord> = records.iter().collect();
     let dir = &p.store.dir;
-    store::write_atomic(&dir.join("runs.csv"), &store::runs_csv(&refs))
-        .context("writing runs.csv")?;
-    store::write_atomic(&dir.join("epochs.csv"), &store::epochs_csv(&refs))
-        .context("writing epochs.csv")?;
-    let summary = report::summarize(&refs);
-    let title = format!(
-        "{}: student accuracy vs temperature ({})",
-        p.sweep.name,
-        p.sweep.data.dataset.name()
-    );
-    report::accuracy_vs_temperature(dir, &title, &summary)
-        .context("drawing charts/accuracy_vs_temperature")?;
+    write_csvs(dir, &refs)?;
+    let summary =
+        report::publish(dir, &meta(&p.sweep), &refs).context("writing summary.md and charts")?;
     let manifest = json!({
         "name": p.sweep.name,
         "sweep_file": sweep_file,
@@ -174,6 +185,7 @@ pub fn write_outputs(
         "data": { "fingerprint": p.fingerprint, "train_images": p.sizes.0, "test_images": p.sizes.1,
                   "hold_out": "seeded random draw of data.validation training images (not stratified), split_seed as above" },
         "devices": p.slots,
+        "plan": p.plan.runs.iter().map(|r| json!({ "id": r.id, "key": r.key })).collect::<Vec<_>>(),
         "runs": { "planned": p.plan.runs.len(), "done": records.iter().filter(|r| r.status == Status::Done).count(),
                   "failed": records.iter().filter(|r| r.status == Status::Failed).count() },
         "started_at": started,
@@ -238,9 +250,9 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     progress.finish();
     let summary = write_outputs(&p, path, started)?;
     if !opts.quiet {
-        eprintln!("\n{}", report::table(&summary));
+        eprintln!("\n{}", report::markdown(&meta(&p.sweep), &summary));
         eprintln!(
-            "outputs: {}/{{runs.csv, epochs.csv, manifest.json, charts/}}",
+            "outputs: {}/{{runs.csv, epochs.csv, summary.md, manifest.json, charts/}}",
             p.store.dir.display()
         );
         if outcome.interrupted {

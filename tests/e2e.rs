@@ -484,7 +484,12 @@ fn ctrl_c_stops_cleanly_and_the_rerun_resumes() {
     let c = Case::new(400, 60);
     let body = body("[0]", "[1, 2, 4, 8]", "[0.5, 0.9]").replace("epochs = 2", "epochs = 6");
     let s = c.sweep("intr", &body);
-    let child = c.cmd().args([s.to_str().unwrap(), "--results", "out"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = c
+        .cmd()
+        .args([s.to_str().unwrap(), "--results", "out"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let dir = c.path("out/intr");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while record_mtimes(&dir).len() < 3 {
@@ -496,12 +501,18 @@ fn ctrl_c_stops_cleanly_and_the_rerun_resumes() {
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("stopping") && err.contains("run the same command again to resume"), "{err}");
+    assert!(
+        err.contains("stopping") && err.contains("run the same command again to resume"),
+        "{err}"
+    );
     // what finished is written out, well-formed, and every row is a finished run
     let runs = csv_rows(&dir.join("runs.csv"));
     let kept = record_mtimes(&dir);
     assert_eq!(runs.len(), kept.len());
-    assert!(runs.len() < 10 && runs.iter().all(|r| r["status"] == "done"), "{runs:?}");
+    assert!(
+        runs.len() < 10 && runs.iter().all(|r| r["status"] == "done"),
+        "{runs:?}"
+    );
     let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(csv_rows(&dir.join("runs.csv")).len(), 10);
@@ -509,4 +520,71 @@ fn ctrl_c_stops_cleanly_and_the_rerun_resumes() {
     for (k, t) in &kept {
         assert_eq!(after.get(k), Some(t), "{k} was retrained");
     }
+}
+
+#[test]
+fn report_and_compare_work_from_the_records() {
+    let c = Case::new(200, 60);
+    let a = c.sweep("ga", &body("[0, 1]", "[1, 4]", "[0.5]"));
+    let b = c.sweep("gb", &body("[0, 1]", "[4, 8]", "[0.5]"));
+    for s in [&a, &b] {
+        let o = c.run(&[s.to_str().unwrap(), "--results", "out", "-q"]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    // report regenerates summary and charts from records alone
+    let dir = c.path("out/ga");
+    std::fs::remove_dir_all(dir.join("charts")).unwrap();
+    std::fs::remove_file(dir.join("summary.md")).unwrap();
+    let o = c.run(&["report", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("**Verdict:**") && out.contains("| 4 | 0.5 |"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("summary.md")).unwrap(),
+        out
+    );
+    for f in [
+        "accuracy_vs_temperature",
+        "kd_gain_heatmap",
+        "learning_curves",
+    ] {
+        assert!(
+            dir.join(format!("charts/{f}.png")).is_file()
+                && dir.join(format!("charts/{f}.svg")).is_file(),
+            "{f}"
+        );
+    }
+    let o = c.run(&["report", dir.to_str().unwrap(), "--format", "json"]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["summary"]["cells"].as_array().unwrap().len(), 2);
+
+    let o = c.run(&["compare", "out/ga", "out/gb", "--out", "cmp"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.lines().any(|l| l.starts_with("| 4 | 0.5 |")), "{out}");
+    assert!(
+        out.contains("| ga | 1 | 0.5 |") && out.contains("| gb | 8 | 0.5 |"),
+        "{out}"
+    );
+    assert!(
+        c.path("cmp/compare_accuracy_vs_temperature.png").is_file()
+            && c.path("cmp/compare_accuracy_vs_temperature.svg").is_file()
+    );
+    let o = c.run(&[
+        "compare", "out/ga", "out/gb", "--out", "cmp", "--format", "json",
+    ]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["shared"].as_array().unwrap().len(), 1);
+    assert_eq!(j["only"].as_array().unwrap().len(), 2);
+    // a folder that is not a sweep's is a clear error
+    let o = c.run(&["report", "data"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no manifest.json"),
+        "{}",
+        text(&o)
+    );
 }

@@ -1,0 +1,386 @@
+//! `kd-sweep compare`: the (T, α) cells several sweeps share, side by side, with each sweep's mean ± std
+//! and the difference from the first; cells present in only some sweeps listed apart; a warning when
+//! the sweeps differ in dataset, models or epochs; an overlay chart.
+
+use super::charts::{self, derr, legend, Entry, Line, TAxis};
+use super::{summarize, Cell, Loaded, Stat};
+use plotters::prelude::*;
+use serde::Serialize;
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepInfo {
+    pub dir: String,
+    pub name: String,
+    pub dataset: String,
+    pub model_version: u64,
+    pub teacher_epochs: u32,
+    pub student_epochs: u32,
+    pub seeds: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedCell {
+    pub temperature: String,
+    pub alpha: String,
+    /// One per sweep, in the order given.
+    pub test: Vec<Stat>,
+    /// Mean of each later sweep minus the first's, in points.
+    pub diff: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OnlyIn {
+    pub sweep: String,
+    pub temperature: String,
+    pub alpha: String,
+    pub test: Stat,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub sweeps: Vec<SweepInfo>,
+    pub warnings: Vec<String>,
+    pub shared: Vec<SharedCell>,
+    pub only: Vec<OnlyIn>,
+    #[serde(skip)]
+    pub cells: Vec<Vec<Cell>>,
+}
+
+fn same(a: &Cell, b: &Cell) -> bool {
+    a.t_value == b.t_value && a.a_value == b.a_value
+}
+
+pub fn compare(loaded: &[Loaded]) -> Comparison {
+    let sweeps: Vec<SweepInfo> = loaded
+        .iter()
+        .map(|l| SweepInfo {
+            dir: l.dir.display().to_string(),
+            name: l.meta.name.clone(),
+            dataset: l.meta.dataset.clone(),
+            model_version: l.model_version,
+            teacher_epochs: l.meta.teacher_epochs,
+            student_epochs: l.meta.student_epochs,
+            seeds: l.meta.seeds.clone(),
+        })
+        .collect();
+    let mut warnings = Vec::new();
+    let differ = |what: &str, f: &dyn Fn(&SweepInfo) -> String| {
+        let vals: Vec<String> = sweeps.iter().map(f).collect();
+        (vals.iter().any(|v| *v != vals[0])).then(|| {
+            format!(
+                "the sweeps differ in {what} ({}): their numbers are not directly comparable",
+                vals.join(" vs ")
+            )
+        })
+    };
+    warnings.extend(differ("dataset", &|s| s.dataset.clone()));
+    warnings.extend(differ("model version", &|s| s.model_version.to_string()));
+    warnings.extend(differ("teacher epochs", &|s| s.teacher_epochs.to_string()));
+    warnings.extend(differ("student epochs", &|s| s.student_epochs.to_string()));
+    let cells: Vec<Vec<Cell>> = loaded
+        .iter()
+        .map(|l| {
+            let refs: Vec<_> = l.records.iter().collect();
+            summarize(&refs).cells
+        })
+        .collect();
+    let mut shared = Vec::new();
+    let mut only = Vec::new();
+    if let Some(first) = cells.first() {
+        for c in first {
+            let matches: Vec<Option<&Cell>> = cells
+                .iter()
+                .map(|cs| cs.iter().find(|x| same(x, c)))
+                .collect();
+            if matches.iter().all(|m| m.is_some()) {
+                let test: Vec<Stat> = matches.iter().flatten().map(|m| m.test).collect();
+                let diff = test.iter().skip(1).map(|t| t.mean - test[0].mean).collect();
+                shared.push(SharedCell {
+                    temperature: c.temperature.clone(),
+                    alpha: c.alpha.clone(),
+                    test,
+                    diff,
+                });
+            }
+        }
+    }
+    for (i, cs) in cells.iter().enumerate() {
+        for c in cs {
+            if !cells.iter().all(|other| other.iter().any(|x| same(x, c))) {
+                only.push(OnlyIn {
+                    sweep: sweeps[i].name.clone(),
+                    temperature: c.temperature.clone(),
+                    alpha: c.alpha.clone(),
+                    test: c.test,
+                });
+            }
+        }
+    }
+    Comparison {
+        sweeps,
+        warnings,
+        shared,
+        only,
+        cells,
+    }
+}
+
+/// The comparison as Markdown (also printed on the terminal).
+pub fn markdown(c: &Comparison) -> String {
+    let mut o = String::from("# comparison\n\n| sweep | folder | dataset | model version | teacher epochs | student epochs | seeds |\n|---|---|---|---:|---:|---:|---|\n");
+    for s in &c.sweeps {
+        let seeds: Vec<String> = s.seeds.iter().map(|v| v.to_string()).collect();
+        o.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            s.name,
+            s.dir,
+            s.dataset,
+            s.model_version,
+            s.teacher_epochs,
+            s.student_epochs,
+            seeds.join(", ")
+        ));
+    }
+    for w in &c.warnings {
+        o.push_str(&format!("\n**warning:** {w}\n"));
+    }
+    let names: Vec<&str> = c.sweeps.iter().map(|s| s.name.as_str()).collect();
+    o.push_str("\nStudent test accuracy (%), mean ± std over seeds, for the (T, α) cells every sweep has:\n\n| T | α |");
+    for n in &names {
+        o.push_str(&format!(" {n} |"));
+    }
+    for n in names.iter().skip(1) {
+        o.push_str(&format!(" {n} − {} |", names[0]));
+    }
+    o.push_str("\n|---:|---:|");
+    o.push_str(&"---:|".repeat(names.len() * 2 - 1));
+    o.push('\n');
+    for s in &c.shared {
+        o.push_str(&format!("| {} | {} |", s.temperature, s.alpha));
+        for t in &s.test {
+            o.push_str(&format!(" {} |", t.show()));
+        }
+        for d in &s.diff {
+            o.push_str(&format!(" {d:+.2} |"));
+        }
+        o.push('\n');
+    }
+    if c.shared.is_empty() {
+        o.push_str("\n(no (T, α) cell is shared by every sweep)\n");
+    }
+    if !c.only.is_empty() {
+        o.push_str("\nCells not in every sweep:\n\n| only in | T | α | test accuracy |\n|---|---:|---:|---:|\n");
+        for x in &c.only {
+            o.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                x.sweep,
+                x.temperature,
+                x.alpha,
+                x.test.show()
+            ));
+        }
+    }
+    o
+}
+
+/// One colour per sweep.
+fn sweep_colour(i: usize) -> RGBColor {
+    const C: [RGBColor; 6] = [
+        RGBColor(0, 114, 178),
+        RGBColor(213, 94, 0),
+        RGBColor(0, 158, 115),
+        RGBColor(204, 121, 167),
+        RGBColor(230, 159, 0),
+        RGBColor(90, 90, 90),
+    ];
+    C[i % C.len()]
+}
+
+/// One line style per α.
+const STYLES: [Line; 3] = [Line::Solid, Line::Dashed, Line::Dotted];
+
+/// `compare_accuracy_vs_temperature.{png,svg}` in `out`.
+pub fn chart(out: &Path, c: &Comparison) -> anyhow::Result<()> {
+    charts::both!(
+        out,
+        "compare_accuracy_vs_temperature",
+        charts::CHART_SIZE,
+        |a| draw(&a, c)
+    );
+    Ok(())
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    c: &Comparison,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(derr)?;
+    let (plot, side) = root.split_horizontally(root.dim_in_pixel().0 - 250);
+    let all: Vec<Cell> = c.cells.iter().flatten().cloned().collect();
+    let mut ticks: Vec<(f64, String)> = Vec::new();
+    for x in &all {
+        if !ticks.iter().any(|t| t.0 == x.t_value) {
+            ticks.push((x.t_value, x.temperature.clone()));
+        }
+    }
+    ticks.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let axis = TAxis::new(ticks);
+    let (x0, x1) = axis.range;
+    let (y0, y1) = charts::y_range(
+        all.iter()
+            .flat_map(|x| [x.test.mean - x.test.std, x.test.mean + x.test.std]),
+    );
+    let keys: Vec<f64> = axis.ticks.iter().map(|t| t.0).collect();
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(
+            "student accuracy vs temperature, by sweep",
+            ("sans-serif", 22).into_font(),
+        )
+        .margin(16)
+        .x_label_area_size(50)
+        .y_label_area_size(64)
+        .build_cartesian_2d((x0..x1).log_scale().with_key_points(keys), y0..y1)
+        .map_err(derr)?;
+    chart
+        .configure_mesh()
+        .x_desc("distillation temperature T (log scale)")
+        .y_desc("student test accuracy (%)")
+        .axis_desc_style(("sans-serif", 18))
+        .label_style(("sans-serif", 15))
+        .x_label_formatter(&|v: &f64| axis.label(*v))
+        .y_label_formatter(&|v: &f64| format!("{v:.1}"))
+        .light_line_style(WHITE.mix(0.0))
+        .bold_line_style(BLACK.mix(0.08))
+        .draw()
+        .map_err(derr)?;
+    let alphas = charts::alphas(&all);
+    let mut entries = Vec::new();
+    for (si, cells) in c.cells.iter().enumerate() {
+        let colour = sweep_colour(si);
+        for (ai, (_, a)) in alphas.iter().enumerate() {
+            let pts: Vec<(f64, f64)> = cells
+                .iter()
+                .filter(|x| &x.alpha == a)
+                .map(|x| (x.t_value, x.test.mean))
+                .collect();
+            let style = colour.stroke_width(2);
+            match STYLES[ai % STYLES.len()] {
+                Line::Dashed => {
+                    chart
+                        .draw_series(DashedLineSeries::new(pts.clone(), 10, 6, style))
+                        .map_err(derr)?;
+                }
+                Line::Dotted => {
+                    chart
+                        .draw_series(DashedLineSeries::new(pts.clone(), 3, 5, style))
+                        .map_err(derr)?;
+                }
+                _ => {
+                    chart
+                        .draw_series(LineSeries::new(pts.clone(), style))
+                        .map_err(derr)?;
+                }
+            }
+            chart
+                .draw_series(pts.iter().map(|p| Circle::new(*p, 3, colour.filled())))
+                .map_err(derr)?;
+        }
+        entries.push(Entry {
+            label: c.sweeps[si].name.clone(),
+            colour,
+            line: Line::Solid,
+        });
+    }
+    for (ai, (_, a)) in alphas.iter().enumerate() {
+        entries.push(Entry {
+            label: format!("α = {a}"),
+            colour: RGBColor(60, 60, 60),
+            line: STYLES[ai % STYLES.len()],
+        });
+    }
+    legend(
+        &side,
+        "legend",
+        &entries,
+        "colour: sweep; line style: α\nmeans over seeds",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::records;
+    use crate::report::{Loaded, Meta};
+
+    fn loaded(name: &str, student_epochs: u32, recs: Vec<crate::store::RunRecord>) -> Loaded {
+        Loaded {
+            dir: name.into(),
+            meta: Meta {
+                name: name.into(),
+                dataset: "mnist".into(),
+                seeds: vec![0, 1, 2],
+                teacher_epochs: 1,
+                student_epochs,
+            },
+            model_version: 1,
+            records: recs,
+        }
+    }
+
+    #[test]
+    fn shared_cells_differences_and_cells_apart() {
+        let a = loaded("a", 1, records());
+        // b: T=4 is 1 point better everywhere, T=2 is missing, T=8 is new
+        let mut rb: Vec<_> = records()
+            .into_iter()
+            .filter(|r| r.temperature.as_deref() != Some("2"))
+            .collect();
+        for r in rb
+            .iter_mut()
+            .filter(|r| r.temperature.as_deref() == Some("4"))
+        {
+            r.test_acc = r.test_acc.map(|t| t + 1.0);
+        }
+        let mut extra: Vec<_> = rb
+            .iter()
+            .filter(|r| r.temperature.as_deref() == Some("4"))
+            .cloned()
+            .collect();
+        for r in &mut extra {
+            r.temperature = Some("8".into());
+        }
+        rb.extend(extra);
+        let c = compare(&[a, loaded("b", 2, rb)]);
+        assert_eq!(c.shared.len(), 1);
+        assert_eq!(
+            (c.shared[0].temperature.as_str(), c.shared[0].alpha.as_str()),
+            ("4", "0.5")
+        );
+        assert!(
+            (c.shared[0].test[0].mean - 81.0).abs() < 1e-9
+                && (c.shared[0].diff[0] - 1.0).abs() < 1e-9
+        );
+        let only: Vec<(&str, &str)> = c
+            .only
+            .iter()
+            .map(|o| (o.sweep.as_str(), o.temperature.as_str()))
+            .collect();
+        assert_eq!(only, [("a", "2"), ("b", "8")]);
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("student epochs (1 vs 2)"));
+        let md = markdown(&c);
+        assert!(
+            md.contains("| 4 | 0.5 | 81.00 ± 0.50 | 82.00 ± 0.50 | +1.00 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| a | 2 | 0.5 |") && md.contains("| b | 8 | 0.5 |"),
+            "{md}"
+        );
+        assert!(md.contains("**warning:**"), "{md}");
+    }
+}

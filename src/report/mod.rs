@@ -1,0 +1,567 @@
+//! Stage 6: what people read. Aggregates run records over seeds — honestly: gains over the baseline come
+//! with a 95 % confidence interval from per-seed paired differences, and the recommended (T, α) is
+//! chosen on validation accuracy, never on the test set — then writes `summary.md`, the charts, and
+//! `compare` tables. Everything here reads records only: no libtorch work.
+
+pub mod charts;
+pub mod compare;
+
+use crate::plan::Role;
+use crate::store::{RunRecord, Status};
+use serde::Serialize;
+
+/// Mean, sample standard deviation and count of a set of accuracies.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Stat {
+    pub mean: f64,
+    pub std: f64,
+    pub n: usize,
+}
+
+impl Stat {
+    pub fn of(xs: &[f64]) -> Option<Stat> {
+        if xs.is_empty() {
+            return None;
+        }
+        let n = xs.len();
+        let mean = xs.iter().sum::<f64>() / n as f64;
+        let std = if n > 1 {
+            (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+        } else {
+            0.0
+        };
+        Some(Stat { mean, std, n })
+    }
+
+    /// `85.12 ± 0.30` (or just the mean for one value).
+    pub fn show(&self) -> String {
+        if self.n > 1 {
+            format!("{:.2} ± {:.2}", self.mean, self.std)
+        } else {
+            format!("{:.2}", self.mean)
+        }
+    }
+}
+
+/// The 97.5 % quantile of Student's t distribution with `df` degrees of freedom (two-sided 95 %).
+/// Tabulated to df = 30, then interpolated linearly in 1/df towards the normal 1.960.
+pub fn t_975(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    const TAIL: [(f64, f64); 4] = [(30.0, 2.042), (40.0, 2.021), (60.0, 2.000), (120.0, 1.980)];
+    match df {
+        0 => f64::NAN,
+        1..=30 => T[df - 1],
+        _ => {
+            let x = 1.0 / df as f64;
+            let mut pts: Vec<(f64, f64)> = TAIL.iter().map(|&(d, t)| (1.0 / d, t)).collect();
+            pts.push((0.0, 1.960));
+            let i = pts
+                .windows(2)
+                .position(|w| x <= w[0].0 && x >= w[1].0)
+                .unwrap_or(pts.len() - 2);
+            let ((x0, y0), (x1, y1)) = (pts[i], pts[i + 1]);
+            y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+        }
+    }
+}
+
+/// The gain of a cell over the baseline, from per-seed paired differences (points of accuracy).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Gain {
+    pub mean: f64,
+    /// Standard deviation of the per-seed differences.
+    pub std: f64,
+    pub n: usize,
+    /// 95 % confidence interval (t-distribution, n − 1 degrees of freedom); none with one seed.
+    pub ci95: Option<(f64, f64)>,
+}
+
+impl Gain {
+    pub fn of(diffs: &[f64]) -> Option<Gain> {
+        let s = Stat::of(diffs)?;
+        let ci95 = (s.n > 1).then(|| {
+            let h = t_975(s.n - 1) * s.std / (s.n as f64).sqrt();
+            (s.mean - h, s.mean + h)
+        });
+        Some(Gain {
+            mean: s.mean,
+            std: s.std,
+            n: s.n,
+            ci95,
+        })
+    }
+
+    pub fn half_width(&self) -> Option<f64> {
+        self.ci95.map(|(lo, hi)| (hi - lo) / 2.0)
+    }
+}
+
+/// One (T, α) cell over seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    pub temperature: String,
+    pub t_value: f64,
+    pub alpha: String,
+    pub a_value: f64,
+    pub test: Stat,
+    pub val: Stat,
+    pub gain: Option<Gain>,
+}
+
+/// The numbers of a sweep, aggregated over seeds (finished runs only).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub teacher: Option<Stat>,
+    pub baseline: Option<Stat>,
+    /// Sorted by α, then T.
+    pub cells: Vec<Cell>,
+    /// Index into `cells` of the cell with the best mean validation accuracy.
+    pub chosen: Option<usize>,
+    pub verdict: String,
+    pub failed: usize,
+}
+
+pub(crate) fn num(s: &str) -> f64 {
+    s.replace('_', "").parse().unwrap_or(f64::NAN)
+}
+
+pub fn summarize(records: &[&RunRecord]) -> Summary {
+    let done: Vec<&RunRecord> = records
+        .iter()
+        .copied()
+        .filter(|r| r.status == Status::Done)
+        .collect();
+    let role = |role: Role| {
+        Stat::of(
+            &done
+                .iter()
+                .filter(|r| r.role == role)
+                .filter_map(|r| r.test_acc)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let baseline_of = |seed: u64| {
+        done.iter()
+            .find(|r| r.role == Role::Baseline && r.seed == seed)
+            .and_then(|r| r.test_acc)
+    };
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for r in done.iter().filter(|r| r.role == Role::Student) {
+        let k = (
+            r.temperature.clone().unwrap_or_default(),
+            r.alpha.clone().unwrap_or_default(),
+        );
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let mut cells: Vec<Cell> = Vec::new();
+    for (t, a) in keys {
+        let rs: Vec<&RunRecord> = done
+            .iter()
+            .copied()
+            .filter(|r| {
+                r.role == Role::Student
+                    && r.temperature.as_deref() == Some(&t)
+                    && r.alpha.as_deref() == Some(&a)
+            })
+            .collect();
+        let test: Vec<f64> = rs.iter().filter_map(|r| r.test_acc).collect();
+        let val: Vec<f64> = rs.iter().filter_map(|r| r.val_acc).collect();
+        let diffs: Vec<f64> = rs
+            .iter()
+            .filter_map(|r| Some(r.test_acc? - baseline_of(r.seed)?))
+            .collect();
+        if let (Some(test), Some(val)) = (Stat::of(&test), Stat::of(&val)) {
+            cells.push(Cell {
+                t_value: num(&t),
+                a_value: num(&a),
+                temperature: t,
+                alpha: a,
+                test,
+                val,
+                gain: Gain::of(&diffs),
+            });
+        }
+    }
+    cells.sort_by(|x, y| {
+        x.a_value
+            .total_cmp(&y.a_value)
+            .then(x.t_value.total_cmp(&y.t_value))
+    });
+    // ties go to the earlier cell (smaller α, then smaller T)
+    let chosen = (0..cells.len())
+        .rev()
+        .max_by(|&i, &j| cells[i].val.mean.total_cmp(&cells[j].val.mean));
+    let verdict = verdict(chosen.map(|i| &cells[i]));
+    Summary {
+        teacher: role(Role::Teacher),
+        baseline: role(Role::Baseline),
+        cells,
+        chosen,
+        verdict,
+        failed: records
+            .iter()
+            .filter(|r| r.status == Status::Failed)
+            .count(),
+    }
+}
+
+/// One line: does distillation help, judged at the validation-chosen cell.
+fn verdict(chosen: Option<&Cell>) -> String {
+    let Some(c) = chosen else {
+        return "no distilled student finished yet".into();
+    };
+    let at = format!("T={}, α={}", c.temperature, c.alpha);
+    match c.gain {
+        None => format!("no baseline to compare with (set `baseline = true`); best by validation: {at}"),
+        Some(g) => match (g.ci95, g.half_width()) {
+            (Some((lo, _)), Some(h)) if lo > 0.0 => format!("distillation helps by {:.2} ± {h:.2} points at {at}", g.mean),
+            (Some((_, hi)), Some(h)) if hi < 0.0 => format!("distillation hurts by {:.2} ± {h:.2} points at {at}", -g.mean),
+            (Some((lo, hi)), _) => format!(
+                "no gain distinguishable from seed noise (best by validation: {at}, {:+.2} points, 95 % CI [{lo:+.2}, {hi:+.2}])",
+                g.mean
+            ),
+            _ => format!("{:+.2} points at {at} with one seed: no confidence interval (use two or more seeds)", g.mean),
+        },
+    }
+}
+
+/// Context shown above the tables.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Meta {
+    pub name: String,
+    pub dataset: String,
+    pub seeds: Vec<u64>,
+    pub teacher_epochs: u32,
+    pub student_epochs: u32,
+}
+
+fn gain_cells(g: &Option<Gain>) -> (String, String) {
+    match g {
+        None => ("".into(), "".into()),
+        Some(g) => (
+            format!("{:+.2}", g.mean),
+            g.ci95
+                .map_or("n/a".into(), |(lo, hi)| format!("[{lo:+.2}, {hi:+.2}]")),
+        ),
+    }
+}
+
+/// `summary.md`: the tables and the verdict (also printed at the end of a run).
+pub fn markdown(meta: &Meta, s: &Summary) -> String {
+    let mut o = String::new();
+    o.push_str(&format!("# {} — distillation sweep summary\n\n", meta.name));
+    let seeds: Vec<String> = meta.seeds.iter().map(|s| s.to_string()).collect();
+    o.push_str(&format!(
+        "dataset {} · seeds {} · teacher {} epochs · student {} epochs · accuracies are test accuracy in %, mean ± std over seeds\n\n",
+        meta.dataset,
+        seeds.join(", "),
+        meta.teacher_epochs,
+        meta.student_epochs
+    ));
+    o.push_str("| model | test accuracy | seeds |\n|---|---:|---:|\n");
+    for (name, st) in [
+        ("teacher", s.teacher),
+        ("baseline student (no distillation)", s.baseline),
+    ] {
+        if let Some(st) = st {
+            o.push_str(&format!("| {name} | {} | {} |\n", st.show(), st.n));
+        }
+    }
+    o.push_str("\n| T | α | test accuracy | validation accuracy | KD gain (points) | 95 % CI of the gain | seeds |\n|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (i, c) in s.cells.iter().enumerate() {
+        let (g, ci) = gain_cells(&c.gain);
+        let mark = if Some(i) == s.chosen {
+            " ◀ chosen"
+        } else {
+            ""
+        };
+        o.push_str(&format!(
+            "| {} | {} | {} | {} | {g} | {ci} | {}{mark} |\n",
+            c.temperature,
+            c.alpha,
+            c.test.show(),
+            c.val.show(),
+            c.test.n
+        ));
+    }
+    if let Some(c) = s.chosen.map(|i| &s.cells[i]) {
+        o.push_str(&format!(
+            "\n**Chosen by validation accuracy:** T={}, α={} — validation {:.2} %, test {} %.\n",
+            c.temperature,
+            c.alpha,
+            c.val.mean,
+            c.test.show()
+        ));
+    }
+    o.push_str(&format!("\n**Verdict:** {}.\n", s.verdict));
+    if s.failed > 0 {
+        o.push_str(&format!(
+            "\n{} run(s) failed: see the `status` and `error` columns of runs.csv.\n",
+            s.failed
+        ));
+    }
+    o
+}
+
+/// A sweep folder as `report` and `compare` read it: the manifest's context and the records of the
+/// runs its sweep file had the last time it ran.
+pub struct Loaded {
+    pub dir: std::path::PathBuf,
+    pub meta: Meta,
+    pub model_version: u64,
+    pub records: Vec<RunRecord>,
+}
+
+/// Reads `<dir>/manifest.json` and the records it lists. Records that fail their checksum are skipped
+/// with a warning through `warn`.
+pub fn load(dir: &std::path::Path, warn: &dyn Fn(&str)) -> anyhow::Result<Loaded> {
+    use anyhow::Context;
+    let mpath = dir.join("manifest.json");
+    let bytes = std::fs::read(&mpath).with_context(|| {
+        format!("{}: no manifest.json; give a sweep's results folder (such as results/quick) written by `kd-sweep SWEEP.toml`", dir.display())
+    })?;
+    let m: serde_json::Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: not a kd-sweep manifest", mpath.display()))?;
+    let sweep = &m["sweep"];
+    let meta = Meta {
+        name: m["name"].as_str().unwrap_or_default().to_string(),
+        dataset: sweep["data"]["dataset"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        seeds: sweep["seeds"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
+            .unwrap_or_default(),
+        teacher_epochs: sweep["teacher"]["epochs"].as_u64().unwrap_or(0) as u32,
+        student_epochs: sweep["student"]["epochs"].as_u64().unwrap_or(0) as u32,
+    };
+    let plan = m["plan"].as_array().with_context(|| {
+        format!(
+            "{}: lists no runs; run the sweep again with this kd-sweep to refresh it",
+            mpath.display()
+        )
+    })?;
+    let mut records = Vec::new();
+    for item in plan {
+        let (Some(id), Some(key)) = (item["id"].as_str(), item["key"].as_str()) else {
+            continue;
+        };
+        let path = dir
+            .join("records")
+            .join(format!("{id}.{}.json", &key[..key.len().min(16)]));
+        // a record that is missing was not run yet (or never started): nothing to report
+        if let Ok(b) = std::fs::read(&path) {
+            match RunRecord::from_json(&b) {
+                Ok(r) => records.push(r),
+                Err(e) => warn(&format!("warning: {}: {e}; skipped", path.display())),
+            }
+        }
+    }
+    Ok(Loaded {
+        dir: dir.to_path_buf(),
+        meta,
+        model_version: m["model_version"].as_u64().unwrap_or(0),
+        records,
+    })
+}
+
+/// Writes `summary.md` and the three charts of a sweep folder; returns the summary.
+pub fn publish(
+    dir: &std::path::Path,
+    meta: &Meta,
+    records: &[&RunRecord],
+) -> anyhow::Result<Summary> {
+    let s = summarize(records);
+    crate::store::write_atomic(&dir.join("summary.md"), markdown(meta, &s).as_bytes())?;
+    charts::write_all(dir, &meta.name, &meta.dataset, &s, records)?;
+    Ok(s)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::plan::RunSpec;
+    use crate::train::EpochStats;
+
+    pub(crate) fn rec(
+        role: Role,
+        seed: u64,
+        t: Option<&str>,
+        a: Option<&str>,
+        val: f64,
+        test: f64,
+    ) -> RunRecord {
+        let spec = RunSpec {
+            id: format!("{}-{:?}-{:?}-s{seed}", role.name(), t, a),
+            role,
+            seed,
+            temperature: t.map(|v| crate::config::GridValue {
+                text: v.into(),
+                value: num(v),
+            }),
+            alpha: a.map(|v| crate::config::GridValue {
+                text: v.into(),
+                value: num(v),
+            }),
+            key: "0".repeat(64),
+            teacher: None,
+        };
+        RunRecord::done(
+            &spec,
+            1,
+            vec![EpochStats {
+                epoch: 1,
+                train_loss: 0.5,
+                val_acc: val,
+                test_acc: test,
+                seconds: 1.0,
+            }],
+            1.0,
+            "cpu",
+        )
+    }
+
+    /// Three seeds: a baseline, and two cells whose test and validation rankings disagree.
+    pub(crate) fn records() -> Vec<RunRecord> {
+        let mut v = Vec::new();
+        for (seed, base) in [(0, 80.0), (1, 81.0), (2, 79.0)] {
+            v.push(rec(
+                Role::Teacher,
+                seed,
+                None,
+                None,
+                90.0,
+                89.0 + seed as f64,
+            ));
+            v.push(rec(Role::Baseline, seed, None, None, 80.0, base));
+            // T=2: better on test (+2, +1, +3 over the baseline), worse on validation
+            v.push(rec(
+                Role::Student,
+                seed,
+                Some("2"),
+                Some("0.5"),
+                81.0,
+                base + [2.0, 1.0, 3.0][seed as usize],
+            ));
+            // T=4: better on validation, gains +1, +0.5, +1.5
+            v.push(rec(
+                Role::Student,
+                seed,
+                Some("4"),
+                Some("0.5"),
+                83.0,
+                base + [1.0, 0.5, 1.5][seed as usize],
+            ));
+        }
+        v
+    }
+
+    #[test]
+    fn stat_uses_sample_standard_deviation() {
+        let s = Stat::of(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+        assert!((s.mean - 2.5).abs() < 1e-12);
+        assert!((s.std - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert_eq!(Stat::of(&[7.0]).unwrap().std, 0.0);
+        assert!(Stat::of(&[]).is_none());
+    }
+
+    #[test]
+    fn t_quantiles() {
+        assert_eq!(t_975(1), 12.706);
+        assert_eq!(t_975(2), 4.303);
+        assert!((t_975(1000) - 1.96).abs() < 0.003);
+        assert!(t_975(45) < 2.021 && t_975(45) > 2.000);
+    }
+
+    #[test]
+    fn paired_confidence_interval_by_hand() {
+        // differences 2, 1, 3: mean 2, sample std 1, n 3 → half-width t(2)·1/√3 = 4.303/1.7320508 = 2.484343
+        let g = Gain::of(&[2.0, 1.0, 3.0]).unwrap();
+        assert!((g.mean - 2.0).abs() < 1e-12 && (g.std - 1.0).abs() < 1e-12);
+        let (lo, hi) = g.ci95.unwrap();
+        assert!((lo - (2.0 - 2.484343)).abs() < 1e-5, "{lo}");
+        assert!((hi - (2.0 + 2.484343)).abs() < 1e-5, "{hi}");
+        assert!(
+            Gain::of(&[1.5]).unwrap().ci95.is_none(),
+            "n/a with one seed"
+        );
+    }
+
+    #[test]
+    fn summary_means_gains_and_validation_choice() {
+        let recs = records();
+        let refs: Vec<&RunRecord> = recs.iter().collect();
+        let s = summarize(&refs);
+        assert!((s.teacher.unwrap().mean - 90.0).abs() < 1e-12);
+        assert!(
+            (s.baseline.unwrap().mean - 80.0).abs() < 1e-12
+                && (s.baseline.unwrap().std - 1.0).abs() < 1e-12
+        );
+        assert_eq!(s.cells.len(), 2);
+        let t2 = &s.cells[0];
+        assert_eq!((t2.temperature.as_str(), t2.alpha.as_str()), ("2", "0.5"));
+        assert!((t2.test.mean - 82.0).abs() < 1e-12);
+        assert!((t2.gain.unwrap().mean - 2.0).abs() < 1e-12);
+        // the test set prefers T=2 but the choice is made on validation: T=4
+        let best_test = (0..2)
+            .max_by(|&i, &j| s.cells[i].test.mean.total_cmp(&s.cells[j].test.mean))
+            .unwrap();
+        assert_eq!(s.cells[best_test].temperature, "2");
+        assert_eq!(s.cells[s.chosen.unwrap()].temperature, "4");
+        // T=4 gains 1, 0.5, 1.5: mean 1, std 0.5, half-width 4.303·0.5/√3 = 1.2422 → CI crosses 0
+        assert!(
+            s.verdict
+                .starts_with("no gain distinguishable from seed noise"),
+            "{}",
+            s.verdict
+        );
+        assert!(s.verdict.contains("T=4, α=0.5"), "{}", s.verdict);
+    }
+
+    #[test]
+    fn verdict_says_helps_when_the_interval_excludes_zero() {
+        let mut recs = records();
+        for r in recs
+            .iter_mut()
+            .filter(|r| r.temperature.as_deref() == Some("4"))
+        {
+            r.test_acc = r.test_acc.map(|t| t + 3.0); // gains 4, 3.5, 4.5
+        }
+        let refs: Vec<&RunRecord> = recs.iter().collect();
+        let s = summarize(&refs);
+        assert!(
+            s.verdict
+                .starts_with("distillation helps by 4.00 ± 1.24 points at T=4, α=0.5"),
+            "{}",
+            s.verdict
+        );
+        let md = markdown(
+            &Meta {
+                name: "x".into(),
+                ..Default::default()
+            },
+            &s,
+        );
+        assert!(
+            md.contains("| 4 | 0.5 |") && md.contains("◀ chosen") && md.contains("[+2.76, +5.24]"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn one_seed_gives_no_interval() {
+        let recs: Vec<RunRecord> = records().into_iter().filter(|r| r.seed == 0).collect();
+        let refs: Vec<&RunRecord> = recs.iter().collect();
+        let s = summarize(&refs);
+        assert!(s.verdict.contains("one seed"), "{}", s.verdict);
+        let md = markdown(&Meta::default(), &s);
+        assert!(md.contains("| n/a |"), "{md}");
+    }
+}
