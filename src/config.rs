@@ -84,6 +84,49 @@ impl DatasetKind {
     }
 }
 
+/// The family of distillation a student uses, by how much of the teacher it may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Gray-box, Hinton's: match the teacher's softened logits (uses T and α).
+    #[default]
+    Logit,
+    /// White-box, FitNets-style hint: regress the teacher's last feature map (uses α, not T).
+    Feature,
+    /// Black-box: learn from the teacher's predicted labels only (uses α, not T).
+    Imitation,
+}
+
+impl Method {
+    pub const NAMES: &'static str = "\"logit\", \"feature\" or \"imitation\"";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "logit" => Some(Self::Logit),
+            "feature" => Some(Self::Feature),
+            "imitation" => Some(Self::Imitation),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Logit => "logit",
+            Self::Feature => "feature",
+            Self::Imitation => "imitation",
+        }
+    }
+
+    pub fn is_logit(&self) -> bool {
+        *self == Self::Logit
+    }
+
+    /// Whether the temperature is part of this method's loss.
+    pub fn uses_temperature(self) -> bool {
+        self == Self::Logit
+    }
+}
+
 /// Training settings of one role (teacher or student).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Phase {
@@ -133,6 +176,8 @@ pub struct Sweep {
     pub cache_teacher_logits: bool,
     pub temperatures: Vec<GridValue>,
     pub alphas: Vec<GridValue>,
+    /// Distillation families to sweep (default: logit only).
+    pub methods: Vec<Method>,
     pub baseline: bool,
     pub schedule: ScheduleConfig,
     /// Where keys that later checks (against the data) point at are written: `key → (line, column)`.
@@ -207,6 +252,7 @@ struct RawStudent {
 struct RawGrid {
     temperature: Spanned<Vec<Spanned<f64>>>,
     alpha: Spanned<Vec<Spanned<f64>>>,
+    method: Option<Spanned<Vec<Spanned<String>>>>,
     baseline: Option<bool>,
 }
 
@@ -508,6 +554,41 @@ impl Validator<'_> {
             (0.0..=1.0).contains(&v)
         })?;
 
+        let mut methods = Vec::new();
+        match &g.method {
+            None => methods.push(Method::Logit),
+            Some(list) => {
+                if list.get_ref().is_empty() {
+                    return Err(self.at(
+                        list,
+                        "grid.method",
+                        &format!("is empty; give at least one of {}", Method::NAMES),
+                    ));
+                }
+                for m in list.get_ref() {
+                    let method = Method::parse(m.get_ref()).ok_or_else(|| {
+                        self.at(
+                            m,
+                            "grid.method",
+                            &format!(
+                                "unknown method \"{}\"; allowed: {}",
+                                m.get_ref(),
+                                Method::NAMES
+                            ),
+                        )
+                    })?;
+                    if methods.contains(&method) {
+                        return Err(self.at(
+                            m,
+                            "grid.method",
+                            &format!("\"{}\" appears twice; list each method once", m.get_ref()),
+                        ));
+                    }
+                    methods.push(method);
+                }
+            }
+        }
+
         let mut schedule = ScheduleConfig {
             devices: Devices::Auto,
             workers_per_device: None,
@@ -568,6 +649,7 @@ impl Validator<'_> {
             cache_teacher_logits: s.cache_teacher_logits.unwrap_or(true),
             temperatures,
             alphas,
+            methods,
             baseline: g.baseline.unwrap_or(true),
             schedule,
             source: SourceMap {
@@ -852,6 +934,39 @@ alpha = [0, 0.5, 1]
         assert_eq!(s.schedule.workers_per_device, Some(2));
         let e = err(&format!("{GOOD}\n[schedule]\ndevices = \"tpu\"\n"));
         assert_eq!(e.key.as_deref(), Some("schedule.devices"));
+    }
+
+    #[test]
+    fn methods_default_to_logit_and_are_checked() {
+        assert_eq!(
+            parse(GOOD, Path::new("s.toml")).unwrap().methods,
+            vec![Method::Logit]
+        );
+        let s = parse(
+            &with(
+                "alpha = [0, 0.5, 1]",
+                "alpha = [0.5]\nmethod = [\"imitation\", \"logit\", \"feature\"]",
+            ),
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            s.methods,
+            vec![Method::Imitation, Method::Logit, Method::Feature]
+        );
+        let e = err(&with(
+            "alpha = [0, 0.5, 1]",
+            "alpha = [0.5]\nmethod = [\"logit\", \"hint\"]",
+        ));
+        assert_eq!(e.key.as_deref(), Some("grid.method"));
+        assert!(e.message.contains("imitation"), "{e}");
+        let e = err(&with(
+            "alpha = [0, 0.5, 1]",
+            "alpha = [0.5]\nmethod = [\"logit\", \"logit\"]",
+        ));
+        assert!(e.message.contains("twice"), "{e}");
+        let e = err(&with("alpha = [0, 0.5, 1]", "alpha = [0.5]\nmethod = []"));
+        assert_eq!(e.key.as_deref(), Some("grid.method"));
     }
 
     #[test]

@@ -31,6 +31,11 @@ impl Arch {
         }
     }
 
+    /// Channels of the last convolutional feature map.
+    pub fn feature_channels(self) -> i64 {
+        self.convs().last().map_or(0, |c| c.0)
+    }
+
     /// Length of the flattened feature map for an input of `shape` (C, H, W).
     pub fn flat_len(self, shape: [i64; 3]) -> i64 {
         let last = self.convs().last().map_or(shape[0], |c| c.0);

@@ -2,7 +2,7 @@
 //! one student per (T, α), each depending on its seed's teacher. Every run has a content key, a hash of
 //! everything that determines its numbers, so records and cached teachers are reused exactly when valid.
 
-use crate::config::{GridValue, Phase, Sweep};
+use crate::config::{GridValue, Method, Phase, Sweep};
 use crate::model::MODEL_VERSION;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -31,6 +31,9 @@ pub struct RunSpec {
     /// Readable and unique within a sweep: `teacher-s0`, `baseline-s0`, `student-T4-a0.5-s0`.
     pub id: String,
     pub role: Role,
+    /// The distillation family of a student (logit for teachers and baselines).
+    #[serde(default, skip_serializing_if = "Method::is_logit")]
+    pub method: Method,
     pub seed: u64,
     pub temperature: Option<GridValue>,
     pub alpha: Option<GridValue>,
@@ -86,6 +89,7 @@ pub fn build(sweep: &Sweep, data_fingerprint: &str) -> Plan {
         runs.push(RunSpec {
             id: format!("teacher-s{seed}"),
             role: Role::Teacher,
+            method: Method::Logit,
             seed,
             temperature: None,
             alpha: None,
@@ -107,6 +111,7 @@ pub fn build(sweep: &Sweep, data_fingerprint: &str) -> Plan {
             runs.push(RunSpec {
                 id: format!("baseline-s{seed}"),
                 role: Role::Baseline,
+                method: Method::Logit,
                 seed,
                 temperature: None,
                 alpha: None,
@@ -116,25 +121,43 @@ pub fn build(sweep: &Sweep, data_fingerprint: &str) -> Plan {
                 teacher: None,
             });
         }
-        for temp in &sweep.temperatures {
-            for alpha in &sweep.alphas {
-                runs.push(RunSpec {
-                    id: format!("student-T{}-a{}-s{seed}", temp.text, alpha.text),
-                    role: Role::Student,
-                    seed,
-                    temperature: Some(temp.clone()),
-                    alpha: Some(alpha.clone()),
-                    key: key_of(&serde_json::json!({
+        for &method in &sweep.methods {
+            // Only the logit family uses T: the others get one run per α, never one per (T, α).
+            let temps: Vec<Option<&GridValue>> = if method.uses_temperature() {
+                sweep.temperatures.iter().map(Some).collect()
+            } else {
+                vec![None]
+            };
+            for temp in temps {
+                for alpha in &sweep.alphas {
+                    let mut key = serde_json::json!({
                         "kind": "student",
                         "teacher": runs[t].key,
                         "phase": sweep.student,
                         "cache_teacher_logits": sweep.cache_teacher_logits,
-                        "temperature": temp.value,
+                        "temperature": temp.map(|g| g.value),
                         "alpha": alpha.value,
                         "seed": seed,
-                    })),
-                    teacher: Some(t),
-                });
+                    });
+                    // logit keys stay as they were before methods existed, so old records still count
+                    if !method.is_logit() {
+                        key["method"] = method.name().into();
+                    }
+                    let id = match temp {
+                        Some(tv) => format!("student-T{}-a{}-s{seed}", tv.text, alpha.text),
+                        None => format!("student-{}-a{}-s{seed}", method.name(), alpha.text),
+                    };
+                    runs.push(RunSpec {
+                        id,
+                        role: Role::Student,
+                        method,
+                        seed,
+                        temperature: temp.cloned(),
+                        alpha: Some(alpha.clone()),
+                        key: key_of(&key),
+                        teacher: Some(t),
+                    });
+                }
             }
         }
     }
@@ -181,6 +204,42 @@ mod tests {
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), p.runs.len(), "every run has its own key");
+    }
+
+    #[test]
+    fn feature_and_imitation_get_one_run_per_alpha_not_per_temperature() {
+        let s = sweep("method = [\"logit\", \"feature\", \"imitation\"]");
+        let p = build(&s, "fp");
+        // per seed: teacher, baseline, 2 T × 2 α logit, 2 α feature, 2 α imitation
+        assert_eq!(p.runs.len(), 2 * (1 + 1 + 4 + 2 + 2));
+        let of = |m: Method| {
+            p.runs
+                .iter()
+                .filter(|r| r.method == m && r.role == Role::Student)
+                .collect::<Vec<_>>()
+        };
+        for m in [Method::Feature, Method::Imitation] {
+            let rs = of(m);
+            assert_eq!(rs.len(), 4, "{m:?}: one run per α and seed");
+            assert!(rs.iter().all(|r| r.temperature.is_none()));
+            let mut cells: Vec<_> = rs
+                .iter()
+                .map(|r| (r.seed, r.alpha.as_ref().unwrap().text.clone()))
+                .collect();
+            cells.dedup();
+            assert_eq!(cells.len(), 4, "no duplicates");
+        }
+        assert_eq!(of(Method::Logit).len(), 8);
+        assert!(p.runs.iter().any(|r| r.id == "student-feature-a0.9-s1"));
+        // adding methods leaves the logit runs' keys alone
+        let plain = build(&sweep(""), "fp");
+        for r in &plain.runs {
+            assert!(
+                p.runs.iter().any(|x| x.id == r.id && x.key == r.key),
+                "{}",
+                r.id
+            );
+        }
     }
 
     #[test]

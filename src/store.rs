@@ -9,6 +9,7 @@
 //! <results>/<name>/{runs.csv, epochs.csv, manifest.json, charts/}
 //! ```
 
+use crate::config::Method;
 use crate::data::hex;
 use crate::plan::{Role, RunSpec};
 use crate::train::EpochStats;
@@ -29,6 +30,9 @@ pub enum Status {
 pub struct RunRecord {
     pub run_id: String,
     pub role: Role,
+    /// Absent (logit) in records of teachers, baselines and logit students.
+    #[serde(default, skip_serializing_if = "Method::is_logit")]
+    pub method: Method,
     pub seed: u64,
     pub temperature: Option<String>,
     pub alpha: Option<String>,
@@ -62,6 +66,7 @@ impl RunRecord {
         RunRecord {
             run_id: run.id.clone(),
             role: run.role,
+            method: run.method,
             seed: run.seed,
             temperature: run.temperature.as_ref().map(|g| g.text.clone()),
             alpha: run.alpha.as_ref().map(|g| g.text.clone()),
@@ -146,6 +151,79 @@ impl RunRecord {
     }
 }
 
+fn host() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let name = if ok {
+        String::from_utf8_lossy(&buf[..buf.iter().position(|&b| b == 0).unwrap_or(0)]).into_owned()
+    } else {
+        String::new()
+    };
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The suffix of this process's temporary files: `tmp-<host>-<pid>`, so a later run can tell whether
+/// the writer is gone.
+fn tmp_tag() -> String {
+    format!("tmp-{}-{}", host(), std::process::id())
+}
+
+/// Removes temporary files and folders (`.<name>.tmp-<host>-<pid>`, `.<name>.old-…`) left in `dir` by
+/// writers that were killed: on this host when their process no longer exists, from other hosts when
+/// they are over an hour old. A live writer's files are never touched. Returns how many were removed.
+pub fn remove_stale_temps(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let me = host();
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') {
+            continue;
+        }
+        let Some(tag) = name
+            .rsplit_once(".tmp-")
+            .or_else(|| name.rsplit_once(".old-"))
+            .map(|(_, t)| t.to_string())
+        else {
+            continue;
+        };
+        let (tag_host, pid) = match tag.rsplit_once('-') {
+            Some((h, p)) => (h.to_string(), p.parse::<i32>().ok()),
+            None => (String::new(), tag.parse::<i32>().ok()),
+        };
+        // SAFETY: signal 0 only checks whether the process exists.
+        let dead_here = tag_host == me
+            && pid.is_some_and(|p| {
+                p != std::process::id() as i32 && unsafe { libc::kill(p, 0) } != 0
+            });
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|d| d.as_secs() > 3600));
+        if dead_here || old {
+            let p = e.path();
+            let ok = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            removed += ok.is_ok() as usize;
+        }
+    }
+    removed
+}
+
 /// Writes `bytes` to `path` so that readers see either the old file or the whole new one: a temporary
 /// file in the same folder, fsync, rename, fsync of the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -155,7 +233,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = dir.join(format!(".{name}.{}", tmp_tag()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -292,7 +370,7 @@ pub fn save_teacher(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = parent.join(format!(".{name}.{}", tmp_tag()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
     let publish = || -> Result<(), String> {
@@ -308,7 +386,7 @@ pub fn save_teacher(
         write_atomic(&tmp.join(ENTRY), &json).map_err(|e| e.to_string())?;
         // a corrupt entry being replaced moves out of the way first
         if dir.exists() {
-            let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+            let old = parent.join(format!(".{name}.old-{}-{}", host(), std::process::id()));
             std::fs::rename(dir, &old).map_err(|e| e.to_string())?;
             let _ = std::fs::remove_dir_all(&old);
         }
@@ -321,8 +399,45 @@ pub fn save_teacher(
     result
 }
 
+pub const FEATURES: &str = "features.safetensors";
+const FEATURES_SHA: &str = "features.sha256";
+
+/// A cached teacher's feature maps on the training images (computed on first use by a feature-method
+/// student), if present and intact.
+pub fn load_features(dir: &Path) -> Option<tch::Tensor> {
+    let want = std::fs::read_to_string(dir.join(FEATURES_SHA)).ok()?;
+    let got = sha_file(&dir.join(FEATURES)).ok()?;
+    if want.trim() != got {
+        return None;
+    }
+    tch::Tensor::read_safetensors(dir.join(FEATURES))
+        .ok()?
+        .into_iter()
+        .next()
+        .map(|(_, t)| t)
+}
+
+/// Stores feature maps beside a cached teacher: the file under a temporary name, its checksum, then
+/// the rename, so a reader sees the whole file or none.
+pub fn save_features(dir: &Path, maps: &tch::Tensor) -> Result<(), String> {
+    let tmp = dir.join(format!(".{FEATURES}.{}", tmp_tag()));
+    tch::Tensor::write_safetensors(&[("features", maps)], &tmp).map_err(|e| e.to_string())?;
+    let sha = sha_file(&tmp).map_err(|e| e.to_string())?;
+    write_atomic(&dir.join(FEATURES_SHA), sha.as_bytes()).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, dir.join(FEATURES)).map_err(|e| e.to_string())
+}
+
 fn cell(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.2}")).unwrap_or_default()
+}
+
+/// The method of a student; empty for teachers and baselines, which have none.
+fn method_cell(r: &RunRecord) -> String {
+    if r.role == Role::Student {
+        r.method.name().to_string()
+    } else {
+        String::new()
+    }
 }
 
 /// `runs.csv`: one row per run of the current plan, in plan order.
@@ -331,6 +446,7 @@ pub fn runs_csv(records: &[&RunRecord]) -> Vec<u8> {
     let header = [
         "run_id",
         "role",
+        "method",
         "seed",
         "temperature",
         "alpha",
@@ -351,6 +467,7 @@ pub fn runs_csv(records: &[&RunRecord]) -> Vec<u8> {
         w.write_record([
             r.run_id.clone(),
             r.role.name().to_string(),
+            method_cell(r),
             r.seed.to_string(),
             r.temperature.clone().unwrap_or_default(),
             r.alpha.clone().unwrap_or_default(),
@@ -379,6 +496,7 @@ pub fn epochs_csv(records: &[&RunRecord]) -> Vec<u8> {
     w.write_record([
         "run_id",
         "role",
+        "method",
         "seed",
         "temperature",
         "alpha",
@@ -394,6 +512,7 @@ pub fn epochs_csv(records: &[&RunRecord]) -> Vec<u8> {
             w.write_record([
                 r.run_id.clone(),
                 r.role.name().to_string(),
+                method_cell(r),
                 r.seed.to_string(),
                 r.temperature.clone().unwrap_or_default(),
                 r.alpha.clone().unwrap_or_default(),
@@ -417,6 +536,7 @@ mod tests {
         RunSpec {
             id: "student-T2-a0.5-s0".into(),
             role: Role::Student,
+            method: Default::default(),
             seed: 0,
             temperature: None,
             alpha: None,
@@ -490,6 +610,28 @@ mod tests {
     }
 
     #[test]
+    fn stale_temporary_files_of_dead_writers_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = host();
+        // a pid that cannot exist (above the kernel's pid_max of 2^22)
+        let dead = dir.path().join(format!(".a.json.tmp-{me}-9999999"));
+        let live = dir.path().join(format!(".b.json.{}", tmp_tag()));
+        let other_host = dir.path().join(".c.json.tmp-elsewhere-1");
+        let dead_dir = dir.path().join(format!(".key.old-{me}-9999998"));
+        let record = dir.path().join("d.json");
+        for f in [&dead, &live, &other_host, &record] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        std::fs::create_dir(&dead_dir).unwrap();
+        assert_eq!(remove_stale_temps(dir.path()), 2);
+        assert!(!dead.exists() && !dead_dir.exists());
+        assert!(
+            live.exists() && other_host.exists() && record.exists(),
+            "a live or recent writer's file was removed"
+        );
+    }
+
+    #[test]
     fn csv_has_the_documented_columns_and_empty_cells() {
         let mut t = spec();
         t.role = Role::Teacher;
@@ -505,11 +647,11 @@ mod tests {
         let mut lines = text.lines();
         assert_eq!(
             lines.next().unwrap(),
-            "run_id,role,seed,temperature,alpha,epochs,val_acc,test_acc,best_epoch,best_val_acc,test_acc_at_best,seconds,device,status,error"
+            "run_id,role,method,seed,temperature,alpha,epochs,val_acc,test_acc,best_epoch,best_val_acc,test_acc_at_best,seconds,device,status,error"
         );
         assert_eq!(
             lines.next().unwrap(),
-            "teacher-s0,teacher,0,,,2,60.00,61.00,2,60.00,61.00,1.0,cpu,done,"
+            "teacher-s0,teacher,,0,,,2,60.00,61.00,2,60.00,61.00,1.0,cpu,done,"
         );
         let e = String::from_utf8(epochs_csv(&[&r])).unwrap();
         assert_eq!(e.lines().count(), 3);

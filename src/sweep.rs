@@ -217,6 +217,13 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
             p.store.dir.display()
         )
     })?;
+    // what writers killed mid-write (kill -9, a crash) left behind
+    store::remove_stale_temps(&p.store.records_dir());
+    let cache = p.store.root.join(".cache").join("teachers");
+    store::remove_stale_temps(&cache);
+    for t in p.plan.teachers() {
+        store::remove_stale_temps(&p.store.teacher_dir(&t.key));
+    }
     let started = unix_now();
     let labels: Vec<String> = p.slots.iter().map(|s| s.device.clone()).collect();
     let quiet_warn = |m: &str| eprintln!("{m}");

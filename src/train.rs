@@ -30,6 +30,31 @@ pub fn kd_loss(
     ce * (1.0 - alpha) + kl * (alpha * temperature * temperature)
 }
 
+/// White-box (FitNets-style hint): `(1 − α)·CE(s, y) + α·MSE(regressed, teacher_features)`, the MSE
+/// averaged over every element of the feature map.
+pub fn feature_loss(
+    student: &Tensor,
+    labels: &Tensor,
+    regressed: &Tensor,
+    teacher_features: &Tensor,
+    alpha: f64,
+) -> Tensor {
+    let ce = student.cross_entropy_for_logits(labels);
+    let mse = regressed.mse_loss(teacher_features, tch::Reduction::Mean);
+    ce * (1.0 - alpha) + mse * alpha
+}
+
+/// Black-box (imitation): `(1 − α)·CE(s, y) + α·CE(s, teacher's arg max)`.
+pub fn imitation_loss(
+    student: &Tensor,
+    labels: &Tensor,
+    teacher_labels: &Tensor,
+    alpha: f64,
+) -> Tensor {
+    student.cross_entropy_for_logits(labels) * (1.0 - alpha)
+        + student.cross_entropy_for_logits(teacher_labels) * alpha
+}
+
 /// Metrics after one epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochStats {
@@ -60,6 +85,14 @@ pub enum TeacherSignal<'a> {
     Cached(&'a Tensor),
     /// The naive way: the teacher's forward pass inside every step.
     Live(&'a Net),
+    /// White-box: the teacher's last feature map on every training image, and the student's
+    /// learned 1×1 regressor onto it.
+    Features {
+        maps: &'a Tensor,
+        regressor: &'a nn::Conv2D,
+    },
+    /// Black-box: the teacher's predicted label (arg max) on every training image.
+    Labels(&'a Tensor),
 }
 
 /// Settings of one training run.
@@ -115,6 +148,38 @@ fn seed_torch(seed: u64, stream: &str) {
     tch::manual_seed((hash64(&format!("torch-{stream}-{seed}")) >> 1) as i64);
 }
 
+/// Like [`init`], but first builds `extra` parameters (such as a regressor) in the same var store from
+/// a stream of their own, so the model's weights and later random draws match [`init`]'s exactly.
+pub fn init_with<T>(
+    arch: Arch,
+    data: &Prepared,
+    device: Device,
+    seed: u64,
+    stream: &str,
+    extra: impl FnOnce(&nn::Path) -> T,
+) -> (nn::VarStore, Net, T) {
+    let vs = nn::VarStore::new(device);
+    seed_torch(seed, &format!("{stream}-extra"));
+    let x = extra(&vs.root());
+    seed_torch(seed, stream);
+    let net = Net::new(&vs.root(), arch, data.shape, data.classes);
+    (vs, net, x)
+}
+
+/// The teacher's last feature map (eval mode) on every row of `xs`, in order, on the CPU.
+pub fn feature_maps(net: &Net, xs: &Tensor) -> Tensor {
+    let _guard = tch::no_grad_guard();
+    let n = xs.size()[0];
+    let parts: Vec<Tensor> = (0..n)
+        .step_by(512)
+        .map(|s| {
+            net.features(&xs.narrow(0, s, (n - s).min(512)))
+                .to_device(Device::Cpu)
+        })
+        .collect();
+    Tensor::cat(&parts, 0)
+}
+
 /// Builds a freshly initialised model: the same `seed` and `stream` give the same weights.
 pub fn init(
     arch: Arch,
@@ -161,7 +226,12 @@ pub fn fit(
             let idx = Tensor::from_slice(chunk).to_device(device);
             let xs = data.train_x.index_select(0, &idx);
             let ys = data.train_y.index_select(0, &idx);
-            let out = net.forward_t(&xs, true);
+            let features = net.features(&xs);
+            let out = net.head(&features, true);
+            let rows = |t: &Tensor| {
+                t.index_select(0, &idx.to_device(t.device()))
+                    .to_device(device)
+            };
             let loss = match &signal {
                 TeacherSignal::None => out.cross_entropy_for_logits(&ys),
                 TeacherSignal::Cached(t) => kd_loss(
@@ -176,6 +246,10 @@ pub fn fit(
                     let t = tch::no_grad(|| teacher.forward_t(&xs, false));
                     kd_loss(&out, &t, &ys, temperature, alpha)
                 }
+                TeacherSignal::Features { maps, regressor } => {
+                    feature_loss(&out, &ys, &features.apply(*regressor), &rows(maps), alpha)
+                }
+                TeacherSignal::Labels(labels) => imitation_loss(&out, &ys, &rows(labels), alpha),
             };
             opt.backward_step(&loss);
             steps += 1;
@@ -260,6 +334,34 @@ mod tests {
         assert!((got - want).abs() < 1e-5, "got {got}, want {want}");
         // T² matters: the same inputs at T = 4 give a different value
         assert!((val(&kd_loss(&s, &te, &y, 4.0, alpha)) - want).abs() > 1e-3);
+    }
+
+    #[test]
+    fn feature_loss_by_hand() {
+        let s = t(&[1.0, 2.0, 0.5], 1);
+        let y = Tensor::from_slice(&[2i64]);
+        let ce = -log_softmax(&[1.0, 2.0, 0.5])[2];
+        // regressed vs teacher map: differences 1, -2, 0, 3 → MSE (1 + 4 + 0 + 9) / 4 = 3.5
+        let r = Tensor::from_slice(&[1.0f32, 0.0, 2.0, 3.0]).view([1, 1, 2, 2]);
+        let f = Tensor::from_slice(&[0.0f32, 2.0, 2.0, 0.0]).view([1, 1, 2, 2]);
+        let got = val(&feature_loss(&s, &y, &r, &f, 0.25));
+        assert!((got - (0.75 * ce + 0.25 * 3.5)).abs() < 1e-6, "{got}");
+        assert!((val(&feature_loss(&s, &y, &r, &f, 0.0)) - ce).abs() < 1e-6);
+    }
+
+    #[test]
+    fn imitation_loss_by_hand() {
+        let s = t(&[1.0, 2.0, 0.5, 0.0, -1.0, 3.0], 2);
+        let y = Tensor::from_slice(&[0i64, 2]);
+        let tl = Tensor::from_slice(&[1i64, 1]);
+        let ls0 = log_softmax(&[1.0, 2.0, 0.5]);
+        let ls1 = log_softmax(&[0.0, -1.0, 3.0]);
+        let ce_y = -(ls0[0] + ls1[2]) / 2.0;
+        let ce_t = -(ls0[1] + ls1[1]) / 2.0;
+        let got = val(&imitation_loss(&s, &y, &tl, 0.75));
+        assert!((got - (0.25 * ce_y + 0.75 * ce_t)).abs() < 1e-6, "{got}");
+        // α = 1 learns from the teacher's answers alone
+        assert!((val(&imitation_loss(&s, &y, &tl, 1.0)) - ce_t).abs() < 1e-6);
     }
 
     #[test]

@@ -39,3 +39,33 @@ fn students_of_one_seed_start_identical_and_seeds_differ() {
     let (c, _) = train::init(Arch::Student, &prep, Device::Cpu, 4, "student");
     assert_ne!(weights(&a), weights(&c));
 }
+
+#[test]
+fn a_regressor_built_beside_the_student_does_not_change_its_initial_weights() {
+    let d = tempfile::tempdir().unwrap();
+    write::synthetic_mnist(d.path(), 64, 16, 1, false).unwrap();
+    let raw = data::read(DatasetKind::Mnist, d.path()).unwrap();
+    let cfg = DataConfig {
+        dataset: DatasetKind::Mnist,
+        path: d.path().into(),
+        validation: 8,
+        train_subset: None,
+        test_subset: None,
+        split_seed: 0,
+    };
+    let prep = Prepared::from_raw(&raw, &cfg, Device::Cpu);
+    let (plain, _) = train::init(Arch::Student, &prep, Device::Cpu, 5, "student");
+    let (with, _, _reg) = train::init_with(Arch::Student, &prep, Device::Cpu, 5, "student", |p| {
+        tch::nn::conv2d(p / "regressor", 16, 32, 1, Default::default())
+    });
+    let student_only: Vec<_> = weights(&with)
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("regressor"))
+        .collect();
+    assert_eq!(student_only, weights(&plain));
+    assert_eq!(
+        weights(&with).len(),
+        weights(&plain).len() + 2,
+        "the regressor's weight and bias are there too"
+    );
+}

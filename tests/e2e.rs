@@ -564,7 +564,10 @@ fn report_and_compare_work_from_the_records() {
     let o = c.run(&["compare", "out/ga", "out/gb", "--out", "cmp"]);
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.lines().any(|l| l.starts_with("| 4 | 0.5 |")), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("| logit | 4 | 0.5 |")),
+        "{out}"
+    );
     assert!(
         out.contains("| ga | 1 | 0.5 |") && out.contains("| gb | 8 | 0.5 |"),
         "{out}"
@@ -586,5 +589,63 @@ fn report_and_compare_work_from_the_records() {
         String::from_utf8_lossy(&o.stderr).contains("no manifest.json"),
         "{}",
         text(&o)
+    );
+}
+
+#[test]
+fn the_three_families_share_the_teacher_and_have_no_temperature_duplicates() {
+    let c = Case::new(200, 60);
+    let body = body("[0]", "[1, 4]", "[0.5, 0.9]").replace(
+        "alpha = [0.5, 0.9]",
+        "alpha = [0.5, 0.9]\nmethod = [\"logit\", \"feature\", \"imitation\"]",
+    );
+    let s = c.sweep("fam", &body);
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let runs = csv_rows(&c.path("out/fam/runs.csv"));
+    // teacher, baseline, 2 T × 2 α logit, 2 α feature, 2 α imitation
+    assert_eq!(runs.len(), 1 + 1 + 4 + 2 + 2);
+    assert_eq!(
+        runs.iter().filter(|r| r["role"] == "teacher").count(),
+        1,
+        "one teacher for every method"
+    );
+    for m in ["feature", "imitation"] {
+        let rows: Vec<_> = runs.iter().filter(|r| r["method"] == m).collect();
+        assert_eq!(rows.len(), 2, "{m}");
+        assert!(
+            rows.iter()
+                .all(|r| r["temperature"].is_empty() && r["status"] == "done"),
+            "{rows:?}"
+        );
+    }
+    assert!(runs
+        .iter()
+        .any(|r| r["run_id"] == "student-feature-a0.9-s0"));
+    let epochs = csv_rows(&c.path("out/fam/epochs.csv"));
+    assert!(epochs.iter().any(|r| r["method"] == "imitation"));
+    // the teacher's feature maps were computed once and cached beside it
+    let cache = std::fs::read_dir(c.path("out/.cache/teachers"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(
+        cache.join("features.safetensors").is_file() && cache.join("features.sha256").is_file()
+    );
+    let summary = std::fs::read_to_string(c.path("out/fam/summary.md")).unwrap();
+    for t in [
+        "| feature | – | 0.5 |",
+        "| imitation | – | 0.9 |",
+        "The best of each family",
+    ] {
+        assert!(summary.contains(t), "summary lacks {t:?}:\n{summary}");
+    }
+    let svg =
+        std::fs::read_to_string(c.path("out/fam/charts/accuracy_vs_temperature.svg")).unwrap();
+    assert!(
+        svg.contains("no temperature") && svg.contains("feature") && svg.contains("imitation"),
+        "the chart does not place the other families apart"
     );
 }

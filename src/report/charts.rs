@@ -3,6 +3,7 @@
 //! has the same colour in every chart.
 
 use super::{Cell, Stat, Summary};
+use crate::config::Method;
 use crate::plan::Role;
 use crate::store::{RunRecord, Status};
 use plotters::coord::Shift;
@@ -167,7 +168,7 @@ where
 /// The sweep's distinct T values (sorted) with their written text.
 fn temperatures(cells: &[Cell]) -> Vec<(f64, String)> {
     let mut t: Vec<(f64, String)> = Vec::new();
-    for c in cells {
+    for c in cells.iter().filter(|c| c.method.uses_temperature()) {
         if !t.iter().any(|x| x.1 == c.temperature) {
             t.push((c.t_value, c.temperature.clone()));
         }
@@ -226,8 +227,9 @@ pub fn y_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     ((lo - pad).max(0.0), (hi + pad).min(100.0))
 }
 
-/// `accuracy_vs_temperature`: student test accuracy against T, one line per α (mean over seeds, ± std
-/// bars), dashed teacher and baseline, and a ring on the (T, α) chosen by validation accuracy.
+/// `accuracy_vs_temperature`: logit students' test accuracy against T, one line per α (mean over
+/// seeds, ± std bars), dashed teacher and baseline, a ring on the setting chosen by validation, and —
+/// when the sweep has them — the methods without a temperature in a panel of their own beside it.
 pub fn accuracy_vs_temperature<DB: DrawingBackend>(
     root: &Area<DB>,
     title: &str,
@@ -237,9 +239,23 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(derr)?;
-    let (plot, side) = root.split_horizontally(root.dim_in_pixel().0 - LEGEND_WIDTH);
-    let axis = TAxis::new(temperatures(&s.cells));
-    let (x0, x1) = axis.range;
+    let (plots, side) = root.split_horizontally(root.dim_in_pixel().0 - LEGEND_WIDTH);
+    let logit: Vec<&Cell> = s
+        .cells
+        .iter()
+        .filter(|c| c.method.uses_temperature())
+        .collect();
+    let others: Vec<&Cell> = s
+        .cells
+        .iter()
+        .filter(|c| !c.method.uses_temperature())
+        .collect();
+    let mut methods: Vec<Method> = Vec::new();
+    for c in &others {
+        if !methods.contains(&c.method) {
+            methods.push(c.method);
+        }
+    }
     let ys = s
         .cells
         .iter()
@@ -248,41 +264,22 @@ where
         ys.chain(s.teacher.map(|t| t.mean))
             .chain(s.baseline.map(|b| b.mean)),
     );
-    let keys: Vec<f64> = axis.ticks.iter().map(|t| t.0).collect();
-    let mut chart = ChartBuilder::on(&plot)
-        .caption(title, ("sans-serif", 22).into_font())
-        .margin(16)
-        .x_label_area_size(50)
-        .y_label_area_size(64)
-        .build_cartesian_2d((x0..x1).log_scale().with_key_points(keys), y0..y1)
-        .map_err(derr)?;
-    chart
-        .configure_mesh()
-        .x_desc("distillation temperature T (log scale)")
-        .y_desc("student test accuracy (%)")
-        .axis_desc_style(("sans-serif", 18))
-        .label_style(("sans-serif", 15))
-        .x_label_formatter(&|v: &f64| axis.label(*v))
-        .y_label_formatter(&|v: &f64| format!("{v:.1}"))
-        .light_line_style(WHITE.mix(0.0))
-        .bold_line_style(BLACK.mix(0.08))
-        .draw()
-        .map_err(derr)?;
-
+    let (plot, panel) = if methods.is_empty() || logit.is_empty() {
+        (plots.clone(), None)
+    } else {
+        let w = plots.dim_in_pixel().0;
+        let (a, b) = plots.split_horizontally(w - 90 - 70 * methods.len() as u32);
+        (a, Some(b))
+    };
+    let alpha_list = alphas(&s.cells);
+    let rank = |a: &str| alpha_list.iter().position(|x| x.1 == a).unwrap_or(0);
+    let chosen = s.chosen.map(|i| &s.cells[i]);
     let mut entries = Vec::new();
     for (name, stat, colour) in [
         ("teacher", s.teacher, TEACHER),
         ("baseline student", s.baseline, BASELINE),
     ] {
         if let Some(st) = stat {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(x0, st.mean), (x1, st.mean)],
-                    8,
-                    6,
-                    colour.stroke_width(2),
-                ))
-                .map_err(derr)?;
             entries.push(Entry {
                 label: format!("{name} {:.2}%", st.mean),
                 colour,
@@ -290,61 +287,191 @@ where
             });
         }
     }
-    for (rank, (_, a)) in alphas(&s.cells).iter().enumerate() {
-        let colour = alpha_colour(rank);
-        let pts: Vec<&Cell> = s.cells.iter().filter(|c| &c.alpha == a).collect();
-        chart
-            .draw_series(LineSeries::new(
-                pts.iter().map(|c| (c.t_value, c.test.mean)),
-                colour.stroke_width(2),
-            ))
-            .map_err(derr)?;
-        chart
-            .draw_series(
-                pts.iter()
-                    .map(|c| Circle::new((c.t_value, c.test.mean), 4, colour.filled())),
-            )
-            .map_err(derr)?;
-        if pts.iter().any(|c| c.test.n > 1) {
-            chart
-                .draw_series(pts.iter().map(|c| {
-                    ErrorBar::new_vertical(
-                        c.t_value,
-                        c.test.mean - c.test.std,
-                        c.test.mean,
-                        c.test.mean + c.test.std,
-                        colour.stroke_width(1),
-                        8,
-                    )
-                }))
-                .map_err(derr)?;
-        }
+    for (r, (_, a)) in alpha_list.iter().enumerate() {
         entries.push(Entry {
             label: format!("α = {a}"),
-            colour,
+            colour: alpha_colour(r),
             line: Line::Solid,
         });
     }
-    if let Some(c) = s.chosen.map(|i| &s.cells[i]) {
-        chart
-            .draw_series([Circle::new(
-                (c.t_value, c.test.mean),
-                10,
-                BLACK.stroke_width(3),
-            )])
-            .map_err(derr)?;
+    if let Some(c) = chosen {
         entries.push(Entry {
-            label: format!("chosen: T={}, α={}", c.temperature, c.alpha),
+            label: format!("chosen: {}", c.label()),
             colour: BLACK,
             line: Line::Marker,
         });
     }
+
+    if !logit.is_empty() {
+        let axis = TAxis::new(temperatures(&s.cells));
+        let (x0, x1) = axis.range;
+        let keys: Vec<f64> = axis.ticks.iter().map(|t| t.0).collect();
+        let mut chart = ChartBuilder::on(&plot)
+            .caption(title, ("sans-serif", 22).into_font())
+            .margin(16)
+            .x_label_area_size(50)
+            .y_label_area_size(64)
+            .build_cartesian_2d((x0..x1).log_scale().with_key_points(keys), y0..y1)
+            .map_err(derr)?;
+        chart
+            .configure_mesh()
+            .x_desc("distillation temperature T (log scale)")
+            .y_desc("student test accuracy (%)")
+            .axis_desc_style(("sans-serif", 18))
+            .label_style(("sans-serif", 15))
+            .x_label_formatter(&|v: &f64| axis.label(*v))
+            .y_label_formatter(&|v: &f64| format!("{v:.1}"))
+            .light_line_style(WHITE.mix(0.0))
+            .bold_line_style(BLACK.mix(0.08))
+            .draw()
+            .map_err(derr)?;
+        for (stat, colour) in [(s.teacher, TEACHER), (s.baseline, BASELINE)] {
+            if let Some(st) = stat {
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        [(x0, st.mean), (x1, st.mean)],
+                        8,
+                        6,
+                        colour.stroke_width(2),
+                    ))
+                    .map_err(derr)?;
+            }
+        }
+        for (r, (_, a)) in alpha_list.iter().enumerate() {
+            let colour = alpha_colour(r);
+            let pts: Vec<&&Cell> = logit.iter().filter(|c| &c.alpha == a).collect();
+            chart
+                .draw_series(LineSeries::new(
+                    pts.iter().map(|c| (c.t_value, c.test.mean)),
+                    colour.stroke_width(2),
+                ))
+                .map_err(derr)?;
+            chart
+                .draw_series(
+                    pts.iter()
+                        .map(|c| Circle::new((c.t_value, c.test.mean), 4, colour.filled())),
+                )
+                .map_err(derr)?;
+            if pts.iter().any(|c| c.test.n > 1) {
+                chart
+                    .draw_series(pts.iter().map(|c| {
+                        ErrorBar::new_vertical(
+                            c.t_value,
+                            c.test.mean - c.test.std,
+                            c.test.mean,
+                            c.test.mean + c.test.std,
+                            colour.stroke_width(1),
+                            8,
+                        )
+                    }))
+                    .map_err(derr)?;
+            }
+        }
+        if let Some(c) = chosen.filter(|c| c.method.uses_temperature()) {
+            chart
+                .draw_series([Circle::new(
+                    (c.t_value, c.test.mean),
+                    10,
+                    BLACK.stroke_width(3),
+                )])
+                .map_err(derr)?;
+        }
+    }
+    let target = if logit.is_empty() { Some(plot) } else { panel };
+    if let Some(area) = target {
+        // one column per method; the α values side by side within it
+        let k = methods.len() as f64;
+        let mut chart = ChartBuilder::on(&area)
+            .caption(
+                if logit.is_empty() {
+                    title
+                } else {
+                    "no temperature"
+                },
+                ("sans-serif", if logit.is_empty() { 22 } else { 16 }).into_font(),
+            )
+            .margin(16)
+            .margin_left(if logit.is_empty() { 16 } else { 4 })
+            .x_label_area_size(50)
+            .y_label_area_size(if logit.is_empty() { 64 } else { 0 })
+            .build_cartesian_2d(0.0..k, y0..y1)
+            .map_err(derr)?;
+        let names: Vec<&str> = methods.iter().map(|m| m.name()).collect();
+        chart
+            .configure_mesh()
+            .y_desc(if logit.is_empty() {
+                "student test accuracy (%)"
+            } else {
+                ""
+            })
+            .axis_desc_style(("sans-serif", 18))
+            .label_style(("sans-serif", 15))
+            .x_labels(methods.len() * 2 + 1)
+            .x_label_formatter(&|v: &f64| {
+                let i = (*v - 0.5).round();
+                if (v - 0.5 - i).abs() < 1e-6 && i >= 0.0 {
+                    names
+                        .get(i as usize)
+                        .map_or(String::new(), |n| n.to_string())
+                } else {
+                    String::new()
+                }
+            })
+            .y_label_formatter(&|v: &f64| format!("{v:.1}"))
+            .light_line_style(WHITE.mix(0.0))
+            .bold_line_style(BLACK.mix(0.08))
+            .draw()
+            .map_err(derr)?;
+        for (stat, colour) in [(s.teacher, TEACHER), (s.baseline, BASELINE)] {
+            if let Some(st) = stat {
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        [(0.0, st.mean), (k, st.mean)],
+                        8,
+                        6,
+                        colour.stroke_width(2),
+                    ))
+                    .map_err(derr)?;
+            }
+        }
+        let n_alpha = alpha_list.len().max(1) as f64;
+        for (mi, m) in methods.iter().enumerate() {
+            for c in others.iter().filter(|c| c.method == *m) {
+                let x = mi as f64 + 0.2 + 0.6 * (rank(&c.alpha) as f64 + 0.5) / n_alpha;
+                let colour = alpha_colour(rank(&c.alpha));
+                chart
+                    .draw_series([Circle::new((x, c.test.mean), 5, colour.filled())])
+                    .map_err(derr)?;
+                if c.test.n > 1 {
+                    chart
+                        .draw_series([ErrorBar::new_vertical(
+                            x,
+                            c.test.mean - c.test.std,
+                            c.test.mean,
+                            c.test.mean + c.test.std,
+                            colour.stroke_width(1),
+                            8,
+                        )])
+                        .map_err(derr)?;
+                }
+                if chosen.is_some_and(|ch| std::ptr::eq(ch, *c)) {
+                    chart
+                        .draw_series([Circle::new((x, c.test.mean), 10, BLACK.stroke_width(3))])
+                        .map_err(derr)?;
+                }
+            }
+        }
+    }
     let n = s.cells.iter().map(|c| c.test.n).max().unwrap_or(1);
-    let note = if n > 1 {
-        format!("mean of {n} seeds; bars ± 1 std\nchosen by validation accuracy")
+    let mut note = if n > 1 {
+        format!("mean of {n} seeds; bars ± 1 std")
     } else {
-        "one seed\nchosen by validation accuracy".into()
+        "one seed".to_string()
     };
+    note.push_str("\nchosen by validation accuracy");
+    if !methods.is_empty() {
+        note.push_str("\nright panel: methods that\nhave no temperature");
+    }
     legend(&side, "legend", &entries, &note)
 }
 
@@ -372,8 +499,14 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(derr)?;
-    let temps = temperatures(&s.cells);
-    let alphas = alphas(&s.cells);
+    let logit: Vec<Cell> = s
+        .cells
+        .iter()
+        .filter(|c| c.method.uses_temperature())
+        .cloned()
+        .collect();
+    let temps = temperatures(&logit);
+    let alphas = alphas(&logit);
     let (w, h) = root.dim_in_pixel();
     let (left, top, right, bottom) = (110i32, 70i32, w as i32 - 170, h as i32 - 80);
     root.draw(&Text::new(
@@ -382,8 +515,7 @@ where
         ("sans-serif", 22).into_font(),
     ))
     .map_err(derr)?;
-    let gains: Vec<f64> = s
-        .cells
+    let gains: Vec<f64> = logit
         .iter()
         .filter_map(|c| c.gain.map(|g| g.mean))
         .collect();
@@ -404,10 +536,7 @@ where
         centre(left - 40, y + ch / 2, format!("α = {a}"), 16)?;
         for (col, (_, t)) in temps.iter().enumerate() {
             let x = left + col as i32 * cw;
-            let cell = s
-                .cells
-                .iter()
-                .find(|c| &c.alpha == a && &c.temperature == t);
+            let cell = logit.iter().find(|c| &c.alpha == a && &c.temperature == t);
             let gain = cell.and_then(|c| c.gain);
             let fill = gain.map_or(RGBColor(235, 235, 235), |g| diverging(g.mean / scale));
             root.draw(&Rectangle::new([(x, y), (x + cw, y + ch)], fill.filled()))
@@ -423,10 +552,10 @@ where
                 None => "—".into(),
             };
             centre(x + cw / 2, y + ch / 2, text, 17)?;
-            if Some(true)
-                == s.chosen
-                    .map(|i| cell.is_some_and(|c| std::ptr::eq(c, &s.cells[i])))
-            {
+            let chosen = s.chosen.map(|i| &s.cells[i]);
+            if chosen.is_some_and(|ch| {
+                cell.is_some_and(|c| c.method == ch.method && c.label() == ch.label())
+            }) {
                 root.draw(&Rectangle::new(
                     [(x + 3, y + 3), (x + cw - 3, y + ch - 3)],
                     BLACK.stroke_width(3),
@@ -545,11 +674,13 @@ where
             ));
         }
     }
-    for (rank, (_, a)) in alphas(&s.cells).iter().enumerate() {
+    let all_alphas = alphas(&s.cells);
+    let rank = |a: &str| all_alphas.iter().position(|x| x.1 == a).unwrap_or(0);
+    for (_, a) in &all_alphas {
         let best = s
             .cells
             .iter()
-            .filter(|c| &c.alpha == a)
+            .filter(|c| c.method.uses_temperature() && &c.alpha == a)
             .max_by(|x, y| x.val.mean.total_cmp(&y.val.mean));
         if let Some(b) = best {
             let rs: Vec<&RunRecord> = done
@@ -557,6 +688,7 @@ where
                 .copied()
                 .filter(|r| {
                     r.role == Role::Student
+                        && r.method.uses_temperature()
                         && r.alpha.as_deref() == Some(a)
                         && r.temperature.as_deref() == Some(&b.temperature)
                 })
@@ -564,8 +696,29 @@ where
             series.push((
                 Entry {
                     label: format!("α = {a}, T = {}", b.temperature),
-                    colour: alpha_colour(rank),
+                    colour: alpha_colour(rank(a)),
                     line: Line::Solid,
+                },
+                curve(&rs),
+            ));
+        }
+    }
+    // the other families at their best α, dotted
+    for m in [Method::Feature, Method::Imitation] {
+        if let Some(b) = super::best_by_validation(&s.cells, |c| c.method == m).map(|i| &s.cells[i])
+        {
+            let rs: Vec<&RunRecord> = done
+                .iter()
+                .copied()
+                .filter(|r| {
+                    r.role == Role::Student && r.method == m && r.alpha.as_deref() == Some(&b.alpha)
+                })
+                .collect();
+            series.push((
+                Entry {
+                    label: format!("{}, α = {}", m.name(), b.alpha),
+                    colour: alpha_colour(rank(&b.alpha)),
+                    line: Line::Dotted,
                 },
                 curve(&rs),
             ));
@@ -619,7 +772,16 @@ where
                 .map_err(derr)?;
         }
         let line: Vec<(f64, f64)> = pts.iter().map(|(e, s)| (*e as f64, s.mean)).collect();
-        if entry.line == Line::Dashed {
+        if entry.line == Line::Dotted {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    line.clone(),
+                    3,
+                    5,
+                    entry.colour.stroke_width(2),
+                ))
+                .map_err(derr)?;
+        } else if entry.line == Line::Dashed {
             chart
                 .draw_series(DashedLineSeries::new(
                     line.clone(),
@@ -669,7 +831,9 @@ pub fn write_all(
         both!(&charts, "accuracy_vs_temperature", CHART_SIZE, |a| {
             accuracy_vs_temperature(&a, &title, s)
         });
-        let title = format!("{name}: KD gain over the baseline student (points, {dataset})");
+    }
+    if s.cells.iter().any(|c| c.method.uses_temperature()) {
+        let title = format!("{name}: logit KD gain over the baseline student (points, {dataset})");
         both!(&charts, "kd_gain_heatmap", CHART_SIZE, |a| kd_gain_heatmap(
             &a, &title, s
         ));

@@ -21,6 +21,7 @@ pub struct SweepInfo {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SharedCell {
+    pub method: String,
     pub temperature: String,
     pub alpha: String,
     /// One per sweep, in the order given.
@@ -32,6 +33,7 @@ pub struct SharedCell {
 #[derive(Debug, Clone, Serialize)]
 pub struct OnlyIn {
     pub sweep: String,
+    pub method: String,
     pub temperature: String,
     pub alpha: String,
     pub test: Stat,
@@ -48,7 +50,9 @@ pub struct Comparison {
 }
 
 fn same(a: &Cell, b: &Cell) -> bool {
-    a.t_value == b.t_value && a.a_value == b.a_value
+    a.method == b.method
+        && (a.t_value == b.t_value || !a.method.uses_temperature())
+        && a.a_value == b.a_value
 }
 
 pub fn compare(loaded: &[Loaded]) -> Comparison {
@@ -97,6 +101,7 @@ pub fn compare(loaded: &[Loaded]) -> Comparison {
                 let test: Vec<Stat> = matches.iter().flatten().map(|m| m.test).collect();
                 let diff = test.iter().skip(1).map(|t| t.mean - test[0].mean).collect();
                 shared.push(SharedCell {
+                    method: c.method.name().to_string(),
                     temperature: c.temperature.clone(),
                     alpha: c.alpha.clone(),
                     test,
@@ -110,6 +115,7 @@ pub fn compare(loaded: &[Loaded]) -> Comparison {
             if !cells.iter().all(|other| other.iter().any(|x| same(x, c))) {
                 only.push(OnlyIn {
                     sweep: sweeps[i].name.clone(),
+                    method: c.method.name().to_string(),
                     temperature: c.temperature.clone(),
                     alpha: c.alpha.clone(),
                     test: c.test,
@@ -146,18 +152,23 @@ pub fn markdown(c: &Comparison) -> String {
         o.push_str(&format!("\n**warning:** {w}\n"));
     }
     let names: Vec<&str> = c.sweeps.iter().map(|s| s.name.as_str()).collect();
-    o.push_str("\nStudent test accuracy (%), mean ± std over seeds, for the (T, α) cells every sweep has:\n\n| T | α |");
+    o.push_str("\nStudent test accuracy (%), mean ± std over seeds, for the cells every sweep has:\n\n| method | T | α |");
     for n in &names {
         o.push_str(&format!(" {n} |"));
     }
     for n in names.iter().skip(1) {
         o.push_str(&format!(" {n} − {} |", names[0]));
     }
-    o.push_str("\n|---:|---:|");
+    o.push_str("\n|---|---:|---:|");
     o.push_str(&"---:|".repeat(names.len() * 2 - 1));
     o.push('\n');
     for s in &c.shared {
-        o.push_str(&format!("| {} | {} |", s.temperature, s.alpha));
+        let t = if s.temperature.is_empty() {
+            "–"
+        } else {
+            s.temperature.as_str()
+        };
+        o.push_str(&format!("| {} | {t} | {} |", s.method, s.alpha));
         for t in &s.test {
             o.push_str(&format!(" {} |", t.show()));
         }
@@ -167,15 +178,20 @@ pub fn markdown(c: &Comparison) -> String {
         o.push('\n');
     }
     if c.shared.is_empty() {
-        o.push_str("\n(no (T, α) cell is shared by every sweep)\n");
+        o.push_str("\n(no cell is shared by every sweep)\n");
     }
     if !c.only.is_empty() {
-        o.push_str("\nCells not in every sweep:\n\n| only in | T | α | test accuracy |\n|---|---:|---:|---:|\n");
+        o.push_str("\nCells not in every sweep:\n\n| only in | method | T | α | test accuracy |\n|---|---|---:|---:|---:|\n");
         for x in &c.only {
             o.push_str(&format!(
-                "| {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} |\n",
                 x.sweep,
-                x.temperature,
+                x.method,
+                if x.temperature.is_empty() {
+                    "–"
+                } else {
+                    x.temperature.as_str()
+                },
                 x.alpha,
                 x.test.show()
             ));
@@ -220,7 +236,13 @@ where
 {
     root.fill(&WHITE).map_err(derr)?;
     let (plot, side) = root.split_horizontally(root.dim_in_pixel().0 - 250);
-    let all: Vec<Cell> = c.cells.iter().flatten().cloned().collect();
+    let all: Vec<Cell> = c
+        .cells
+        .iter()
+        .flatten()
+        .filter(|x| x.method.uses_temperature())
+        .cloned()
+        .collect();
     let mut ticks: Vec<(f64, String)> = Vec::new();
     for x in &all {
         if !ticks.iter().any(|t| t.0 == x.t_value) {
@@ -264,7 +286,7 @@ where
         for (ai, (_, a)) in alphas.iter().enumerate() {
             let pts: Vec<(f64, f64)> = cells
                 .iter()
-                .filter(|x| &x.alpha == a)
+                .filter(|x| x.method.uses_temperature() && &x.alpha == a)
                 .map(|x| (x.t_value, x.test.mean))
                 .collect();
             let style = colour.stroke_width(2);
@@ -374,11 +396,11 @@ mod tests {
         assert!(c.warnings[0].contains("student epochs (1 vs 2)"));
         let md = markdown(&c);
         assert!(
-            md.contains("| 4 | 0.5 | 81.00 ± 0.50 | 82.00 ± 0.50 | +1.00 |"),
+            md.contains("| logit | 4 | 0.5 | 81.00 ± 0.50 | 82.00 ± 0.50 | +1.00 |"),
             "{md}"
         );
         assert!(
-            md.contains("| a | 2 | 0.5 |") && md.contains("| b | 8 | 0.5 |"),
+            md.contains("| a | logit | 2 | 0.5 |") && md.contains("| b | logit | 8 | 0.5 |"),
             "{md}"
         );
         assert!(md.contains("**warning:**"), "{md}");

@@ -6,6 +6,7 @@
 pub mod charts;
 pub mod compare;
 
+use crate::config::Method;
 use crate::plan::Role;
 use crate::store::{RunRecord, Status};
 use serde::Serialize;
@@ -103,6 +104,8 @@ impl Gain {
 /// One (T, α) cell over seeds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Cell {
+    pub method: Method,
+    /// Empty for methods without a temperature.
     pub temperature: String,
     pub t_value: f64,
     pub alpha: String,
@@ -149,10 +152,11 @@ pub fn summarize(records: &[&RunRecord]) -> Summary {
             .find(|r| r.role == Role::Baseline && r.seed == seed)
             .and_then(|r| r.test_acc)
     };
-    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut keys: Vec<(Method, Option<String>, String)> = Vec::new();
     for r in done.iter().filter(|r| r.role == Role::Student) {
         let k = (
-            r.temperature.clone().unwrap_or_default(),
+            r.method,
+            r.temperature.clone(),
             r.alpha.clone().unwrap_or_default(),
         );
         if !keys.contains(&k) {
@@ -160,13 +164,14 @@ pub fn summarize(records: &[&RunRecord]) -> Summary {
         }
     }
     let mut cells: Vec<Cell> = Vec::new();
-    for (t, a) in keys {
+    for (method, t, a) in keys {
         let rs: Vec<&RunRecord> = done
             .iter()
             .copied()
             .filter(|r| {
                 r.role == Role::Student
-                    && r.temperature.as_deref() == Some(&t)
+                    && r.method == method
+                    && r.temperature == t
                     && r.alpha.as_deref() == Some(&a)
             })
             .collect();
@@ -177,7 +182,9 @@ pub fn summarize(records: &[&RunRecord]) -> Summary {
             .filter_map(|r| Some(r.test_acc? - baseline_of(r.seed)?))
             .collect();
         if let (Some(test), Some(val)) = (Stat::of(&test), Stat::of(&val)) {
+            let t = t.unwrap_or_default();
             cells.push(Cell {
+                method,
                 t_value: num(&t),
                 a_value: num(&a),
                 temperature: t,
@@ -188,15 +195,18 @@ pub fn summarize(records: &[&RunRecord]) -> Summary {
             });
         }
     }
+    let order = |m: Method| {
+        [Method::Logit, Method::Feature, Method::Imitation]
+            .iter()
+            .position(|x| *x == m)
+    };
     cells.sort_by(|x, y| {
-        x.a_value
-            .total_cmp(&y.a_value)
+        order(x.method)
+            .cmp(&order(y.method))
+            .then(x.a_value.total_cmp(&y.a_value))
             .then(x.t_value.total_cmp(&y.t_value))
     });
-    // ties go to the earlier cell (smaller α, then smaller T)
-    let chosen = (0..cells.len())
-        .rev()
-        .max_by(|&i, &j| cells[i].val.mean.total_cmp(&cells[j].val.mean));
+    let chosen = best_by_validation(&cells, |_| true);
     let verdict = verdict(chosen.map(|i| &cells[i]));
     Summary {
         teacher: role(Role::Teacher),
@@ -211,12 +221,32 @@ pub fn summarize(records: &[&RunRecord]) -> Summary {
     }
 }
 
+/// The cell with the best mean validation accuracy among those `keep` accepts; ties go to the earlier
+/// cell (method order, then smaller α, then smaller T).
+pub fn best_by_validation(cells: &[Cell], keep: impl Fn(&Cell) -> bool) -> Option<usize> {
+    (0..cells.len())
+        .rev()
+        .filter(|&i| keep(&cells[i]))
+        .max_by(|&i, &j| cells[i].val.mean.total_cmp(&cells[j].val.mean))
+}
+
+impl Cell {
+    /// `T=4, α=0.5` for logit cells; `feature, α=0.5` for the others.
+    pub fn label(&self) -> String {
+        if self.method.uses_temperature() {
+            format!("T={}, α={}", self.temperature, self.alpha)
+        } else {
+            format!("{}, α={}", self.method.name(), self.alpha)
+        }
+    }
+}
+
 /// One line: does distillation help, judged at the validation-chosen cell.
 fn verdict(chosen: Option<&Cell>) -> String {
     let Some(c) = chosen else {
         return "no distilled student finished yet".into();
     };
-    let at = format!("T={}, α={}", c.temperature, c.alpha);
+    let at = c.label();
     match c.gain {
         None => format!("no baseline to compare with (set `baseline = true`); best by validation: {at}"),
         Some(g) => match (g.ci95, g.half_width()) {
@@ -273,7 +303,7 @@ pub fn markdown(meta: &Meta, s: &Summary) -> String {
             o.push_str(&format!("| {name} | {} | {} |\n", st.show(), st.n));
         }
     }
-    o.push_str("\n| T | α | test accuracy | validation accuracy | KD gain (points) | 95 % CI of the gain | seeds |\n|---:|---:|---:|---:|---:|---:|---:|\n");
+    o.push_str("\n| method | T | α | test accuracy | validation accuracy | KD gain (points) | 95 % CI of the gain | seeds |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for (i, c) in s.cells.iter().enumerate() {
         let (g, ci) = gain_cells(&c.gain);
         let mark = if Some(i) == s.chosen {
@@ -281,20 +311,45 @@ pub fn markdown(meta: &Meta, s: &Summary) -> String {
         } else {
             ""
         };
+        let t = if c.method.uses_temperature() {
+            c.temperature.as_str()
+        } else {
+            "–"
+        };
         o.push_str(&format!(
-            "| {} | {} | {} | {} | {g} | {ci} | {}{mark} |\n",
-            c.temperature,
+            "| {} | {t} | {} | {} | {} | {g} | {ci} | {}{mark} |\n",
+            c.method.name(),
             c.alpha,
             c.test.show(),
             c.val.show(),
             c.test.n
         ));
     }
+    let methods: Vec<Method> = s.cells.iter().fold(Vec::new(), |mut v, c| {
+        if !v.contains(&c.method) {
+            v.push(c.method);
+        }
+        v
+    });
+    if methods.len() > 1 {
+        o.push_str("\nThe best of each family, chosen by validation accuracy:\n\n| method | setting | validation accuracy | test accuracy | KD gain (points) | 95 % CI of the gain |\n|---|---|---:|---:|---:|---:|\n");
+        for m in &methods {
+            if let Some(c) = best_by_validation(&s.cells, |c| c.method == *m).map(|i| &s.cells[i]) {
+                let (g, ci) = gain_cells(&c.gain);
+                o.push_str(&format!(
+                    "| {} | {} | {:.2} | {} | {g} | {ci} |\n",
+                    m.name(),
+                    c.label(),
+                    c.val.mean,
+                    c.test.show()
+                ));
+            }
+        }
+    }
     if let Some(c) = s.chosen.map(|i| &s.cells[i]) {
         o.push_str(&format!(
-            "\n**Chosen by validation accuracy:** T={}, α={} — validation {:.2} %, test {} %.\n",
-            c.temperature,
-            c.alpha,
+            "\n**Chosen by validation accuracy:** {} — validation {:.2} %, test {} %.\n",
+            c.label(),
             c.val.mean,
             c.test.show()
         ));
@@ -401,6 +456,7 @@ pub(crate) mod tests {
         let spec = RunSpec {
             id: format!("{}-{:?}-{:?}-s{seed}", role.name(), t, a),
             role,
+            method: Default::default(),
             seed,
             temperature: t.map(|v| crate::config::GridValue {
                 text: v.into(),
