@@ -348,10 +348,51 @@ impl Validator<'_> {
 
     fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
         let mut msg = e.message().trim().to_string();
+        // serde's names for types mean nothing to someone writing TOML
+        for (rust, plain) in [
+            ("expected i64", "expected a whole number"),
+            ("expected f64", "expected a number"),
+            ("expected a sequence", "expected an array such as [1, 2]"),
+            ("expected a boolean", "expected true or false"),
+            ("expected a string", "expected a quoted string"),
+            (
+                "untagged enum RawDevices",
+                "\"auto\", \"cpu\" or a list such as [\"cuda:0\"]",
+            ),
+        ] {
+            msg = msg.replace(rust, plain);
+        }
         if msg.starts_with("missing field") {
             msg.push_str(" (see experiments/quick.toml for a complete sweep file)");
         }
-        self.err(e.span(), None, &msg)
+        let key = e.span().and_then(|sp| self.key_at(sp.start));
+        self.err(e.span(), key.as_deref(), &msg)
+    }
+
+    /// The dotted key written on the line of `offset` (`teacher.epochs`), if that line assigns one.
+    fn key_at(&self, offset: usize) -> Option<String> {
+        let offset = offset.min(self.text.len());
+        let line_start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let line = self.text[line_start..].lines().next().unwrap_or("");
+        let (name, _) = line.split_once('=')?;
+        let name = name.trim();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return None;
+        }
+        let table = self.text[..line_start].lines().rev().find_map(|l| {
+            l.trim()
+                .strip_prefix('[')
+                .and_then(|t| t.split(']').next())
+                .map(|t| t.trim().to_string())
+        });
+        Some(match table {
+            Some(t) if !t.is_empty() => format!("{t}.{name}"),
+            _ => name.to_string(),
+        })
     }
 
     fn positive(&self, s: &Spanned<i64>, key: &str, what: &str) -> Result<u32, ConfigError> {

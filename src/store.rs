@@ -224,6 +224,13 @@ pub fn remove_stale_temps(dir: &Path) -> usize {
     removed
 }
 
+/// Testing hook: `KD_SWEEP_FAIL_WRITE=<text>` makes writes of files whose path contains the text
+/// fail half-way with "No space left on device", as a full disk would.
+fn injected_full_disk(path: &Path) -> bool {
+    std::env::var("KD_SWEEP_FAIL_WRITE")
+        .is_ok_and(|pat| !pat.is_empty() && path.to_string_lossy().contains(&pat))
+}
+
 /// Writes `bytes` to `path` so that readers see either the old file or the whole new one: a temporary
 /// file in the same folder, fsync, rename, fsync of the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -236,6 +243,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.{}", tmp_tag()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
+        if injected_full_disk(path) {
+            f.write_all(&bytes[..bytes.len() / 2])?;
+            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        }
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -441,7 +452,7 @@ fn method_cell(r: &RunRecord) -> String {
 }
 
 /// `runs.csv`: one row per run of the current plan, in plan order.
-pub fn runs_csv(records: &[&RunRecord]) -> Vec<u8> {
+pub fn runs_csv(records: &[&RunRecord]) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let header = [
         "run_id",
@@ -461,8 +472,7 @@ pub fn runs_csv(records: &[&RunRecord]) -> Vec<u8> {
         "status",
         "error",
     ];
-    // Writing into a Vec cannot fail.
-    w.write_record(header).expect("in-memory csv");
+    w.write_record(header)?;
     for r in records {
         w.write_record([
             r.run_id.clone(),
@@ -484,14 +494,13 @@ pub fn runs_csv(records: &[&RunRecord]) -> Vec<u8> {
                 Status::Failed => "failed".into(),
             },
             r.error.clone().unwrap_or_default(),
-        ])
-        .expect("in-memory csv");
+        ])?;
     }
-    w.into_inner().expect("in-memory csv")
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
 
 /// `epochs.csv`: one row per run and epoch.
-pub fn epochs_csv(records: &[&RunRecord]) -> Vec<u8> {
+pub fn epochs_csv(records: &[&RunRecord]) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "run_id",
@@ -505,8 +514,7 @@ pub fn epochs_csv(records: &[&RunRecord]) -> Vec<u8> {
         "val_acc",
         "test_acc",
         "seconds",
-    ])
-    .expect("in-memory csv");
+    ])?;
     for r in records {
         for e in &r.history {
             w.write_record([
@@ -521,11 +529,10 @@ pub fn epochs_csv(records: &[&RunRecord]) -> Vec<u8> {
                 format!("{:.2}", e.val_acc),
                 format!("{:.2}", e.test_acc),
                 format!("{:.1}", e.seconds),
-            ])
-            .expect("in-memory csv");
+            ])?;
         }
     }
-    w.into_inner().expect("in-memory csv")
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
 
 #[cfg(test)]
@@ -643,7 +650,7 @@ mod tests {
             1.0,
             "cpu",
         );
-        let text = String::from_utf8(runs_csv(&[&r])).unwrap();
+        let text = String::from_utf8(runs_csv(&[&r]).unwrap()).unwrap();
         let mut lines = text.lines();
         assert_eq!(
             lines.next().unwrap(),
@@ -653,7 +660,7 @@ mod tests {
             lines.next().unwrap(),
             "teacher-s0,teacher,,0,,,2,60.00,61.00,2,60.00,61.00,1.0,cpu,done,"
         );
-        let e = String::from_utf8(epochs_csv(&[&r])).unwrap();
+        let e = String::from_utf8(epochs_csv(&[&r]).unwrap()).unwrap();
         assert_eq!(e.lines().count(), 3);
     }
 }

@@ -156,9 +156,9 @@ pub fn meta(sweep: &Sweep) -> report::Meta {
 
 /// Writes runs.csv and epochs.csv from records.
 pub fn write_csvs(dir: &Path, records: &[&RunRecord]) -> anyhow::Result<()> {
-    store::write_atomic(&dir.join("runs.csv"), &store::runs_csv(records))
+    store::write_atomic(&dir.join("runs.csv"), &store::runs_csv(records)?)
         .context("writing runs.csv")?;
-    store::write_atomic(&dir.join("epochs.csv"), &store::epochs_csv(records))
+    store::write_atomic(&dir.join("epochs.csv"), &store::epochs_csv(records)?)
         .context("writing epochs.csv")?;
     Ok(())
 }
@@ -266,10 +266,12 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
             eprintln!("interrupted: finished runs are saved; run the same command again to resume");
         }
     }
-    let failed = plan_records(&p)
+    // every run of the plan without a finished record counts, also one whose record could not be written
+    let done = plan_records(&p)
         .iter()
-        .filter(|r| r.status == Status::Failed)
+        .filter(|r| r.status == Status::Done)
         .count();
+    let failed = p.plan.runs.len() - done;
     Ok(Finished {
         failed,
         interrupted: outcome.interrupted,

@@ -1,0 +1,270 @@
+//! Bad input and faults: every bad sweep file in tests/bad_sweeps/ exits 2 with the file, the
+//! line:column where known, the key and what is allowed, and creates nothing; bad state and faults
+//! end in clear messages with earlier results intact.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+/// Header lines of a corpus file: `# key: …`, `# at: line:col`, `# says: …` (empty when not checked).
+fn header(text: &str, field: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("# {field}:")))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn every_bad_sweep_file_in_the_corpus_is_refused_clearly() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad_sweeps");
+    let mut files: Vec<_> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 40, "the corpus has {} cases", files.len());
+    let c = Case::new(200, 60);
+    let mut failures = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        std::fs::write(c.path(&name), &text).unwrap();
+        let o = c.run(&[&name, "--results", "out"]);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        let mut why = Vec::new();
+        if o.status.code() != Some(2) {
+            why.push(format!("exit {:?}", o.status.code()));
+        }
+        if !err.starts_with(&format!("error: {name}")) {
+            why.push("does not start with `error: <file>`".into());
+        }
+        let (key, at, says) = (
+            header(&text, "key"),
+            header(&text, "at"),
+            header(&text, "says"),
+        );
+        if !key.is_empty() && !err.contains(&format!("`{key}`")) {
+            why.push(format!("does not name the key {key}"));
+        }
+        if !at.is_empty() && !err.contains(&format!("{name}:{at}:")) {
+            why.push(format!("not at {at}"));
+        }
+        if !says.is_empty() && !err.contains(&says) {
+            why.push(format!("does not say {says:?}"));
+        }
+        if err.contains("panicked") || err.lines().count() > 3 {
+            why.push("panic or noise".into());
+        }
+        if c.path("out").exists() {
+            why.push("created the results root".into());
+        }
+        if !why.is_empty() {
+            failures.push(format!("{name}: {}\n    {}", why.join("; "), err.trim()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn empty_binary_and_missing_files() {
+    let c = Case::new(10, 10);
+    std::fs::write(c.path("empty.toml"), "").unwrap();
+    std::fs::write(
+        c.path("binary.toml"),
+        [0x7f, b'E', b'L', b'F', 0xff, 0xfe, 0, 1],
+    )
+    .unwrap();
+    for (file, says) in [
+        ("empty.toml", "empty"),
+        ("binary.toml", "not a text file"),
+        ("missing.toml", "no such file"),
+    ] {
+        let o = c.run(&[file, "--results", "out"]);
+        assert_eq!(o.status.code(), Some(2), "{file}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.starts_with(&format!("error: {file}")) && err.contains(says),
+            "{file}: {err}"
+        );
+        assert!(!c.path("out").exists());
+    }
+}
+
+#[test]
+fn bad_data_exits_1_naming_the_file() {
+    let c = Case::new(100, 20);
+    let s = c.sweep("bd", &body("[0]", "[2]", "[0.5]"));
+    std::fs::write(
+        c.path("data/t10k-labels-idx1-ubyte.gz"),
+        b"\x1f\x8bnot really gzip",
+    )
+    .unwrap();
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("t10k-labels-idx1-ubyte.gz")
+            && err.contains("gzip")
+            && !err.contains("panicked"),
+        "{err}"
+    );
+    assert!(!c.path("out").exists());
+}
+
+#[test]
+fn another_study_under_the_same_name_is_refused() {
+    let c = Case::new(100, 20);
+    let s = c.sweep("same", &body("[0]", "[2]", "[0.5]"));
+    assert!(c
+        .run(&[s.to_str().unwrap(), "--results", "out", "-q"])
+        .status
+        .success());
+    // the same name over a different dataset (CIFAR-10 in the binary release)
+    std::fs::create_dir(c.path("cifar")).unwrap();
+    kd_sweep::data::write::cifar_dir(&c.path("cifar"), 20, 20, false, 1).unwrap();
+    let other = body("[0]", "[2]", "[0.5]")
+        .replace("dataset = \"mnist\"", "dataset = \"cifar10\"")
+        .replace("path = \"data\"", "path = \"cifar\"");
+    let s2 = c.sweep("same", &other);
+    let o = c.run(&[s2.to_str().unwrap(), "--results", "out"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("another study") && err.contains("--results"),
+        "{err}"
+    );
+    assert_eq!(
+        csv_rows(&c.path("out/same/runs.csv")).len(),
+        3,
+        "the first study's results are intact"
+    );
+}
+
+#[test]
+fn an_unusable_results_root_is_a_clear_error() {
+    let c = Case::new(100, 20);
+    let s = c.sweep("root", &body("[0]", "[2]", "[0.5]"));
+    std::fs::write(c.path("afile"), b"").unwrap();
+    let o = c.run(&[s.to_str().unwrap(), "--results", "afile/results"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cannot create the results folder") && err.contains("--results"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_full_disk_while_writing_keeps_the_previous_state() {
+    let c = Case::new(200, 60);
+    let s = c.sweep("disk", &body("[0]", "[2]", "[0.5]"));
+    assert!(c
+        .run(&[s.to_str().unwrap(), "--results", "out", "-q"])
+        .status
+        .success());
+    let dir = c.path("out/disk");
+    let runs_before = std::fs::read(dir.join("runs.csv")).unwrap();
+    let records_before = record_mtimes(&dir);
+    // a new run whose record cannot be written: the run fails with the reason, nothing else changes
+    let s = c.sweep("disk", &body("[0]", "[2, 8]", "[0.5]"));
+    let o = c
+        .cmd()
+        .args([s.to_str().unwrap(), "--results", "out"])
+        .env("KD_SWEEP_FAIL_WRITE", "student-T8")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("No space left on device"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(record_mtimes(&dir), records_before);
+    // runs.csv itself cannot be written: the old one stays whole and readable
+    let o = c
+        .cmd()
+        .args([s.to_str().unwrap(), "--results", "out"])
+        .env("KD_SWEEP_FAIL_WRITE", "runs.csv")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("runs.csv"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        std::fs::read(dir.join("runs.csv")).unwrap(),
+        runs_before,
+        "runs.csv was damaged"
+    );
+    assert!(
+        std::fs::read_dir(&dir).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".tmp-")),
+        "a temporary file was left"
+    );
+    // the disk has room again: everything completes, the finished record was kept
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(csv_rows(&dir.join("runs.csv")).len(), 4);
+}
+
+#[test]
+fn a_diverging_run_fails_alone_with_where_it_diverged() {
+    let c = Case::new(200, 60);
+    // an absurd teacher learning rate: the teacher diverges, the baseline (no teacher) still finishes
+    let s = c.sweep(
+        "div",
+        &body("[0]", "[2]", "[0.5]").replacen("lr = 0.001", "lr = 1e30", 1),
+    );
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let runs = csv_rows(&c.path("out/div/runs.csv"));
+    let t = runs.iter().find(|r| r["role"] == "teacher").unwrap();
+    assert_eq!(t["status"], "failed");
+    assert!(
+        t["error"].starts_with("diverged at epoch 1, step ")
+            && (t["error"].contains("loss = NaN") || t["error"].contains("loss = inf")),
+        "{t:?}"
+    );
+    assert_eq!(
+        runs.iter().find(|r| r["role"] == "baseline").unwrap()["status"],
+        "done"
+    );
+    let st = runs.iter().find(|r| r["role"] == "student").unwrap();
+    assert!(st["error"].contains("teacher teacher-s0 failed"), "{st:?}");
+}
+
+#[test]
+fn corrupt_records_are_reported_and_redone() {
+    let c = Case::new(200, 60);
+    let s = c.sweep("cor", &body("[0]", "[2]", "[0.5]"));
+    assert!(c
+        .run(&[s.to_str().unwrap(), "--results", "out", "-q"])
+        .status
+        .success());
+    let rec = std::fs::read_dir(c.path("out/cor/records"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("baseline"))
+        .unwrap();
+    let bytes = std::fs::read(&rec).unwrap();
+    std::fs::write(&rec, &bytes[..bytes.len() / 3]).unwrap();
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning:")
+            && err.contains("baseline-s0")
+            && err.contains("redone")
+            && err.contains("3 runs (2 already done)"),
+        "{err}"
+    );
+    let redone = kd_sweep::store::RunRecord::from_json(&std::fs::read(&rec).unwrap())
+        .expect("the redone record is whole");
+    assert_eq!(redone.run_id, "baseline-s0");
+}
