@@ -10,6 +10,7 @@ fn main() {
     };
     let dir = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.into());
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+    println!("cargo:rustc-env=KD_SWEEP_LIBTORCH_LIB={}", dir.display());
     // pip wheels: torch/version.py (`__version__ = '2.11.0+cu130'`); plain libtorch: build-version
     let parent = dir.parent().map(|p| p.to_path_buf()).unwrap_or_default();
     let version = std::fs::read_to_string(parent.join("version.py"))

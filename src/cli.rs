@@ -4,6 +4,7 @@
 
 use crate::config::{self, ConfigError};
 use crate::sweep::{self, Options};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -99,6 +100,32 @@ enum Command {
         /// `text` (Markdown) or `json`.
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
+    },
+    /// Measure kd-sweep on this machine: matrix-multiply ceiling, training throughput (and the same
+    /// loop in PyTorch), data feeding, a 12-student sweep against the naive way, scaling, memory.
+    /// Prints a Markdown report; takes a few minutes.
+    Bench {
+        /// cpu or cuda:N (default: cuda:0 when libtorch sees a GPU, else cpu).
+        #[arg(long)]
+        device: Option<String>,
+        /// fashion-mnist, mnist or cifar10.
+        #[arg(long, default_value = "fashion-mnist")]
+        dataset: String,
+        /// The dataset's folder (default: the dataset's default).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Also write the report to this file.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Scratch folder for the benchmark's sweeps (emptied first).
+        #[arg(long, value_name = "DIR", default_value = "results/.bench")]
+        work: PathBuf,
+        /// A Python with torch==2.11.0 for the PyTorch reference (default: the one libtorch came from).
+        #[arg(long, value_name = "PATH")]
+        python: Option<PathBuf>,
+        /// Tiny sizes, to check that the benchmark runs; its numbers mean nothing.
+        #[arg(long)]
+        quick: bool,
     },
     #[command(name = "__worker", hide = true)]
     Worker {
@@ -218,6 +245,56 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                     out.join("compare_accuracy_vs_temperature.png").display()
                 );
             }
+            Ok(0)
+        }
+        (
+            Some(Command::Bench {
+                device,
+                dataset,
+                data,
+                out,
+                work,
+                python,
+                quick,
+            }),
+            _,
+        ) => {
+            let dataset =
+                crate::config::DatasetKind::parse(&dataset).ok_or_else(|| ConfigError {
+                    file: "--dataset".into(),
+                    at: None,
+                    key: None,
+                    message: format!(
+                        "unknown dataset {dataset:?}; allowed: {}",
+                        crate::config::DatasetKind::NAMES
+                    ),
+                })?;
+            let device = device.unwrap_or_else(|| {
+                if tch::Cuda::device_count() > 0 {
+                    "cuda:0".into()
+                } else {
+                    "cpu".into()
+                }
+            });
+            let opts = crate::bench::Options {
+                device,
+                dataset,
+                data,
+                work,
+                worker_exe: options(&cli.common)?.worker_exe,
+                python,
+                quick,
+            };
+            let md = crate::bench::run(&opts, &|m: &str| {
+                if !cli.common.quiet {
+                    eprintln!("{m}")
+                }
+            })?;
+            if let Some(out) = out {
+                crate::store::write_atomic(&out, md.as_bytes())
+                    .with_context(|| format!("writing {}", out.display()))?;
+            }
+            print!("{md}");
             Ok(0)
         }
         (Some(Command::Plan { sweep }), _) => {

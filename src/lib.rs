@@ -6,6 +6,7 @@
 //! teacher cache, CSVs) → [`report`] (charts, summary). [`sweep`] strings them together; [`cli`] is
 //! the command line.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;

@@ -287,6 +287,17 @@ pub struct Outcome {
     pub trained: usize,
     pub failed: usize,
     pub interrupted: bool,
+    /// Peak resident memory (VmHWM, KiB) of each worker process still alive at the end.
+    pub worker_peak_rss_kib: Vec<u64>,
+}
+
+/// Peak resident memory of a process in KiB, from /proc (Linux).
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Ctrl-C presses seen by the coordinator.
@@ -455,6 +466,10 @@ pub fn run(
         outcome.failed += 1;
         progress.finished(usize::MAX, &record);
     }
+    outcome.worker_peak_rss_kib = workers
+        .iter()
+        .filter_map(|w| peak_rss_kib(w.child.id()))
+        .collect();
     drop(workers); // closing stdin ends idle workers
     Ok(outcome)
 }

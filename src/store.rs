@@ -234,7 +234,11 @@ fn injected_full_disk(path: &Path) -> bool {
 /// Writes `bytes` to `path` so that readers see either the old file or the whole new one: a temporary
 /// file in the same folder, fsync, rename, fsync of the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // a bare file name has an empty parent: that is the current folder
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path
         .file_name()
@@ -604,6 +608,17 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         assert!(matches!(store.load_record(&run), Stored::Corrupt(..)));
+    }
+
+    #[test]
+    fn atomic_write_of_a_bare_file_name_uses_the_current_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let here = std::env::current_dir().unwrap();
+        std::env::set_current_dir(dir.path()).unwrap();
+        let r = write_atomic(Path::new("bare.txt"), b"x");
+        std::env::set_current_dir(here).unwrap();
+        r.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("bare.txt")).unwrap(), b"x");
     }
 
     #[test]

@@ -202,7 +202,10 @@ pub fn write_outputs(
 /// How a sweep ended, for the exit code.
 #[derive(Debug)]
 pub struct Finished {
+    /// Runs of the plan without a finished record.
     pub failed: usize,
+    /// Peak resident memory of each worker process, KiB.
+    pub worker_peak_rss_kib: Vec<u64>,
     pub interrupted: bool,
     pub summary: report::Summary,
 }
@@ -274,6 +277,7 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     let failed = p.plan.runs.len() - done;
     Ok(Finished {
         failed,
+        worker_peak_rss_kib: outcome.worker_peak_rss_kib.clone(),
         interrupted: outcome.interrupted,
         summary,
     })

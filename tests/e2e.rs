@@ -649,3 +649,42 @@ fn the_three_families_share_the_teacher_and_have_no_temperature_duplicates() {
         "the chart does not place the other families apart"
     );
 }
+
+#[test]
+fn the_benchmark_runs_and_writes_its_report() {
+    // --quick: tiny sizes, so this checks that every section runs, not the numbers
+    let c = Case::new(300, 100);
+    let o = c.run(&[
+        "bench",
+        "--quick",
+        "--dataset",
+        "mnist",
+        "--data",
+        "data",
+        "--work",
+        "bench-work",
+        "--out",
+        "BENCH.md",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let md = std::fs::read_to_string(c.path("BENCH.md")).unwrap();
+    assert_eq!(md, String::from_utf8_lossy(&o.stdout));
+    for section in [
+        "## 1. Ceiling",
+        "## 2. Training throughput",
+        "## 3. Data feeding",
+        "## 4. A 12-student sweep",
+        "## 5. Scaling",
+        "## 6. Memory",
+        "**ratio**",
+    ] {
+        assert!(md.contains(section), "the report lacks {section:?}:\n{md}");
+    }
+    assert!(
+        md.contains(
+            "Largest difference in a student's test accuracy between the two ways: 0.00 points"
+        ),
+        "{md}"
+    );
+}

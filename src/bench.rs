@@ -1,0 +1,486 @@
+//! `kd-sweep bench`: measures, in one run on one machine, what makes kd-sweep fast — the device's
+//! matrix-multiply ceiling, training throughput against it (FLOPs counted from the model definitions),
+//! the same step loop in PyTorch on the same libtorch (bench/pytorch_reference.py), the cost of
+//! feeding batches, kd-sweep's way of running a 12-student sweep against the naive way, scaling over
+//! workers, and peak memory. Prints a Markdown report (BENCHMARKS.md-ready).
+
+use crate::config::{parse_devices, DatasetKind};
+use crate::model::{Arch, Net};
+use crate::rng::SplitMix64;
+use crate::sweep;
+use crate::train::kd_loss;
+use anyhow::Context;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    pub dataset: DatasetKind,
+    /// Dataset folder; `None`: the dataset's default.
+    pub data: Option<PathBuf>,
+    /// Where the benchmark's sweeps write (emptied first).
+    pub work: PathBuf,
+    pub worker_exe: PathBuf,
+    /// A Python with torch 2.11 for the reference; `None`: the one libtorch came from, if any.
+    pub python: Option<PathBuf>,
+    /// Smaller everything (for tests): the numbers are then not meaningful.
+    pub quick: bool,
+}
+
+struct Sizes {
+    matmul_n: i64,
+    min_secs: f64,
+    teacher_steps: usize,
+    student_steps: usize,
+    train: usize,
+    student_epochs: u32,
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// GFLOP/s of an n×n float32 matrix product on `device` with `threads` intra-op threads.
+pub fn matmul_gflops(device: Device, threads: i32, n: i64, min_secs: f64) -> f64 {
+    tch::set_num_threads(threads);
+    let a = Tensor::randn([n, n], (Kind::Float, device));
+    let b = Tensor::randn([n, n], (Kind::Float, device));
+    for _ in 0..2 {
+        let _ = a.mm(&b);
+    }
+    sync(device);
+    let start = Instant::now();
+    let mut reps = 0u32;
+    while start.elapsed().as_secs_f64() < min_secs || reps < 3 {
+        let _ = a.mm(&b);
+        reps += 1;
+        if reps % 8 == 0 {
+            sync(device);
+        }
+    }
+    sync(device);
+    2.0 * (n * n * n) as f64 * reps as f64 / start.elapsed().as_secs_f64() / 1e9
+}
+
+/// Images per second of `steps` training steps (forward, loss, backward, Adam) on one fixed batch:
+/// cross-entropy for the teacher, the KD loss for the student. No batch gathering.
+fn step_rate(arch: Arch, shape: [i64; 3], device: Device, batch: i64, steps: usize) -> f64 {
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(device);
+    let net = Net::new(&vs.root(), arch, shape, 10);
+    let mut opt = match nn::Adam::default().build(&vs, 1e-3) {
+        Ok(o) => o,
+        Err(_) => return f64::NAN,
+    };
+    let xs = Tensor::randn([batch, shape[0], shape[1], shape[2]], (Kind::Float, device));
+    let ys = Tensor::randint(10, [batch], (Kind::Int64, device));
+    let teacher = Tensor::randn([batch, 10], (Kind::Float, device));
+    let step = |opt: &mut nn::Optimizer| {
+        let out = net.forward_t(&xs, true);
+        let loss = match arch {
+            Arch::Teacher => out.cross_entropy_for_logits(&ys),
+            Arch::Student => kd_loss(&out, &teacher, &ys, 4.0, 0.5),
+        };
+        opt.backward_step(&loss);
+    };
+    for _ in 0..3 {
+        step(&mut opt);
+    }
+    sync(device);
+    let start = Instant::now();
+    for _ in 0..steps {
+        step(&mut opt);
+    }
+    sync(device);
+    (steps as f64 * batch as f64) / start.elapsed().as_secs_f64()
+}
+
+/// Seconds per student step with batch gathering (shuffled index → `index_select` of images and
+/// labels, as training does) and without (one batch reused).
+fn feeding(data: &crate::data::Prepared, device: Device, batch: usize, steps: usize) -> (f64, f64) {
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(device);
+    let net = Net::new(&vs.root(), Arch::Student, data.shape, data.classes);
+    let Ok(mut opt) = nn::Adam::default().build(&vs, 1e-3) else {
+        return (f64::NAN, f64::NAN);
+    };
+    let n = data.n_train() as usize;
+    let mut rng = SplitMix64::new(1);
+    let mut run = |gather: bool| {
+        let first: Vec<i64> = (0..batch as i64).collect();
+        let fixed = Tensor::from_slice(&first).to_device(device);
+        let (fx, fy) = (
+            data.train_x.index_select(0, &fixed),
+            data.train_y.index_select(0, &fixed),
+        );
+        let start = Instant::now();
+        let mut perm: Vec<usize> = Vec::new();
+        for s in 0..steps {
+            let (xs, ys) = if gather {
+                if (s * batch) % n + batch > n || perm.is_empty() {
+                    perm = rng.permutation(n);
+                }
+                let at = (s * batch) % n;
+                let idx: Vec<i64> = perm[at..(at + batch).min(n)]
+                    .iter()
+                    .map(|&i| i as i64)
+                    .collect();
+                let idx = Tensor::from_slice(&idx).to_device(device);
+                (
+                    data.train_x.index_select(0, &idx),
+                    data.train_y.index_select(0, &idx),
+                )
+            } else {
+                (fx.shallow_clone(), fy.shallow_clone())
+            };
+            let loss = net.forward_t(&xs, true).cross_entropy_for_logits(&ys);
+            opt.backward_step(&loss);
+        }
+        sync(device);
+        start.elapsed().as_secs_f64() / steps as f64
+    };
+    run(false); // warm-up
+    (run(true), run(false))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sweep_file(
+    name: &str,
+    o: &Options,
+    s: &Sizes,
+    cache: bool,
+    workers: usize,
+    temps: &str,
+    alphas: &str,
+    student_epochs: u32,
+) -> String {
+    let path = o
+        .data
+        .as_ref()
+        .map(|p| format!("path = {:?}\n", p.display().to_string()))
+        .unwrap_or_default();
+    format!(
+        "name = \"{name}\"\nseeds = [0]\n[data]\ndataset = \"{}\"\n{path}validation = {}\ntrain_subset = {}\ntest_subset = {}\n\
+         [teacher]\nepochs = 1\nbatch_size = 128\nlr = 0.001\n\
+         [student]\nepochs = {student_epochs}\nbatch_size = 128\nlr = 0.001\ncache_teacher_logits = {cache}\n\
+         [grid]\ntemperature = {temps}\nalpha = {alphas}\nbaseline = false\n\
+         [schedule]\ndevices = [\"{}\"]\nworkers_per_device = {workers}\n",
+        o.dataset.name(),
+        s.train / 2,
+        s.train,
+        s.train / 2,
+        o.device
+    )
+}
+
+/// Runs one sweep of the benchmark; returns its wall time, the students' test accuracies by run id
+/// and the workers' peak memory.
+fn timed_sweep(
+    o: &Options,
+    root: &Path,
+    file: &str,
+    name: &str,
+) -> anyhow::Result<(f64, Vec<(String, f64)>, Vec<u64>)> {
+    let path = o.work.join(format!("{name}.toml"));
+    std::fs::write(&path, file).with_context(|| format!("writing {}", path.display()))?;
+    let opts = sweep::Options {
+        results: root.to_path_buf(),
+        devices: None,
+        workers_per_device: None,
+        quiet: true,
+        worker_exe: o.worker_exe.clone(),
+    };
+    let start = Instant::now();
+    let f = sweep::run(&path, &opts)?;
+    let secs = start.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        f.failed == 0,
+        "{} run(s) of the benchmark sweep {name} failed; see {}/{name}/runs.csv",
+        f.failed,
+        root.display()
+    );
+    let p = sweep::prepare(&path, &opts)?;
+    let accs = sweep::plan_records(&p)
+        .into_iter()
+        .filter_map(|r| Some((r.run_id.clone(), r.test_acc?)))
+        .collect();
+    Ok((secs, accs, f.worker_peak_rss_kib))
+}
+
+fn python_for_reference(o: &Options) -> Option<PathBuf> {
+    if let Some(p) = &o.python {
+        return Some(p.clone());
+    }
+    // the venv libtorch came from: <venv>/lib/pythonX.Y/site-packages/torch/lib
+    let lib = PathBuf::from(option_env!("KD_SWEEP_LIBTORCH_LIB")?);
+    let venv = lib.ancestors().nth(5)?;
+    let py = venv.join("bin/python");
+    py.is_file().then_some(py)
+}
+
+/// The whole benchmark; returns the Markdown report. `log` gets progress lines.
+pub fn run(o: &Options, log: &dyn Fn(&str)) -> anyhow::Result<String> {
+    let device = crate::exec::parse_device(&o.device).map_err(anyhow::Error::msg)?;
+    parse_devices(&o.device).map_err(anyhow::Error::msg)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let s: Sizes = if o.quick {
+        Sizes {
+            matmul_n: 256,
+            min_secs: 0.2,
+            teacher_steps: 2,
+            student_steps: 5,
+            train: 256,
+            student_epochs: 1,
+        }
+    } else {
+        Sizes {
+            matmul_n: 1024,
+            min_secs: 3.0,
+            teacher_steps: 30,
+            student_steps: 300,
+            train: 2000,
+            student_epochs: 3,
+        }
+    };
+    if o.work.exists() {
+        std::fs::remove_dir_all(&o.work)
+            .with_context(|| format!("emptying {}", o.work.display()))?;
+    }
+    std::fs::create_dir_all(&o.work)?;
+    // the benchmark's sweep files live in `work`: a relative data path must not be read from there
+    let mut o = o.clone();
+    if let Some(d) = &o.data {
+        o.data = Some(std::path::absolute(d)?);
+    }
+    let o = &o;
+    let dir = o.data.clone().unwrap_or_else(|| o.dataset.default_path());
+    let raw = crate::data::read(o.dataset, &dir)?;
+    // small datasets: keep the training subset and its half-size hold-out within the data
+    let mut s = s;
+    s.train = s.train.min(raw.train.n * 2 / 3).min(raw.test.n * 2);
+    let shape = [raw.train.c as i64, raw.train.h as i64, raw.train.w as i64];
+    let started = Instant::now();
+    let mut md = String::new();
+    let cpu_name = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
+        .unwrap_or_default();
+    let _ = writeln!(
+        md,
+        "Device `{}` ({}; {cores} cores), libtorch {}, dataset {} ({}×{}×{}).\n",
+        o.device,
+        cpu_name,
+        sweep::LIBTORCH_VERSION,
+        o.dataset.name(),
+        shape[0],
+        shape[1],
+        shape[2]
+    );
+
+    // 1. ceilings
+    log("bench: matrix-multiply ceiling");
+    let one = matmul_gflops(device, 1, s.matmul_n, s.min_secs);
+    let all = matmul_gflops(device, cores as i32, s.matmul_n, s.min_secs);
+    tch::set_num_threads(1);
+    let _ = writeln!(md, "## 1. Ceiling: {n}×{n} float32 matrix product through libtorch\n\n| threads | GFLOP/s |\n|---:|---:|\n| 1 | {one:.1} |\n| {cores} | {all:.1} |\n", n = s.matmul_n);
+
+    // 2. throughput, against the ceiling and against PyTorch
+    log("bench: training throughput");
+    let t_macs = Arch::Teacher.forward_macs(shape, 10);
+    let s_macs = Arch::Student.forward_macs(shape, 10);
+    // training ≈ forward + backward ≈ 3 × the forward pass; 2 FLOPs per multiply-accumulate
+    let flops = |macs: i64| 3.0 * 2.0 * macs as f64;
+    let t_rate = step_rate(Arch::Teacher, shape, device, 128, s.teacher_steps);
+    let s_rate = step_rate(Arch::Student, shape, device, 128, s.student_steps);
+    let reference = python_for_reference(o).and_then(|py| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/pytorch_reference.py");
+        let out = std::process::Command::new(py)
+            .arg(script)
+            .args([
+                "--threads",
+                "1",
+                "--teacher-steps",
+                &s.teacher_steps.to_string(),
+                "--student-steps",
+                &s.student_steps.to_string(),
+            ])
+            .args([
+                "--shape",
+                &format!("{},{},{}", shape[0], shape[1], shape[2]),
+                "--device",
+                &o.device,
+            ])
+            .output()
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        Some((
+            v["teacher_images_per_s"].as_f64()?,
+            v["student_images_per_s"].as_f64()?,
+        ))
+    });
+    let _ = writeln!(
+        md,
+        "## 2. Training throughput (batch 128, one thread, one fixed batch, Adam)\n"
+    );
+    let _ = writeln!(
+        md,
+        "FLOPs counted from the model definitions: teacher {:.1} MFLOP forward per image ({t_macs} multiply-adds), student {:.2} MFLOP ({s_macs}); a training step is counted as 3 × forward.\n",
+        2.0 * t_macs as f64 / 1e6,
+        2.0 * s_macs as f64 / 1e6
+    );
+    let _ = writeln!(md, "| model | kd-sweep images/s | GFLOP/s | of the 1-thread ceiling | PyTorch (same libtorch) images/s | kd-sweep / PyTorch |\n|---|---:|---:|---:|---:|---:|");
+    for (name, rate, macs, py) in [
+        ("teacher", t_rate, t_macs, reference.map(|r| r.0)),
+        ("student", s_rate, s_macs, reference.map(|r| r.1)),
+    ] {
+        let g = rate * flops(macs) / 1e9;
+        let (pys, ratio) = py.map_or(
+            (
+                "not measured (no Python with torch found)".to_string(),
+                "–".to_string(),
+            ),
+            |p| (format!("{p:.0}"), format!("{:.2}", rate / p)),
+        );
+        let _ = writeln!(
+            md,
+            "| {name} | {rate:.0} | {g:.1} | {:.0} % | {pys} | {ratio} |",
+            100.0 * g / one
+        );
+    }
+    md.push('\n');
+
+    // 3. data feeding
+    log("bench: data feeding");
+    let mut cfg = crate::config::DataConfig {
+        dataset: o.dataset,
+        path: dir.clone(),
+        validation: s.train / 2,
+        train_subset: Some(s.train),
+        test_subset: Some(s.train / 2),
+        split_seed: 0,
+    };
+    cfg.train_subset = Some(s.train.min(raw.train.n - cfg.validation));
+    let prepared = crate::data::Prepared::from_raw(&raw, &cfg, device);
+    let (with, without) = feeding(&prepared, device, 128, s.student_steps);
+    let _ = writeln!(
+        md,
+        "## 3. Data feeding (student step, batch 128)\n\n| step | ms |\n|---|---:|\n| with batch gathering (shuffled index, `index_select`) | {:.3} |\n| without (one batch reused) | {:.3} |\n| feeding share of a step | {:.1} % |\n",
+        with * 1e3,
+        without * 1e3,
+        100.0 * (with - without).max(0.0) / with
+    );
+    drop(prepared);
+
+    // 4. the method ratio: the same 12-student sweep, kd-sweep's way and the naive way
+    log("bench: 12-student sweep, kd-sweep's way (cached teacher logits, all workers)");
+    let temps = "[1, 2, 4, 8]";
+    let alphas = "[0.25, 0.5, 0.9]";
+    let fast_root = o.work.join("fast");
+    let (fast, fast_acc, _) = timed_sweep(
+        o,
+        &fast_root,
+        &sweep_file(
+            "twelve",
+            o,
+            &s,
+            true,
+            cores,
+            temps,
+            alphas,
+            s.student_epochs,
+        ),
+        "twelve",
+    )?;
+    log("bench: 12-student sweep, the naive way (teacher forward in every student step, one worker)");
+    let (naive, naive_acc, _) = timed_sweep(
+        o,
+        &o.work.join("naive"),
+        &sweep_file("twelve", o, &s, false, 1, temps, alphas, s.student_epochs),
+        "twelve",
+    )?;
+    let max_diff = fast_acc
+        .iter()
+        .filter(|(id, _)| id.starts_with("student"))
+        .filter_map(|(id, a)| {
+            naive_acc
+                .iter()
+                .find(|(j, _)| j == id)
+                .map(|(_, b)| (a - b).abs())
+        })
+        .fold(0.0f64, f64::max);
+    let _ = writeln!(
+        md,
+        "## 4. A 12-student sweep (T ∈ {temps} × α ∈ {alphas}; teacher 1 epoch, students {} epochs, {} training images, 1 seed)\n\n\
+         | way | wall time (s) |\n|---|---:|\n| kd-sweep: teacher once, cached logits, {cores} worker(s) | {fast:.1} |\n| naive (`cache_teacher_logits = false`): teacher forward in every student step, 1 worker | {naive:.1} |\n| **ratio** | **{:.1}×** |\n\n\
+         Largest difference in a student's test accuracy between the two ways: {max_diff:.2} points (same seeds; only float summation order differs).\n",
+        s.student_epochs,
+        s.train,
+        naive / fast
+    );
+
+    // 5. scaling of the student phase (the teacher is cached by then)
+    log("bench: scaling");
+    let _ = writeln!(md, "## 5. Scaling of the student phase (12 students, teacher cached)\n\n| workers | wall time (s) | speed-up |\n|---:|---:|---:|");
+    let mut base = f64::NAN;
+    let mut rss_12 = 0;
+    for w in 1..=cores {
+        let name = format!("scale{w}");
+        let (secs, _, rss) = timed_sweep(
+            o,
+            &fast_root,
+            &sweep_file(&name, o, &s, true, w, temps, alphas, s.student_epochs),
+            &name,
+        )?;
+        if w == 1 {
+            base = secs;
+            rss_12 = rss.iter().copied().max().unwrap_or(0);
+        }
+        let _ = writeln!(md, "| {w} | {secs:.1} | {:.2}× |", base / secs);
+    }
+    md.push('\n');
+
+    // 6. memory: one worker, 4 runs against 12 runs
+    log("bench: memory");
+    let (_, _, rss4) = timed_sweep(
+        o,
+        &fast_root,
+        &sweep_file(
+            "mem4",
+            o,
+            &s,
+            true,
+            1,
+            "[1, 2]",
+            "[0.5, 0.9]",
+            s.student_epochs,
+        ),
+        "mem4",
+    )?;
+    let rss_4 = rss4.iter().copied().max().unwrap_or(0);
+    let data_mb =
+        (raw.train.n + raw.test.n) as f64 * (shape[0] * shape[1] * shape[2]) as f64 * 4.0 / 1e6;
+    let _ = writeln!(
+        md,
+        "## 6. Memory (peak resident set of a worker process)\n\n| runs on one worker | peak RSS (MiB) |\n|---:|---:|\n| 4 | {:.0} |\n| 12 | {:.0} |\n\n\
+         The dataset is loaded once per worker process and reused by every run it trains (the whole dataset as float32 would be {data_mb:.0} MB); the teacher's logits likewise.\n",
+        rss_4 as f64 / 1024.0,
+        rss_12 as f64 / 1024.0
+    );
+    let _ = writeln!(
+        md,
+        "Benchmark wall time: {:.0} s.",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(md)
+}
