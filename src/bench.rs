@@ -60,7 +60,7 @@ pub fn matmul_gflops(device: Device, threads: i32, n: i64, min_secs: f64) -> f64
     while start.elapsed().as_secs_f64() < min_secs || reps < 3 {
         let _ = a.mm(&b);
         reps += 1;
-        if reps % 8 == 0 {
+        if reps.is_multiple_of(8) {
             sync(device);
         }
     }
@@ -179,14 +179,17 @@ fn sweep_file(
     )
 }
 
-/// Runs one sweep of the benchmark; returns its wall time, the students' test accuracies by run id
-/// and the workers' peak memory.
-fn timed_sweep(
-    o: &Options,
-    root: &Path,
-    file: &str,
-    name: &str,
-) -> anyhow::Result<(f64, Vec<(String, f64)>, Vec<u64>)> {
+/// What one benchmark sweep measured.
+struct Measured {
+    secs: f64,
+    /// Test accuracy by run id.
+    accs: Vec<(String, f64)>,
+    /// Peak resident memory of each worker process, KiB.
+    rss: Vec<u64>,
+}
+
+/// Runs one sweep of the benchmark and measures it.
+fn timed_sweep(o: &Options, root: &Path, file: &str, name: &str) -> anyhow::Result<Measured> {
     let path = o.work.join(format!("{name}.toml"));
     std::fs::write(&path, file).with_context(|| format!("writing {}", path.display()))?;
     let opts = sweep::Options {
@@ -210,7 +213,11 @@ fn timed_sweep(
         .into_iter()
         .filter_map(|r| Some((r.run_id.clone(), r.test_acc?)))
         .collect();
-    Ok((secs, accs, f.worker_peak_rss_kib))
+    Ok(Measured {
+        secs,
+        accs,
+        rss: f.worker_peak_rss_kib,
+    })
 }
 
 fn python_for_reference(o: &Options) -> Option<PathBuf> {
@@ -387,7 +394,11 @@ pub fn run(o: &Options, log: &dyn Fn(&str)) -> anyhow::Result<String> {
     let temps = "[1, 2, 4, 8]";
     let alphas = "[0.25, 0.5, 0.9]";
     let fast_root = o.work.join("fast");
-    let (fast, fast_acc, _) = timed_sweep(
+    let Measured {
+        secs: fast,
+        accs: fast_acc,
+        ..
+    } = timed_sweep(
         o,
         &fast_root,
         &sweep_file(
@@ -403,7 +414,11 @@ pub fn run(o: &Options, log: &dyn Fn(&str)) -> anyhow::Result<String> {
         "twelve",
     )?;
     log("bench: 12-student sweep, the naive way (teacher forward in every student step, one worker)");
-    let (naive, naive_acc, _) = timed_sweep(
+    let Measured {
+        secs: naive,
+        accs: naive_acc,
+        ..
+    } = timed_sweep(
         o,
         &o.work.join("naive"),
         &sweep_file("twelve", o, &s, false, 1, temps, alphas, s.student_epochs),
@@ -436,7 +451,7 @@ pub fn run(o: &Options, log: &dyn Fn(&str)) -> anyhow::Result<String> {
     let mut rss_12 = 0;
     for w in 1..=cores {
         let name = format!("scale{w}");
-        let (secs, _, rss) = timed_sweep(
+        let Measured { secs, rss, .. } = timed_sweep(
             o,
             &fast_root,
             &sweep_file(&name, o, &s, true, w, temps, alphas, s.student_epochs),
@@ -452,7 +467,7 @@ pub fn run(o: &Options, log: &dyn Fn(&str)) -> anyhow::Result<String> {
 
     // 6. memory: one worker, 4 runs against 12 runs
     log("bench: memory");
-    let (_, _, rss4) = timed_sweep(
+    let Measured { rss: rss4, .. } = timed_sweep(
         o,
         &fast_root,
         &sweep_file(
