@@ -16,8 +16,9 @@ run: build
 quick: build
 	target/release/kd-sweep experiments/quick.toml
 
+# The SLURM tests start a single-node cluster (scripts/slurm-local.sh); it is stopped afterwards.
 test: setup
-	$(CARGO) test --release
+	$(CARGO) test --release; status=$$?; bash scripts/slurm-local.sh stop; exit $$status
 
 lint: setup
 	$(CARGO) fmt --check

@@ -76,9 +76,23 @@ struct Common {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a sweep (the default when a file is given directly); rerun to resume.
-    Run { sweep: PathBuf },
+    Run {
+        sweep: PathBuf,
+        /// Run exactly one node of the plan (an id from `kd-sweep plan --json`), in this process; for
+        /// cluster jobs. A finished node does nothing.
+        #[arg(long, value_name = "ID")]
+        task: Option<String>,
+        /// Intra-op threads for --task (default: $SLURM_CPUS_PER_TASK, else 1).
+        #[arg(long, value_name = "N")]
+        threads: Option<i32>,
+    },
     /// Print the plan without training: runs, what is done or cached, devices and workers.
-    Plan { sweep: PathBuf },
+    Plan {
+        sweep: PathBuf,
+        /// Print the plan's nodes as JSON (ids, roles, dependencies, done).
+        #[arg(long)]
+        json: bool,
+    },
     /// Regenerate runs.csv, epochs.csv, summary.md and the charts of a sweep's results folder from its
     /// records (no training), and print the summary.
     Report {
@@ -126,6 +140,32 @@ enum Command {
         /// Tiny sizes, to check that the benchmark runs; its numbers mean nothing.
         #[arg(long)]
         quick: bool,
+    },
+    /// Write (and with --submit, submit) SLURM job arrays for the sweep's unfinished nodes: one array
+    /// for the teachers, one for the students that waits for it (afterok), and a report job. Rerun it
+    /// after failures or cancellations: only what is missing is submitted.
+    Slurm {
+        sweep: PathBuf,
+        #[arg(long)]
+        partition: Option<String>,
+        #[arg(long, value_name = "N")]
+        gpus_per_task: Option<u32>,
+        #[arg(long, value_name = "N")]
+        cpus_per_task: Option<u32>,
+        /// Memory per task, as sbatch takes it (e.g. 8G).
+        #[arg(long, value_name = "M")]
+        mem: Option<String>,
+        /// Time limit per task, as sbatch takes it (e.g. 02:00:00).
+        #[arg(long, value_name = "T")]
+        time: Option<String>,
+        /// At most K tasks of an array at once.
+        #[arg(long, value_name = "K")]
+        max_parallel: Option<u32>,
+        #[arg(long, value_name = "A")]
+        account: Option<String>,
+        /// Submit with sbatch (otherwise print the commands).
+        #[arg(long)]
+        submit: bool,
     },
     #[command(name = "__worker", hide = true)]
     Worker {
@@ -209,7 +249,34 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     };
     match (cli.command, cli.sweep) {
         (Some(Command::Worker { threads }), _) => crate::schedule::worker_main(threads).map(|_| 0),
-        (Some(Command::Run { sweep }), _) | (None, Some(sweep)) => run(sweep, &cli.common),
+        (
+            Some(Command::Run {
+                sweep,
+                task: Some(id),
+                threads,
+            }),
+            _,
+        ) => {
+            let threads = threads
+                .or_else(|| std::env::var("SLURM_CPUS_PER_TASK").ok()?.parse().ok())
+                .unwrap_or(1)
+                .max(1);
+            match crate::sweep::run_task(&sweep, &options(&cli.common)?, &id, threads)? {
+                crate::sweep::TaskOutcome::AlreadyDone => {
+                    eprintln!("{id}: already done; nothing to do");
+                    Ok(0)
+                }
+                crate::sweep::TaskOutcome::Done => {
+                    eprintln!("{id}: done");
+                    Ok(0)
+                }
+                crate::sweep::TaskOutcome::Failed(why) => {
+                    eprintln!("{id}: FAILED: {why}");
+                    Ok(1)
+                }
+            }
+        }
+        (Some(Command::Run { sweep, .. }), _) | (None, Some(sweep)) => run(sweep, &cli.common),
         (Some(Command::Report { dir, format }), _) => {
             let warn = |m: &str| eprintln!("{m}");
             let l = crate::report::load(&dir, &warn)?;
@@ -297,7 +364,48 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             print!("{md}");
             Ok(0)
         }
-        (Some(Command::Plan { sweep }), _) => {
+        (
+            Some(Command::Slurm {
+                sweep,
+                partition,
+                gpus_per_task,
+                cpus_per_task,
+                mem,
+                time,
+                max_parallel,
+                account,
+                submit,
+            }),
+            _,
+        ) => {
+            let o = crate::slurm::SlurmOptions {
+                partition,
+                gpus_per_task,
+                cpus_per_task,
+                mem,
+                time,
+                max_parallel,
+                account,
+                submit,
+                max_array_size: None,
+            };
+            let opts = options(&cli.common)?;
+            let g = crate::slurm::generate(&sweep, &opts, &o)?;
+            let results = g.dir.parent().map(|d| d.to_path_buf()).unwrap_or_default();
+            print!("{}", crate::slurm::describe(&g, &results, submit));
+            Ok(0)
+        }
+        (Some(Command::Plan { sweep, json: true }), _) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::sweep::plan_json(
+                    &sweep,
+                    &options(&cli.common)?
+                )?)?
+            );
+            Ok(0)
+        }
+        (Some(Command::Plan { sweep, .. }), _) => {
             print!("{}", sweep::describe(&sweep, &options(&cli.common)?)?);
             Ok(0)
         }

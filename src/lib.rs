@@ -17,6 +17,7 @@ pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod schedule;
+pub mod slurm;
 pub mod store;
 pub mod sweep;
 pub mod train;

@@ -375,3 +375,99 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
     ));
     Ok(out)
 }
+
+/// `kd-sweep plan --json`: the plan's nodes (the ids `run --task` takes), what each needs, and whether
+/// it is finished.
+pub fn plan_json(path: &Path, opts: &Options) -> anyhow::Result<serde_json::Value> {
+    let p = prepare(path, opts)?;
+    let done = finished(&p, &|m: &str| eprintln!("{m}"));
+    let nodes: Vec<serde_json::Value> = p
+        .plan
+        .runs
+        .iter()
+        .zip(&done)
+        .map(|(r, d)| {
+            json!({
+                "id": r.id, "role": r.role.name(), "method": r.method.name(), "seed": r.seed,
+                "temperature": r.temperature.as_ref().map(|g| g.text.clone()),
+                "alpha": r.alpha.as_ref().map(|g| g.text.clone()),
+                "key": r.key, "needs": r.teacher.map(|t| p.plan.runs[t].id.clone()), "done": d,
+            })
+        })
+        .collect();
+    Ok(json!({ "name": p.sweep.name, "results": p.store.dir, "workers": p.slots, "nodes": nodes }))
+}
+
+/// What `run --task` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TaskOutcome {
+    AlreadyDone,
+    Done,
+    Failed(String),
+}
+
+/// `kd-sweep run SWEEP --task ID`: trains exactly one node of the plan in this process, with the same
+/// record and cache rules as a whole sweep: a finished node does nothing; a student waits for nobody —
+/// it is refused while its teacher is unfinished. Concurrent tasks never write a record half-way
+/// (records and cache entries are renamed into place).
+pub fn run_task(
+    path: &Path,
+    opts: &Options,
+    id: &str,
+    threads: i32,
+) -> anyhow::Result<TaskOutcome> {
+    let p = prepare(path, opts)?;
+    let Some(index) = p.plan.runs.iter().position(|r| r.id == id) else {
+        let ids: Vec<&str> = p.plan.runs.iter().take(4).map(|r| r.id.as_str()).collect();
+        anyhow::bail!("{}: the plan has no node {id:?} (ids look like {}…; `kd-sweep plan --json {}` lists them)", path.display(), ids.join(", "), path.display());
+    };
+    std::fs::create_dir_all(p.store.records_dir()).with_context(|| {
+        format!(
+            "cannot create the results folder {}; choose another root with --results",
+            p.store.dir.display()
+        )
+    })?;
+    let warn = |m: &str| eprintln!("{m}");
+    let done = finished(&p, &warn);
+    if done[index] {
+        return Ok(TaskOutcome::AlreadyDone);
+    }
+    let run = &p.plan.runs[index];
+    if let Some(t) = run.teacher {
+        anyhow::ensure!(
+            done[t],
+            "{id} needs its teacher {}, which has not finished; run that task first",
+            p.plan.runs[t].id
+        );
+    }
+    // a node may be the first of its sweep on this machine: leave the manifest the report reads
+    if !p.store.dir.join("manifest.json").exists() {
+        write_outputs(&p, path, unix_now())?;
+    }
+    tch::set_num_threads(threads);
+    let device = p
+        .slots
+        .first()
+        .map_or("cpu".to_string(), |s| s.device.clone());
+    let job = crate::exec::Job {
+        index,
+        run: run.clone(),
+        teacher: run.teacher.map(|t| p.plan.runs[t].clone()),
+        sweep: p.sweep.clone(),
+        results_root: p.store.root.clone(),
+        device,
+    };
+    let quiet = opts.quiet;
+    let record = crate::exec::execute(&job, &mut crate::exec::WorkerState::default(), &mut |e| {
+        if !quiet {
+            eprintln!(
+                "{id}: epoch {} loss {:.4} val {:.2}% test {:.2}%",
+                e.epoch, e.train_loss, e.val_acc, e.test_acc
+            );
+        }
+    });
+    Ok(match record.status {
+        Status::Done => TaskOutcome::Done,
+        Status::Failed => TaskOutcome::Failed(record.error.unwrap_or_default()),
+    })
+}

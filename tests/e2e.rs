@@ -688,3 +688,73 @@ fn the_benchmark_runs_and_writes_its_report() {
         "{md}"
     );
 }
+
+#[test]
+fn run_task_trains_exactly_one_node_and_plan_json_lists_them() {
+    let c = Case::new(200, 60);
+    let s = c.sweep("task", &body("[0]", "[2]", "[0.5]"));
+    let o = c.run(&["plan", "--json", s.to_str().unwrap(), "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ids: Vec<&str> = plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["teacher-s0", "baseline-s0", "student-T2-a0.5-s0"]);
+    assert_eq!(plan["nodes"][2]["needs"], "teacher-s0");
+    // a student before its teacher is refused
+    let o = c.run(&[
+        "run",
+        s.to_str().unwrap(),
+        "--results",
+        "out",
+        "--task",
+        "student-T2-a0.5-s0",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("needs its teacher teacher-s0"),
+        "{}",
+        text(&o)
+    );
+    for id in ["teacher-s0", "student-T2-a0.5-s0"] {
+        let o = c.run(&["run", s.to_str().unwrap(), "--results", "out", "--task", id]);
+        assert!(o.status.success(), "{id}: {}", text(&o));
+    }
+    assert_eq!(
+        record_mtimes(&c.path("out/task")).len(),
+        2,
+        "exactly the two nodes ran"
+    );
+    let before = record_mtimes(&c.path("out/task"));
+    let o = c.run(&[
+        "run",
+        s.to_str().unwrap(),
+        "--results",
+        "out",
+        "--task",
+        "teacher-s0",
+    ]);
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stderr).contains("already done"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(record_mtimes(&c.path("out/task")), before);
+    let o = c.run(&[
+        "run",
+        s.to_str().unwrap(),
+        "--results",
+        "out",
+        "--task",
+        "nope",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no node \"nope\""),
+        "{}",
+        text(&o)
+    );
+}

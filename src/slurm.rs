@@ -1,0 +1,433 @@
+//! `kd-sweep slurm`: hands the plan to SLURM as job arrays. kd-sweep does not run its own distributed
+//! scheduler: each array task runs one node (`kd-sweep run SWEEP --task ID`) against the shared results
+//! folder, whose exactly-once records and teacher cache put the pieces together. Only unfinished nodes
+//! are submitted, so rerunning after failures or cancellations submits just what is missing.
+//!
+//! ```text
+//! <results>/<name>/slurm/
+//!   teachers.tsv, students.tsv       array index → node id (baselines run in the students' array)
+//!   teachers.sbatch, students.sbatch one array task = one node
+//!   report.sbatch                    `kd-sweep report` once both arrays have ended
+//!   logs/%x_%A_%a.out                one log per task
+//! ```
+
+use crate::plan::Role;
+use crate::sweep::{self, Options};
+use anyhow::Context;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What `#SBATCH` asks for, and how to submit.
+#[derive(Debug, Clone, Default)]
+pub struct SlurmOptions {
+    pub partition: Option<String>,
+    pub gpus_per_task: Option<u32>,
+    pub cpus_per_task: Option<u32>,
+    pub mem: Option<String>,
+    pub time: Option<String>,
+    /// At most this many tasks of an array at once (`--array=…%K`).
+    pub max_parallel: Option<u32>,
+    pub account: Option<String>,
+    pub submit: bool,
+    /// Overrides the cluster's MaxArraySize (normally read from `scontrol show config`).
+    pub max_array_size: Option<usize>,
+}
+
+/// What was written (and submitted).
+#[derive(Debug, Default)]
+pub struct Generated {
+    pub dir: PathBuf,
+    pub teachers: Vec<String>,
+    pub students: Vec<String>,
+    /// The shell commands that submit it (printed when not submitting).
+    pub commands: Vec<String>,
+    /// Job ids, when submitted: teachers' arrays, students' arrays, the report job.
+    pub teacher_jobs: Vec<String>,
+    pub student_jobs: Vec<String>,
+    pub report_job: Option<String>,
+}
+
+/// `[(offset, len)]`: an array of `n` tasks split into chunks a cluster accepts (indices
+/// 0..max_array_size − 1 per submission).
+pub fn chunks(n: usize, max_array_size: usize) -> Vec<(usize, usize)> {
+    let size = max_array_size.max(1);
+    (0..n)
+        .step_by(size)
+        .map(|off| (off, size.min(n - off)))
+        .collect()
+}
+
+/// Single-quotes a string for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+fn sbatch_header(o: &SlurmOptions, job: &str, logs: &Path, array_log: bool) -> String {
+    let mut h = String::from("#!/bin/bash\n");
+    let _ = writeln!(h, "#SBATCH --job-name={job}");
+    let pattern = if array_log {
+        "%x_%A_%a.out"
+    } else {
+        "%x_%j.out"
+    };
+    let _ = writeln!(
+        h,
+        "#SBATCH --output={}",
+        shell_quote(&logs.join(pattern).display().to_string())
+    );
+    if let Some(p) = &o.partition {
+        let _ = writeln!(h, "#SBATCH --partition={p}");
+    }
+    if let Some(a) = &o.account {
+        let _ = writeln!(h, "#SBATCH --account={a}");
+    }
+    if let Some(c) = o.cpus_per_task {
+        let _ = writeln!(h, "#SBATCH --cpus-per-task={c}");
+    }
+    if let Some(g) = o.gpus_per_task {
+        let _ = writeln!(h, "#SBATCH --gpus-per-task={g}");
+    }
+    if let Some(m) = &o.mem {
+        let _ = writeln!(h, "#SBATCH --mem={m}");
+    }
+    if let Some(t) = &o.time {
+        let _ = writeln!(h, "#SBATCH --time={t}");
+    }
+    h
+}
+
+fn array_script(
+    o: &SlurmOptions,
+    job: &str,
+    logs: &Path,
+    table: &Path,
+    exe: &Path,
+    sweep: &Path,
+    root: &Path,
+) -> String {
+    let mut s = sbatch_header(o, job, logs, true);
+    let _ = write!(
+        s,
+        "# One node of the kd-sweep plan per array task: line KD_OFFSET + SLURM_ARRAY_TASK_ID + 1 of the table.\n\
+         set -euo pipefail\n\
+         line=$(( ${{KD_OFFSET:-0}} + SLURM_ARRAY_TASK_ID + 1 ))\n\
+         task=$(sed -n \"${{line}}p\" {})\n\
+         echo \"kd-sweep task $task on $(hostname)\"\n\
+         exec {} run {} --results {} --task \"$task\"\n",
+        shell_quote(&table.display().to_string()),
+        shell_quote(&exe.display().to_string()),
+        shell_quote(&sweep.display().to_string()),
+        shell_quote(&root.display().to_string()),
+    );
+    s
+}
+
+/// The cluster's MaxArraySize (`scontrol show config`), or SLURM's default 1001.
+fn max_array_size() -> usize {
+    let out = Command::new("scontrol").args(["show", "config"]).output();
+    out.ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.trim()
+                    .strip_prefix("MaxArraySize")
+                    .and_then(|v| v.trim().trim_start_matches('=').trim().parse().ok())
+            })
+        })
+        .unwrap_or(1001)
+}
+
+fn sbatch(args: &[String]) -> anyhow::Result<String> {
+    let out = Command::new("sbatch")
+        .args(args)
+        .output()
+        .context("running sbatch (is SLURM installed and on PATH?)")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "sbatch {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // --parsable prints "jobid" or "jobid;cluster"
+    let id = text.trim().split(';').next().unwrap_or("").to_string();
+    anyhow::ensure!(
+        !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()),
+        "sbatch printed no job id: {text:?}"
+    );
+    Ok(id)
+}
+
+/// Job names of this sweep that are still queued or running.
+fn queued(names: &[String]) -> Vec<String> {
+    let out = Command::new("squeue")
+        .args(["-h", "-o", "%i %j %T", "-n", &names.join(",")])
+        .output();
+    out.ok()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(str::to_string)
+                .filter(|l| !l.trim().is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Writes the scripts and task tables for the unfinished nodes of `sweep_path`, and submits them with
+/// `--submit`.
+pub fn generate(sweep_path: &Path, opts: &Options, o: &SlurmOptions) -> anyhow::Result<Generated> {
+    let sweep_path = std::path::absolute(sweep_path)?;
+    let mut opts = opts.clone();
+    opts.results = std::path::absolute(&opts.results)?;
+    let p = sweep::prepare(&sweep_path, &opts)?;
+    std::fs::create_dir_all(p.store.records_dir()).with_context(|| {
+        format!(
+            "cannot create the results folder {}; choose another root with --results",
+            p.store.dir.display()
+        )
+    })?;
+    let done = sweep::finished(&p, &|m: &str| eprintln!("{m}"));
+    let dir = p.store.dir.join("slurm");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    // the manifest lets `kd-sweep report` aggregate whatever has finished
+    sweep::write_outputs(&p, &sweep_path, 0)?;
+
+    let mut g = Generated {
+        dir: dir.clone(),
+        ..Default::default()
+    };
+    for (r, d) in p.plan.runs.iter().zip(&done) {
+        if !d {
+            match r.role {
+                Role::Teacher => g.teachers.push(r.id.clone()),
+                _ => g.students.push(r.id.clone()),
+            }
+        }
+    }
+    let name = &p.sweep.name;
+    let (t_job, s_job, r_job) = (
+        format!("kd-{name}-teachers"),
+        format!("kd-{name}-students"),
+        format!("kd-{name}-report"),
+    );
+    if o.submit {
+        let busy = queued(&[t_job.clone(), s_job.clone()]);
+        anyhow::ensure!(busy.is_empty(), "jobs of this sweep are still queued or running:\n  {}\nwait for them to end (or scancel them) before submitting again", busy.join("\n  "));
+    }
+    let exe = std::env::current_exe().context("locating the kd-sweep binary")?;
+    let root = &p.store.root;
+    for (kind, ids, job) in [
+        ("teachers", &g.teachers, &t_job),
+        ("students", &g.students, &s_job),
+    ] {
+        let table = dir.join(format!("{kind}.tsv"));
+        let mut text = ids.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        crate::store::write_atomic(&table, text.as_bytes())?;
+        crate::store::write_atomic(
+            &dir.join(format!("{kind}.sbatch")),
+            array_script(o, job, &logs, &table, &exe, &sweep_path, root).as_bytes(),
+        )?;
+    }
+    let mut report = sbatch_header(o, &r_job, &logs, false);
+    let _ = writeln!(
+        report,
+        "set -euo pipefail\nexec {} report {}",
+        shell_quote(&exe.display().to_string()),
+        shell_quote(&p.store.dir.display().to_string())
+    );
+    crate::store::write_atomic(&dir.join("report.sbatch"), report.as_bytes())?;
+
+    let max = o.max_array_size.unwrap_or_else(max_array_size);
+    let throttle = o.max_parallel.map(|k| format!("%{k}")).unwrap_or_default();
+    // One sbatch per chunk, named T0, T1… and S0, S1…; every students' chunk waits for all teachers'
+    // chunks (afterok), the report for everything (afterany).
+    struct Submission {
+        var: String,
+        args: Vec<String>,
+        after: Option<(&'static str, Vec<String>)>,
+    }
+    let mut subs: Vec<Submission> = Vec::new();
+    for (kind, n, letter) in [
+        ("teachers", g.teachers.len(), "T"),
+        ("students", g.students.len(), "S"),
+    ] {
+        let teachers: Vec<String> = subs
+            .iter()
+            .filter(|x| x.var.starts_with('T'))
+            .map(|x| x.var.clone())
+            .collect();
+        for (i, (off, len)) in chunks(n, max).into_iter().enumerate() {
+            subs.push(Submission {
+                var: format!("{letter}{i}"),
+                args: vec![
+                    format!("--array=0-{}{throttle}", len - 1),
+                    format!("--export=ALL,KD_OFFSET={off}"),
+                    dir.join(format!("{kind}.sbatch")).display().to_string(),
+                ],
+                after: (kind == "students" && !teachers.is_empty())
+                    .then(|| ("afterok", teachers.clone())),
+            });
+        }
+    }
+    if !subs.is_empty() {
+        let everything = subs.iter().map(|x| x.var.clone()).collect();
+        subs.push(Submission {
+            var: "R".into(),
+            args: vec![dir.join("report.sbatch").display().to_string()],
+            after: Some(("afterany", everything)),
+        });
+    }
+    let mut ids: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for sub in &subs {
+        let dep = |name: &dyn Fn(&String) -> String| {
+            sub.after.as_ref().map(|(how, vars)| {
+                format!(
+                    "--dependency={how}:{}",
+                    vars.iter().map(name).collect::<Vec<_>>().join(":")
+                )
+            })
+        };
+        let shown: Vec<String> = dep(&|v| format!("${{{v}}}"))
+            .into_iter()
+            .chain(sub.args.iter().map(|a| shell_quote(a)))
+            .collect();
+        g.commands.push(format!(
+            "{}=$(sbatch --parsable {})",
+            sub.var,
+            shown.join(" ")
+        ));
+        if o.submit {
+            let mut args = vec!["--parsable".to_string()];
+            args.extend(dep(&|v| ids.get(v).cloned().unwrap_or_default()));
+            args.extend(sub.args.iter().cloned());
+            let id = sbatch(&args)?;
+            match sub.var.chars().next() {
+                Some('T') => g.teacher_jobs.push(id.clone()),
+                Some('S') => g.student_jobs.push(id.clone()),
+                _ => g.report_job = Some(id.clone()),
+            }
+            ids.insert(sub.var.clone(), id);
+        }
+    }
+    Ok(g)
+}
+
+/// What to print after `generate`.
+pub fn describe(g: &Generated, results_dir: &Path, submitted: bool) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "wrote {} (teachers.sbatch, students.sbatch, report.sbatch, task tables, logs/)",
+        g.dir.display()
+    );
+    let _ = writeln!(
+        s,
+        "unfinished nodes: {} teacher(s), {} student(s) and baseline(s)",
+        g.teachers.len(),
+        g.students.len()
+    );
+    if g.teachers.is_empty() && g.students.is_empty() {
+        let _ = writeln!(s, "nothing to submit: every node of the plan has finished. `kd-sweep report {}` shows the results.", results_dir.display());
+        return s;
+    }
+    if submitted {
+        let ids: Vec<&String> = g
+            .teacher_jobs
+            .iter()
+            .chain(&g.student_jobs)
+            .chain(&g.report_job)
+            .collect();
+        let ids: Vec<&str> = ids.iter().map(|s| s.as_str()).collect();
+        let _ = writeln!(
+            s,
+            "submitted: teachers {:?}, students {:?}, report {:?}",
+            g.teacher_jobs,
+            g.student_jobs,
+            g.report_job.as_deref().unwrap_or("-")
+        );
+        let _ = writeln!(s, "follow:   squeue -j {}", ids.join(","));
+        let _ = writeln!(s, "logs:     {}", g.dir.join("logs").display());
+        let _ = writeln!(
+            s,
+            "results:  kd-sweep report {}   (any time; it aggregates whatever has finished)",
+            results_dir.display()
+        );
+        let _ = writeln!(s, "if tasks fail or are cancelled, run the same `kd-sweep slurm … --submit` again: only unfinished nodes are submitted");
+    } else {
+        let _ = writeln!(s, "submit with (or rerun with --submit):\n");
+        for c in &g.commands {
+            let _ = writeln!(s, "  {c}");
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_respect_the_array_limit() {
+        assert_eq!(chunks(0, 4), vec![]);
+        assert_eq!(chunks(3, 4), vec![(0, 3)]);
+        assert_eq!(chunks(4, 4), vec![(0, 4)]);
+        assert_eq!(chunks(9, 4), vec![(0, 4), (4, 4), (8, 1)]);
+        assert_eq!(chunks(2500, 1001).len(), 3);
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("/a/b-c.toml"), "/a/b-c.toml");
+        assert_eq!(shell_quote("/my dir/it's"), r"'/my dir/it'\''s'");
+    }
+
+    #[test]
+    fn array_script_reads_its_line_and_runs_one_task() {
+        let o = SlurmOptions {
+            partition: Some("gpu".into()),
+            gpus_per_task: Some(1),
+            cpus_per_task: Some(4),
+            mem: Some("8G".into()),
+            time: Some("01:00:00".into()),
+            account: Some("lab".into()),
+            ..Default::default()
+        };
+        let s = array_script(
+            &o,
+            "kd-x-teachers",
+            Path::new("/r/x/slurm/logs"),
+            Path::new("/r/x/slurm/teachers.tsv"),
+            Path::new("/bin/kd-sweep"),
+            Path::new("/e/x.toml"),
+            Path::new("/r"),
+        );
+        for line in [
+            "#SBATCH --job-name=kd-x-teachers",
+            "#SBATCH --output=/r/x/slurm/logs/%x_%A_%a.out",
+            "#SBATCH --partition=gpu",
+            "#SBATCH --account=lab",
+            "#SBATCH --cpus-per-task=4",
+            "#SBATCH --gpus-per-task=1",
+            "#SBATCH --mem=8G",
+            "#SBATCH --time=01:00:00",
+            "line=$(( ${KD_OFFSET:-0} + SLURM_ARRAY_TASK_ID + 1 ))",
+            "task=$(sed -n \"${line}p\" /r/x/slurm/teachers.tsv)",
+            "exec /bin/kd-sweep run /e/x.toml --results /r --task \"$task\"",
+        ] {
+            assert!(s.lines().any(|l| l == line), "missing {line:?} in\n{s}");
+        }
+    }
+}
