@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod exec;
+pub mod fused;
 pub mod model;
 pub mod plan;
 pub mod progress;

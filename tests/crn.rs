@@ -7,6 +7,10 @@ use kd_sweep::model::Arch;
 use kd_sweep::train;
 use tch::Device;
 
+/// libtorch's random generator is process-wide and tests run on parallel threads: tests that seed it
+/// and draw from it hold this lock, or they would draw from each other's streams.
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn weights(vs: &tch::nn::VarStore) -> Vec<(String, Vec<f32>)> {
     let mut v: Vec<_> = vs
         .variables()
@@ -19,6 +23,7 @@ fn weights(vs: &tch::nn::VarStore) -> Vec<(String, Vec<f32>)> {
 
 #[test]
 fn students_of_one_seed_start_identical_and_seeds_differ() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let d = tempfile::tempdir().unwrap();
     write::synthetic_mnist(d.path(), 64, 16, 1, false).unwrap();
     let raw = data::read(DatasetKind::Mnist, d.path()).unwrap();
@@ -42,6 +47,7 @@ fn students_of_one_seed_start_identical_and_seeds_differ() {
 
 #[test]
 fn a_regressor_built_beside_the_student_does_not_change_its_initial_weights() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let d = tempfile::tempdir().unwrap();
     write::synthetic_mnist(d.path(), 64, 16, 1, false).unwrap();
     let raw = data::read(DatasetKind::Mnist, d.path()).unwrap();

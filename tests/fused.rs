@@ -1,0 +1,212 @@
+//! Fused grid training is exactly training apart: one fused step gives the same losses, gradients and
+//! updated weights as G separate steps, and several epochs give the same numbers as G separate runs.
+
+use kd_sweep::config::{DataConfig, DatasetKind};
+use kd_sweep::data::{self, write, Prepared};
+use kd_sweep::fused::{self, FusedStudent, Member};
+use kd_sweep::model::{Arch, Net};
+use kd_sweep::train::{self, kd_loss, TeacherSignal};
+use tch::nn::OptimizerConfig;
+use tch::{nn, Device, Kind, Tensor};
+
+/// libtorch's random generator is process-wide and tests run on parallel threads: tests that seed it
+/// and draw from it hold this lock, or they would draw from each other's streams.
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// ‖a − b‖ / ‖b‖ (Frobenius). Not the largest element-wise ratio: after one Adam step an update is about
+/// lr·g/(|g| + ε), so a gradient element near zero (|g| ≈ 1e-7) that differs by float rounding (1e-8)
+/// moves its weight visibly (seen: 8e-6 on one element), while the tensor as a whole agrees to 4e-7.
+fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
+    let diff = (a - b).norm().double_value(&[]);
+    diff / b.norm().double_value(&[]).max(1e-12)
+}
+
+fn student(seed: i64, shape: [i64; 3]) -> (nn::VarStore, Net) {
+    tch::manual_seed(seed);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = Net::new(&vs.root(), Arch::Student, shape, 10);
+    (vs, net)
+}
+
+#[test]
+fn one_fused_step_equals_g_separate_steps() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let shape = [3, 32, 32];
+    let (temps, alphas) = ([1.0, 2.0, 4.0, 8.0], [0.0, 0.5, 0.9, 1.0]);
+    // four students with different initial weights
+    let students: Vec<(nn::VarStore, Net)> = (0..4).map(|g| student(10 + g, shape)).collect();
+    tch::manual_seed(99);
+    let xs = Tensor::randn([16, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let ys = Tensor::randint(10, [16], (Kind::Int64, Device::Cpu));
+    let teacher = Tensor::randn([16, 10], (Kind::Float, Device::Cpu)) * 3.0;
+
+    let fvs = nn::VarStore::new(Device::Cpu);
+    let stores: Vec<&nn::VarStore> = students.iter().map(|s| &s.0).collect();
+    let model = FusedStudent::stack(&fvs, &stores);
+    for (g, (vs, _)) in students.iter().enumerate() {
+        for (name, t) in model.member(g as i64, |t| t.shallow_clone()) {
+            assert_eq!(
+                rel_err(&t, &vs.variables()[&name]),
+                0.0,
+                "stacking changed {name}"
+            );
+        }
+    }
+    let mut fopt = nn::Adam::default().build(&fvs, 1e-3).unwrap();
+    let t = Tensor::from_slice(&temps.map(|v| v as f32));
+    let a = Tensor::from_slice(&alphas.map(|v| v as f32));
+    let (total, per) = fused::fused_kd_loss(&model.forward(&xs, None), &teacher, &ys, &t, &a);
+    fopt.zero_grad();
+    total.backward();
+
+    for (g, (vs, net)) in students.iter().enumerate() {
+        let mut opt = nn::Adam::default().build(vs, 1e-3).unwrap();
+        let loss = kd_loss(
+            &net.forward_t(&xs, false),
+            &teacher,
+            &ys,
+            temps[g],
+            alphas[g],
+        );
+        let (l1, l2) = (loss.double_value(&[]), per.double_value(&[g as i64]));
+        assert!(
+            (l1 - l2).abs() / l1.abs().max(1e-12) < 1e-5,
+            "student {g}: loss {l1} apart, {l2} fused"
+        );
+        opt.zero_grad();
+        loss.backward();
+        let grads = model.member(g as i64, |t| t.grad());
+        for (name, fg) in &grads {
+            let e = rel_err(fg, &vs.variables()[name].grad());
+            assert!(
+                e < 1e-5,
+                "student {g}: gradient of {name} differs (relative error {e})"
+            );
+        }
+        opt.step();
+    }
+    fopt.step();
+    for (g, (vs, _)) in students.iter().enumerate() {
+        for (name, w) in model.member(g as i64, |t| t.shallow_clone()) {
+            let e = rel_err(&w, &vs.variables()[&name]);
+            assert!(
+                e < 1e-5,
+                "student {g}: updated {name} differs (relative error {e})"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_shared_dropout_mask_is_the_one_libtorch_draws() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let h = Tensor::ones([8, 256], (Kind::Float, Device::Cpu));
+    tch::manual_seed(7);
+    let apart = h.dropout(0.1, true);
+    tch::manual_seed(7);
+    let mask = fused::dropout_mask(8, 256, 0.1, &h);
+    assert_eq!(rel_err(&apart, &(&h * &mask)), 0.0);
+    let kept = mask.ne(0.0).sum(Kind::Int64).int64_value(&[]);
+    assert!(kept > 1700 && kept < 2048, "about 90 % kept: {kept}");
+}
+
+#[test]
+fn several_fused_epochs_give_the_numbers_of_separate_runs() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let d = tempfile::tempdir().unwrap();
+    write::synthetic_mnist(d.path(), 300, 100, 4, false).unwrap();
+    let raw = data::read(DatasetKind::Mnist, d.path()).unwrap();
+    let cfg = DataConfig {
+        dataset: DatasetKind::Mnist,
+        path: d.path().into(),
+        validation: 60,
+        train_subset: None,
+        test_subset: None,
+        split_seed: 0,
+    };
+    let data = Prepared::from_raw(&raw, &cfg, Device::Cpu);
+    tch::manual_seed(3);
+    let logits = Tensor::randn([data.n_train(), 10], (Kind::Float, Device::Cpu)) * 4.0;
+    let members = [(1.0, 0.5), (4.0, 0.5), (4.0, 0.9), (8.0, 0.25)];
+    let seed = 5;
+    let settings = train::RunSettings {
+        epochs: 3,
+        batch_size: 32,
+        lr: 2e-3,
+        seed,
+        stream: "student",
+    };
+    let apart: Vec<Vec<train::EpochStats>> = members
+        .iter()
+        .map(|&(t, a)| {
+            let (vs, net) = train::init(Arch::Student, &data, Device::Cpu, seed, "student");
+            train::fit(
+                &vs,
+                &net,
+                &data,
+                &settings,
+                TeacherSignal::Cached(&logits),
+                t,
+                a,
+                &mut |_| {},
+            )
+            .unwrap()
+        })
+        .collect();
+    let init = fused::common_init(&data, Device::Cpu, seed);
+    let ms: Vec<Member> = members
+        .iter()
+        .map(|&(temperature, alpha)| Member { temperature, alpha })
+        .collect();
+    let together = fused::fit_fused(
+        &init,
+        &data,
+        &logits,
+        &ms,
+        3,
+        32,
+        2e-3,
+        seed,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    for (g, (a, f)) in apart.iter().zip(&together).enumerate() {
+        for (ea, ef) in a.iter().zip(f) {
+            eprintln!(
+                "student {g} epoch {}: loss {:.6} / {:.6}, val {:.2} / {:.2}, test {:.2} / {:.2}",
+                ea.epoch,
+                ea.train_loss,
+                ef.train_loss,
+                ea.val_acc,
+                ef.val_acc,
+                ea.test_acc,
+                ef.test_acc
+            );
+        }
+        for (ea, ef) in a.iter().zip(f) {
+            assert!(
+                (ea.train_loss - ef.train_loss).abs() < 1e-4 * ea.train_loss.abs().max(1.0),
+                "student {g} epoch {}: loss {} vs {}",
+                ea.epoch,
+                ea.train_loss,
+                ef.train_loss
+            );
+            assert!(
+                (ea.val_acc - ef.val_acc).abs() <= 100.0 / 240.0 + 1e-9,
+                "student {g} epoch {}: val {} vs {}",
+                ea.epoch,
+                ea.val_acc,
+                ef.val_acc
+            );
+            assert!(
+                (ea.test_acc - ef.test_acc).abs() <= 100.0 / 100.0 + 1e-9,
+                "student {g} epoch {}: test {} vs {}",
+                ea.epoch,
+                ea.test_acc,
+                ef.test_acc
+            );
+        }
+    }
+    // the students really are different (T and α matter), so agreement is not trivial
+    assert!((together[0][2].train_loss - together[3][2].train_loss).abs() > 1e-3);
+}
