@@ -88,10 +88,12 @@ impl FusedStudent {
             .max_pool2d_default(2);
         // per student: its 16 channels, flattened as (channel, row, column) like the unfused Net
         let x = x.view([n, self.g, -1]).transpose(0, 1);
-        let mut h = x.bmm(&self.w3).g_add(&self.b3).relu();
-        if let Some(mask) = dropout {
-            h = h * mask.unsqueeze(0);
-        }
+        let h = x.bmm(&self.w3).g_add(&self.b3).relu();
+        // not in place: ReLU's backward reads its output
+        let h = match dropout {
+            Some(mask) => h * mask.unsqueeze(0),
+            None => h,
+        };
         h.bmm(&self.w4).g_add(&self.b4)
     }
 
