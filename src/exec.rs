@@ -25,6 +25,10 @@ pub struct Job {
     pub sweep: Sweep,
     pub results_root: PathBuf,
     pub device: String,
+    /// Further logit students of the same seed trained together with `run` as one fused model
+    /// (index in the plan, spec); empty when not fused.
+    #[serde(default)]
+    pub also: Vec<(usize, RunSpec)>,
 }
 
 /// What a worker keeps between jobs: the dataset (loaded once per worker process) and the last
@@ -58,6 +62,112 @@ fn injected_fault(run_id: &str) -> Option<String> {
     std::env::var("KD_SWEEP_FAIL_RUN")
         .is_ok_and(|v| v.split(',').any(|r| r == run_id))
         .then(|| "injected failure (KD_SWEEP_FAIL_RUN)".to_string())
+}
+
+/// Runs a fused job (`job.run` and `job.also`, logit students of one seed with cached teacher logits)
+/// and writes one record per member; returns (plan index, record) for each. On any failure every
+/// member is recorded as failed with the reason.
+pub fn execute_fused(
+    job: &Job,
+    state: &mut WorkerState,
+    on_epoch: &mut dyn FnMut(usize, &EpochStats),
+) -> Vec<(usize, RunRecord)> {
+    let start = Instant::now();
+    let members: Vec<(usize, &RunSpec)> = std::iter::once((job.index, &job.run))
+        .chain(job.also.iter().map(|(i, r)| (*i, r)))
+        .collect();
+    let epochs = job.sweep.student.epochs;
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(
+        || -> Result<Vec<Vec<EpochStats>>, String> {
+            let device = parse_device(&job.device)?;
+            let data = load_data(&mut state.data, &job.sweep, &job.device, device)?;
+            let teacher = job.teacher.as_ref().ok_or("a student needs its teacher")?;
+            let store = Store::new(&job.results_root, &job.sweep.name);
+            let logits = teacher_logits(
+                &mut state.logits,
+                teacher,
+                &store.teacher_dir(&teacher.key),
+                data,
+                device,
+            )?;
+            let ms: Vec<crate::fused::Member> = members
+                .iter()
+                .map(|(_, r)| crate::fused::Member {
+                    temperature: r.temperature.as_ref().map_or(1.0, |g| g.value),
+                    alpha: r.alpha.as_ref().map_or(0.0, |g| g.value),
+                })
+                .collect();
+            let init = crate::fused::common_init(data, device, job.run.seed);
+            let s = &job.sweep.student;
+            crate::fused::fit_fused(
+                &init,
+                data,
+                logits,
+                &ms,
+                s.epochs,
+                s.batch_size,
+                s.lr,
+                job.run.seed,
+                &mut |i, e| on_epoch(members[i].0, e),
+            )
+            .map_err(|e| e.to_string())
+        },
+    ));
+    let secs = start.elapsed().as_secs_f64();
+    let store = Store::new(&job.results_root, &job.sweep.name);
+    let reason = match &outcome {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(e.clone()),
+        Err(_) => Some("libtorch/panic in fused training".to_string()),
+    };
+    let mut histories = match outcome {
+        Ok(Ok(h)) => h.into_iter().map(Some).collect(),
+        _ => vec![None; members.len()],
+    };
+    members
+        .iter()
+        .zip(histories.iter_mut())
+        .map(|((i, run), h)| {
+            let mut rec = match (h.take(), &reason) {
+                (Some(h), None) => RunRecord::done(run, epochs, h, secs, &job.device),
+                (_, r) => RunRecord::failed(
+                    run,
+                    epochs,
+                    r.as_deref().unwrap_or("fused training failed"),
+                    secs,
+                    &job.device,
+                ),
+            };
+            if rec.error.as_deref() != Some("interrupted") {
+                if let Err(e) = store.save_record(&rec) {
+                    rec = RunRecord::failed(
+                        run,
+                        epochs,
+                        &format!("cannot write the record: {e}"),
+                        secs,
+                        &job.device,
+                    );
+                }
+            }
+            (*i, rec)
+        })
+        .collect()
+}
+
+/// The worker's copy of the dataset on `device`, loaded once per process.
+fn load_data<'s>(
+    slot: &'s mut Option<(String, Prepared)>,
+    sweep: &Sweep,
+    device_name: &str,
+    device: Device,
+) -> Result<&'s Prepared, String> {
+    let data_key = serde_json::to_string(&(&sweep.data, device_name)).map_err(|e| e.to_string())?;
+    if slot.as_ref().is_none_or(|(k, _)| *k != data_key) {
+        *slot = None; // free the old tensors before loading the new ones
+        let raw = data::read(sweep.data.dataset, &sweep.data.path).map_err(|e| e.to_string())?;
+        *slot = Some((data_key, Prepared::from_raw(&raw, &sweep.data, device)));
+    }
+    Ok(&slot.as_ref().ok_or("dataset not loaded")?.1)
 }
 
 /// Runs `job`, writes its record (and, for a teacher, its cache entry) and returns the record.
@@ -120,13 +230,7 @@ fn train_run(
     }
     let device = parse_device(&job.device)?;
     let sweep = &job.sweep;
-    let data_key = serde_json::to_string(&(&sweep.data, &job.device)).map_err(|e| e.to_string())?;
-    if state.data.as_ref().is_none_or(|(k, _)| *k != data_key) {
-        state.data = None; // free the old tensors before loading the new ones
-        let raw = data::read(sweep.data.dataset, &sweep.data.path).map_err(|e| e.to_string())?;
-        state.data = Some((data_key, Prepared::from_raw(&raw, &sweep.data, device)));
-    }
-    let data = &state.data.as_ref().ok_or("dataset not loaded")?.1;
+    let data = load_data(&mut state.data, sweep, &job.device, device)?;
     let store = Store::new(&job.results_root, &sweep.name);
     let phase = job.run.phase(sweep);
     let settings = |stream| RunSettings {

@@ -111,6 +111,27 @@ impl Dispatcher {
         Some(i)
     }
 
+    /// After `take_next` gave `first`: also takes up to `max` more runnable runs for which
+    /// `with(first, j)` holds (a fused group), marking them running.
+    pub fn take_group(
+        &mut self,
+        first: usize,
+        max: usize,
+        with: &dyn Fn(usize, usize) -> bool,
+    ) -> Vec<usize> {
+        let mut group = Vec::new();
+        for j in 0..self.state.len() {
+            if group.len() >= max {
+                break;
+            }
+            if j != first && self.runnable(j) && with(first, j) {
+                self.state[j] = RunState::Running;
+                group.push(j);
+            }
+        }
+        group
+    }
+
     pub fn finish(&mut self, i: usize, ok: bool) {
         self.state[i] = if ok { RunState::Done } else { RunState::Failed };
     }
@@ -172,17 +193,33 @@ pub fn worker_main(threads: i32) -> anyhow::Result<()> {
         let job: Job = serde_json::from_str(&line)?;
         let of = job.run.phase(&job.sweep).epochs;
         let index = job.index;
-        let record = exec::execute(&job, &mut state, &mut |stats| {
-            send(&WorkerMsg::Epoch {
+        if job.also.is_empty() {
+            let record = exec::execute(&job, &mut state, &mut |stats| {
+                send(&WorkerMsg::Epoch {
+                    index,
+                    of,
+                    stats: stats.clone(),
+                })
+            });
+            send(&WorkerMsg::Finished {
                 index,
-                of,
-                stats: stats.clone(),
-            })
-        });
-        send(&WorkerMsg::Finished {
-            index,
-            record: Box::new(record),
-        });
+                record: Box::new(record),
+            });
+        } else {
+            let records = exec::execute_fused(&job, &mut state, &mut |i, stats| {
+                send(&WorkerMsg::Epoch {
+                    index: i,
+                    of,
+                    stats: stats.clone(),
+                })
+            });
+            for (i, record) in records {
+                send(&WorkerMsg::Finished {
+                    index: i,
+                    record: Box::new(record),
+                });
+            }
+        }
         if crate::train::STOP.load(Ordering::Relaxed) {
             break;
         }
@@ -194,7 +231,8 @@ struct Worker {
     slot: Slot,
     child: Child,
     stdin: ChildStdin,
-    busy: Option<usize>,
+    /// Runs it is training (several when fused).
+    busy: Vec<usize>,
     generation: usize,
 }
 
@@ -276,7 +314,7 @@ fn spawn(
         slot: slot.clone(),
         child,
         stdin,
-        busy: None,
+        busy: Vec::new(),
         generation,
     })
 }
@@ -321,6 +359,7 @@ pub fn run(
         sweep: sweep.clone(),
         results_root: store.root.clone(),
         device: device.to_string(),
+        also: Vec::new(),
     };
     let epochs_of = |i: usize| plan.runs[i].phase(sweep).epochs;
     let mut disp = Dispatcher::new(plan, done);
@@ -349,7 +388,7 @@ pub fn run(
                 disp.running()
             ));
             for w in &workers {
-                if w.busy.is_some() {
+                if !w.busy.is_empty() {
                     // SAFETY: sending a signal to our own child process.
                     unsafe { libc::kill(w.child.id() as i32, libc::SIGTERM) };
                 }
@@ -357,13 +396,34 @@ pub fn run(
         }
         if !stopping {
             for (wi, w) in workers.iter_mut().enumerate() {
-                if w.busy.is_some() {
+                if !w.busy.is_empty() {
                     continue;
                 }
                 let Some(i) = disp.take_next() else { break };
-                let job = job_of(i, &w.slot.device);
-                w.busy = Some(i);
-                progress.started(wi, &plan.runs[i].id);
+                let mut job = job_of(i, &w.slot.device);
+                // a fused group: the runnable logit students of the same seed (same teacher)
+                let fusable = |j: usize| {
+                    let r = &plan.runs[j];
+                    r.role == crate::plan::Role::Student
+                        && r.method == crate::config::Method::Logit
+                        && sweep.cache_teacher_logits
+                };
+                if sweep.schedule.fuse.on(&w.slot.device) && fusable(i) {
+                    let max = sweep.schedule.fuse_max.saturating_sub(1) as usize;
+                    let group = disp.take_group(i, max, &|a, b| {
+                        fusable(b) && plan.runs[a].teacher == plan.runs[b].teacher
+                    });
+                    job.also = group.iter().map(|&j| (j, plan.runs[j].clone())).collect();
+                }
+                w.busy = std::iter::once(i)
+                    .chain(job.also.iter().map(|(j, _)| *j))
+                    .collect();
+                let label = if job.also.is_empty() {
+                    plan.runs[i].id.clone()
+                } else {
+                    format!("{} (+{} fused)", plan.runs[i].id, job.also.len())
+                };
+                progress.started(wi, &label);
                 let line = serde_json::to_string(&job)? + "\n";
                 if w.stdin
                     .write_all(line.as_bytes())
@@ -392,7 +452,7 @@ pub fn run(
                     progress.epoch(worker, &plan.runs[index].id, &stats, of)
                 }
                 WorkerMsg::Finished { index, record } => {
-                    workers[worker].busy = None;
+                    workers[worker].busy.retain(|&b| b != index);
                     let interrupted = stopping
                         && record.status == Status::Failed
                         && record.error.as_deref() == Some("interrupted");
@@ -411,7 +471,7 @@ pub fn run(
             Event::Exited { worker, generation } if workers[worker].generation == generation => {
                 let w = &mut workers[worker];
                 let status = w.child.wait().ok();
-                if let Some(i) = w.busy.take() {
+                for i in std::mem::take(&mut w.busy) {
                     let how = match status {
                         Some(s) => match std::os::unix::process::ExitStatusExt::signal(&s) {
                             Some(sig) => format!("killed by signal {sig}"),
@@ -576,6 +636,31 @@ mod tests {
             busy[wi] = None;
             finished += 1;
         }
+    }
+
+    #[test]
+    fn a_fused_group_takes_the_runnable_students_of_one_teacher_up_to_the_cap() {
+        let p = plan("[0, 1]");
+        let mut d = Dispatcher::new(&p, &vec![false; p.runs.len()]);
+        let t0 = d.take_next().unwrap();
+        let t1 = d.take_next().unwrap();
+        d.finish(t0, true);
+        d.finish(t1, true);
+        let same = |a: usize, b: usize| {
+            p.runs[b].role == Role::Student && p.runs[a].teacher == p.runs[b].teacher
+        };
+        // the baselines come first in plan order and are not grouped
+        let b0 = d.take_next().unwrap();
+        assert_eq!(p.runs[b0].role, Role::Baseline);
+        let first = d.take_next().unwrap();
+        assert_eq!(p.runs[first].id, "student-T1-a0.5-s0");
+        let group = d.take_group(first, 8, &same);
+        let ids: Vec<&str> = group.iter().map(|&i| p.runs[i].id.as_str()).collect();
+        assert_eq!(ids, ["student-T4-a0.5-s0"], "only seed 0's students join");
+        let again = d.take_next().unwrap();
+        assert_eq!(p.runs[again].role, Role::Baseline);
+        let s1 = d.take_next().unwrap();
+        assert!(d.take_group(s1, 0, &same).is_empty(), "the cap holds");
     }
 
     #[test]

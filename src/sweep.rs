@@ -456,6 +456,7 @@ pub fn run_task(
         sweep: p.sweep.clone(),
         results_root: p.store.root.clone(),
         device,
+        also: Vec::new(),
     };
     let quiet = opts.quiet;
     let record = crate::exec::execute(&job, &mut crate::exec::WorkerState::default(), &mut |e| {

@@ -758,3 +758,81 @@ fn run_task_trains_exactly_one_node_and_plan_json_lists_them() {
         text(&o)
     );
 }
+
+#[test]
+fn a_fused_sweep_gives_the_numbers_of_an_unfused_one() {
+    let c = Case::new(300, 100);
+    let base = body("[0]", "[1, 2, 4]", "[0.5, 0.9]");
+    // distinct files (and names): Case::sweep writes <name>.toml
+    let fused = c.sweep(
+        "fzon",
+        &format!("{base}[schedule]\nfuse = true\nworkers_per_device = 1\n"),
+    );
+    let apart = c.sweep(
+        "fzoff",
+        &format!("{base}[schedule]\nfuse = false\nworkers_per_device = 1\n"),
+    );
+    let o = c.run(&[fused.to_str().unwrap(), "--results", "fused"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("done"),
+        "{}",
+        text(&o)
+    );
+    let o = c.run(&[apart.to_str().unwrap(), "--results", "apart"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (fr, fe) = (
+        csv_rows(&c.path("fused/fzon/runs.csv")),
+        csv_rows(&c.path("fused/fzon/epochs.csv")),
+    );
+    let (ar, ae) = (
+        csv_rows(&c.path("apart/fzoff/runs.csv")),
+        csv_rows(&c.path("apart/fzoff/epochs.csv")),
+    );
+    assert_eq!((fr.len(), fe.len()), (ar.len(), ae.len()));
+    assert_eq!(fr.len(), 1 + 1 + 6);
+    // fused members share one job, so they share its wall time; apart, each run has its own
+    let secs = |root: &str| {
+        let dir = c.path(&format!("{root}/records"));
+        let mut v: Vec<u64> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                serde_json::from_slice::<serde_json::Value>(
+                    &std::fs::read(e.unwrap().path()).unwrap(),
+                )
+                .unwrap()
+            })
+            .filter(|r| r["role"] == "student")
+            .map(|r| r["seconds"].as_f64().unwrap().to_bits())
+            .collect();
+        v.sort();
+        v.dedup();
+        v.len()
+    };
+    assert_eq!(
+        secs("fused/fzon"),
+        1,
+        "the six students were not trained as one fused group"
+    );
+    assert_eq!(secs("apart/fzoff"), 6);
+    for (f, a) in fe.iter().zip(&ae) {
+        assert_eq!(f["run_id"], a["run_id"]);
+        let (lf, la): (f64, f64) = (
+            f["train_loss"].parse().unwrap(),
+            a["train_loss"].parse().unwrap(),
+        );
+        assert!(
+            (lf - la).abs() <= 1e-4 * la.abs().max(1.0),
+            "{}: loss {lf} fused, {la} apart",
+            f["run_id"]
+        );
+        for col in ["val_acc", "test_acc"] {
+            let (x, y): (f64, f64) = (f[col].parse().unwrap(), a[col].parse().unwrap());
+            assert!(
+                (x - y).abs() <= 1.0,
+                "{} {col}: {x} fused, {y} apart",
+                f["run_id"]
+            );
+        }
+    }
+}
