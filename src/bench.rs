@@ -101,6 +101,50 @@ fn step_rate(arch: Arch, shape: [i64; 3], device: Device, batch: i64, steps: usi
     (steps as f64 * batch as f64) / start.elapsed().as_secs_f64()
 }
 
+/// Student-steps per second of G students trained as one fused model on one fixed batch.
+fn fused_rate(shape: [i64; 3], device: Device, g: usize, steps: usize) -> f64 {
+    tch::manual_seed(0);
+    let stores: Vec<nn::VarStore> = (0..g)
+        .map(|_| {
+            let vs = nn::VarStore::new(device);
+            let _ = Net::new(&vs.root(), Arch::Student, shape, 10);
+            vs
+        })
+        .collect();
+    let fvs = nn::VarStore::new(device);
+    let refs: Vec<&nn::VarStore> = stores.iter().collect();
+    let model = crate::fused::FusedStudent::stack(&fvs, &refs);
+    let Ok(mut opt) = nn::Adam::default().build(&fvs, 1e-3) else {
+        return f64::NAN;
+    };
+    let xs = Tensor::randn([128, shape[0], shape[1], shape[2]], (Kind::Float, device));
+    let ys = Tensor::randint(10, [128], (Kind::Int64, device));
+    let teacher = Tensor::randn([128, 10], (Kind::Float, device));
+    let temps = Tensor::full([g as i64], 4.0, (Kind::Float, device));
+    let alphas = Tensor::full([g as i64], 0.5, (Kind::Float, device));
+    let step = |opt: &mut nn::Optimizer| {
+        let mask = crate::fused::dropout_mask(128, 256, 0.1, &xs);
+        let (loss, _) = crate::fused::fused_kd_loss(
+            &model.forward(&xs, Some(&mask)),
+            &teacher,
+            &ys,
+            &temps,
+            &alphas,
+        );
+        opt.backward_step(&loss);
+    };
+    for _ in 0..2 {
+        step(&mut opt);
+    }
+    sync(device);
+    let start = Instant::now();
+    for _ in 0..steps {
+        step(&mut opt);
+    }
+    sync(device);
+    (g * steps) as f64 / start.elapsed().as_secs_f64()
+}
+
 /// Seconds per student step with batch gathering (shuffled index → `index_select` of images and
 /// labels, as training does) and without (one batch reused).
 fn feeding(data: &crate::data::Prepared, device: Device, batch: usize, steps: usize) -> (f64, f64) {
@@ -492,6 +536,24 @@ pub fn run(o: &Options, log: &dyn Fn(&str)) -> anyhow::Result<String> {
         rss_4 as f64 / 1024.0,
         rss_12 as f64 / 1024.0
     );
+    // 7. fused grid training: G students in one model against one at a time
+    log("bench: fused students");
+    let _ = writeln!(
+        md,
+        "## 7. Fused grid training: student steps per second, G students in one fused model vs one at a time (batch 128, KD loss, one thread)\n\n\
+         | G | one at a time (student-steps/s) | fused (student-steps/s) | fused / apart |\n|---:|---:|---:|---:|"
+    );
+    let apart = s_rate / 128.0;
+    for g in [1usize, 4, 16, 64] {
+        let steps = if o.quick { 2 } else { (600 / g).max(8) };
+        let fused = fused_rate(shape, device, g, steps);
+        let _ = writeln!(
+            md,
+            "| {g} | {apart:.0} | {fused:.0} | {:.2}× |",
+            fused / apart
+        );
+    }
+    md.push('\n');
     let _ = writeln!(
         md,
         "Benchmark wall time: {:.0} s.",
