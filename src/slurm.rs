@@ -70,10 +70,12 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
-fn sbatch_header(o: &SlurmOptions, job: &str, logs: &Path, array_log: bool) -> String {
+/// `training`: an array of training tasks, which asks for CPUs, GPUs and memory and logs per task;
+/// otherwise the report job, which only reads records.
+fn sbatch_header(o: &SlurmOptions, job: &str, logs: &Path, training: bool) -> String {
     let mut h = String::from("#!/bin/bash\n");
     let _ = writeln!(h, "#SBATCH --job-name={job}");
-    let pattern = if array_log {
+    let pattern = if training {
         "%x_%A_%a.out"
     } else {
         "%x_%j.out"
@@ -83,24 +85,19 @@ fn sbatch_header(o: &SlurmOptions, job: &str, logs: &Path, array_log: bool) -> S
         "#SBATCH --output={}",
         shell_quote(&logs.join(pattern).display().to_string())
     );
-    if let Some(p) = &o.partition {
-        let _ = writeln!(h, "#SBATCH --partition={p}");
+    let mut line = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            let _ = writeln!(h, "#SBATCH --{k}={v}");
+        }
+    };
+    line("partition", o.partition.clone());
+    line("account", o.account.clone());
+    if training {
+        line("cpus-per-task", o.cpus_per_task.map(|c| c.to_string()));
+        line("gpus-per-task", o.gpus_per_task.map(|g| g.to_string()));
+        line("mem", o.mem.clone());
     }
-    if let Some(a) = &o.account {
-        let _ = writeln!(h, "#SBATCH --account={a}");
-    }
-    if let Some(c) = o.cpus_per_task {
-        let _ = writeln!(h, "#SBATCH --cpus-per-task={c}");
-    }
-    if let Some(g) = o.gpus_per_task {
-        let _ = writeln!(h, "#SBATCH --gpus-per-task={g}");
-    }
-    if let Some(m) = &o.mem {
-        let _ = writeln!(h, "#SBATCH --mem={m}");
-    }
-    if let Some(t) = &o.time {
-        let _ = writeln!(h, "#SBATCH --time={t}");
-    }
+    line("time", o.time.clone());
     h
 }
 

@@ -1,0 +1,9 @@
+//! The fuzz binary links libtorch through kd-sweep; give it the same rpath as kd-sweep's binaries
+//! (see ../build.rs) so it runs without LD_LIBRARY_PATH.
+fn main() {
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    if let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
+        let dir = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.into());
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+    }
+}
