@@ -376,6 +376,20 @@ fn load_teacher_net(dir: &std::path::Path, data: &Prepared, device: Device) -> R
     Ok(tnet)
 }
 
+/// The tensor kept in `slot` for `key`, loading it with `load` when the slot holds another key (the
+/// old tensor is freed first).
+fn kept<'s>(
+    slot: &'s mut Option<(String, Tensor)>,
+    key: &str,
+    load: impl FnOnce() -> Result<Tensor, String>,
+) -> Result<&'s Tensor, String> {
+    if slot.as_ref().is_none_or(|(k, _)| k != key) {
+        *slot = None;
+        *slot = Some((key.to_string(), load()?));
+    }
+    Ok(&slot.as_ref().ok_or("nothing loaded")?.1)
+}
+
 /// The teacher's logits on the training images, from the cache, kept in the worker between runs.
 fn teacher_logits<'s>(
     slot: &'s mut Option<(String, Tensor)>,
@@ -384,18 +398,15 @@ fn teacher_logits<'s>(
     data: &Prepared,
     device: Device,
 ) -> Result<&'s Tensor, String> {
-    if slot.as_ref().is_none_or(|(k, _)| *k != teacher.key) {
-        *slot = None;
+    let logits = kept(slot, &teacher.key, || {
         let t = Tensor::read_safetensors(dir.join(store::LOGITS))
             .map_err(|e| format!("teacher logits: {e}"))?;
-        let logits = t
-            .into_iter()
+        Ok(t.into_iter()
             .next()
             .ok_or("teacher logits file is empty")?
-            .1;
-        *slot = Some((teacher.key.clone(), logits.to_device(device)));
-    }
-    let logits = &slot.as_ref().ok_or("no teacher logits")?.1;
+            .1
+            .to_device(device))
+    })?;
     if logits.size()[0] != data.n_train() {
         return Err(format!(
             "teacher logits have {} rows for {} training images",
@@ -416,8 +427,7 @@ fn teacher_features<'s>(
     data: &Prepared,
     device: Device,
 ) -> Result<&'s Tensor, String> {
-    if slot.as_ref().is_none_or(|(k, _)| *k != teacher.key) {
-        *slot = None;
+    kept(slot, &teacher.key, || {
         let maps = match store::load_features(dir) {
             Some(m) if m.size()[0] == data.n_train() => m,
             _ => {
@@ -427,7 +437,6 @@ fn teacher_features<'s>(
                 m
             }
         };
-        *slot = Some((teacher.key.clone(), maps.to_device(device)));
-    }
-    Ok(&slot.as_ref().ok_or("no teacher features")?.1)
+        Ok(maps.to_device(device))
+    })
 }

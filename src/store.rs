@@ -446,6 +446,18 @@ fn cell(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.2}")).unwrap_or_default()
 }
 
+/// The cells that say which run a row is about, shared by runs.csv and epochs.csv.
+fn run_cells(r: &RunRecord) -> [String; 6] {
+    [
+        r.run_id.clone(),
+        r.role.name().to_string(),
+        method_cell(r),
+        r.seed.to_string(),
+        r.temperature.clone().unwrap_or_default(),
+        r.alpha.clone().unwrap_or_default(),
+    ]
+}
+
 /// The method of a student; empty for teachers and baselines, which have none.
 fn method_cell(r: &RunRecord) -> String {
     if r.role == Role::Student {
@@ -478,13 +490,7 @@ pub fn runs_csv(records: &[&RunRecord]) -> Result<Vec<u8>, csv::Error> {
     ];
     w.write_record(header)?;
     for r in records {
-        w.write_record([
-            r.run_id.clone(),
-            r.role.name().to_string(),
-            method_cell(r),
-            r.seed.to_string(),
-            r.temperature.clone().unwrap_or_default(),
-            r.alpha.clone().unwrap_or_default(),
+        w.write_record(run_cells(r).into_iter().chain([
             r.epochs.to_string(),
             cell(r.val_acc),
             cell(r.test_acc),
@@ -498,7 +504,7 @@ pub fn runs_csv(records: &[&RunRecord]) -> Result<Vec<u8>, csv::Error> {
                 Status::Failed => "failed".into(),
             },
             r.error.clone().unwrap_or_default(),
-        ])?;
+        ]))?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
@@ -521,19 +527,13 @@ pub fn epochs_csv(records: &[&RunRecord]) -> Result<Vec<u8>, csv::Error> {
     ])?;
     for r in records {
         for e in &r.history {
-            w.write_record([
-                r.run_id.clone(),
-                r.role.name().to_string(),
-                method_cell(r),
-                r.seed.to_string(),
-                r.temperature.clone().unwrap_or_default(),
-                r.alpha.clone().unwrap_or_default(),
+            w.write_record(run_cells(r).into_iter().chain([
                 e.epoch.to_string(),
                 format!("{:.6}", e.train_loss),
                 format!("{:.2}", e.val_acc),
                 format!("{:.2}", e.test_acc),
                 format!("{:.1}", e.seconds),
-            ])?;
+            ]))?;
         }
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))

@@ -213,6 +213,50 @@ impl TAxis {
     }
 }
 
+/// The chart both accuracy-vs-T plots use: T on a log scale with ticks at the grid's values labelled
+/// as written, student test accuracy on y, the mesh drawn.
+pub type TemperatureChart<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<
+        plotters::coord::combinators::WithKeyPoints<plotters::coord::combinators::LogCoord<f64>>,
+        plotters::coord::types::RangedCoordf64,
+    >,
+>;
+
+pub fn temperature_chart<'a, DB: DrawingBackend>(
+    area: &'a Area<DB>,
+    title: &str,
+    axis: &TAxis,
+    (y0, y1): (f64, f64),
+) -> anyhow::Result<TemperatureChart<'a, DB>>
+where
+    DB::ErrorType: 'static,
+{
+    let (x0, x1) = axis.range;
+    let keys: Vec<f64> = axis.ticks.iter().map(|t| t.0).collect();
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 22).into_font())
+        .margin(16)
+        .x_label_area_size(50)
+        .y_label_area_size(64)
+        .build_cartesian_2d((x0..x1).log_scale().with_key_points(keys), y0..y1)
+        .map_err(derr)?;
+    chart
+        .configure_mesh()
+        .x_desc("distillation temperature T (log scale)")
+        .y_desc("student test accuracy (%)")
+        .axis_desc_style(("sans-serif", 18))
+        .label_style(("sans-serif", 15))
+        .x_label_formatter(&|v: &f64| axis.label(*v))
+        .y_label_formatter(&|v: &f64| format!("{v:.1}"))
+        .light_line_style(WHITE.mix(0.0))
+        .bold_line_style(BLACK.mix(0.08))
+        .draw()
+        .map_err(derr)?;
+    Ok(chart)
+}
+
 /// A y range covering `values`, padded, within [0, 100].
 pub fn y_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::MAX, f64::MIN);
@@ -305,26 +349,7 @@ where
     if !logit.is_empty() {
         let axis = TAxis::new(temperatures(&s.cells));
         let (x0, x1) = axis.range;
-        let keys: Vec<f64> = axis.ticks.iter().map(|t| t.0).collect();
-        let mut chart = ChartBuilder::on(&plot)
-            .caption(title, ("sans-serif", 22).into_font())
-            .margin(16)
-            .x_label_area_size(50)
-            .y_label_area_size(64)
-            .build_cartesian_2d((x0..x1).log_scale().with_key_points(keys), y0..y1)
-            .map_err(derr)?;
-        chart
-            .configure_mesh()
-            .x_desc("distillation temperature T (log scale)")
-            .y_desc("student test accuracy (%)")
-            .axis_desc_style(("sans-serif", 18))
-            .label_style(("sans-serif", 15))
-            .x_label_formatter(&|v: &f64| axis.label(*v))
-            .y_label_formatter(&|v: &f64| format!("{v:.1}"))
-            .light_line_style(WHITE.mix(0.0))
-            .bold_line_style(BLACK.mix(0.08))
-            .draw()
-            .map_err(derr)?;
+        let mut chart = temperature_chart(&plot, title, &axis, (y0, y1))?;
         for (stat, colour) in [(s.teacher, TEACHER), (s.baseline, BASELINE)] {
             if let Some(st) = stat {
                 chart

@@ -251,34 +251,16 @@ where
     }
     ticks.sort_by(|a, b| a.0.total_cmp(&b.0));
     let axis = TAxis::new(ticks);
-    let (x0, x1) = axis.range;
     let (y0, y1) = charts::y_range(
         all.iter()
             .flat_map(|x| [x.test.mean - x.test.std, x.test.mean + x.test.std]),
     );
-    let keys: Vec<f64> = axis.ticks.iter().map(|t| t.0).collect();
-    let mut chart = ChartBuilder::on(&plot)
-        .caption(
-            "student accuracy vs temperature, by sweep",
-            ("sans-serif", 22).into_font(),
-        )
-        .margin(16)
-        .x_label_area_size(50)
-        .y_label_area_size(64)
-        .build_cartesian_2d((x0..x1).log_scale().with_key_points(keys), y0..y1)
-        .map_err(derr)?;
-    chart
-        .configure_mesh()
-        .x_desc("distillation temperature T (log scale)")
-        .y_desc("student test accuracy (%)")
-        .axis_desc_style(("sans-serif", 18))
-        .label_style(("sans-serif", 15))
-        .x_label_formatter(&|v: &f64| axis.label(*v))
-        .y_label_formatter(&|v: &f64| format!("{v:.1}"))
-        .light_line_style(WHITE.mix(0.0))
-        .bold_line_style(BLACK.mix(0.08))
-        .draw()
-        .map_err(derr)?;
+    let mut chart = charts::temperature_chart(
+        &plot,
+        "student accuracy vs temperature, by sweep",
+        &axis,
+        (y0, y1),
+    )?;
     let alphas = charts::alphas(&all);
     let mut entries = Vec::new();
     for (si, cells) in c.cells.iter().enumerate() {
