@@ -569,7 +569,7 @@ fn report_and_compare_work_from_the_records() {
         "{out}"
     );
     assert!(
-        out.contains("| ga | 1 | 0.5 |") && out.contains("| gb | 8 | 0.5 |"),
+        out.contains("| ga | logit | 1 | 0.5 |") && out.contains("| gb | logit | 8 | 0.5 |"),
         "{out}"
     );
     assert!(
