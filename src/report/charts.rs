@@ -93,6 +93,8 @@ pub enum Line {
     Solid,
     Dashed,
     Dotted,
+    /// Long dashes with short gaps.
+    LongDash,
     Marker,
     Band,
 }
@@ -123,6 +125,12 @@ where
             Line::Dashed => {
                 for x in [10, 21, 32] {
                     area.draw(&PathElement::new(vec![(x, y), (x + 7, y)], style))
+                        .map_err(derr)?;
+                }
+            }
+            Line::LongDash => {
+                for x in [10, 27] {
+                    area.draw(&PathElement::new(vec![(x, y), (x + 13, y)], style))
                         .map_err(derr)?;
                 }
             }
@@ -235,8 +243,12 @@ where
 {
     let (x0, x1) = axis.range;
     let keys: Vec<f64> = axis.ticks.iter().map(|t| t.0).collect();
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 22).into_font())
+    // an empty title: the caller titled the area itself
+    let mut builder = ChartBuilder::on(area);
+    if !title.is_empty() {
+        builder.caption(title, ("sans-serif", 22).into_font());
+    }
+    let mut chart = builder
         .margin(16)
         .x_label_area_size(50)
         .y_label_area_size(64)
@@ -308,12 +320,16 @@ where
         ys.chain(s.teacher.map(|t| t.mean))
             .chain(s.baseline.map(|b| b.mean)),
     );
-    let (plot, panel) = if methods.is_empty() || logit.is_empty() {
-        (plots.clone(), None)
+    let (plot, panel, title) = if methods.is_empty() || logit.is_empty() {
+        (plots.clone(), None, title)
     } else {
+        // one title over both panels, so it is centred on the whole plot and never clipped
+        let plots = plots
+            .titled(title, ("sans-serif", 22).into_font())
+            .map_err(derr)?;
         let w = plots.dim_in_pixel().0;
         let (a, b) = plots.split_horizontally(w - 90 - 70 * methods.len() as u32);
-        (a, Some(b))
+        (a, Some(b), "")
     };
     let alpha_list = alphas(&s.cells);
     let rank = |a: &str| alpha_list.iter().position(|x| x.1 == a).unwrap_or(0);
@@ -406,15 +422,12 @@ where
     if let Some(area) = target {
         // one column per method; the α values side by side within it
         let k = methods.len() as f64;
-        let mut chart = ChartBuilder::on(&area)
-            .caption(
-                if logit.is_empty() {
-                    title
-                } else {
-                    "no temperature"
-                },
-                ("sans-serif", if logit.is_empty() { 22 } else { 16 }).into_font(),
-            )
+        // beside the T axis the panel has no caption of its own, so both share one vertical scale
+        let mut builder = ChartBuilder::on(&area);
+        if logit.is_empty() {
+            builder.caption(title, ("sans-serif", 22).into_font());
+        }
+        let mut chart = builder
             .margin(16)
             .margin_left(if logit.is_empty() { 16 } else { 4 })
             .x_label_area_size(50)
@@ -424,6 +437,12 @@ where
         let names: Vec<&str> = methods.iter().map(|m| m.name()).collect();
         chart
             .configure_mesh()
+            .x_desc(if logit.is_empty() {
+                ""
+            } else {
+                "no temperature"
+            })
+            .axis_desc_style(("sans-serif", 18))
             .y_desc(if logit.is_empty() {
                 "student test accuracy (%)"
             } else {

@@ -214,7 +214,7 @@ fn sweep_colour(i: usize) -> RGBColor {
 }
 
 /// One line style per α.
-const STYLES: [Line; 3] = [Line::Solid, Line::Dashed, Line::Dotted];
+const STYLES: [Line; 4] = [Line::Solid, Line::Dashed, Line::Dotted, Line::LongDash];
 
 /// `compare_accuracy_vs_temperature.{png,svg}` in `out`.
 pub fn chart(out: &Path, c: &Comparison) -> anyhow::Result<()> {
@@ -281,6 +281,11 @@ where
                 Line::Dotted => {
                     chart
                         .draw_series(DashedLineSeries::new(pts.clone(), 3, 5, style))
+                        .map_err(derr)?;
+                }
+                Line::LongDash => {
+                    chart
+                        .draw_series(DashedLineSeries::new(pts.clone(), 18, 4, style))
                         .map_err(derr)?;
                 }
                 _ => {
