@@ -46,6 +46,21 @@ fn sync(device: Device) {
     }
 }
 
+/// Seconds taken by `steps` calls of `step` after `warmup` untimed ones, the device synchronized
+/// before and after.
+fn timed(device: Device, warmup: usize, steps: usize, mut step: impl FnMut()) -> f64 {
+    for _ in 0..warmup {
+        step();
+    }
+    sync(device);
+    let start = Instant::now();
+    for _ in 0..steps {
+        step();
+    }
+    sync(device);
+    start.elapsed().as_secs_f64()
+}
+
 /// GFLOP/s of an n×n float32 matrix product on `device` with `threads` intra-op threads.
 pub fn matmul_gflops(device: Device, threads: i32, n: i64, min_secs: f64) -> f64 {
     tch::set_num_threads(threads);
@@ -89,16 +104,8 @@ fn step_rate(arch: Arch, shape: [i64; 3], device: Device, batch: i64, steps: usi
         };
         opt.backward_step(&loss);
     };
-    for _ in 0..3 {
-        step(&mut opt);
-    }
-    sync(device);
-    let start = Instant::now();
-    for _ in 0..steps {
-        step(&mut opt);
-    }
-    sync(device);
-    (steps as f64 * batch as f64) / start.elapsed().as_secs_f64()
+    let secs = timed(device, 3, steps, || step(&mut opt));
+    (steps as f64 * batch as f64) / secs
 }
 
 /// Student-steps per second of G students trained as one fused model on one fixed batch.
@@ -133,16 +140,7 @@ fn fused_rate(shape: [i64; 3], device: Device, g: usize, steps: usize) -> f64 {
         );
         opt.backward_step(&loss);
     };
-    for _ in 0..2 {
-        step(&mut opt);
-    }
-    sync(device);
-    let start = Instant::now();
-    for _ in 0..steps {
-        step(&mut opt);
-    }
-    sync(device);
-    (g * steps) as f64 / start.elapsed().as_secs_f64()
+    (g * steps) as f64 / timed(device, 2, steps, || step(&mut opt))
 }
 
 /// Seconds per student step with batch gathering (shuffled index → `index_select` of images and

@@ -21,9 +21,8 @@ fn weights(vs: &tch::nn::VarStore) -> Vec<(String, Vec<f32>)> {
     v
 }
 
-#[test]
-fn students_of_one_seed_start_identical_and_seeds_differ() {
-    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+/// A small generated MNIST-format dataset, prepared on the CPU.
+fn tiny() -> Prepared {
     let d = tempfile::tempdir().unwrap();
     write::synthetic_mnist(d.path(), 64, 16, 1, false).unwrap();
     let raw = data::read(DatasetKind::Mnist, d.path()).unwrap();
@@ -35,7 +34,13 @@ fn students_of_one_seed_start_identical_and_seeds_differ() {
         test_subset: None,
         split_seed: 0,
     };
-    let prep = Prepared::from_raw(&raw, &cfg, Device::Cpu);
+    Prepared::from_raw(&raw, &cfg, Device::Cpu)
+}
+
+#[test]
+fn students_of_one_seed_start_identical_and_seeds_differ() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let prep = tiny();
     let (a, _) = train::init(Arch::Student, &prep, Device::Cpu, 3, "student");
     // something else drawing from libtorch's generator in between must not matter
     let _noise = tch::Tensor::randn([100], (tch::Kind::Float, Device::Cpu));
@@ -48,18 +53,7 @@ fn students_of_one_seed_start_identical_and_seeds_differ() {
 #[test]
 fn a_regressor_built_beside_the_student_does_not_change_its_initial_weights() {
     let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
-    let d = tempfile::tempdir().unwrap();
-    write::synthetic_mnist(d.path(), 64, 16, 1, false).unwrap();
-    let raw = data::read(DatasetKind::Mnist, d.path()).unwrap();
-    let cfg = DataConfig {
-        dataset: DatasetKind::Mnist,
-        path: d.path().into(),
-        validation: 8,
-        train_subset: None,
-        test_subset: None,
-        split_seed: 0,
-    };
-    let prep = Prepared::from_raw(&raw, &cfg, Device::Cpu);
+    let prep = tiny();
     let (plain, _) = train::init(Arch::Student, &prep, Device::Cpu, 5, "student");
     let (with, _, _reg) = train::init_with(Arch::Student, &prep, Device::Cpu, 5, "student", |p| {
         tch::nn::conv2d(p / "regressor", 16, 32, 1, Default::default())
