@@ -118,7 +118,7 @@ pub fn execute_fused(
     let reason = match &outcome {
         Ok(Ok(_)) => None,
         Ok(Err(e)) => Some(e.clone()),
-        Err(_) => Some("libtorch/panic in fused training".to_string()),
+        Err(panic) => Some(panic_reason(&**panic)),
     };
     let mut histories = match outcome {
         Ok(Ok(h)) => h.into_iter().map(Some).collect(),
@@ -128,7 +128,7 @@ pub fn execute_fused(
         .iter()
         .zip(histories.iter_mut())
         .map(|((i, run), h)| {
-            let mut rec = match (h.take(), &reason) {
+            let rec = match (h.take(), &reason) {
                 (Some(h), None) => RunRecord::done(run, epochs, h, secs, &job.device),
                 (_, r) => RunRecord::failed(
                     run,
@@ -138,17 +138,7 @@ pub fn execute_fused(
                     &job.device,
                 ),
             };
-            if rec.error.as_deref() != Some("interrupted") {
-                if let Err(e) = store.save_record(&rec) {
-                    rec = RunRecord::failed(
-                        run,
-                        epochs,
-                        &format!("cannot write the record: {e}"),
-                        secs,
-                        &job.device,
-                    );
-                }
-            }
+            let rec = persist(&store, rec, run, secs);
             (*i, rec)
         })
         .collect()
@@ -170,6 +160,41 @@ fn load_data<'s>(
     Ok(&slot.as_ref().ok_or("dataset not loaded")?.1)
 }
 
+/// The failure reason of a panic: libtorch errors arrive as panics from tch, and their first line says
+/// what happened.
+fn panic_reason(payload: &(dyn std::any::Any + Send)) -> String {
+    let msg = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into());
+    format!(
+        "libtorch/panic: {}",
+        msg.lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+    )
+}
+
+/// Writes a run's record and returns it — or, when it cannot be written, a failed record saying so.
+/// A run stopped by Ctrl-C ("interrupted") is not a result: it is returned unwritten and redone later.
+fn persist(store: &Store, record: RunRecord, run: &RunSpec, secs: f64) -> RunRecord {
+    if record.error.as_deref() == Some("interrupted") {
+        return record;
+    }
+    match store.save_record(&record) {
+        Ok(_) => record,
+        Err(e) => RunRecord::failed(
+            run,
+            record.epochs,
+            &format!("cannot write the record: {e}"),
+            secs,
+            &record.device,
+        ),
+    }
+}
+
 /// Runs `job`, writes its record (and, for a teacher, its cache entry) and returns the record.
 pub fn execute(
     job: &Job,
@@ -183,41 +208,20 @@ pub fn execute(
     let record = match outcome {
         Ok(Ok(history)) => RunRecord::done(&job.run, phase.epochs, history, secs, &job.device),
         Ok(Err(reason)) => RunRecord::failed(&job.run, phase.epochs, &reason, secs, &job.device),
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            // libtorch errors arrive as panics from tch; keep the first line, which says what happened
-            let first = msg
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim();
-            RunRecord::failed(
-                &job.run,
-                phase.epochs,
-                &format!("libtorch/panic: {first}"),
-                secs,
-                &job.device,
-            )
-        }
-    };
-    if record.error.as_deref() == Some("interrupted") {
-        return record; // stopped by Ctrl-C: not a result, the run is redone next time
-    }
-    let store = Store::new(&job.results_root, &job.sweep.name);
-    if let Err(e) = store.save_record(&record) {
-        return RunRecord::failed(
+        Err(panic) => RunRecord::failed(
             &job.run,
             phase.epochs,
-            &format!("cannot write the record: {e}"),
+            &panic_reason(&*panic),
             secs,
             &job.device,
-        );
-    }
-    record
+        ),
+    };
+    persist(
+        &Store::new(&job.results_root, &job.sweep.name),
+        record,
+        &job.run,
+        secs,
+    )
 }
 
 fn train_run(
@@ -289,59 +293,28 @@ fn train_run(
             let temperature = job.run.temperature.as_ref().map_or(1.0, |g| g.value);
             let alpha = job.run.alpha.as_ref().map_or(0.0, |g| g.value);
             let settings = settings("student");
-            match job.run.method {
+            // what the student learns from; a teacher network is built before the student is
+            // seeded, so the student's initial weights and dropout masks match the cached way
+            let (live, labels);
+            let signal = match job.run.method {
                 Method::Logit if !sweep.cache_teacher_logits => {
-                    // Built before the student is seeded, so the student's initial weights and
-                    // dropout masks are the same as in the cached way.
-                    let tnet = load_teacher_net(&dir, data, device)?;
-                    let (vs, net) =
-                        train::init(Arch::Student, data, device, job.run.seed, "student");
-                    train::fit(
-                        &vs,
-                        &net,
-                        data,
-                        &settings,
-                        TeacherSignal::Live(&tnet),
-                        temperature,
-                        alpha,
-                        on_epoch,
-                    )
-                    .map_err(fail)
+                    live = load_teacher_net(&dir, data, device)?;
+                    TeacherSignal::Live(&live)
                 }
-                Method::Logit => {
-                    let logits = teacher_logits(&mut state.logits, teacher, &dir, data, device)?;
-                    let (vs, net) =
-                        train::init(Arch::Student, data, device, job.run.seed, "student");
-                    train::fit(
-                        &vs,
-                        &net,
-                        data,
-                        &settings,
-                        TeacherSignal::Cached(logits),
-                        temperature,
-                        alpha,
-                        on_epoch,
-                    )
-                    .map_err(fail)
-                }
+                Method::Logit => TeacherSignal::Cached(teacher_logits(
+                    &mut state.logits,
+                    teacher,
+                    &dir,
+                    data,
+                    device,
+                )?),
                 Method::Imitation => {
-                    let labels = teacher_logits(&mut state.logits, teacher, &dir, data, device)?
+                    labels = teacher_logits(&mut state.logits, teacher, &dir, data, device)?
                         .argmax(-1, false);
-                    let (vs, net) =
-                        train::init(Arch::Student, data, device, job.run.seed, "student");
-                    train::fit(
-                        &vs,
-                        &net,
-                        data,
-                        &settings,
-                        TeacherSignal::Labels(&labels),
-                        1.0,
-                        alpha,
-                        on_epoch,
-                    )
-                    .map_err(fail)
+                    TeacherSignal::Labels(&labels)
                 }
                 Method::Feature => {
+                    // the feature student trains with its regressor, built beside it
                     let maps = teacher_features(&mut state.features, teacher, &dir, data, device)?;
                     let (s_ch, t_ch) = (
                         Arch::Student.feature_channels(),
@@ -359,10 +332,31 @@ fn train_run(
                         maps,
                         regressor: &regressor,
                     };
-                    train::fit(&vs, &net, data, &settings, signal, 1.0, alpha, on_epoch)
-                        .map_err(fail)
+                    return train::fit(
+                        &vs,
+                        &net,
+                        data,
+                        &settings,
+                        signal,
+                        temperature,
+                        alpha,
+                        on_epoch,
+                    )
+                    .map_err(fail);
                 }
-            }
+            };
+            let (vs, net) = train::init(Arch::Student, data, device, job.run.seed, "student");
+            train::fit(
+                &vs,
+                &net,
+                data,
+                &settings,
+                signal,
+                temperature,
+                alpha,
+                on_epoch,
+            )
+            .map_err(fail)
         }
     }
 }
