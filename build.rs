@@ -10,6 +10,14 @@ fn main() {
     };
     let dir = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.into());
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+    // libtorch's CUDA backend registers itself when its library loads, but nothing calls it by name,
+    // so with the default --as-needed the linker drops it and CUDA "does not exist" at run time
+    // (tch-rs #980; torch-sys's own --no-as-needed does not reach a dependent binary). Keep it NEEDED
+    // whenever this libtorch has it; tests/linking.rs checks the result with readelf.
+    if dir.join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+        println!("cargo:rustc-env=KD_SWEEP_LIBTORCH_CUDA=1");
+    }
     println!("cargo:rustc-env=KD_SWEEP_LIBTORCH_LIB={}", dir.display());
     // pip wheels: torch/version.py (`__version__ = '2.11.0+cu130'`); plain libtorch: build-version
     let parent = dir.parent().map(|p| p.to_path_buf()).unwrap_or_default();

@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# The benchmark on a GPU machine, in one call. Build here first (`make build`), then carry the binary,
-# this script and the dataset to the GPU machine and run it there:
+# Everything GPU-side in one call. Build here first (`make build`), stage, carry bench/ to the GPU
+# machine and run it there:
 #
-#   bash bench/gpu.sh [DATA_DIR] [LIBTORCH_LIB]
+#   bash bench/gpu.sh --stage            # here: copies the binary and Fashion-MNIST into bench/
+#   bash bench/gpu.sh [DATA_DIR] [TORCH_LIB]   # there
 #
-# DATA_DIR: a Fashion-MNIST folder (default: bench/data, where `bash bench/gpu.sh --stage` copies
-# Debian's files). LIBTORCH_LIB: the GPU machine's libtorch lib folder (default: /opt/torch/lib, or the
-# lib folder of the `torch` its python3 imports). The binary needs a libtorch of the same version and
-# CUDA major version as the one it was built against (torch 2.11.0+cu130 from the pip wheel).
-# Prints the Markdown report (every section, including fused training for G = 1, 4, 16, 64) and
-# leaves it in $OUT/BENCHMARKS-gpu.md when $OUT is set.
-set -euo pipefail
+# DATA_DIR: a Fashion-MNIST folder (default: bench/data). TORCH_LIB: the GPU machine's libtorch lib
+# folder (default: /opt/torch/lib, else the lib folder of the torch its python3 imports). The binary
+# needs libtorch 2.11.0; a cu130 build needs driver >= 580, a cu12x build of the same version works
+# without rebuilding (only LD_LIBRARY_PATH changes).
+#
+# 1. preflight: driver, GPUs, glibc, `ldd` of the binary against TORCH_LIB (every library found,
+#    libtorch_cuda.so among them), `kd-sweep devices` (CUDA backend registered, GPUs visible). Stops
+#    here, with the reason, when no GPU is usable.
+# 2. `kd-sweep bench --device cuda:0`: ceiling, throughput vs PyTorch (the reference script is embedded
+#    in the binary), feeding, the method ratio, workers-per-GPU scaling (1, 2, 4, 8), memory, fused
+#    students for G = 1, 4, 16, 64.
+# Writes one Markdown report, $OUT/BENCHMARKS-gpu.md (or /tmp/BENCHMARKS-gpu.md).
+set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ "${1:-}" = "--stage" ]; then
+  set -e
   mkdir -p "$here/bench/data" "$here/bench/bin"
   cp /usr/share/datasets/fashion-mnist/*.gz "$here/bench/data/"
   cp "$here/target/release/kd-sweep" "$here/bench/bin/"
@@ -28,6 +36,35 @@ fi
 bin=$here/bench/bin/kd-sweep
 [ -x "$bin" ] || bin=$here/target/release/kd-sweep
 export LD_LIBRARY_PATH=$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 out=${OUT:-/tmp}/BENCHMARKS-gpu.md
-"$bin" bench --device cuda:0 --data "$data" --work /tmp/kd-bench-gpu --python "$(command -v python3)" --out "$out"
+work=/tmp/kd-bench-gpu
+
+{
+  echo "# kd-sweep on a GPU ($(date -u +%Y-%m-%d))"
+  echo
+  echo "## 0. Preflight"
+  echo
+  echo '```'
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 || echo "nvidia-smi: not available"
+  echo "glibc: $(ldd --version 2>&1 | head -1)"
+  echo "torch lib: $lib"
+  echo "binary needs:"
+  ldd "$bin" | grep -E 'torch|c10|cuda|not found' | sed 's/^/  /'
+  "$bin" devices 2>&1
+  echo '```'
+  echo
+} > "$out"
+cat "$out"
+if ldd "$bin" | grep -q 'not found'; then
+  echo "preflight: some libraries of $bin are not found under $lib; stopping" | tee -a "$out"
+  exit 1
+fi
+if ! "$bin" devices --json | grep -q '"device_count": [1-9]'; then
+  echo "preflight: libtorch sees no usable GPU (see above); stopping" | tee -a "$out"
+  exit 1
+fi
+py=$(command -v python3 || true)
+"$bin" bench --device cuda:0 --data "$data" --work "$work" ${py:+--python "$py"} --out "$work.md"
+status=$?
+cat "$work.md" >> "$out" 2>/dev/null
+exit $status

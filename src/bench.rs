@@ -4,7 +4,8 @@
 //! feeding batches, kd-sweep's way of running a 12-student sweep against the naive way, scaling over
 //! workers, and peak memory. Prints a Markdown report (BENCHMARKS.md-ready).
 
-use crate::config::{parse_devices, DatasetKind};
+use crate::config::DatasetKind;
+use crate::device::DeviceSpec;
 use crate::model::{Arch, Net};
 use crate::rng::SplitMix64;
 use crate::sweep;
@@ -17,8 +18,7 @@ use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// `cpu` or `cuda:N`.
-    pub device: String,
+    pub device: DeviceSpec,
     pub dataset: DatasetKind,
     /// Dataset folder; `None`: the dataset's default.
     pub data: Option<PathBuf>,
@@ -130,7 +130,7 @@ fn fused_rate(shape: [i64; 3], device: Device, g: usize, steps: usize) -> f64 {
     let temps = Tensor::full([g as i64], 4.0, (Kind::Float, device));
     let alphas = Tensor::full([g as i64], 0.5, (Kind::Float, device));
     let step = |opt: &mut nn::Optimizer| {
-        let mask = crate::fused::dropout_mask(128, 256, 0.1, &xs);
+        let mask = crate::model::dropout_mask(128, 256, crate::model::DROPOUT, &xs);
         let (loss, _) = crate::fused::fused_kd_loss(
             &model.forward(&xs, Some(&mask)),
             &teacher,
@@ -145,7 +145,7 @@ fn fused_rate(shape: [i64; 3], device: Device, g: usize, steps: usize) -> f64 {
 
 /// Seconds per student step with batch gathering (shuffled index → `index_select` of images and
 /// labels, as training does) and without (one batch reused).
-fn feeding(data: &crate::data::Prepared, device: Device, batch: usize, steps: usize) -> (f64, f64) {
+fn feeding(data: &crate::data::Dataset, device: Device, batch: usize, steps: usize) -> (f64, f64) {
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
     let net = Net::new(&vs.root(), Arch::Student, data.shape, data.classes);
@@ -236,8 +236,7 @@ fn timed_sweep(o: &Options, root: &Path, file: &str, name: &str) -> anyhow::Resu
     std::fs::write(&path, file).with_context(|| format!("writing {}", path.display()))?;
     let opts = sweep::Options {
         results: root.to_path_buf(),
-        devices: None,
-        workers_per_device: None,
+        overrides: Default::default(),
         quiet: true,
         worker_exe: o.worker_exe.clone(),
     };
@@ -273,12 +272,281 @@ fn python_for_reference(o: &Options) -> Option<PathBuf> {
     py.is_file().then_some(py)
 }
 
-/// The whole benchmark; returns the Markdown report. `log` gets progress lines.
-pub fn run(o: &Options, log: &dyn Fn(&str)) -> anyhow::Result<String> {
-    let device = crate::exec::parse_device(&o.device).map_err(anyhow::Error::msg)?;
-    parse_devices(&o.device).map_err(anyhow::Error::msg)?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let s: Sizes = if o.quick {
+/// The PyTorch side of the throughput comparison, embedded so that a copied binary needs no checkout.
+const PYTORCH_REFERENCE: &str = include_str!("../bench/pytorch_reference.py");
+
+/// One benchmark run: its settings, the data it measures on, and the report as it grows.
+struct Bench<'a> {
+    o: &'a Options,
+    s: Sizes,
+    device: Device,
+    cores: usize,
+    raw: crate::data::RawDataset,
+    dir: PathBuf,
+    shape: [i64; 3],
+    md: String,
+    log: &'a dyn Fn(&str),
+}
+
+impl Bench<'_> {
+    fn header(&mut self) {
+        let cpu_name = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| {
+                c.lines().find_map(|l| {
+                    l.strip_prefix("model name")
+                        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+                })
+            })
+            .unwrap_or_default();
+        let shape = self.shape;
+        let _ = writeln!(
+            self.md,
+            "Device `{}` ({}; {} cores), libtorch {}, dataset {} ({}×{}×{}).\n",
+            self.o.device,
+            cpu_name,
+            self.cores,
+            sweep::LIBTORCH_VERSION,
+            self.o.dataset.name(),
+            shape[0],
+            shape[1],
+            shape[2]
+        );
+    }
+
+    /// 1. The matrix-multiply ceiling; returns the one-thread GFLOP/s.
+    fn ceiling(&mut self) -> f64 {
+        (self.log)("bench: matrix-multiply ceiling");
+        let (n, secs) = (self.s.matmul_n, self.s.min_secs);
+        let one = matmul_gflops(self.device, 1, n, secs);
+        let all = matmul_gflops(self.device, self.cores as i32, n, secs);
+        tch::set_num_threads(1);
+        let _ = writeln!(self.md, "## 1. Ceiling: {n}×{n} float32 matrix product through libtorch\n\n| threads | GFLOP/s |\n|---:|---:|\n| 1 | {one:.1} |\n| {} | {all:.1} |\n", self.cores);
+        one
+    }
+
+    /// The same step loop in PyTorch: (teacher, student) images per second.
+    fn pytorch_reference(&self) -> Option<(f64, f64)> {
+        let py = python_for_reference(self.o)?;
+        let script = self.o.work.join("pytorch_reference.py");
+        std::fs::write(&script, PYTORCH_REFERENCE).ok()?;
+        let shape = self.shape;
+        let out = std::process::Command::new(py)
+            .arg(script)
+            .args(["--threads", "1"])
+            .args(["--teacher-steps", &self.s.teacher_steps.to_string()])
+            .args(["--student-steps", &self.s.student_steps.to_string()])
+            .args([
+                "--shape",
+                &format!("{},{},{}", shape[0], shape[1], shape[2]),
+            ])
+            .args(["--device", &self.o.device.to_string()])
+            .output()
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        Some((
+            v["teacher_images_per_s"].as_f64()?,
+            v["student_images_per_s"].as_f64()?,
+        ))
+    }
+
+    /// 2. Training throughput against the ceiling and PyTorch; returns student images/s.
+    fn throughput(&mut self, one: f64) -> f64 {
+        (self.log)("bench: training throughput");
+        let shape = self.shape;
+        let t_macs = Arch::Teacher.forward_macs(shape, 10);
+        let s_macs = Arch::Student.forward_macs(shape, 10);
+        // training ≈ forward + backward ≈ 3 × the forward pass; 2 FLOPs per multiply-accumulate
+        let flops = |macs: i64| 3.0 * 2.0 * macs as f64;
+        let t_rate = step_rate(Arch::Teacher, shape, self.device, 128, self.s.teacher_steps);
+        let s_rate = step_rate(Arch::Student, shape, self.device, 128, self.s.student_steps);
+        let reference = self.pytorch_reference();
+        let md = &mut self.md;
+        let _ = writeln!(
+            md,
+            "## 2. Training throughput (batch 128, one thread, one fixed batch, Adam)\n"
+        );
+        let _ = writeln!(
+            md,
+            "FLOPs counted from the model definitions: teacher {:.1} MFLOP forward per image ({t_macs} multiply-adds), student {:.2} MFLOP ({s_macs}); a training step is counted as 3 × forward.\n",
+            2.0 * t_macs as f64 / 1e6,
+            2.0 * s_macs as f64 / 1e6
+        );
+        let _ = writeln!(md, "| model | kd-sweep images/s | GFLOP/s | of the 1-thread ceiling | PyTorch (same libtorch) images/s | kd-sweep / PyTorch |\n|---|---:|---:|---:|---:|---:|");
+        for (name, rate, macs, py) in [
+            ("teacher", t_rate, t_macs, reference.map(|r| r.0)),
+            ("student", s_rate, s_macs, reference.map(|r| r.1)),
+        ] {
+            let g = rate * flops(macs) / 1e9;
+            let (pys, ratio) = py.map_or(
+                (
+                    "not measured (no Python with torch found)".to_string(),
+                    "–".to_string(),
+                ),
+                |p| (format!("{p:.0}"), format!("{:.2}", rate / p)),
+            );
+            let _ = writeln!(
+                md,
+                "| {name} | {rate:.0} | {g:.1} | {:.0} % | {pys} | {ratio} |",
+                100.0 * g / one
+            );
+        }
+        md.push('\n');
+        s_rate
+    }
+
+    /// 3. What gathering shuffled batches costs a step.
+    fn feeding(&mut self) {
+        (self.log)("bench: data feeding");
+        let s = &self.s;
+        let validation = s.train / 2;
+        let cfg = crate::config::DataConfig {
+            dataset: self.o.dataset,
+            path: self.dir.clone(),
+            validation,
+            train_subset: Some(s.train.min(self.raw.train.n - validation)),
+            test_subset: Some(s.train / 2),
+            split_seed: 0,
+        };
+        let prepared = crate::data::Dataset::from_raw(&self.raw, &cfg, self.device);
+        let (with, without) = feeding(&prepared, self.device, 128, s.student_steps);
+        let _ = writeln!(
+            self.md,
+            "## 3. Data feeding (student step, batch 128)\n\n| step | ms |\n|---|---:|\n| with batch gathering (shuffled index, `index_select`) | {:.3} |\n| without (one batch reused) | {:.3} |\n| feeding share of a step | {:.1} % |\n",
+            with * 1e3,
+            without * 1e3,
+            100.0 * (with - without).max(0.0) / with
+        );
+    }
+
+    fn sweep(&self, name: &str, cache: bool, workers: usize, temps: &str, alphas: &str) -> String {
+        sweep_file(
+            name,
+            self.o,
+            &self.s,
+            cache,
+            workers,
+            temps,
+            alphas,
+            self.s.student_epochs,
+        )
+    }
+
+    /// 4. The same 12-student sweep, kd-sweep's way and the naive way.
+    fn method_ratio(&mut self) -> anyhow::Result<()> {
+        let (o, cores) = (self.o, self.cores);
+        let (temps, alphas) = ("[1, 2, 4, 8]", "[0.25, 0.5, 0.9]");
+        (self.log)("bench: 12-student sweep, kd-sweep's way (cached teacher logits, all workers)");
+        let fast = timed_sweep(
+            o,
+            &o.work.join("fast"),
+            &self.sweep("twelve", true, cores, temps, alphas),
+            "twelve",
+        )?;
+        (self.log)("bench: 12-student sweep, the naive way (teacher forward in every student step, one worker)");
+        let naive = timed_sweep(
+            o,
+            &o.work.join("naive"),
+            &self.sweep("twelve", false, 1, temps, alphas),
+            "twelve",
+        )?;
+        let max_diff = fast
+            .accs
+            .iter()
+            .filter(|(id, _)| id.starts_with("student"))
+            .filter_map(|(id, a)| {
+                naive
+                    .accs
+                    .iter()
+                    .find(|(j, _)| j == id)
+                    .map(|(_, b)| (a - b).abs())
+            })
+            .fold(0.0f64, f64::max);
+        let _ = writeln!(
+            self.md,
+            "## 4. A 12-student sweep (T ∈ {temps} × α ∈ {alphas}; teacher 1 epoch, students {} epochs, {} training images, 1 seed)\n\n\
+             | way | wall time (s) |\n|---|---:|\n| kd-sweep: teacher once, cached logits, {cores} worker(s) | {:.1} |\n| naive (`cache_teacher_logits = false`): teacher forward in every student step, 1 worker | {:.1} |\n| **ratio** | **{:.1}×** |\n\n\
+             Largest difference in a student's test accuracy between the two ways: {max_diff:.2} points (same seeds; only float summation order differs).\n",
+            self.s.student_epochs,
+            self.s.train,
+            fast.secs,
+            naive.secs,
+            naive.secs / fast.secs
+        );
+        Ok(())
+    }
+
+    /// 5 and 6. Scaling of the student phase over workers, and a worker's peak memory for 4 and 12 runs.
+    fn scaling_and_memory(&mut self) -> anyhow::Result<()> {
+        let o = self.o;
+        let root = o.work.join("fast");
+        let (temps, alphas) = ("[1, 2, 4, 8]", "[0.25, 0.5, 0.9]");
+        (self.log)("bench: scaling");
+        // on the CPU: workers up to the number of cores; on a GPU: workers sharing the one device
+        let (counts, what): (Vec<usize>, &str) = if o.device.is_cuda() {
+            (vec![1, 2, 4, 8], "workers on one GPU")
+        } else {
+            ((1..=self.cores).collect(), "workers")
+        };
+        let _ = writeln!(self.md, "## 5. Scaling of the student phase (12 students, teacher cached)\n\n| {what} | wall time (s) | speed-up |\n|---:|---:|---:|");
+        let mut base = f64::NAN;
+        let mut rss_12 = 0;
+        for w in counts {
+            let name = format!("scale{w}");
+            let m = timed_sweep(o, &root, &self.sweep(&name, true, w, temps, alphas), &name)?;
+            if w == 1 {
+                base = m.secs;
+                rss_12 = m.rss.iter().copied().max().unwrap_or(0);
+            }
+            let _ = writeln!(self.md, "| {w} | {:.1} | {:.2}× |", m.secs, base / m.secs);
+        }
+        self.md.push('\n');
+        (self.log)("bench: memory");
+        let m = timed_sweep(
+            o,
+            &root,
+            &self.sweep("mem4", true, 1, "[1, 2]", "[0.5, 0.9]"),
+            "mem4",
+        )?;
+        let rss_4 = m.rss.iter().copied().max().unwrap_or(0);
+        let (raw, shape) = (&self.raw, self.shape);
+        let data_mb =
+            (raw.train.n + raw.test.n) as f64 * (shape[0] * shape[1] * shape[2]) as f64 * 4.0 / 1e6;
+        let _ = writeln!(
+            self.md,
+            "## 6. Memory (peak resident set of a worker process)\n\n| runs on one worker | peak RSS (MiB) |\n|---:|---:|\n| 4 | {:.0} |\n| 12 | {:.0} |\n\n\
+             The dataset is loaded once per worker process and reused by every run it trains (the whole dataset as float32 would be {data_mb:.0} MB); the teacher's logits likewise.\n",
+            rss_4 as f64 / 1024.0,
+            rss_12 as f64 / 1024.0
+        );
+        Ok(())
+    }
+
+    /// 7. G students in one fused model against one at a time.
+    fn fused(&mut self, student_rate: f64) {
+        (self.log)("bench: fused students");
+        let _ = writeln!(
+            self.md,
+            "## 7. Fused grid training: student steps per second, G students in one fused model vs one at a time (batch 128, KD loss, one thread)\n\n\
+             | G | one at a time (student-steps/s) | fused (student-steps/s) | fused / apart |\n|---:|---:|---:|---:|"
+        );
+        let apart = student_rate / 128.0;
+        for g in [1usize, 4, 16, 64] {
+            let steps = if self.o.quick { 2 } else { (600 / g).max(8) };
+            let fused = fused_rate(self.shape, self.device, g, steps);
+            let _ = writeln!(
+                self.md,
+                "| {g} | {apart:.0} | {fused:.0} | {:.2}× |",
+                fused / apart
+            );
+        }
+        self.md.push('\n');
+    }
+}
+
+/// The sizes of a full or a quick benchmark.
+fn sizes(quick: bool) -> Sizes {
+    if quick {
         Sizes {
             matmul_n: 256,
             min_secs: 0.2,
@@ -296,7 +564,11 @@ pub fn run(o: &Options, log: &dyn Fn(&str)) -> anyhow::Result<String> {
             train: 2000,
             student_epochs: 3,
         }
-    };
+    }
+}
+
+/// The whole benchmark; returns the Markdown report. `log` gets progress lines.
+pub fn run(o: &Options, log: &dyn Fn(&str)) -> anyhow::Result<String> {
     if o.work.exists() {
         std::fs::remove_dir_all(&o.work)
             .with_context(|| format!("emptying {}", o.work.display()))?;
@@ -307,255 +579,34 @@ pub fn run(o: &Options, log: &dyn Fn(&str)) -> anyhow::Result<String> {
     if let Some(d) = &o.data {
         o.data = Some(std::path::absolute(d)?);
     }
-    let o = &o;
     let dir = o.data.clone().unwrap_or_else(|| o.dataset.default_path());
     let raw = crate::data::read(o.dataset, &dir)?;
     // small datasets: keep the training subset and its half-size hold-out within the data
-    let mut s = s;
+    let mut s = sizes(o.quick);
     s.train = s.train.min(raw.train.n * 2 / 3).min(raw.test.n * 2);
-    let shape = [raw.train.c as i64, raw.train.h as i64, raw.train.w as i64];
     let started = Instant::now();
-    let mut md = String::new();
-    let cpu_name = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines().find_map(|l| {
-                l.strip_prefix("model name")
-                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-            })
-        })
-        .unwrap_or_default();
-    let _ = writeln!(
-        md,
-        "Device `{}` ({}; {cores} cores), libtorch {}, dataset {} ({}×{}×{}).\n",
-        o.device,
-        cpu_name,
-        sweep::LIBTORCH_VERSION,
-        o.dataset.name(),
-        shape[0],
-        shape[1],
-        shape[2]
-    );
-
-    // 1. ceilings
-    log("bench: matrix-multiply ceiling");
-    let one = matmul_gflops(device, 1, s.matmul_n, s.min_secs);
-    let all = matmul_gflops(device, cores as i32, s.matmul_n, s.min_secs);
-    tch::set_num_threads(1);
-    let _ = writeln!(md, "## 1. Ceiling: {n}×{n} float32 matrix product through libtorch\n\n| threads | GFLOP/s |\n|---:|---:|\n| 1 | {one:.1} |\n| {cores} | {all:.1} |\n", n = s.matmul_n);
-
-    // 2. throughput, against the ceiling and against PyTorch
-    log("bench: training throughput");
-    let t_macs = Arch::Teacher.forward_macs(shape, 10);
-    let s_macs = Arch::Student.forward_macs(shape, 10);
-    // training ≈ forward + backward ≈ 3 × the forward pass; 2 FLOPs per multiply-accumulate
-    let flops = |macs: i64| 3.0 * 2.0 * macs as f64;
-    let t_rate = step_rate(Arch::Teacher, shape, device, 128, s.teacher_steps);
-    let s_rate = step_rate(Arch::Student, shape, device, 128, s.student_steps);
-    let reference = python_for_reference(o).and_then(|py| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/pytorch_reference.py");
-        let out = std::process::Command::new(py)
-            .arg(script)
-            .args([
-                "--threads",
-                "1",
-                "--teacher-steps",
-                &s.teacher_steps.to_string(),
-                "--student-steps",
-                &s.student_steps.to_string(),
-            ])
-            .args([
-                "--shape",
-                &format!("{},{},{}", shape[0], shape[1], shape[2]),
-                "--device",
-                &o.device,
-            ])
-            .output()
-            .ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        Some((
-            v["teacher_images_per_s"].as_f64()?,
-            v["student_images_per_s"].as_f64()?,
-        ))
-    });
-    let _ = writeln!(
-        md,
-        "## 2. Training throughput (batch 128, one thread, one fixed batch, Adam)\n"
-    );
-    let _ = writeln!(
-        md,
-        "FLOPs counted from the model definitions: teacher {:.1} MFLOP forward per image ({t_macs} multiply-adds), student {:.2} MFLOP ({s_macs}); a training step is counted as 3 × forward.\n",
-        2.0 * t_macs as f64 / 1e6,
-        2.0 * s_macs as f64 / 1e6
-    );
-    let _ = writeln!(md, "| model | kd-sweep images/s | GFLOP/s | of the 1-thread ceiling | PyTorch (same libtorch) images/s | kd-sweep / PyTorch |\n|---|---:|---:|---:|---:|---:|");
-    for (name, rate, macs, py) in [
-        ("teacher", t_rate, t_macs, reference.map(|r| r.0)),
-        ("student", s_rate, s_macs, reference.map(|r| r.1)),
-    ] {
-        let g = rate * flops(macs) / 1e9;
-        let (pys, ratio) = py.map_or(
-            (
-                "not measured (no Python with torch found)".to_string(),
-                "–".to_string(),
-            ),
-            |p| (format!("{p:.0}"), format!("{:.2}", rate / p)),
-        );
-        let _ = writeln!(
-            md,
-            "| {name} | {rate:.0} | {g:.1} | {:.0} % | {pys} | {ratio} |",
-            100.0 * g / one
-        );
-    }
-    md.push('\n');
-
-    // 3. data feeding
-    log("bench: data feeding");
-    let mut cfg = crate::config::DataConfig {
-        dataset: o.dataset,
-        path: dir.clone(),
-        validation: s.train / 2,
-        train_subset: Some(s.train),
-        test_subset: Some(s.train / 2),
-        split_seed: 0,
+    let mut b = Bench {
+        o: &o,
+        s,
+        device: o.device.tch(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        shape: [raw.train.c as i64, raw.train.h as i64, raw.train.w as i64],
+        raw,
+        dir,
+        md: String::new(),
+        log,
     };
-    cfg.train_subset = Some(s.train.min(raw.train.n - cfg.validation));
-    let prepared = crate::data::Prepared::from_raw(&raw, &cfg, device);
-    let (with, without) = feeding(&prepared, device, 128, s.student_steps);
+    b.header();
+    let one = b.ceiling();
+    let student_rate = b.throughput(one);
+    b.feeding();
+    b.method_ratio()?;
+    b.scaling_and_memory()?;
+    b.fused(student_rate);
     let _ = writeln!(
-        md,
-        "## 3. Data feeding (student step, batch 128)\n\n| step | ms |\n|---|---:|\n| with batch gathering (shuffled index, `index_select`) | {:.3} |\n| without (one batch reused) | {:.3} |\n| feeding share of a step | {:.1} % |\n",
-        with * 1e3,
-        without * 1e3,
-        100.0 * (with - without).max(0.0) / with
-    );
-    drop(prepared);
-
-    // 4. the method ratio: the same 12-student sweep, kd-sweep's way and the naive way
-    log("bench: 12-student sweep, kd-sweep's way (cached teacher logits, all workers)");
-    let temps = "[1, 2, 4, 8]";
-    let alphas = "[0.25, 0.5, 0.9]";
-    let fast_root = o.work.join("fast");
-    let Measured {
-        secs: fast,
-        accs: fast_acc,
-        ..
-    } = timed_sweep(
-        o,
-        &fast_root,
-        &sweep_file(
-            "twelve",
-            o,
-            &s,
-            true,
-            cores,
-            temps,
-            alphas,
-            s.student_epochs,
-        ),
-        "twelve",
-    )?;
-    log("bench: 12-student sweep, the naive way (teacher forward in every student step, one worker)");
-    let Measured {
-        secs: naive,
-        accs: naive_acc,
-        ..
-    } = timed_sweep(
-        o,
-        &o.work.join("naive"),
-        &sweep_file("twelve", o, &s, false, 1, temps, alphas, s.student_epochs),
-        "twelve",
-    )?;
-    let max_diff = fast_acc
-        .iter()
-        .filter(|(id, _)| id.starts_with("student"))
-        .filter_map(|(id, a)| {
-            naive_acc
-                .iter()
-                .find(|(j, _)| j == id)
-                .map(|(_, b)| (a - b).abs())
-        })
-        .fold(0.0f64, f64::max);
-    let _ = writeln!(
-        md,
-        "## 4. A 12-student sweep (T ∈ {temps} × α ∈ {alphas}; teacher 1 epoch, students {} epochs, {} training images, 1 seed)\n\n\
-         | way | wall time (s) |\n|---|---:|\n| kd-sweep: teacher once, cached logits, {cores} worker(s) | {fast:.1} |\n| naive (`cache_teacher_logits = false`): teacher forward in every student step, 1 worker | {naive:.1} |\n| **ratio** | **{:.1}×** |\n\n\
-         Largest difference in a student's test accuracy between the two ways: {max_diff:.2} points (same seeds; only float summation order differs).\n",
-        s.student_epochs,
-        s.train,
-        naive / fast
-    );
-
-    // 5. scaling of the student phase (the teacher is cached by then)
-    log("bench: scaling");
-    let _ = writeln!(md, "## 5. Scaling of the student phase (12 students, teacher cached)\n\n| workers | wall time (s) | speed-up |\n|---:|---:|---:|");
-    let mut base = f64::NAN;
-    let mut rss_12 = 0;
-    for w in 1..=cores {
-        let name = format!("scale{w}");
-        let Measured { secs, rss, .. } = timed_sweep(
-            o,
-            &fast_root,
-            &sweep_file(&name, o, &s, true, w, temps, alphas, s.student_epochs),
-            &name,
-        )?;
-        if w == 1 {
-            base = secs;
-            rss_12 = rss.iter().copied().max().unwrap_or(0);
-        }
-        let _ = writeln!(md, "| {w} | {secs:.1} | {:.2}× |", base / secs);
-    }
-    md.push('\n');
-
-    // 6. memory: one worker, 4 runs against 12 runs
-    log("bench: memory");
-    let Measured { rss: rss4, .. } = timed_sweep(
-        o,
-        &fast_root,
-        &sweep_file(
-            "mem4",
-            o,
-            &s,
-            true,
-            1,
-            "[1, 2]",
-            "[0.5, 0.9]",
-            s.student_epochs,
-        ),
-        "mem4",
-    )?;
-    let rss_4 = rss4.iter().copied().max().unwrap_or(0);
-    let data_mb =
-        (raw.train.n + raw.test.n) as f64 * (shape[0] * shape[1] * shape[2]) as f64 * 4.0 / 1e6;
-    let _ = writeln!(
-        md,
-        "## 6. Memory (peak resident set of a worker process)\n\n| runs on one worker | peak RSS (MiB) |\n|---:|---:|\n| 4 | {:.0} |\n| 12 | {:.0} |\n\n\
-         The dataset is loaded once per worker process and reused by every run it trains (the whole dataset as float32 would be {data_mb:.0} MB); the teacher's logits likewise.\n",
-        rss_4 as f64 / 1024.0,
-        rss_12 as f64 / 1024.0
-    );
-    // 7. fused grid training: G students in one model against one at a time
-    log("bench: fused students");
-    let _ = writeln!(
-        md,
-        "## 7. Fused grid training: student steps per second, G students in one fused model vs one at a time (batch 128, KD loss, one thread)\n\n\
-         | G | one at a time (student-steps/s) | fused (student-steps/s) | fused / apart |\n|---:|---:|---:|---:|"
-    );
-    let apart = s_rate / 128.0;
-    for g in [1usize, 4, 16, 64] {
-        let steps = if o.quick { 2 } else { (600 / g).max(8) };
-        let fused = fused_rate(shape, device, g, steps);
-        let _ = writeln!(
-            md,
-            "| {g} | {apart:.0} | {fused:.0} | {:.2}× |",
-            fused / apart
-        );
-    }
-    md.push('\n');
-    let _ = writeln!(
-        md,
+        b.md,
         "Benchmark wall time: {:.0} s.",
         started.elapsed().as_secs_f64()
     );
-    Ok(md)
+    Ok(b.md)
 }

@@ -1,12 +1,12 @@
-//! The command line. Parses arguments, calls the library, prints errors in one place, and maps them to
-//! exit codes: 0 all runs done, 1 some run failed or a data/IO error, 2 a bad sweep file or usage,
-//! 130 interrupted.
+//! The command line. Parses arguments, runs one method per subcommand, prints errors in one place, and
+//! decides the exit code in one place ([`exit_code`]): 0 all runs done, 1 some run failed or a
+//! data/IO error, 2 a bad sweep file or usage, 130 interrupted.
 
-use crate::config::{self, ConfigError};
+use crate::config::{self, ConfigError, DatasetKind};
 use crate::sweep::{self, Options};
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
 
 const ABOUT: &str =
     "Knowledge-distillation sweeps: train each teacher once, distil a student for every \
@@ -67,7 +67,7 @@ struct Common {
     devices: Option<String>,
     /// Runs at once per device (default: one per core on the CPU, one per GPU).
     #[arg(long, value_name = "N", global = true)]
-    workers_per_device: Option<u32>,
+    workers_per_device: Option<i64>,
     /// Print errors only.
     #[arg(long, short, global = true)]
     quiet: bool,
@@ -98,9 +98,8 @@ enum Command {
     Report {
         /// A sweep's results folder, such as results/temps.
         dir: PathBuf,
-        /// `text` (Markdown) or `json`.
-        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-        format: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Compare sweeps side by side: the (T, α) cells they share, each sweep's mean ± std and the
     /// difference, cells only some have, and an overlay chart.
@@ -111,9 +110,8 @@ enum Command {
         /// Where compare_accuracy_vs_temperature.{png,svg} go.
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
-        /// `text` (Markdown) or `json`.
-        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-        format: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Measure kd-sweep on this machine: matrix-multiply ceiling, training throughput (and the same
     /// loop in PyTorch), data feeding, a 12-student sweep against the naive way, scaling, memory.
@@ -123,8 +121,8 @@ enum Command {
         #[arg(long)]
         device: Option<String>,
         /// fashion-mnist, mnist or cifar10.
-        #[arg(long, default_value = "fashion-mnist")]
-        dataset: String,
+        #[arg(long, default_value = "fashion-mnist", value_parser = parse_dataset)]
+        dataset: DatasetKind,
         /// The dataset's folder (default: the dataset's default).
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
@@ -167,6 +165,13 @@ enum Command {
         #[arg(long)]
         submit: bool,
     },
+    /// Show what this machine offers kd-sweep: libtorch's CUDA backend, the NVIDIA driver, the GPUs
+    /// libtorch can use, and what `devices = "auto"` resolves to (or why no GPU can be used).
+    Devices {
+        /// Print the probe as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     #[command(name = "__worker", hide = true)]
     Worker {
         #[arg(long, default_value_t = 1)]
@@ -174,41 +179,52 @@ enum Command {
     },
 }
 
-fn options(c: &Common) -> Result<Options, ConfigError> {
-    let devices = c
-        .devices
-        .as_deref()
-        .map(config::parse_devices)
-        .transpose()
-        .map_err(|m| ConfigError {
-            file: "--devices".into(),
-            at: None,
-            key: None,
-            message: m,
-        })?;
-    if c.workers_per_device == Some(0) {
-        return Err(ConfigError {
-            file: "--workers-per-device".into(),
-            at: None,
-            key: None,
-            message: "must be at least 1".into(),
-        });
-    }
-    Ok(Options {
-        results: c.results.clone(),
-        devices,
-        workers_per_device: c.workers_per_device,
-        quiet: c.quiet,
-        worker_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("kd-sweep")),
-    })
+/// How a report is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Markdown
+    Text,
+    Json,
 }
 
-fn exit_code(e: &anyhow::Error) -> i32 {
-    // A bad sweep file or usage is 2; data, IO and run failures are 1 (DataError among them).
-    if e.downcast_ref::<ConfigError>().is_some() {
-        2
-    } else {
-        1
+fn parse_dataset(s: &str) -> Result<DatasetKind, String> {
+    DatasetKind::parse(s).ok_or_else(|| format!("allowed: {}", DatasetKind::NAMES))
+}
+
+fn options(c: &Common) -> Options {
+    Options {
+        results: c.results.clone(),
+        overrides: config::Overrides {
+            devices: c.devices.clone(),
+            workers_per_device: c.workers_per_device,
+        },
+        quiet: c.quiet,
+        worker_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("kd-sweep")),
+    }
+}
+
+/// How a command ended, when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Success,
+    /// Some runs have no finished record (rerun to retry them).
+    RunsFailed,
+    /// Stopped by Ctrl-C; finished runs are kept.
+    Interrupted,
+    /// A usage error already explained to the user.
+    Usage,
+}
+
+/// The one place exit codes are decided.
+pub fn exit_code(result: &anyhow::Result<Ended>) -> i32 {
+    match result {
+        Ok(Ended::Success) => 0,
+        Ok(Ended::RunsFailed) => 1,
+        Ok(Ended::Usage) => 2,
+        Ok(Ended::Interrupted) => 130,
+        // A bad sweep file or usage is 2; data, IO and run failures are 1 (DataError among them).
+        Err(e) if e.downcast_ref::<ConfigError>().is_some() => 2,
+        Err(_) => 1,
     }
 }
 
@@ -221,199 +237,265 @@ pub fn main() -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    match dispatch(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            exit_code(&e)
+    let result = cli.run();
+    if let Err(e) = &result {
+        eprintln!("error: {e:#}");
+    }
+    exit_code(&result)
+}
+
+impl Cli {
+    fn run(self) -> anyhow::Result<Ended> {
+        let c = &self.common;
+        match (self.command, self.sweep) {
+            (Some(Command::Worker { threads }), _) => {
+                crate::worker::main(threads).map(|_| Ended::Success)
+            }
+            (
+                Some(Command::Run {
+                    sweep,
+                    task: Some(id),
+                    threads,
+                }),
+                _,
+            ) => run_task(&sweep, c, &id, threads),
+            (Some(Command::Run { sweep, .. }), _) | (None, Some(sweep)) => run_sweep(&sweep, c),
+            (Some(Command::Plan { sweep, json }), _) => plan(&sweep, c, json),
+            (Some(Command::Devices { json }), _) => devices(json),
+            (Some(Command::Report { dir, format }), _) => report(&dir, format),
+            (Some(Command::Compare { dirs, out, format }), _) => compare(&dirs, &out, format),
+            (Some(cmd @ Command::Bench { .. }), _) => bench(cmd, c),
+            (Some(cmd @ Command::Slurm { .. }), _) => slurm(cmd, c),
+            (None, None) => {
+                eprintln!(
+                    "error: give a sweep file, e.g. `kd-sweep experiments/quick.toml` (see --help)"
+                );
+                Ok(Ended::Usage)
+            }
         }
     }
 }
 
-fn dispatch(cli: Cli) -> anyhow::Result<i32> {
-    let run = |path: PathBuf, common: &Common| -> anyhow::Result<i32> {
-        let f = sweep::run(&path, &options(common)?)?;
-        Ok(if f.interrupted {
-            130
-        } else if f.failed > 0 {
-            if !common.quiet {
-                eprintln!(
-                    "{} run(s) failed; rerun the same command to retry them",
-                    f.failed
-                );
-            }
-            1
-        } else {
-            0
-        })
-    };
-    match (cli.command, cli.sweep) {
-        (Some(Command::Worker { threads }), _) => crate::schedule::worker_main(threads).map(|_| 0),
-        (
-            Some(Command::Run {
-                sweep,
-                task: Some(id),
-                threads,
-            }),
-            _,
-        ) => {
-            let threads = threads
-                .or_else(|| std::env::var("SLURM_CPUS_PER_TASK").ok()?.parse().ok())
-                .unwrap_or(1)
-                .max(1);
-            match crate::sweep::run_task(&sweep, &options(&cli.common)?, &id, threads)? {
-                crate::sweep::TaskOutcome::AlreadyDone => {
-                    eprintln!("{id}: already done; nothing to do");
-                    Ok(0)
-                }
-                crate::sweep::TaskOutcome::Done => {
-                    eprintln!("{id}: done");
-                    Ok(0)
-                }
-                crate::sweep::TaskOutcome::Failed(why) => {
-                    eprintln!("{id}: FAILED: {why}");
-                    Ok(1)
-                }
-            }
-        }
-        (Some(Command::Run { sweep, .. }), _) | (None, Some(sweep)) => run(sweep, &cli.common),
-        (Some(Command::Report { dir, format }), _) => {
-            let warn = |m: &str| eprintln!("{m}");
-            let l = crate::report::load(&dir, &warn)?;
-            let refs: Vec<&crate::store::RunRecord> = l.records.iter().collect();
-            crate::sweep::write_csvs(&dir, &refs)?;
-            let s = crate::report::publish(&dir, &l.meta, &refs)?;
-            if format == "json" {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({ "meta": l.meta, "summary": s })
-                    )?
-                );
-            } else {
-                print!("{}", crate::report::markdown(&l.meta, &s));
-            }
-            Ok(0)
-        }
-        (Some(Command::Compare { dirs, out, format }), _) => {
-            let warn = |m: &str| eprintln!("{m}");
-            let loaded = dirs
-                .iter()
-                .map(|d| crate::report::load(d, &warn))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let c = crate::report::compare::compare(&loaded);
-            crate::report::compare::chart(&out, &c)?;
-            if format == "json" {
-                println!("{}", serde_json::to_string_pretty(&c)?);
-            } else {
-                print!("{}", crate::report::compare::markdown(&c));
-                eprintln!(
-                    "chart: {}",
-                    out.join("compare_accuracy_vs_temperature.png").display()
-                );
-            }
-            Ok(0)
-        }
-        (
-            Some(Command::Bench {
-                device,
-                dataset,
-                data,
-                out,
-                work,
-                python,
-                quick,
-            }),
-            _,
-        ) => {
-            let dataset =
-                crate::config::DatasetKind::parse(&dataset).ok_or_else(|| ConfigError {
-                    file: "--dataset".into(),
-                    at: None,
-                    key: None,
-                    message: format!(
-                        "unknown dataset {dataset:?}; allowed: {}",
-                        crate::config::DatasetKind::NAMES
-                    ),
-                })?;
-            let device = device.unwrap_or_else(|| {
-                if tch::Cuda::device_count() > 0 {
-                    "cuda:0".into()
-                } else {
-                    "cpu".into()
-                }
-            });
-            let opts = crate::bench::Options {
-                device,
-                dataset,
-                data,
-                work,
-                worker_exe: options(&cli.common)?.worker_exe,
-                python,
-                quick,
-            };
-            let md = crate::bench::run(&opts, &|m: &str| {
-                if !cli.common.quiet {
-                    eprintln!("{m}")
-                }
-            })?;
-            if let Some(out) = out {
-                crate::store::write_atomic(&out, md.as_bytes())
-                    .with_context(|| format!("writing {}", out.display()))?;
-            }
-            print!("{md}");
-            Ok(0)
-        }
-        (
-            Some(Command::Slurm {
-                sweep,
-                partition,
-                gpus_per_task,
-                cpus_per_task,
-                mem,
-                time,
-                max_parallel,
-                account,
-                submit,
-            }),
-            _,
-        ) => {
-            let o = crate::slurm::SlurmOptions {
-                partition,
-                gpus_per_task,
-                cpus_per_task,
-                mem,
-                time,
-                max_parallel,
-                account,
-                submit,
-                max_array_size: None,
-            };
-            let opts = options(&cli.common)?;
-            let g = crate::slurm::generate(&sweep, &opts, &o)?;
-            let results = g.dir.parent().map(|d| d.to_path_buf()).unwrap_or_default();
-            print!("{}", crate::slurm::describe(&g, &results, submit));
-            Ok(0)
-        }
-        (Some(Command::Plan { sweep, json: true }), _) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&crate::sweep::plan_json(
-                    &sweep,
-                    &options(&cli.common)?
-                )?)?
-            );
-            Ok(0)
-        }
-        (Some(Command::Plan { sweep, .. }), _) => {
-            print!("{}", sweep::describe(&sweep, &options(&cli.common)?)?);
-            Ok(0)
-        }
-        (None, None) => {
+fn run_sweep(path: &Path, common: &Common) -> anyhow::Result<Ended> {
+    let f = sweep::run(path, &options(common))?;
+    Ok(if f.interrupted {
+        Ended::Interrupted
+    } else if f.failed > 0 {
+        if !common.quiet {
             eprintln!(
-                "error: give a sweep file, e.g. `kd-sweep experiments/quick.toml` (see --help)"
+                "{} run(s) failed; rerun the same command to retry them",
+                f.failed
             );
-            Ok(2)
+        }
+        Ended::RunsFailed
+    } else {
+        Ended::Success
+    })
+}
+
+fn run_task(path: &Path, common: &Common, id: &str, threads: Option<i32>) -> anyhow::Result<Ended> {
+    let threads = threads
+        .or_else(|| std::env::var("SLURM_CPUS_PER_TASK").ok()?.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    Ok(
+        match sweep::run_task(path, &options(common), id, threads)? {
+            sweep::TaskOutcome::AlreadyDone => {
+                eprintln!("{id}: already done; nothing to do");
+                Ended::Success
+            }
+            sweep::TaskOutcome::Done => {
+                eprintln!("{id}: done");
+                Ended::Success
+            }
+            sweep::TaskOutcome::Failed(why) => {
+                eprintln!("{id}: FAILED: {why}");
+                Ended::RunsFailed
+            }
+        },
+    )
+}
+
+fn plan(path: &Path, common: &Common, json: bool) -> anyhow::Result<Ended> {
+    let opts = options(common);
+    if json {
+        let v = sweep::plan_json(path, &opts)?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", sweep::describe(path, &opts)?);
+    }
+    Ok(Ended::Success)
+}
+
+fn devices(json: bool) -> anyhow::Result<Ended> {
+    use crate::device::{resolve, Devices, Probe};
+    let p = Probe::read();
+    let auto = resolve(&Devices::Auto, &p);
+    if json {
+        let v = serde_json::json!({
+            "has_cudart": p.has_cudart,
+            "cuda_version": p.cuda_version.map(|(a, b)| format!("{a}.{b}")),
+            "driver": p.driver,
+            "gpu_node": p.gpu_node,
+            "device_count": p.device_count,
+            "cuda_visible_devices": p.visible,
+            "libtorch": crate::sweep::LIBTORCH_VERSION,
+            "auto": match &auto {
+                Ok(r) => serde_json::json!(r.devices),
+                Err(e) => serde_json::json!({ "error": e.to_string() }),
+            },
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(Ended::Success);
+    }
+    let or_none = |o: Option<String>| o.unwrap_or_else(|| "none".into());
+    println!("libtorch {}", crate::sweep::LIBTORCH_VERSION);
+    println!(
+        "CUDA backend: {}",
+        if p.has_cudart {
+            format!(
+                "loaded (CUDA {})",
+                or_none(p.cuda_version.map(|(a, b)| format!("{a}.{b}")))
+            )
+        } else {
+            "none (CPU-only libtorch, or libtorch_cuda.so not loaded)".into()
+        }
+    );
+    println!("NVIDIA driver: {}", or_none(p.driver.clone()));
+    println!("GPUs libtorch can use: {}", p.device_count);
+    match auto {
+        Ok(r) => {
+            let names: Vec<String> = r.devices.iter().map(|d| d.to_string()).collect();
+            println!("devices = \"auto\" → {}", names.join(", "));
+            if let Some(n) = r.note {
+                println!("{n}");
+            }
+        }
+        Err(e) => println!("devices = \"auto\" → error: {e}"),
+    }
+    if p.device_count == 0 && p.has_cudart {
+        println!("why no GPU: {}", p.why_no_gpu());
+    }
+    Ok(Ended::Success)
+}
+
+fn report(dir: &Path, format: Format) -> anyhow::Result<Ended> {
+    let warn = |m: &str| eprintln!("{m}");
+    let l = crate::report::load(dir, &warn)?;
+    let refs: Vec<&crate::store::RunRecord> = l.records.iter().collect();
+    sweep::write_csvs(dir, &refs)?;
+    let s = crate::report::publish(dir, &l.meta, &refs)?;
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "meta": l.meta, "summary": s }))?
+        ),
+        Format::Text => print!("{}", crate::report::markdown(&l.meta, &s)),
+    }
+    Ok(Ended::Success)
+}
+
+fn compare(dirs: &[PathBuf], out: &Path, format: Format) -> anyhow::Result<Ended> {
+    let warn = |m: &str| eprintln!("{m}");
+    let loaded = dirs
+        .iter()
+        .map(|d| crate::report::load(d, &warn))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let c = crate::report::compare::compare(&loaded);
+    crate::report::compare::chart(out, &c)?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&c)?),
+        Format::Text => {
+            print!("{}", crate::report::compare::markdown(&c));
+            eprintln!(
+                "chart: {}",
+                out.join("compare_accuracy_vs_temperature.png").display()
+            );
         }
     }
+    Ok(Ended::Success)
+}
+
+fn bench(cmd: Command, common: &Common) -> anyhow::Result<Ended> {
+    let Command::Bench {
+        device,
+        dataset,
+        data,
+        out,
+        work,
+        python,
+        quick,
+    } = cmd
+    else {
+        unreachable!("bench is called with the bench command")
+    };
+    let device = match device {
+        Some(d) => crate::device::DeviceSpec::parse(&d).map_err(|message| ConfigError {
+            file: "--device".into(),
+            at: None,
+            key: None,
+            message,
+        })?,
+        None => {
+            match crate::device::resolve(&config::Devices::Auto, &crate::device::Probe::read())?
+                .devices[0]
+            {
+                crate::device::DeviceSpec::Cpu => crate::device::DeviceSpec::Cpu,
+                _ => crate::device::DeviceSpec::Cuda(0),
+            }
+        }
+    };
+    let opts = crate::bench::Options {
+        device,
+        dataset,
+        data,
+        work,
+        worker_exe: options(common).worker_exe,
+        python,
+        quick,
+    };
+    let quiet = common.quiet;
+    let md = crate::bench::run(&opts, &|m: &str| {
+        if !quiet {
+            eprintln!("{m}")
+        }
+    })?;
+    if let Some(out) = out {
+        crate::store::write_atomic(&out, md.as_bytes())
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    print!("{md}");
+    Ok(Ended::Success)
+}
+
+fn slurm(cmd: Command, common: &Common) -> anyhow::Result<Ended> {
+    let Command::Slurm {
+        sweep,
+        partition,
+        gpus_per_task,
+        cpus_per_task,
+        mem,
+        time,
+        max_parallel,
+        account,
+        submit,
+    } = cmd
+    else {
+        unreachable!("slurm is called with the slurm command")
+    };
+    let o = crate::slurm::SlurmOptions {
+        partition,
+        gpus_per_task,
+        cpus_per_task,
+        mem,
+        time,
+        max_parallel,
+        account,
+        submit,
+        max_array_size: None,
+    };
+    let g = crate::slurm::generate(&sweep, &options(common), &o)?;
+    let results = g.dir.parent().map(|d| d.to_path_buf()).unwrap_or_default();
+    print!("{}", crate::slurm::describe(&g, &results, submit));
+    Ok(Ended::Success)
 }

@@ -2,6 +2,8 @@
 //! is validated into a [`Sweep`], which cannot hold an invalid value. Every error names the file, the
 //! line:column, the key, and what is allowed.
 
+use crate::device::DeviceSpec;
+pub use crate::device::Devices;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -98,15 +100,22 @@ pub enum Method {
 }
 
 impl Method {
+    /// Every method, in the order reports list them. A new method that is not added here fails
+    /// `every_method_is_listed` below, so it can never be silently mis-sorted.
+    pub const ALL: [Method; 3] = [Method::Logit, Method::Feature, Method::Imitation];
+
     pub const NAMES: &'static str = "\"logit\", \"feature\" or \"imitation\"";
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "logit" => Some(Self::Logit),
-            "feature" => Some(Self::Feature),
-            "imitation" => Some(Self::Imitation),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|m| m.name() == s)
+    }
+
+    /// Position in reports (index in [`Method::ALL`]).
+    pub fn rank(self) -> usize {
+        Self::ALL
+            .iter()
+            .position(|m| *m == self)
+            .unwrap_or(usize::MAX)
     }
 
     pub fn name(self) -> &'static str {
@@ -147,16 +156,6 @@ pub struct DataConfig {
     pub split_seed: u64,
 }
 
-/// Which devices to run on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Devices {
-    /// Every CUDA device libtorch sees, else the CPU.
-    Auto,
-    Cpu,
-    List(Vec<String>),
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScheduleConfig {
     pub devices: Devices,
@@ -180,9 +179,9 @@ pub enum Fuse {
 }
 
 impl Fuse {
-    pub fn on(self, device: &str) -> bool {
+    pub fn on(self, device: DeviceSpec) -> bool {
         match self {
-            Fuse::Auto => device.starts_with("cuda"),
+            Fuse::Auto => device.is_cuda(),
             Fuse::On => true,
             Fuse::Off => false,
         }
@@ -307,6 +306,47 @@ enum RawDevices {
 // ---- parsing and validation --------------------------------------------------------------------
 
 /// Reads and validates a sweep file.
+/// Command-line settings that replace sweep-file keys, as written; [`load_with`] validates them with
+/// the same conversions as the keys they replace.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--devices`, in place of `[schedule] devices`.
+    pub devices: Option<String>,
+    /// `--workers-per-device`, in place of `[schedule] workers_per_device`.
+    pub workers_per_device: Option<i64>,
+}
+
+impl Overrides {
+    fn apply(&self, sweep: &mut Sweep) -> Result<(), ConfigError> {
+        let flag = |name: &str, message: String| ConfigError {
+            file: name.into(),
+            at: None,
+            key: None,
+            message,
+        };
+        if let Some(d) = &self.devices {
+            sweep.schedule.devices = Devices::parse(d).map_err(|m| flag("--devices", m))?;
+        }
+        if let Some(w) = self.workers_per_device {
+            if !(1..=u32::MAX as i64).contains(&w) {
+                return Err(flag(
+                    "--workers-per-device",
+                    format!("must be at least 1, got {w}"),
+                ));
+            }
+            sweep.schedule.workers_per_device = Some(w as u32);
+        }
+        Ok(())
+    }
+}
+
+/// [`load`], then the command line's overrides, each validated.
+pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Sweep, ConfigError> {
+    let mut sweep = load(path)?;
+    overrides.apply(&mut sweep)?;
+    Ok(sweep)
+}
+
 pub fn load(path: &Path) -> Result<Sweep, ConfigError> {
     let fail = |message: String| ConfigError {
         file: path.to_path_buf(),
@@ -336,6 +376,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Sweep, ConfigError> {
     let v = Validator {
         text,
         file: file.to_path_buf(),
+        keys: Default::default(),
     };
     if text.trim().is_empty() {
         return Err(v.err(
@@ -352,6 +393,8 @@ pub fn parse(text: &str, file: &Path) -> Result<Sweep, ConfigError> {
 struct Validator<'a> {
     text: &'a str,
     file: PathBuf,
+    /// Positions of keys that later checks point at (see [`SourceMap`]).
+    keys: std::cell::RefCell<Vec<(String, (usize, usize))>>,
 }
 
 impl Validator<'_> {
@@ -522,21 +565,24 @@ impl Validator<'_> {
         Ok(out)
     }
 
-    fn validate(&self, raw: RawSweep) -> Result<Sweep, ConfigError> {
-        let mut keys = Vec::new();
-        let mut remember = |key: &str, span: std::ops::Range<usize>| {
-            keys.push((key.to_string(), self.line_col(span.start)))
-        };
+    /// Where `key` is written, for errors found later against the data.
+    fn remember(&self, key: &str, span: std::ops::Range<usize>) {
+        self.keys
+            .borrow_mut()
+            .push((key.to_string(), self.line_col(span.start)));
+    }
 
-        let name = raw.name.get_ref().clone();
-        if let Err(why) = check_name(&name) {
-            return Err(self.at(&raw.name, "name", &why));
-        }
+    fn name(&self, raw: &Spanned<String>) -> Result<String, ConfigError> {
+        let name = raw.get_ref().clone();
+        check_name(&name).map_err(|why| self.at(raw, "name", &why))?;
+        Ok(name)
+    }
 
-        let seeds = raw.seeds.get_ref();
+    fn seeds(&self, raw: &Spanned<Vec<Spanned<i64>>>) -> Result<Vec<u64>, ConfigError> {
+        let seeds = raw.get_ref();
         if seeds.is_empty() {
             return Err(self.at(
-                &raw.seeds,
+                raw,
                 "seeds",
                 "is empty; give at least one seed, e.g. seeds = [0]",
             ));
@@ -560,8 +606,10 @@ impl Validator<'_> {
             }
             seen.push(v as u64);
         }
+        Ok(seen)
+    }
 
-        let d = &raw.data;
+    fn data(&self, d: &RawData) -> Result<DataConfig, ConfigError> {
         let dataset = DatasetKind::parse(d.dataset.get_ref()).ok_or_else(|| {
             self.at(
                 &d.dataset,
@@ -578,7 +626,7 @@ impl Validator<'_> {
                 return Err(self.at(p, "data.path", "is empty; give the folder holding the dataset files, or leave it out for the default"))
             }
             Some(p) => {
-                remember("data.path", p.span());
+                self.remember("data.path", p.span());
                 let p = PathBuf::from(p.get_ref());
                 if p.is_relative() {
                     // Relative paths are relative to the sweep file, so a sweep runs the same from any folder.
@@ -591,20 +639,19 @@ impl Validator<'_> {
         };
         let validation = match &d.validation {
             Some(s) => {
-                remember("data.validation", s.span());
+                self.remember("data.validation", s.span());
                 self.count(s, "data.validation", 1)?
             }
             None => 5000,
         };
-        let mut subset =
-            |s: &Option<Spanned<i64>>, key: &str| -> Result<Option<usize>, ConfigError> {
-                s.as_ref()
-                    .map(|s| {
-                        remember(key, s.span());
-                        self.count(s, key, 1)
-                    })
-                    .transpose()
-            };
+        let subset = |s: &Option<Spanned<i64>>, key: &str| -> Result<Option<usize>, ConfigError> {
+            s.as_ref()
+                .map(|s| {
+                    self.remember(key, s.span());
+                    self.count(s, key, 1)
+                })
+                .transpose()
+        };
         let train_subset = subset(&d.train_subset, "data.train_subset")?;
         let test_subset = subset(&d.test_subset, "data.test_subset")?;
         let split_seed = match &d.split_seed {
@@ -612,26 +659,22 @@ impl Validator<'_> {
             None => 0,
         };
 
-        let t = &raw.teacher;
-        let teacher = self.phase("teacher", &t.epochs, &t.batch_size, &t.lr)?;
-        let s = &raw.student;
-        let student = self.phase("student", &s.epochs, &s.batch_size, &s.lr)?;
-        remember("teacher.batch_size", t.batch_size.span());
-        remember("student.batch_size", s.batch_size.span());
+        Ok(DataConfig {
+            dataset,
+            path,
+            validation,
+            train_subset,
+            test_subset,
+            split_seed,
+        })
+    }
 
-        let g = &raw.grid;
-        let temperatures = self.axis(
-            &g.temperature,
-            "grid.temperature",
-            "finite numbers > 0",
-            |v| v.is_finite() && v > 0.0,
-        )?;
-        let alphas = self.axis(&g.alpha, "grid.alpha", "numbers in [0, 1]", |v| {
-            (0.0..=1.0).contains(&v)
-        })?;
-
+    fn methods(
+        &self,
+        raw: &Option<Spanned<Vec<Spanned<String>>>>,
+    ) -> Result<Vec<Method>, ConfigError> {
         let mut methods = Vec::new();
-        match &g.method {
+        match raw {
             None => methods.push(Method::Logit),
             Some(list) => {
                 if list.get_ref().is_empty() {
@@ -665,42 +708,23 @@ impl Validator<'_> {
             }
         }
 
+        Ok(methods)
+    }
+
+    fn schedule(&self, raw: &Option<RawSchedule>) -> Result<ScheduleConfig, ConfigError> {
         let mut schedule = ScheduleConfig {
             devices: Devices::Auto,
             workers_per_device: None,
             fuse: Fuse::Auto,
             fuse_max: 64,
         };
-        if let Some(sch) = &raw.schedule {
+        if let Some(sch) = raw {
             if let Some(dev) = &sch.devices {
                 schedule.devices = match dev.get_ref() {
-                    RawDevices::One(s) => {
-                        parse_devices(s).map_err(|why| self.at(dev, "schedule.devices", &why))?
-                    }
-                    RawDevices::List(list) => {
-                        let mut out = Vec::new();
-                        for s in list {
-                            let d = parse_device(s)
-                                .map_err(|why| self.at(dev, "schedule.devices", &why))?;
-                            if out.contains(&d) {
-                                return Err(self.at(
-                                    dev,
-                                    "schedule.devices",
-                                    &format!("{d} is listed twice"),
-                                ));
-                            }
-                            out.push(d);
-                        }
-                        if out.is_empty() {
-                            return Err(self.at(
-                                dev,
-                                "schedule.devices",
-                                "is empty; use \"auto\", \"cpu\" or a list such as [\"cuda:0\"]",
-                            ));
-                        }
-                        Devices::List(out)
-                    }
-                };
+                    RawDevices::One(s) => Devices::parse(s),
+                    RawDevices::List(list) => Devices::list(list.iter().map(String::as_str)),
+                }
+                .map_err(|why| self.at(dev, "schedule.devices", &why))?;
             }
             if let Some(w) = &sch.workers_per_device {
                 schedule.workers_per_device = Some(self.positive(
@@ -729,17 +753,37 @@ impl Validator<'_> {
             }
         }
 
+        Ok(schedule)
+    }
+
+    fn validate(&self, raw: RawSweep) -> Result<Sweep, ConfigError> {
+        let name = self.name(&raw.name)?;
+        let seeds = self.seeds(&raw.seeds)?;
+        let data = self.data(&raw.data)?;
+        let t = &raw.teacher;
+        let teacher = self.phase("teacher", &t.epochs, &t.batch_size, &t.lr)?;
+        let s = &raw.student;
+        let student = self.phase("student", &s.epochs, &s.batch_size, &s.lr)?;
+        self.remember("teacher.batch_size", t.batch_size.span());
+        self.remember("student.batch_size", s.batch_size.span());
+
+        let g = &raw.grid;
+        let temperatures = self.axis(
+            &g.temperature,
+            "grid.temperature",
+            "finite numbers > 0",
+            |v| v.is_finite() && v > 0.0,
+        )?;
+        let alphas = self.axis(&g.alpha, "grid.alpha", "numbers in [0, 1]", |v| {
+            (0.0..=1.0).contains(&v)
+        })?;
+
+        let methods = self.methods(&g.method)?;
+        let schedule = self.schedule(&raw.schedule)?;
         Ok(Sweep {
             name,
-            seeds: seen,
-            data: DataConfig {
-                dataset,
-                path,
-                validation,
-                train_subset,
-                test_subset,
-                split_seed,
-            },
+            seeds,
+            data,
             teacher,
             student,
             cache_teacher_logits: s.cache_teacher_logits.unwrap_or(true),
@@ -750,7 +794,7 @@ impl Validator<'_> {
             schedule,
             source: SourceMap {
                 file: self.file.clone(),
-                keys,
+                keys: self.keys.take(),
             },
         })
     }
@@ -768,36 +812,6 @@ pub fn check_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// `"auto"`, `"cpu"`, or one device name: parses the string form of `schedule.devices` / `--devices`.
-pub fn parse_devices(s: &str) -> Result<Devices, String> {
-    match s.trim() {
-        "auto" => Ok(Devices::Auto),
-        "cpu" => Ok(Devices::Cpu),
-        list => {
-            let out = list
-                .split(',')
-                .map(parse_device)
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(Devices::List(out))
-        }
-    }
-}
-
-/// `cpu` or `cuda:N`.
-pub fn parse_device(s: &str) -> Result<String, String> {
-    let s = s.trim();
-    let ok = s == "cpu"
-        || s.strip_prefix("cuda:")
-            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
-            "\"{s}\" is not a device; use \"auto\", \"cpu\", or names such as \"cuda:0\""
-        ))
-    }
 }
 
 #[cfg(test)]
@@ -1008,14 +1022,32 @@ alpha = [0, 0.5, 1]
     }
 
     #[test]
+    fn every_method_is_listed() {
+        // a match with no wildcard: adding a variant breaks this until it is in ALL too
+        for m in Method::ALL {
+            match m {
+                Method::Logit | Method::Feature | Method::Imitation => {}
+            }
+        }
+        let count = |m: Method| Method::ALL.iter().filter(|x| **x == m).count();
+        for m in [Method::Logit, Method::Feature, Method::Imitation] {
+            assert_eq!(count(m), 1, "{m:?} must be in Method::ALL once");
+            assert_eq!(Method::parse(m.name()), Some(m));
+            assert!(Method::NAMES.contains(&format!("\"{}\"", m.name())));
+        }
+        let ranks: Vec<usize> = Method::ALL.iter().map(|m| m.rank()).collect();
+        assert_eq!(ranks, (0..Method::ALL.len()).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn devices_forms() {
-        assert_eq!(parse_devices("auto").unwrap(), Devices::Auto);
-        assert_eq!(parse_devices("cpu").unwrap(), Devices::Cpu);
+        assert_eq!(Devices::parse("auto").unwrap(), Devices::Auto);
+        assert_eq!(Devices::parse("cpu").unwrap(), Devices::Cpu);
         assert_eq!(
-            parse_devices("cuda:0,cuda:2").unwrap(),
-            Devices::List(vec!["cuda:0".into(), "cuda:2".into()])
+            Devices::parse("cuda:0,cuda:2").unwrap(),
+            Devices::List(vec![DeviceSpec::Cuda(0), DeviceSpec::Cuda(2)])
         );
-        assert!(parse_devices("gpu0").is_err());
+        assert!(Devices::parse("gpu0").is_err());
         let s = parse(
             &format!(
                 "{GOOD}\n[schedule]\ndevices = [\"cuda:1\", \"cpu\"]\nworkers_per_device = 2\n"
@@ -1025,7 +1057,7 @@ alpha = [0, 0.5, 1]
         .unwrap();
         assert_eq!(
             s.schedule.devices,
-            Devices::List(vec!["cuda:1".into(), "cpu".into()])
+            Devices::List(vec![DeviceSpec::Cuda(1), DeviceSpec::Cpu])
         );
         assert_eq!(s.schedule.workers_per_device, Some(2));
         let s = parse(
@@ -1035,10 +1067,10 @@ alpha = [0, 0.5, 1]
         .unwrap();
         assert_eq!((s.schedule.fuse, s.schedule.fuse_max), (Fuse::On, 16));
         assert!(
-            Fuse::Auto.on("cuda:1")
-                && !Fuse::Auto.on("cpu")
-                && Fuse::On.on("cpu")
-                && !Fuse::Off.on("cuda:0")
+            Fuse::Auto.on(DeviceSpec::Cuda(1))
+                && !Fuse::Auto.on(DeviceSpec::Cpu)
+                && Fuse::On.on(DeviceSpec::Cpu)
+                && !Fuse::Off.on(DeviceSpec::Cuda(0))
         );
         let e = err(&format!("{GOOD}\n[schedule]\nfuse = \"sometimes\"\n"));
         assert_eq!(e.key.as_deref(), Some("schedule.fuse"));
@@ -1046,6 +1078,15 @@ alpha = [0, 0.5, 1]
         assert_eq!(e.key.as_deref(), Some("schedule.fuse_max"));
         let e = err(&format!("{GOOD}\n[schedule]\ndevices = \"tpu\"\n"));
         assert_eq!(e.key.as_deref(), Some("schedule.devices"));
+        // one GPU, two spellings: refused, so it can never get two slots
+        let e = err(&format!(
+            "{GOOD}\n[schedule]\ndevices = [\"cuda:1\", \"cuda:01\"]\n"
+        ));
+        assert!(
+            e.message.contains("cuda:1 is listed twice"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

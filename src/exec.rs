@@ -1,188 +1,206 @@
-//! Stage 4 glue: executes one run of the plan inside a worker process — loads the data once per
-//! worker, builds the model, trains it, publishes a teacher to the cache, writes the run's record.
-//! Every failure (an error, a libtorch exception, a panic, divergence) becomes a failed record.
+//! Stage 4 glue: executes one job inside a worker process (or in-process for `run --task`) — loads
+//! the data once per worker, builds the model, trains it, publishes a teacher to the cache, writes the
+//! run's record. Every failure (an error, a libtorch exception, a panic, divergence) becomes a failed
+//! record; a run stopped by Ctrl-C or SIGTERM becomes [`Outcome::Interrupted`] and writes nothing.
 
 use crate::config::{Method, Sweep};
-use crate::data::{self, Prepared};
-use crate::model::{Arch, Net};
+use crate::data::{self, Dataset};
+use crate::device::DeviceSpec;
+use crate::model::Net;
 use crate::plan::{Role, RunSpec};
 use crate::store::{self, RunRecord, Store};
 use crate::train::{self, EpochStats, RunSettings, TeacherSignal, TrainError};
-use serde::{Deserialize, Serialize};
+use crate::worker::{Job, Outcome};
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
 use std::time::Instant;
 use tch::{nn, Device, Tensor};
 
-/// One unit of work sent to a worker.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Job {
-    /// Index of the run in the plan (echoed back in events).
-    pub index: usize,
-    pub run: RunSpec,
-    /// The spec of the teacher this run distils from.
-    pub teacher: Option<RunSpec>,
-    pub sweep: Sweep,
-    pub results_root: PathBuf,
-    pub device: String,
-    /// Further logit students of the same seed trained together with `run` as one fused model
-    /// (index in the plan, spec); empty when not fused.
-    #[serde(default)]
-    pub also: Vec<(usize, RunSpec)>,
+/// Why a run failed (or stopped). Its `Display` is the reason written into the failed record.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(transparent)]
+    Data(#[from] data::DataError),
+    /// The teacher cache: weights, logits or feature maps missing, corrupt or not writable.
+    #[error("{0}")]
+    Cache(String),
+    #[error("a student needs its teacher")]
+    NoTeacher,
+    #[error("injected failure (KD_SWEEP_FAIL_RUN)")]
+    Injected,
+    /// A libtorch exception (tch panics with it) or another panic: its first line.
+    #[error("libtorch/panic: {0}")]
+    Panic(String),
+}
+
+impl RunError {
+    /// Stopped on request: not a result, the run is redone later.
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, RunError::Train(TrainError::Interrupted))
+    }
+}
+
+impl From<String> for RunError {
+    fn from(s: String) -> Self {
+        RunError::Cache(s)
+    }
 }
 
 /// What a worker keeps between jobs: the dataset (loaded once per worker process) and the last
-/// teacher's logits.
+/// teacher's logits and feature maps.
 #[derive(Default)]
 pub struct WorkerState {
-    data: Option<(String, Prepared)>,
+    data: Option<(String, Dataset)>,
     logits: Option<(String, Tensor)>,
     features: Option<(String, Tensor)>,
 }
 
-pub fn parse_device(name: &str) -> Result<Device, String> {
-    match name {
-        "cpu" => Ok(Device::Cpu),
-        n => match n
-            .strip_prefix("cuda:")
-            .and_then(|i| i.parse::<usize>().ok())
-        {
-            Some(i) => Ok(Device::Cuda(i)),
-            None => Err(format!("unknown device {n:?}")),
-        },
-    }
-}
-
 /// Testing hooks: `KD_SWEEP_FAIL_RUN=<run id>` makes that run fail with an injected error,
 /// `KD_SWEEP_CRASH_RUN=<run id>` aborts the worker process while it runs.
-fn injected_fault(run_id: &str) -> Option<String> {
-    if std::env::var("KD_SWEEP_CRASH_RUN").is_ok_and(|v| v.split(',').any(|r| r == run_id)) {
+fn injected_fault(run_id: &str) -> Result<(), RunError> {
+    let listed = |var: &str| std::env::var(var).is_ok_and(|v| v.split(',').any(|r| r == run_id));
+    if listed("KD_SWEEP_CRASH_RUN") {
         std::process::abort();
     }
-    std::env::var("KD_SWEEP_FAIL_RUN")
-        .is_ok_and(|v| v.split(',').any(|r| r == run_id))
-        .then(|| "injected failure (KD_SWEEP_FAIL_RUN)".to_string())
+    if listed("KD_SWEEP_FAIL_RUN") {
+        return Err(RunError::Injected);
+    }
+    Ok(())
 }
 
-/// Runs a fused job (`job.run` and `job.also`, logit students of one seed with cached teacher logits)
-/// and writes one record per member; returns (plan index, record) for each. On any failure every
-/// member is recorded as failed with the reason.
-pub fn execute_fused(
+/// Runs `job` — one run, or a fused group of a seed's logit students — writes a record per run (and,
+/// for a teacher, its cache entry) and returns each run's outcome with its plan index, the leader
+/// first. On a failure every member of a group is recorded as failed with the reason.
+pub fn execute_job(
     job: &Job,
     state: &mut WorkerState,
     on_epoch: &mut dyn FnMut(usize, &EpochStats),
-) -> Vec<(usize, RunRecord)> {
+) -> Vec<(usize, Outcome)> {
     let start = Instant::now();
     let members: Vec<(usize, &RunSpec)> = std::iter::once((job.index, &job.run))
         .chain(job.also.iter().map(|(i, r)| (*i, r)))
         .collect();
-    let epochs = job.sweep.student.epochs;
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(
-        || -> Result<Vec<Vec<EpochStats>>, String> {
-            let device = parse_device(&job.device)?;
-            let data = load_data(&mut state.data, &job.sweep, &job.device, device)?;
-            let teacher = job.teacher.as_ref().ok_or("a student needs its teacher")?;
-            let store = Store::new(&job.results_root, &job.sweep.name);
-            let logits = teacher_logits(
-                &mut state.logits,
-                teacher,
-                &store.teacher_dir(&teacher.key),
-                data,
-                device,
-            )?;
-            let ms: Vec<crate::fused::Member> = members
-                .iter()
-                .map(|(_, r)| crate::fused::Member {
-                    temperature: r.temperature.as_ref().map_or(1.0, |g| g.value),
-                    alpha: r.alpha.as_ref().map_or(0.0, |g| g.value),
-                })
-                .collect();
-            let init = crate::fused::common_init(data, device, job.run.seed);
-            let s = &job.sweep.student;
-            crate::fused::fit_fused(
-                &init,
-                data,
-                logits,
-                &ms,
-                s.epochs,
-                s.batch_size,
-                s.lr,
-                job.run.seed,
-                &mut |i, e| on_epoch(members[i].0, e),
-            )
-            .map_err(|e| e.to_string())
-        },
-    ));
+    let trained = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        if job.also.is_empty() {
+            Ok(vec![train_run(job, state, &mut |e| on_epoch(job.index, e))])
+        } else {
+            train_fused(job, state, &mut |i, e| on_epoch(members[i].0, e))
+        }
+    }))
+    .unwrap_or_else(|panic| Err(RunError::Panic(panic_message(&*panic))));
     let secs = start.elapsed().as_secs_f64();
+    let epochs = job.run.phase(&job.sweep).epochs;
+    let device = job.device.to_string();
     let store = Store::new(&job.results_root, &job.sweep.name);
-    let reason = match &outcome {
-        Ok(Ok(_)) => None,
-        Ok(Err(e)) => Some(e.clone()),
-        Err(panic) => Some(panic_reason(&**panic)),
+    // one result per member: a failure of the whole job (data, cache, a panic) is every member's
+    let each: Vec<Result<Vec<EpochStats>, String>> = match trained {
+        Ok(each) => each
+            .into_iter()
+            .map(|r| r.map_err(|e| interrupted_or(&e)))
+            .collect(),
+        Err(e) => members.iter().map(|_| Err(interrupted_or(&e))).collect(),
     };
-    let mut histories = match outcome {
-        Ok(Ok(h)) => h.into_iter().map(Some).collect(),
-        _ => vec![None; members.len()],
-    };
+    let records: Vec<Option<RunRecord>> = members
+        .iter()
+        .zip(each)
+        .map(|((_, run), r)| match r {
+            Ok(h) => Some(RunRecord::done(run, epochs, h, secs, &device)),
+            Err(why) if why.is_empty() => None,
+            Err(why) => Some(RunRecord::failed(run, epochs, &why, secs, &device)),
+        })
+        .collect();
     members
         .iter()
-        .zip(histories.iter_mut())
-        .map(|((i, run), h)| {
-            let rec = match (h.take(), &reason) {
-                (Some(h), None) => RunRecord::done(run, epochs, h, secs, &job.device),
-                (_, r) => RunRecord::failed(
-                    run,
-                    epochs,
-                    r.as_deref().unwrap_or("fused training failed"),
-                    secs,
-                    &job.device,
-                ),
+        .zip(records)
+        .map(|((i, run), record)| {
+            let outcome = match record {
+                None => Outcome::Interrupted,
+                Some(r) => Outcome::Recorded(Box::new(persist(&store, r, run, secs))),
             };
-            let rec = persist(&store, rec, run, secs);
-            (*i, rec)
+            (*i, outcome)
         })
         .collect()
 }
 
-/// The worker's copy of the dataset on `device`, loaded once per process.
-fn load_data<'s>(
-    slot: &'s mut Option<(String, Prepared)>,
-    sweep: &Sweep,
-    device_name: &str,
-    device: Device,
-) -> Result<&'s Prepared, String> {
-    let data_key = serde_json::to_string(&(&sweep.data, device_name)).map_err(|e| e.to_string())?;
-    if slot.as_ref().is_none_or(|(k, _)| *k != data_key) {
-        *slot = None; // free the old tensors before loading the new ones
-        let raw = data::read(sweep.data.dataset, &sweep.data.path).map_err(|e| e.to_string())?;
-        *slot = Some((data_key, Prepared::from_raw(&raw, &sweep.data, device)));
+/// The reason a failed record carries; empty for an interrupted run, which writes no record.
+fn interrupted_or(e: &RunError) -> String {
+    if e.is_interrupted() {
+        String::new()
+    } else {
+        e.to_string()
     }
-    Ok(&slot.as_ref().ok_or("dataset not loaded")?.1)
 }
 
-/// The failure reason of a panic: libtorch errors arrive as panics from tch, and their first line says
-/// what happened.
-fn panic_reason(payload: &(dyn std::any::Any + Send)) -> String {
+/// Trains a fused group (`job.run` and `job.also`: logit students of one seed with cached teacher
+/// logits) and returns each member's epochs, or its own failure (a member that diverges fails alone).
+fn train_fused(
+    job: &Job,
+    state: &mut WorkerState,
+    on_epoch: &mut dyn FnMut(usize, &EpochStats),
+) -> Result<Vec<Result<Vec<EpochStats>, RunError>>, RunError> {
+    let device = job.device.tch();
+    let data = load_data(&mut state.data, &job.sweep, job.device)?;
+    let teacher = job.teacher.as_ref().ok_or(RunError::NoTeacher)?;
+    let store = Store::new(&job.results_root, &job.sweep.name);
+    let logits = teacher_logits(
+        &mut state.logits,
+        teacher,
+        &store.teacher_dir(&teacher.key),
+        data,
+        device,
+    )?;
+    let members: Vec<crate::fused::Member> = std::iter::once(&job.run)
+        .chain(job.also.iter().map(|(_, r)| r))
+        .map(|r| crate::fused::Member {
+            temperature: r.temperature_value(),
+            alpha: r.alpha_value(),
+        })
+        .collect();
+    let settings = RunSettings::of(&job.sweep.student, job.run.seed, job.run.stream());
+    let init = crate::fused::common_init(data, device, &settings);
+    let each = crate::fused::fit_fused(&init, data, logits, &members, &settings, on_epoch)?;
+    Ok(each
+        .into_iter()
+        .map(|r| r.map_err(RunError::from))
+        .collect())
+}
+
+/// The worker's copy of the dataset on `device`, loaded once per process.
+fn load_data<'s>(
+    slot: &'s mut Option<(String, Dataset)>,
+    sweep: &Sweep,
+    device: DeviceSpec,
+) -> Result<&'s Dataset, RunError> {
+    let data_key = serde_json::to_string(&(&sweep.data, device)).unwrap_or_default();
+    if slot.as_ref().is_none_or(|(k, _)| *k != data_key) {
+        *slot = None; // free the old tensors before loading the new ones
+        let raw = data::read(sweep.data.dataset, &sweep.data.path)?;
+        *slot = Some((data_key, Dataset::from_raw(&raw, &sweep.data, device.tch())));
+    }
+    Ok(&slot
+        .as_ref()
+        .ok_or(RunError::Cache("dataset not loaded".into()))?
+        .1)
+}
+
+/// The first line of a panic's message: libtorch errors arrive as panics from tch, and their first
+/// line says what happened.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     let msg = payload
         .downcast_ref::<String>()
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "unknown panic".into());
-    format!(
-        "libtorch/panic: {}",
-        msg.lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .trim()
-    )
+    msg.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
 /// Writes a run's record and returns it — or, when it cannot be written, a failed record saying so.
-/// A run stopped by Ctrl-C ("interrupted") is not a result: it is returned unwritten and redone later.
 fn persist(store: &Store, record: RunRecord, run: &RunSpec, secs: f64) -> RunRecord {
-    if record.error.as_deref() == Some("interrupted") {
-        return record;
-    }
     match store.save_record(&record) {
         Ok(_) => record,
         Err(e) => RunRecord::failed(
@@ -195,110 +213,60 @@ fn persist(store: &Store, record: RunRecord, run: &RunSpec, secs: f64) -> RunRec
     }
 }
 
-/// Runs `job`, writes its record (and, for a teacher, its cache entry) and returns the record.
-pub fn execute(
-    job: &Job,
-    state: &mut WorkerState,
-    on_epoch: &mut dyn FnMut(&EpochStats),
-) -> RunRecord {
-    let start = Instant::now();
-    let phase = job.run.phase(&job.sweep).clone();
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| train_run(job, state, on_epoch)));
-    let secs = start.elapsed().as_secs_f64();
-    let record = match outcome {
-        Ok(Ok(history)) => RunRecord::done(&job.run, phase.epochs, history, secs, &job.device),
-        Ok(Err(reason)) => RunRecord::failed(&job.run, phase.epochs, &reason, secs, &job.device),
-        Err(panic) => RunRecord::failed(
-            &job.run,
-            phase.epochs,
-            &panic_reason(&*panic),
-            secs,
-            &job.device,
-        ),
-    };
-    persist(
-        &Store::new(&job.results_root, &job.sweep.name),
-        record,
-        &job.run,
-        secs,
-    )
-}
-
 fn train_run(
     job: &Job,
     state: &mut WorkerState,
     on_epoch: &mut dyn FnMut(&EpochStats),
-) -> Result<Vec<EpochStats>, String> {
-    if let Some(reason) = injected_fault(&job.run.id) {
-        return Err(reason);
-    }
-    let device = parse_device(&job.device)?;
+) -> Result<Vec<EpochStats>, RunError> {
+    injected_fault(&job.run.id)?;
+    let device = job.device.tch();
     let sweep = &job.sweep;
-    let data = load_data(&mut state.data, sweep, &job.device, device)?;
+    let data = load_data(&mut state.data, sweep, job.device)?;
     let store = Store::new(&job.results_root, &sweep.name);
-    let phase = job.run.phase(sweep);
-    let settings = |stream| RunSettings {
-        epochs: phase.epochs,
-        batch_size: phase.batch_size,
-        lr: phase.lr,
-        seed: job.run.seed,
-        stream,
-    };
-    let fail = |e: TrainError| e.to_string();
+    let settings = RunSettings::of(job.run.phase(sweep), job.run.seed, job.run.stream());
+    let arch = job.run.arch();
+    let signal_of = |method| (job.run.temperature_value(), job.run.alpha_value(), method);
 
-    match job.run.role {
+    let history = match job.run.role {
         Role::Teacher => {
-            let (vs, net) = train::init(Arch::Teacher, data, device, job.run.seed, "teacher");
+            let (vs, net) = train::init(arch, data, device, &settings);
             let history = train::fit(
                 &vs,
                 &net,
                 data,
-                &settings("teacher"),
+                &settings,
                 TeacherSignal::None,
                 1.0,
                 0.0,
                 on_epoch,
-            )
-            .map_err(fail)?;
-            let logits = train::logits(&net, &data.train_x);
-            let secs = history.last().map_or(0.0, |e| e.seconds);
-            let record =
-                RunRecord::done(&job.run, phase.epochs, history.clone(), secs, &job.device);
-            store::save_teacher(&store.teacher_dir(&job.run.key), &record, |dir| {
-                vs.save(dir.join(store::WEIGHTS))
-                    .map_err(|e| e.to_string())?;
-                Tensor::write_safetensors(&[("logits", &logits)], dir.join(store::LOGITS))
-                    .map_err(|e| e.to_string())
-            })?;
-            state.logits = Some((job.run.key.clone(), logits.to_device(device)));
-            Ok(history)
+            )?;
+            let logits = publish_teacher(job, &store, &vs, &net, data, &history)?;
+            state.logits = Some((job.run.key.clone(), logits));
+            history
         }
         Role::Baseline => {
-            let (vs, net) = train::init(Arch::Student, data, device, job.run.seed, "student");
+            let (vs, net) = train::init(arch, data, device, &settings);
             train::fit(
                 &vs,
                 &net,
                 data,
-                &settings("student"),
+                &settings,
                 TeacherSignal::None,
                 1.0,
                 0.0,
                 on_epoch,
-            )
-            .map_err(fail)
+            )?
         }
         Role::Student => {
-            let teacher = job.teacher.as_ref().ok_or("a student needs its teacher")?;
+            let teacher = job.teacher.as_ref().ok_or(RunError::NoTeacher)?;
             let dir = store.teacher_dir(&teacher.key);
-            let temperature = job.run.temperature.as_ref().map_or(1.0, |g| g.value);
-            let alpha = job.run.alpha.as_ref().map_or(0.0, |g| g.value);
-            let settings = settings("student");
+            let (temperature, alpha, method) = signal_of(job.run.method);
             // what the student learns from; a teacher network is built before the student is
             // seeded, so the student's initial weights and dropout masks match the cached way
             let (live, labels);
-            let signal = match job.run.method {
+            let signal = match method {
                 Method::Logit if !sweep.cache_teacher_logits => {
-                    live = load_teacher_net(&dir, data, device)?;
+                    live = load_teacher_net(teacher, &dir, data, device)?;
                     TeacherSignal::Live(&live)
                 }
                 Method::Logit => TeacherSignal::Cached(teacher_logits(
@@ -316,23 +284,16 @@ fn train_run(
                 Method::Feature => {
                     // the feature student trains with its regressor, built beside it
                     let maps = teacher_features(&mut state.features, teacher, &dir, data, device)?;
-                    let (s_ch, t_ch) = (
-                        Arch::Student.feature_channels(),
-                        Arch::Teacher.feature_channels(),
-                    );
-                    let (vs, net, regressor) = train::init_with(
-                        Arch::Student,
-                        data,
-                        device,
-                        job.run.seed,
-                        "student",
-                        |p| nn::conv2d(p / "regressor", s_ch, t_ch, 1, Default::default()),
-                    );
+                    let (s_ch, t_ch) = (arch.feature_channels(), teacher.arch().feature_channels());
+                    let (vs, net, regressor) =
+                        train::init_with(arch, data, device, &settings, |p| {
+                            nn::conv2d(p / "regressor", s_ch, t_ch, 1, Default::default())
+                        });
                     let signal = TeacherSignal::Features {
                         maps,
                         regressor: &regressor,
                     };
-                    return train::fit(
+                    return Ok(train::fit(
                         &vs,
                         &net,
                         data,
@@ -341,11 +302,10 @@ fn train_run(
                         temperature,
                         alpha,
                         on_epoch,
-                    )
-                    .map_err(fail);
+                    )?);
                 }
             };
-            let (vs, net) = train::init(Arch::Student, data, device, job.run.seed, "student");
+            let (vs, net) = train::init(arch, data, device, &settings);
             train::fit(
                 &vs,
                 &net,
@@ -355,16 +315,50 @@ fn train_run(
                 temperature,
                 alpha,
                 on_epoch,
-            )
-            .map_err(fail)
+            )?
         }
-    }
+    };
+    Ok(history)
+}
+
+/// Puts a trained teacher into the cache (weights, training-set logits, its record) and returns its
+/// logits on its device, for the worker to keep for the students that follow.
+fn publish_teacher(
+    job: &Job,
+    store: &Store,
+    vs: &nn::VarStore,
+    net: &Net,
+    data: &Dataset,
+    history: &[EpochStats],
+) -> Result<Tensor, RunError> {
+    let logits = train::logits(net, &data.train_x);
+    let secs = history.last().map_or(0.0, |e| e.seconds);
+    let epochs = job.run.phase(&job.sweep).epochs;
+    let record = RunRecord::done(
+        &job.run,
+        epochs,
+        history.to_vec(),
+        secs,
+        &job.device.to_string(),
+    );
+    store::save_teacher(&store.teacher_dir(&job.run.key), &record, |dir| {
+        vs.save(dir.join(store::WEIGHTS))
+            .map_err(|e| e.to_string())?;
+        Tensor::write_safetensors(&[("logits", &logits)], dir.join(store::LOGITS))
+            .map_err(|e| e.to_string())
+    })?;
+    Ok(logits.to_device(vs.device()))
 }
 
 /// The cached teacher's network, weights loaded.
-fn load_teacher_net(dir: &std::path::Path, data: &Prepared, device: Device) -> Result<Net, String> {
+fn load_teacher_net(
+    teacher: &RunSpec,
+    dir: &std::path::Path,
+    data: &Dataset,
+    device: Device,
+) -> Result<Net, String> {
     let mut tvs = nn::VarStore::new(device);
-    let tnet = Net::new(&tvs.root(), Arch::Teacher, data.shape, data.classes);
+    let tnet = Net::new(&tvs.root(), teacher.arch(), data.shape, data.classes);
     tvs.load(dir.join(store::WEIGHTS))
         .map_err(|e| format!("teacher weights: {e}"))?;
     Ok(tnet)
@@ -389,7 +383,7 @@ fn teacher_logits<'s>(
     slot: &'s mut Option<(String, Tensor)>,
     teacher: &RunSpec,
     dir: &std::path::Path,
-    data: &Prepared,
+    data: &Dataset,
     device: Device,
 ) -> Result<&'s Tensor, String> {
     let logits = kept(slot, &teacher.key, || {
@@ -418,14 +412,14 @@ fn teacher_features<'s>(
     slot: &'s mut Option<(String, Tensor)>,
     teacher: &RunSpec,
     dir: &std::path::Path,
-    data: &Prepared,
+    data: &Dataset,
     device: Device,
 ) -> Result<&'s Tensor, String> {
     kept(slot, &teacher.key, || {
         let maps = match store::load_features(dir) {
             Some(m) if m.size()[0] == data.n_train() => m,
             _ => {
-                let tnet = load_teacher_net(dir, data, device)?;
+                let tnet = load_teacher_net(teacher, dir, data, device)?;
                 let m = train::feature_maps(&tnet, &data.train_x);
                 store::save_features(dir, &m)?;
                 m

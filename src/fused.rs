@@ -11,10 +11,9 @@
 //! to all G students. A fused sweep therefore gives the numbers of an unfused one, up to float
 //! summation order.
 
-use crate::data::Prepared;
-use crate::model::{Arch, Net};
-use crate::rng::{hash64, SplitMix64};
-use crate::train::{EpochStats, TrainError, STOP};
+use crate::data::Dataset;
+use crate::model::{dropout_mask, Arch, Net, DROPOUT};
+use crate::train::{epoch_permutation, EpochStats, RunSettings, StepLosses, TrainError, STOP};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
@@ -141,41 +140,32 @@ pub fn fused_kd_loss(
     (per.sum(Kind::Float), per)
 }
 
-/// Draws a dropout mask exactly as libtorch's CPU dropout does for an [N, 256] activation: Bernoulli
-/// with keep probability 1 − p, divided by 1 − p.
-pub fn dropout_mask(n: i64, width: i64, p: f64, like: &Tensor) -> Tensor {
-    let mut noise = Tensor::empty([n, width], (Kind::Float, like.device()));
-    let _ = noise.bernoulli_float_(1.0 - p);
-    noise / (1.0 - p)
-}
-
 /// One member of a fused group.
 pub struct Member {
     pub temperature: f64,
     pub alpha: f64,
 }
 
-/// Trains G logit students of one seed together. `init` is the common initial student (all members
+/// Trains G logit students of one seed together. A member whose loss stops being finite fails alone
+/// (its error in its place of the result); the others train on (their gradients and Adam updates never
+/// mix with a diverged member's). `init` is the common initial student (all members
 /// start from it, as unfused students of a seed do); libtorch's generator must be in the state the
 /// unfused run has right after building its student (see `train::init`). Returns each member's epochs.
 #[allow(clippy::too_many_arguments)]
 pub fn fit_fused(
     init: &nn::VarStore,
-    data: &Prepared,
+    data: &Dataset,
     teacher_logits: &Tensor,
     members: &[Member],
-    epochs: u32,
-    batch_size: u32,
-    lr: f64,
-    seed: u64,
+    s: &RunSettings,
     on_epoch: &mut dyn FnMut(usize, &EpochStats),
-) -> Result<Vec<Vec<EpochStats>>, TrainError> {
+) -> Result<Vec<Result<Vec<EpochStats>, TrainError>>, TrainError> {
     let start = Instant::now();
     let device = init.device();
     let vs = nn::VarStore::new(device);
     let copies: Vec<&nn::VarStore> = members.iter().map(|_| init).collect();
     let model = FusedStudent::stack(&vs, &copies);
-    let mut opt = nn::Adam::default().build(&vs, lr)?;
+    let mut opt = nn::Adam::default().build(&vs, s.lr)?;
     let temps = Tensor::from_slice(
         &members
             .iter()
@@ -186,96 +176,98 @@ pub fn fit_fused(
     let alphas = Tensor::from_slice(&members.iter().map(|m| m.alpha as f32).collect::<Vec<_>>())
         .to_device(device);
     // the batch order of the unfused students of this seed
-    let mut order = SplitMix64::new(hash64(&format!("batches-student-{seed}")));
-    let n = data.n_train() as usize;
-    let mut history: Vec<Vec<EpochStats>> = members.iter().map(|_| Vec::new()).collect();
-    for epoch in 1..=epochs {
-        let perm: Vec<i64> = order.permutation(n).into_iter().map(|i| i as i64).collect();
-        let mut loss_sums = vec![0.0; members.len()];
-        let mut steps = 0usize;
-        for chunk in perm.chunks(batch_size as usize) {
+    let mut order = s.batch_order();
+    let n = data.n_train();
+    let bs = s.batch_size as i64;
+    let mut history: Vec<Result<Vec<EpochStats>, TrainError>> =
+        members.iter().map(|_| Ok(Vec::new())).collect();
+    for epoch in 1..=s.epochs {
+        if history.iter().all(|h| h.is_err()) {
+            break;
+        }
+        // host synchronisations per epoch: the step losses once, and the accuracy evaluations
+        let perm = epoch_permutation(&mut order, n as usize, device);
+        let mut losses = StepLosses::new();
+        for begin in (0..n).step_by(bs as usize) {
             if STOP.load(Ordering::Relaxed) {
                 return Err(TrainError::Interrupted);
             }
-            let idx = Tensor::from_slice(chunk).to_device(device);
+            let len = bs.min(n - begin);
+            let idx = perm.narrow(0, begin, len);
             let xs = data.train_x.index_select(0, &idx);
             let ys = data.train_y.index_select(0, &idx);
-            let t = teacher_logits
-                .index_select(0, &idx.to_device(teacher_logits.device()))
-                .to_device(device);
-            let mask = dropout_mask(chunk.len() as i64, model.w3.size()[2], 0.1, &xs);
+            let t = teacher_logits.index_select(0, &idx.to_device(teacher_logits.device()));
+            let t = if t.device() == device {
+                t
+            } else {
+                t.to_device(device)
+            };
+            let mask = dropout_mask(len, model.w3.size()[2], DROPOUT, &xs);
             let logits = model.forward(&xs, Some(&mask));
             let (total, per) = fused_kd_loss(&logits, &t, &ys, &temps, &alphas);
             opt.backward_step(&total);
-            steps += 1;
-            let per: Vec<f64> =
-                Vec::<f64>::try_from(per.to_kind(Kind::Double).to_device(tch::Device::Cpu))?;
-            for (i, l) in per.iter().enumerate() {
-                if !l.is_finite() {
-                    return Err(TrainError::Diverged {
-                        epoch,
-                        step: steps,
-                        loss: *l,
-                    });
-                }
-                loss_sums[i] += l;
-            }
+            losses.push(&per);
         }
+        let mean_losses = losses.finish_each(epoch);
         let secs = start.elapsed().as_secs_f64();
         let val = accuracies(&model, &data.val_x, &data.val_y);
         let test = accuracies(&model, &data.test_x, &data.test_y);
-        for (i, h) in history.iter_mut().enumerate() {
-            let stats = EpochStats {
-                epoch,
-                train_loss: loss_sums[i] / steps.max(1) as f64,
-                val_acc: val[i],
-                test_acc: test[i],
-                seconds: secs,
-            };
-            on_epoch(i, &stats);
-            h.push(stats);
+        for (i, (h, loss)) in history.iter_mut().zip(mean_losses).enumerate() {
+            let Ok(epochs) = h else { continue };
+            match loss {
+                Err(e) => *h = Err(e),
+                Ok(train_loss) => {
+                    let stats = EpochStats {
+                        epoch,
+                        train_loss,
+                        val_acc: val[i],
+                        test_acc: test[i],
+                        seconds: secs,
+                    };
+                    on_epoch(i, &stats);
+                    epochs.push(stats);
+                }
+            }
         }
     }
     Ok(history)
+}
+
+/// Images per evaluation chunk for a group of `g`: 1024 for up to 16 students, fewer beyond, so that
+/// the activations held at once (∝ g × chunk) stay bounded — G = 64 evaluates 256 images at a time.
+pub fn eval_chunk(g: i64) -> i64 {
+    (16 * 1024 / g.max(1)).clamp(64, 1024)
 }
 
 /// Accuracy in % of each of the G students (eval mode), from one fused forward pass per batch.
 pub fn accuracies(model: &FusedStudent, xs: &Tensor, ys: &Tensor) -> Vec<f64> {
     let _guard = tch::no_grad_guard();
     let n = ys.size()[0];
-    let mut correct = vec![0i64; model.g as usize];
-    for start in (0..n).step_by(1024) {
-        let len = (n - start).min(1024);
+    if n == 0 {
+        return vec![0.0; model.g as usize];
+    }
+    // counted on the device, read once
+    let mut correct = Tensor::zeros([model.g], (Kind::Int64, ys.device()));
+    let chunk = eval_chunk(model.g);
+    for start in (0..n).step_by(chunk as usize) {
+        let len = (n - start).min(chunk);
         let pred = model
             .forward(&xs.narrow(0, start, len), None)
             .argmax(-1, false);
-        let hits = pred
+        correct += pred
             .eq_tensor(&ys.narrow(0, start, len).unsqueeze(0))
-            .sum_dim_intlist(1, false, Kind::Int64)
-            .to_device(tch::Device::Cpu);
-        for (c, h) in correct
-            .iter_mut()
-            .zip(Vec::<i64>::try_from(hits).unwrap_or_default())
-        {
-            *c += h;
-        }
+            .sum_dim_intlist(1, false, Kind::Int64);
     }
-    correct
+    Vec::<i64>::try_from(correct.to_device(tch::Device::Cpu))
+        .unwrap_or_default()
         .iter()
-        .map(|&c| {
-            if n == 0 {
-                0.0
-            } else {
-                100.0 * c as f64 / n as f64
-            }
-        })
+        .map(|&c| 100.0 * c as f64 / n as f64)
         .collect()
 }
 
 /// Builds the common initial student of a seed exactly as an unfused run does (same seed, same stream),
 /// leaving libtorch's generator where the unfused run's is when it starts training.
-pub fn common_init(data: &Prepared, device: tch::Device, seed: u64) -> nn::VarStore {
-    let (vs, _net): (nn::VarStore, Net) =
-        crate::train::init(Arch::Student, data, device, seed, "student");
+pub fn common_init(data: &Dataset, device: tch::Device, s: &RunSettings) -> nn::VarStore {
+    let (vs, _net): (nn::VarStore, Net) = crate::train::init(Arch::Student, data, device, s);
     vs
 }

@@ -60,7 +60,6 @@ impl Arch {
 
 #[derive(Debug)]
 pub struct Net {
-    arch: Arch,
     convs: Vec<(nn::Conv2D, bool)>,
     fc1: nn::Linear,
     fc2: nn::Linear,
@@ -88,16 +87,7 @@ impl Net {
             Default::default(),
         );
         let fc2 = nn::linear(p / "fc2", arch.hidden(), classes, Default::default());
-        Net {
-            arch,
-            convs,
-            fc1,
-            fc2,
-        }
-    }
-
-    pub fn arch(&self) -> Arch {
-        self.arch
+        Net { convs, fc1, fc2 }
     }
 
     /// The last convolutional feature map (after its pooling), N×C×H/4×W/4.
@@ -112,19 +102,35 @@ impl Net {
         x
     }
 
-    /// Logits from a feature map; dropout (p = 0.1) only when `train`.
+    /// Logits from a feature map; dropout (p = 0.1) only when `train`, drawn by [`dropout_mask`] so that
+    /// plain and fused students of a seed share their masks on every device.
     pub fn head(&self, features: &Tensor, train: bool) -> Tensor {
-        features
-            .flatten(1, -1)
-            .apply(&self.fc1)
-            .relu()
-            .dropout(0.1, train)
-            .apply(&self.fc2)
+        let h = features.flatten(1, -1).apply(&self.fc1).relu();
+        let h = if train {
+            let size = h.size();
+            &h * dropout_mask(size[0], size[1], DROPOUT, &h)
+        } else {
+            h
+        };
+        h.apply(&self.fc2)
     }
 
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         self.head(&self.features(xs), train)
     }
+}
+
+/// Dropout probability of the hidden layer of both networks (the tutorial's).
+pub const DROPOUT: f64 = 0.1;
+
+/// A dropout mask for an [n, width] activation, drawn exactly as libtorch's CPU dropout draws it
+/// (Bernoulli with keep probability 1 − p, divided by 1 − p). Plain and fused training both use it:
+/// libtorch's CUDA dropout is a fused kernel with draws of its own, so only one mask function for both
+/// keeps fused and plain students of a seed on the same masks on a GPU too.
+pub fn dropout_mask(n: i64, width: i64, p: f64, like: &Tensor) -> Tensor {
+    let mut noise = Tensor::empty([n, width], (tch::Kind::Float, like.device()));
+    let _ = noise.bernoulli_float_(1.0 - p);
+    noise / (1.0 - p)
 }
 
 /// Number of trainable parameters in a var store.

@@ -1,9 +1,10 @@
 //! Stage 2: the grid becomes runs. Per seed: one teacher, one baseline student (α = 0, no teacher), and
-//! one student per (T, α), each depending on its seed's teacher. Every run has a content key, a hash of
+//! per method one student per (T, α) for logit distillation, or per α for the methods without a
+//! temperature (feature, imitation), each depending on its seed's teacher. Every run has a content key, a hash of
 //! everything that determines its numbers, so records and cached teachers are reused exactly when valid.
 
 use crate::config::{GridValue, Method, Phase, Sweep};
-use crate::model::MODEL_VERSION;
+use crate::model::{Arch, MODEL_VERSION};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -49,6 +50,32 @@ impl RunSpec {
             Role::Teacher => &sweep.teacher,
             _ => &sweep.student,
         }
+    }
+
+    /// The network this run trains (the one place that maps a run to its model).
+    pub fn arch(&self) -> Arch {
+        match self.role {
+            Role::Teacher => Arch::Teacher,
+            Role::Baseline | Role::Student => Arch::Student,
+        }
+    }
+
+    /// The random stream the run draws its initial weights, dropout masks and batches from.
+    pub fn stream(&self) -> &'static str {
+        match self.role {
+            Role::Teacher => crate::train::TEACHER_STREAM,
+            Role::Baseline | Role::Student => crate::train::STUDENT_STREAM,
+        }
+    }
+
+    /// T of a logit student; 1 for runs without one.
+    pub fn temperature_value(&self) -> f64 {
+        self.temperature.as_ref().map_or(1.0, |g| g.value)
+    }
+
+    /// α of a student; 0 (plain cross-entropy) for runs without one.
+    pub fn alpha_value(&self) -> f64 {
+        self.alpha.as_ref().map_or(0.0, |g| g.value)
     }
 }
 

@@ -22,7 +22,6 @@ pub struct Progress {
     mode: Mode,
     total: usize,
     done: AtomicUsize,
-    devices: Vec<String>,
 }
 
 impl Progress {
@@ -61,7 +60,6 @@ impl Progress {
             mode,
             total,
             done: AtomicUsize::new(done),
-            devices,
         }
     }
 
@@ -152,9 +150,5 @@ impl Progress {
             }
             overall.finish();
         }
-    }
-
-    pub fn devices(&self) -> &[String] {
-        &self.devices
     }
 }

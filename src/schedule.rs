@@ -1,76 +1,23 @@
-//! Stage 3: devices, workers and dispatch. Each worker is a separate process (this same binary, hidden
-//! `__worker` command) bound to one device, with a fixed number of intra-op threads. Separate processes
-//! keep runs reproducible (libtorch's random generator is process-wide), let a crash — even a segfault
-//! or an abort in libtorch — fail one run only, and hold the dataset once per worker.
+//! Stage 3, the coordinator: starts one worker process per [`Slot`] (this same binary, hidden
+//! `__worker` command; the worker side is [`crate::worker`]), hands out jobs as the [`Dispatcher`]
+//! decides, turns worker messages and exits into progress and records, and stops cleanly on Ctrl-C.
 //!
-//! The coordinator sends [`Job`]s as JSON lines on the worker's stdin and reads [`WorkerMsg`]s, one JSON
-//! line each prefixed by `KDSWEEP `, from its stdout. The [`Dispatcher`] decides what runs next.
+//! Separate processes keep runs reproducible (libtorch's random generator is process-wide), let a
+//! crash — even a segfault or an abort in libtorch — fail one run only, and hold the dataset once per
+//! worker. A worker on a GPU is pinned to it with `CUDA_VISIBLE_DEVICES`.
 
-use crate::config::{Devices, Sweep};
-use crate::exec::{self, Job, WorkerState};
-use crate::plan::Plan;
+use crate::config::{Method, Sweep};
+use crate::device::{DeviceSpec, Slot};
+use crate::plan::{Plan, Role};
 use crate::progress::Progress;
 use crate::store::{RunRecord, Status, Store};
-use crate::train::EpochStats;
-use serde::{Deserialize, Serialize};
+use crate::worker::{self, Job, Outcome, WorkerMsg};
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
-
-/// One worker's place: a device and its intra-op threads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Slot {
-    pub device: String,
-    pub threads: u32,
-}
-
-/// The devices a sweep runs on: `auto` is every CUDA device libtorch sees, else the CPU.
-pub fn resolve_devices(devices: &Devices, cuda_count: usize) -> Result<Vec<String>, String> {
-    match devices {
-        Devices::Auto if cuda_count > 0 => {
-            Ok((0..cuda_count).map(|i| format!("cuda:{i}")).collect())
-        }
-        Devices::Auto | Devices::Cpu => Ok(vec!["cpu".into()]),
-        Devices::List(list) => {
-            for d in list {
-                if let Some(i) = d
-                    .strip_prefix("cuda:")
-                    .and_then(|i| i.parse::<usize>().ok())
-                {
-                    if i >= cuda_count {
-                        return Err(format!("{d} is not available: libtorch sees {cuda_count} CUDA device(s); use \"auto\" or \"cpu\""));
-                    }
-                }
-            }
-            Ok(list.clone())
-        }
-    }
-}
-
-/// Workers for the devices: on the CPU one per core with one thread each by default (measured: two
-/// single-thread workers beat one two-thread worker on students), on a GPU one per device.
-/// Threads per worker are fixed so that a run's numbers never depend on how many workers there are.
-pub fn slots(
-    devices: &[String],
-    workers_per_device: Option<u32>,
-    threads: Option<u32>,
-    cores: usize,
-) -> Vec<Slot> {
-    let mut out = Vec::new();
-    for d in devices {
-        let n = workers_per_device.unwrap_or(if d == "cpu" { cores.max(1) as u32 } else { 1 });
-        for _ in 0..n {
-            out.push(Slot {
-                device: d.clone(),
-                threads: threads.unwrap_or(1),
-            });
-        }
-    }
-    out
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunState {
@@ -85,7 +32,7 @@ pub enum RunState {
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
     deps: Vec<Option<usize>>,
-    pub state: Vec<RunState>,
+    state: Vec<RunState>,
 }
 
 impl Dispatcher {
@@ -136,6 +83,22 @@ impl Dispatcher {
         self.state[i] = if ok { RunState::Done } else { RunState::Failed };
     }
 
+    /// A running run that was stopped before it finished goes back to pending.
+    pub fn requeue(&mut self, i: usize) {
+        self.state[i] = RunState::Pending;
+    }
+
+    pub fn state(&self, i: usize) -> RunState {
+        self.state[i]
+    }
+
+    /// Runnable runs for which `keep` holds.
+    pub fn runnable_count(&self, keep: &dyn Fn(usize) -> bool) -> usize {
+        (0..self.state.len())
+            .filter(|&i| self.runnable(i) && keep(i))
+            .count()
+    }
+
     /// Pending runs that can never start because their teacher failed.
     pub fn blocked(&self) -> Vec<usize> {
         (0..self.state.len())
@@ -154,77 +117,13 @@ impl Dispatcher {
     }
 }
 
-/// A worker's report to the coordinator.
-#[derive(Debug, Serialize, Deserialize)]
-pub enum WorkerMsg {
-    Epoch {
-        index: usize,
-        of: u32,
-        stats: EpochStats,
-    },
-    Finished {
-        index: usize,
-        record: Box<RunRecord>,
-    },
-}
-
-const PREFIX: &str = "KDSWEEP ";
-
-/// The worker process's main loop: jobs in on stdin, messages out on stdout.
-pub fn worker_main(threads: i32) -> anyhow::Result<()> {
-    tch::set_num_threads(threads);
-    tch::set_num_interop_threads(1);
-    // SIGTERM (from the coordinator's first Ctrl-C) stops the current run at its next step.
-    let _ = ctrlc::set_handler(|| crate::train::STOP.store(true, Ordering::Relaxed));
-    let stdout = std::io::stdout();
-    let send = |msg: &WorkerMsg| {
-        let mut out = stdout.lock();
-        // The coordinator going away ends the worker through PDEATHSIG; nothing to do on error here.
-        let _ = writeln!(
-            out,
-            "{PREFIX}{}",
-            serde_json::to_string(msg).unwrap_or_default()
-        );
-        let _ = out.flush();
-    };
-    let mut state = WorkerState::default();
-    for line in std::io::stdin().lock().lines() {
-        let line = line?;
-        let job: Job = serde_json::from_str(&line)?;
-        let of = job.run.phase(&job.sweep).epochs;
-        let index = job.index;
-        if job.also.is_empty() {
-            let record = exec::execute(&job, &mut state, &mut |stats| {
-                send(&WorkerMsg::Epoch {
-                    index,
-                    of,
-                    stats: stats.clone(),
-                })
-            });
-            send(&WorkerMsg::Finished {
-                index,
-                record: Box::new(record),
-            });
-        } else {
-            let records = exec::execute_fused(&job, &mut state, &mut |i, stats| {
-                send(&WorkerMsg::Epoch {
-                    index: i,
-                    of,
-                    stats: stats.clone(),
-                })
-            });
-            for (i, record) in records {
-                send(&WorkerMsg::Finished {
-                    index: i,
-                    record: Box::new(record),
-                });
-            }
-        }
-        if crate::train::STOP.load(Ordering::Relaxed) {
-            break;
-        }
-    }
-    Ok(())
+/// How many students a fused group may take so that every idle fusing worker gets some: the runnable
+/// fusable students spread evenly over the idle fusing workers, at most `fuse_max`. (8 GPUs and 2 seeds
+/// × 20 students: groups of 5, all 8 GPUs busy — not one group of 20 per seed and 6 GPUs idle.)
+pub fn group_size(runnable: usize, idle_fusing_workers: usize, fuse_max: u32) -> usize {
+    runnable
+        .div_ceil(idle_fusing_workers.max(1))
+        .clamp(1, fuse_max.max(1) as usize)
 }
 
 struct Worker {
@@ -248,8 +147,23 @@ enum Event {
     },
 }
 
+/// The environment of a worker on `device`: a GPU worker sees exactly its GPU (through the user's
+/// own `CUDA_VISIBLE_DEVICES`, if any), as `cuda:0`.
+pub fn worker_env(device: DeviceSpec, visible: Option<&str>) -> Vec<(&'static str, String)> {
+    match device {
+        DeviceSpec::Cpu => Vec::new(),
+        DeviceSpec::Cuda(i) => vec![
+            (
+                "CUDA_VISIBLE_DEVICES",
+                crate::device::physical_gpu(i, visible),
+            ),
+            (crate::device::PINNED_ENV, "1".into()),
+        ],
+    }
+}
+
 fn spawn(
-    exe: &PathBuf,
+    exe: &Path,
     slot: &Slot,
     id: usize,
     generation: usize,
@@ -260,6 +174,8 @@ fn spawn(
     cmd.arg("__worker")
         .arg("--threads")
         .arg(slot.threads.to_string());
+    let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
+    cmd.envs(worker_env(slot.device, visible.as_deref()));
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -286,23 +202,18 @@ fn spawn(
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             // Anything else a library prints to stdout is passed through to stderr.
-            match line
-                .strip_prefix(PREFIX)
-                .map(serde_json::from_str::<WorkerMsg>)
-            {
-                Some(Ok(msg)) => {
-                    if tx
-                        .send(Event::Msg {
-                            worker: id,
-                            generation,
-                            msg,
-                        })
-                        .is_err()
-                    {
+            match worker::parse_line(&line) {
+                Some(msg) => {
+                    let ev = Event::Msg {
+                        worker: id,
+                        generation,
+                        msg,
+                    };
+                    if tx.send(ev).is_err() {
                         return;
                     }
                 }
-                _ => eprintln!("{line}"),
+                None => eprintln!("{line}"),
             }
         }
         let _ = tx.send(Event::Exited {
@@ -321,10 +232,12 @@ fn spawn(
 
 /// How the schedule ended.
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub struct Summary {
     pub trained: usize,
     pub failed: usize,
     pub interrupted: bool,
+    /// Records that could not be written (each also counts as failed).
+    pub unwritten: usize,
     /// Peak resident memory (VmHWM, KiB) of each worker process still alive at the end.
     pub worker_peak_rss_kib: Vec<u64>,
 }
@@ -341,197 +254,258 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
 /// Ctrl-C presses seen by the coordinator.
 pub static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
 
-/// Runs every pending run of `plan` on `slots`. Records are written by the workers (or, for a worker
-/// that died, by the coordinator) the moment each run ends.
-pub fn run(
-    plan: &Plan,
-    sweep: &Sweep,
-    done: &[bool],
-    slots: &[Slot],
-    store: &Store,
-    exe: &PathBuf,
-    progress: &Progress,
-) -> anyhow::Result<Outcome> {
-    let job_of = |i: usize, device: &str| Job {
-        index: i,
-        run: plan.runs[i].clone(),
-        teacher: plan.runs[i].teacher.map(|t| plan.runs[t].clone()),
-        sweep: sweep.clone(),
-        results_root: store.root.clone(),
-        device: device.to_string(),
-        also: Vec::new(),
-    };
-    let epochs_of = |i: usize| plan.runs[i].phase(sweep).epochs;
-    let mut disp = Dispatcher::new(plan, done);
-    let mut outcome = Outcome::default();
-    let (tx, rx) = mpsc::channel();
-    let mut workers: Vec<Worker> = Vec::new();
-    let pending = done.iter().filter(|d| !**d).count();
-    for (i, slot) in slots.iter().enumerate().take(pending.max(1)) {
-        workers.push(spawn(exe, slot, i, 0, &tx)?);
+/// What the coordinator needs to know about the sweep.
+pub struct Context<'a> {
+    pub plan: &'a Plan,
+    pub sweep: &'a Sweep,
+    pub store: &'a Store,
+    pub exe: &'a PathBuf,
+    pub progress: &'a Progress,
+}
+
+/// The coordinator's state while a sweep runs: the dispatcher, the workers and what they are doing.
+struct Coordinator<'a> {
+    cx: Context<'a>,
+    disp: Dispatcher,
+    workers: Vec<Worker>,
+    tx: mpsc::Sender<Event>,
+    summary: Summary,
+    stopping: bool,
+}
+
+impl<'a> Coordinator<'a> {
+    /// Whether run `j` may be trained in a fused group.
+    fn fusable(&self, j: usize) -> bool {
+        let r = &self.cx.plan.runs[j];
+        r.role == Role::Student && r.method == Method::Logit && self.cx.sweep.cache_teacher_logits
     }
-    let mut stopping = false;
-    loop {
-        let presses = INTERRUPTS.load(Ordering::Relaxed);
+
+    fn fuses(&self, w: &Worker) -> bool {
+        self.cx.sweep.schedule.fuse.on(w.slot.device)
+    }
+
+    /// Gives every idle worker the next runnable run (with its fused group where the device fuses).
+    fn assign(&mut self) -> anyhow::Result<()> {
+        for wi in 0..self.workers.len() {
+            if !self.workers[wi].busy.is_empty() {
+                continue;
+            }
+            let Some(i) = self.disp.take_next() else {
+                break;
+            };
+            let also = if self.fuses(&self.workers[wi]) && self.fusable(i) {
+                self.take_group(i)
+            } else {
+                Vec::new()
+            };
+            let w = &self.workers[wi];
+            let job = Job::new(
+                self.cx.plan,
+                self.cx.sweep,
+                &self.cx.store.root,
+                i,
+                &also,
+                w.slot.device,
+            );
+            self.send(wi, &job)?;
+        }
+        Ok(())
+    }
+
+    /// The rest of a fused group led by run `first`: runnable logit students of the same teacher, sized
+    /// so that the other idle fusing workers get students too.
+    fn take_group(&mut self, first: usize) -> Vec<usize> {
+        let idle = self
+            .workers
+            .iter()
+            .filter(|w| w.busy.is_empty() && self.fuses(w))
+            .count();
+        let runnable = 1 + self.disp.runnable_count(&|j| self.fusable(j));
+        let size = group_size(runnable, idle, self.cx.sweep.schedule.fuse_max);
+        let plan = self.cx.plan;
+        let fusable: Vec<bool> = (0..plan.runs.len()).map(|j| self.fusable(j)).collect();
+        self.disp.take_group(first, size - 1, &|a, b| {
+            fusable[b] && plan.runs[a].teacher == plan.runs[b].teacher
+        })
+    }
+
+    fn send(&mut self, wi: usize, job: &Job) -> anyhow::Result<()> {
+        let w = &mut self.workers[wi];
+        w.busy = job.members();
+        let label = if job.also.is_empty() {
+            job.run.id.clone()
+        } else {
+            format!("{} (+{} fused)", job.run.id, job.also.len())
+        };
+        self.cx.progress.started(wi, &label);
+        let line = serde_json::to_string(job)? + "\n";
+        // A worker that died before taking the job fails its runs through its exit event.
+        let _ = w
+            .stdin
+            .write_all(line.as_bytes())
+            .and_then(|_| w.stdin.flush());
+        Ok(())
+    }
+
+    fn on_message(&mut self, worker: usize, msg: WorkerMsg) {
+        match msg {
+            WorkerMsg::Epoch { index, of, stats } => {
+                self.cx
+                    .progress
+                    .epoch(worker, &self.cx.plan.runs[index].id, &stats, of)
+            }
+            WorkerMsg::Finished { index, outcome } => {
+                self.workers[worker].busy.retain(|&b| b != index);
+                match outcome {
+                    Outcome::Interrupted => self.disp.requeue(index),
+                    Outcome::Recorded(record) => self.finished(worker, index, &record),
+                }
+            }
+            WorkerMsg::Poisoned { reason } => self.cx.progress.note(&format!(
+                "worker {worker} on {} is replaced: its CUDA context is unusable ({reason})",
+                self.workers[worker].slot.device
+            )),
+        }
+    }
+
+    fn finished(&mut self, worker: usize, index: usize, record: &RunRecord) {
+        self.disp.finish(index, record.status == Status::Done);
+        match record.status {
+            Status::Done => self.summary.trained += 1,
+            Status::Failed => self.summary.failed += 1,
+        }
+        self.cx.progress.finished(worker, record);
+    }
+
+    /// Writes a failed record for a run the coordinator ends (its worker died, its teacher failed).
+    fn fail(&mut self, worker: usize, index: usize, reason: &str, device: &str) {
+        let run = &self.cx.plan.runs[index];
+        let record = RunRecord::failed(run, run.phase(self.cx.sweep).epochs, reason, 0.0, device);
+        if let Err(e) = self.cx.store.save_record(&record) {
+            self.summary.unwritten += 1;
+            self.cx.progress.note(&format!(
+                "warning: cannot write the record of {}: {e}",
+                run.id
+            ));
+        }
+        self.finished(worker, index, &record);
+    }
+
+    /// A worker process ended: the runs it held fail with how it died, and a fresh worker takes its
+    /// place unless the sweep is stopping.
+    fn on_exit(&mut self, worker: usize) -> anyhow::Result<()> {
+        let status = self.workers[worker].child.wait().ok();
+        let how = match status {
+            Some(s) => match std::os::unix::process::ExitStatusExt::signal(&s) {
+                Some(sig) => format!("killed by signal {sig}"),
+                None => format!("exited with {s}"),
+            },
+            None => "vanished".into(),
+        };
+        let device = self.workers[worker].slot.device.to_string();
+        for i in std::mem::take(&mut self.workers[worker].busy) {
+            let reason = format!("worker process crashed ({how}) during this run");
+            self.fail(worker, i, &reason, &device);
+        }
+        if !self.stopping {
+            let w = &self.workers[worker];
+            let (slot, generation) = (w.slot.clone(), w.generation + 1);
+            self.workers[worker] = spawn(self.cx.exe, &slot, worker, generation, &self.tx)?;
+        }
+        Ok(())
+    }
+
+    /// Ctrl-C: the first press lets running runs stop at their next step (they are redone later),
+    /// the second kills the workers. Returns true when the loop must end now.
+    fn on_interrupt(&mut self, presses: usize) -> bool {
         if presses >= 2 {
-            for w in &mut workers {
+            for w in &mut self.workers {
                 let _ = w.child.kill();
             }
-            outcome.interrupted = true;
-            break;
+            self.summary.interrupted = true;
+            return true;
         }
-        if presses == 1 && !stopping {
-            stopping = true;
-            outcome.interrupted = true;
-            progress.note(&format!(
+        if presses == 1 && !self.stopping {
+            self.stopping = true;
+            self.summary.interrupted = true;
+            self.cx.progress.note(&format!(
                 "stopping: letting {} running run(s) stop cleanly; press Ctrl-C again to stop now",
-                disp.running()
+                self.disp.running()
             ));
-            for w in &workers {
-                if !w.busy.is_empty() {
-                    // SAFETY: sending a signal to our own child process.
-                    unsafe { libc::kill(w.child.id() as i32, libc::SIGTERM) };
-                }
+            for w in self.workers.iter().filter(|w| !w.busy.is_empty()) {
+                // SAFETY: sending a signal to our own child process.
+                unsafe { libc::kill(w.child.id() as i32, libc::SIGTERM) };
             }
         }
-        if !stopping {
-            for (wi, w) in workers.iter_mut().enumerate() {
-                if !w.busy.is_empty() {
-                    continue;
-                }
-                let Some(i) = disp.take_next() else { break };
-                let mut job = job_of(i, &w.slot.device);
-                // a fused group: the runnable logit students of the same seed (same teacher)
-                let fusable = |j: usize| {
-                    let r = &plan.runs[j];
-                    r.role == crate::plan::Role::Student
-                        && r.method == crate::config::Method::Logit
-                        && sweep.cache_teacher_logits
-                };
-                if sweep.schedule.fuse.on(&w.slot.device) && fusable(i) {
-                    let max = sweep.schedule.fuse_max.saturating_sub(1) as usize;
-                    let group = disp.take_group(i, max, &|a, b| {
-                        fusable(b) && plan.runs[a].teacher == plan.runs[b].teacher
-                    });
-                    job.also = group.iter().map(|&j| (j, plan.runs[j].clone())).collect();
-                }
-                w.busy = std::iter::once(i)
-                    .chain(job.also.iter().map(|(j, _)| *j))
-                    .collect();
-                let label = if job.also.is_empty() {
-                    plan.runs[i].id.clone()
-                } else {
-                    format!("{} (+{} fused)", plan.runs[i].id, job.also.len())
-                };
-                progress.started(wi, &label);
-                let line = serde_json::to_string(&job)? + "\n";
-                if w.stdin
-                    .write_all(line.as_bytes())
-                    .and_then(|_| w.stdin.flush())
-                    .is_err()
-                {
-                    // the worker died before taking the job; its exit event fails the run
-                }
-            }
+        false
+    }
+
+    /// Runs whose teacher failed are recorded as failed, with the reason.
+    fn record_blocked(&mut self) {
+        for i in self.disp.blocked() {
+            let teacher = self.cx.plan.runs[i]
+                .teacher
+                .map(|t| self.cx.plan.runs[t].id.clone())
+                .unwrap_or_default();
+            self.fail(
+                usize::MAX,
+                i,
+                &format!("not run: its teacher {teacher} failed"),
+                "",
+            );
         }
-        if disp.running() == 0 {
+    }
+}
+
+/// Runs every pending run of the plan on `slots`. Records are written by the workers (or, for a worker
+/// that died, by the coordinator) the moment each run ends.
+pub fn run(cx: Context, done: &[bool], slots: &[Slot]) -> anyhow::Result<Summary> {
+    let (tx, rx) = mpsc::channel();
+    let pending = done.iter().filter(|d| !**d).count();
+    let mut workers = Vec::new();
+    for (i, slot) in slots.iter().enumerate().take(pending.max(1)) {
+        workers.push(spawn(cx.exe, slot, i, 0, &tx)?);
+    }
+    let mut c = Coordinator {
+        disp: Dispatcher::new(cx.plan, done),
+        cx,
+        workers,
+        tx,
+        summary: Summary::default(),
+        stopping: false,
+    };
+    loop {
+        if c.on_interrupt(INTERRUPTS.load(Ordering::Relaxed)) {
             break;
         }
-        let ev = match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(ev) => ev,
-            Err(mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        };
-        match ev {
-            Event::Msg {
+        if !c.stopping {
+            c.assign()?;
+        }
+        if c.disp.running() == 0 {
+            break;
+        }
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(Event::Msg {
                 worker,
                 generation,
                 msg,
-            } if workers[worker].generation == generation => match msg {
-                WorkerMsg::Epoch { index, of, stats } => {
-                    progress.epoch(worker, &plan.runs[index].id, &stats, of)
-                }
-                WorkerMsg::Finished { index, record } => {
-                    workers[worker].busy.retain(|&b| b != index);
-                    let interrupted = stopping
-                        && record.status == Status::Failed
-                        && record.error.as_deref() == Some("interrupted");
-                    if interrupted {
-                        disp.state[index] = RunState::Pending;
-                        continue;
-                    }
-                    disp.finish(index, record.status == Status::Done);
-                    match record.status {
-                        Status::Done => outcome.trained += 1,
-                        Status::Failed => outcome.failed += 1,
-                    }
-                    progress.finished(worker, &record);
-                }
-            },
-            Event::Exited { worker, generation } if workers[worker].generation == generation => {
-                let w = &mut workers[worker];
-                let status = w.child.wait().ok();
-                for i in std::mem::take(&mut w.busy) {
-                    let how = match status {
-                        Some(s) => match std::os::unix::process::ExitStatusExt::signal(&s) {
-                            Some(sig) => format!("killed by signal {sig}"),
-                            None => format!("exited with {s}"),
-                        },
-                        None => "vanished".into(),
-                    };
-                    let run = &plan.runs[i];
-                    let epochs = epochs_of(i);
-                    let record = RunRecord::failed(
-                        run,
-                        epochs,
-                        &format!("worker process crashed ({how}) during this run"),
-                        0.0,
-                        &w.slot.device,
-                    );
-                    if let Err(e) = store.save_record(&record) {
-                        progress.note(&format!(
-                            "warning: cannot write the record of {}: {e}",
-                            run.id
-                        ));
-                    }
-                    disp.finish(i, false);
-                    outcome.failed += 1;
-                    progress.finished(worker, &record);
-                }
-                if !stopping {
-                    let slot = w.slot.clone();
-                    let next_gen = w.generation + 1;
-                    workers[worker] = spawn(exe, &slot, worker, next_gen, &tx)?;
-                }
+            }) if c.workers[worker].generation == generation => c.on_message(worker, msg),
+            Ok(Event::Exited { worker, generation })
+                if c.workers[worker].generation == generation =>
+            {
+                c.on_exit(worker)?
             }
-            _ => {} // from a worker that has since been replaced
+            Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {} // a replaced worker's last words
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
-    // Runs whose teacher failed are recorded as failed, with the reason.
-    for i in disp.blocked() {
-        let run = &plan.runs[i];
-        let teacher = run
-            .teacher
-            .map(|t| plan.runs[t].id.clone())
-            .unwrap_or_default();
-        let epochs = epochs_of(i);
-        let record = RunRecord::failed(
-            run,
-            epochs,
-            &format!("not run: its teacher {teacher} failed"),
-            0.0,
-            "",
-        );
-        let _ = store.save_record(&record);
-        outcome.failed += 1;
-        progress.finished(usize::MAX, &record);
-    }
-    outcome.worker_peak_rss_kib = workers
+    c.record_blocked();
+    c.summary.worker_peak_rss_kib = c
+        .workers
         .iter()
         .filter_map(|w| peak_rss_kib(w.child.id()))
         .collect();
-    drop(workers); // closing stdin ends idle workers
-    Ok(outcome)
+    Ok(c.summary) // dropping the workers closes their stdin, which ends idle ones
 }
 
 #[cfg(test)]
@@ -552,39 +526,36 @@ mod tests {
     }
 
     #[test]
-    fn devices_resolve() {
-        assert_eq!(resolve_devices(&Devices::Auto, 0).unwrap(), ["cpu"]);
-        assert_eq!(
-            resolve_devices(&Devices::Auto, 2).unwrap(),
-            ["cuda:0", "cuda:1"]
-        );
-        assert_eq!(resolve_devices(&Devices::Cpu, 2).unwrap(), ["cpu"]);
-        let list = Devices::List(vec!["cuda:0".into(), "cuda:2".into()]);
-        assert_eq!(resolve_devices(&list, 3).unwrap(), ["cuda:0", "cuda:2"]);
-        assert!(resolve_devices(&list, 0)
-            .unwrap_err()
-            .contains("cuda:0 is not available"));
+    fn fused_groups_spread_over_every_idle_fusing_device() {
+        // 8 GPUs, 2 seeds × 20 students: every GPU gets a group
+        assert_eq!(group_size(40, 8, 64), 5);
+        // one GPU takes a whole seed, up to the cap
+        assert_eq!(group_size(20, 1, 64), 20);
+        assert_eq!(group_size(100, 1, 64), 64);
+        // fewer students than devices: one each
+        assert_eq!(group_size(3, 8, 64), 1);
+        assert_eq!(group_size(0, 0, 64), 1);
+        // simulate the dispatch: 8 idle GPU workers take groups until nothing is runnable
+        let mut left = 40;
+        let mut groups = Vec::new();
+        for idle in (1..=8).rev() {
+            let g = group_size(left, idle, 64).min(left);
+            groups.push(g);
+            left -= g;
+        }
+        assert_eq!(left, 0);
+        assert!(groups.iter().all(|&g| g == 5), "{groups:?}");
     }
 
     #[test]
-    fn slots_default_to_one_per_core_on_cpu_and_one_per_gpu() {
-        let s = slots(&["cpu".into()], None, None, 2);
-        assert_eq!(
-            s,
-            vec![
-                Slot {
-                    device: "cpu".into(),
-                    threads: 1
-                };
-                2
-            ]
-        );
-        let s = slots(&["cuda:0".into(), "cuda:2".into()], None, None, 16);
-        assert_eq!(
-            s.iter().map(|s| s.device.as_str()).collect::<Vec<_>>(),
-            ["cuda:0", "cuda:2"]
-        );
-        assert_eq!(slots(&["cuda:0".into()], Some(3), None, 16).len(), 3);
+    fn gpu_workers_are_pinned_to_their_physical_gpu() {
+        assert!(worker_env(DeviceSpec::Cpu, Some("0,1")).is_empty());
+        let env = worker_env(DeviceSpec::Cuda(1), None);
+        assert_eq!(env[0], ("CUDA_VISIBLE_DEVICES", "1".to_string()));
+        assert_eq!(env[1].0, crate::device::PINNED_ENV);
+        // the user's own list is respected: cuda:1 is the second GPU they allowed
+        let env = worker_env(DeviceSpec::Cuda(1), Some("3,7"));
+        assert_eq!(env[0], ("CUDA_VISIBLE_DEVICES", "7".to_string()));
     }
 
     #[test]
@@ -682,7 +653,9 @@ mod tests {
         let blocked: Vec<_> = d.blocked().iter().map(|&i| p.runs[i].id.clone()).collect();
         assert_eq!(blocked, ["student-T1-a0.5-s0", "student-T4-a0.5-s0"]);
         // a rerun: everything done stays done, the failed teacher and its students run again
-        let done: Vec<bool> = d.state.iter().map(|s| *s == RunState::Done).collect();
+        let done: Vec<bool> = (0..p.runs.len())
+            .map(|i| d.state(i) == RunState::Done)
+            .collect();
         let mut again = Dispatcher::new(&p, &done);
         assert_eq!(again.take_next(), Some(t0));
         assert_eq!(again.take_next(), None);

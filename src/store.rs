@@ -55,7 +55,8 @@ pub struct RunRecord {
     pub checksum: String,
 }
 
-fn now() -> u64 {
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -82,7 +83,7 @@ impl RunRecord {
             test_acc_at_best: None,
             seconds,
             device: device.to_string(),
-            finished_at: now(),
+            finished_at: unix_now(),
             checksum: String::new(),
         }
     }
@@ -177,6 +178,22 @@ fn tmp_tag() -> String {
     format!("tmp-{}-{}", host(), std::process::id())
 }
 
+/// Whether process `pid` exists on this host and is not a zombie (a writer killed with its coordinator
+/// can linger as a zombie for a moment; it writes nothing more).
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks whether the process exists.
+    if unsafe { libc::kill(pid, 0) } != 0 {
+        return false;
+    }
+    // /proc/<pid>/stat: "pid (comm) S …"; the state follows the last ')'
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| matches!(rest.trim_start().chars().next(), Some('Z' | 'X'))),
+        Err(_) => true,
+    }
+}
+
 /// Removes temporary files and folders (`.<name>.tmp-<host>-<pid>`, `.<name>.old-…`) left in `dir` by
 /// writers that were killed: on this host when their process no longer exists, from other hosts when
 /// they are over an hour old. A live writer's files are never touched. Returns how many were removed.
@@ -202,11 +219,8 @@ pub fn remove_stale_temps(dir: &Path) -> usize {
             Some((h, p)) => (h.to_string(), p.parse::<i32>().ok()),
             None => (String::new(), tag.parse::<i32>().ok()),
         };
-        // SAFETY: signal 0 only checks whether the process exists.
         let dead_here = tag_host == me
-            && pid.is_some_and(|p| {
-                p != std::process::id() as i32 && unsafe { libc::kill(p, 0) } != 0
-            });
+            && pid.is_some_and(|p| p != std::process::id() as i32 && !process_alive(p));
         let old = e
             .metadata()
             .and_then(|m| m.modified())
@@ -291,8 +305,7 @@ impl Store {
     }
 
     pub fn record_path(&self, run: &RunSpec) -> PathBuf {
-        self.records_dir()
-            .join(format!("{}.{}.json", run.id, &run.key[..16]))
+        self.records_dir().join(record_file_name(&run.id, &run.key))
     }
 
     pub fn load_record(&self, run: &RunSpec) -> Stored {
@@ -311,13 +324,89 @@ impl Store {
     pub fn save_record(&self, record: &RunRecord) -> std::io::Result<PathBuf> {
         let path = self
             .records_dir()
-            .join(format!("{}.{}.json", record.run_id, &record.key[..16]));
+            .join(record_file_name(&record.run_id, &record.key));
         write_atomic(&path, &record.to_json())?;
         Ok(path)
     }
 
     pub fn teacher_dir(&self, key: &str) -> PathBuf {
         self.root.join(".cache").join("teachers").join(key)
+    }
+}
+
+/// The class of device a record was trained on: `cpu` or `cuda` (empty for runs that never ran, such
+/// as students of a failed teacher). CPU and GPU numbers differ by float tolerance (cuDNN, TF32), so a
+/// sweep never reuses a finished run of another class.
+pub fn device_class(device: &str) -> &'static str {
+    if device == "cpu" {
+        "cpu"
+    } else if device.starts_with("cuda") {
+        "cuda"
+    } else {
+        ""
+    }
+}
+
+/// The file name of a run's record: `<run id>.<first 16 hex digits of its key>.json`. The key prefix
+/// keeps a record of an edited run (same id, other settings) apart from the old one.
+pub fn record_file_name(id: &str, key: &str) -> String {
+    format!("{id}.{}.json", &key[..key.len().min(16)])
+}
+
+/// `manifest.json`: what a results folder is (the sweep as validated, where and with what it ran,
+/// the plan's runs) so that `report` and `compare` need nothing else. Written and read through this
+/// one type.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub sweep_file: PathBuf,
+    pub sweep: crate::config::Sweep,
+    pub kd_sweep_version: String,
+    pub libtorch_version: String,
+    pub model_version: u32,
+    pub data: ManifestData,
+    pub devices: Vec<crate::device::Slot>,
+    pub plan: Vec<PlannedRun>,
+    pub runs: RunCounts,
+    pub started_at: u64,
+    pub finished_at: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManifestData {
+    pub fingerprint: String,
+    pub train_images: usize,
+    pub test_images: usize,
+    pub hold_out: String,
+}
+
+/// A run of the plan, as the manifest lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedRun {
+    pub id: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunCounts {
+    pub planned: usize,
+    pub done: usize,
+    pub failed: usize,
+}
+
+pub const MANIFEST: &str = "manifest.json";
+
+impl Manifest {
+    pub fn read(dir: &Path) -> Result<Manifest, String> {
+        let path = dir.join(MANIFEST);
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{}: not a kd-sweep manifest ({e})", path.display()))
+    }
+
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        write_atomic(&dir.join(MANIFEST), &bytes)
     }
 }
 

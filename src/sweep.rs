@@ -1,13 +1,14 @@
 //! The pipeline end to end: config → data → plan → what is already on disk → schedule → outputs.
 
-use crate::config::{self, Devices, Sweep};
+use crate::config::{self, Sweep};
 use crate::data;
+use crate::device::{self, Slot};
 use crate::model::MODEL_VERSION;
 use crate::plan::{self, Plan, Role};
 use crate::progress::Progress;
 use crate::report;
-use crate::schedule::{self, Slot};
-use crate::store::{self, RunRecord, Status, Store, Stored};
+use crate::schedule;
+use crate::store::{self, unix_now, Manifest, RunRecord, Status, Store, Stored};
 use anyhow::Context;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -16,8 +17,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct Options {
     pub results: PathBuf,
-    pub devices: Option<Devices>,
-    pub workers_per_device: Option<u32>,
+    /// `--devices`, `--workers-per-device`: validated like the sweep file's keys they replace.
+    pub overrides: config::Overrides,
     pub quiet: bool,
     /// The executable started as worker processes (this binary).
     pub worker_exe: PathBuf,
@@ -40,21 +41,22 @@ pub const LIBTORCH_VERSION: &str = match option_env!("KD_SWEEP_LIBTORCH_VERSION"
 
 /// Loads and checks everything that can be checked before training.
 pub fn prepare(path: &Path, opts: &Options) -> anyhow::Result<Prepared> {
-    let mut sweep = config::load(path)?;
-    if let Some(d) = &opts.devices {
-        sweep.schedule.devices = d.clone();
-    }
-    if let Some(w) = opts.workers_per_device {
-        sweep.schedule.workers_per_device = Some(w);
-    }
+    let sweep = config::load_with(path, &opts.overrides)?;
     let raw = data::read(sweep.data.dataset, &sweep.data.path)?;
     data::check_sizes(&sweep, raw.train.n, raw.test.n)?;
     let plan = plan::build(&sweep, &raw.fingerprint);
-    let cuda = tch::Cuda::device_count().max(0) as usize;
-    let devices = schedule::resolve_devices(&sweep.schedule.devices, cuda)
-        .map_err(|e| sweep.source.error("schedule.devices", e))?;
+    let resolved = device::resolve(&sweep.schedule.devices, &device::Probe::read())
+        .map_err(|e| sweep.source.error("schedule.devices", e.to_string()))?;
+    if let (Some(note), false) = (&resolved.note, opts.quiet) {
+        eprintln!("{note}");
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let slots = schedule::slots(&devices, sweep.schedule.workers_per_device, None, cores);
+    let slots = device::slots(
+        &resolved.devices,
+        sweep.schedule.workers_per_device,
+        None,
+        cores,
+    );
     let store = Store::new(&opts.results, &sweep.name);
     Ok(Prepared {
         sizes: (raw.train.n, raw.test.n),
@@ -70,11 +72,31 @@ pub fn prepare(path: &Path, opts: &Options) -> anyhow::Result<Prepared> {
 /// A teacher counts as finished when its cache entry is intact; its record is copied into this
 /// sweep's folder if this sweep has none yet (a teacher reused from another sweep).
 pub fn finished(p: &Prepared, warn: &dyn Fn(&str)) -> Vec<bool> {
+    let classes: Vec<&str> = p
+        .slots
+        .iter()
+        .map(|s| store::device_class(&s.device.to_string()))
+        .collect();
+    // a finished run from another class of device (CPU vs GPU) is not mixed into this sweep
+    let same_class = |r: &RunRecord| {
+        let ok = classes.contains(&store::device_class(&r.device));
+        if !ok {
+            warn(&format!(
+                "warning: {} was trained on {}, but this sweep runs on {}; it will be trained again \
+                 (CPU and GPU numbers differ by float tolerance)",
+                r.run_id,
+                r.device,
+                summarize_devices(&p.slots)
+            ));
+        }
+        ok
+    };
     p.plan
         .runs
         .iter()
         .map(|run| match run.role {
             Role::Teacher => match store::load_teacher(&p.store.teacher_dir(&run.key)) {
+                Ok(Some(entry)) if !same_class(&entry.record) => false,
                 Ok(Some(entry)) => {
                     if !matches!(p.store.load_record(run), Stored::Found(ref r) if r.status == Status::Done) {
                         if let Err(e) = p.store.save_record(&entry.record) {
@@ -90,7 +112,7 @@ pub fn finished(p: &Prepared, warn: &dyn Fn(&str)) -> Vec<bool> {
                 }
             },
             _ => match p.store.load_record(run) {
-                Stored::Found(r) => r.status == Status::Done,
+                Stored::Found(r) => r.status == Status::Done && same_class(&r),
                 Stored::Missing => false,
                 Stored::Corrupt(path, why) => {
                     warn(&format!("warning: {}: {why}; the run will be redone", path.display()));
@@ -103,32 +125,21 @@ pub fn finished(p: &Prepared, warn: &dyn Fn(&str)) -> Vec<bool> {
 
 /// Refuses a results folder that holds a different study under the same name.
 fn check_same_study(p: &Prepared) -> anyhow::Result<()> {
-    let path = p.store.dir.join("manifest.json");
-    let Ok(bytes) = std::fs::read(&path) else {
+    let Ok(old) = Manifest::read(&p.store.dir) else {
         return Ok(());
     };
-    let Ok(old) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return Ok(());
-    };
-    let old_dataset = old["sweep"]["data"]["dataset"].as_str().unwrap_or_default();
-    let old_models = old["model_version"]
-        .as_u64()
-        .unwrap_or(MODEL_VERSION as u64);
-    if old_dataset != p.sweep.data.dataset.name() || old_models != MODEL_VERSION as u64 {
+    let old_dataset = old.sweep.data.dataset;
+    if old_dataset != p.sweep.data.dataset || old.model_version != MODEL_VERSION {
         anyhow::bail!(
-            "{} holds another study named \"{}\" (dataset {old_dataset}, model version {old_models}); \
+            "{} holds another study named \"{}\" (dataset {}, model version {}); \
              give this sweep another `name`, or another results root with --results",
             p.store.dir.display(),
-            p.sweep.name
+            p.sweep.name,
+            old_dataset.name(),
+            old.model_version
         );
     }
     Ok(())
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Records of the plan's runs, in plan order (those that exist).
@@ -141,17 +152,6 @@ pub fn plan_records(p: &Prepared) -> Vec<RunRecord> {
             _ => None,
         })
         .collect()
-}
-
-/// The context `summary.md` and the charts show.
-pub fn meta(sweep: &Sweep) -> report::Meta {
-    report::Meta {
-        name: sweep.name.clone(),
-        dataset: sweep.data.dataset.name().to_string(),
-        seeds: sweep.seeds.clone(),
-        teacher_epochs: sweep.teacher.epochs,
-        student_epochs: sweep.student.epochs,
-    }
 }
 
 /// Writes runs.csv and epochs.csv from records.
@@ -173,29 +173,41 @@ pub fn write_outputs(
     let refs: Vec<&RunRecord> = records.iter().collect();
     let dir = &p.store.dir;
     write_csvs(dir, &refs)?;
-    let summary =
-        report::publish(dir, &meta(&p.sweep), &refs).context("writing summary.md and charts")?;
-    let manifest = json!({
-        "name": p.sweep.name,
-        "sweep_file": sweep_file,
-        "sweep": p.sweep,
-        "kd_sweep_version": env!("CARGO_PKG_VERSION"),
-        "libtorch_version": LIBTORCH_VERSION,
-        "model_version": MODEL_VERSION,
-        "data": { "fingerprint": p.fingerprint, "train_images": p.sizes.0, "test_images": p.sizes.1,
-                  "hold_out": "seeded random draw of data.validation training images (not stratified), split_seed as above" },
-        "devices": p.slots,
-        "plan": p.plan.runs.iter().map(|r| json!({ "id": r.id, "key": r.key })).collect::<Vec<_>>(),
-        "runs": { "planned": p.plan.runs.len(), "done": records.iter().filter(|r| r.status == Status::Done).count(),
-                  "failed": records.iter().filter(|r| r.status == Status::Failed).count() },
-        "started_at": started,
-        "finished_at": unix_now(),
-    });
-    store::write_atomic(
-        &dir.join("manifest.json"),
-        &serde_json::to_vec_pretty(&manifest)?,
-    )
-    .context("writing manifest.json")?;
+    let summary = report::publish(dir, &report::Meta::of(&p.sweep), &refs)
+        .context("writing summary.md and charts")?;
+    let count = |st: Status| records.iter().filter(|r| r.status == st).count();
+    let manifest = Manifest {
+        name: p.sweep.name.clone(),
+        sweep_file: sweep_file.to_path_buf(),
+        sweep: p.sweep.clone(),
+        kd_sweep_version: env!("CARGO_PKG_VERSION").into(),
+        libtorch_version: LIBTORCH_VERSION.into(),
+        model_version: MODEL_VERSION,
+        data: store::ManifestData {
+            fingerprint: p.fingerprint.clone(),
+            train_images: p.sizes.0,
+            test_images: p.sizes.1,
+            hold_out: "seeded random draw of data.validation training images (not stratified), split_seed as above".into(),
+        },
+        devices: p.slots.clone(),
+        plan: p
+            .plan
+            .runs
+            .iter()
+            .map(|r| store::PlannedRun {
+                id: r.id.clone(),
+                key: r.key.clone(),
+            })
+            .collect(),
+        runs: store::RunCounts {
+            planned: p.plan.runs.len(),
+            done: count(Status::Done),
+            failed: count(Status::Failed),
+        },
+        started_at: started,
+        finished_at: unix_now(),
+    };
+    manifest.write(dir).context("writing manifest.json")?;
     Ok(summary)
 }
 
@@ -228,7 +240,7 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
         store::remove_stale_temps(&p.store.teacher_dir(&t.key));
     }
     let started = unix_now();
-    let labels: Vec<String> = p.slots.iter().map(|s| s.device.clone()).collect();
+    let labels: Vec<String> = p.slots.iter().map(|s| s.device.to_string()).collect();
     let quiet_warn = |m: &str| eprintln!("{m}");
     let done = finished(&p, &quiet_warn);
     let n_done = done.iter().filter(|d| **d).count();
@@ -242,25 +254,34 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
         summarize_devices(&p.slots),
         p.store.dir.display()
     ));
+    // Ctrl-C once: running runs stop cleanly; twice: workers are killed (the coordinator checks every
+    // 100 ms). After the second press SIGINT's default comes back, so a third ends the process even if
+    // it is stuck writing outputs — nothing here calls exit.
     let _ = ctrlc::set_handler(|| {
         let n = schedule::INTERRUPTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if n >= 2 {
-            std::process::exit(130);
+        if n >= 1 {
+            // SAFETY: restoring the default disposition of a signal is always sound.
+            unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
         }
     });
-    let outcome = schedule::run(
-        &p.plan,
-        &p.sweep,
-        &done,
-        &p.slots,
-        &p.store,
-        &opts.worker_exe,
-        &progress,
-    )?;
+    let cx = schedule::Context {
+        plan: &p.plan,
+        sweep: &p.sweep,
+        store: &p.store,
+        exe: &opts.worker_exe,
+        progress: &progress,
+    };
+    let outcome = schedule::run(cx, &done, &p.slots)?;
     progress.finish();
+    // what a writer killed before this run started (its coordinator was kill -9'ed) may have left
+    // after the clean-up above
+    store::remove_stale_temps(&p.store.records_dir());
     let summary = write_outputs(&p, path, started)?;
     if !opts.quiet {
-        eprintln!("\n{}", report::markdown(&meta(&p.sweep), &summary));
+        eprintln!(
+            "\n{}",
+            report::markdown(&report::Meta::of(&p.sweep), &summary)
+        );
         eprintln!(
             "outputs: {}/{{runs.csv, epochs.csv, summary.md, manifest.json, charts/}}",
             p.store.dir.display()
@@ -448,18 +469,11 @@ pub fn run_task(
     let device = p
         .slots
         .first()
-        .map_or("cpu".to_string(), |s| s.device.clone());
-    let job = crate::exec::Job {
-        index,
-        run: run.clone(),
-        teacher: run.teacher.map(|t| p.plan.runs[t].clone()),
-        sweep: p.sweep.clone(),
-        results_root: p.store.root.clone(),
-        device,
-        also: Vec::new(),
-    };
+        .map_or(device::DeviceSpec::Cpu, |s| s.device);
+    let job = crate::worker::Job::new(&p.plan, &p.sweep, &p.store.root, index, &[], device);
     let quiet = opts.quiet;
-    let record = crate::exec::execute(&job, &mut crate::exec::WorkerState::default(), &mut |e| {
+    let mut state = crate::exec::WorkerState::default();
+    let outcome = crate::exec::execute_job(&job, &mut state, &mut |_, e| {
         if !quiet {
             eprintln!(
                 "{id}: epoch {} loss {:.4} val {:.2}% test {:.2}%",
@@ -467,6 +481,10 @@ pub fn run_task(
             );
         }
     });
+    let record = match outcome.into_iter().next().map(|(_, o)| o) {
+        Some(crate::worker::Outcome::Recorded(r)) => *r,
+        _ => return Ok(TaskOutcome::Failed("interrupted".into())),
+    };
     Ok(match record.status {
         Status::Done => TaskOutcome::Done,
         Status::Failed => TaskOutcome::Failed(record.error.unwrap_or_default()),

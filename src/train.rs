@@ -1,7 +1,7 @@
 //! Training: the distillation loss, the teacher's and students' loops, evaluation. Training code reports
 //! events through a callback; it never prints.
 
-use crate::data::Prepared;
+use crate::data::Dataset;
 use crate::model::{Arch, Net};
 use crate::rng::{hash64, SplitMix64};
 use serde::{Deserialize, Serialize};
@@ -96,6 +96,7 @@ pub enum TeacherSignal<'a> {
 }
 
 /// Settings of one training run.
+#[derive(Debug, Clone)]
 pub struct RunSettings {
     pub epochs: u32,
     pub batch_size: u32,
@@ -104,6 +105,114 @@ pub struct RunSettings {
     pub seed: u64,
     /// Runs sharing a `stream` see the same initial weights and batches (common random numbers).
     pub stream: &'static str,
+}
+
+/// The random stream of teachers.
+pub const TEACHER_STREAM: &str = "teacher";
+/// The random stream every student and baseline of a seed shares (common random numbers): the same
+/// initial weights, dropout masks and batch order, fused or not.
+pub const STUDENT_STREAM: &str = "student";
+
+impl RunSettings {
+    pub fn of(phase: &crate::config::Phase, seed: u64, stream: &'static str) -> RunSettings {
+        RunSettings {
+            epochs: phase.epochs,
+            batch_size: phase.batch_size,
+            lr: phase.lr,
+            seed,
+            stream,
+        }
+    }
+
+    /// The batch order: a permutation of the training rows per epoch, drawn from this stream. Fused and
+    /// plain training both take their batches from here.
+    pub fn batch_order(&self) -> SplitMix64 {
+        SplitMix64::new(hash64(&format!("batches-{}-{}", self.stream, self.seed)))
+    }
+}
+
+/// Rows `[start, start + len)` of the epoch's permutation, uploaded once per epoch, as the batch's
+/// index tensor (on the permutation's device: no host copy per step).
+pub fn epoch_permutation(order: &mut SplitMix64, n: usize, device: Device) -> Tensor {
+    let perm: Vec<i64> = order.permutation(n).into_iter().map(|i| i as i64).collect();
+    Tensor::from_slice(&perm).to_device(device)
+}
+
+/// The losses of an epoch's steps, kept on the device (one host read per epoch instead of one per
+/// step), checked for a non-finite value, and summed in step order in f64 — the same sum, bit for bit,
+/// as adding each step's value as it comes.
+pub struct StepLosses(Vec<Tensor>);
+
+impl StepLosses {
+    pub fn new() -> StepLosses {
+        StepLosses(Vec::new())
+    }
+
+    /// Keeps a step's loss (a scalar, or one value per fused member).
+    pub fn push(&mut self, loss: &Tensor) {
+        self.0.push(loss.detach().to_kind(Kind::Double));
+    }
+
+    pub fn steps(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The mean loss over the epoch's steps, or the first step whose loss is not finite. For a plain
+    /// run; the one host synchronisation of the epoch's training steps.
+    pub fn finish(self, epoch: u32) -> Result<f64, TrainError> {
+        self.finish_each(epoch)
+            .into_iter()
+            .next()
+            .unwrap_or(Ok(0.0))
+    }
+
+    /// Per member of a fused group (one value per member in each step's loss), the mean loss over the
+    /// epoch's steps or that member's first step whose loss is not finite: a diverging member fails
+    /// alone.
+    pub fn finish_each(self, epoch: u32) -> Vec<Result<f64, TrainError>> {
+        let steps = self.0.len();
+        if steps == 0 {
+            return vec![Ok(0.0)];
+        }
+        let all = Tensor::stack(&self.0, 0).to_device(Device::Cpu);
+        let width = if all.dim() == 1 {
+            1
+        } else {
+            all.size()[1] as usize
+        };
+        let values = match Vec::<f64>::try_from(all.flatten(0, -1)) {
+            Ok(v) => v,
+            Err(e) => {
+                let why = e.to_string();
+                return (0..width)
+                    .map(|_| Err(TrainError::Torch(tch::TchError::Kind(why.clone()))))
+                    .collect();
+            }
+        };
+        (0..width)
+            .map(|m| {
+                let mut sum = 0.0;
+                for (step, row) in values.chunks(width).enumerate() {
+                    let l = row[m];
+                    if !l.is_finite() {
+                        return Err(TrainError::Diverged {
+                            epoch,
+                            step: step + 1,
+                            loss: l,
+                        });
+                    }
+                    sum += l;
+                }
+                Ok(sum / steps as f64)
+            })
+            .collect()
+    }
+}
+
+impl Default for StepLosses {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Set by a signal handler: training stops at the next step.
@@ -116,18 +225,16 @@ pub fn accuracy(net: &Net, xs: &Tensor, ys: &Tensor) -> f64 {
     if n == 0 {
         return 0.0;
     }
-    let mut correct = 0i64;
+    // counted on the device, read once
+    let mut correct = Tensor::zeros([], (Kind::Int64, ys.device()));
     for start in (0..n).step_by(1024) {
         let len = (n - start).min(1024);
         let pred = net
             .forward_t(&xs.narrow(0, start, len), false)
             .argmax(-1, false);
-        correct += pred
-            .eq_tensor(&ys.narrow(0, start, len))
-            .sum(Kind::Int64)
-            .int64_value(&[]);
+        correct += pred.eq_tensor(&ys.narrow(0, start, len)).sum(Kind::Int64);
     }
-    100.0 * correct as f64 / n as f64
+    100.0 * correct.int64_value(&[]) as f64 / n as f64
 }
 
 /// Logits of `net` (eval mode) on every row of `xs`, in order, on the CPU.
@@ -152,16 +259,15 @@ fn seed_torch(seed: u64, stream: &str) {
 /// a stream of their own, so the model's weights and later random draws match [`init`]'s exactly.
 pub fn init_with<T>(
     arch: Arch,
-    data: &Prepared,
+    data: &Dataset,
     device: Device,
-    seed: u64,
-    stream: &str,
+    s: &RunSettings,
     extra: impl FnOnce(&nn::Path) -> T,
 ) -> (nn::VarStore, Net, T) {
     let vs = nn::VarStore::new(device);
-    seed_torch(seed, &format!("{stream}-extra"));
+    seed_torch(s.seed, &format!("{}-extra", s.stream));
     let x = extra(&vs.root());
-    seed_torch(seed, stream);
+    seed_torch(s.seed, s.stream);
     let net = Net::new(&vs.root(), arch, data.shape, data.classes);
     (vs, net, x)
 }
@@ -180,15 +286,9 @@ pub fn feature_maps(net: &Net, xs: &Tensor) -> Tensor {
     Tensor::cat(&parts, 0)
 }
 
-/// Builds a freshly initialised model: the same `seed` and `stream` give the same weights.
-pub fn init(
-    arch: Arch,
-    data: &Prepared,
-    device: Device,
-    seed: u64,
-    stream: &str,
-) -> (nn::VarStore, Net) {
-    seed_torch(seed, stream);
+/// Builds a freshly initialised model: the same seed and stream give the same weights.
+pub fn init(arch: Arch, data: &Dataset, device: Device, s: &RunSettings) -> (nn::VarStore, Net) {
+    seed_torch(s.seed, s.stream);
     let vs = nn::VarStore::new(device);
     let net = Net::new(&vs.root(), arch, data.shape, data.classes);
     (vs, net)
@@ -201,7 +301,7 @@ pub fn init(
 pub fn fit(
     vs: &nn::VarStore,
     net: &Net,
-    data: &Prepared,
+    data: &Dataset,
     s: &RunSettings,
     signal: TeacherSignal,
     temperature: f64,
@@ -211,61 +311,60 @@ pub fn fit(
     let start = Instant::now();
     let device = vs.device();
     let mut opt = nn::Adam::default().build(vs, s.lr)?;
-    let mut order = SplitMix64::new(hash64(&format!("batches-{}-{}", s.stream, s.seed)));
-    let n = data.n_train() as usize;
-    let bs = s.batch_size as usize;
+    let mut order = s.batch_order();
+    let n = data.n_train();
+    let bs = s.batch_size as i64;
+    // Host synchronisations per epoch: one read of the step losses (StepLosses::finish) and one per
+    // accuracy evaluation. The steps themselves never wait for the device.
+    let on_device = |t: &Tensor| {
+        if t.device() == device {
+            t.shallow_clone()
+        } else {
+            t.to_device(device)
+        }
+    };
+    let cached =
+        |t: &Tensor, idx: &Tensor| on_device(&t.index_select(0, &idx.to_device(t.device())));
     let mut history = Vec::new();
     for epoch in 1..=s.epochs {
-        let perm: Vec<i64> = order.permutation(n).into_iter().map(|i| i as i64).collect();
-        let mut loss_sum = 0.0;
-        let mut steps = 0usize;
-        for chunk in perm.chunks(bs) {
+        let perm = epoch_permutation(&mut order, n as usize, device);
+        let mut losses = StepLosses::new();
+        for begin in (0..n).step_by(bs as usize) {
             if STOP.load(Ordering::Relaxed) {
                 return Err(TrainError::Interrupted);
             }
-            let idx = Tensor::from_slice(chunk).to_device(device);
+            let idx = perm.narrow(0, begin, bs.min(n - begin));
             let xs = data.train_x.index_select(0, &idx);
             let ys = data.train_y.index_select(0, &idx);
             let features = net.features(&xs);
             let out = net.head(&features, true);
-            let rows = |t: &Tensor| {
-                t.index_select(0, &idx.to_device(t.device()))
-                    .to_device(device)
-            };
             let loss = match &signal {
                 TeacherSignal::None => out.cross_entropy_for_logits(&ys),
-                TeacherSignal::Cached(t) => kd_loss(
-                    &out,
-                    &t.index_select(0, &idx.to_device(t.device()))
-                        .to_device(device),
-                    &ys,
-                    temperature,
-                    alpha,
-                ),
+                TeacherSignal::Cached(t) => {
+                    kd_loss(&out, &cached(t, &idx), &ys, temperature, alpha)
+                }
                 TeacherSignal::Live(teacher) => {
                     let t = tch::no_grad(|| teacher.forward_t(&xs, false));
                     kd_loss(&out, &t, &ys, temperature, alpha)
                 }
-                TeacherSignal::Features { maps, regressor } => {
-                    feature_loss(&out, &ys, &features.apply(*regressor), &rows(maps), alpha)
+                TeacherSignal::Features { maps, regressor } => feature_loss(
+                    &out,
+                    &ys,
+                    &features.apply(*regressor),
+                    &cached(maps, &idx),
+                    alpha,
+                ),
+                TeacherSignal::Labels(labels) => {
+                    imitation_loss(&out, &ys, &cached(labels, &idx), alpha)
                 }
-                TeacherSignal::Labels(labels) => imitation_loss(&out, &ys, &rows(labels), alpha),
             };
             opt.backward_step(&loss);
-            steps += 1;
-            let l = loss.double_value(&[]);
-            if !l.is_finite() {
-                return Err(TrainError::Diverged {
-                    epoch,
-                    step: steps,
-                    loss: l,
-                });
-            }
-            loss_sum += l;
+            losses.push(&loss);
         }
+        let train_loss = losses.finish(epoch)?;
         let stats = EpochStats {
             epoch,
-            train_loss: loss_sum / steps.max(1) as f64,
+            train_loss,
             val_acc: accuracy(net, &data.val_x, &data.val_y),
             test_acc: accuracy(net, &data.test_x, &data.test_y),
             seconds: start.elapsed().as_secs_f64(),

@@ -2,7 +2,7 @@
 //! weights and sees the same batches; only T and α differ.
 
 use kd_sweep::config::{DataConfig, DatasetKind};
-use kd_sweep::data::{self, write, Prepared};
+use kd_sweep::data::{self, write, Dataset};
 use kd_sweep::model::Arch;
 use kd_sweep::train;
 use tch::Device;
@@ -22,7 +22,7 @@ fn weights(vs: &tch::nn::VarStore) -> Vec<(String, Vec<f32>)> {
 }
 
 /// A small generated MNIST-format dataset, prepared on the CPU.
-fn tiny() -> Prepared {
+fn tiny() -> Dataset {
     let d = tempfile::tempdir().unwrap();
     write::synthetic_mnist(d.path(), 64, 16, 1, false).unwrap();
     let raw = data::read(DatasetKind::Mnist, d.path()).unwrap();
@@ -34,19 +34,30 @@ fn tiny() -> Prepared {
         test_subset: None,
         split_seed: 0,
     };
-    Prepared::from_raw(&raw, &cfg, Device::Cpu)
+    Dataset::from_raw(&raw, &cfg, Device::Cpu)
+}
+
+/// The settings of a student run of `seed` (only the seed and stream matter for initialisation).
+fn student(seed: u64) -> train::RunSettings {
+    train::RunSettings {
+        epochs: 1,
+        batch_size: 8,
+        lr: 1e-3,
+        seed,
+        stream: train::STUDENT_STREAM,
+    }
 }
 
 #[test]
 fn students_of_one_seed_start_identical_and_seeds_differ() {
     let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let prep = tiny();
-    let (a, _) = train::init(Arch::Student, &prep, Device::Cpu, 3, "student");
+    let (a, _) = train::init(Arch::Student, &prep, Device::Cpu, &student(3));
     // something else drawing from libtorch's generator in between must not matter
     let _noise = tch::Tensor::randn([100], (tch::Kind::Float, Device::Cpu));
-    let (b, _) = train::init(Arch::Student, &prep, Device::Cpu, 3, "student");
+    let (b, _) = train::init(Arch::Student, &prep, Device::Cpu, &student(3));
     assert_eq!(weights(&a), weights(&b));
-    let (c, _) = train::init(Arch::Student, &prep, Device::Cpu, 4, "student");
+    let (c, _) = train::init(Arch::Student, &prep, Device::Cpu, &student(4));
     assert_ne!(weights(&a), weights(&c));
 }
 
@@ -54,8 +65,8 @@ fn students_of_one_seed_start_identical_and_seeds_differ() {
 fn a_regressor_built_beside_the_student_does_not_change_its_initial_weights() {
     let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let prep = tiny();
-    let (plain, _) = train::init(Arch::Student, &prep, Device::Cpu, 5, "student");
-    let (with, _, _reg) = train::init_with(Arch::Student, &prep, Device::Cpu, 5, "student", |p| {
+    let (plain, _) = train::init(Arch::Student, &prep, Device::Cpu, &student(5));
+    let (with, _, _reg) = train::init_with(Arch::Student, &prep, Device::Cpu, &student(5), |p| {
         tch::nn::conv2d(p / "regressor", 16, 32, 1, Default::default())
     });
     let student_only: Vec<_> = weights(&with)

@@ -836,3 +836,41 @@ fn a_fused_sweep_gives_the_numbers_of_an_unfused_one() {
         }
     }
 }
+
+#[test]
+fn a_finished_run_from_another_device_class_is_not_mixed_in() {
+    let c = Case::new(200, 60);
+    let s = c.sweep("cls", &body("[0]", "[1]", "[0.5]"));
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out", "-q"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = c.path("out/cls/records");
+    // make the student's record say it was trained on a GPU (a valid record, checksum and all)
+    let path = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("student-")
+        })
+        .unwrap();
+    let mut r = kd_sweep::store::RunRecord::from_json(&std::fs::read(&path).unwrap()).unwrap();
+    r.device = "cuda:0".into();
+    std::fs::write(&path, r.to_json()).unwrap();
+    let before = record_mtimes(&c.path("out/cls"));
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("was trained on cuda:0, but this sweep runs on cpu"),
+        "{err}"
+    );
+    let after = record_mtimes(&c.path("out/cls"));
+    for (k, t) in &before {
+        let retrained = after.get(k) != Some(t);
+        assert_eq!(retrained, k.starts_with("student-"), "{k}");
+    }
+    let rows = csv_rows(&c.path("out/cls/runs.csv"));
+    assert!(rows.iter().all(|r| r["device"] == "cpu"), "{rows:?}");
+}

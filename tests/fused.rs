@@ -2,7 +2,7 @@
 //! updated weights as G separate steps, and several epochs give the same numbers as G separate runs.
 
 use kd_sweep::config::{DataConfig, DatasetKind};
-use kd_sweep::data::{self, write, Prepared};
+use kd_sweep::data::{self, write, Dataset};
 use kd_sweep::fused::{self, FusedStudent, Member};
 use kd_sweep::model::{Arch, Net};
 use kd_sweep::train::{self, kd_loss, TeacherSignal};
@@ -104,7 +104,7 @@ fn the_shared_dropout_mask_is_the_one_libtorch_draws() {
     tch::manual_seed(7);
     let apart = h.dropout(0.1, true);
     tch::manual_seed(7);
-    let mask = fused::dropout_mask(8, 256, 0.1, &h);
+    let mask = kd_sweep::model::dropout_mask(8, 256, 0.1, &h);
     assert_eq!(rel_err(&apart, &(&h * &mask)), 0.0);
     let kept = mask.ne(0.0).sum(Kind::Int64).int64_value(&[]);
     assert!(kept > 1700 && kept < 2048, "about 90 % kept: {kept}");
@@ -124,7 +124,7 @@ fn several_fused_epochs_give_the_numbers_of_separate_runs() {
         test_subset: None,
         split_seed: 0,
     };
-    let data = Prepared::from_raw(&raw, &cfg, Device::Cpu);
+    let data = Dataset::from_raw(&raw, &cfg, Device::Cpu);
     tch::manual_seed(3);
     let logits = Tensor::randn([data.n_train(), 10], (Kind::Float, Device::Cpu)) * 4.0;
     let members = [(1.0, 0.5), (4.0, 0.5), (4.0, 0.9), (8.0, 0.25)];
@@ -139,7 +139,7 @@ fn several_fused_epochs_give_the_numbers_of_separate_runs() {
     let apart: Vec<Vec<train::EpochStats>> = members
         .iter()
         .map(|&(t, a)| {
-            let (vs, net) = train::init(Arch::Student, &data, Device::Cpu, seed, "student");
+            let (vs, net) = train::init(Arch::Student, &data, Device::Cpu, &settings);
             train::fit(
                 &vs,
                 &net,
@@ -153,23 +153,17 @@ fn several_fused_epochs_give_the_numbers_of_separate_runs() {
             .unwrap()
         })
         .collect();
-    let init = fused::common_init(&data, Device::Cpu, seed);
+    let init = fused::common_init(&data, Device::Cpu, &settings);
     let ms: Vec<Member> = members
         .iter()
         .map(|&(temperature, alpha)| Member { temperature, alpha })
         .collect();
-    let together = fused::fit_fused(
-        &init,
-        &data,
-        &logits,
-        &ms,
-        3,
-        32,
-        2e-3,
-        seed,
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let together: Vec<Vec<train::EpochStats>> =
+        fused::fit_fused(&init, &data, &logits, &ms, &settings, &mut |_, _| {})
+            .unwrap()
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
     for (g, (a, f)) in apart.iter().zip(&together).enumerate() {
         for (ea, ef) in a.iter().zip(f) {
             eprintln!(
@@ -209,4 +203,70 @@ fn several_fused_epochs_give_the_numbers_of_separate_runs() {
     }
     // the students really are different (T and α matter), so agreement is not trivial
     assert!((together[0][2].train_loss - together[3][2].train_loss).abs() > 1e-3);
+}
+
+#[test]
+fn a_diverging_member_of_a_fused_group_fails_alone() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let d = tempfile::tempdir().unwrap();
+    write::synthetic_mnist(d.path(), 200, 60, 4, false).unwrap();
+    let raw = data::read(DatasetKind::Mnist, d.path()).unwrap();
+    let cfg = DataConfig {
+        dataset: DatasetKind::Mnist,
+        path: d.path().into(),
+        validation: 40,
+        train_subset: None,
+        test_subset: None,
+        split_seed: 0,
+    };
+    let data = Dataset::from_raw(&raw, &cfg, Device::Cpu);
+    tch::manual_seed(3);
+    let logits = Tensor::randn([data.n_train(), 10], (Kind::Float, Device::Cpu)) * 4.0;
+    let settings = train::RunSettings {
+        epochs: 2,
+        batch_size: 32,
+        lr: 2e-3,
+        seed: 5,
+        stream: train::STUDENT_STREAM,
+    };
+    let run = |members: &[(f64, f64)]| {
+        let init = fused::common_init(&data, Device::Cpu, &settings);
+        let ms: Vec<Member> = members
+            .iter()
+            .map(|&(temperature, alpha)| Member { temperature, alpha })
+            .collect();
+        fused::fit_fused(&init, &data, &logits, &ms, &settings, &mut |_, _| {}).unwrap()
+    };
+    // T = 0 makes the middle member's KD term NaN at its first step (the config never allows it)
+    let with_bad = run(&[(4.0, 0.5), (0.0, 0.5), (1.0, 0.9)]);
+    let healthy = run(&[(4.0, 0.5), (1.0, 0.9)]);
+    match &with_bad[1] {
+        Err(train::TrainError::Diverged {
+            epoch: 1, step: 1, ..
+        }) => {}
+        other => panic!("the T = 0 member should diverge at epoch 1, step 1: {other:?}"),
+    }
+    // the others finish, with the numbers they have without the bad member beside them
+    for (got, want) in [(&with_bad[0], &healthy[0]), (&with_bad[2], &healthy[1])] {
+        let (got, want) = (got.as_ref().unwrap(), want.as_ref().unwrap());
+        assert_eq!(got.len(), 2);
+        for (g, w) in got.iter().zip(want) {
+            assert!(g.train_loss.is_finite());
+            assert!(
+                (g.train_loss - w.train_loss).abs() < 1e-5 * w.train_loss.abs().max(1.0),
+                "{} vs {}",
+                g.train_loss,
+                w.train_loss
+            );
+            assert!((g.val_acc - w.val_acc).abs() <= 100.0 / 40.0 + 1e-9);
+        }
+    }
+}
+
+#[test]
+fn evaluation_chunks_shrink_with_the_group() {
+    assert_eq!(fused::eval_chunk(1), 1024);
+    assert_eq!(fused::eval_chunk(16), 1024);
+    assert_eq!(fused::eval_chunk(64), 256);
+    assert_eq!(fused::eval_chunk(1000), 64);
 }

@@ -57,7 +57,13 @@ fn snapshot(c: &Case) -> String {
         .as_array()
         .unwrap()
         .iter()
-        .map(|n| format!("{} {}", n["id"].as_str().unwrap(), n["key"].as_str().unwrap()))
+        .map(|n| {
+            format!(
+                "{} {}",
+                n["id"].as_str().unwrap(),
+                n["key"].as_str().unwrap()
+            )
+        })
         .collect();
     // each record as written, less what depends on the clock (seconds, finished_at) and the checksum
     // over them: every other byte, full-precision floats included, is pinned
@@ -65,7 +71,8 @@ fn snapshot(c: &Case) -> String {
         .iter()
         .map(|n| {
             let mut v: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(dir.join("records").join(n)).unwrap()).unwrap();
+                serde_json::from_slice(&std::fs::read(dir.join("records").join(n)).unwrap())
+                    .unwrap();
             let o = v.as_object_mut().unwrap();
             for k in ["seconds", "finished_at", "checksum"] {
                 o.remove(k);
@@ -92,7 +99,8 @@ fn check(fuse: bool) {
     let out = c.run(&[sweep.to_str().unwrap(), "--quiet"]);
     assert!(out.status.success(), "{}", text(&out));
     let got = snapshot(&c);
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/small-sweep.txt");
+    let golden =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/small-sweep.txt");
     if std::env::var_os("KD_SWEEP_BLESS").is_some() && !fuse {
         std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
         std::fs::write(&golden, &got).unwrap();

@@ -50,7 +50,8 @@ fn every_bad_sweep_file_in_the_corpus_is_refused_clearly() {
         if !at.is_empty() && !err.contains(&format!("{name}:{at}:")) {
             why.push(format!("not at {at}"));
         }
-        if !says.is_empty() && !err.contains(&says) {
+        // `says: a | b`: the message depends on the machine (no driver, CPU-only libtorch, fewer GPUs)
+        if !says.is_empty() && !says.split(" | ").any(|alt| err.contains(alt)) {
             why.push(format!("does not say {says:?}"));
         }
         if err.contains("panicked") || err.lines().count() > 3 {

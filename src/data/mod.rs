@@ -206,7 +206,7 @@ pub fn check_sizes(
 }
 
 /// Normalized tensors of the three splits, ready for training on one device.
-pub struct Prepared {
+pub struct Dataset {
     pub train_x: Tensor,
     pub train_y: Tensor,
     pub val_x: Tensor,
@@ -216,12 +216,10 @@ pub struct Prepared {
     /// Channels, height, width.
     pub shape: [i64; 3],
     pub classes: i64,
-    pub mean: Vec<f64>,
-    pub std: Vec<f64>,
 }
 
-impl Prepared {
-    pub fn from_raw(raw: &RawDataset, cfg: &DataConfig, device: Device) -> Prepared {
+impl Dataset {
+    pub fn from_raw(raw: &RawDataset, cfg: &DataConfig, device: Device) -> Dataset {
         let idx = split_indices(cfg, raw.train.n, raw.test.n);
         let (mean, std) = channel_stats(&raw.train, &idx.train);
         let tr = &raw.train;
@@ -250,7 +248,7 @@ impl Prepared {
         let (train_x, train_y) = to_tensor(&raw.train, &idx.train);
         let (val_x, val_y) = to_tensor(&raw.train, &idx.val);
         let (test_x, test_y) = to_tensor(&raw.test, &idx.test);
-        Prepared {
+        Dataset {
             train_x,
             train_y,
             val_x,
@@ -259,8 +257,6 @@ impl Prepared {
             test_y,
             shape,
             classes: raw.classes as i64,
-            mean,
-            std,
         }
     }
 

@@ -283,6 +283,97 @@ pub fn y_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     ((lo - pad).max(0.0), (hi + pad).min(100.0))
 }
 
+/// What the accuracy chart shows, prepared apart from the drawing: the logit cells on the T axis, the
+/// cells of methods without a temperature, the shared vertical range, the α list and the chosen cell.
+struct AccuracyView<'s> {
+    s: &'s Summary,
+    logit: Vec<&'s Cell>,
+    others: Vec<&'s Cell>,
+    /// Methods without a temperature that have cells, in report order.
+    methods: Vec<Method>,
+    y: (f64, f64),
+    alphas: Vec<(f64, String)>,
+    chosen: Option<&'s Cell>,
+}
+
+impl<'s> AccuracyView<'s> {
+    fn of(s: &'s Summary) -> AccuracyView<'s> {
+        let (logit, others): (Vec<&Cell>, Vec<&Cell>) =
+            s.cells.iter().partition(|c| c.method.uses_temperature());
+        let methods = Method::ALL
+            .into_iter()
+            .filter(|m| others.iter().any(|c| c.method == *m))
+            .collect();
+        let ys = s
+            .cells
+            .iter()
+            .flat_map(|c| [c.test.mean - c.test.std, c.test.mean + c.test.std]);
+        let y = y_range(
+            ys.chain(s.teacher.map(|t| t.mean))
+                .chain(s.baseline.map(|b| b.mean)),
+        );
+        AccuracyView {
+            s,
+            logit,
+            others,
+            methods,
+            y,
+            alphas: alphas(&s.cells),
+            chosen: s.chosen.map(|i| &s.cells[i]),
+        }
+    }
+
+    /// The colour rank of an α value.
+    fn rank(&self, a: &str) -> usize {
+        self.alphas.iter().position(|x| x.1 == a).unwrap_or(0)
+    }
+
+    fn entries(&self) -> Vec<Entry> {
+        let mut entries = Vec::new();
+        for (name, stat, colour) in [
+            ("teacher", self.s.teacher, TEACHER),
+            ("baseline student", self.s.baseline, BASELINE),
+        ] {
+            if let Some(st) = stat {
+                entries.push(Entry {
+                    label: format!("{name} {:.2}%", st.mean),
+                    colour,
+                    line: Line::Dashed,
+                });
+            }
+        }
+        for (r, (_, a)) in self.alphas.iter().enumerate() {
+            entries.push(Entry {
+                label: format!("α = {a}"),
+                colour: alpha_colour(r),
+                line: Line::Solid,
+            });
+        }
+        if let Some(c) = self.chosen {
+            entries.push(Entry {
+                label: format!("chosen: {}", c.label()),
+                colour: BLACK,
+                line: Line::Marker,
+            });
+        }
+        entries
+    }
+
+    fn note(&self) -> String {
+        let n = self.s.cells.iter().map(|c| c.test.n).max().unwrap_or(1);
+        let mut note = if n > 1 {
+            format!("mean of {n} seeds; bars ± 1 std")
+        } else {
+            "one seed".to_string()
+        };
+        note.push_str("\nchosen by validation accuracy");
+        if !self.methods.is_empty() {
+            note.push_str("\nright panel: methods that\nhave no temperature");
+        }
+        note
+    }
+}
+
 /// `accuracy_vs_temperature`: logit students' test accuracy against T, one line per α (mean over
 /// seeds, ± std bars), dashed teacher and baseline, a ring on the setting chosen by validation, and —
 /// when the sweep has them — the methods without a temperature in a panel of their own beside it.
@@ -295,228 +386,189 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(derr)?;
+    let v = AccuracyView::of(s);
     let (plots, side) = root.split_horizontally(root.dim_in_pixel().0 - LEGEND_WIDTH);
-    let logit: Vec<&Cell> = s
-        .cells
-        .iter()
-        .filter(|c| c.method.uses_temperature())
-        .collect();
-    let others: Vec<&Cell> = s
-        .cells
-        .iter()
-        .filter(|c| !c.method.uses_temperature())
-        .collect();
-    let mut methods: Vec<Method> = Vec::new();
-    for c in &others {
-        if !methods.contains(&c.method) {
-            methods.push(c.method);
+    if v.methods.is_empty() || v.logit.is_empty() {
+        if v.logit.is_empty() {
+            accuracy_panel(&plots, title, &v)?;
+        } else {
+            accuracy_t_axis(&plots, title, &v)?;
         }
-    }
-    let ys = s
-        .cells
-        .iter()
-        .flat_map(|c| [c.test.mean - c.test.std, c.test.mean + c.test.std]);
-    let (y0, y1) = y_range(
-        ys.chain(s.teacher.map(|t| t.mean))
-            .chain(s.baseline.map(|b| b.mean)),
-    );
-    let (plot, panel, title) = if methods.is_empty() || logit.is_empty() {
-        (plots.clone(), None, title)
     } else {
         // one title over both panels, so it is centred on the whole plot and never clipped
         let plots = plots
             .titled(title, ("sans-serif", 22).into_font())
             .map_err(derr)?;
         let w = plots.dim_in_pixel().0;
-        let (a, b) = plots.split_horizontally(w - 90 - 70 * methods.len() as u32);
-        (a, Some(b), "")
-    };
-    let alpha_list = alphas(&s.cells);
-    let rank = |a: &str| alpha_list.iter().position(|x| x.1 == a).unwrap_or(0);
-    let chosen = s.chosen.map(|i| &s.cells[i]);
-    let mut entries = Vec::new();
-    for (name, stat, colour) in [
-        ("teacher", s.teacher, TEACHER),
-        ("baseline student", s.baseline, BASELINE),
-    ] {
-        if let Some(st) = stat {
-            entries.push(Entry {
-                label: format!("{name} {:.2}%", st.mean),
-                colour,
-                line: Line::Dashed,
-            });
-        }
+        let (plot, panel) = plots.split_horizontally(w - 90 - 70 * v.methods.len() as u32);
+        accuracy_t_axis(&plot, "", &v)?;
+        accuracy_panel(&panel, "", &v)?;
     }
-    for (r, (_, a)) in alpha_list.iter().enumerate() {
-        entries.push(Entry {
-            label: format!("α = {a}"),
-            colour: alpha_colour(r),
-            line: Line::Solid,
-        });
-    }
-    if let Some(c) = chosen {
-        entries.push(Entry {
-            label: format!("chosen: {}", c.label()),
-            colour: BLACK,
-            line: Line::Marker,
-        });
-    }
+    legend(&side, "legend", &v.entries(), &v.note())
+}
 
-    if !logit.is_empty() {
-        let axis = TAxis::new(temperatures(&s.cells));
-        let (x0, x1) = axis.range;
-        let mut chart = temperature_chart(&plot, title, &axis, (y0, y1))?;
-        for (stat, colour) in [(s.teacher, TEACHER), (s.baseline, BASELINE)] {
-            if let Some(st) = stat {
-                chart
-                    .draw_series(DashedLineSeries::new(
-                        [(x0, st.mean), (x1, st.mean)],
-                        8,
-                        6,
-                        colour.stroke_width(2),
-                    ))
-                    .map_err(derr)?;
-            }
-        }
-        for (r, (_, a)) in alpha_list.iter().enumerate() {
-            let colour = alpha_colour(r);
-            let pts: Vec<&&Cell> = logit.iter().filter(|c| &c.alpha == a).collect();
+/// The logit cells against T.
+fn accuracy_t_axis<DB: DrawingBackend>(
+    plot: &Area<DB>,
+    title: &str,
+    v: &AccuracyView,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let axis = TAxis::new(temperatures(&v.s.cells));
+    let (x0, x1) = axis.range;
+    let mut chart = temperature_chart(plot, title, &axis, v.y)?;
+    for (stat, colour) in [(v.s.teacher, TEACHER), (v.s.baseline, BASELINE)] {
+        if let Some(st) = stat {
             chart
-                .draw_series(LineSeries::new(
-                    pts.iter().map(|c| (c.t_value, c.test.mean)),
+                .draw_series(DashedLineSeries::new(
+                    [(x0, st.mean), (x1, st.mean)],
+                    8,
+                    6,
                     colour.stroke_width(2),
                 ))
                 .map_err(derr)?;
-            chart
-                .draw_series(
-                    pts.iter()
-                        .map(|c| Circle::new((c.t_value, c.test.mean), 4, colour.filled())),
-                )
-                .map_err(derr)?;
-            if pts.iter().any(|c| c.test.n > 1) {
-                chart
-                    .draw_series(pts.iter().map(|c| {
-                        ErrorBar::new_vertical(
-                            c.t_value,
-                            c.test.mean - c.test.std,
-                            c.test.mean,
-                            c.test.mean + c.test.std,
-                            colour.stroke_width(1),
-                            8,
-                        )
-                    }))
-                    .map_err(derr)?;
-            }
-        }
-        if let Some(c) = chosen.filter(|c| c.method.uses_temperature()) {
-            chart
-                .draw_series([Circle::new(
-                    (c.t_value, c.test.mean),
-                    10,
-                    BLACK.stroke_width(3),
-                )])
-                .map_err(derr)?;
         }
     }
-    let target = if logit.is_empty() { Some(plot) } else { panel };
-    if let Some(area) = target {
-        // one column per method; the α values side by side within it
-        let k = methods.len() as f64;
-        // beside the T axis the panel has no caption of its own, so both share one vertical scale
-        let mut builder = ChartBuilder::on(&area);
-        if logit.is_empty() {
-            builder.caption(title, ("sans-serif", 22).into_font());
-        }
-        let mut chart = builder
-            .margin(16)
-            .margin_left(if logit.is_empty() { 16 } else { 4 })
-            .x_label_area_size(50)
-            .y_label_area_size(if logit.is_empty() { 64 } else { 0 })
-            .build_cartesian_2d(0.0..k, y0..y1)
-            .map_err(derr)?;
-        let names: Vec<&str> = methods.iter().map(|m| m.name()).collect();
+    for (r, (_, a)) in v.alphas.iter().enumerate() {
+        let colour = alpha_colour(r);
+        let pts: Vec<&&Cell> = v.logit.iter().filter(|c| &c.alpha == a).collect();
         chart
-            .configure_mesh()
-            .x_desc(if logit.is_empty() {
-                ""
-            } else {
-                "no temperature"
-            })
-            .axis_desc_style(("sans-serif", 18))
-            .y_desc(if logit.is_empty() {
-                "student test accuracy (%)"
-            } else {
-                ""
-            })
-            .axis_desc_style(("sans-serif", 18))
-            .label_style(("sans-serif", 15))
-            .x_labels(methods.len() * 2 + 1)
-            .x_label_formatter(&|v: &f64| {
-                let i = (*v - 0.5).round();
-                if (v - 0.5 - i).abs() < 1e-6 && i >= 0.0 {
-                    names
-                        .get(i as usize)
-                        .map_or(String::new(), |n| n.to_string())
-                } else {
-                    String::new()
-                }
-            })
-            .y_label_formatter(&|v: &f64| format!("{v:.1}"))
-            .light_line_style(WHITE.mix(0.0))
-            .bold_line_style(BLACK.mix(0.08))
-            .draw()
+            .draw_series(LineSeries::new(
+                pts.iter().map(|c| (c.t_value, c.test.mean)),
+                colour.stroke_width(2),
+            ))
             .map_err(derr)?;
-        for (stat, colour) in [(s.teacher, TEACHER), (s.baseline, BASELINE)] {
-            if let Some(st) = stat {
-                chart
-                    .draw_series(DashedLineSeries::new(
-                        [(0.0, st.mean), (k, st.mean)],
+        chart
+            .draw_series(
+                pts.iter()
+                    .map(|c| Circle::new((c.t_value, c.test.mean), 4, colour.filled())),
+            )
+            .map_err(derr)?;
+        if pts.iter().any(|c| c.test.n > 1) {
+            chart
+                .draw_series(pts.iter().map(|c| {
+                    ErrorBar::new_vertical(
+                        c.t_value,
+                        c.test.mean - c.test.std,
+                        c.test.mean,
+                        c.test.mean + c.test.std,
+                        colour.stroke_width(1),
                         8,
-                        6,
-                        colour.stroke_width(2),
-                    ))
-                    .map_err(derr)?;
-            }
+                    )
+                }))
+                .map_err(derr)?;
         }
-        let n_alpha = alpha_list.len().max(1) as f64;
-        for (mi, m) in methods.iter().enumerate() {
-            for c in others.iter().filter(|c| c.method == *m) {
-                let x = mi as f64 + 0.2 + 0.6 * (rank(&c.alpha) as f64 + 0.5) / n_alpha;
-                let colour = alpha_colour(rank(&c.alpha));
+    }
+    if let Some(c) = v.chosen.filter(|c| c.method.uses_temperature()) {
+        chart
+            .draw_series([Circle::new(
+                (c.t_value, c.test.mean),
+                10,
+                BLACK.stroke_width(3),
+            )])
+            .map_err(derr)?;
+    }
+    Ok(())
+}
+
+/// The methods without a temperature: one column per method, the α values side by side within it.
+/// Beside the T axis it has no caption of its own and shares the T axis's vertical scale.
+fn accuracy_panel<DB: DrawingBackend>(
+    area: &Area<DB>,
+    title: &str,
+    v: &AccuracyView,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    // one column per method; the α values side by side within it
+    let k = v.methods.len() as f64;
+    // beside the T axis the panel has no caption of its own, so both share one vertical scale
+    let mut builder = ChartBuilder::on(area);
+    if v.logit.is_empty() {
+        builder.caption(title, ("sans-serif", 22).into_font());
+    }
+    let mut chart = builder
+        .margin(16)
+        .margin_left(if v.logit.is_empty() { 16 } else { 4 })
+        .x_label_area_size(50)
+        .y_label_area_size(if v.logit.is_empty() { 64 } else { 0 })
+        .build_cartesian_2d(0.0..k, v.y.0..v.y.1)
+        .map_err(derr)?;
+    let names: Vec<&str> = v.methods.iter().map(|m| m.name()).collect();
+    chart
+        .configure_mesh()
+        .x_desc(if v.logit.is_empty() {
+            ""
+        } else {
+            "no temperature"
+        })
+        .axis_desc_style(("sans-serif", 18))
+        .y_desc(if v.logit.is_empty() {
+            "student test accuracy (%)"
+        } else {
+            ""
+        })
+        .axis_desc_style(("sans-serif", 18))
+        .label_style(("sans-serif", 15))
+        .x_labels(v.methods.len() * 2 + 1)
+        .x_label_formatter(&|v: &f64| {
+            let i = (*v - 0.5).round();
+            if (v - 0.5 - i).abs() < 1e-6 && i >= 0.0 {
+                names
+                    .get(i as usize)
+                    .map_or(String::new(), |n| n.to_string())
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|v: &f64| format!("{v:.1}"))
+        .light_line_style(WHITE.mix(0.0))
+        .bold_line_style(BLACK.mix(0.08))
+        .draw()
+        .map_err(derr)?;
+    for (stat, colour) in [(v.s.teacher, TEACHER), (v.s.baseline, BASELINE)] {
+        if let Some(st) = stat {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(0.0, st.mean), (k, st.mean)],
+                    8,
+                    6,
+                    colour.stroke_width(2),
+                ))
+                .map_err(derr)?;
+        }
+    }
+    let n_alpha = v.alphas.len().max(1) as f64;
+    for (mi, m) in v.methods.iter().enumerate() {
+        for c in v.others.iter().filter(|c| c.method == *m) {
+            let x = mi as f64 + 0.2 + 0.6 * (v.rank(&c.alpha) as f64 + 0.5) / n_alpha;
+            let colour = alpha_colour(v.rank(&c.alpha));
+            chart
+                .draw_series([Circle::new((x, c.test.mean), 5, colour.filled())])
+                .map_err(derr)?;
+            if c.test.n > 1 {
                 chart
-                    .draw_series([Circle::new((x, c.test.mean), 5, colour.filled())])
+                    .draw_series([ErrorBar::new_vertical(
+                        x,
+                        c.test.mean - c.test.std,
+                        c.test.mean,
+                        c.test.mean + c.test.std,
+                        colour.stroke_width(1),
+                        8,
+                    )])
                     .map_err(derr)?;
-                if c.test.n > 1 {
-                    chart
-                        .draw_series([ErrorBar::new_vertical(
-                            x,
-                            c.test.mean - c.test.std,
-                            c.test.mean,
-                            c.test.mean + c.test.std,
-                            colour.stroke_width(1),
-                            8,
-                        )])
-                        .map_err(derr)?;
-                }
-                if chosen.is_some_and(|ch| std::ptr::eq(ch, *c)) {
-                    chart
-                        .draw_series([Circle::new((x, c.test.mean), 10, BLACK.stroke_width(3))])
-                        .map_err(derr)?;
-                }
+            }
+            if v.chosen.is_some_and(|ch| std::ptr::eq(ch, *c)) {
+                chart
+                    .draw_series([Circle::new((x, c.test.mean), 10, BLACK.stroke_width(3))])
+                    .map_err(derr)?;
             }
         }
     }
-    let n = s.cells.iter().map(|c| c.test.n).max().unwrap_or(1);
-    let mut note = if n > 1 {
-        format!("mean of {n} seeds; bars ± 1 std")
-    } else {
-        "one seed".to_string()
-    };
-    note.push_str("\nchosen by validation accuracy");
-    if !methods.is_empty() {
-        note.push_str("\nright panel: methods that\nhave no temperature");
-    }
-    legend(&side, "legend", &entries, &note)
+    Ok(())
 }
 
 /// Blue (negative) – white (zero) – red (positive), `v` in [−1, 1].
@@ -748,7 +800,7 @@ where
         }
     }
     // the other families at their best α, dotted
-    for m in [Method::Feature, Method::Imitation] {
+    for m in Method::ALL.into_iter().filter(|m| !m.uses_temperature()) {
         if let Some(b) = super::best_by_validation(&s.cells, |c| c.method == m).map(|i| &s.cells[i])
         {
             let rs: Vec<&RunRecord> = done

@@ -195,14 +195,10 @@ pub fn summarize(records: &[&RunRecord]) -> Summary {
             });
         }
     }
-    let order = |m: Method| {
-        [Method::Logit, Method::Feature, Method::Imitation]
-            .iter()
-            .position(|x| *x == m)
-    };
     cells.sort_by(|x, y| {
-        order(x.method)
-            .cmp(&order(y.method))
+        x.method
+            .rank()
+            .cmp(&y.method.rank())
             .then(x.a_value.total_cmp(&y.a_value))
             .then(x.t_value.total_cmp(&y.t_value))
     });
@@ -269,6 +265,19 @@ pub struct Meta {
     pub seeds: Vec<u64>,
     pub teacher_epochs: u32,
     pub student_epochs: u32,
+}
+
+impl Meta {
+    /// The context `summary.md` and the charts show for a sweep.
+    pub fn of(sweep: &crate::config::Sweep) -> Meta {
+        Meta {
+            name: sweep.name.clone(),
+            dataset: sweep.data.dataset.name().to_string(),
+            seeds: sweep.seeds.clone(),
+            teacher_epochs: sweep.teacher.epochs,
+            student_epochs: sweep.student.epochs,
+        }
+    }
 }
 
 fn gain_cells(g: &Option<Gain>) -> (String, String) {
@@ -377,40 +386,18 @@ pub struct Loaded {
 /// with a warning through `warn`.
 pub fn load(dir: &std::path::Path, warn: &dyn Fn(&str)) -> anyhow::Result<Loaded> {
     use anyhow::Context;
-    let mpath = dir.join("manifest.json");
-    let bytes = std::fs::read(&mpath).with_context(|| {
-        format!("{}: no manifest.json; give a sweep's results folder (such as results/quick) written by `kd-sweep SWEEP.toml`", dir.display())
-    })?;
-    let m: serde_json::Value = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{}: not a kd-sweep manifest", mpath.display()))?;
-    let sweep = &m["sweep"];
-    let meta = Meta {
-        name: m["name"].as_str().unwrap_or_default().to_string(),
-        dataset: sweep["data"]["dataset"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        seeds: sweep["seeds"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
-            .unwrap_or_default(),
-        teacher_epochs: sweep["teacher"]["epochs"].as_u64().unwrap_or(0) as u32,
-        student_epochs: sweep["student"]["epochs"].as_u64().unwrap_or(0) as u32,
-    };
-    let plan = m["plan"].as_array().with_context(|| {
-        format!(
-            "{}: lists no runs; run the sweep again with this kd-sweep to refresh it",
-            mpath.display()
-        )
-    })?;
+    if !dir.join(crate::store::MANIFEST).exists() {
+        anyhow::bail!("{}: no manifest.json; give a sweep's results folder (such as results/quick) written by `kd-sweep SWEEP.toml`", dir.display());
+    }
+    let m = crate::store::Manifest::read(dir)
+        .map_err(anyhow::Error::msg)
+        .context("run the sweep again with this kd-sweep to refresh it")?;
+    let meta = Meta::of(&m.sweep);
     let mut records = Vec::new();
-    for item in plan {
-        let (Some(id), Some(key)) = (item["id"].as_str(), item["key"].as_str()) else {
-            continue;
-        };
+    for run in &m.plan {
         let path = dir
             .join("records")
-            .join(format!("{id}.{}.json", &key[..key.len().min(16)]));
+            .join(crate::store::record_file_name(&run.id, &run.key));
         // a record that is missing was not run yet (or never started): nothing to report
         if let Ok(b) = std::fs::read(&path) {
             match RunRecord::from_json(&b) {
@@ -422,7 +409,7 @@ pub fn load(dir: &std::path::Path, warn: &dyn Fn(&str)) -> anyhow::Result<Loaded
     Ok(Loaded {
         dir: dir.to_path_buf(),
         meta,
-        model_version: m["model_version"].as_u64().unwrap_or(0),
+        model_version: m.model_version as u64,
         records,
     })
 }

@@ -1,0 +1,560 @@
+//! Devices: the one validated conversion from a device name (`cpu`, `cuda:N`) to [`DeviceSpec`], what
+//! this machine can offer ([`Probe`]), why a GPU cannot be used ([`DeviceError`]), and how the devices
+//! of a sweep become worker slots.
+//!
+//! Everything that decides something is a pure function of a `Probe`, so the GPU paths are checked on
+//! machines without a GPU by handing them fake probes (`tests` below); `Probe::read` is the only part
+//! that asks libtorch and the operating system.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A device a worker runs on. `cuda:01` and `cuda:1` parse to the same value, so one GPU can never get
+/// two slots by spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DeviceSpec {
+    Cpu,
+    Cuda(usize),
+}
+
+impl DeviceSpec {
+    /// `cpu` or `cuda:N` (N a whole number).
+    pub fn parse(s: &str) -> Result<DeviceSpec, String> {
+        let s = s.trim();
+        if s == "cpu" {
+            return Ok(DeviceSpec::Cpu);
+        }
+        match s.strip_prefix("cuda:") {
+            Some(n) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => n
+                .parse()
+                .map(DeviceSpec::Cuda)
+                .map_err(|_| format!("\"{s}\": device index too large")),
+            _ => Err(format!(
+                "\"{s}\" is not a device; use \"auto\", \"cpu\", or names such as \"cuda:0\""
+            )),
+        }
+    }
+
+    pub fn is_cuda(self) -> bool {
+        matches!(self, DeviceSpec::Cuda(_))
+    }
+
+    /// The libtorch device inside a process. A worker pinned to one GPU through
+    /// `CUDA_VISIBLE_DEVICES` sees it as `cuda:0` ([`PINNED_ENV`]).
+    pub fn tch(self) -> tch::Device {
+        match self {
+            DeviceSpec::Cpu => tch::Device::Cpu,
+            DeviceSpec::Cuda(_) if std::env::var_os(PINNED_ENV).is_some() => tch::Device::Cuda(0),
+            DeviceSpec::Cuda(i) => tch::Device::Cuda(i),
+        }
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Cpu => write!(f, "cpu"),
+            DeviceSpec::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+impl Serialize for DeviceSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        DeviceSpec::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Set by the coordinator in a worker it pinned to one GPU with `CUDA_VISIBLE_DEVICES`.
+pub const PINNED_ENV: &str = "KD_SWEEP_PINNED_GPU";
+
+/// Which devices to run on, as the sweep file or `--devices` says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Devices {
+    /// Every CUDA device libtorch sees, else the CPU (with a line saying why).
+    Auto,
+    Cpu,
+    List(Vec<DeviceSpec>),
+}
+
+impl Devices {
+    /// `"auto"`, `"cpu"`, or a comma-separated list of device names; a device listed twice (in any
+    /// spelling) is an error.
+    pub fn parse(s: &str) -> Result<Devices, String> {
+        match s.trim() {
+            "auto" => Ok(Devices::Auto),
+            "cpu" => Ok(Devices::Cpu),
+            list => Devices::list(list.split(',')),
+        }
+    }
+
+    /// A list of device names, each once.
+    pub fn list<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Devices, String> {
+        let mut out: Vec<DeviceSpec> = Vec::new();
+        for name in names {
+            let d = DeviceSpec::parse(name)?;
+            if out.contains(&d) {
+                return Err(format!("{d} is listed twice"));
+            }
+            out.push(d);
+        }
+        if out.is_empty() {
+            return Err("is empty; use \"auto\", \"cpu\" or a list such as [\"cuda:0\"]".into());
+        }
+        Ok(Devices::List(out))
+    }
+}
+
+/// What this process can see of CUDA. `read` fills it from libtorch and the operating system; tests
+/// build it by hand.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Probe {
+    /// libtorch's CUDA backend (libtorch_cuda.so) is loaded in this process.
+    pub has_cudart: bool,
+    /// The CUDA runtime version libtorch was built with, as (major, minor), when it has one.
+    pub cuda_version: Option<(u32, u32)>,
+    /// The NVIDIA kernel driver's version, from /proc/driver/nvidia/version.
+    pub driver: Option<String>,
+    /// /dev/nvidia0 exists: this machine has an NVIDIA GPU.
+    pub gpu_node: bool,
+    /// CUDA devices libtorch can use.
+    pub device_count: usize,
+    /// The user's CUDA_VISIBLE_DEVICES, if set.
+    pub visible: Option<String>,
+}
+
+impl Probe {
+    /// Asks libtorch and the operating system.
+    pub fn read() -> Probe {
+        let has_cudart = tch::utils::has_cudart();
+        let v = if has_cudart {
+            tch::utils::version_cudart()
+        } else {
+            0
+        };
+        // libtorch reports CUDART_VERSION: major * 1000 + minor * 10
+        let cuda_version = (v > 0).then_some(((v / 1000) as u32, ((v % 1000) / 10) as u32));
+        let driver = std::fs::read_to_string("/proc/driver/nvidia/version")
+            .ok()
+            .and_then(|t| driver_version(&t));
+        Probe {
+            has_cudart,
+            cuda_version,
+            driver,
+            gpu_node: std::path::Path::new("/dev/nvidia0").exists(),
+            device_count: if has_cudart {
+                tch::Cuda::device_count().max(0) as usize
+            } else {
+                0
+            },
+            visible: std::env::var("CUDA_VISIBLE_DEVICES").ok(),
+        }
+    }
+
+    /// Why no CUDA device is usable (call when `device_count` is 0).
+    pub fn why_no_gpu(&self) -> DeviceError {
+        let Some((major, minor)) = self.cuda_version.filter(|_| self.has_cudart) else {
+            return DeviceError::CpuOnlyLibtorch;
+        };
+        let cuda = format!("{major}.{minor}");
+        let needed = min_driver(major);
+        match &self.driver {
+            None => DeviceError::NoDriver {
+                cuda,
+                needed,
+                gpu_node: self.gpu_node,
+            },
+            Some(d) if driver_major(d).is_some_and(|m| m < needed) => DeviceError::DriverTooOld {
+                driver: d.clone(),
+                cuda,
+                needed,
+            },
+            Some(d) => DeviceError::NoneVisible {
+                driver: d.clone(),
+                visible: self.visible.clone(),
+            },
+        }
+    }
+}
+
+/// The kernel driver's version from the text of /proc/driver/nvidia/version
+/// ("NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.65.06  Sun Jul 27 …").
+pub fn driver_version(text: &str) -> Option<String> {
+    let line = text.lines().find(|l| l.starts_with("NVRM version"))?;
+    line.split_whitespace()
+        .find(|w| w.contains('.') && w.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        .map(String::from)
+}
+
+fn driver_major(version: &str) -> Option<u32> {
+    version.split('.').next()?.parse().ok()
+}
+
+/// The oldest Linux driver a CUDA major version runs on (NVIDIA's CUDA compatibility table: 13.x needs
+/// ≥ 580, 12.x ≥ 525 with minor-version compatibility, 11.x ≥ 450).
+pub fn min_driver(cuda_major: u32) -> u32 {
+    match cuda_major {
+        0..=11 => 450,
+        12 => 525,
+        _ => 580,
+    }
+}
+
+/// Why the requested devices cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DeviceError {
+    #[error(
+        "this libtorch has no CUDA backend (a CPU-only build, or libtorch_cuda.so is not loaded); \
+         use a CUDA build of libtorch 2.11.0 (`LIBTORCH=/path/to/libtorch make setup`), or devices = \"cpu\""
+    )]
+    CpuOnlyLibtorch,
+    #[error(
+        "no NVIDIA driver found{}: this libtorch is built for CUDA {cuda} and needs driver ≥ {needed}; \
+         install the driver, or run on the CPU with devices = \"cpu\"",
+        if *gpu_node { " (/dev/nvidia0 exists, but /proc/driver/nvidia/version does not)" } else { "" }
+    )]
+    NoDriver {
+        cuda: String,
+        needed: u32,
+        gpu_node: bool,
+    },
+    #[error(
+        "the NVIDIA driver {driver} is too old for CUDA {cuda} (this libtorch needs driver ≥ {needed}); \
+         install a newer driver, or use a cu12x build of the same libtorch 2.11.0 (e.g. `pip install \
+         torch==2.11.0 --index-url https://download.pytorch.org/whl/cu126`) and point kd-sweep at it \
+         with LD_LIBRARY_PATH=<that torch>/lib — the binary needs no rebuild"
+    )]
+    DriverTooOld {
+        driver: String,
+        cuda: String,
+        needed: u32,
+    },
+    #[error(
+        "the NVIDIA driver {driver} is loaded but libtorch sees no usable GPU{}; check `nvidia-smi`",
+        visible.as_ref().map(|v| format!(" (CUDA_VISIBLE_DEVICES={v:?})")).unwrap_or_default()
+    )]
+    NoneVisible {
+        driver: String,
+        visible: Option<String>,
+    },
+    #[error("{device} does not exist: libtorch sees {count} CUDA device(s){}", if *count > 0 { format!(" (cuda:0 … cuda:{})", count - 1) } else { String::new() })]
+    NoSuchDevice { device: DeviceSpec, count: usize },
+}
+
+/// How `devices` resolved on this machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub devices: Vec<DeviceSpec>,
+    /// Said once when `auto` falls back to the CPU.
+    pub note: Option<String>,
+}
+
+/// The devices a sweep runs on. `auto` is every CUDA device libtorch sees, else the CPU with a line
+/// saying why — except on a machine that has a GPU (`/dev/nvidia0`) none of which is usable, where a
+/// silent CPU run would hide a broken set-up: that is an error.
+pub fn resolve(devices: &Devices, probe: &Probe) -> Result<Resolved, DeviceError> {
+    let count = probe.device_count;
+    match devices {
+        Devices::Auto if count > 0 => Ok(Resolved {
+            devices: (0..count).map(DeviceSpec::Cuda).collect(),
+            note: None,
+        }),
+        Devices::Auto if probe.gpu_node && probe.has_cudart => Err(probe.why_no_gpu()),
+        Devices::Auto => Ok(Resolved {
+            devices: vec![DeviceSpec::Cpu],
+            note: Some(format!("devices = \"auto\": running on the CPU ({})", {
+                if !probe.has_cudart {
+                    "this libtorch has no CUDA backend".to_string()
+                } else {
+                    "no NVIDIA GPU on this machine".to_string()
+                }
+            })),
+        }),
+        Devices::Cpu => Ok(Resolved {
+            devices: vec![DeviceSpec::Cpu],
+            note: None,
+        }),
+        Devices::List(list) => {
+            for &d in list {
+                if let DeviceSpec::Cuda(i) = d {
+                    if count == 0 {
+                        return Err(probe.why_no_gpu());
+                    }
+                    if i >= count {
+                        return Err(DeviceError::NoSuchDevice { device: d, count });
+                    }
+                }
+            }
+            Ok(Resolved {
+                devices: list.clone(),
+                note: None,
+            })
+        }
+    }
+}
+
+/// The physical GPU behind libtorch's `cuda:i` in this process: the i-th entry of the user's
+/// `CUDA_VISIBLE_DEVICES` when it is set (an index or a `GPU-…` UUID), else `i`. A worker pinned with
+/// this value sees exactly that GPU, as `cuda:0`.
+pub fn physical_gpu(i: usize, visible: Option<&str>) -> String {
+    match visible {
+        Some(v) if !v.trim().is_empty() => v
+            .split(',')
+            .map(str::trim)
+            .nth(i)
+            .map_or_else(|| i.to_string(), String::from),
+        _ => i.to_string(),
+    }
+}
+
+/// One worker's place: a device and its intra-op threads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slot {
+    pub device: DeviceSpec,
+    pub threads: u32,
+}
+
+/// Workers for the devices. On the CPU one per core with one thread each by default (measured: two
+/// single-thread workers beat one two-thread worker on students); on a GPU one per device. When GPUs
+/// are listed beside the CPU, the CPU gets one worker only by default, so that CPU workers do not take
+/// the cores that feed the GPU workers. Threads per worker are fixed so that a run's numbers never
+/// depend on how many workers there are.
+pub fn slots(
+    devices: &[DeviceSpec],
+    workers_per_device: Option<u32>,
+    threads: Option<u32>,
+    cores: usize,
+) -> Vec<Slot> {
+    let any_gpu = devices.iter().any(|d| d.is_cuda());
+    let mut out = Vec::new();
+    for &device in devices {
+        let default = match device {
+            DeviceSpec::Cpu if any_gpu => 1,
+            DeviceSpec::Cpu => cores.max(1) as u32,
+            DeviceSpec::Cuda(_) => 1,
+        };
+        for _ in 0..workers_per_device.unwrap_or(default) {
+            out.push(Slot {
+                device,
+                threads: threads.unwrap_or(1),
+            });
+        }
+    }
+    out
+}
+
+/// Is this libtorch error one after which a CUDA context cannot be trusted (the worker must exit and
+/// be replaced rather than take the next job)?
+pub fn poisons_context(message: &str) -> bool {
+    const FATAL: [&str; 6] = [
+        "illegal memory access",
+        "an illegal instruction",
+        "uncorrectable ECC error",
+        "unspecified launch failure",
+        "CUDA error: misaligned address",
+        "device-side assert triggered",
+    ];
+    FATAL.iter().any(|f| message.contains(f))
+        || (message.contains("CUDA out of memory") && message.contains("init"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpu_machine(count: usize) -> Probe {
+        Probe {
+            has_cudart: true,
+            cuda_version: Some((13, 0)),
+            driver: Some("580.65.06".into()),
+            gpu_node: true,
+            device_count: count,
+            visible: None,
+        }
+    }
+
+    #[test]
+    fn device_names_parse_to_one_value_per_device() {
+        assert_eq!(DeviceSpec::parse("cuda:01"), Ok(DeviceSpec::Cuda(1)));
+        assert_eq!(DeviceSpec::parse(" cuda:1 "), Ok(DeviceSpec::Cuda(1)));
+        assert_eq!(DeviceSpec::parse("cpu"), Ok(DeviceSpec::Cpu));
+        for bad in [
+            "gpu0",
+            "cuda:",
+            "cuda:-1",
+            "cuda:x",
+            "CUDA:0",
+            "cuda:99999999999999999999",
+        ] {
+            assert!(DeviceSpec::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(DeviceSpec::Cuda(1).to_string(), "cuda:1");
+        assert_eq!(
+            Devices::parse("cuda:1,cuda:01").unwrap_err(),
+            "cuda:1 is listed twice"
+        );
+        assert_eq!(
+            Devices::parse("cuda:0, cuda:2").unwrap(),
+            Devices::List(vec![DeviceSpec::Cuda(0), DeviceSpec::Cuda(2)])
+        );
+        // serialized as the canonical name (the manifest and jobs keep today's strings)
+        assert_eq!(
+            serde_json::to_string(&Devices::List(vec![DeviceSpec::Cuda(1)])).unwrap(),
+            r#"{"list":["cuda:1"]}"#
+        );
+    }
+
+    #[test]
+    fn auto_uses_every_gpu_else_the_cpu_with_a_reason() {
+        let r = resolve(&Devices::Auto, &gpu_machine(2)).unwrap();
+        assert_eq!(r.devices, [DeviceSpec::Cuda(0), DeviceSpec::Cuda(1)]);
+        let cpu_only = Probe::default();
+        let r = resolve(&Devices::Auto, &cpu_only).unwrap();
+        assert_eq!(r.devices, [DeviceSpec::Cpu]);
+        assert!(r.note.unwrap().contains("no CUDA backend"));
+        let no_gpu = Probe {
+            has_cudart: true,
+            cuda_version: Some((13, 0)),
+            ..Probe::default()
+        };
+        assert!(resolve(&Devices::Auto, &no_gpu)
+            .unwrap()
+            .note
+            .unwrap()
+            .contains("no NVIDIA GPU"));
+    }
+
+    #[test]
+    fn a_gpu_machine_with_no_usable_gpu_is_an_error_not_a_silent_cpu_run() {
+        let broken = Probe {
+            driver: None,
+            device_count: 0,
+            ..gpu_machine(0)
+        };
+        let e = resolve(&Devices::Auto, &broken).unwrap_err();
+        assert!(
+            matches!(e, DeviceError::NoDriver { needed: 580, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("/dev/nvidia0 exists"), "{e}");
+    }
+
+    #[test]
+    fn each_reason_for_no_gpu_is_told_apart() {
+        let list = Devices::List(vec![DeviceSpec::Cuda(0)]);
+        // CPU-only libtorch
+        let e = resolve(&list, &Probe::default()).unwrap_err();
+        assert_eq!(e, DeviceError::CpuOnlyLibtorch);
+        assert!(e.to_string().contains("no CUDA backend"));
+        // backend, no driver (this build machine)
+        let e = resolve(
+            &list,
+            &Probe {
+                has_cudart: true,
+                cuda_version: Some((13, 0)),
+                ..Probe::default()
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("no NVIDIA driver found: "), "{e}");
+        assert!(
+            e.to_string().contains("CUDA 13.0 and needs driver ≥ 580"),
+            "{e}"
+        );
+        // driver too old for the wheel's CUDA 13: names the cu12x way out
+        let old = Probe {
+            driver: Some("550.54.15".into()),
+            device_count: 0,
+            ..gpu_machine(0)
+        };
+        let e = resolve(&list, &old).unwrap_err();
+        assert!(
+            matches!(e, DeviceError::DriverTooOld { ref driver, needed: 580, .. } if driver == "550.54.15")
+        );
+        assert!(e.to_string().contains("cu12"), "{e}");
+        // the same driver is fine for a CUDA 12 build: then it is a visibility problem
+        let cu12 = Probe {
+            cuda_version: Some((12, 6)),
+            visible: Some("".into()),
+            ..old
+        };
+        let e = resolve(&list, &cu12).unwrap_err();
+        assert!(matches!(e, DeviceError::NoneVisible { .. }), "{e}");
+        assert!(e.to_string().contains("CUDA_VISIBLE_DEVICES=\"\""), "{e}");
+        // a driver and GPUs, but not that many
+        let e = resolve(
+            &Devices::List(vec![DeviceSpec::Cuda(0), DeviceSpec::Cuda(3)]),
+            &gpu_machine(2),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cuda:3 does not exist: libtorch sees 2 CUDA device(s) (cuda:0 … cuda:1)"
+        );
+    }
+
+    #[test]
+    fn driver_versions_are_read_from_proc() {
+        let text = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.65.06  Sun Jul 27 06:54:38 UTC 2025\n\
+                    GCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n";
+        assert_eq!(driver_version(text).as_deref(), Some("580.65.06"));
+        assert_eq!(driver_version("garbage"), None);
+        assert_eq!(min_driver(13), 580);
+        assert_eq!(min_driver(12), 525);
+    }
+
+    #[test]
+    fn workers_are_pinned_through_the_users_visible_list() {
+        assert_eq!(physical_gpu(1, None), "1");
+        assert_eq!(physical_gpu(1, Some("4,6")), "6");
+        assert_eq!(physical_gpu(0, Some("GPU-abc, GPU-def")), "GPU-abc");
+        assert_eq!(physical_gpu(2, Some("")), "2");
+    }
+
+    #[test]
+    fn slots_one_per_core_on_cpu_one_per_gpu_and_no_cpu_swarm_beside_gpus() {
+        let s = slots(&[DeviceSpec::Cpu], None, None, 2);
+        assert_eq!(
+            s,
+            vec![
+                Slot {
+                    device: DeviceSpec::Cpu,
+                    threads: 1
+                };
+                2
+            ]
+        );
+        let s = slots(&[DeviceSpec::Cuda(0), DeviceSpec::Cuda(2)], None, None, 16);
+        assert_eq!(
+            s.iter().map(|s| s.device).collect::<Vec<_>>(),
+            [DeviceSpec::Cuda(0), DeviceSpec::Cuda(2)]
+        );
+        assert_eq!(slots(&[DeviceSpec::Cuda(0)], Some(3), None, 16).len(), 3);
+        // a mixed list: 8 GPUs and the CPU on 16 cores → 8 GPU workers and one CPU worker, not 16
+        let mut mixed: Vec<DeviceSpec> = (0..8).map(DeviceSpec::Cuda).collect();
+        mixed.push(DeviceSpec::Cpu);
+        let s = slots(&mixed, None, None, 16);
+        assert_eq!(s.iter().filter(|s| s.device == DeviceSpec::Cpu).count(), 1);
+        assert_eq!(s.len(), 9);
+    }
+
+    #[test]
+    fn context_poisoning_errors_are_recognised() {
+        assert!(poisons_context(
+            "CUDA error: an illegal memory access was encountered"
+        ));
+        assert!(poisons_context(
+            "CUDA error: uncorrectable ECC error encountered"
+        ));
+        assert!(!poisons_context("teacher logits: No such file"));
+        assert!(!poisons_context("diverged at epoch 1, step 3 (loss = NaN)"));
+    }
+}

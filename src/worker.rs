@@ -1,0 +1,180 @@
+//! The worker side of the protocol: a [`Job`] comes in as one JSON line on stdin, [`WorkerMsg`]s go
+//! out as JSON lines prefixed by [`PREFIX`] on stdout. [`main`] is the loop of a worker process (the
+//! hidden `kd-sweep __worker` command); the coordinator's side is [`crate::schedule`].
+//!
+//! A worker is bound to one device and a fixed number of intra-op threads for its whole life. On a GPU
+//! the coordinator pins it with `CUDA_VISIBLE_DEVICES`, so it sees its GPU as `cuda:0` and creates no
+//! context on any other. A job ends in exactly one [`Outcome`] per run.
+
+use crate::device::DeviceSpec;
+use crate::exec::{self, WorkerState};
+use crate::plan::{Plan, RunSpec};
+use crate::store::RunRecord;
+use crate::train::EpochStats;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+/// One unit of work sent to a worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    /// Index of the run in the plan (echoed back in messages).
+    pub index: usize,
+    pub run: RunSpec,
+    /// The spec of the teacher this run distils from.
+    pub teacher: Option<RunSpec>,
+    pub sweep: crate::config::Sweep,
+    pub results_root: PathBuf,
+    pub device: DeviceSpec,
+    /// Further logit students of the same seed trained together with `run` as one fused model
+    /// (index in the plan, spec); empty when not fused.
+    #[serde(default)]
+    pub also: Vec<(usize, RunSpec)>,
+}
+
+impl Job {
+    /// The job for run `index` of `plan` (and, when `also` is not empty, the fused group it leads).
+    pub fn new(
+        plan: &Plan,
+        sweep: &crate::config::Sweep,
+        results_root: &Path,
+        index: usize,
+        also: &[usize],
+        device: DeviceSpec,
+    ) -> Job {
+        let run = &plan.runs[index];
+        Job {
+            index,
+            run: run.clone(),
+            teacher: run.teacher.map(|t| plan.runs[t].clone()),
+            sweep: sweep.clone(),
+            results_root: results_root.to_path_buf(),
+            device,
+            also: also.iter().map(|&j| (j, plan.runs[j].clone())).collect(),
+        }
+    }
+
+    /// Plan indices of every run the job trains, the leader first.
+    pub fn members(&self) -> Vec<usize> {
+        std::iter::once(self.index)
+            .chain(self.also.iter().map(|(j, _)| *j))
+            .collect()
+    }
+}
+
+/// How one run of a job ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// A record was written (or could not be, which the record then says): done or failed.
+    Recorded(Box<RunRecord>),
+    /// Stopped by the coordinator (Ctrl-C, SIGTERM) before it finished: no record; it runs again later.
+    Interrupted,
+}
+
+/// A worker's report to the coordinator.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum WorkerMsg {
+    Epoch {
+        index: usize,
+        of: u32,
+        stats: EpochStats,
+    },
+    Finished {
+        index: usize,
+        outcome: Outcome,
+    },
+    /// The worker's CUDA context can no longer be trusted (an illegal address, ECC …): it exits after
+    /// this message and the coordinator replaces it.
+    Poisoned {
+        reason: String,
+    },
+}
+
+pub const PREFIX: &str = "KDSWEEP ";
+
+/// Parses one line of a worker's stdout: `Some` for a protocol message, `None` for anything else a
+/// library printed (passed through to stderr by the coordinator).
+pub fn parse_line(line: &str) -> Option<WorkerMsg> {
+    serde_json::from_str(line.strip_prefix(PREFIX)?).ok()
+}
+
+fn send(msg: &WorkerMsg) {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    // The coordinator going away ends the worker through PDEATHSIG; nothing to do on error here.
+    let _ = writeln!(
+        out,
+        "{PREFIX}{}",
+        serde_json::to_string(msg).unwrap_or_default()
+    );
+    let _ = out.flush();
+}
+
+/// The worker process's main loop: jobs in on stdin, messages out on stdout.
+pub fn main(threads: i32) -> anyhow::Result<()> {
+    tch::set_num_threads(threads);
+    tch::set_num_interop_threads(1);
+    // SIGTERM (from the coordinator's first Ctrl-C) stops the current run at its next step.
+    let _ = ctrlc::set_handler(|| crate::train::STOP.store(true, Ordering::Relaxed));
+    let mut state = WorkerState::default();
+    for line in std::io::stdin().lock().lines() {
+        let job: Job = serde_json::from_str(&line?)?;
+        let of = job.run.phase(&job.sweep).epochs;
+        let results = exec::execute_job(&job, &mut state, &mut |index, stats| {
+            send(&WorkerMsg::Epoch {
+                index,
+                of,
+                stats: stats.clone(),
+            })
+        });
+        let mut poisoned = None;
+        for (index, outcome) in results {
+            if let Outcome::Recorded(r) = &outcome {
+                if job.device.is_cuda() {
+                    poisoned = poisoned.or_else(|| {
+                        r.error
+                            .as_deref()
+                            .filter(|e| crate::device::poisons_context(e))
+                            .map(String::from)
+                    });
+                }
+            }
+            send(&WorkerMsg::Finished { index, outcome });
+        }
+        if let Some(reason) = poisoned {
+            send(&WorkerMsg::Poisoned { reason });
+            break;
+        }
+        if crate::train::STOP.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_other_output_is_not_a_message() {
+        let line = format!(
+            "{PREFIX}{}",
+            serde_json::to_string(&WorkerMsg::Finished {
+                index: 3,
+                outcome: Outcome::Interrupted
+            })
+            .unwrap()
+        );
+        assert!(matches!(
+            parse_line(&line),
+            Some(WorkerMsg::Finished {
+                index: 3,
+                outcome: Outcome::Interrupted
+            })
+        ));
+        assert!(parse_line("[W init.cpp] some libtorch warning").is_none());
+        assert!(parse_line("KDSWEEP {not json").is_none());
+    }
+}
