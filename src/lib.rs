@@ -1,10 +1,11 @@
 //! kd-sweep: knowledge-distillation sweeps with libtorch.
 //!
 //! The modules follow the pipeline: [`config`] (sweep file → validated [`config::Sweep`]) →
-//! [`plan`] (grid → runs with content keys) → [`schedule`] (devices, worker processes, dispatch) →
-//! [`train`] (models in [`model`], data in [`data`], one run in [`exec`]) → [`store`] (records,
-//! teacher cache, CSVs) → [`report`] (charts, summary). [`sweep`] strings them together; [`cli`] is
-//! the command line.
+//! [`plan`] (grid → runs with content keys) → [`device`] (what the machine offers, worker slots) →
+//! [`schedule`] (the coordinator: worker processes, dispatch) → [`worker`] (job in, messages out) →
+//! [`exec`] (one job) → [`train`] (models in [`model`], data in [`data`]) → [`store`] (records,
+//! teacher cache, CSVs, manifest) → [`report`] (charts, summary). [`sweep`] strings them together;
+//! [`cli`] is the command line.
 
 pub mod bench;
 pub mod cli;
