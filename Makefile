@@ -17,7 +17,9 @@ quick: build
 	target/release/kd-sweep experiments/quick.toml
 
 # The SLURM tests start a single-node cluster (scripts/slurm-local.sh); it is stopped afterwards.
-test: setup
+# `setup.sh --test` also installs Chromium for the browser test of index.html.
+test:
+	@bash scripts/setup.sh --test
 	$(CARGO) test --release; status=$$?; bash scripts/slurm-local.sh stop; exit $$status
 
 lint: setup

@@ -5,6 +5,8 @@
 #    machine and shared by every checkout: ${XDG_CACHE_HOME:-~/.cache}/kd-sweep/torch-2.11.0.
 #    To use a libtorch you already have (a CUDA build, say): LIBTORCH=/path/to/libtorch make setup.
 #  * the dataset: Debian's package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist).
+#  * with --test (what `make test` runs): Debian's chromium, for the test that renders index.html in a
+#    real headless browser.
 #
 # Finally `.libtorch` in the checkout is linked to the libtorch in use; .cargo/config.toml points the
 # build there, so nobody has to export anything.
@@ -58,4 +60,12 @@ if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] &&
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null ||
     { as_root apt-get update -q >/dev/null &&
       as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null; }
+fi
+
+# --- test tools -----------------------------------------------------------------------------------
+if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null; then
+  say "installing Debian's chromium (for the browser test of index.html)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null ||
+    { as_root apt-get update -q >/dev/null &&
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
 fi

@@ -165,6 +165,19 @@ enum Command {
         #[arg(long)]
         submit: bool,
     },
+    /// What a sweep folder holds right now: runs done, failed (with reasons), running (epoch reached),
+    /// pending, the best cell so far and an ETA. Works while `kd-sweep run` or a SLURM array is
+    /// writing the folder, from any terminal or node; writes nothing.
+    Status {
+        /// A sweep's results folder (such as results/temps), or its sweep file.
+        target: PathBuf,
+        /// Refresh until every run has finished (Ctrl-C to stop watching).
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between refreshes with --watch.
+        #[arg(long, value_name = "S", default_value_t = 2.0)]
+        every: f64,
+    },
     /// Show what this machine offers kd-sweep: libtorch's CUDA backend, the NVIDIA driver, the GPUs
     /// libtorch can use, and what `devices = "auto"` resolves to (or why no GPU can be used).
     Devices {
@@ -262,6 +275,14 @@ impl Cli {
             (Some(Command::Run { sweep, .. }), _) | (None, Some(sweep)) => run_sweep(&sweep, c),
             (Some(Command::Plan { sweep, json }), _) => plan(&sweep, c, json),
             (Some(Command::Devices { json }), _) => devices(json),
+            (
+                Some(Command::Status {
+                    target,
+                    watch,
+                    every,
+                }),
+                _,
+            ) => status(&target, c, watch, every),
             (Some(Command::Report { dir, format }), _) => report(&dir, format),
             (Some(Command::Compare { dirs, out, format }), _) => compare(&dirs, &out, format),
             (Some(cmd @ Command::Bench { .. }), _) => bench(cmd, c),
@@ -325,6 +346,39 @@ fn plan(path: &Path, common: &Common, json: bool) -> anyhow::Result<Ended> {
         print!("{}", sweep::describe(path, &opts)?);
     }
     Ok(Ended::Success)
+}
+
+fn status(target: &Path, common: &Common, watch: bool, every: f64) -> anyhow::Result<Ended> {
+    // a sweep file names its folder: <results>/<name>
+    let dir = if target.is_file() {
+        common.results.join(config::load(target)?.name)
+    } else {
+        target.to_path_buf()
+    };
+    loop {
+        let snap = crate::status::read(&dir)?;
+        let text = snap.render();
+        if watch {
+            print!(
+                "\x1b[2J\x1b[H{}\n(refreshing every {every} s; Ctrl-C to stop)\n",
+                text
+            );
+        } else {
+            print!("{text}");
+        }
+        let unfinished = snap.runs.iter().any(|(_, _, s)| {
+            matches!(
+                s,
+                crate::status::Seen::Running(_)
+                    | crate::status::Seen::Pending
+                    | crate::status::Seen::Stalled(_)
+            )
+        });
+        if !watch || !unfinished {
+            return Ok(Ended::Success);
+        }
+        std::thread::sleep(std::time::Duration::from_secs_f64(every.max(0.2)));
+    }
 }
 
 fn devices(json: bool) -> anyhow::Result<Ended> {
@@ -403,13 +457,19 @@ fn compare(dirs: &[PathBuf], out: &Path, format: Format) -> anyhow::Result<Ended
         .collect::<anyhow::Result<Vec<_>>>()?;
     let c = crate::report::compare::compare(&loaded);
     crate::report::compare::chart(out, &c)?;
+    crate::store::write_atomic(
+        &out.join("index.html"),
+        crate::report::html::compare_page(out, &c).as_bytes(),
+    )
+    .with_context(|| format!("writing {}", out.join("index.html").display()))?;
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&c)?),
         Format::Text => {
             print!("{}", crate::report::compare::markdown(&c));
             eprintln!(
-                "chart: {}",
-                out.join("compare_accuracy_vs_temperature.png").display()
+                "chart: {}; page: {}",
+                out.join("compare_accuracy_vs_temperature.png").display(),
+                out.join("index.html").display()
             );
         }
     }

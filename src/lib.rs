@@ -21,6 +21,7 @@ pub mod report;
 pub mod rng;
 pub mod schedule;
 pub mod slurm;
+pub mod status;
 pub mod store;
 pub mod sweep;
 pub mod train;

@@ -261,6 +261,8 @@ pub struct Context<'a> {
     pub store: &'a Store,
     pub exe: &'a PathBuf,
     pub progress: &'a Progress,
+    /// Called about once a minute while the sweep runs (refreshes the coordinator lock).
+    pub heartbeat: &'a dyn Fn(),
 }
 
 /// The coordinator's state while a sweep runs: the dispatcher, the workers and what they are doing.
@@ -338,6 +340,12 @@ impl<'a> Coordinator<'a> {
             format!("{} (+{} fused)", job.run.id, job.also.len())
         };
         self.cx.progress.started(wi, &label);
+        for i in job.members() {
+            let run = &self.cx.plan.runs[i];
+            let of = run.phase(self.cx.sweep).epochs;
+            let started = crate::store::InFlight::start(run, of, &job.device.to_string());
+            self.cx.store.write_progress(&started);
+        }
         let line = serde_json::to_string(job)? + "\n";
         // A worker that died before taking the job fails its runs through its exit event.
         let _ = w
@@ -350,14 +358,23 @@ impl<'a> Coordinator<'a> {
     fn on_message(&mut self, worker: usize, msg: WorkerMsg) {
         match msg {
             WorkerMsg::Epoch { index, of, stats } => {
-                self.cx
-                    .progress
-                    .epoch(worker, &self.cx.plan.runs[index].id, &stats, of)
+                let run = &self.cx.plan.runs[index];
+                self.cx.progress.epoch(worker, &run.id, &stats, of);
+                let device = self.workers[worker].slot.device.to_string();
+                let mut p = crate::store::InFlight::start(run, of, &device);
+                p.epoch = stats.epoch;
+                p.val_acc = Some(stats.val_acc);
+                p.started_at = p.updated_at.saturating_sub(stats.seconds as u64);
+                self.cx.store.write_progress(&p);
             }
             WorkerMsg::Finished { index, outcome } => {
                 self.workers[worker].busy.retain(|&b| b != index);
                 match outcome {
-                    Outcome::Interrupted => self.disp.requeue(index),
+                    Outcome::Interrupted => {
+                        let run = &self.cx.plan.runs[index];
+                        self.cx.store.clear_progress(&run.id, &run.key);
+                        self.disp.requeue(index)
+                    }
                     Outcome::Recorded(record) => self.finished(worker, index, &record),
                 }
             }
@@ -474,7 +491,12 @@ pub fn run(cx: Context, done: &[bool], slots: &[Slot]) -> anyhow::Result<Summary
         summary: Summary::default(),
         stopping: false,
     };
+    let mut beat = std::time::Instant::now();
     loop {
+        if beat.elapsed() > Duration::from_secs(60) {
+            (c.cx.heartbeat)();
+            beat = std::time::Instant::now();
+        }
         if c.on_interrupt(INTERRUPTS.load(Ordering::Relaxed)) {
             break;
         }

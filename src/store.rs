@@ -194,6 +194,12 @@ fn process_alive(pid: i32) -> bool {
     }
 }
 
+/// Whether the process that wrote a file is alive: `Some` on this host, `None` when it ran elsewhere
+/// (another node of a cluster), where only the file's age can tell.
+pub fn writer_alive(writer_host: &str, pid: u32) -> Option<bool> {
+    (writer_host == host()).then(|| process_alive(pid as i32))
+}
+
 /// Removes temporary files and folders (`.<name>.tmp-<host>-<pid>`, `.<name>.old-…`) left in `dir` by
 /// writers that were killed: on this host when their process no longer exists, from other hosts when
 /// they are over an hour old. A live writer's files are never touched. Returns how many were removed.
@@ -326,7 +332,40 @@ impl Store {
             .records_dir()
             .join(record_file_name(&record.run_id, &record.key));
         write_atomic(&path, &record.to_json())?;
+        self.clear_progress(&record.run_id, &record.key);
         Ok(path)
+    }
+
+    pub fn progress_dir(&self) -> PathBuf {
+        self.dir.join("progress")
+    }
+
+    fn progress_path(&self, id: &str, key: &str) -> PathBuf {
+        self.progress_dir().join(record_file_name(id, key))
+    }
+
+    /// Best effort: progress is for people watching, never a reason to fail a run.
+    pub fn write_progress(&self, p: &InFlight) {
+        let _ = write_atomic(
+            &self.progress_path(&p.run_id, &p.key),
+            &serde_json::to_vec(p).unwrap_or_default(),
+        );
+    }
+
+    pub fn clear_progress(&self, id: &str, key: &str) {
+        let _ = std::fs::remove_file(self.progress_path(id, key));
+    }
+
+    /// Every progress file of the sweep that parses.
+    pub fn read_progress(&self) -> Vec<InFlight> {
+        let Ok(entries) = std::fs::read_dir(self.progress_dir()) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
+            .collect()
     }
 
     pub fn teacher_dir(&self, key: &str) -> PathBuf {
@@ -360,6 +399,9 @@ pub fn record_file_name(id: &str, key: &str) -> String {
 pub struct Manifest {
     pub name: String,
     pub sweep_file: PathBuf,
+    /// The sweep file's text as it was when the sweep last ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_text: Option<String>,
     pub sweep: crate::config::Sweep,
     pub kd_sweep_version: String,
     pub libtorch_version: String,
@@ -407,6 +449,172 @@ impl Manifest {
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         write_atomic(&dir.join(MANIFEST), &bytes)
+    }
+}
+
+/// The one coordinator of a sweep folder: `<sweep>/.coordinator.lock`, created exclusively, holding
+/// who owns it. A second `kd-sweep run` of the same folder refuses to start while the owner lives; a
+/// lock left by a dead process (same host, pid gone — or, from another host, not refreshed for
+/// [`CoordinatorLock::STALE_SECS`]) is taken over with a warning. `run --task`, `report`, `plan`,
+/// `status` and `compare` never take it. Removed when the coordinator ends.
+#[derive(Debug)]
+pub struct CoordinatorLock {
+    path: PathBuf,
+    owner: LockOwner,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockOwner {
+    pub host: String,
+    pub pid: u32,
+    pub since: u64,
+}
+
+/// Why a sweep folder cannot be coordinated by this process.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "another kd-sweep (pid {pid} on host {host}, since {since} s ago) is running this sweep in {dir}; \
+         wait for it, or stop it first (a second coordinator would train every run twice). \
+         `kd-sweep status {dir}` shows its progress",
+        pid = .owner.pid, host = .owner.host, dir = .dir.display(), since = .age
+    )]
+    Held {
+        owner: LockOwner,
+        dir: PathBuf,
+        age: u64,
+    },
+    #[error("cannot take the coordinator lock {}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl CoordinatorLock {
+    /// A lock from another host not refreshed for this long is taken for its owner's (a lost node's).
+    pub const STALE_SECS: u64 = 600;
+    const FILE: &'static str = ".coordinator.lock";
+
+    /// Takes the lock of `dir`; `warn` hears of a dead owner's lock taken over.
+    pub fn acquire(dir: &Path, warn: &dyn Fn(&str)) -> Result<CoordinatorLock, LockError> {
+        let path = dir.join(Self::FILE);
+        let owner = LockOwner {
+            host: host(),
+            pid: std::process::id(),
+            since: unix_now(),
+        };
+        let io = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        for _ in 0..3 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    f.write_all(&serde_json::to_vec(&owner).unwrap_or_default())
+                        .and_then(|_| f.sync_all())
+                        .map_err(io)?;
+                    return Ok(CoordinatorLock { path, owner });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let held: Option<LockOwner> = std::fs::read(&path)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice(&b).ok());
+                    let age = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .map_or(0, |d| d.as_secs());
+                    let gone = match &held {
+                        None => age > 5, // half-written by a writer that died at once
+                        Some(o) => writer_alive(&o.host, o.pid)
+                            .map_or(age > Self::STALE_SECS, |alive| !alive),
+                    };
+                    if !gone {
+                        let owner = held.unwrap_or(LockOwner {
+                            host: "?".into(),
+                            pid: 0,
+                            since: 0,
+                        });
+                        return Err(LockError::Held {
+                            owner,
+                            dir: dir.to_path_buf(),
+                            age,
+                        });
+                    }
+                    if let Some(o) = &held {
+                        warn(&format!(
+                            "warning: taking over the sweep from kd-sweep pid {} on {}, which is gone",
+                            o.pid, o.host
+                        ));
+                    }
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(e) => return Err(io(e)),
+            }
+        }
+        Err(io(std::io::Error::other("the lock kept changing hands")))
+    }
+
+    /// Marks the lock as alive (its modification time), for coordinators on other hosts to see.
+    pub fn refresh(&self) {
+        let _ = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+    }
+}
+
+impl Drop for CoordinatorLock {
+    fn drop(&mut self) {
+        // only our own lock: a coordinator that took over from us (we were thought dead) keeps its
+        let ours = std::fs::read(&self.path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<LockOwner>(&b).ok())
+            .is_some_and(|o| o == self.owner);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// What a run in flight last reported: `<sweep>/progress/<record file name>`, written by whoever runs
+/// it (the coordinator for its workers, or `run --task`) when it starts and after every epoch, and
+/// removed when its record is written. `kd-sweep status` reads these; nothing else depends on them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InFlight {
+    pub run_id: String,
+    pub key: String,
+    /// Epochs finished so far (0: started).
+    pub epoch: u32,
+    pub of: u32,
+    pub val_acc: Option<f64>,
+    pub device: String,
+    pub host: String,
+    pub pid: u32,
+    pub started_at: u64,
+    pub updated_at: u64,
+}
+
+impl InFlight {
+    pub fn start(run: &RunSpec, of: u32, device: &str) -> InFlight {
+        let now = unix_now();
+        InFlight {
+            run_id: run.id.clone(),
+            key: run.key.clone(),
+            epoch: 0,
+            of,
+            val_acc: None,
+            device: device.to_string(),
+            host: host(),
+            pid: std::process::id(),
+            started_at: now,
+            updated_at: now,
+        }
     }
 }
 

@@ -163,22 +163,13 @@ pub fn write_csvs(dir: &Path, records: &[&RunRecord]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes runs.csv, epochs.csv, summary.md, the charts and the manifest from the records.
-pub fn write_outputs(
-    p: &Prepared,
-    sweep_file: &Path,
-    started: u64,
-) -> anyhow::Result<report::Summary> {
-    let records = plan_records(p);
-    let refs: Vec<&RunRecord> = records.iter().collect();
-    let dir = &p.store.dir;
-    write_csvs(dir, &refs)?;
-    let summary = report::publish(dir, &report::Meta::of(&p.sweep), &refs)
-        .context("writing summary.md and charts")?;
+/// The manifest of a sweep as its records stand now.
+fn manifest_of(p: &Prepared, sweep_file: &Path, started: u64, records: &[RunRecord]) -> Manifest {
     let count = |st: Status| records.iter().filter(|r| r.status == st).count();
-    let manifest = Manifest {
+    Manifest {
         name: p.sweep.name.clone(),
         sweep_file: sweep_file.to_path_buf(),
+        sweep_text: std::fs::read_to_string(sweep_file).ok(),
         sweep: p.sweep.clone(),
         kd_sweep_version: env!("CARGO_PKG_VERSION").into(),
         libtorch_version: LIBTORCH_VERSION.into(),
@@ -206,8 +197,24 @@ pub fn write_outputs(
         },
         started_at: started,
         finished_at: unix_now(),
-    };
+    }
+}
+
+/// Writes runs.csv, epochs.csv, the manifest, summary.md, the charts and index.html from the records.
+pub fn write_outputs(
+    p: &Prepared,
+    sweep_file: &Path,
+    started: u64,
+) -> anyhow::Result<report::Summary> {
+    let records = plan_records(p);
+    let refs: Vec<&RunRecord> = records.iter().collect();
+    let dir = &p.store.dir;
+    write_csvs(dir, &refs)?;
+    let manifest = manifest_of(p, sweep_file, started, &records);
     manifest.write(dir).context("writing manifest.json")?;
+    // after the manifest: the page shows where the sweep ran and its file
+    let summary = report::publish(dir, &report::Meta::of(&p.sweep), &refs)
+        .context("writing summary.md, the charts and index.html")?;
     Ok(summary)
 }
 
@@ -232,6 +239,8 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
             p.store.dir.display()
         )
     })?;
+    // one coordinator per sweep folder: a second `kd-sweep run` stops here, having touched nothing
+    let lock = store::CoordinatorLock::acquire(&p.store.dir, &|m| eprintln!("{m}"))?;
     // what writers killed mid-write (kill -9, a crash) left behind
     store::remove_stale_temps(&p.store.records_dir());
     let cache = p.store.root.join(".cache").join("teachers");
@@ -240,6 +249,10 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
         store::remove_stale_temps(&p.store.teacher_dir(&t.key));
     }
     let started = unix_now();
+    // a manifest from the start, so that `kd-sweep status` and `report` can read a sweep in flight
+    manifest_of(&p, path, started, &plan_records(&p))
+        .write(&p.store.dir)
+        .context("writing manifest.json")?;
     let labels: Vec<String> = p.slots.iter().map(|s| s.device.to_string()).collect();
     let quiet_warn = |m: &str| eprintln!("{m}");
     let done = finished(&p, &quiet_warn);
@@ -270,6 +283,7 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
         store: &p.store,
         exe: &opts.worker_exe,
         progress: &progress,
+        heartbeat: &|| lock.refresh(),
     };
     let outcome = schedule::run(cx, &done, &p.slots)?;
     progress.finish();
@@ -473,7 +487,14 @@ pub fn run_task(
     let job = crate::worker::Job::new(&p.plan, &p.sweep, &p.store.root, index, &[], device);
     let quiet = opts.quiet;
     let mut state = crate::exec::WorkerState::default();
+    let of = run.phase(&p.sweep).epochs;
+    let mut in_flight = crate::store::InFlight::start(run, of, &device.to_string());
+    p.store.write_progress(&in_flight);
     let outcome = crate::exec::execute_job(&job, &mut state, &mut |_, e| {
+        in_flight.epoch = e.epoch;
+        in_flight.val_acc = Some(e.val_acc);
+        in_flight.updated_at = unix_now();
+        p.store.write_progress(&in_flight);
         if !quiet {
             eprintln!(
                 "{id}: epoch {} loss {:.4} val {:.2}% test {:.2}%",
@@ -483,7 +504,10 @@ pub fn run_task(
     });
     let record = match outcome.into_iter().next().map(|(_, o)| o) {
         Some(crate::worker::Outcome::Recorded(r)) => *r,
-        _ => return Ok(TaskOutcome::Failed("interrupted".into())),
+        _ => {
+            p.store.clear_progress(&run.id, &run.key);
+            return Ok(TaskOutcome::Failed("interrupted".into()));
+        }
     };
     Ok(match record.status {
         Status::Done => TaskOutcome::Done,

@@ -874,3 +874,49 @@ fn a_finished_run_from_another_device_class_is_not_mixed_in() {
     let rows = csv_rows(&c.path("out/cls/runs.csv"));
     assert!(rows.iter().all(|r| r["device"] == "cpu"), "{rows:?}");
 }
+
+#[test]
+fn a_second_coordinator_of_the_same_sweep_refuses_and_a_dead_ones_lock_is_taken_over() {
+    let c = Case::new(400, 60);
+    let body = body("[0]", "[1, 2, 4, 8]", "[0.5, 0.9]").replace("epochs = 2", "epochs = 6");
+    let s = c.sweep("once", &body);
+    let mut first = c
+        .cmd()
+        .args([s.to_str().unwrap(), "--results", "out", "-q"])
+        .spawn()
+        .unwrap();
+    let lock = c.path("out/once/.coordinator.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !lock.exists() {
+        assert!(std::time::Instant::now() < deadline, "no lock appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // a second invocation while the first runs: refused at once, naming the first
+    let t = std::time::Instant::now();
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        err.contains(&format!("another kd-sweep (pid {} on host", first.id())),
+        "{err}"
+    );
+    assert!(t.elapsed().as_secs() < 10, "it did not refuse at once");
+    // `plan`, `status` and `report`-style readers still work meanwhile
+    let o = c.run(&["plan", s.to_str().unwrap(), "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // the first one dies without cleaning up: its lock is taken over
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(lock.exists(), "a killed coordinator cannot remove its lock");
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("taking over the sweep from kd-sweep pid"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !lock.exists(),
+        "the lock is removed when the coordinator ends"
+    );
+}

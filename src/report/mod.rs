@@ -5,6 +5,7 @@
 
 pub mod charts;
 pub mod compare;
+pub mod html;
 
 use crate::config::Method;
 use crate::plan::Role;
@@ -414,7 +415,7 @@ pub fn load(dir: &std::path::Path, warn: &dyn Fn(&str)) -> anyhow::Result<Loaded
     })
 }
 
-/// Writes `summary.md` and the three charts of a sweep folder; returns the summary.
+/// Writes `summary.md`, the three charts and `index.html` of a sweep folder; returns the summary.
 pub fn publish(
     dir: &std::path::Path,
     meta: &Meta,
@@ -423,6 +424,7 @@ pub fn publish(
     let s = summarize(records);
     crate::store::write_atomic(&dir.join("summary.md"), markdown(meta, &s).as_bytes())?;
     charts::write_all(dir, &meta.name, &meta.dataset, &s, records)?;
+    html::write_sweep_page(dir, meta, &s, records)?;
     Ok(s)
 }
 

@@ -1,0 +1,470 @@
+//! `index.html`: one self-contained page per sweep (and one per comparison) — the verdict, sortable
+//! tables, the charts inlined as SVG, each run's status and time, links to the CSVs and the manifest,
+//! the sweep file as written, and where it ran. No external scripts, fonts, images or styles: the page
+//! reads the same from a laptop, a cluster's file browser or an e-mail attachment. Every piece of text
+//! that came from a file goes through [`escape`].
+
+use super::compare::Comparison;
+use super::{best_by_validation, Cell, Meta, Stat, Summary};
+use crate::store::{Manifest, RunRecord, Status};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+const STYLE: &str = r#"
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0 auto;max-width:1180px;padding:1rem 1.5rem;color:#1a1a1a;line-height:1.45}
+h1{font-size:1.6rem;margin:.4rem 0}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+.meta{color:#555}.verdict{font-size:1.1rem;background:#f4f7fb;border-left:4px solid #3b6fb6;padding:.6rem .9rem;margin:1rem 0}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.92rem;width:100%}
+th,td{padding:.25rem .55rem;border-bottom:1px solid #e6e6e6;text-align:right;white-space:nowrap}
+th{background:#fafafa;position:sticky;top:0}th.sort{cursor:pointer}th.sort:after{content:" ⇅";color:#aaa;font-size:.8em}
+td.l,th.l{text-align:left}td.err{white-space:normal;text-align:left;color:#a02020;max-width:28rem}
+tr.chosen td{background:#fff6d6;font-weight:600}.failed td{color:#a02020}
+.scroll{overflow-x:auto}figure{margin:1rem 0;break-inside:avoid}figure svg{max-width:100%;height:auto;display:block}
+figcaption{color:#555;font-size:.9rem}pre{background:#f6f6f6;padding:.7rem;overflow-x:auto;font-size:.85rem}
+nav a{margin-right:1rem}
+@media print{body{max-width:none;padding:0;font-size:10pt}th{position:static}nav,th.sort:after{display:none}h2{break-after:avoid}table{break-inside:auto}tr{break-inside:avoid}}
+"#;
+
+/// Click a column heading of a `table.sortable` to sort by it (numbers as numbers, blanks last).
+const SCRIPT: &str = r#"
+document.querySelectorAll('table.sortable').forEach(function(t){
+  t.querySelectorAll('th').forEach(function(th,i){
+    th.classList.add('sort');
+    th.addEventListener('click',function(){
+      var body=t.tBodies[0],rows=Array.prototype.slice.call(body.rows);
+      var dir=th.dataset.dir==='asc'?-1:1;th.dataset.dir=dir===1?'asc':'desc';
+      var key=function(r){var c=r.cells[i];return c?(c.dataset.v!==undefined?c.dataset.v:c.textContent.trim()):'';};
+      rows.sort(function(a,b){var x=key(a),y=key(b),nx=parseFloat(x),ny=parseFloat(y);
+        if(x===''&&y!=='')return 1;if(y===''&&x!=='')return -1;
+        if(!isNaN(nx)&&!isNaN(ny))return dir*(nx-ny);return dir*x.localeCompare(y);});
+      rows.forEach(function(r){body.appendChild(r);});
+    });
+  });
+});
+"#;
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}\n<script>{SCRIPT}</script>\n</body>\n</html>\n",
+        escape(title)
+    )
+}
+
+/// An SVG chart file, made scalable (a viewBox from its size) for inlining; `None` if unreadable.
+pub fn inline_svg(path: &Path) -> Option<String> {
+    let svg = std::fs::read_to_string(path).ok()?;
+    let start = svg.find("<svg")?;
+    let svg = &svg[start..];
+    if svg.contains("<script") || svg.contains("<foreignObject") {
+        return None; // never inline anything active
+    }
+    let attr = |name: &str| -> Option<String> {
+        let head = &svg[..svg.find('>')?];
+        let i = head.find(&format!(" {name}=\""))? + name.len() + 3;
+        Some(head[i..].split('"').next()?.to_string())
+    };
+    match (attr("width"), attr("height")) {
+        (Some(w), Some(h)) if !svg[..svg.find('>')?].contains("viewBox") => Some(svg.replacen(
+            "<svg",
+            &format!("<svg viewBox=\"0 0 {w} {h}\" role=\"img\""),
+            1,
+        )),
+        _ => Some(svg.to_string()),
+    }
+}
+
+fn stat_cell(s: Option<Stat>) -> String {
+    match s {
+        Some(s) => format!("<td data-v=\"{:.4}\">{}</td>", s.mean, s.show()),
+        None => "<td></td>".into(),
+    }
+}
+
+fn opt_num(v: Option<f64>, digits: usize) -> String {
+    match v {
+        Some(v) => format!("<td data-v=\"{v:.6}\">{v:.digits$}</td>"),
+        None => "<td></td>".into(),
+    }
+}
+
+fn cell_row(c: &Cell, chosen: bool) -> String {
+    let t = if c.method.uses_temperature() {
+        escape(&c.temperature)
+    } else {
+        "–".into()
+    };
+    let (g, ci) = match &c.gain {
+        Some(g) => (
+            format!("<td data-v=\"{:.6}\">{:+.2}</td>", g.mean, g.mean),
+            match g.ci95 {
+                Some((lo, hi)) => format!("<td data-v=\"{lo:.6}\">[{lo:+.2}, {hi:+.2}]</td>"),
+                None => "<td>n/a (one seed)</td>".into(),
+            },
+        ),
+        None => ("<td></td>".into(), "<td></td>".into()),
+    };
+    format!(
+        "<tr{}><td class=\"l\">{}</td><td data-v=\"{}\">{t}</td><td data-v=\"{}\">{}</td>{}{}{g}{ci}<td>{}</td></tr>\n",
+        if chosen { " class=\"chosen\"" } else { "" },
+        c.method.name(),
+        if c.method.uses_temperature() { c.t_value } else { -1.0 },
+        c.a_value,
+        escape(&c.alpha),
+        stat_cell(Some(c.test)),
+        stat_cell(Some(c.val)),
+        c.test.n
+    )
+}
+
+fn cells_table(s: &Summary) -> String {
+    let mut o = String::from(
+        "<div class=\"scroll\"><table class=\"sortable\" id=\"cells\"><thead><tr><th class=\"l\">method</th><th>T</th><th>α</th>\
+         <th>test accuracy (%)</th><th>validation accuracy (%)</th><th>KD gain (points)</th><th>paired 95 % CI of the gain</th><th>seeds</th></tr></thead><tbody>\n",
+    );
+    for (i, c) in s.cells.iter().enumerate() {
+        o.push_str(&cell_row(c, Some(i) == s.chosen));
+    }
+    o.push_str("</tbody></table></div>\n");
+    o
+}
+
+fn runs_table(records: &[&RunRecord]) -> String {
+    let mut o = String::from(
+        "<div class=\"scroll\"><table class=\"sortable\" id=\"runs\"><thead><tr><th class=\"l\">run</th><th class=\"l\">role</th><th class=\"l\">status</th>\
+         <th>epochs</th><th>best validation (%)</th><th>test at best (%)</th><th>last test (%)</th><th>seconds</th><th class=\"l\">device</th><th class=\"l\">error</th></tr></thead><tbody>\n",
+    );
+    for r in records {
+        let failed = r.status == Status::Failed;
+        let _ = writeln!(
+            o,
+            "<tr{}><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td>{}{}{}<td data-v=\"{:.3}\">{:.1}</td><td class=\"l\">{}</td><td class=\"err\">{}</td></tr>",
+            if failed { " class=\"failed\"" } else { "" },
+            escape(&r.run_id),
+            r.role.name(),
+            if failed { "failed" } else { "done" },
+            r.history.len(),
+            opt_num(r.best_val_acc, 2),
+            opt_num(r.test_acc_at_best, 2),
+            opt_num(r.test_acc, 2),
+            r.seconds,
+            r.seconds,
+            escape(&r.device),
+            escape(r.error.as_deref().unwrap_or("")),
+        );
+    }
+    o.push_str("</tbody></table></div>\n");
+    o
+}
+
+fn charts_section(dir: &Path) -> String {
+    let mut o = String::new();
+    for (file, caption) in [
+        (
+            "accuracy_vs_temperature",
+            "Student test accuracy against T, one line per α (mean over seeds, bars ± 1 std); the ring marks the setting chosen by validation accuracy.",
+        ),
+        (
+            "kd_gain_heatmap",
+            "Logit KD gain over the baseline student, in points, per (T, α).",
+        ),
+        (
+            "learning_curves",
+            "Validation accuracy per epoch (mean over seeds, band ± 1 std).",
+        ),
+    ] {
+        if let Some(svg) = inline_svg(&dir.join("charts").join(format!("{file}.svg"))) {
+            let _ = writeln!(
+                o,
+                "<figure id=\"{file}\">{svg}<figcaption>{caption} <a href=\"charts/{file}.png\">PNG</a> · <a href=\"charts/{file}.svg\">SVG</a></figcaption></figure>"
+            );
+        }
+    }
+    o
+}
+
+fn where_it_ran(m: &Manifest) -> String {
+    let mut devices: Vec<String> = Vec::new();
+    for s in &m.devices {
+        let d = format!("{} × {} thread(s)", s.device, s.threads);
+        if !devices.contains(&d) {
+            devices.push(d);
+        }
+    }
+    let when = |t: u64| {
+        let secs = t as i64;
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, mo, d) = civil_from_days(days);
+        format!(
+            "{y:04}-{mo:02}-{d:02} {:02}:{:02} UTC",
+            rem / 3600,
+            rem % 3600 / 60
+        )
+    };
+    format!(
+        "<table id=\"where\"><tbody>\
+         <tr><th class=\"l\">kd-sweep</th><td class=\"l\">{}</td></tr>\
+         <tr><th class=\"l\">libtorch</th><td class=\"l\">{}</td></tr>\
+         <tr><th class=\"l\">model version</th><td class=\"l\">{}</td></tr>\
+         <tr><th class=\"l\">devices</th><td class=\"l\">{} ({} worker(s))</td></tr>\
+         <tr><th class=\"l\">data</th><td class=\"l\">{} training and {} test images; fingerprint {}</td></tr>\
+         <tr><th class=\"l\">last run</th><td class=\"l\">{} – {}</td></tr>\
+         <tr><th class=\"l\">sweep file</th><td class=\"l\">{}</td></tr>\
+         </tbody></table>\n",
+        escape(&m.kd_sweep_version),
+        escape(&m.libtorch_version),
+        m.model_version,
+        escape(&devices.join(", ")),
+        m.devices.len(),
+        m.data.train_images,
+        m.data.test_images,
+        escape(&m.data.fingerprint[..m.data.fingerprint.len().min(16)]),
+        when(m.started_at),
+        when(m.finished_at),
+        escape(&m.sweep_file.display().to_string()),
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// The page of a sweep's results folder, from what `report::publish` has written (the charts' SVG
+/// files) and the manifest, when there is one.
+pub fn sweep_page(dir: &Path, meta: &Meta, s: &Summary, records: &[&RunRecord]) -> String {
+    let manifest = Manifest::read(dir).ok();
+    let mut b = String::new();
+    let seeds: Vec<String> = meta.seeds.iter().map(|s| s.to_string()).collect();
+    let _ = writeln!(
+        b,
+        "<h1>{} — knowledge-distillation sweep</h1>\n<p class=\"meta\">dataset {} · seeds {} · teacher {} epoch(s) · student {} epoch(s) · accuracies are test accuracy in %, mean ± std over seeds</p>",
+        escape(&meta.name),
+        escape(&meta.dataset),
+        seeds.join(", "),
+        meta.teacher_epochs,
+        meta.student_epochs
+    );
+    b.push_str("<nav><a href=\"#cells\">cells</a><a href=\"#charts\">charts</a><a href=\"#runs\">runs</a><a href=\"#sweep\">sweep file</a><a href=\"runs.csv\">runs.csv</a><a href=\"epochs.csv\">epochs.csv</a><a href=\"manifest.json\">manifest.json</a><a href=\"summary.md\">summary.md</a></nav>\n");
+    let _ = writeln!(
+        b,
+        "<p class=\"verdict\" id=\"verdict\"><strong>Verdict:</strong> {}.</p>",
+        escape(&s.verdict)
+    );
+    if let Some(c) = s.chosen.map(|i| &s.cells[i]) {
+        let _ = writeln!(
+            b,
+            "<p><strong>Chosen by validation accuracy:</strong> {} — validation {:.2} %, test {} %.</p>",
+            escape(&c.label()),
+            c.val.mean,
+            c.test.show()
+        );
+    }
+    b.push_str("<table id=\"models\"><thead><tr><th class=\"l\">model</th><th>test accuracy (%)</th><th>seeds</th></tr></thead><tbody>\n");
+    for (name, st) in [
+        ("teacher", s.teacher),
+        ("baseline student (no distillation)", s.baseline),
+    ] {
+        if let Some(st) = st {
+            let _ = writeln!(
+                b,
+                "<tr><td class=\"l\">{name}</td>{}<td>{}</td></tr>",
+                stat_cell(Some(st)),
+                st.n
+            );
+        }
+    }
+    b.push_str("</tbody></table>\n<h2>Cells</h2>\n<p class=\"meta\">Click a heading to sort. The KD gain is the per-seed paired difference from the baseline student; its interval is a Student-t 95 % interval over seeds.</p>\n");
+    b.push_str(&cells_table(s));
+    let methods: Vec<_> = crate::config::Method::ALL
+        .into_iter()
+        .filter(|m| s.cells.iter().any(|c| c.method == *m))
+        .collect();
+    if methods.len() > 1 {
+        b.push_str("<p>The best of each family, chosen by validation accuracy: ");
+        let best: Vec<String> = methods
+            .iter()
+            .filter_map(|m| best_by_validation(&s.cells, |c| c.method == *m))
+            .map(|i| {
+                let c = &s.cells[i];
+                format!("{} ({} %)", escape(&c.label()), c.test.show())
+            })
+            .collect();
+        b.push_str(&best.join(" · "));
+        b.push_str(".</p>\n");
+    }
+    b.push_str("<h2 id=\"charts\">Charts</h2>\n");
+    b.push_str(&charts_section(dir));
+    let _ = writeln!(
+        b,
+        "<h2>Runs</h2>\n<p class=\"meta\">{} run(s), {} failed.</p>",
+        records.len(),
+        records
+            .iter()
+            .filter(|r| r.status == Status::Failed)
+            .count()
+    );
+    b.push_str(&runs_table(records));
+    b.push_str("<h2 id=\"sweep\">The sweep file</h2>\n");
+    match manifest.as_ref().and_then(|m| m.sweep_text.as_ref()) {
+        Some(text) => {
+            let _ = writeln!(b, "<pre>{}</pre>", escape(text));
+        }
+        None => b.push_str("<p>not recorded (results written by an older kd-sweep)</p>\n"),
+    }
+    if let Some(m) = &manifest {
+        b.push_str("<h2>Where it ran</h2>\n");
+        b.push_str(&where_it_ran(m));
+    }
+    page(&format!("{} — kd-sweep", meta.name), &b)
+}
+
+/// Writes `<dir>/index.html`.
+pub fn write_sweep_page(
+    dir: &Path,
+    meta: &Meta,
+    s: &Summary,
+    records: &[&RunRecord],
+) -> std::io::Result<()> {
+    crate::store::write_atomic(
+        &dir.join("index.html"),
+        sweep_page(dir, meta, s, records).as_bytes(),
+    )
+}
+
+/// The page of a comparison: the sweeps, warnings, the shared cells and the overlay chart (already
+/// written into `out` by `compare::chart`).
+pub fn compare_page(out: &Path, c: &Comparison) -> String {
+    let mut b = String::from("<h1>kd-sweep: comparing sweeps</h1>\n");
+    b.push_str("<table id=\"sweeps\"><thead><tr><th class=\"l\">sweep</th><th class=\"l\">folder</th><th class=\"l\">dataset</th><th>model version</th><th>teacher epochs</th><th>student epochs</th><th class=\"l\">seeds</th></tr></thead><tbody>\n");
+    for s in &c.sweeps {
+        let seeds: Vec<String> = s.seeds.iter().map(|x| x.to_string()).collect();
+        let _ = writeln!(
+            b,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            escape(&s.name),
+            escape(&s.dir),
+            escape(&s.dataset),
+            s.model_version,
+            s.teacher_epochs,
+            s.student_epochs,
+            seeds.join(", ")
+        );
+    }
+    b.push_str("</tbody></table>\n");
+    for w in &c.warnings {
+        let _ = writeln!(b, "<p class=\"verdict\">warning: {}</p>", escape(w));
+    }
+    b.push_str("<h2>Shared cells</h2>\n<div class=\"scroll\"><table class=\"sortable\" id=\"shared\"><thead><tr><th class=\"l\">method</th><th>T</th><th>α</th>");
+    for s in &c.sweeps {
+        let _ = write!(b, "<th>{} test (%)</th>", escape(&s.name));
+    }
+    for s in c.sweeps.iter().skip(1) {
+        let _ = write!(
+            b,
+            "<th>{} − {} (points)</th>",
+            escape(&s.name),
+            escape(&c.sweeps[0].name)
+        );
+    }
+    b.push_str("</tr></thead><tbody>\n");
+    for cell in &c.shared {
+        let _ = write!(
+            b,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td>",
+            escape(&cell.method),
+            escape(&cell.temperature),
+            escape(&cell.alpha)
+        );
+        for st in &cell.test {
+            b.push_str(&stat_cell(Some(*st)));
+        }
+        for d in &cell.diff {
+            let _ = write!(b, "<td data-v=\"{d:.6}\">{d:+.2}</td>");
+        }
+        b.push_str("</tr>\n");
+    }
+    b.push_str("</tbody></table></div>\n");
+    if !c.only.is_empty() {
+        b.push_str("<h2>Cells only some sweeps have</h2>\n<table class=\"sortable\" id=\"only\"><thead><tr><th class=\"l\">sweep</th><th class=\"l\">method</th><th>T</th><th>α</th><th>test (%)</th></tr></thead><tbody>\n");
+        for o in &c.only {
+            let _ = writeln!(
+                b,
+                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td>{}</tr>",
+                escape(&o.sweep),
+                escape(&o.method),
+                escape(&o.temperature),
+                escape(&o.alpha),
+                stat_cell(Some(o.test))
+            );
+        }
+        b.push_str("</tbody></table>\n");
+    }
+    if let Some(svg) = inline_svg(&out.join("compare_accuracy_vs_temperature.svg")) {
+        let _ = writeln!(
+            b,
+            "<h2>Overlay</h2>\n<figure id=\"overlay\">{svg}<figcaption>Test accuracy against T: one colour per sweep, one line style per α. <a href=\"compare_accuracy_vs_temperature.png\">PNG</a></figcaption></figure>"
+        );
+    }
+    page("kd-sweep comparison", &b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(
+            escape("<script>alert('x') & \"y\"</script>"),
+            "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
+        );
+    }
+
+    #[test]
+    fn svg_gets_a_view_box_and_active_content_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.svg");
+        std::fs::write(
+            &p,
+            "<?xml version=\"1.0\"?>\n<svg width=\"800\" height=\"600\" xmlns=\"http://www.w3.org/2000/svg\"><rect/></svg>",
+        )
+        .unwrap();
+        let s = inline_svg(&p).unwrap();
+        assert!(s.starts_with("<svg viewBox=\"0 0 800 600\""), "{s}");
+        std::fs::write(&p, "<svg width=\"1\" height=\"1\"><script>x</script></svg>").unwrap();
+        assert!(inline_svg(&p).is_none());
+    }
+
+    #[test]
+    fn dates_are_civil() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_422), (2025, 11, 30));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+}

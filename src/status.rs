@@ -1,0 +1,287 @@
+//! `kd-sweep status`: what a sweep folder holds right now — runs done, failed (with reasons), running
+//! (what they last reported), pending — the cells finished so far with the current best, and an ETA
+//! from the measured run times. It reads the manifest, the records and the progress files that
+//! coordinators and `run --task` keep, so it works from another terminal or node while `kd-sweep run`
+//! or a SLURM job array is writing the folder. It never writes anything.
+
+use crate::plan::Role;
+use crate::report::{self, Meta};
+use crate::store::{self, InFlight, Manifest, RunRecord, Status, Store};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// A progress file whose writer this long silent is taken for gone when it ran on another host.
+const STALE_SECS: u64 = 30 * 60;
+
+/// A run's state as `status` sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    Done(Box<RunRecord>),
+    Failed(Box<RunRecord>),
+    Running(InFlight),
+    /// A progress file whose writer is gone (killed, or a node that stopped): it will be redone.
+    Stalled(InFlight),
+    Pending,
+}
+
+/// One look at a sweep folder.
+pub struct Snapshot {
+    pub manifest: Manifest,
+    /// The plan's runs in order: (id, role, state).
+    pub runs: Vec<(String, Option<Role>, Seen)>,
+    pub now: u64,
+}
+
+fn role_of(id: &str) -> Option<Role> {
+    [Role::Teacher, Role::Baseline, Role::Student]
+        .into_iter()
+        .find(|r| id.starts_with(&format!("{}-", r.name())))
+}
+
+/// Reads a sweep's results folder as it is now.
+pub fn read(dir: &Path) -> anyhow::Result<Snapshot> {
+    if !dir.join(store::MANIFEST).exists() {
+        anyhow::bail!(
+            "{}: no manifest.json: not a sweep's results folder, or the sweep has not started yet \
+             (it is written when `kd-sweep run` or the first `run --task` starts)",
+            dir.display()
+        );
+    }
+    let manifest = Manifest::read(dir).map_err(anyhow::Error::msg)?;
+    let st = Store {
+        root: dir.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        dir: dir.to_path_buf(),
+    };
+    let progress = st.read_progress();
+    let now = store::unix_now();
+    let runs = manifest
+        .plan
+        .iter()
+        .map(|r| {
+            let path = dir
+                .join("records")
+                .join(store::record_file_name(&r.id, &r.key));
+            let record = std::fs::read(&path)
+                .ok()
+                .and_then(|b| RunRecord::from_json(&b).ok());
+            let state = match record {
+                Some(rec) if rec.status == Status::Done => Seen::Done(Box::new(rec)),
+                Some(rec) => match progress.iter().find(|p| p.key == r.key) {
+                    // a failed run being retried
+                    Some(p) if alive(p, now) => Seen::Running(p.clone()),
+                    _ => Seen::Failed(Box::new(rec)),
+                },
+                None => match progress.iter().find(|p| p.key == r.key) {
+                    Some(p) if alive(p, now) => Seen::Running(p.clone()),
+                    Some(p) => Seen::Stalled(p.clone()),
+                    None => Seen::Pending,
+                },
+            };
+            (r.id.clone(), role_of(&r.id), state)
+        })
+        .collect();
+    Ok(Snapshot {
+        manifest,
+        runs,
+        now,
+    })
+}
+
+fn alive(p: &InFlight, now: u64) -> bool {
+    store::writer_alive(&p.host, p.pid)
+        .unwrap_or_else(|| now.saturating_sub(p.updated_at) < STALE_SECS)
+}
+
+fn duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+impl Snapshot {
+    fn count(&self, f: impl Fn(&Seen) -> bool) -> usize {
+        self.runs.iter().filter(|(_, _, s)| f(s)).count()
+    }
+
+    /// Seconds left: the mean measured time of a finished run of each role, for every pending run and
+    /// the unfinished part of every running one, spread over the sweep's workers. `None` until a run
+    /// of every role that is still to do has finished.
+    pub fn eta_secs(&self) -> Option<f64> {
+        let mean = |role: Option<Role>| {
+            let xs: Vec<f64> = self
+                .runs
+                .iter()
+                .filter_map(|(_, r, s)| match s {
+                    Seen::Done(rec) if *r == role => Some(rec.seconds),
+                    _ => None,
+                })
+                .collect();
+            (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+        };
+        let mut left = 0.0;
+        for (_, role, s) in &self.runs {
+            left += match s {
+                Seen::Pending | Seen::Stalled(_) => mean(*role)?,
+                Seen::Running(p) => {
+                    let done = p.epoch as f64 / p.of.max(1) as f64;
+                    mean(*role)? * (1.0 - done)
+                }
+                _ => 0.0,
+            };
+        }
+        Some(left / self.manifest.devices.len().max(1) as f64)
+    }
+
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        let m = &self.manifest;
+        let total = self.runs.len();
+        let done = self.count(|s| matches!(s, Seen::Done(_)));
+        let failed = self.count(|s| matches!(s, Seen::Failed(_)));
+        let running = self.count(|s| matches!(s, Seen::Running(_)));
+        let stalled = self.count(|s| matches!(s, Seen::Stalled(_)));
+        let pending = self.count(|s| matches!(s, Seen::Pending));
+        let _ = writeln!(
+            o,
+            "{} ({}): {total} runs — {done} done, {failed} failed, {running} running, {} pending",
+            m.name,
+            m.sweep.data.dataset.name(),
+            pending + stalled,
+        );
+        if stalled > 0 {
+            let _ = writeln!(
+                o,
+                "  ({stalled} of the pending were started by a process that is gone; they run again on the next `kd-sweep run`)"
+            );
+        }
+        // failures, grouped by reason
+        let mut reasons: Vec<(String, usize)> = Vec::new();
+        for (_, _, s) in &self.runs {
+            if let Seen::Failed(r) = s {
+                let why = r.error.clone().unwrap_or_default();
+                match reasons.iter_mut().find(|(w, _)| *w == why) {
+                    Some((_, n)) => *n += 1,
+                    None => reasons.push((why, 1)),
+                }
+            }
+        }
+        for (why, n) in &reasons {
+            let _ = writeln!(o, "  failed ×{n}: {why}");
+        }
+        for (id, _, s) in &self.runs {
+            if let Seen::Running(p) = s {
+                let val = p
+                    .val_acc
+                    .map(|v| format!(", val {v:.2}%"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    o,
+                    "  running: {id} on {} ({}), epoch {}/{}{val}, {} so far",
+                    p.device,
+                    p.host,
+                    p.epoch,
+                    p.of,
+                    duration(self.now.saturating_sub(p.started_at) as f64)
+                );
+            }
+        }
+        match self.eta_secs() {
+            Some(s) if done < total => {
+                let _ = writeln!(
+                    o,
+                    "ETA: about {} (measured run times, {} worker(s))",
+                    duration(s),
+                    m.devices.len().max(1)
+                );
+            }
+            None if done < total => {
+                o.push_str("ETA: unknown until a run of each remaining role has finished\n");
+            }
+            _ => {}
+        }
+        // the cells finished so far
+        let records: Vec<&RunRecord> = self
+            .runs
+            .iter()
+            .filter_map(|(_, _, s)| match s {
+                Seen::Done(r) => Some(&**r),
+                _ => None,
+            })
+            .collect();
+        let s = report::summarize(&records);
+        if !s.cells.is_empty() {
+            o.push('\n');
+            o.push_str(&cells_so_far(&Meta::of(&m.sweep), &s));
+        }
+        o
+    }
+}
+
+/// The finished cells, best by validation first (at most 10), and the current best.
+fn cells_so_far(meta: &Meta, s: &report::Summary) -> String {
+    let mut o = String::new();
+    for (name, st) in [("teacher", s.teacher), ("baseline", s.baseline)] {
+        if let Some(st) = st {
+            let _ = writeln!(o, "{name}: test {} % ({} seed(s))", st.show(), st.n);
+        }
+    }
+    let mut order: Vec<usize> = (0..s.cells.len()).collect();
+    order.sort_by(|&a, &b| s.cells[b].val.mean.total_cmp(&s.cells[a].val.mean));
+    let _ = writeln!(
+        o,
+        "cells with a finished run: {} (of the seeds {:?})",
+        s.cells.len(),
+        meta.seeds
+    );
+    o.push_str("  setting              val %    test %          gain  seeds\n");
+    for &i in order.iter().take(10) {
+        let c = &s.cells[i];
+        let gain = c
+            .gain
+            .map(|g| format!("{:+.2}", g.mean))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "  {:<18} {:>7.2}  {:>14}  {:>6}  {}{}",
+            c.label(),
+            c.val.mean,
+            c.test.show(),
+            gain,
+            c.test.n,
+            if Some(i) == s.chosen {
+                "  ◀ best so far"
+            } else {
+                ""
+            }
+        );
+    }
+    if s.cells.len() > 10 {
+        let _ = writeln!(o, "  … {} more", s.cells.len() - 10);
+    }
+    let _ = writeln!(o, "verdict so far: {}", s.verdict);
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(duration(5.4), "5s");
+        assert_eq!(duration(75.0), "1m15s");
+        assert_eq!(duration(3.0 * 3600.0 + 125.0), "3h02m");
+    }
+
+    #[test]
+    fn roles_come_from_run_ids() {
+        assert_eq!(role_of("teacher-s0"), Some(Role::Teacher));
+        assert_eq!(role_of("student-T4-a0.5-s1"), Some(Role::Student));
+        assert_eq!(role_of("baseline-s3"), Some(Role::Baseline));
+    }
+}
