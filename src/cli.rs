@@ -41,7 +41,8 @@ Rerunning a sweep resumes it: finished runs and cached teachers are never redone
 Examples:
   kd-sweep experiments/quick.toml
   kd-sweep plan experiments/temps.toml
-  kd-sweep report results/temps
+  kd-sweep status results/temps --watch     (from another terminal while it runs)
+  kd-sweep report results/temps             (then open results/temps/index.html)
   kd-sweep compare results/quick results/quick2 --out charts/
   kd-sweep experiments/temps.toml --results /data/kd --devices cuda:0,cuda:1";
 
@@ -93,8 +94,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Regenerate runs.csv, epochs.csv, summary.md and the charts of a sweep's results folder from its
-    /// records (no training), and print the summary.
+    /// Regenerate runs.csv, epochs.csv, summary.md, the charts and index.html of a sweep's results
+    /// folder from its records (no training), and print the summary.
     Report {
         /// A sweep's results folder, such as results/temps.
         dir: PathBuf,
@@ -102,7 +103,7 @@ enum Command {
         format: Format,
     },
     /// Compare sweeps side by side: the (T, α) cells they share, each sweep's mean ± std and the
-    /// difference, cells only some have, and an overlay chart.
+    /// difference, cells only some have, an overlay chart, and DIR/index.html with all of it.
     Compare {
         /// Two or more sweep results folders.
         #[arg(num_args = 2.., required = true)]

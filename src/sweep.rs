@@ -45,8 +45,19 @@ pub fn prepare(path: &Path, opts: &Options) -> anyhow::Result<Prepared> {
     let raw = data::read(sweep.data.dataset, &sweep.data.path)?;
     data::check_sizes(&sweep, raw.train.n, raw.test.n)?;
     let plan = plan::build(&sweep, &raw.fingerprint);
-    let resolved = device::resolve(&sweep.schedule.devices, &device::Probe::read())
-        .map_err(|e| sweep.source.error("schedule.devices", e.to_string()))?;
+    let resolved =
+        device::resolve(&sweep.schedule.devices, &device::Probe::read()).map_err(|e| {
+            // point at where the devices were asked for: the command line, or the file's key
+            match opts.overrides.devices {
+                Some(_) => config::ConfigError {
+                    file: "--devices".into(),
+                    at: None,
+                    key: None,
+                    message: e.to_string(),
+                },
+                None => sweep.source.error("schedule.devices", e.to_string()),
+            }
+        })?;
     if let (Some(note), false) = (&resolved.note, opts.quiet) {
         eprintln!("{note}");
     }

@@ -38,7 +38,7 @@ tr.chosen td{background:#fff6d6;font-weight:600}.failed td{color:#a02020}
 .scroll{overflow-x:auto}figure{margin:1rem 0;break-inside:avoid}figure svg{max-width:100%;height:auto;display:block}
 figcaption{color:#555;font-size:.9rem}pre{background:#f6f6f6;padding:.7rem;overflow-x:auto;font-size:.85rem}
 nav a{margin-right:1rem}
-@media print{body{max-width:none;padding:0;font-size:10pt}th{position:static}nav,th.sort:after{display:none}h2{break-after:avoid}table{break-inside:auto}tr{break-inside:avoid}}
+@media print{body{max-width:none;padding:0;font-size:10pt}th{position:static}nav,th.sort:after{display:none}h2{break-after:avoid}table{break-inside:auto;font-size:8pt}tr{break-inside:avoid}.scroll{overflow:visible}th,td{white-space:normal;padding:.1rem .3rem}}
 "#;
 
 /// Click a column heading of a `table.sortable` to sort by it (numbers as numbers, blanks last).
