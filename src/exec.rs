@@ -225,7 +225,6 @@ fn train_run(
     let store = Store::new(&job.results_root, &sweep.name);
     let settings = RunSettings::of(job.run.phase(sweep), job.run.seed, job.run.stream());
     let arch = job.run.arch();
-    let signal_of = |method| (job.run.temperature_value(), job.run.alpha_value(), method);
 
     let history = match job.run.role {
         Role::Teacher => {
@@ -257,68 +256,88 @@ fn train_run(
                 on_epoch,
             )?
         }
-        Role::Student => {
-            let teacher = job.teacher.as_ref().ok_or(RunError::NoTeacher)?;
-            let dir = store.teacher_dir(&teacher.key);
-            let (temperature, alpha, method) = signal_of(job.run.method);
-            // what the student learns from; a teacher network is built before the student is
-            // seeded, so the student's initial weights and dropout masks match the cached way
-            let (live, labels);
-            let signal = match method {
-                Method::Logit if !sweep.cache_teacher_logits => {
-                    live = load_teacher_net(teacher, &dir, data, device)?;
-                    TeacherSignal::Live(&live)
-                }
-                Method::Logit => TeacherSignal::Cached(teacher_logits(
-                    &mut state.logits,
-                    teacher,
-                    &dir,
-                    data,
-                    device,
-                )?),
-                Method::Imitation => {
-                    labels = teacher_logits(&mut state.logits, teacher, &dir, data, device)?
-                        .argmax(-1, false);
-                    TeacherSignal::Labels(&labels)
-                }
-                Method::Feature => {
-                    // the feature student trains with its regressor, built beside it
-                    let maps = teacher_features(&mut state.features, teacher, &dir, data, device)?;
-                    let (s_ch, t_ch) = (arch.feature_channels(), teacher.arch().feature_channels());
-                    let (vs, net, regressor) =
-                        train::init_with(arch, data, device, &settings, |p| {
-                            nn::conv2d(p / "regressor", s_ch, t_ch, 1, Default::default())
-                        });
-                    let signal = TeacherSignal::Features {
-                        maps,
-                        regressor: &regressor,
-                    };
-                    return Ok(train::fit(
-                        &vs,
-                        &net,
-                        data,
-                        &settings,
-                        signal,
-                        temperature,
-                        alpha,
-                        on_epoch,
-                    )?);
-                }
+        Role::Student => train_student(
+            job,
+            data,
+            &mut state.logits,
+            &mut state.features,
+            &store,
+            &settings,
+            on_epoch,
+        )?,
+    };
+    Ok(history)
+}
+
+/// Trains a distilled student: sets up what it learns from (cached or live logits, the teacher's
+/// labels, or its feature maps with a regressor) and fits it.
+fn train_student(
+    job: &Job,
+    data: &Dataset,
+    logits_slot: &mut Option<(String, Tensor)>,
+    features_slot: &mut Option<(String, Tensor)>,
+    store: &Store,
+    settings: &RunSettings,
+    on_epoch: &mut dyn FnMut(&EpochStats),
+) -> Result<Vec<EpochStats>, RunError> {
+    let device = job.device.tch();
+    let arch = job.run.arch();
+    let teacher = job.teacher.as_ref().ok_or(RunError::NoTeacher)?;
+    let dir = store.teacher_dir(&teacher.key);
+    let (temperature, alpha, method) = (
+        job.run.temperature_value(),
+        job.run.alpha_value(),
+        job.run.method,
+    );
+    // what the student learns from; a teacher network is built before the student is
+    // seeded, so the student's initial weights and dropout masks match the cached way
+    let (live, labels);
+    let signal = match method {
+        Method::Logit if !job.sweep.cache_teacher_logits => {
+            live = load_teacher_net(teacher, &dir, data, device)?;
+            TeacherSignal::Live(&live)
+        }
+        Method::Logit => {
+            TeacherSignal::Cached(teacher_logits(logits_slot, teacher, &dir, data, device)?)
+        }
+        Method::Imitation => {
+            labels = teacher_logits(logits_slot, teacher, &dir, data, device)?.argmax(-1, false);
+            TeacherSignal::Labels(&labels)
+        }
+        Method::Feature => {
+            // the feature student trains with its regressor, built beside it
+            let maps = teacher_features(features_slot, teacher, &dir, data, device)?;
+            let (s_ch, t_ch) = (arch.feature_channels(), teacher.arch().feature_channels());
+            let (vs, net, regressor) = train::init_with(arch, data, device, settings, |p| {
+                nn::conv2d(p / "regressor", s_ch, t_ch, 1, Default::default())
+            });
+            let signal = TeacherSignal::Features {
+                maps,
+                regressor: &regressor,
             };
-            let (vs, net) = train::init(arch, data, device, &settings);
-            train::fit(
+            return Ok(train::fit(
                 &vs,
                 &net,
                 data,
-                &settings,
+                settings,
                 signal,
                 temperature,
                 alpha,
                 on_epoch,
-            )?
+            )?);
         }
     };
-    Ok(history)
+    let (vs, net) = train::init(arch, data, device, settings);
+    Ok(train::fit(
+        &vs,
+        &net,
+        data,
+        settings,
+        signal,
+        temperature,
+        alpha,
+        on_epoch,
+    )?)
 }
 
 /// Puts a trained teacher into the cache (weights, training-set logits, its record) and returns its
