@@ -117,55 +117,11 @@ enum Command {
     /// Measure kd-sweep on this machine: matrix-multiply ceiling, training throughput (and the same
     /// loop in PyTorch), data feeding, a 12-student sweep against the naive way, scaling, memory.
     /// Prints a Markdown report; takes a few minutes.
-    Bench {
-        /// cpu or cuda:N (default: cuda:0 when libtorch sees a GPU, else cpu).
-        #[arg(long)]
-        device: Option<String>,
-        /// fashion-mnist, mnist or cifar10.
-        #[arg(long, default_value = "fashion-mnist", value_parser = parse_dataset)]
-        dataset: DatasetKind,
-        /// The dataset's folder (default: the dataset's default).
-        #[arg(long, value_name = "DIR")]
-        data: Option<PathBuf>,
-        /// Also write the report to this file.
-        #[arg(long, value_name = "FILE")]
-        out: Option<PathBuf>,
-        /// Scratch folder for the benchmark's sweeps (emptied first).
-        #[arg(long, value_name = "DIR", default_value = "results/.bench")]
-        work: PathBuf,
-        /// A Python with torch==2.11.0 for the PyTorch reference (default: the one libtorch came from).
-        #[arg(long, value_name = "PATH")]
-        python: Option<PathBuf>,
-        /// Tiny sizes, to check that the benchmark runs; its numbers mean nothing.
-        #[arg(long)]
-        quick: bool,
-    },
+    Bench(BenchArgs),
     /// Write (and with --submit, submit) SLURM job arrays for the sweep's unfinished nodes: one array
     /// for the teachers, one for the students that waits for it (afterok), and a report job. Rerun it
     /// after failures or cancellations: only what is missing is submitted.
-    Slurm {
-        sweep: PathBuf,
-        #[arg(long)]
-        partition: Option<String>,
-        #[arg(long, value_name = "N")]
-        gpus_per_task: Option<u32>,
-        #[arg(long, value_name = "N")]
-        cpus_per_task: Option<u32>,
-        /// Memory per task, as sbatch takes it (e.g. 8G).
-        #[arg(long, value_name = "M")]
-        mem: Option<String>,
-        /// Time limit per task, as sbatch takes it (e.g. 02:00:00).
-        #[arg(long, value_name = "T")]
-        time: Option<String>,
-        /// At most K tasks of an array at once.
-        #[arg(long, value_name = "K")]
-        max_parallel: Option<u32>,
-        #[arg(long, value_name = "A")]
-        account: Option<String>,
-        /// Submit with sbatch (otherwise print the commands).
-        #[arg(long)]
-        submit: bool,
-    },
+    Slurm(SlurmArgs),
     /// What a sweep folder holds right now: runs done, failed (with reasons), running (epoch reached),
     /// pending, the best cell so far and an ETA. Works while `kd-sweep run` or a SLURM array is
     /// writing the folder, from any terminal or node; writes nothing.
@@ -191,6 +147,56 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         threads: i32,
     },
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// cpu or cuda:N (default: cuda:0 when libtorch sees a GPU, else cpu).
+    #[arg(long)]
+    device: Option<String>,
+    /// fashion-mnist, mnist or cifar10.
+    #[arg(long, default_value = "fashion-mnist", value_parser = parse_dataset)]
+    dataset: DatasetKind,
+    /// The dataset's folder (default: the dataset's default).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Also write the report to this file.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Scratch folder for the benchmark's sweeps (emptied first).
+    #[arg(long, value_name = "DIR", default_value = "results/.bench")]
+    work: PathBuf,
+    /// A Python with torch==2.11.0 for the PyTorch reference (default: the one libtorch came from).
+    #[arg(long, value_name = "PATH")]
+    python: Option<PathBuf>,
+    /// Tiny sizes, to check that the benchmark runs; its numbers mean nothing.
+    #[arg(long)]
+    quick: bool,
+}
+
+#[derive(Args, Debug)]
+struct SlurmArgs {
+    sweep: PathBuf,
+    #[arg(long)]
+    partition: Option<String>,
+    #[arg(long, value_name = "N")]
+    gpus_per_task: Option<u32>,
+    #[arg(long, value_name = "N")]
+    cpus_per_task: Option<u32>,
+    /// Memory per task, as sbatch takes it (e.g. 8G).
+    #[arg(long, value_name = "M")]
+    mem: Option<String>,
+    /// Time limit per task, as sbatch takes it (e.g. 02:00:00).
+    #[arg(long, value_name = "T")]
+    time: Option<String>,
+    /// At most K tasks of an array at once.
+    #[arg(long, value_name = "K")]
+    max_parallel: Option<u32>,
+    #[arg(long, value_name = "A")]
+    account: Option<String>,
+    /// Submit with sbatch (otherwise print the commands).
+    #[arg(long)]
+    submit: bool,
 }
 
 /// How a report is printed.
@@ -286,8 +292,8 @@ impl Cli {
             ) => status(&target, c, watch, every),
             (Some(Command::Report { dir, format }), _) => report(&dir, format),
             (Some(Command::Compare { dirs, out, format }), _) => compare(&dirs, &out, format),
-            (Some(cmd @ Command::Bench { .. }), _) => bench(cmd, c),
-            (Some(cmd @ Command::Slurm { .. }), _) => slurm(cmd, c),
+            (Some(Command::Bench(args)), _) => bench(args, c),
+            (Some(Command::Slurm(args)), _) => slurm(args, c),
             (None, None) => {
                 eprintln!(
                     "error: give a sweep file, e.g. `kd-sweep experiments/quick.toml` (see --help)"
@@ -477,20 +483,8 @@ fn compare(dirs: &[PathBuf], out: &Path, format: Format) -> anyhow::Result<Ended
     Ok(Ended::Success)
 }
 
-fn bench(cmd: Command, common: &Common) -> anyhow::Result<Ended> {
-    let Command::Bench {
-        device,
-        dataset,
-        data,
-        out,
-        work,
-        python,
-        quick,
-    } = cmd
-    else {
-        unreachable!("bench is called with the bench command")
-    };
-    let device = match device {
+fn bench(args: BenchArgs, common: &Common) -> anyhow::Result<Ended> {
+    let device = match args.device {
         Some(d) => crate::device::DeviceSpec::parse(&d).map_err(|message| ConfigError {
             file: "--device".into(),
             at: None,
@@ -508,12 +502,12 @@ fn bench(cmd: Command, common: &Common) -> anyhow::Result<Ended> {
     };
     let opts = crate::bench::Options {
         device,
-        dataset,
-        data,
-        work,
+        dataset: args.dataset,
+        data: args.data,
+        work: args.work,
         worker_exe: options(common).worker_exe,
-        python,
-        quick,
+        python: args.python,
+        quick: args.quick,
     };
     let quiet = common.quiet;
     let md = crate::bench::run(&opts, &|m: &str| {
@@ -521,7 +515,7 @@ fn bench(cmd: Command, common: &Common) -> anyhow::Result<Ended> {
             eprintln!("{m}")
         }
     })?;
-    if let Some(out) = out {
+    if let Some(out) = args.out {
         crate::store::write_atomic(&out, md.as_bytes())
             .with_context(|| format!("writing {}", out.display()))?;
     }
@@ -529,34 +523,20 @@ fn bench(cmd: Command, common: &Common) -> anyhow::Result<Ended> {
     Ok(Ended::Success)
 }
 
-fn slurm(cmd: Command, common: &Common) -> anyhow::Result<Ended> {
-    let Command::Slurm {
-        sweep,
-        partition,
-        gpus_per_task,
-        cpus_per_task,
-        mem,
-        time,
-        max_parallel,
-        account,
-        submit,
-    } = cmd
-    else {
-        unreachable!("slurm is called with the slurm command")
-    };
+fn slurm(args: SlurmArgs, common: &Common) -> anyhow::Result<Ended> {
     let o = crate::slurm::SlurmOptions {
-        partition,
-        gpus_per_task,
-        cpus_per_task,
-        mem,
-        time,
-        max_parallel,
-        account,
-        submit,
+        partition: args.partition,
+        gpus_per_task: args.gpus_per_task,
+        cpus_per_task: args.cpus_per_task,
+        mem: args.mem,
+        time: args.time,
+        max_parallel: args.max_parallel,
+        account: args.account,
+        submit: args.submit,
         max_array_size: None,
     };
-    let g = crate::slurm::generate(&sweep, &options(common), &o)?;
+    let g = crate::slurm::generate(&args.sweep, &options(common), &o)?;
     let results = g.dir.parent().map(|d| d.to_path_buf()).unwrap_or_default();
-    print!("{}", crate::slurm::describe(&g, &results, submit));
+    print!("{}", crate::slurm::describe(&g, &results, args.submit));
     Ok(Ended::Success)
 }

@@ -289,45 +289,41 @@ fn train_student(
         job.run.alpha_value(),
         job.run.method,
     );
-    // what the student learns from; a teacher network is built before the student is
-    // seeded, so the student's initial weights and dropout masks match the cached way
-    let (live, labels);
-    let signal = match method {
+    // what the student learns from; a teacher network is built before the student is seeded, so
+    // the student's initial weights and dropout masks match the cached way
+    let (live, labels, regressor);
+    let student = || train::init(arch, data, device, settings);
+    let (vs, net, signal) = match method {
         Method::Logit if !job.sweep.cache_teacher_logits => {
             live = load_teacher_net(teacher, &dir, data, device)?;
-            TeacherSignal::Live(&live)
+            let (vs, net) = student();
+            (vs, net, TeacherSignal::Live(&live))
         }
         Method::Logit => {
-            TeacherSignal::Cached(teacher_logits(logits_slot, teacher, &dir, data, device)?)
+            let logits = teacher_logits(logits_slot, teacher, &dir, data, device)?;
+            let (vs, net) = student();
+            (vs, net, TeacherSignal::Cached(logits))
         }
         Method::Imitation => {
             labels = teacher_logits(logits_slot, teacher, &dir, data, device)?.argmax(-1, false);
-            TeacherSignal::Labels(&labels)
+            let (vs, net) = student();
+            (vs, net, TeacherSignal::Labels(&labels))
         }
         Method::Feature => {
             // the feature student trains with its regressor, built beside it
             let maps = teacher_features(features_slot, teacher, &dir, data, device)?;
             let (s_ch, t_ch) = (arch.feature_channels(), teacher.arch().feature_channels());
-            let (vs, net, regressor) = train::init_with(arch, data, device, settings, |p| {
+            let (vs, net, r) = train::init_with(arch, data, device, settings, |p| {
                 nn::conv2d(p / "regressor", s_ch, t_ch, 1, Default::default())
             });
+            regressor = r;
             let signal = TeacherSignal::Features {
                 maps,
                 regressor: &regressor,
             };
-            return Ok(train::fit(
-                &vs,
-                &net,
-                data,
-                settings,
-                signal,
-                temperature,
-                alpha,
-                on_epoch,
-            )?);
+            (vs, net, signal)
         }
     };
-    let (vs, net) = train::init(arch, data, device, settings);
     Ok(train::fit(
         &vs,
         &net,

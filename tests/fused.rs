@@ -110,21 +110,26 @@ fn the_shared_dropout_mask_is_the_one_libtorch_draws() {
     assert!(kept > 1700 && kept < 2048, "about 90 % kept: {kept}");
 }
 
-#[test]
-fn several_fused_epochs_give_the_numbers_of_separate_runs() {
-    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+/// A generated MNIST-format dataset (seed 4), prepared on the CPU.
+fn tiny_data(n_train: usize, n_test: usize, validation: usize) -> Dataset {
     let d = tempfile::tempdir().unwrap();
-    write::synthetic_mnist(d.path(), 300, 100, 4, false).unwrap();
+    write::synthetic_mnist(d.path(), n_train, n_test, 4, false).unwrap();
     let raw = data::read(DatasetKind::Mnist, d.path()).unwrap();
     let cfg = DataConfig {
         dataset: DatasetKind::Mnist,
         path: d.path().into(),
-        validation: 60,
+        validation,
         train_subset: None,
         test_subset: None,
         split_seed: 0,
     };
-    let data = Dataset::from_raw(&raw, &cfg, Device::Cpu);
+    Dataset::from_raw(&raw, &cfg, Device::Cpu)
+}
+
+#[test]
+fn several_fused_epochs_give_the_numbers_of_separate_runs() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let data = tiny_data(300, 100, 60);
     tch::manual_seed(3);
     let logits = Tensor::randn([data.n_train(), 10], (Kind::Float, Device::Cpu)) * 4.0;
     let members = [(1.0, 0.5), (4.0, 0.5), (4.0, 0.9), (8.0, 0.25)];
@@ -208,18 +213,7 @@ fn several_fused_epochs_give_the_numbers_of_separate_runs() {
 #[test]
 fn a_diverging_member_of_a_fused_group_fails_alone() {
     let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
-    let d = tempfile::tempdir().unwrap();
-    write::synthetic_mnist(d.path(), 200, 60, 4, false).unwrap();
-    let raw = data::read(DatasetKind::Mnist, d.path()).unwrap();
-    let cfg = DataConfig {
-        dataset: DatasetKind::Mnist,
-        path: d.path().into(),
-        validation: 40,
-        train_subset: None,
-        test_subset: None,
-        split_seed: 0,
-    };
-    let data = Dataset::from_raw(&raw, &cfg, Device::Cpu);
+    let data = tiny_data(200, 60, 40);
     tch::manual_seed(3);
     let logits = Tensor::randn([data.n_train(), 10], (Kind::Float, Device::Cpu)) * 4.0;
     let settings = train::RunSettings {
