@@ -93,21 +93,18 @@ pub fn execute_job(
     let epochs = job.run.phase(&job.sweep).epochs;
     let device = job.device.to_string();
     let store = Store::new(&job.results_root, &job.sweep.name);
-    // one result per member: a failure of the whole job (data, cache, a panic) is every member's
-    let each: Vec<Result<Vec<EpochStats>, String>> = match trained {
-        Ok(each) => each
-            .into_iter()
-            .map(|r| r.map_err(|e| interrupted_or(&e)))
-            .collect(),
-        Err(e) => members.iter().map(|_| Err(interrupted_or(&e))).collect(),
+    // one ending per member: a failure of the whole job (data, cache, a panic) is every member's
+    let each: Vec<RunEnd> = match trained {
+        Ok(each) => each.into_iter().map(RunEnd::of).collect(),
+        Err(e) => vec![RunEnd::of(Err(e)); members.len()],
     };
     let records: Vec<Option<RunRecord>> = members
         .iter()
         .zip(each)
-        .map(|((_, run), r)| match r {
-            Ok(h) => Some(RunRecord::done(run, epochs, h, secs, &device)),
-            Err(why) if why.is_empty() => None,
-            Err(why) => Some(RunRecord::failed(run, epochs, &why, secs, &device)),
+        .map(|((_, run), end)| match end {
+            RunEnd::Trained(h) => Some(RunRecord::done(run, epochs, h, secs, &device)),
+            RunEnd::Failed(why) => Some(RunRecord::failed(run, epochs, &why, secs, &device)),
+            RunEnd::Interrupted => None,
         })
         .collect();
     members
@@ -123,12 +120,23 @@ pub fn execute_job(
         .collect()
 }
 
-/// The reason a failed record carries; empty for an interrupted run, which writes no record.
-fn interrupted_or(e: &RunError) -> String {
-    if e.is_interrupted() {
-        String::new()
-    } else {
-        e.to_string()
+/// How one run of a job ended, before its record is written.
+#[derive(Clone)]
+enum RunEnd {
+    Trained(Vec<EpochStats>),
+    /// The reason its failed record carries.
+    Failed(String),
+    /// Stopped on request: no record; it runs again later.
+    Interrupted,
+}
+
+impl RunEnd {
+    fn of(r: Result<Vec<EpochStats>, RunError>) -> RunEnd {
+        match r {
+            Ok(h) => RunEnd::Trained(h),
+            Err(e) if e.is_interrupted() => RunEnd::Interrupted,
+            Err(e) => RunEnd::Failed(e.to_string()),
+        }
     }
 }
 

@@ -13,7 +13,9 @@
 
 use crate::data::Dataset;
 use crate::model::{dropout_mask, Arch, Net, DROPOUT};
-use crate::train::{epoch_permutation, EpochStats, RunSettings, StepLosses, TrainError, STOP};
+use crate::train::{
+    epoch_permutation, rows_on, EpochStats, RunSettings, StepLosses, TrainError, STOP,
+};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
@@ -196,12 +198,7 @@ pub fn fit_fused(
             let idx = perm.narrow(0, begin, len);
             let xs = data.train_x.index_select(0, &idx);
             let ys = data.train_y.index_select(0, &idx);
-            let t = teacher_logits.index_select(0, &idx.to_device(teacher_logits.device()));
-            let t = if t.device() == device {
-                t
-            } else {
-                t.to_device(device)
-            };
+            let t = rows_on(teacher_logits, &idx, device);
             let mask = dropout_mask(len, model.w3.size()[2], DROPOUT, &xs);
             let logits = model.forward(&xs, Some(&mask));
             let (total, per) = fused_kd_loss(&logits, &t, &ys, &temps, &alphas);

@@ -361,10 +361,7 @@ impl<'a> Coordinator<'a> {
                 let run = &self.cx.plan.runs[index];
                 self.cx.progress.epoch(worker, &run.id, &stats, of);
                 let device = self.workers[worker].slot.device.to_string();
-                let mut p = crate::store::InFlight::start(run, of, &device);
-                p.epoch = stats.epoch;
-                p.val_acc = Some(stats.val_acc);
-                p.started_at = p.updated_at.saturating_sub(stats.seconds as u64);
+                let p = crate::store::InFlight::at_epoch(run, of, &device, &stats);
                 self.cx.store.write_progress(&p);
             }
             WorkerMsg::Finished { index, outcome } => {

@@ -616,6 +616,15 @@ impl InFlight {
             updated_at: now,
         }
     }
+
+    /// What a run reports after an epoch (`stats.seconds` into it).
+    pub fn at_epoch(run: &RunSpec, of: u32, device: &str, stats: &EpochStats) -> InFlight {
+        let mut p = InFlight::start(run, of, device);
+        p.epoch = stats.epoch;
+        p.val_acc = Some(stats.val_acc);
+        p.started_at = p.updated_at.saturating_sub(stats.seconds as u64);
+        p
+    }
 }
 
 /// A cached teacher: where its files are and the record of its training.

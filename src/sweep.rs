@@ -499,13 +499,12 @@ pub fn run_task(
     let quiet = opts.quiet;
     let mut state = crate::exec::WorkerState::default();
     let of = run.phase(&p.sweep).epochs;
-    let mut in_flight = crate::store::InFlight::start(run, of, &device.to_string());
-    p.store.write_progress(&in_flight);
+    let device = device.to_string();
+    p.store
+        .write_progress(&crate::store::InFlight::start(run, of, &device));
     let outcome = crate::exec::execute_job(&job, &mut state, &mut |_, e| {
-        in_flight.epoch = e.epoch;
-        in_flight.val_acc = Some(e.val_acc);
-        in_flight.updated_at = unix_now();
-        p.store.write_progress(&in_flight);
+        p.store
+            .write_progress(&crate::store::InFlight::at_epoch(run, of, &device, e));
         if !quiet {
             eprintln!(
                 "{id}: epoch {} loss {:.4} val {:.2}% test {:.2}%",

@@ -131,11 +131,22 @@ impl RunSettings {
     }
 }
 
-/// Rows `[start, start + len)` of the epoch's permutation, uploaded once per epoch, as the batch's
-/// index tensor (on the permutation's device: no host copy per step).
+/// The epoch's permutation of the training rows, uploaded to `device` once per epoch; each step takes
+/// its batch's indices as a slice of it (no host copy per step).
 pub fn epoch_permutation(order: &mut SplitMix64, n: usize, device: Device) -> Tensor {
     let perm: Vec<i64> = order.permutation(n).into_iter().map(|i| i as i64).collect();
     Tensor::from_slice(&perm).to_device(device)
+}
+
+/// Rows `idx` of a per-training-image tensor kept by the worker (teacher logits, labels or feature
+/// maps, wherever they live), on `device`; no copy when they are there already.
+pub fn rows_on(t: &Tensor, idx: &Tensor, device: Device) -> Tensor {
+    let rows = t.index_select(0, &idx.to_device(t.device()));
+    if rows.device() == device {
+        rows
+    } else {
+        rows.to_device(device)
+    }
 }
 
 /// The losses of an epoch's steps, kept on the device (one host read per epoch instead of one per
@@ -151,10 +162,6 @@ impl StepLosses {
     /// Keeps a step's loss (a scalar, or one value per fused member).
     pub fn push(&mut self, loss: &Tensor) {
         self.0.push(loss.detach().to_kind(Kind::Double));
-    }
-
-    pub fn steps(&self) -> usize {
-        self.0.len()
     }
 
     /// The mean loss over the epoch's steps, or the first step whose loss is not finite. For a plain
@@ -316,15 +323,7 @@ pub fn fit(
     let bs = s.batch_size as i64;
     // Host synchronisations per epoch: one read of the step losses (StepLosses::finish) and one per
     // accuracy evaluation. The steps themselves never wait for the device.
-    let on_device = |t: &Tensor| {
-        if t.device() == device {
-            t.shallow_clone()
-        } else {
-            t.to_device(device)
-        }
-    };
-    let cached =
-        |t: &Tensor, idx: &Tensor| on_device(&t.index_select(0, &idx.to_device(t.device())));
+    let cached = |t: &Tensor, idx: &Tensor| rows_on(t, idx, device);
     let mut history = Vec::new();
     for epoch in 1..=s.epochs {
         let perm = epoch_permutation(&mut order, n as usize, device);

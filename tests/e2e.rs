@@ -383,17 +383,12 @@ fn sigkill_then_rerun_leaves_every_run_exactly_once() {
     let c = Case::new(400, 60);
     let body = body("[0]", "[1, 2, 4, 8]", "[0.5, 0.9]").replace("epochs = 2", "epochs = 6");
     let s = c.sweep("kill", &body);
-    let mut child = c
-        .cmd()
-        .args([s.to_str().unwrap(), "--results", "out", "-q"])
-        .spawn()
-        .unwrap();
+    let mut child = c.spawn(&[s.to_str().unwrap(), "--results", "out", "-q"]);
     let dir = c.path("out/kill");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while record_mtimes(&dir).len() < 3 {
-        assert!(std::time::Instant::now() < deadline, "no records appeared");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    assert!(
+        wait_for(120, 50, || record_mtimes(&dir).len() >= 3),
+        "no records appeared"
+    );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let survived = record_mtimes(&dir);
@@ -491,11 +486,10 @@ fn ctrl_c_stops_cleanly_and_the_rerun_resumes() {
         .spawn()
         .unwrap();
     let dir = c.path("out/intr");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while record_mtimes(&dir).len() < 3 {
-        assert!(std::time::Instant::now() < deadline, "no records appeared");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    assert!(
+        wait_for(120, 50, || record_mtimes(&dir).len() >= 3),
+        "no records appeared"
+    );
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let o = child.wait_with_output().unwrap();
@@ -880,17 +874,9 @@ fn a_second_coordinator_of_the_same_sweep_refuses_and_a_dead_ones_lock_is_taken_
     let c = Case::new(400, 60);
     let body = body("[0]", "[1, 2, 4, 8]", "[0.5, 0.9]").replace("epochs = 2", "epochs = 6");
     let s = c.sweep("once", &body);
-    let mut first = c
-        .cmd()
-        .args([s.to_str().unwrap(), "--results", "out", "-q"])
-        .spawn()
-        .unwrap();
+    let mut first = c.spawn(&[s.to_str().unwrap(), "--results", "out", "-q"]);
     let lock = c.path("out/once/.coordinator.lock");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !lock.exists() {
-        assert!(std::time::Instant::now() < deadline, "no lock appeared");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    assert!(wait_for(60, 20, || lock.exists()), "no lock appeared");
     // a second invocation while the first runs: refused at once, naming the first
     let t = std::time::Instant::now();
     let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);

@@ -3,7 +3,7 @@
 //! (`make test` installs it), rendered in a real headless browser.
 
 mod common;
-use common::{body, text, Case};
+use common::{body, text, wait_for, Case};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -67,13 +67,8 @@ fn the_sweep_page_is_self_contained_complete_and_escaped() {
         assert!(html.contains(want), "missing {want:?}");
     }
     // one row per cell (2 T × 2 α) and one per run (2 teachers, 2 baselines, 8 students)
-    let rows = |id: &str| {
-        let t = &html[html.find(&format!("id=\"{id}\"")).unwrap()..];
-        let t = &t[..t.find("</table>").unwrap()];
-        t.matches("<tr").count() - 1 // the heading row
-    };
-    assert_eq!(rows("cells"), 4);
-    assert_eq!(rows("runs"), 12);
+    assert_eq!(rows_of(&html, "cells"), 4);
+    assert_eq!(rows_of(&html, "runs"), 12);
     // the hostile comment is shown as text, never as markup
     assert!(
         html.contains("&lt;/pre&gt;&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;")
@@ -88,6 +83,7 @@ fn the_sweep_page_is_self_contained_complete_and_escaped() {
     assert_eq!(rows_of(&again, "cells"), 4);
 }
 
+/// Body rows of the table with `id` (its heading row not counted).
 fn rows_of(html: &str, id: &str) -> usize {
     let t = &html[html.find(&format!("id=\"{id}\"")).unwrap()..];
     t[..t.find("</table>").unwrap()].matches("<tr").count() - 1
@@ -240,28 +236,20 @@ fn status_shows_a_running_sweep_with_an_eta() {
     let c = Case::new(400, 60);
     let b = body("[0]", "[1, 2, 4, 8]", "[0.5, 0.9]").replace("epochs = 2", "epochs = 8");
     let s = c.sweep("live", &b);
-    let mut child = c
-        .cmd()
-        .args([
-            s.to_str().unwrap(),
-            "--results",
-            "out",
-            "-q",
-            "--workers-per-device",
-            "1",
-        ])
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut child = c.spawn(&[
+        s.to_str().unwrap(),
+        "--results",
+        "out",
+        "-q",
+        "--workers-per-device",
+        "1",
+    ]);
     let mut seen = String::new();
-    while std::time::Instant::now() < deadline {
+    wait_for(120, 200, || {
         let o = c.run(&["status", "out/live"]);
         seen = String::from_utf8_lossy(&o.stdout).into_owned();
-        if seen.contains("running: student-") && seen.contains("ETA: about") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+        seen.contains("running: student-") && seen.contains("ETA: about")
+    });
     let _ = child.kill();
     let _ = child.wait();
     assert!(seen.contains("running: student-"), "{seen}");

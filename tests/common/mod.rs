@@ -40,6 +40,23 @@ impl Case {
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd().args(args).output().unwrap()
     }
+
+    /// Starts the binary in the background (a sweep to kill, interrupt or watch while it runs).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.cmd().args(args).spawn().unwrap()
+    }
+}
+
+/// Polls `done` every `every_ms` until it holds (true) or `secs` seconds have passed (false).
+pub fn wait_for(secs: u64, every_ms: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !done() {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(every_ms));
+    }
+    true
 }
 
 /// A small sweep body: `seeds`, the grid, 1 epoch each, 8 images per batch.
