@@ -92,11 +92,13 @@ pub fn csv_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
         .collect()
 }
 
-/// Modification times of every record file, by name.
+/// Modification times of every finished record file, by name (writers' temporary files left out).
 pub fn record_mtimes(dir: &Path) -> std::collections::BTreeMap<String, std::time::SystemTime> {
     std::fs::read_dir(dir.join("records"))
         .map(|rd| {
             rd.filter_map(|e| e.ok())
+                // a writer's temporary file (`.<record>.tmp-…`) is not a record yet
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
                 .map(|e| {
                     (
                         e.file_name().to_string_lossy().into_owned(),
