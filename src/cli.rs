@@ -69,6 +69,10 @@ struct Common {
     /// Runs at once per device (default: one per core on the CPU, one per GPU).
     #[arg(long, value_name = "N", global = true)]
     workers_per_device: Option<i64>,
+    /// Intra-op threads of each teacher (default: every core of this machine). Part of the teacher's
+    /// key. Overrides [teacher] threads.
+    #[arg(long, value_name = "N", global = true)]
+    teacher_threads: Option<i64>,
     /// Print errors only.
     #[arg(long, short, global = true)]
     quiet: bool,
@@ -83,9 +87,6 @@ enum Command {
         /// cluster jobs. A finished node does nothing.
         #[arg(long, value_name = "ID")]
         task: Option<String>,
-        /// Intra-op threads for --task (default: $SLURM_CPUS_PER_TASK, else 1).
-        #[arg(long, value_name = "N")]
-        threads: Option<i32>,
     },
     /// Print the plan without training: runs, what is done or cached, devices and workers.
     Plan {
@@ -217,6 +218,7 @@ fn options(c: &Common) -> Options {
         overrides: config::Overrides {
             devices: c.devices.clone(),
             workers_per_device: c.workers_per_device,
+            teacher_threads: c.teacher_threads,
         },
         quiet: c.quiet,
         worker_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("kd-sweep")),
@@ -275,10 +277,9 @@ impl Cli {
                 Some(Command::Run {
                     sweep,
                     task: Some(id),
-                    threads,
                 }),
                 _,
-            ) => run_task(&sweep, c, &id, threads),
+            ) => run_task(&sweep, c, &id),
             (Some(Command::Run { sweep, .. }), _) | (None, Some(sweep)) => run_sweep(&sweep, c),
             (Some(Command::Plan { sweep, json }), _) => plan(&sweep, c, json),
             (Some(Command::Devices { json }), _) => devices(json),
@@ -321,27 +322,21 @@ fn run_sweep(path: &Path, common: &Common) -> anyhow::Result<Ended> {
     })
 }
 
-fn run_task(path: &Path, common: &Common, id: &str, threads: Option<i32>) -> anyhow::Result<Ended> {
-    let threads = threads
-        .or_else(|| std::env::var("SLURM_CPUS_PER_TASK").ok()?.parse().ok())
-        .unwrap_or(1)
-        .max(1);
-    Ok(
-        match sweep::run_task(path, &options(common), id, threads)? {
-            sweep::TaskOutcome::AlreadyDone => {
-                eprintln!("{id}: already done; nothing to do");
-                Ended::Success
-            }
-            sweep::TaskOutcome::Done => {
-                eprintln!("{id}: done");
-                Ended::Success
-            }
-            sweep::TaskOutcome::Failed(why) => {
-                eprintln!("{id}: FAILED: {why}");
-                Ended::RunsFailed
-            }
-        },
-    )
+fn run_task(path: &Path, common: &Common, id: &str) -> anyhow::Result<Ended> {
+    Ok(match sweep::run_task(path, &options(common), id)? {
+        sweep::TaskOutcome::AlreadyDone => {
+            eprintln!("{id}: already done; nothing to do");
+            Ended::Success
+        }
+        sweep::TaskOutcome::Done => {
+            eprintln!("{id}: done");
+            Ended::Success
+        }
+        sweep::TaskOutcome::Failed(why) => {
+            eprintln!("{id}: FAILED: {why}");
+            Ended::RunsFailed
+        }
+    })
 }
 
 fn plan(path: &Path, common: &Common, json: bool) -> anyhow::Result<Ended> {

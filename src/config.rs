@@ -142,6 +142,18 @@ pub struct Phase {
     pub epochs: u32,
     pub batch_size: u32,
     pub lr: f64,
+    /// How the network is initialised (PyTorch's default unless the file says otherwise).
+    pub init: crate::model::Init,
+    /// Intra-op threads of each run of this role (part of its key: a thread count can change how
+    /// libtorch sums). Teachers: every core of the machine by default ([`machine_cores`]); students
+    /// and baselines: 1.
+    pub threads: u32,
+}
+
+/// The cores this process may use (its CPU affinity and cgroup quota): the teachers' default thread
+/// count.
+pub fn machine_cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -217,6 +229,11 @@ pub struct SourceMap {
 }
 
 impl SourceMap {
+    /// Whether the sweep file sets `key` (only the keys errors can point at are kept).
+    pub fn has(&self, key: &str) -> bool {
+        self.keys.iter().any(|(k, _)| k == key)
+    }
+
     /// An error pointing at `key` in the sweep file.
     pub fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
         ConfigError {
@@ -260,6 +277,41 @@ struct RawPhase {
     epochs: Spanned<i64>,
     batch_size: Spanned<i64>,
     lr: Spanned<f64>,
+    init: Option<Spanned<String>>,
+    threads: Option<Spanned<i64>>,
+}
+
+/// The keys of [teacher] and [student] that make a [`Phase`].
+struct PhaseKeys<'r> {
+    epochs: &'r Spanned<i64>,
+    batch_size: &'r Spanned<i64>,
+    lr: &'r Spanned<f64>,
+    init: &'r Option<Spanned<String>>,
+    threads: &'r Option<Spanned<i64>>,
+}
+
+impl RawPhase {
+    fn keys(&self) -> PhaseKeys<'_> {
+        PhaseKeys {
+            epochs: &self.epochs,
+            batch_size: &self.batch_size,
+            lr: &self.lr,
+            init: &self.init,
+            threads: &self.threads,
+        }
+    }
+}
+
+impl RawStudent {
+    fn keys(&self) -> PhaseKeys<'_> {
+        PhaseKeys {
+            epochs: &self.epochs,
+            batch_size: &self.batch_size,
+            lr: &self.lr,
+            init: &self.init,
+            threads: &self.threads,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -268,6 +320,8 @@ struct RawStudent {
     epochs: Spanned<i64>,
     batch_size: Spanned<i64>,
     lr: Spanned<f64>,
+    init: Option<Spanned<String>>,
+    threads: Option<Spanned<i64>>,
     cache_teacher_logits: Option<bool>,
 }
 
@@ -314,6 +368,9 @@ pub struct Overrides {
     pub devices: Option<String>,
     /// `--workers-per-device`, in place of `[schedule] workers_per_device`.
     pub workers_per_device: Option<i64>,
+    /// `--teacher-threads`, in place of `[teacher] threads` (SLURM tasks get the submitting
+    /// machine's value this way, so that their keys are the plan's).
+    pub teacher_threads: Option<i64>,
 }
 
 impl Overrides {
@@ -335,6 +392,15 @@ impl Overrides {
                 ));
             }
             sweep.schedule.workers_per_device = Some(w as u32);
+        }
+        if let Some(t) = self.teacher_threads {
+            if !(1..=4096).contains(&t) {
+                return Err(flag(
+                    "--teacher-threads",
+                    format!("must be a whole number from 1 to 4096, got {t}"),
+                ));
+            }
+            sweep.teacher.threads = t as u32;
         }
         Ok(())
     }
@@ -496,10 +562,35 @@ impl Validator<'_> {
     fn phase(
         &self,
         role: &str,
-        epochs: &Spanned<i64>,
-        batch: &Spanned<i64>,
-        lr: &Spanned<f64>,
+        raw: PhaseKeys,
+        default_threads: u32,
     ) -> Result<Phase, ConfigError> {
+        let PhaseKeys {
+            epochs,
+            batch_size: batch,
+            lr,
+            init,
+            threads,
+        } = raw;
+        let threads = match threads {
+            None => default_threads,
+            Some(t) => self.positive(t, &format!("{role}.threads"), "intra-op threads of a run")?,
+        };
+        let init = match init {
+            None => crate::model::Init::default(),
+            Some(i) => crate::model::Init::parse(i.get_ref()).ok_or_else(|| {
+                self.at(
+                    i,
+                    &format!("{role}.init"),
+                    &format!(
+                        "unknown initialisation \"{}\"; allowed: {} (PyTorch's default, or \
+                         Kaiming-uniform with the ReLU gain)",
+                        i.get_ref(),
+                        crate::model::Init::NAMES
+                    ),
+                )
+            })?,
+        };
         let lr_v = *lr.get_ref();
         if !(lr_v.is_finite() && lr_v > 0.0) {
             return Err(self.at(
@@ -518,6 +609,8 @@ impl Validator<'_> {
             )?,
             batch_size: self.positive(batch, &format!("{role}.batch_size"), "images per step")?,
             lr: lr_v,
+            init,
+            threads,
         })
     }
 
@@ -761,10 +854,13 @@ impl Validator<'_> {
         let seeds = self.seeds(&raw.seeds)?;
         let data = self.data(&raw.data)?;
         let t = &raw.teacher;
-        let teacher = self.phase("teacher", &t.epochs, &t.batch_size, &t.lr)?;
+        let teacher = self.phase("teacher", t.keys(), machine_cores())?;
         let s = &raw.student;
-        let student = self.phase("student", &s.epochs, &s.batch_size, &s.lr)?;
+        let student = self.phase("student", s.keys(), 1)?;
         self.remember("teacher.batch_size", t.batch_size.span());
+        if let Some(th) = &t.threads {
+            self.remember("teacher.threads", th.span());
+        }
         self.remember("student.batch_size", s.batch_size.span());
 
         let g = &raw.grid;
@@ -866,6 +962,55 @@ alpha = [0, 0.5, 1]
         assert_eq!(s.student.epochs, 2);
         assert!(s.baseline && s.cache_teacher_logits);
         assert_eq!(s.schedule.devices, Devices::Auto);
+        // PyTorch's initialisation; teachers on every core, students on one
+        assert_eq!(s.teacher.init, crate::model::Init::Pytorch);
+        assert_eq!(s.student.init, crate::model::Init::Pytorch);
+        assert_eq!(s.teacher.threads, machine_cores());
+        assert_eq!(s.student.threads, 1);
+        assert!(!s.source.has("teacher.threads"));
+    }
+
+    #[test]
+    fn init_and_threads_are_read_and_checked() {
+        let s = parse(
+            &with(
+                "[teacher]\nepochs = 1",
+                "[teacher]\ninit = \"kaiming\"\nthreads = 3\nepochs = 1",
+            ),
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        assert_eq!(s.teacher.init, crate::model::Init::Kaiming);
+        assert_eq!(s.teacher.threads, 3);
+        assert!(s.source.has("teacher.threads"));
+        let e = err(&with(
+            "[teacher]\nepochs = 1",
+            "[teacher]\ninit = \"he\"\nepochs = 1",
+        ));
+        assert!(e.to_string().contains("teacher.init"), "{e}");
+        assert!(e.to_string().contains("\"pytorch\" or \"kaiming\""), "{e}");
+        let e = err(&with(
+            "[student]\nepochs = 2",
+            "[student]\nthreads = 0\nepochs = 2",
+        ));
+        assert!(e.to_string().contains("student.threads"), "{e}");
+        // --teacher-threads wins over the file, and is checked
+        let mut s = parse(GOOD, Path::new("s.toml")).unwrap();
+        let o = Overrides {
+            teacher_threads: Some(5),
+            ..Default::default()
+        };
+        o.apply(&mut s).unwrap();
+        assert_eq!(s.teacher.threads, 5);
+        let bad = Overrides {
+            teacher_threads: Some(0),
+            ..Default::default()
+        };
+        assert!(bad
+            .apply(&mut s)
+            .unwrap_err()
+            .to_string()
+            .contains("--teacher-threads"));
     }
 
     #[test]

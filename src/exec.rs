@@ -9,7 +9,7 @@ use crate::device::DeviceSpec;
 use crate::model::Net;
 use crate::plan::{Role, RunSpec};
 use crate::store::{self, RunRecord, Store};
-use crate::train::{self, EpochStats, RunSettings, TeacherSignal, TrainError};
+use crate::train::{self, EpochStats, Fitted, RunSettings, TeacherSignal, TrainError};
 use crate::worker::{Job, Outcome};
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
@@ -78,6 +78,9 @@ pub fn execute_job(
     on_epoch: &mut dyn FnMut(usize, &EpochStats),
 ) -> Vec<(usize, Outcome)> {
     let start = Instant::now();
+    // the run's own thread count (part of its key), whatever the worker started with
+    let threads = job.run.phase(&job.sweep).threads.max(1);
+    tch::set_num_threads(threads as i32);
     let members: Vec<(usize, &RunSpec)> = std::iter::once((job.index, &job.run))
         .chain(job.also.iter().map(|(i, r)| (*i, r)))
         .collect();
@@ -102,9 +105,15 @@ pub fn execute_job(
         .iter()
         .zip(each)
         .map(|((_, run), end)| match end {
-            RunEnd::Trained(h) => Some(RunRecord::done(run, epochs, h, secs, &device)),
+            RunEnd::Trained(f) => Some(RunRecord::done(run, epochs, *f, secs, &device)),
             RunEnd::Failed(why) => Some(RunRecord::failed(run, epochs, &why, secs, &device)),
             RunEnd::Interrupted => None,
+        })
+        .map(|r| {
+            r.map(|mut r| {
+                r.threads = Some(threads);
+                r
+            })
         })
         .collect();
     members
@@ -123,7 +132,7 @@ pub fn execute_job(
 /// How one run of a job ended, before its record is written.
 #[derive(Clone)]
 enum RunEnd {
-    Trained(Vec<EpochStats>),
+    Trained(Box<Fitted>),
     /// The reason its failed record carries.
     Failed(String),
     /// Stopped on request: no record; it runs again later.
@@ -131,9 +140,9 @@ enum RunEnd {
 }
 
 impl RunEnd {
-    fn of(r: Result<Vec<EpochStats>, RunError>) -> RunEnd {
+    fn of(r: Result<Fitted, RunError>) -> RunEnd {
         match r {
-            Ok(h) => RunEnd::Trained(h),
+            Ok(f) => RunEnd::Trained(Box::new(f)),
             Err(e) if e.is_interrupted() => RunEnd::Interrupted,
             Err(e) => RunEnd::Failed(e.to_string()),
         }
@@ -146,7 +155,7 @@ fn train_fused(
     job: &Job,
     state: &mut WorkerState,
     on_epoch: &mut dyn FnMut(usize, &EpochStats),
-) -> Result<Vec<Result<Vec<EpochStats>, RunError>>, RunError> {
+) -> Result<Vec<Result<Fitted, RunError>>, RunError> {
     let device = job.device.tch();
     let data = load_data(&mut state.data, &job.sweep, job.device)?;
     let teacher = job.teacher.as_ref().ok_or(RunError::NoTeacher)?;
@@ -225,7 +234,7 @@ fn train_run(
     job: &Job,
     state: &mut WorkerState,
     on_epoch: &mut dyn FnMut(&EpochStats),
-) -> Result<Vec<EpochStats>, RunError> {
+) -> Result<Fitted, RunError> {
     injected_fault(&job.run.id)?;
     let device = job.device.tch();
     let sweep = &job.sweep;
@@ -234,10 +243,10 @@ fn train_run(
     let settings = RunSettings::of(job.run.phase(sweep), job.run.seed, job.run.stream());
     let arch = job.run.arch();
 
-    let history = match job.run.role {
+    let fitted = match job.run.role {
         Role::Teacher => {
             let (vs, net) = train::init(arch, data, device, &settings);
-            let history = train::fit(
+            let fitted = train::fit(
                 &vs,
                 &net,
                 data,
@@ -247,9 +256,9 @@ fn train_run(
                 0.0,
                 on_epoch,
             )?;
-            let logits = publish_teacher(job, &store, &vs, &net, data, &history)?;
+            let logits = publish_teacher(job, &store, &vs, &net, data, &fitted)?;
             state.logits = Some((job.run.key.clone(), logits));
-            history
+            fitted
         }
         Role::Baseline => {
             let (vs, net) = train::init(arch, data, device, &settings);
@@ -274,7 +283,7 @@ fn train_run(
             on_epoch,
         )?,
     };
-    Ok(history)
+    Ok(fitted)
 }
 
 /// Trains a distilled student: sets up what it learns from (cached or live logits, the teacher's
@@ -287,7 +296,7 @@ fn train_student(
     store: &Store,
     settings: &RunSettings,
     on_epoch: &mut dyn FnMut(&EpochStats),
-) -> Result<Vec<EpochStats>, RunError> {
+) -> Result<Fitted, RunError> {
     let device = job.device.tch();
     let arch = job.run.arch();
     let teacher = job.teacher.as_ref().ok_or(RunError::NoTeacher)?;
@@ -322,7 +331,13 @@ fn train_student(
             let maps = teacher_features(features_slot, teacher, &dir, data, device)?;
             let (s_ch, t_ch) = (arch.feature_channels(), teacher.arch().feature_channels());
             let (vs, net, r) = train::init_with(arch, data, device, settings, |p| {
-                nn::conv2d(p / "regressor", s_ch, t_ch, 1, Default::default())
+                nn::conv2d(
+                    p / "regressor",
+                    s_ch,
+                    t_ch,
+                    1,
+                    settings.init.conv(s_ch, 1, 0),
+                )
             });
             regressor = r;
             let signal = TeacherSignal::Features {
@@ -352,18 +367,19 @@ fn publish_teacher(
     vs: &nn::VarStore,
     net: &Net,
     data: &Dataset,
-    history: &[EpochStats],
+    fitted: &Fitted,
 ) -> Result<Tensor, RunError> {
     let logits = train::logits(net, &data.train_x);
-    let secs = history.last().map_or(0.0, |e| e.seconds);
+    let secs = fitted.history.last().map_or(0.0, |e| e.seconds);
     let epochs = job.run.phase(&job.sweep).epochs;
-    let record = RunRecord::done(
+    let mut record = RunRecord::done(
         &job.run,
         epochs,
-        history.to_vec(),
+        fitted.clone(),
         secs,
         &job.device.to_string(),
     );
+    record.threads = Some(job.run.phase(&job.sweep).threads);
     store::save_teacher(&store.teacher_dir(&job.run.key), &record, |dir| {
         vs.save(dir.join(store::WEIGHTS))
             .map_err(|e| e.to_string())?;
@@ -381,7 +397,14 @@ fn load_teacher_net(
     device: Device,
 ) -> Result<Net, String> {
     let mut tvs = nn::VarStore::new(device);
-    let tnet = Net::new(&tvs.root(), teacher.arch(), data.shape, data.classes);
+    // the initialisation is overwritten by the load; PyTorch's rule draws as many numbers as any
+    let tnet = Net::new(
+        &tvs.root(),
+        teacher.arch(),
+        data.shape,
+        data.classes,
+        Default::default(),
+    );
     tvs.load(dir.join(store::WEIGHTS))
         .map_err(|e| format!("teacher weights: {e}"))?;
     Ok(tnet)

@@ -13,12 +13,14 @@
 
 use crate::data::Dataset;
 use crate::model::{dropout_mask, Arch, Net, DROPOUT};
+use crate::optim::Adam;
 use crate::train::{
-    epoch_permutation, rows_on, EpochStats, RunSettings, StepLosses, TrainError, STOP,
+    best_index, epoch_permutation, mean, rows_on, EpochStats, Fitted, RunSettings, StepLosses,
+    TrainError, STOP,
 };
 use std::sync::atomic::Ordering;
 use std::time::Instant;
-use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
+use tch::{nn, Kind, Tensor};
 
 /// G students stacked along a group dimension.
 pub struct FusedStudent {
@@ -98,6 +100,15 @@ impl FusedStudent {
         h.bmm(&self.w4).g_add(&self.b4)
     }
 
+    /// Copies member `i`'s weights from `from` (a group of the same shape) into this group's slices.
+    pub fn copy_member(&self, i: i64, from: &FusedStudent) {
+        let _guard = tch::no_grad_guard();
+        let id = |t: &Tensor| t.shallow_clone();
+        for ((_, mut dst), (_, src)) in self.member(i, id).into_iter().zip(from.member(i, id)) {
+            dst.copy_(&src);
+        }
+    }
+
     /// Student `i`'s parameters in the layout of an unfused `Net` (name → tensor), each passed through
     /// `f` first (the identity for weights, `Tensor::grad` for gradients).
     pub fn member(&self, i: i64, f: impl Fn(&Tensor) -> Tensor) -> Vec<(String, Tensor)> {
@@ -161,13 +172,16 @@ pub fn fit_fused(
     members: &[Member],
     s: &RunSettings,
     on_epoch: &mut dyn FnMut(usize, &EpochStats),
-) -> Result<Vec<Result<Vec<EpochStats>, TrainError>>, TrainError> {
+) -> Result<Vec<Result<Fitted, TrainError>>, TrainError> {
     let start = Instant::now();
     let device = init.device();
     let vs = nn::VarStore::new(device);
     let copies: Vec<&nn::VarStore> = members.iter().map(|_| init).collect();
     let model = FusedStudent::stack(&vs, &copies);
-    let mut opt = nn::Adam::default().build(&vs, s.lr)?;
+    // each member's best-validation weights, copied into its slices when it improves
+    let best_vs = nn::VarStore::new(device);
+    let best = FusedStudent::stack(&best_vs, &copies);
+    let mut opt = Adam::new(&vs, s.lr);
     let temps = Tensor::from_slice(
         &members
             .iter()
@@ -183,6 +197,7 @@ pub fn fit_fused(
     let bs = s.batch_size as i64;
     let mut history: Vec<Result<Vec<EpochStats>, TrainError>> =
         members.iter().map(|_| Ok(Vec::new())).collect();
+    let mut step_losses: Vec<Vec<f64>> = members.iter().map(|_| Vec::new()).collect();
     for epoch in 1..=s.epochs {
         if history.iter().all(|h| h.is_err()) {
             break;
@@ -205,29 +220,39 @@ pub fn fit_fused(
             opt.backward_step(&total);
             losses.push(&per);
         }
-        let mean_losses = losses.finish_each(epoch);
+        let each = losses.finish_each(epoch);
         let secs = start.elapsed().as_secs_f64();
         let val = accuracies(&model, &data.val_x, &data.val_y);
-        let test = accuracies(&model, &data.test_x, &data.test_y);
-        for (i, (h, loss)) in history.iter_mut().zip(mean_losses).enumerate() {
+        for (i, (h, loss)) in history.iter_mut().zip(each).enumerate() {
             let Ok(epochs) = h else { continue };
             match loss {
                 Err(e) => *h = Err(e),
-                Ok(train_loss) => {
+                Ok(steps) => {
                     let stats = EpochStats {
                         epoch,
-                        train_loss,
+                        train_loss: mean(&steps),
                         val_acc: val[i],
-                        test_acc: test[i],
                         seconds: secs,
                     };
+                    step_losses[i].extend(steps);
+                    epochs.push(stats.clone());
+                    if best_index(epochs) == Some(epochs.len() - 1) {
+                        best.copy_member(i as i64, &model);
+                    }
                     on_epoch(i, &stats);
-                    epochs.push(stats);
                 }
             }
         }
     }
-    Ok(history)
+    // the test set, once: the last weights and each member's best weights
+    let test = accuracies(&model, &data.test_x, &data.test_y);
+    let test_best = accuracies(&best, &data.test_x, &data.test_y);
+    Ok(history
+        .into_iter()
+        .zip(step_losses)
+        .enumerate()
+        .map(|(i, (h, steps))| h.map(|history| Fitted::new(history, test[i], test_best[i], steps)))
+        .collect())
 }
 
 /// Images per evaluation chunk for a group of `g`: 1024 for up to 16 students, fewer beyond, so that

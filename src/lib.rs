@@ -15,6 +15,7 @@ pub mod device;
 pub mod exec;
 pub mod fused;
 pub mod model;
+pub mod optim;
 pub mod plan;
 pub mod progress;
 pub mod report;

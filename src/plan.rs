@@ -302,5 +302,25 @@ mod tests {
         for (x, y) in a.runs.iter().zip(&d.runs) {
             assert_eq!(x.key == y.key, x.role == Role::Teacher, "{}", x.id);
         }
+        // the teacher's thread count and initialisation change the teacher and the students that
+        // learn from it, not the baselines
+        for change in [
+            |s: &mut Sweep| s.teacher.threads += 1,
+            |s: &mut Sweep| s.teacher.init = crate::model::Init::Kaiming,
+        ] {
+            let mut s = sweep("");
+            change(&mut s);
+            let e = build(&s, "fp");
+            for (x, y) in a.runs.iter().zip(&e.runs) {
+                assert_eq!(x.key == y.key, x.role == Role::Baseline, "{}", x.id);
+            }
+        }
+        // the students' thread count changes students and baselines
+        let mut s = sweep("");
+        s.student.threads = 2;
+        let f = build(&s, "fp");
+        for (x, y) in a.runs.iter().zip(&f.runs) {
+            assert_eq!(x.key == y.key, x.role == Role::Teacher, "{}", x.id);
+        }
     }
 }

@@ -132,7 +132,16 @@ struct Worker {
     stdin: ChildStdin,
     /// Runs it is training (several when fused).
     busy: Vec<usize>,
+    /// Kept idle while the CPU worker with this index trains a run whose threads need this core.
+    held_by: Option<usize>,
     generation: usize,
+}
+
+/// CPU workers a run with `threads` intra-op threads occupies (itself and the ones kept idle beside it)
+/// among `cpu_workers`: every core its threads use, so that a teacher with all the machine's cores
+/// never shares them with students.
+pub fn cpu_workers_needed(threads: u32, cpu_workers: usize) -> usize {
+    (threads.max(1) as usize).min(cpu_workers.max(1))
 }
 
 enum Event {
@@ -226,6 +235,7 @@ fn spawn(
         child,
         stdin,
         busy: Vec::new(),
+        held_by: None,
         generation,
     })
 }
@@ -286,15 +296,47 @@ impl<'a> Coordinator<'a> {
         self.cx.sweep.schedule.fuse.on(w.slot.device)
     }
 
+    fn idle(&self, wi: usize) -> bool {
+        let w = &self.workers[wi];
+        w.busy.is_empty() && w.held_by.is_none()
+    }
+
     /// Gives every idle worker the next runnable run (with its fused group where the device fuses).
+    /// A CPU run with more threads than one waits until as many CPU workers are idle, keeps the others
+    /// idle while it trains, and nothing else starts on the CPU before it.
     fn assign(&mut self) -> anyhow::Result<()> {
+        let cpu_workers = self
+            .workers
+            .iter()
+            .filter(|w| w.slot.device == DeviceSpec::Cpu)
+            .count();
+        let mut cpu_waits = false;
         for wi in 0..self.workers.len() {
-            if !self.workers[wi].busy.is_empty() {
+            let on_cpu = self.workers[wi].slot.device == DeviceSpec::Cpu;
+            if !self.idle(wi) || (on_cpu && cpu_waits) {
                 continue;
             }
             let Some(i) = self.disp.take_next() else {
                 break;
             };
+            if on_cpu {
+                let threads = self.cx.plan.runs[i].phase(self.cx.sweep).threads;
+                let need = cpu_workers_needed(threads, cpu_workers);
+                let others: Vec<usize> = (0..self.workers.len())
+                    .filter(|&o| {
+                        o != wi && self.workers[o].slot.device == DeviceSpec::Cpu && self.idle(o)
+                    })
+                    .take(need - 1)
+                    .collect();
+                if others.len() + 1 < need {
+                    self.disp.requeue(i);
+                    cpu_waits = true;
+                    continue;
+                }
+                for o in others {
+                    self.workers[o].held_by = Some(wi);
+                }
+            }
             let also = if self.fuses(&self.workers[wi]) && self.fusable(i) {
                 self.take_group(i)
             } else {
@@ -317,10 +359,8 @@ impl<'a> Coordinator<'a> {
     /// The rest of a fused group led by run `first`: runnable logit students of the same teacher, sized
     /// so that the other idle fusing workers get students too.
     fn take_group(&mut self, first: usize) -> Vec<usize> {
-        let idle = self
-            .workers
-            .iter()
-            .filter(|w| w.busy.is_empty() && self.fuses(w))
+        let idle = (0..self.workers.len())
+            .filter(|&w| self.idle(w) && self.fuses(&self.workers[w]))
             .count();
         let runnable = 1 + self.disp.runnable_count(&|j| self.fusable(j));
         let size = group_size(runnable, idle, self.cx.sweep.schedule.fuse_max);
@@ -366,6 +406,9 @@ impl<'a> Coordinator<'a> {
             }
             WorkerMsg::Finished { index, outcome } => {
                 self.workers[worker].busy.retain(|&b| b != index);
+                if self.workers[worker].busy.is_empty() {
+                    self.release(worker);
+                }
                 match outcome {
                     Outcome::Interrupted => {
                         let run = &self.cx.plan.runs[index];
@@ -379,6 +422,15 @@ impl<'a> Coordinator<'a> {
                 "worker {worker} on {} is replaced: its CUDA context is unusable ({reason})",
                 self.workers[worker].slot.device
             )),
+        }
+    }
+
+    /// The workers kept idle for `worker`'s run are free again.
+    fn release(&mut self, worker: usize) {
+        for w in &mut self.workers {
+            if w.held_by == Some(worker) {
+                w.held_by = None;
+            }
         }
     }
 
@@ -421,6 +473,7 @@ impl<'a> Coordinator<'a> {
             let reason = format!("worker process crashed ({how}) during this run");
             self.fail(worker, i, &reason, &device);
         }
+        self.release(worker);
         if !self.stopping {
             let w = &self.workers[worker];
             let (slot, generation) = (w.slot.clone(), w.generation + 1);
@@ -542,6 +595,16 @@ mod tests {
             &crate::config::parse(&text, Path::new("p.toml")).unwrap(),
             "fp",
         )
+    }
+
+    #[test]
+    fn a_many_thread_run_occupies_as_many_cpu_workers_as_it_has_threads() {
+        assert_eq!(cpu_workers_needed(1, 8), 1);
+        assert_eq!(cpu_workers_needed(8, 8), 8);
+        // never more than there are: a 16-thread teacher with 2 CPU workers holds both
+        assert_eq!(cpu_workers_needed(16, 2), 2);
+        assert_eq!(cpu_workers_needed(0, 4), 1);
+        assert_eq!(cpu_workers_needed(4, 0), 1);
     }
 
     #[test]

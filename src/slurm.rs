@@ -101,14 +101,20 @@ fn sbatch_header(o: &SlurmOptions, job: &str, logs: &Path, training: bool) -> St
     h
 }
 
+/// What every array task runs: `exe run sweep --results root --teacher-threads N --task ID`.
+struct TaskCommand<'a> {
+    exe: &'a Path,
+    sweep: &'a Path,
+    root: &'a Path,
+    teacher_threads: u32,
+}
+
 fn array_script(
     o: &SlurmOptions,
     job: &str,
     logs: &Path,
     table: &Path,
-    exe: &Path,
-    sweep: &Path,
-    root: &Path,
+    cmd: &TaskCommand,
 ) -> String {
     let mut s = sbatch_header(o, job, logs, true);
     let _ = write!(
@@ -118,11 +124,12 @@ fn array_script(
          line=$(( ${{KD_OFFSET:-0}} + SLURM_ARRAY_TASK_ID + 1 ))\n\
          task=$(sed -n \"${{line}}p\" {})\n\
          echo \"kd-sweep task $task on $(hostname)\"\n\
-         exec {} run {} --results {} --task \"$task\"\n",
+         exec {} run {} --results {} --teacher-threads {} --task \"$task\"\n",
         shell_quote(&table.display().to_string()),
-        shell_quote(&exe.display().to_string()),
-        shell_quote(&sweep.display().to_string()),
-        shell_quote(&root.display().to_string()),
+        shell_quote(&cmd.exe.display().to_string()),
+        shell_quote(&cmd.sweep.display().to_string()),
+        shell_quote(&cmd.root.display().to_string()),
+        cmd.teacher_threads,
     );
     s
 }
@@ -185,6 +192,15 @@ pub fn generate(sweep_path: &Path, opts: &Options, o: &SlurmOptions) -> anyhow::
     let sweep_path = std::path::absolute(sweep_path)?;
     let mut opts = opts.clone();
     opts.results = std::path::absolute(&opts.results)?;
+    // a task's machine is its allocation: teachers take --cpus-per-task threads (1 if not given)
+    // unless the sweep file or --teacher-threads says otherwise; every task is told the number, so
+    // that the keys the tasks compute are the plan's
+    if opts.overrides.teacher_threads.is_none() {
+        let file = crate::config::load(&sweep_path)?;
+        if !file.source.has("teacher.threads") {
+            opts.overrides.teacher_threads = Some(o.cpus_per_task.unwrap_or(1) as i64);
+        }
+    }
     let p = sweep::prepare(&sweep_path, &opts)?;
     std::fs::create_dir_all(p.store.records_dir()).with_context(|| {
         format!(
@@ -222,7 +238,12 @@ pub fn generate(sweep_path: &Path, opts: &Options, o: &SlurmOptions) -> anyhow::
         anyhow::ensure!(busy.is_empty(), "jobs of this sweep are still queued or running:\n  {}\nwait for them to end (or scancel them) before submitting again", busy.join("\n  "));
     }
     let exe = std::env::current_exe().context("locating the kd-sweep binary")?;
-    let root = &p.store.root;
+    let command = TaskCommand {
+        exe: &exe,
+        sweep: &sweep_path,
+        root: &p.store.root,
+        teacher_threads: p.sweep.teacher.threads,
+    };
     for (kind, ids, job) in [
         ("teachers", &g.teachers, &t_job),
         ("students", &g.students, &s_job),
@@ -235,7 +256,7 @@ pub fn generate(sweep_path: &Path, opts: &Options, o: &SlurmOptions) -> anyhow::
         crate::store::write_atomic(&table, text.as_bytes())?;
         crate::store::write_atomic(
             &dir.join(format!("{kind}.sbatch")),
-            array_script(o, job, &logs, &table, &exe, &sweep_path, root).as_bytes(),
+            array_script(o, job, &logs, &table, &command).as_bytes(),
         )?;
     }
     let mut report = sbatch_header(o, &r_job, &logs, false);
@@ -407,9 +428,12 @@ mod tests {
             "kd-x-teachers",
             Path::new("/r/x/slurm/logs"),
             Path::new("/r/x/slurm/teachers.tsv"),
-            Path::new("/bin/kd-sweep"),
-            Path::new("/e/x.toml"),
-            Path::new("/r"),
+            &TaskCommand {
+                exe: Path::new("/bin/kd-sweep"),
+                sweep: Path::new("/e/x.toml"),
+                root: Path::new("/r"),
+                teacher_threads: 4,
+            },
         );
         for line in [
             "#SBATCH --job-name=kd-x-teachers",
@@ -422,7 +446,7 @@ mod tests {
             "#SBATCH --time=01:00:00",
             "line=$(( ${KD_OFFSET:-0} + SLURM_ARRAY_TASK_ID + 1 ))",
             "task=$(sed -n \"${line}p\" /r/x/slurm/teachers.tsv)",
-            "exec /bin/kd-sweep run /e/x.toml --results /r --task \"$task\"",
+            "exec /bin/kd-sweep run /e/x.toml --results /r --teacher-threads 4 --task \"$task\"",
         ] {
             assert!(s.lines().any(|l| l == line), "missing {line:?} in\n{s}");
         }

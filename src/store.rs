@@ -12,7 +12,7 @@
 use crate::config::Method;
 use crate::data::hex;
 use crate::plan::{Role, RunSpec};
-use crate::train::EpochStats;
+use crate::train::{EpochStats, Fitted};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -48,6 +48,9 @@ pub struct RunRecord {
     pub test_acc_at_best: Option<f64>,
     pub seconds: f64,
     pub device: String,
+    /// Intra-op threads the run trained with (absent in records of runs that never started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
     /// Unix time at which the record was written.
     pub finished_at: u64,
     /// SHA-256 of this record with an empty checksum.
@@ -83,34 +86,26 @@ impl RunRecord {
             test_acc_at_best: None,
             seconds,
             device: device.to_string(),
+            threads: None,
             finished_at: unix_now(),
             checksum: String::new(),
         }
     }
 
-    /// A finished run; the best epoch is the first with the highest validation accuracy.
-    pub fn done(
-        run: &RunSpec,
-        epochs: u32,
-        history: Vec<EpochStats>,
-        seconds: f64,
-        device: &str,
-    ) -> RunRecord {
+    /// A finished run: its last epoch, its best epoch (the first with the highest validation
+    /// accuracy) and the test accuracies measured once at the end, of both.
+    pub fn done(run: &RunSpec, epochs: u32, fit: Fitted, seconds: f64, device: &str) -> RunRecord {
         let mut r = Self::base(run, epochs, seconds, device);
-        if let Some(last) = history.last() {
+        if let Some(last) = fit.history.last() {
             r.val_acc = Some(last.val_acc);
-            r.test_acc = Some(last.test_acc);
+            r.test_acc = Some(fit.test_acc);
         }
-        let best = history.iter().fold(None::<&EpochStats>, |b, e| match b {
-            Some(b) if b.val_acc >= e.val_acc => Some(b),
-            _ => Some(e),
-        });
-        if let Some(b) = best {
+        if let Some(b) = fit.history.iter().find(|e| e.epoch == fit.best_epoch) {
             r.best_epoch = Some(b.epoch);
             r.best_val_acc = Some(b.val_acc);
-            r.test_acc_at_best = Some(b.test_acc);
+            r.test_acc_at_best = Some(fit.test_acc_at_best);
         }
-        r.history = history;
+        r.history = fit.history;
         r
     }
 
@@ -828,7 +823,6 @@ pub fn epochs_csv(records: &[&RunRecord]) -> Result<Vec<u8>, csv::Error> {
         "epoch",
         "train_loss",
         "val_acc",
-        "test_acc",
         "seconds",
     ])?;
     for r in records {
@@ -837,7 +831,6 @@ pub fn epochs_csv(records: &[&RunRecord]) -> Result<Vec<u8>, csv::Error> {
                 e.epoch.to_string(),
                 format!("{:.6}", e.train_loss),
                 format!("{:.2}", e.val_acc),
-                format!("{:.2}", e.test_acc),
                 format!("{:.1}", e.seconds),
             ]))?;
         }
@@ -862,14 +855,19 @@ mod tests {
         }
     }
 
-    fn stats(epoch: u32, val: f64, test: f64) -> EpochStats {
+    fn stats(epoch: u32, val: f64) -> EpochStats {
         EpochStats {
             epoch,
             train_loss: 1.0,
             val_acc: val,
-            test_acc: test,
             seconds: epoch as f64,
         }
+    }
+
+    /// A fitted run of these validation accuracies, tested once at the end.
+    fn fitted(vals: &[f64], test_last: f64, test_best: f64) -> Fitted {
+        let history = (1..).zip(vals).map(|(e, &v)| stats(e, v)).collect();
+        Fitted::new(history, test_last, test_best, Vec::new())
     }
 
     #[test]
@@ -877,11 +875,7 @@ mod tests {
         let r = RunRecord::done(
             &spec(),
             3,
-            vec![
-                stats(1, 50.0, 90.0),
-                stats(2, 70.0, 60.0),
-                stats(3, 70.0, 65.0),
-            ],
+            fitted(&[50.0, 70.0, 70.0], 65.0, 60.0),
             3.0,
             "cpu",
         );
@@ -900,7 +894,7 @@ mod tests {
         let store = Store::new(dir.path(), "s");
         let run = spec();
         assert!(matches!(store.load_record(&run), Stored::Missing));
-        let r = RunRecord::done(&run, 1, vec![stats(1, 50.0, 51.0)], 1.0, "cpu");
+        let r = RunRecord::done(&run, 1, fitted(&[50.0], 51.0, 51.0), 1.0, "cpu");
         let path = store.save_record(&r).unwrap();
         match store.load_record(&run) {
             Stored::Found(got) => assert_eq!(got.test_acc, Some(51.0)),
@@ -964,13 +958,7 @@ mod tests {
         let mut t = spec();
         t.role = Role::Teacher;
         t.id = "teacher-s0".into();
-        let r = RunRecord::done(
-            &t,
-            2,
-            vec![stats(1, 50.0, 51.0), stats(2, 60.0, 61.0)],
-            1.0,
-            "cpu",
-        );
+        let r = RunRecord::done(&t, 2, fitted(&[50.0, 60.0], 61.0, 61.0), 1.0, "cpu");
         let text = String::from_utf8(runs_csv(&[&r]).unwrap()).unwrap();
         let mut lines = text.lines();
         assert_eq!(

@@ -456,12 +456,7 @@ pub enum TaskOutcome {
 /// record and cache rules as a whole sweep: a finished node does nothing; a student waits for nobody —
 /// it is refused while its teacher is unfinished. Concurrent tasks never write a record half-way
 /// (records and cache entries are renamed into place).
-pub fn run_task(
-    path: &Path,
-    opts: &Options,
-    id: &str,
-    threads: i32,
-) -> anyhow::Result<TaskOutcome> {
+pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOutcome> {
     let p = prepare(path, opts)?;
     let Some(index) = p.plan.runs.iter().position(|r| r.id == id) else {
         let ids: Vec<&str> = p.plan.runs.iter().take(4).map(|r| r.id.as_str()).collect();
@@ -490,7 +485,6 @@ pub fn run_task(
     if !p.store.dir.join("manifest.json").exists() {
         write_outputs(&p, path, unix_now())?;
     }
-    tch::set_num_threads(threads);
     let device = p
         .slots
         .first()
@@ -507,8 +501,8 @@ pub fn run_task(
             .write_progress(&crate::store::InFlight::at_epoch(run, of, &device, e));
         if !quiet {
             eprintln!(
-                "{id}: epoch {} loss {:.4} val {:.2}% test {:.2}%",
-                e.epoch, e.train_loss, e.val_acc, e.test_acc
+                "{id}: epoch {} loss {:.4} val {:.2}%",
+                e.epoch, e.train_loss, e.val_acc
             );
         }
     });

@@ -2,12 +2,13 @@
 //! events through a callback; it never prints.
 
 use crate::data::Dataset;
-use crate::model::{Arch, Net};
+use crate::model::{Arch, Init, Net};
+use crate::optim::Adam;
 use crate::rng::{hash64, SplitMix64};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 /// The student's loss: `(1 − α)·CE(s, y) + α·T²·KL(softmax(t/T) ‖ softmax(s/T))`, with KL summed over
 /// classes and averaged over the batch. α = 0 is plain cross-entropy (the KL term is not computed).
@@ -55,15 +56,51 @@ pub fn imitation_loss(
         + student.cross_entropy_for_logits(teacher_labels) * alpha
 }
 
-/// Metrics after one epoch.
+/// Metrics after one epoch. The test set is not looked at during training: see [`Fitted`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochStats {
     pub epoch: u32,
     pub train_loss: f64,
     pub val_acc: f64,
-    pub test_acc: f64,
     /// Seconds since the run started.
     pub seconds: f64,
+}
+
+/// A trained run: its epochs, and the test accuracy measured once at the end, of the last epoch's
+/// weights and of the best epoch's (the first with the highest validation accuracy, kept in memory).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fitted {
+    pub history: Vec<EpochStats>,
+    pub best_epoch: u32,
+    pub test_acc: f64,
+    pub test_acc_at_best: f64,
+    /// Every training step's loss, in order (for the step-by-step comparison with PyTorch).
+    pub step_losses: Vec<f64>,
+}
+
+impl Fitted {
+    pub fn new(
+        history: Vec<EpochStats>,
+        test_acc: f64,
+        test_acc_at_best: f64,
+        step_losses: Vec<f64>,
+    ) -> Fitted {
+        Fitted {
+            best_epoch: best_index(&history).map_or(0, |i| history[i].epoch),
+            history,
+            test_acc,
+            test_acc_at_best,
+            step_losses,
+        }
+    }
+}
+
+/// The index of the first epoch with the highest validation accuracy.
+pub fn best_index(history: &[EpochStats]) -> Option<usize> {
+    history.iter().enumerate().fold(None, |b, (i, e)| match b {
+        Some(b) if history[b].val_acc >= e.val_acc => Some(b),
+        _ => Some(i),
+    })
 }
 
 /// Why a run stopped early.
@@ -105,6 +142,8 @@ pub struct RunSettings {
     pub seed: u64,
     /// Runs sharing a `stream` see the same initial weights and batches (common random numbers).
     pub stream: &'static str,
+    /// How the network's weights are drawn.
+    pub init: Init,
 }
 
 /// The random stream of teachers.
@@ -121,7 +160,14 @@ impl RunSettings {
             lr: phase.lr,
             seed,
             stream,
+            init: phase.init,
         }
+    }
+
+    /// The seed libtorch's generator gets right after the network is built: every random draw of
+    /// training (dropout) follows from it, whatever initialisation drew before.
+    pub fn dropout_seed(&self) -> i64 {
+        torch_seed(self.seed, &format!("{}-dropout", self.stream))
     }
 
     /// The batch order: a permutation of the training rows per epoch, drawn from this stream. Fused and
@@ -150,8 +196,8 @@ pub fn rows_on(t: &Tensor, idx: &Tensor, device: Device) -> Tensor {
 }
 
 /// The losses of an epoch's steps, kept on the device (one host read per epoch instead of one per
-/// step), checked for a non-finite value, and summed in step order in f64 — the same sum, bit for bit,
-/// as adding each step's value as it comes.
+/// step) and checked for a non-finite value; [`mean`] sums them in step order in f64 — the same sum,
+/// bit for bit, as adding each step's value as it comes.
 pub struct StepLosses(Vec<Tensor>);
 
 impl StepLosses {
@@ -164,22 +210,21 @@ impl StepLosses {
         self.0.push(loss.detach().to_kind(Kind::Double));
     }
 
-    /// The mean loss over the epoch's steps, or the first step whose loss is not finite. For a plain
-    /// run; the one host synchronisation of the epoch's training steps.
-    pub fn finish(self, epoch: u32) -> Result<f64, TrainError> {
+    /// The losses of the epoch's steps, or the first step whose loss is not finite. For a plain run;
+    /// the one host synchronisation of the epoch's training steps.
+    pub fn finish(self, epoch: u32) -> Result<Vec<f64>, TrainError> {
         self.finish_each(epoch)
             .into_iter()
             .next()
-            .unwrap_or(Ok(0.0))
+            .unwrap_or(Ok(Vec::new()))
     }
 
-    /// Per member of a fused group (one value per member in each step's loss), the mean loss over the
+    /// Per member of a fused group (one value per member in each step's loss), the losses of the
     /// epoch's steps or that member's first step whose loss is not finite: a diverging member fails
     /// alone.
-    pub fn finish_each(self, epoch: u32) -> Vec<Result<f64, TrainError>> {
-        let steps = self.0.len();
-        if steps == 0 {
-            return vec![Ok(0.0)];
+    pub fn finish_each(self, epoch: u32) -> Vec<Result<Vec<f64>, TrainError>> {
+        if self.0.is_empty() {
+            return vec![Ok(Vec::new())];
         }
         let all = Tensor::stack(&self.0, 0).to_device(Device::Cpu);
         let width = if all.dim() == 1 {
@@ -198,7 +243,7 @@ impl StepLosses {
         };
         (0..width)
             .map(|m| {
-                let mut sum = 0.0;
+                let mut each = Vec::with_capacity(values.len() / width);
                 for (step, row) in values.chunks(width).enumerate() {
                     let l = row[m];
                     if !l.is_finite() {
@@ -208,9 +253,9 @@ impl StepLosses {
                             loss: l,
                         });
                     }
-                    sum += l;
+                    each.push(l);
                 }
-                Ok(sum / steps as f64)
+                Ok(each)
             })
             .collect()
     }
@@ -258,8 +303,12 @@ pub fn logits(net: &Net, xs: &Tensor) -> Tensor {
     Tensor::cat(&parts, 0)
 }
 
+fn torch_seed(seed: u64, stream: &str) -> i64 {
+    (hash64(&format!("torch-{stream}-{seed}")) >> 1) as i64
+}
+
 fn seed_torch(seed: u64, stream: &str) {
-    tch::manual_seed((hash64(&format!("torch-{stream}-{seed}")) >> 1) as i64);
+    tch::manual_seed(torch_seed(seed, stream));
 }
 
 /// Like [`init`], but first builds `extra` parameters (such as a regressor) in the same var store from
@@ -275,7 +324,8 @@ pub fn init_with<T>(
     seed_torch(s.seed, &format!("{}-extra", s.stream));
     let x = extra(&vs.root());
     seed_torch(s.seed, s.stream);
-    let net = Net::new(&vs.root(), arch, data.shape, data.classes);
+    let net = Net::new(&vs.root(), arch, data.shape, data.classes, s.init);
+    tch::manual_seed(s.dropout_seed());
     (vs, net, x)
 }
 
@@ -293,12 +343,37 @@ pub fn feature_maps(net: &Net, xs: &Tensor) -> Tensor {
     Tensor::cat(&parts, 0)
 }
 
-/// Builds a freshly initialised model: the same seed and stream give the same weights.
+/// Builds a freshly initialised model: the same seed and stream give the same weights. Leaves
+/// libtorch's generator seeded with [`RunSettings::dropout_seed`].
 pub fn init(arch: Arch, data: &Dataset, device: Device, s: &RunSettings) -> (nn::VarStore, Net) {
     seed_torch(s.seed, s.stream);
     let vs = nn::VarStore::new(device);
-    let net = Net::new(&vs.root(), arch, data.shape, data.classes);
+    let net = Net::new(&vs.root(), arch, data.shape, data.classes, s.init);
+    tch::manual_seed(s.dropout_seed());
     (vs, net)
+}
+
+/// Copies of every variable of `vs` (a snapshot of the weights, kept on their device).
+pub fn snapshot(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let _guard = tch::no_grad_guard();
+    let mut vars: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (n, t.detach().copy()))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
+}
+
+/// Writes a snapshot back into `vs`.
+pub fn restore(vs: &nn::VarStore, snap: &[(String, Tensor)]) {
+    let _guard = tch::no_grad_guard();
+    let vars = vs.variables();
+    for (name, t) in snap {
+        if let Some(v) = vars.get(name) {
+            v.shallow_clone().copy_(t);
+        }
+    }
 }
 
 /// Trains `net` (whose weights live in `vs`) and reports each epoch to `on_epoch`.
@@ -314,17 +389,19 @@ pub fn fit(
     temperature: f64,
     alpha: f64,
     on_epoch: &mut dyn FnMut(&EpochStats),
-) -> Result<Vec<EpochStats>, TrainError> {
+) -> Result<Fitted, TrainError> {
     let start = Instant::now();
     let device = vs.device();
-    let mut opt = nn::Adam::default().build(vs, s.lr)?;
+    let mut opt = Adam::new(vs, s.lr);
     let mut order = s.batch_order();
     let n = data.n_train();
     let bs = s.batch_size as i64;
-    // Host synchronisations per epoch: one read of the step losses (StepLosses::finish) and one per
-    // accuracy evaluation. The steps themselves never wait for the device.
+    // Host synchronisations per epoch: one read of the step losses (StepLosses::finish) and one for
+    // the validation accuracy. The steps themselves never wait for the device.
     let cached = |t: &Tensor, idx: &Tensor| rows_on(t, idx, device);
     let mut history = Vec::new();
+    let mut step_losses = Vec::new();
+    let mut best: Option<Vec<(String, Tensor)>> = None;
     for epoch in 1..=s.epochs {
         let perm = epoch_permutation(&mut order, n as usize, device);
         let mut losses = StepLosses::new();
@@ -360,18 +437,50 @@ pub fn fit(
             opt.backward_step(&loss);
             losses.push(&loss);
         }
-        let train_loss = losses.finish(epoch)?;
+        let steps = losses.finish(epoch)?;
         let stats = EpochStats {
             epoch,
-            train_loss,
+            train_loss: mean(&steps),
             val_acc: accuracy(net, &data.val_x, &data.val_y),
-            test_acc: accuracy(net, &data.test_x, &data.test_y),
             seconds: start.elapsed().as_secs_f64(),
         };
+        step_losses.extend(steps);
+        history.push(stats.clone());
+        // a new best epoch (strictly higher validation accuracy) keeps a copy of its weights,
+        // unless it is the last epoch (whose weights the network keeps anyway)
+        let improved = best_index(&history) == Some(history.len() - 1);
+        if improved && epoch < s.epochs {
+            best = Some(snapshot(vs));
+        } else if improved {
+            best = None;
+        }
         on_epoch(&stats);
-        history.push(stats);
     }
-    Ok(history)
+    let test_acc = accuracy(net, &data.test_x, &data.test_y);
+    let test_acc_at_best = match &best {
+        Some(weights) => {
+            let last = snapshot(vs);
+            restore(vs, weights);
+            let acc = accuracy(net, &data.test_x, &data.test_y);
+            restore(vs, &last);
+            acc
+        }
+        None => test_acc,
+    };
+    Ok(Fitted::new(
+        history,
+        test_acc,
+        test_acc_at_best,
+        step_losses,
+    ))
+}
+
+/// The mean of an epoch's step losses, summed in step order in f64.
+pub fn mean(steps: &[f64]) -> f64 {
+    if steps.is_empty() {
+        return 0.0;
+    }
+    steps.iter().sum::<f64>() / steps.len() as f64
 }
 
 #[cfg(test)]

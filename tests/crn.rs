@@ -45,7 +45,32 @@ fn student(seed: u64) -> train::RunSettings {
         lr: 1e-3,
         seed,
         stream: train::STUDENT_STREAM,
+        init: Default::default(),
     }
+}
+
+#[test]
+fn training_draws_start_from_the_dropout_seed_whatever_the_initialisation_drew() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let prep = tiny();
+    let s = student(7);
+    let draw = || tch::Tensor::rand([16], (tch::Kind::Float, Device::Cpu));
+    tch::manual_seed(s.dropout_seed());
+    let want = draw();
+    let _ = train::init(Arch::Student, &prep, Device::Cpu, &s);
+    assert_eq!(draw(), want, "after init");
+    let kaiming = train::RunSettings {
+        init: kd_sweep::model::Init::Kaiming,
+        ..student(7)
+    };
+    let _ = train::init(Arch::Student, &prep, Device::Cpu, &kaiming);
+    assert_eq!(draw(), want, "after a Kaiming init");
+    let _ = train::init_with(Arch::Student, &prep, Device::Cpu, &s, |p| {
+        tch::nn::conv2d(p / "regressor", 16, 32, 1, Default::default())
+    });
+    assert_eq!(draw(), want, "after init with a regressor");
+    // and another seed's training draws differ
+    assert_ne!(student(8).dropout_seed(), s.dropout_seed());
 }
 
 #[test]

@@ -4,9 +4,9 @@
 use kd_sweep::config::{DataConfig, DatasetKind};
 use kd_sweep::data::{self, write, Dataset};
 use kd_sweep::fused::{self, FusedStudent, Member};
-use kd_sweep::model::{Arch, Net};
+use kd_sweep::model::{Arch, Init, Net};
+use kd_sweep::optim::Adam;
 use kd_sweep::train::{self, kd_loss, TeacherSignal};
-use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
 
 /// libtorch's random generator is process-wide and tests run on parallel threads: tests that seed it
@@ -24,7 +24,7 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
 fn student(seed: i64, shape: [i64; 3]) -> (nn::VarStore, Net) {
     tch::manual_seed(seed);
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = Net::new(&vs.root(), Arch::Student, shape, 10);
+    let net = Net::new(&vs.root(), Arch::Student, shape, 10, Init::default());
     (vs, net)
 }
 
@@ -52,7 +52,7 @@ fn one_fused_step_equals_g_separate_steps() {
             );
         }
     }
-    let mut fopt = nn::Adam::default().build(&fvs, 1e-3).unwrap();
+    let mut fopt = Adam::new(&fvs, 1e-3);
     let t = Tensor::from_slice(&temps.map(|v| v as f32));
     let a = Tensor::from_slice(&alphas.map(|v| v as f32));
     let (total, per) = fused::fused_kd_loss(&model.forward(&xs, None), &teacher, &ys, &t, &a);
@@ -60,7 +60,7 @@ fn one_fused_step_equals_g_separate_steps() {
     total.backward();
 
     for (g, (vs, net)) in students.iter().enumerate() {
-        let mut opt = nn::Adam::default().build(vs, 1e-3).unwrap();
+        let mut opt = Adam::new(vs, 1e-3);
         let loss = kd_loss(
             &net.forward_t(&xs, false),
             &teacher,
@@ -140,8 +140,9 @@ fn several_fused_epochs_give_the_numbers_of_separate_runs() {
         lr: 2e-3,
         seed,
         stream: "student",
+        init: Init::default(),
     };
-    let apart: Vec<Vec<train::EpochStats>> = members
+    let apart: Vec<train::Fitted> = members
         .iter()
         .map(|&(t, a)| {
             let (vs, net) = train::init(Arch::Student, &data, Device::Cpu, &settings);
@@ -163,23 +164,37 @@ fn several_fused_epochs_give_the_numbers_of_separate_runs() {
         .iter()
         .map(|&(temperature, alpha)| Member { temperature, alpha })
         .collect();
-    let together: Vec<Vec<train::EpochStats>> =
+    let together: Vec<train::Fitted> =
         fused::fit_fused(&init, &data, &logits, &ms, &settings, &mut |_, _| {})
             .unwrap()
             .into_iter()
             .map(|r| r.unwrap())
             .collect();
-    for (g, (a, f)) in apart.iter().zip(&together).enumerate() {
+    for (g, (fa, ff)) in apart.iter().zip(&together).enumerate() {
+        let (a, f) = (&fa.history, &ff.history);
         for (ea, ef) in a.iter().zip(f) {
             eprintln!(
-                "student {g} epoch {}: loss {:.6} / {:.6}, val {:.2} / {:.2}, test {:.2} / {:.2}",
-                ea.epoch,
-                ea.train_loss,
-                ef.train_loss,
-                ea.val_acc,
-                ef.val_acc,
-                ea.test_acc,
-                ef.test_acc
+                "student {g} epoch {}: loss {:.6} / {:.6}, val {:.2} / {:.2}",
+                ea.epoch, ea.train_loss, ef.train_loss, ea.val_acc, ef.val_acc,
+            );
+        }
+        eprintln!(
+            "student {g}: best epoch {} / {}, test at best {:.2} / {:.2}, last {:.2} / {:.2}",
+            fa.best_epoch,
+            ff.best_epoch,
+            fa.test_acc_at_best,
+            ff.test_acc_at_best,
+            fa.test_acc,
+            ff.test_acc
+        );
+        assert_eq!(fa.best_epoch, ff.best_epoch, "student {g}: best epoch");
+        for (x, y) in [
+            (fa.test_acc, ff.test_acc),
+            (fa.test_acc_at_best, ff.test_acc_at_best),
+        ] {
+            assert!(
+                (x - y).abs() <= 100.0 / 100.0 + 1e-9,
+                "student {g}: test {x} vs {y}"
             );
         }
         for (ea, ef) in a.iter().zip(f) {
@@ -197,17 +212,10 @@ fn several_fused_epochs_give_the_numbers_of_separate_runs() {
                 ea.val_acc,
                 ef.val_acc
             );
-            assert!(
-                (ea.test_acc - ef.test_acc).abs() <= 100.0 / 100.0 + 1e-9,
-                "student {g} epoch {}: test {} vs {}",
-                ea.epoch,
-                ea.test_acc,
-                ef.test_acc
-            );
         }
     }
     // the students really are different (T and α matter), so agreement is not trivial
-    assert!((together[0][2].train_loss - together[3][2].train_loss).abs() > 1e-3);
+    assert!((together[0].history[2].train_loss - together[3].history[2].train_loss).abs() > 1e-3);
 }
 
 #[test]
@@ -222,6 +230,7 @@ fn a_diverging_member_of_a_fused_group_fails_alone() {
         lr: 2e-3,
         seed: 5,
         stream: train::STUDENT_STREAM,
+        init: Init::default(),
     };
     let run = |members: &[(f64, f64)]| {
         let init = fused::common_init(&data, Device::Cpu, &settings);
@@ -243,8 +252,8 @@ fn a_diverging_member_of_a_fused_group_fails_alone() {
     // the others finish, with the numbers they have without the bad member beside them
     for (got, want) in [(&with_bad[0], &healthy[0]), (&with_bad[2], &healthy[1])] {
         let (got, want) = (got.as_ref().unwrap(), want.as_ref().unwrap());
-        assert_eq!(got.len(), 2);
-        for (g, w) in got.iter().zip(want) {
+        assert_eq!(got.history.len(), 2);
+        for (g, w) in got.history.iter().zip(&want.history) {
             assert!(g.train_loss.is_finite());
             assert!(
                 (g.train_loss - w.train_loss).abs() < 1e-5 * w.train_loss.abs().max(1.0),
@@ -255,6 +264,53 @@ fn a_diverging_member_of_a_fused_group_fails_alone() {
             assert!((g.val_acc - w.val_acc).abs() <= 100.0 / 40.0 + 1e-9);
         }
     }
+}
+
+#[test]
+fn the_naive_way_gives_the_numbers_of_cached_teacher_logits() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let data = tiny_data(200, 60, 40);
+    let t_settings = train::RunSettings {
+        epochs: 1,
+        batch_size: 32,
+        lr: 1e-3,
+        seed: 2,
+        stream: train::TEACHER_STREAM,
+        init: Init::default(),
+    };
+    let (tvs, teacher) = train::init(Arch::Teacher, &data, Device::Cpu, &t_settings);
+    let none = TeacherSignal::None;
+    train::fit(
+        &tvs,
+        &teacher,
+        &data,
+        &t_settings,
+        none,
+        1.0,
+        0.0,
+        &mut |_| {},
+    )
+    .unwrap();
+    let logits = train::logits(&teacher, &data.train_x);
+    let s = train::RunSettings {
+        epochs: 2,
+        stream: train::STUDENT_STREAM,
+        ..t_settings
+    };
+    let run = |signal: TeacherSignal| {
+        let (vs, net) = train::init(Arch::Student, &data, Device::Cpu, &s);
+        train::fit(&vs, &net, &data, &s, signal, 4.0, 0.5, &mut |_| {}).unwrap()
+    };
+    let cached = run(TeacherSignal::Cached(&logits));
+    let live = run(TeacherSignal::Live(&teacher));
+    assert_eq!(cached.step_losses.len(), live.step_losses.len());
+    for (a, b) in cached.step_losses.iter().zip(&live.step_losses) {
+        assert!(
+            (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+            "{a} cached, {b} live"
+        );
+    }
+    assert!((cached.test_acc - live.test_acc).abs() <= 100.0 / 60.0 + 1e-9);
 }
 
 #[test]

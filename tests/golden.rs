@@ -12,7 +12,7 @@ use common::{text, Case};
 fn golden_sweep(c: &Case, fuse: bool) -> std::path::PathBuf {
     let body = format!(
         "seeds = [0]\n[data]\ndataset = \"mnist\"\npath = \"data\"\nvalidation = 40\n\
-         [teacher]\nepochs = 1\nbatch_size = 16\nlr = 0.001\n\
+         [teacher]\nepochs = 1\nbatch_size = 16\nlr = 0.001\nthreads = 1\n\
          [student]\nepochs = 2\nbatch_size = 16\nlr = 0.001\n\
          [grid]\ntemperature = [1, 4]\nalpha = [0.5]\nmethod = [\"logit\", \"feature\", \"imitation\"]\n\
          [schedule]\ndevices = \"cpu\"\nworkers_per_device = 1\nfuse = {fuse}\n"

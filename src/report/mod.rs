@@ -461,13 +461,17 @@ pub(crate) mod tests {
         RunRecord::done(
             &spec,
             1,
-            vec![EpochStats {
-                epoch: 1,
-                train_loss: 0.5,
-                val_acc: val,
-                test_acc: test,
-                seconds: 1.0,
-            }],
+            crate::train::Fitted::new(
+                vec![EpochStats {
+                    epoch: 1,
+                    train_loss: 0.5,
+                    val_acc: val,
+                    seconds: 1.0,
+                }],
+                test,
+                test,
+                Vec::new(),
+            ),
             1.0,
             "cpu",
         )

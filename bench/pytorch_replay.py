@@ -1,0 +1,90 @@
+"""Replays a kd-sweep training run in plain PyTorch, the way the PyTorch KD tutorial trains: the same
+network written as `nn.Sequential` (bench/pytorch_reference.py), `torch.optim.Adam` with its defaults,
+`nn.Dropout`, `F.cross_entropy`, and the tutorial's soft-target loss. It starts from the initial
+weights kd-sweep wrote, seeds torch's generator with the run's dropout seed, takes the batches in
+kd-sweep's order, and writes every step's loss and the final weights for the caller to compare.
+
+    python bench/pytorch_replay.py DIR      # DIR holds meta.json and the .bin files kd-sweep wrote
+
+Files (little-endian, row-major): init.bin (float32, the parameters of meta["params"] in order),
+train_x.bin (float32, N×C×H×W), train_y.bin (int64), order.bin (int64, one permutation of 0..N per
+epoch), teacher.bin (float32 N×classes, for a distilled student). Writes steps.json and final.bin.
+"""
+import json
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pytorch_reference import student, teacher  # noqa: E402
+
+
+def read(path, dtype, shape):
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    return torch.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def tutorial_kd_loss(student_logits, teacher_logits, labels, temperature, alpha):
+    """The tutorial's loss: soft targets weighted by alpha (with T²), cross-entropy by 1 − alpha."""
+    soft_targets = F.softmax(teacher_logits / temperature, dim=-1)
+    soft_prob = F.log_softmax(student_logits / temperature, dim=-1)
+    soft_loss = (
+        torch.sum(soft_targets * (soft_targets.log() - soft_prob))
+        / soft_prob.size()[0]
+        * (temperature**2)
+    )
+    label_loss = F.cross_entropy(student_logits, labels)
+    return alpha * soft_loss + (1 - alpha) * label_loss
+
+
+def main(folder):
+    meta = json.load(open(os.path.join(folder, "meta.json")))
+    torch.set_num_threads(1)
+    c, h, w = meta["shape"]
+    build = teacher if meta["arch"] == "teacher" else student
+    model = build(c, h, w, meta["classes"])
+    params = list(model.parameters())
+    flat = read(os.path.join(folder, "init.bin"), torch.float32, (-1,))
+    at = 0
+    with torch.no_grad():
+        for p, spec in zip(params, meta["params"], strict=True):
+            assert list(p.shape) == spec["shape"], (spec["name"], list(p.shape), spec["shape"])
+            n = p.numel()
+            p.copy_(flat[at : at + n].reshape(p.shape))
+            at += n
+    assert at == flat.numel()
+    n = meta["n_train"]
+    xs = read(os.path.join(folder, "train_x.bin"), torch.float32, (n, c, h, w))
+    ys = read(os.path.join(folder, "train_y.bin"), torch.int64, (n,))
+    order = read(os.path.join(folder, "order.bin"), torch.int64, (meta["epochs"], n))
+    distil = meta["alpha"] > 0
+    if distil:
+        logits = read(os.path.join(folder, "teacher.bin"), torch.float32, (n, meta["classes"]))
+    opt = torch.optim.Adam(model.parameters(), lr=meta["lr"])
+    torch.manual_seed(meta["dropout_seed"])
+    model.train()
+    losses = []
+    bs = meta["batch_size"]
+    for epoch in range(meta["epochs"]):
+        for begin in range(0, n, bs):
+            idx = order[epoch, begin : begin + bs]
+            out = model(xs[idx])
+            if distil:
+                loss = tutorial_kd_loss(out, logits[idx], ys[idx], meta["temperature"], meta["alpha"])
+            else:
+                loss = F.cross_entropy(out, ys[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    with open(os.path.join(folder, "final.bin"), "wb") as f:
+        for p in params:
+            f.write(bytes(p.detach().clone().contiguous().untyped_storage()))
+    json.dump({"torch": torch.__version__, "step_losses": losses}, open(os.path.join(folder, "steps.json"), "w"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

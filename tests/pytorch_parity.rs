@@ -1,0 +1,319 @@
+//! kd-sweep trains exactly as PyTorch does. For a teacher, a baseline and a distilled student
+//! (T = 4, α = 0.5): kd-sweep's `train::fit` trains from its own initialisation in its own batch order;
+//! `bench/pytorch_replay.py` (plain PyTorch from the project's torch wheel: `nn.Sequential`,
+//! `torch.optim.Adam`, `nn.Dropout`, the tutorial's loss) trains the same network from the same
+//! initial weights, with torch's generator seeded by the run's dropout seed, on the same batches. Every
+//! step's loss and the final weights must agree to 1e-5 relative (CPU, one thread).
+//!
+//! Also checked here: the initial weights follow PyTorch's default rule (uniform in ±1/√fan_in for
+//! weights and biases), which the replay cannot see (it starts from kd-sweep's draw).
+
+use kd_sweep::config::{DataConfig, DatasetKind};
+use kd_sweep::data::{self, write, Dataset};
+use kd_sweep::model::{Arch, Init};
+use kd_sweep::train::{self, RunSettings, TeacherSignal};
+use std::path::Path;
+use tch::{nn, Device, Kind, Tensor};
+
+const CLASSES: i64 = 10;
+
+/// libtorch's generator is process-wide; the tests of this file take turns with it.
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Parameters in the order of the PyTorch `nn.Sequential` (layer by layer, weight then bias).
+fn ordered(vs: &nn::VarStore, arch: Arch) -> Vec<(String, Tensor)> {
+    let vars = vs.variables();
+    let convs = match arch {
+        Arch::Teacher => 4,
+        Arch::Student => 2,
+    };
+    let layers = (1..=convs)
+        .map(|i| format!("conv{i}"))
+        .chain(["fc1".into(), "fc2".into()]);
+    layers
+        .flat_map(|l| [format!("{l}.weight"), format!("{l}.bias")])
+        .map(|n| {
+            let t = vars[&n].detach().copy();
+            (n, t)
+        })
+        .collect()
+}
+
+fn write_f32(path: &Path, tensors: &[&Tensor]) {
+    let mut bytes = Vec::new();
+    for t in tensors {
+        let v = Vec::<f32>::try_from(t.to_kind(Kind::Float).flatten(0, -1)).unwrap();
+        bytes.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn write_i64(path: &Path, values: &[i64]) {
+    let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn read_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// ‖a − b‖ / ‖b‖.
+fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).norm().double_value(&[]) / b.norm().double_value(&[]).max(1e-12)
+}
+
+fn tiny_data(dir: &Path) -> Dataset {
+    write::synthetic_mnist(dir, 400, 20, 11, false).unwrap();
+    let raw = data::read(DatasetKind::Mnist, dir).unwrap();
+    let cfg = DataConfig {
+        dataset: DatasetKind::Mnist,
+        path: dir.into(),
+        validation: 80,
+        train_subset: None,
+        test_subset: None,
+        split_seed: 0,
+    };
+    Dataset::from_raw(&raw, &cfg, Device::Cpu)
+}
+
+struct Case {
+    name: &'static str,
+    arch: Arch,
+    stream: &'static str,
+    temperature: f64,
+    alpha: f64,
+}
+
+/// Trains `case` in kd-sweep and in PyTorch and compares them; returns the largest step-loss and
+/// weight relative errors.
+fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = RunSettings {
+        epochs: 2,
+        batch_size: 32,
+        lr: 1e-3,
+        seed: 3,
+        stream: case.stream,
+        init: Init::Pytorch,
+    };
+    let (vs, net) = train::init(case.arch, data, Device::Cpu, &s);
+    let init = ordered(&vs, case.arch);
+    let n = data.n_train();
+    // the batch order fit takes: one permutation of the training rows per epoch from this stream
+    let mut order = s.batch_order();
+    let perms: Vec<i64> = (0..s.epochs)
+        .flat_map(|_| order.permutation(n as usize))
+        .map(|i| i as i64)
+        .collect();
+    let meta = serde_json::json!({
+        "arch": if case.arch == Arch::Teacher { "teacher" } else { "student" },
+        "shape": data.shape,
+        "classes": CLASSES,
+        "n_train": n,
+        "epochs": s.epochs,
+        "batch_size": s.batch_size,
+        "lr": s.lr,
+        "dropout_seed": s.dropout_seed(),
+        "temperature": case.temperature,
+        "alpha": case.alpha,
+        "params": init.iter().map(|(n, t)| serde_json::json!({"name": n, "shape": t.size()})).collect::<Vec<_>>(),
+    });
+    std::fs::write(d.join("meta.json"), meta.to_string()).unwrap();
+    write_f32(
+        &d.join("init.bin"),
+        &init.iter().map(|(_, t)| t).collect::<Vec<_>>(),
+    );
+    write_f32(&d.join("train_x.bin"), &[&data.train_x]);
+    write_i64(
+        &d.join("train_y.bin"),
+        &Vec::<i64>::try_from(&data.train_y).unwrap(),
+    );
+    write_i64(&d.join("order.bin"), &perms);
+    write_f32(&d.join("teacher.bin"), &[logits]);
+
+    // kd-sweep (fit reseeds nothing: the generator is where init left it, at the dropout seed)
+    let signal = if case.alpha > 0.0 {
+        TeacherSignal::Cached(logits)
+    } else {
+        TeacherSignal::None
+    };
+    let fitted = train::fit(
+        &vs,
+        &net,
+        data,
+        &s,
+        signal,
+        case.temperature,
+        case.alpha,
+        &mut |_| {},
+    )
+    .unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/pytorch_replay.py");
+    let out = std::process::Command::new(python)
+        .arg(&script)
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: the PyTorch replay failed:\n{}",
+        case.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let steps: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("steps.json")).unwrap()).unwrap();
+    let theirs: Vec<f64> = steps["step_losses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let ours = &fitted.step_losses;
+    assert_eq!(ours.len(), theirs.len(), "{}: steps", case.name);
+    assert!(ours.len() >= 20, "at least 20 steps compared");
+    let mut worst_loss = 0.0f64;
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        let e = (a - b).abs() / b.abs().max(1e-12);
+        eprintln!(
+            "{} step {:2}: kd-sweep {a:.7} PyTorch {b:.7} ({e:.1e})",
+            case.name,
+            i + 1
+        );
+        worst_loss = worst_loss.max(e);
+    }
+    let flat = Tensor::from_slice(&read_f32(&d.join("final.bin")));
+    let mut at = 0;
+    let mut worst_weight = 0.0f64;
+    for (name, t) in ordered(&vs, case.arch) {
+        let len = t.numel() as i64;
+        let theirs = flat.narrow(0, at, len).view(t.size().as_slice());
+        at += len;
+        let e = rel_err(&t, &theirs);
+        eprintln!("{} final {name}: {e:.1e}", case.name);
+        worst_weight = worst_weight.max(e);
+        // and training moved it: agreement is not agreement of two untouched tensors
+        let start = &init.iter().find(|(n, _)| *n == name).unwrap().1;
+        assert!(
+            rel_err(&t, start) > 1e-4,
+            "{}: {name} did not move",
+            case.name
+        );
+    }
+    assert_eq!(at, flat.numel() as i64);
+    (worst_loss, worst_weight)
+}
+
+#[test]
+fn kd_sweep_trains_exactly_as_pytorch_does() {
+    let Some(python) = kd_sweep::bench::reference_python(None) else {
+        eprintln!(
+            "SKIPPED: no Python with torch beside this libtorch (LIBTORCH is not the pip wheel of \
+             `make setup`); the comparison needs PyTorch itself"
+        );
+        return;
+    };
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = tiny_data(dir.path());
+    tch::manual_seed(21);
+    // random labels: the synthetic classes are so easy that the loss reaches 1e-6 within 20 steps,
+    // where float32's rounding of log(1 − ε) dominates; random labels keep every step's loss near
+    // ln 10 and its gradients large, so differences would compound rather than vanish
+    data.train_y = Tensor::randint(CLASSES, [data.n_train()], (Kind::Int64, Device::Cpu));
+    let logits = Tensor::randn([data.n_train(), CLASSES], (Kind::Float, Device::Cpu)) * 3.0;
+    let cases = [
+        Case {
+            name: "teacher",
+            arch: Arch::Teacher,
+            stream: train::TEACHER_STREAM,
+            temperature: 1.0,
+            alpha: 0.0,
+        },
+        Case {
+            name: "baseline",
+            arch: Arch::Student,
+            stream: train::STUDENT_STREAM,
+            temperature: 1.0,
+            alpha: 0.0,
+        },
+        Case {
+            name: "student T=4 α=0.5",
+            arch: Arch::Student,
+            stream: train::STUDENT_STREAM,
+            temperature: 4.0,
+            alpha: 0.5,
+        },
+    ];
+    for case in &cases {
+        let (loss, weights) = compare(&python, &data, &logits, case);
+        eprintln!(
+            "{}: largest relative difference: step loss {loss:.1e}, final weights {weights:.1e}",
+            case.name
+        );
+        assert!(loss < 1e-5, "{}: step losses differ by {loss:e}", case.name);
+        assert!(
+            weights < 1e-5,
+            "{}: final weights differ by {weights:e}",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn initial_weights_follow_pytorchs_default_rule() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    for (init, conv_bias_zero, gain) in [
+        (Init::Pytorch, false, 1.0),
+        (Init::Kaiming, true, 6f64.sqrt()),
+    ] {
+        let s = RunSettings {
+            epochs: 1,
+            batch_size: 32,
+            lr: 1e-3,
+            seed: 0,
+            stream: train::TEACHER_STREAM,
+            init,
+        };
+        let (vs, _) = train::init(Arch::Teacher, &data, Device::Cpu, &s);
+        for (name, t) in ordered(&vs, Arch::Teacher) {
+            let size = t.size();
+            let fan_in: i64 = if name.ends_with(".bias") {
+                // a bias's bound is the one of its layer's weight
+                let w = &vs.variables()[&name.replace(".bias", ".weight")];
+                w.size()[1..].iter().product()
+            } else {
+                size[1..].iter().product()
+            };
+            let is_bias = name.ends_with(".bias");
+            let bound = if is_bias { 1.0 } else { gain } / (fan_in as f64).sqrt();
+            let max = t.abs().max().double_value(&[]);
+            if is_bias && conv_bias_zero && name.starts_with("conv") {
+                assert_eq!(max, 0.0, "{init:?} {name}: zero");
+                continue;
+            }
+            // (the bound is exact in f64; the drawn f32 may round up by half an ulp)
+            assert!(
+                max <= bound * (1.0 + 1e-6),
+                "{init:?} {name}: |w| ≤ {bound}, got {max}"
+            );
+            if t.numel() >= 500 {
+                // uniform on ±bound: standard deviation bound/√3, and it uses the whole range
+                let std = t.std(true).double_value(&[]);
+                let want = bound / 3f64.sqrt();
+                assert!(
+                    (std / want - 1.0).abs() < 0.1,
+                    "{init:?} {name}: std {std} vs {want}"
+                );
+                assert!(max > 0.95 * bound, "{init:?} {name}: max {max} of {bound}");
+            }
+        }
+    }
+}
