@@ -1,8 +1,10 @@
 """Replays a kd-sweep training run in plain PyTorch, the way the PyTorch KD tutorial trains: the same
 network written as `nn.Sequential` (bench/pytorch_reference.py), `torch.optim.Adam` with its defaults,
 `nn.Dropout`, `F.cross_entropy`, and the tutorial's soft-target loss. It starts from the initial
-weights kd-sweep wrote, seeds torch's generator with the run's dropout seed, takes the batches in
-kd-sweep's order, and writes every step's loss and the final weights for the caller to compare.
+weights kd-sweep wrote, seeds torch's generator before every step with that step's seed (kd-sweep
+draws each step's dropout mask from a seed of its own, so that a run continued from a checkpoint draws
+what it would have drawn), takes the batches in kd-sweep's order, and writes every step's loss and the
+final weights for the caller to compare.
 
     python bench/pytorch_replay.py DIR      # DIR holds meta.json and the .bin files kd-sweep wrote
 
@@ -64,13 +66,14 @@ def main(folder):
     if distil:
         logits = read(os.path.join(folder, "teacher.bin"), torch.float32, (n, meta["classes"]))
     opt = torch.optim.Adam(model.parameters(), lr=meta["lr"])
-    torch.manual_seed(meta["dropout_seed"])
+    step_seeds = iter(meta["step_seeds"])
     model.train()
     losses = []
     bs = meta["batch_size"]
     for epoch in range(meta["epochs"]):
         for begin in range(0, n, bs):
             idx = order[epoch, begin : begin + bs]
+            torch.manual_seed(next(step_seeds))
             out = model(xs[idx])
             if distil:
                 loss = tutorial_kd_loss(out, logits[idx], ys[idx], meta["temperature"], meta["alpha"])

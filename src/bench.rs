@@ -684,7 +684,15 @@ impl Bench<'_> {
         let o = self.o;
         let root = o.work.join("fast");
         let (temps, alphas) = ("[1, 2, 4, 8]", "[0.25, 0.5, 0.9]");
-        (self.log)("bench: scaling");
+        // the teacher into this root's cache first, so that every sweep below measures students only
+        // (and a worker's memory is the students', not the teacher's evaluation)
+        (self.log)("bench: scaling (teacher first, into the cache)");
+        timed_sweep(
+            o,
+            &root,
+            &self.sweep("warm", true, self.cores, "[1]", "[0.5]"),
+            "warm",
+        )?;
         // on the CPU: workers up to the number of cores; on a GPU: workers sharing the one device
         let (counts, what): (Vec<usize>, &str) = if o.device.is_cuda() {
             (vec![1, 2, 4, 8], "workers on one GPU")

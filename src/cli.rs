@@ -1,6 +1,6 @@
 //! The command line. Parses arguments, runs one method per subcommand, prints errors in one place, and
 //! decides the exit code in one place ([`exit_code`]): 0 all runs done, 1 some run failed or a
-//! data/IO error, 2 a bad sweep file or usage, 130 interrupted.
+//! data/IO error, 2 a bad sweep file or usage, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.
 
 use crate::config::{self, ConfigError, DatasetKind};
 use crate::sweep::{self, Options};
@@ -36,7 +36,9 @@ grid. Minimal example (see README.md for every key):
   baseline = true                # also the student without a teacher
 
 Loss: (1 − α)·CE(student, y) + α·T²·KL(softmax(teacher/T) ‖ softmax(student/T)).
-Rerunning a sweep resumes it: finished runs and cached teachers are never redone.
+Rerunning a sweep resumes it: finished runs and cached teachers are never redone, and a run that was
+stopped (Ctrl-C, SIGTERM, kill -9, a crash) continues from its last checkpoint (after every epoch).
+Exit codes: 0 done, 1 a run failed or a data error, 2 bad sweep file or usage, 130 Ctrl-C, 143 SIGTERM.
 
 Examples:
   kd-sweep experiments/quick.toml
@@ -198,6 +200,14 @@ struct SlurmArgs {
     /// Submit with sbatch (otherwise print the commands).
     #[arg(long)]
     submit: bool,
+    /// Seconds before the time limit at which SLURM sends SIGTERM, so that the run in flight saves a
+    /// checkpoint and stops (`--signal=B:TERM@S`); 0: not asked.
+    #[arg(long, value_name = "S", default_value_t = 120)]
+    signal_secs: u32,
+    /// Do not ask SLURM to requeue preempted tasks (`--requeue`, on by default: a requeued task
+    /// continues from its checkpoint).
+    #[arg(long)]
+    no_requeue: bool,
 }
 
 /// How a report is printed.
@@ -231,8 +241,10 @@ pub enum Ended {
     Success,
     /// Some runs have no finished record (rerun to retry them).
     RunsFailed,
-    /// Stopped by Ctrl-C; finished runs are kept.
+    /// Stopped by Ctrl-C; finished runs and checkpoints are kept.
     Interrupted,
+    /// Stopped by SIGTERM (a time limit, preemption, `scancel`); finished runs and checkpoints kept.
+    Terminated,
     /// A usage error already explained to the user.
     Usage,
 }
@@ -244,6 +256,7 @@ pub fn exit_code(result: &anyhow::Result<Ended>) -> i32 {
         Ok(Ended::RunsFailed) => 1,
         Ok(Ended::Usage) => 2,
         Ok(Ended::Interrupted) => 130,
+        Ok(Ended::Terminated) => 143,
         // A bad sweep file or usage is 2; data, IO and run failures are 1 (DataError among them).
         Err(e) if e.downcast_ref::<ConfigError>().is_some() => 2,
         Err(_) => 1,
@@ -307,7 +320,9 @@ impl Cli {
 
 fn run_sweep(path: &Path, common: &Common) -> anyhow::Result<Ended> {
     let f = sweep::run(path, &options(common))?;
-    Ok(if f.interrupted {
+    Ok(if f.terminated {
+        Ended::Terminated
+    } else if f.interrupted {
         Ended::Interrupted
     } else if f.failed > 0 {
         if !common.quiet {
@@ -335,6 +350,14 @@ fn run_task(path: &Path, common: &Common, id: &str) -> anyhow::Result<Ended> {
         sweep::TaskOutcome::Failed(why) => {
             eprintln!("{id}: FAILED: {why}");
             Ended::RunsFailed
+        }
+        sweep::TaskOutcome::Stopped { terminated } => {
+            eprintln!("{id}: stopped; its checkpoint is kept, run the task again to continue");
+            if terminated {
+                Ended::Terminated
+            } else {
+                Ended::Interrupted
+            }
         }
     })
 }
@@ -529,6 +552,8 @@ fn slurm(args: SlurmArgs, common: &Common) -> anyhow::Result<Ended> {
         account: args.account,
         submit: args.submit,
         max_array_size: None,
+        signal_secs: args.signal_secs,
+        requeue: !args.no_requeue,
     };
     let g = crate::slurm::generate(&args.sweep, &options(common), &o)?;
     let results = g.dir.parent().map(|d| d.to_path_buf()).unwrap_or_default();

@@ -175,8 +175,24 @@ pub struct ScheduleConfig {
     pub workers_per_device: Option<u32>,
     /// Train the logit students of a seed as one fused model.
     pub fuse: Fuse,
+    /// Minutes between checkpoints within an epoch (one is always kept after every epoch); 0: only at
+    /// epoch ends.
+    #[serde(default = "default_checkpoint_minutes")]
+    pub checkpoint_minutes: u32,
     /// At most this many students in one fused group.
     pub fuse_max: u32,
+}
+
+fn default_checkpoint_minutes() -> u32 {
+    10
+}
+
+impl ScheduleConfig {
+    /// How often a run also checkpoints within an epoch.
+    pub fn checkpoint_every(&self) -> Option<std::time::Duration> {
+        (self.checkpoint_minutes > 0)
+            .then(|| std::time::Duration::from_secs(60 * self.checkpoint_minutes as u64))
+    }
 }
 
 /// When to fuse a seed's logit students into one model ([`crate::fused`]).
@@ -341,6 +357,7 @@ struct RawSchedule {
     workers_per_device: Option<Spanned<i64>>,
     fuse: Option<Spanned<RawFuse>>,
     fuse_max: Option<Spanned<i64>>,
+    checkpoint_minutes: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -810,8 +827,14 @@ impl Validator<'_> {
             workers_per_device: None,
             fuse: Fuse::Auto,
             fuse_max: 64,
+            checkpoint_minutes: default_checkpoint_minutes(),
         };
         if let Some(sch) = raw {
+            if let Some(m) = &sch.checkpoint_minutes {
+                schedule.checkpoint_minutes = self
+                    .count(m, "schedule.checkpoint_minutes", 0)?
+                    .min(u32::MAX as usize) as u32;
+            }
             if let Some(dev) = &sch.devices {
                 schedule.devices = match dev.get_ref() {
                     RawDevices::One(s) => Devices::parse(s),

@@ -3,13 +3,14 @@
 //! run's record. Every failure (an error, a libtorch exception, a panic, divergence) becomes a failed
 //! record; a run stopped by Ctrl-C or SIGTERM becomes [`Outcome::Interrupted`] and writes nothing.
 
+use crate::checkpoint::RunCheckpoint;
 use crate::config::{Method, Sweep};
 use crate::data::{self, Dataset};
 use crate::device::DeviceSpec;
 use crate::model::Net;
 use crate::plan::{Role, RunSpec};
 use crate::store::{self, RunRecord, Store};
-use crate::train::{self, EpochStats, Fitted, RunSettings, TeacherSignal, TrainError};
+use crate::train::{self, EpochStats, Fitted, Hooks, RunSettings, TeacherSignal, TrainError};
 use crate::worker::{Job, Outcome};
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
@@ -242,6 +243,12 @@ fn train_run(
     let store = Store::new(&job.results_root, &sweep.name);
     let settings = RunSettings::of(job.run.phase(sweep), job.run.seed, job.run.stream());
     let arch = job.run.arch();
+    let every = sweep.schedule.checkpoint_every();
+    let checkpoint = RunCheckpoint::new(&store, &job.run.id, &job.run.key, every);
+    let mut hooks = Hooks {
+        on_epoch,
+        checkpoints: Some(&checkpoint),
+    };
 
     let fitted = match job.run.role {
         Role::Teacher => {
@@ -254,7 +261,7 @@ fn train_run(
                 TeacherSignal::None,
                 1.0,
                 0.0,
-                on_epoch,
+                &mut hooks,
             )?;
             let logits = publish_teacher(job, &store, &vs, &net, data, &fitted)?;
             state.logits = Some((job.run.key.clone(), logits));
@@ -270,7 +277,7 @@ fn train_run(
                 TeacherSignal::None,
                 1.0,
                 0.0,
-                on_epoch,
+                &mut hooks,
             )?
         }
         Role::Student => train_student(
@@ -280,7 +287,7 @@ fn train_run(
             &mut state.features,
             &store,
             &settings,
-            on_epoch,
+            &mut hooks,
         )?,
     };
     Ok(fitted)
@@ -295,7 +302,7 @@ fn train_student(
     features_slot: &mut Option<(String, Tensor)>,
     store: &Store,
     settings: &RunSettings,
-    on_epoch: &mut dyn FnMut(&EpochStats),
+    hooks: &mut Hooks,
 ) -> Result<Fitted, RunError> {
     let device = job.device.tch();
     let arch = job.run.arch();
@@ -355,7 +362,7 @@ fn train_student(
         signal,
         temperature,
         alpha,
-        on_epoch,
+        hooks,
     )?)
 }
 

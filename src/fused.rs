@@ -162,8 +162,9 @@ pub struct Member {
 /// Trains G logit students of one seed together. A member whose loss stops being finite fails alone
 /// (its error in its place of the result); the others train on (their gradients and Adam updates never
 /// mix with a diverged member's). `init` is the common initial student (all members
-/// start from it, as unfused students of a seed do); libtorch's generator must be in the state the
-/// unfused run has right after building its student (see `train::init`). Returns each member's epochs.
+/// start from it, as unfused students of a seed do); each step reseeds libtorch's generator with the
+/// step's seed (`RunSettings::step_seed`), as unfused training does, so the shared dropout mask is the
+/// one each member draws apart. Returns each member's epochs and test accuracies (measured once).
 #[allow(clippy::too_many_arguments)]
 pub fn fit_fused(
     init: &nn::VarStore,
@@ -205,10 +206,12 @@ pub fn fit_fused(
         // host synchronisations per epoch: the step losses once, and the accuracy evaluations
         let perm = epoch_permutation(&mut order, n as usize, device);
         let mut losses = StepLosses::new();
-        for begin in (0..n).step_by(bs as usize) {
+        for (step, begin) in (0..n).step_by(bs as usize).enumerate() {
             if STOP.load(Ordering::Relaxed) {
                 return Err(TrainError::Interrupted);
             }
+            // the step's seed of the unfused students of this seed: the same dropout mask
+            tch::manual_seed(s.step_seed(epoch, step));
             let len = bs.min(n - begin);
             let idx = perm.narrow(0, begin, len);
             let xs = data.train_x.index_select(0, &idx);
@@ -287,8 +290,7 @@ pub fn accuracies(model: &FusedStudent, xs: &Tensor, ys: &Tensor) -> Vec<f64> {
         .collect()
 }
 
-/// Builds the common initial student of a seed exactly as an unfused run does (same seed, same stream),
-/// leaving libtorch's generator where the unfused run's is when it starts training.
+/// Builds the common initial student of a seed exactly as an unfused run does (same seed, same stream).
 pub fn common_init(data: &Dataset, device: tch::Device, s: &RunSettings) -> nn::VarStore {
     let (vs, _net): (nn::VarStore, Net) = crate::train::init(Arch::Student, data, device, s);
     vs

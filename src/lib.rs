@@ -8,6 +8,7 @@
 //! [`cli`] is the command line.
 
 pub mod bench;
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod data;

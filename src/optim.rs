@@ -84,20 +84,35 @@ impl Adam {
         }
     }
 
+    /// Puts back a state written by [`Adam::state`] (names as there, on any device) after `steps`
+    /// steps. Moments it does not hold stay zero.
+    pub fn load_state(&mut self, tensors: &[(String, Tensor)], steps: u64) {
+        let _guard = tch::no_grad_guard();
+        for (name, _, m, v) in &mut self.slots {
+            for (suffix, into) in [("exp_avg", &mut *m), ("exp_avg_sq", &mut *v)] {
+                let want = format!("{suffix}/{name}");
+                if let Some((_, t)) = tensors.iter().find(|(n, _)| *n == want) {
+                    into.copy_(t);
+                }
+            }
+        }
+        self.step = steps;
+    }
+
     /// Steps taken so far.
     pub fn steps(&self) -> u64 {
         self.step
     }
 
-    /// The optimizer's state as named tensors: `<name>.exp_avg` and `<name>.exp_avg_sq` per parameter
+    /// The optimizer's state as named tensors: `exp_avg/<name>` and `exp_avg_sq/<name>` per parameter
     /// (the step count is kept by the caller, see [`Adam::steps`]).
     pub fn state(&self) -> Vec<(String, Tensor)> {
         self.slots
             .iter()
             .flat_map(|(name, _, m, v)| {
                 [
-                    (format!("{name}.exp_avg"), m.shallow_clone()),
-                    (format!("{name}.exp_avg_sq"), v.shallow_clone()),
+                    (format!("exp_avg/{name}"), m.shallow_clone()),
+                    (format!("exp_avg_sq/{name}"), v.shallow_clone()),
                 ]
             })
             .collect()
@@ -130,7 +145,7 @@ mod tests {
         }
         assert_eq!(opt.steps(), 5);
         let names: Vec<String> = opt.state().into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names, ["p.exp_avg", "p.exp_avg_sq"]);
+        assert_eq!(names, ["exp_avg/p", "exp_avg_sq/p"]);
     }
 
     #[test]

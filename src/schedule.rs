@@ -261,8 +261,50 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// Ctrl-C presses seen by the coordinator.
+/// Ctrl-C presses (and SIGTERMs) seen by the coordinator.
 pub static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
+
+/// Set when the stop came from SIGTERM (SLURM's time limit or preemption, `scancel`, a container
+/// stop): the process then exits with 143, not 130.
+pub static TERMINATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_sigterm_coordinator(_: libc::c_int) {
+    TERMINATED.store(true, Ordering::SeqCst);
+    INTERRUPTS.fetch_add(1, Ordering::SeqCst);
+}
+
+extern "C" fn on_stop_signal_in_task(sig: libc::c_int) {
+    if sig == libc::SIGTERM {
+        TERMINATED.store(true, Ordering::SeqCst);
+    }
+    crate::train::STOP.store(true, Ordering::SeqCst);
+}
+
+/// The coordinator's SIGTERM: like a first Ctrl-C (workers checkpoint at their next step and stop),
+/// remembered for the exit status. Install after the Ctrl-C handler, which it replaces for SIGTERM.
+pub fn handle_sigterm() {
+    // SAFETY: the handler only touches atomics, which is async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGTERM,
+            on_sigterm_coordinator as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+}
+
+/// In `run --task` (a SLURM task trains in-process): SIGINT and SIGTERM stop the run at its next step,
+/// after it saves a checkpoint.
+pub fn handle_task_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only touches atomics, which is async-signal-safe.
+        unsafe {
+            libc::signal(
+                sig,
+                on_stop_signal_in_task as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
+    }
+}
 
 /// What the coordinator needs to know about the sweep.
 pub struct Context<'a> {
@@ -495,8 +537,13 @@ impl<'a> Coordinator<'a> {
         if presses == 1 && !self.stopping {
             self.stopping = true;
             self.summary.interrupted = true;
+            let why = if TERMINATED.load(Ordering::SeqCst) {
+                "SIGTERM"
+            } else {
+                "Ctrl-C"
+            };
             self.cx.progress.note(&format!(
-                "stopping: letting {} running run(s) stop cleanly; press Ctrl-C again to stop now",
+                "stopping ({why}): letting {} running run(s) checkpoint and stop at their next step; press Ctrl-C again to stop now",
                 self.disp.running()
             ));
             for w in self.workers.iter().filter(|w| !w.busy.is_empty()) {

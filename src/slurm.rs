@@ -32,6 +32,11 @@ pub struct SlurmOptions {
     pub submit: bool,
     /// Overrides the cluster's MaxArraySize (normally read from `scontrol show config`).
     pub max_array_size: Option<usize>,
+    /// SIGTERM this many seconds before the time limit (`--signal=B:TERM@S`; 0: not asked): the task
+    /// checkpoints and stops, and its resubmission continues from there.
+    pub signal_secs: u32,
+    /// `--requeue`: a preempted task is requeued and continues from its checkpoint.
+    pub requeue: bool,
 }
 
 /// What was written (and submitted).
@@ -96,8 +101,16 @@ fn sbatch_header(o: &SlurmOptions, job: &str, logs: &Path, training: bool) -> St
         line("cpus-per-task", o.cpus_per_task.map(|c| c.to_string()));
         line("gpus-per-task", o.gpus_per_task.map(|g| g.to_string()));
         line("mem", o.mem.clone());
+        // the signal goes to the batch shell, which is kd-sweep itself (the script execs it)
+        line(
+            "signal",
+            (o.signal_secs > 0).then(|| format!("B:TERM@{}", o.signal_secs)),
+        );
     }
     line("time", o.time.clone());
+    if training && o.requeue {
+        let _ = writeln!(h, "#SBATCH --requeue");
+    }
     h
 }
 
@@ -421,6 +434,8 @@ mod tests {
             mem: Some("8G".into()),
             time: Some("01:00:00".into()),
             account: Some("lab".into()),
+            signal_secs: 120,
+            requeue: true,
             ..Default::default()
         };
         let s = array_script(
@@ -442,6 +457,8 @@ mod tests {
             "#SBATCH --account=lab",
             "#SBATCH --cpus-per-task=4",
             "#SBATCH --gpus-per-task=1",
+            "#SBATCH --signal=B:TERM@120",
+            "#SBATCH --requeue",
             "#SBATCH --mem=8G",
             "#SBATCH --time=01:00:00",
             "line=$(( ${KD_OFFSET:-0} + SLURM_ARRAY_TASK_ID + 1 ))",

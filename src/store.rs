@@ -169,7 +169,7 @@ fn host() -> String {
 
 /// The suffix of this process's temporary files: `tmp-<host>-<pid>`, so a later run can tell whether
 /// the writer is gone.
-fn tmp_tag() -> String {
+pub fn tmp_tag() -> String {
     format!("tmp-{}-{}", host(), std::process::id())
 }
 
@@ -328,7 +328,16 @@ impl Store {
             .join(record_file_name(&record.run_id, &record.key));
         write_atomic(&path, &record.to_json())?;
         self.clear_progress(&record.run_id, &record.key);
+        // a failed run keeps its checkpoint: a retry after a crash continues from it
+        if record.status == Status::Done {
+            crate::checkpoint::remove(self, &record.run_id, &record.key);
+        }
         Ok(path)
+    }
+
+    /// Checkpoints of runs in flight (see [`crate::checkpoint`]).
+    pub fn checkpoints_dir(&self) -> PathBuf {
+        self.dir.join("checkpoints")
     }
 
     pub fn progress_dir(&self) -> PathBuf {

@@ -237,6 +237,8 @@ pub struct Finished {
     /// Peak resident memory of each worker process, KiB.
     pub worker_peak_rss_kib: Vec<u64>,
     pub interrupted: bool,
+    /// The stop came from SIGTERM.
+    pub terminated: bool,
     pub summary: report::Summary,
 }
 
@@ -288,6 +290,7 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
             unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
         }
     });
+    schedule::handle_sigterm();
     let cx = schedule::Context {
         plan: &p.plan,
         sweep: &p.sweep,
@@ -325,6 +328,8 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
         failed,
         worker_peak_rss_kib: outcome.worker_peak_rss_kib.clone(),
         interrupted: outcome.interrupted,
+        terminated: outcome.interrupted
+            && schedule::TERMINATED.load(std::sync::atomic::Ordering::SeqCst),
         summary,
     })
 }
@@ -450,6 +455,10 @@ pub enum TaskOutcome {
     AlreadyDone,
     Done,
     Failed(String),
+    /// Stopped by a signal after saving a checkpoint; `terminated`: the signal was SIGTERM.
+    Stopped {
+        terminated: bool,
+    },
 }
 
 /// `kd-sweep run SWEEP --task ID`: trains exactly one node of the plan in this process, with the same
@@ -485,6 +494,9 @@ pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOut
     if !p.store.dir.join("manifest.json").exists() {
         write_outputs(&p, path, unix_now())?;
     }
+    // SLURM's time limit or preemption (SIGTERM, ahead of the kill with --signal) or a Ctrl-C: the run
+    // saves a checkpoint at its next step and stops; the resubmitted task continues from it
+    schedule::handle_task_signals();
     let device = p
         .slots
         .first()
@@ -510,7 +522,8 @@ pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOut
         Some(crate::worker::Outcome::Recorded(r)) => *r,
         _ => {
             p.store.clear_progress(&run.id, &run.key);
-            return Ok(TaskOutcome::Failed("interrupted".into()));
+            let terminated = schedule::TERMINATED.load(std::sync::atomic::Ordering::SeqCst);
+            return Ok(TaskOutcome::Stopped { terminated });
         }
     };
     Ok(match record.status {

@@ -164,10 +164,18 @@ impl RunSettings {
         }
     }
 
-    /// The seed libtorch's generator gets right after the network is built: every random draw of
-    /// training (dropout) follows from it, whatever initialisation drew before.
+    /// The seed libtorch's generator gets right after the network is built, so that nothing drawn
+    /// before training depends on what initialisation drew.
     pub fn dropout_seed(&self) -> i64 {
         torch_seed(self.seed, &format!("{}-dropout", self.stream))
+    }
+
+    /// The seed of training step `step` (from 0) of `epoch` (from 1): every random draw of a step
+    /// (its dropout mask) comes from it, so a run continued from a checkpoint within an epoch draws
+    /// what an uninterrupted run draws. Students of a seed share their steps' seeds (common random
+    /// numbers; fused members draw one mask).
+    pub fn step_seed(&self, epoch: u32, step: usize) -> i64 {
+        torch_seed(self.seed, &format!("{}-step-{epoch}-{step}", self.stream))
     }
 
     /// The batch order: a permutation of the training rows per epoch, drawn from this stream. Fused and
@@ -208,6 +216,18 @@ impl StepLosses {
     /// Keeps a step's loss (a scalar, or one value per fused member).
     pub fn push(&mut self, loss: &Tensor) {
         self.0.push(loss.detach().to_kind(Kind::Double));
+    }
+
+    /// The losses of the steps so far (a host read; for a checkpoint within an epoch). Non-finite
+    /// values are kept as they are: `finish` reports them.
+    pub fn peek(&self) -> Vec<f64> {
+        if self.0.is_empty() {
+            return Vec::new();
+        }
+        let all = Tensor::stack(&self.0, 0)
+            .to_device(Device::Cpu)
+            .flatten(0, -1);
+        Vec::<f64>::try_from(all).unwrap_or_default()
     }
 
     /// The losses of the epoch's steps, or the first step whose loss is not finite. For a plain run;
@@ -376,9 +396,110 @@ pub fn restore(vs: &nn::VarStore, snap: &[(String, Tensor)]) {
     }
 }
 
-/// Trains `net` (whose weights live in `vs`) and reports each epoch to `on_epoch`.
+/// Where a run's training state is kept between invocations (see `store::RunCheckpoint`): `fit` saves
+/// one after every epoch, every [`Checkpoints::every`] within an epoch, and when it is stopped; a rerun
+/// continues from it with the numbers of an uninterrupted run.
+pub trait Checkpoints {
+    /// The state to continue from, when a valid one is kept.
+    fn load(&self) -> Option<TrainState>;
+    /// Keeps `state` (replacing the previous one); a failure is reported, never fatal.
+    fn save(&self, state: &TrainState);
+    /// Also save within an epoch once this much time has passed since the last save.
+    fn every(&self) -> Option<std::time::Duration>;
+}
+
+/// Everything a run needs to continue exactly where it stopped.
+pub struct TrainState {
+    /// Epochs finished.
+    pub epoch: u32,
+    /// Steps of the next epoch already taken.
+    pub step: usize,
+    /// The batch-order stream at the start of the next epoch.
+    pub order: u64,
+    /// Adam steps taken.
+    pub adam_steps: u64,
+    pub history: Vec<EpochStats>,
+    /// Every step's loss so far (the next epoch's first `step` included).
+    pub step_losses: Vec<f64>,
+    /// Training seconds so far.
+    pub seconds: f64,
+    /// `param/<name>`, `exp_avg/<name>`, `exp_avg_sq/<name>` and, when the best epoch is not the
+    /// last, `best/<name>`: on the CPU.
+    pub tensors: Vec<(String, Tensor)>,
+}
+
+/// What `fit` reports to and keeps through.
+pub struct Hooks<'a> {
+    pub on_epoch: &'a mut dyn FnMut(&EpochStats),
+    pub checkpoints: Option<&'a dyn Checkpoints>,
+}
+
+impl<'a> Hooks<'a> {
+    /// Epoch reports only, no checkpoints.
+    pub fn epochs(on_epoch: &'a mut dyn FnMut(&EpochStats)) -> Hooks<'a> {
+        Hooks {
+            on_epoch,
+            checkpoints: None,
+        }
+    }
+}
+
+/// The training state of a run at a step boundary, for a checkpoint.
+#[allow(clippy::too_many_arguments)]
+fn state_of(
+    vs: &nn::VarStore,
+    opt: &Adam,
+    best: &Option<Vec<(String, Tensor)>>,
+    position: (u32, usize, u64),
+    history: &[EpochStats],
+    step_losses: Vec<f64>,
+    seconds: f64,
+) -> TrainState {
+    let cpu = |t: &Tensor| t.detach().to_device(Device::Cpu).copy();
+    let mut tensors: Vec<(String, Tensor)> = snapshot(vs)
+        .iter()
+        .map(|(n, t)| (format!("param/{n}"), cpu(t)))
+        .collect();
+    tensors.extend(opt.state().iter().map(|(n, t)| (n.clone(), cpu(t))));
+    if let Some(b) = best {
+        tensors.extend(b.iter().map(|(n, t)| (format!("best/{n}"), cpu(t))));
+    }
+    TrainState {
+        epoch: position.0,
+        step: position.1,
+        order: position.2,
+        adam_steps: opt.steps(),
+        history: history.to_vec(),
+        step_losses,
+        seconds,
+        tensors,
+    }
+}
+
+/// Puts a checkpoint's weights and optimizer state back; returns the best-epoch weights it kept.
+fn restore_state(
+    vs: &nn::VarStore,
+    opt: &mut Adam,
+    state: &TrainState,
+) -> Option<Vec<(String, Tensor)>> {
+    let device = vs.device();
+    let part = |prefix: &str| -> Vec<(String, Tensor)> {
+        state
+            .tensors
+            .iter()
+            .filter_map(|(n, t)| Some((n.strip_prefix(prefix)?.to_string(), t.to_device(device))))
+            .collect()
+    };
+    restore(vs, &part("param/"));
+    opt.load_state(&state.tensors, state.adam_steps);
+    let best = part("best/");
+    (!best.is_empty()).then_some(best)
+}
+
+/// Trains `net` (whose weights live in `vs`) and reports each epoch to `hooks.on_epoch`.
 /// The student loss is used with `signal`, `temperature` and `alpha`; a teacher passes
-/// `TeacherSignal::None` and α = 0 (its own cross-entropy).
+/// `TeacherSignal::None` and α = 0 (its own cross-entropy). With `hooks.checkpoints` it continues from
+/// a kept state and keeps one after every epoch, periodically, and when stopped.
 #[allow(clippy::too_many_arguments)]
 pub fn fit(
     vs: &nn::VarStore,
@@ -388,9 +509,8 @@ pub fn fit(
     signal: TeacherSignal,
     temperature: f64,
     alpha: f64,
-    on_epoch: &mut dyn FnMut(&EpochStats),
+    hooks: &mut Hooks,
 ) -> Result<Fitted, TrainError> {
-    let start = Instant::now();
     let device = vs.device();
     let mut opt = Adam::new(vs, s.lr);
     let mut order = s.batch_order();
@@ -402,13 +522,46 @@ pub fn fit(
     let mut history = Vec::new();
     let mut step_losses = Vec::new();
     let mut best: Option<Vec<(String, Tensor)>> = None;
-    for epoch in 1..=s.epochs {
+    let (mut first_epoch, mut first_step, mut before) = (1, 0, 0.0);
+    if let Some(state) = hooks.checkpoints.and_then(|c| c.load()) {
+        best = restore_state(vs, &mut opt, &state);
+        order = SplitMix64::new(state.order);
+        history = state.history;
+        step_losses = state.step_losses;
+        (first_epoch, first_step, before) = (state.epoch + 1, state.step, state.seconds);
+    }
+    let start = Instant::now();
+    let elapsed = |start: &Instant| before + start.elapsed().as_secs_f64();
+    let mut saved_at = Instant::now();
+    for epoch in first_epoch..=s.epochs {
+        let epoch_order = order.state();
         let perm = epoch_permutation(&mut order, n as usize, device);
+        let skip = if epoch == first_epoch { first_step } else { 0 };
+        // the steps of this epoch a checkpoint already took (their losses are the last `skip`)
+        let mut earlier: Vec<f64> = step_losses[step_losses.len() - skip..].to_vec();
+        step_losses.truncate(step_losses.len() - skip);
         let mut losses = StepLosses::new();
-        for begin in (0..n).step_by(bs as usize) {
-            if STOP.load(Ordering::Relaxed) {
+        for (step, begin) in (0..n).step_by(bs as usize).enumerate().skip(skip) {
+            let stop = STOP.load(Ordering::Relaxed);
+            let due = hooks
+                .checkpoints
+                .and_then(|c| c.every())
+                .is_some_and(|every| saved_at.elapsed() >= every);
+            if let (Some(c), true) = (hooks.checkpoints, stop || due) {
+                let mut so_far = step_losses.clone();
+                so_far.extend(&earlier);
+                so_far.extend(losses.peek());
+                let position = (epoch - 1, step, epoch_order);
+                let state = state_of(vs, &opt, &best, position, &history, so_far, elapsed(&start));
+                c.save(&state);
+                saved_at = Instant::now();
+            }
+            if stop {
                 return Err(TrainError::Interrupted);
             }
+            // each step's random draws (dropout) from a seed of its own: a run continued from a
+            // checkpoint draws exactly what it would have drawn
+            tch::manual_seed(s.step_seed(epoch, step));
             let idx = perm.narrow(0, begin, bs.min(n - begin));
             let xs = data.train_x.index_select(0, &idx);
             let ys = data.train_y.index_select(0, &idx);
@@ -437,14 +590,14 @@ pub fn fit(
             opt.backward_step(&loss);
             losses.push(&loss);
         }
-        let steps = losses.finish(epoch)?;
+        earlier.extend(losses.finish(epoch)?);
         let stats = EpochStats {
             epoch,
-            train_loss: mean(&steps),
+            train_loss: mean(&earlier),
             val_acc: accuracy(net, &data.val_x, &data.val_y),
-            seconds: start.elapsed().as_secs_f64(),
+            seconds: elapsed(&start),
         };
-        step_losses.extend(steps);
+        step_losses.extend(earlier);
         history.push(stats.clone());
         // a new best epoch (strictly higher validation accuracy) keeps a copy of its weights,
         // unless it is the last epoch (whose weights the network keeps anyway)
@@ -454,7 +607,21 @@ pub fn fit(
         } else if improved {
             best = None;
         }
-        on_epoch(&stats);
+        if let Some(c) = hooks.checkpoints.filter(|_| epoch < s.epochs) {
+            let position = (epoch, 0, order.state());
+            let state = state_of(
+                vs,
+                &opt,
+                &best,
+                position,
+                &history,
+                step_losses.clone(),
+                elapsed(&start),
+            );
+            c.save(&state);
+            saved_at = Instant::now();
+        }
+        (hooks.on_epoch)(&stats);
     }
     let test_acc = accuracy(net, &data.test_x, &data.test_y);
     let test_acc_at_best = match &best {

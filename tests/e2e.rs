@@ -520,6 +520,135 @@ fn ctrl_c_stops_cleanly_and_the_rerun_resumes() {
     }
 }
 
+/// Records as written, less what depends on the clock (and the checksum, which covers it).
+fn records_without_clock(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut v: Vec<(String, serde_json::Value)> = std::fs::read_dir(dir.join("records"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .map(|p| {
+            let mut r: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            let o = r.as_object_mut().unwrap();
+            for k in ["seconds", "finished_at", "checksum"] {
+                o.remove(k);
+            }
+            for e in o["history"].as_array_mut().unwrap() {
+                e.as_object_mut().unwrap().remove("seconds");
+            }
+            (p.file_name().unwrap().to_string_lossy().into_owned(), r)
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v.into_iter().map(|(_, r)| r).collect()
+}
+
+#[test]
+fn a_teacher_stopped_by_sigterm_and_kill_9_continues_with_the_numbers_of_an_uninterrupted_run() {
+    let c = Case::new(900, 100);
+    let body = body("[0]", "[2]", "[0.5]")
+        .replace("[teacher]\nepochs = 1", "[teacher]\nepochs = 5")
+        .replace("[student]\nepochs = 2", "[student]\nepochs = 1")
+        + "baseline = false\n";
+    let s = c.sweep("ck", &body);
+    let sweep = s.to_str().unwrap();
+    let o = c.run(&[sweep, "--results", "whole", "-q"]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let dir = c.path("part/ck");
+    // the teacher's checkpoint after `epoch` epochs (or later)
+    let checkpoint_at = |epoch: u32| {
+        let Ok(rd) = std::fs::read_dir(dir.join("checkpoints")) else {
+            return false;
+        };
+        rd.flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("teacher-s0."))
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .any(|v| v["epoch"].as_u64().is_some_and(|e| e >= epoch as u64))
+    };
+    // 1. SIGTERM after the first epoch: the teacher checkpoints at its next step, exit 143
+    let child = c
+        .cmd()
+        .args([sweep, "--results", "part"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(120, 20, || checkpoint_at(1)),
+        "no checkpoint appeared"
+    );
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let sent = std::time::Instant::now();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(143), "{}", text(&o));
+    assert!(
+        sent.elapsed().as_secs() < 30,
+        "SIGTERM took {:?}",
+        sent.elapsed()
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("stopping (SIGTERM)"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        record_mtimes(&dir).is_empty(),
+        "the teacher was not finished"
+    );
+    // 2. continued, then kill -9 (coordinator and, through PDEATHSIG, its worker) two epochs on
+    let mut child = c
+        .cmd()
+        .args([sweep, "--results", "part"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(120, 20, || checkpoint_at(3)),
+        "no checkpoint after epoch 3"
+    );
+    child.kill().unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("teacher-s0: continuing from its checkpoint after epoch"),
+        "{err}"
+    );
+    // 3. the rerun continues from epoch 3 or 4 and ends with the uninterrupted run's numbers
+    let o = c.run(&[sweep, "--results", "part"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("teacher-s0: continuing from its checkpoint"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        records_without_clock(&c.path("whole/ck")),
+        records_without_clock(&dir),
+        "a continued run's records differ from an uninterrupted run's"
+    );
+    let no_seconds = |p: std::path::PathBuf| {
+        csv_rows(&p)
+            .into_iter()
+            .map(|mut r| {
+                r.remove("seconds");
+                let mut v: Vec<(String, String)> = r.into_iter().collect();
+                v.sort();
+                v
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        no_seconds(c.path("whole/ck/epochs.csv")),
+        no_seconds(dir.join("epochs.csv"))
+    );
+    // a finished run leaves no checkpoint behind
+    let left = std::fs::read_dir(dir.join("checkpoints")).map_or(0, |rd| rd.count());
+    assert_eq!(left, 0, "checkpoints left after the sweep finished");
+}
+
 #[test]
 fn report_and_compare_work_from_the_records() {
     let c = Case::new(200, 60);

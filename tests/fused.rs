@@ -154,7 +154,7 @@ fn several_fused_epochs_give_the_numbers_of_separate_runs() {
                 TeacherSignal::Cached(&logits),
                 t,
                 a,
-                &mut |_| {},
+                &mut train::Hooks::epochs(&mut |_| {}),
             )
             .unwrap()
         })
@@ -288,7 +288,7 @@ fn the_naive_way_gives_the_numbers_of_cached_teacher_logits() {
         none,
         1.0,
         0.0,
-        &mut |_| {},
+        &mut train::Hooks::epochs(&mut |_| {}),
     )
     .unwrap();
     let logits = train::logits(&teacher, &data.train_x);
@@ -299,7 +299,9 @@ fn the_naive_way_gives_the_numbers_of_cached_teacher_logits() {
     };
     let run = |signal: TeacherSignal| {
         let (vs, net) = train::init(Arch::Student, &data, Device::Cpu, &s);
-        train::fit(&vs, &net, &data, &s, signal, 4.0, 0.5, &mut |_| {}).unwrap()
+        let mut on_epoch = |_: &train::EpochStats| {};
+        let mut hooks = train::Hooks::epochs(&mut on_epoch);
+        train::fit(&vs, &net, &data, &s, signal, 4.0, 0.5, &mut hooks).unwrap()
     };
     let cached = run(TeacherSignal::Cached(&logits));
     let live = run(TeacherSignal::Live(&teacher));

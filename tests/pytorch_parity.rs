@@ -2,7 +2,7 @@
 //! (T = 4, α = 0.5): kd-sweep's `train::fit` trains from its own initialisation in its own batch order;
 //! `bench/pytorch_replay.py` (plain PyTorch from the project's torch wheel: `nn.Sequential`,
 //! `torch.optim.Adam`, `nn.Dropout`, the tutorial's loss) trains the same network from the same
-//! initial weights, with torch's generator seeded by the run's dropout seed, on the same batches. Every
+//! initial weights, with torch's generator seeded by each step's seed, on the same batches. Every
 //! step's loss and the final weights must agree to 1e-5 relative (CPU, one thread).
 //!
 //! Also checked here: the initial weights follow PyTorch's default rule (uniform in ±1/√fan_in for
@@ -104,6 +104,7 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
     let (vs, net) = train::init(case.arch, data, Device::Cpu, &s);
     let init = ordered(&vs, case.arch);
     let n = data.n_train();
+    let steps_per_epoch = (n as usize).div_ceil(s.batch_size as usize);
     // the batch order fit takes: one permutation of the training rows per epoch from this stream
     let mut order = s.batch_order();
     let perms: Vec<i64> = (0..s.epochs)
@@ -118,7 +119,11 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
         "epochs": s.epochs,
         "batch_size": s.batch_size,
         "lr": s.lr,
-        "dropout_seed": s.dropout_seed(),
+        // libtorch's generator is seeded before every step (train::RunSettings::step_seed)
+        "step_seeds": (1..=s.epochs)
+            .flat_map(|e| (0..steps_per_epoch).map(move |k| (e, k)))
+            .map(|(e, k)| s.step_seed(e, k))
+            .collect::<Vec<_>>(),
         "temperature": case.temperature,
         "alpha": case.alpha,
         "params": init.iter().map(|(n, t)| serde_json::json!({"name": n, "shape": t.size()})).collect::<Vec<_>>(),
@@ -136,7 +141,7 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
     write_i64(&d.join("order.bin"), &perms);
     write_f32(&d.join("teacher.bin"), &[logits]);
 
-    // kd-sweep (fit reseeds nothing: the generator is where init left it, at the dropout seed)
+    // kd-sweep
     let signal = if case.alpha > 0.0 {
         TeacherSignal::Cached(logits)
     } else {
@@ -150,7 +155,7 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
         signal,
         case.temperature,
         case.alpha,
-        &mut |_| {},
+        &mut train::Hooks::epochs(&mut |_| {}),
     )
     .unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/pytorch_replay.py");

@@ -1,0 +1,299 @@
+//! Epoch checkpoints: a run in flight keeps its training state (`train::TrainState`: weights, Adam's
+//! moments, the best epoch's weights, its position in the batch order, its epochs and step losses so
+//! far) in `<sweep>/checkpoints/`, one pair of files per run: `<run>.<key16>.safetensors` (the tensors)
+//! and `<run>.<key16>.json` (the rest, the tensors' SHA-256, and the JSON's own checksum). Both are
+//! written atomically, tensors first, so a crash leaves the previous pair or the new one. A checkpoint
+//! that does not verify, or belongs to another key, is ignored with a warning and never loaded. The
+//! pair is removed when the run's record is written (`Store::save_record`), so disk use is bounded by
+//! one checkpoint per run in flight.
+
+use crate::data::hex;
+use crate::store::{record_file_name, write_atomic, Store};
+use crate::train::{Checkpoints, EpochStats, TrainState};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::time::Duration;
+use tch::Tensor;
+
+/// Bumped when the checkpoint layout changes: another version is ignored.
+const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Meta {
+    format: u32,
+    run_id: String,
+    key: String,
+    epoch: u32,
+    step: usize,
+    order: u64,
+    adam_steps: u64,
+    history: Vec<EpochStats>,
+    step_losses: Vec<f64>,
+    seconds: f64,
+    tensors_sha256: String,
+    #[serde(default)]
+    checksum: String,
+}
+
+impl Meta {
+    fn digest(&self) -> String {
+        let mut c = self.clone();
+        c.checksum.clear();
+        hex(&Sha256::digest(serde_json::to_vec(&c).unwrap_or_default()))
+    }
+}
+
+/// The checkpoint of one run (`id`, `key`) of a sweep.
+pub struct RunCheckpoint {
+    json: PathBuf,
+    tensors: PathBuf,
+    run_id: String,
+    key: String,
+    every: Option<Duration>,
+    /// Where warnings go (the worker's stderr).
+    warn: fn(&str),
+}
+
+fn to_stderr(m: &str) {
+    eprintln!("{m}");
+}
+
+impl RunCheckpoint {
+    /// The checkpoint of `run_id`/`key` in `store`, also saved within an epoch every `every`.
+    pub fn new(store: &Store, run_id: &str, key: &str, every: Option<Duration>) -> RunCheckpoint {
+        let (json, tensors) = paths(store, run_id, key);
+        RunCheckpoint {
+            json,
+            tensors,
+            run_id: run_id.into(),
+            key: key.into(),
+            every,
+            warn: to_stderr,
+        }
+    }
+
+    fn ignore(&self, why: &str) -> Option<TrainState> {
+        (self.warn)(&format!(
+            "warning: {}: checkpoint {} ignored ({why}); the run starts from its beginning",
+            self.run_id,
+            self.json.display()
+        ));
+        None
+    }
+
+    fn try_save(&self, state: &TrainState) -> Result<(), String> {
+        let named: Vec<(&str, &Tensor)> =
+            state.tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        // tch writes safetensors to a path only: a temporary one named like write_atomic's (so that a
+        // writer killed here leaves a file the next sweep's clean-up removes), then renamed into place
+        let dir = self.tensors.parent().unwrap_or(std::path::Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let name = self
+            .tensors
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy();
+        let tmp = dir.join(format!(".{name}.{}", crate::store::tmp_tag()));
+        Tensor::write_safetensors(&named, &tmp).map_err(|e| e.to_string())?;
+        let bytes = std::fs::read(&tmp).map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_file(&tmp);
+        write_atomic(&self.tensors, &bytes).map_err(|e| e.to_string())?;
+        let mut meta = Meta {
+            format: FORMAT,
+            run_id: self.run_id.clone(),
+            key: self.key.clone(),
+            epoch: state.epoch,
+            step: state.step,
+            order: state.order,
+            adam_steps: state.adam_steps,
+            history: state.history.clone(),
+            step_losses: state.step_losses.clone(),
+            seconds: state.seconds,
+            tensors_sha256: hex(&Sha256::digest(&bytes)),
+            checksum: String::new(),
+        };
+        meta.checksum = meta.digest();
+        let text = serde_json::to_vec(&meta).map_err(|e| e.to_string())?;
+        write_atomic(&self.json, &text).map_err(|e| e.to_string())
+    }
+}
+
+fn paths(store: &Store, run_id: &str, key: &str) -> (PathBuf, PathBuf) {
+    let json = store.checkpoints_dir().join(record_file_name(run_id, key));
+    let tensors = json.with_extension("safetensors");
+    (json, tensors)
+}
+
+/// Removes a run's checkpoint (after its record is written).
+pub fn remove(store: &Store, run_id: &str, key: &str) {
+    let (json, tensors) = paths(store, run_id, key);
+    let _ = std::fs::remove_file(json);
+    let _ = std::fs::remove_file(tensors);
+}
+
+impl Checkpoints for RunCheckpoint {
+    fn load(&self) -> Option<TrainState> {
+        let bytes = match std::fs::read(&self.json) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => return self.ignore(&format!("unreadable: {e}")),
+            Ok(b) => b,
+        };
+        let meta: Meta = match serde_json::from_slice(&bytes) {
+            Ok(m) => m,
+            Err(e) => return self.ignore(&format!("does not parse: {e}")),
+        };
+        if meta.checksum != meta.digest() {
+            return self.ignore("its checksum does not match");
+        }
+        if meta.format != FORMAT {
+            return self.ignore(&format!("format {} is not {FORMAT}", meta.format));
+        }
+        if meta.key != self.key || meta.run_id != self.run_id {
+            return self.ignore("it belongs to another run or key");
+        }
+        if meta.history.len() != meta.epoch as usize || meta.step_losses.len() < meta.step {
+            return self.ignore("its epochs and steps disagree");
+        }
+        let tensor_bytes = match std::fs::read(&self.tensors) {
+            Ok(b) => b,
+            Err(e) => return self.ignore(&format!("its tensors are unreadable: {e}")),
+        };
+        if hex(&Sha256::digest(&tensor_bytes)) != meta.tensors_sha256 {
+            return self.ignore("its tensors do not match their checksum");
+        }
+        let tensors = match Tensor::read_safetensors(&self.tensors) {
+            Ok(t) => t,
+            Err(e) => return self.ignore(&format!("its tensors do not load: {e}")),
+        };
+        (self.warn)(&format!(
+            "{}: continuing from its checkpoint after epoch {} (+{} steps, {:.0} s of training kept)",
+            self.run_id, meta.epoch, meta.step, meta.seconds
+        ));
+        Some(TrainState {
+            epoch: meta.epoch,
+            step: meta.step,
+            order: meta.order,
+            adam_steps: meta.adam_steps,
+            history: meta.history,
+            step_losses: meta.step_losses,
+            seconds: meta.seconds,
+            tensors,
+        })
+    }
+
+    fn save(&self, state: &TrainState) {
+        if let Err(e) = self.try_save(state) {
+            (self.warn)(&format!(
+                "warning: {}: cannot write its checkpoint ({e}); the run goes on without one",
+                self.run_id
+            ));
+        }
+    }
+
+    fn every(&self) -> Option<Duration> {
+        self.every
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn state() -> TrainState {
+        TrainState {
+            epoch: 1,
+            step: 2,
+            order: 42,
+            adam_steps: 7,
+            history: vec![EpochStats {
+                epoch: 1,
+                train_loss: 0.5,
+                val_acc: 60.0,
+                seconds: 1.5,
+            }],
+            step_losses: vec![0.9, 0.7, 0.6, 0.5],
+            seconds: 2.0,
+            tensors: vec![
+                (
+                    "param/w".into(),
+                    Tensor::arange(6, (Kind::Float, Device::Cpu)),
+                ),
+                (
+                    "exp_avg/w".into(),
+                    Tensor::ones([6], (Kind::Float, Device::Cpu)),
+                ),
+            ],
+        }
+    }
+
+    fn quiet(_: &str) {}
+
+    fn checkpoint(dir: &std::path::Path, key: &str) -> RunCheckpoint {
+        let store = Store::new(dir, "s");
+        RunCheckpoint {
+            warn: quiet,
+            ..RunCheckpoint::new(&store, "teacher-s0", key, None)
+        }
+    }
+
+    #[test]
+    fn round_trips_and_is_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let key = "ab".repeat(32);
+        let c = checkpoint(d.path(), &key);
+        assert!(c.load().is_none());
+        c.save(&state());
+        let got = c.load().expect("loads");
+        assert_eq!(
+            (got.epoch, got.step, got.order, got.adam_steps),
+            (1, 2, 42, 7)
+        );
+        assert_eq!(got.step_losses, [0.9, 0.7, 0.6, 0.5]);
+        assert_eq!(got.history.len(), 1);
+        let w = got.tensors.iter().find(|(n, _)| n == "param/w").unwrap();
+        assert_eq!(
+            Vec::<f32>::try_from(&w.1).unwrap(),
+            [0., 1., 2., 3., 4., 5.]
+        );
+        remove(&Store::new(d.path(), "s"), "teacher-s0", &key);
+        assert!(c.load().is_none());
+        assert_eq!(
+            std::fs::read_dir(d.path().join("s/checkpoints"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_corrupt_or_foreign_checkpoint_is_ignored() {
+        let d = tempfile::tempdir().unwrap();
+        let key = "ab".repeat(32);
+        let c = checkpoint(d.path(), &key);
+        c.save(&state());
+        // another key's checkpoint under this name (file names keep 16 characters of the key)
+        let foreign = RunCheckpoint {
+            key: "ab".repeat(8) + &"cd".repeat(24),
+            ..checkpoint(d.path(), &key)
+        };
+        assert!(foreign.load().is_none(), "another key");
+        // a changed value in the JSON
+        let text = std::fs::read_to_string(&c.json).unwrap();
+        std::fs::write(&c.json, text.replace("\"order\":42", "\"order\":43")).unwrap();
+        assert!(c.load().is_none(), "checksum");
+        // a changed tensor file
+        c.save(&state());
+        let mut bytes = std::fs::read(&c.tensors).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&c.tensors, bytes).unwrap();
+        assert!(c.load().is_none(), "tensor checksum");
+        // a truncated JSON
+        c.save(&state());
+        let bytes = std::fs::read(&c.json).unwrap();
+        std::fs::write(&c.json, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(c.load().is_none(), "truncated");
+    }
+}

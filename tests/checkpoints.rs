@@ -1,0 +1,199 @@
+//! A run continued from a checkpoint gives the numbers of an uninterrupted run, bit for bit on the CPU:
+//! stopped at an epoch boundary or in the middle of an epoch, a teacher and a KD student continue and
+//! end with the same epochs, step losses, test accuracies and weights.
+//!
+//! One test in this binary: it uses the process-wide stop flag (`train::STOP`) and libtorch's generator.
+
+use kd_sweep::checkpoint::RunCheckpoint;
+use kd_sweep::config::{DataConfig, DatasetKind};
+use kd_sweep::data::{self, write, Dataset};
+use kd_sweep::model::{Arch, Init};
+use kd_sweep::store::Store;
+use kd_sweep::train::{self, Checkpoints, Fitted, Hooks, RunSettings, TeacherSignal, TrainState};
+use std::cell::Cell;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tch::{Device, Kind, Tensor};
+
+fn tiny_data(dir: &std::path::Path) -> Dataset {
+    write::synthetic_mnist(dir, 300, 60, 5, false).unwrap();
+    let raw = data::read(DatasetKind::Mnist, dir).unwrap();
+    let cfg = DataConfig {
+        dataset: DatasetKind::Mnist,
+        path: dir.into(),
+        validation: 60,
+        train_subset: None,
+        test_subset: None,
+        split_seed: 0,
+    };
+    let mut d = Dataset::from_raw(&raw, &cfg, Device::Cpu);
+    // noisy labels keep the loss (and so every difference) from vanishing within a few epochs
+    tch::manual_seed(8);
+    let keep = Tensor::rand([d.n_train()], (Kind::Float, Device::Cpu)).lt(0.7);
+    let noise = Tensor::randint(10, [d.n_train()], (Kind::Int64, Device::Cpu));
+    d.train_y = d.train_y.where_self(&keep, &noise);
+    d
+}
+
+/// A checkpoint store that also stops the run (as a kill would) after its `stop_after`-th save.
+struct Stopping<'a> {
+    inner: &'a RunCheckpoint,
+    saves: Cell<usize>,
+    stop_after: usize,
+}
+
+impl Checkpoints for Stopping<'_> {
+    fn load(&self) -> Option<TrainState> {
+        self.inner.load()
+    }
+    fn save(&self, state: &TrainState) {
+        self.inner.save(state);
+        self.saves.set(self.saves.get() + 1);
+        if self.saves.get() == self.stop_after {
+            train::STOP.store(true, Ordering::SeqCst);
+        }
+    }
+    fn every(&self) -> Option<Duration> {
+        self.inner.every()
+    }
+}
+
+struct Run<'a> {
+    arch: Arch,
+    settings: RunSettings,
+    signal: &'a dyn Fn() -> TeacherSignal<'a>,
+    temperature: f64,
+    alpha: f64,
+}
+
+/// Trains `run` to the end through `checkpoints` (continuing from what it holds); returns the result
+/// and the final weights, or `None` when stopped.
+fn train(
+    run: &Run,
+    data: &Dataset,
+    checkpoints: Option<&dyn Checkpoints>,
+) -> Option<(Fitted, Vec<(String, Tensor)>)> {
+    let (vs, net) = train::init(run.arch, data, Device::Cpu, &run.settings);
+    let mut on_epoch = |_: &train::EpochStats| {};
+    let mut hooks = Hooks {
+        on_epoch: &mut on_epoch,
+        checkpoints,
+    };
+    let signal = (run.signal)();
+    match train::fit(
+        &vs,
+        &net,
+        data,
+        &run.settings,
+        signal,
+        run.temperature,
+        run.alpha,
+        &mut hooks,
+    ) {
+        Ok(f) => Some((f, train::snapshot(&vs))),
+        Err(train::TrainError::Interrupted) => None,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn same(a: &(Fitted, Vec<(String, Tensor)>), b: &(Fitted, Vec<(String, Tensor)>), what: &str) {
+    let strip = |f: &Fitted| -> Vec<(u32, u64, u64)> {
+        f.history
+            .iter()
+            .map(|e| (e.epoch, e.train_loss.to_bits(), e.val_acc.to_bits()))
+            .collect()
+    };
+    assert_eq!(strip(&a.0), strip(&b.0), "{what}: epochs");
+    assert_eq!(a.0.step_losses, b.0.step_losses, "{what}: step losses");
+    assert_eq!(
+        (a.0.best_epoch, a.0.test_acc, a.0.test_acc_at_best),
+        (b.0.best_epoch, b.0.test_acc, b.0.test_acc_at_best),
+        "{what}: best epoch and test accuracies"
+    );
+    for ((n, x), (_, y)) in a.1.iter().zip(&b.1) {
+        assert!(x.equal(y), "{what}: final {n}");
+    }
+}
+
+#[test]
+fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let store = Store::new(dir.path(), "ck");
+    tch::manual_seed(3);
+    let logits = Tensor::randn([data.n_train(), 10], (Kind::Float, Device::Cpu)) * 3.0;
+    let settings = |stream| RunSettings {
+        epochs: 5,
+        batch_size: 32,
+        lr: 2e-3,
+        seed: 1,
+        stream,
+        init: Init::Pytorch,
+    };
+    let none = || TeacherSignal::None;
+    let cached = || TeacherSignal::Cached(&logits);
+    let runs = [
+        (
+            "teacher",
+            Run {
+                arch: Arch::Teacher,
+                settings: settings(train::TEACHER_STREAM),
+                signal: &none,
+                temperature: 1.0,
+                alpha: 0.0,
+            },
+        ),
+        (
+            "student",
+            Run {
+                arch: Arch::Student,
+                settings: settings(train::STUDENT_STREAM),
+                signal: &cached,
+                temperature: 4.0,
+                alpha: 0.5,
+            },
+        ),
+    ];
+    let steps_per_epoch = (data.n_train() as usize).div_ceil(32); // 8
+    for (name, run) in &runs {
+        let whole = train(run, &data, None).unwrap();
+        assert_eq!(whole.0.step_losses.len(), 5 * steps_per_epoch);
+        // (where the run is stopped, checkpoint every step?): at the end of epoch 2; in epoch 3,
+        // after 3 of its steps (saving at every step); twice in one run
+        for (case, every, stops) in [
+            ("after epoch 2", None, vec![2]),
+            (
+                "mid-epoch 3",
+                Some(Duration::ZERO),
+                vec![2 * (steps_per_epoch + 1) + 4],
+            ),
+            ("stopped twice", Some(Duration::ZERO), vec![3, 15]),
+        ] {
+            let key = format!("{:0>64}", format!("{name}{}", case.len()));
+            let ck = RunCheckpoint::new(&store, name, &key, every);
+            let mut continued = None;
+            for stop_after in stops.iter().copied().chain([usize::MAX]) {
+                let stopping = Stopping {
+                    inner: &ck,
+                    saves: Cell::new(0),
+                    stop_after,
+                };
+                train::STOP.store(false, Ordering::SeqCst);
+                continued = train(run, &data, Some(&stopping));
+                if stop_after != usize::MAX {
+                    assert!(continued.is_none(), "{name}, {case}: was not stopped");
+                    let kept = ck.load().expect("a checkpoint is kept when stopped");
+                    eprintln!(
+                        "{name}, {case}: stopped at epoch {} + {} steps",
+                        kept.epoch, kept.step
+                    );
+                    assert!(kept.epoch < 5);
+                }
+            }
+            same(&whole, &continued.unwrap(), &format!("{name}, {case}"));
+            kd_sweep::checkpoint::remove(&store, name, &key);
+        }
+    }
+    train::STOP.store(false, Ordering::SeqCst);
+}
