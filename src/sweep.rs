@@ -272,12 +272,14 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     let n_done = done.iter().filter(|d| **d).count();
     let progress = Progress::new(p.plan.runs.len(), n_done, labels, opts.quiet);
     progress.note(&format!(
-        "{}: {} runs ({} already done), {} worker(s) on {}; results in {}",
+        "{}: {} runs ({} already done) on {}; teachers first, {} thread(s) each, then students and \
+         baselines, {} thread(s) each; results in {}",
         p.sweep.name,
         p.plan.runs.len(),
         n_done,
-        p.slots.len(),
         summarize_devices(&p.slots),
+        p.sweep.teacher.threads,
+        p.sweep.student.threads,
         p.store.dir.display()
     ));
     // Ctrl-C once: running runs stop cleanly; twice: workers are killed (the coordinator checks every
@@ -338,12 +340,7 @@ fn summarize_devices(slots: &[Slot]) -> String {
     let mut out: Vec<String> = Vec::new();
     for s in slots {
         let n = slots.iter().filter(|x| x.device == s.device).count();
-        let item = format!(
-            "{} ({n} × {} thread{})",
-            s.device,
-            s.threads,
-            if s.threads == 1 { "" } else { "s" }
-        );
+        let item = format!("{} ({n} worker{})", s.device, if n == 1 { "" } else { "s" });
         if !out.contains(&item) {
             out.push(item);
         }
@@ -367,9 +364,11 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
         p.store.dir.display()
     ));
     out.push_str(&format!(
-        "workers: {} on {}\n\n",
+        "workers: {} on {}; teachers {} thread(s) each, students and baselines {}\n\n",
         p.slots.len(),
-        summarize_devices(&p.slots)
+        summarize_devices(&p.slots),
+        p.sweep.teacher.threads,
+        p.sweep.student.threads
     ));
     out.push_str(&format!(
         "{:<28} {:<9} {:>6} {:<10} {}\n",
