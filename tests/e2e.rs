@@ -568,13 +568,15 @@ fn a_teacher_stopped_by_sigterm_and_kill_9_continues_with_the_numbers_of_an_unin
             .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .any(|v| v["epoch"].as_u64().is_some_and(|e| e >= epoch as u64))
     };
+    let start = || {
+        c.cmd()
+            .args([sweep, "--results", "part"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
     // 1. SIGTERM after the first epoch: the teacher checkpoints at its next step, exit 143
-    let child = c
-        .cmd()
-        .args([sweep, "--results", "part"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = start();
     assert!(
         wait_for(120, 20, || checkpoint_at(1)),
         "no checkpoint appeared"
@@ -599,12 +601,7 @@ fn a_teacher_stopped_by_sigterm_and_kill_9_continues_with_the_numbers_of_an_unin
         "the teacher was not finished"
     );
     // 2. continued, then kill -9 (coordinator and, through PDEATHSIG, its worker) two epochs on
-    let mut child = c
-        .cmd()
-        .args([sweep, "--results", "part"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = start();
     assert!(
         wait_for(120, 20, || checkpoint_at(3)),
         "no checkpoint after epoch 3"
