@@ -8,7 +8,7 @@
 //! one checkpoint per run in flight.
 
 use crate::data::hex;
-use crate::store::{record_file_name, write_atomic, Store};
+use crate::store::{record_file_name, write_atomic, write_atomic_with, Store};
 use crate::train::{Checkpoints, EpochStats, TrainState};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -85,20 +85,15 @@ impl RunCheckpoint {
     fn try_save(&self, state: &TrainState) -> Result<(), String> {
         let named: Vec<(&str, &Tensor)> =
             state.tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        // tch writes safetensors to a path only: a temporary one named like write_atomic's (so that a
-        // writer killed here leaves a file the next sweep's clean-up removes), then renamed into place
-        let dir = self.tensors.parent().unwrap_or(std::path::Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        let name = self
-            .tensors
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy();
-        let tmp = dir.join(format!(".{name}.{}", crate::store::tmp_tag()));
-        Tensor::write_safetensors(&named, &tmp).map_err(|e| e.to_string())?;
-        let bytes = std::fs::read(&tmp).map_err(|e| e.to_string())?;
-        let _ = std::fs::remove_file(&tmp);
-        write_atomic(&self.tensors, &bytes).map_err(|e| e.to_string())?;
+        // tch writes safetensors to a path only: written in place of write_atomic's temporary file,
+        // and hashed from there before it is renamed into place
+        let mut digest = String::new();
+        write_atomic_with(&self.tensors, |tmp| {
+            Tensor::write_safetensors(&named, tmp).map_err(std::io::Error::other)?;
+            digest = hex(&Sha256::digest(std::fs::read(tmp)?));
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
         let mut meta = Meta {
             format: FORMAT,
             run_id: self.run_id.clone(),
@@ -110,7 +105,7 @@ impl RunCheckpoint {
             history: state.history.clone(),
             step_losses: state.step_losses.clone(),
             seconds: state.seconds,
-            tensors_sha256: hex(&Sha256::digest(&bytes)),
+            tensors_sha256: digest,
             checksum: String::new(),
         };
         meta.checksum = meta.digest();

@@ -169,7 +169,7 @@ fn host() -> String {
 
 /// The suffix of this process's temporary files: `tmp-<host>-<pid>`, so a later run can tell whether
 /// the writer is gone.
-pub fn tmp_tag() -> String {
+fn tmp_tag() -> String {
     format!("tmp-{}-{}", host(), std::process::id())
 }
 
@@ -249,6 +249,23 @@ fn injected_full_disk(path: &Path) -> bool {
 /// Writes `bytes` to `path` so that readers see either the old file or the whole new one: a temporary
 /// file in the same folder, fsync, rename, fsync of the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, |tmp| {
+        let mut f = std::fs::File::create(tmp)?;
+        if injected_full_disk(path) {
+            f.write_all(&bytes[..bytes.len() / 2])?;
+            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        f.write_all(bytes)
+    })
+}
+
+/// [`write_atomic`] for a writer that wants a path (a library that writes files itself): `write`
+/// creates the temporary file it is given; it is then fsynced and renamed onto `path`, and the folder
+/// fsynced. On failure the temporary file is removed.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     // a bare file name has an empty parent: that is the current folder
     let dir = path
         .parent()
@@ -261,13 +278,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}", tmp_tag()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        if injected_full_disk(path) {
-            f.write_all(&bytes[..bytes.len() / 2])?;
-            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
-        }
-        f.write_all(bytes)?;
-        f.sync_all()?;
+        write(&tmp)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, path)?;
         std::fs::File::open(dir)?.sync_all()
     })();
