@@ -5,8 +5,9 @@
 //! One test in this binary: it uses the process-wide stop flag (`train::STOP`) and libtorch's generator.
 
 use kd_sweep::checkpoint::RunCheckpoint;
-use kd_sweep::config::{DataConfig, DatasetKind};
-use kd_sweep::data::{self, write, Dataset};
+mod common;
+
+use kd_sweep::data::Dataset;
 use kd_sweep::model::{Arch, Init};
 use kd_sweep::store::Store;
 use kd_sweep::train::{self, Checkpoints, Fitted, Hooks, RunSettings, TeacherSignal, TrainState};
@@ -16,17 +17,7 @@ use std::time::Duration;
 use tch::{Device, Kind, Tensor};
 
 fn tiny_data(dir: &std::path::Path) -> Dataset {
-    write::synthetic_mnist(dir, 300, 60, 5, false).unwrap();
-    let raw = data::read(DatasetKind::Mnist, dir).unwrap();
-    let cfg = DataConfig {
-        dataset: DatasetKind::Mnist,
-        path: dir.into(),
-        validation: 60,
-        train_subset: None,
-        test_subset: None,
-        split_seed: 0,
-    };
-    let mut d = Dataset::from_raw(&raw, &cfg, Device::Cpu);
+    let mut d = common::mnist_dataset(dir, 300, 60, 60, 5);
     // noisy labels keep the loss (and so every difference) from vanishing within a few epochs
     tch::manual_seed(8);
     let keep = Tensor::rand([d.n_train()], (Kind::Float, Device::Cpu)).lt(0.7);

@@ -1,8 +1,9 @@
 //! Fused grid training is exactly training apart: one fused step gives the same losses, gradients and
 //! updated weights as G separate steps, and several epochs give the same numbers as G separate runs.
 
-use kd_sweep::config::{DataConfig, DatasetKind};
-use kd_sweep::data::{self, write, Dataset};
+mod common;
+
+use kd_sweep::data::Dataset;
 use kd_sweep::fused::{self, FusedStudent, Member};
 use kd_sweep::model::{Arch, Init, Net};
 use kd_sweep::optim::Adam;
@@ -113,17 +114,7 @@ fn the_shared_dropout_mask_is_the_one_libtorch_draws() {
 /// A generated MNIST-format dataset (seed 4), prepared on the CPU.
 fn tiny_data(n_train: usize, n_test: usize, validation: usize) -> Dataset {
     let d = tempfile::tempdir().unwrap();
-    write::synthetic_mnist(d.path(), n_train, n_test, 4, false).unwrap();
-    let raw = data::read(DatasetKind::Mnist, d.path()).unwrap();
-    let cfg = DataConfig {
-        dataset: DatasetKind::Mnist,
-        path: d.path().into(),
-        validation,
-        train_subset: None,
-        test_subset: None,
-        split_seed: 0,
-    };
-    Dataset::from_raw(&raw, &cfg, Device::Cpu)
+    common::mnist_dataset(d.path(), n_train, n_test, validation, 4)
 }
 
 #[test]

@@ -8,8 +8,9 @@
 //! Also checked here: the initial weights follow PyTorch's default rule (uniform in ±1/√fan_in for
 //! weights and biases), which the replay cannot see (it starts from kd-sweep's draw).
 
-use kd_sweep::config::{DataConfig, DatasetKind};
-use kd_sweep::data::{self, write, Dataset};
+mod common;
+
+use kd_sweep::data::Dataset;
 use kd_sweep::model::{Arch, Init};
 use kd_sweep::train::{self, RunSettings, TeacherSignal};
 use std::path::Path;
@@ -67,17 +68,7 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
 }
 
 fn tiny_data(dir: &Path) -> Dataset {
-    write::synthetic_mnist(dir, 400, 20, 11, false).unwrap();
-    let raw = data::read(DatasetKind::Mnist, dir).unwrap();
-    let cfg = DataConfig {
-        dataset: DatasetKind::Mnist,
-        path: dir.into(),
-        validation: 80,
-        train_subset: None,
-        test_subset: None,
-        split_seed: 0,
-    };
-    Dataset::from_raw(&raw, &cfg, Device::Cpu)
+    common::mnist_dataset(dir, 400, 20, 80, 11)
 }
 
 struct Case {

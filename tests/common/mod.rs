@@ -109,3 +109,26 @@ pub fn record_mtimes(dir: &Path) -> std::collections::BTreeMap<String, std::time
         })
         .unwrap_or_default()
 }
+
+/// A generated MNIST-format dataset (`seed`) written to `dir` and prepared on the CPU, `validation`
+/// training images held out: for tests that call the library directly.
+pub fn mnist_dataset(
+    dir: &Path,
+    n_train: usize,
+    n_test: usize,
+    validation: usize,
+    seed: u64,
+) -> kd_sweep::data::Dataset {
+    use kd_sweep::config::{DataConfig, DatasetKind};
+    kd_sweep::data::write::synthetic_mnist(dir, n_train, n_test, seed, false).unwrap();
+    let raw = kd_sweep::data::read(DatasetKind::Mnist, dir).unwrap();
+    let cfg = DataConfig {
+        dataset: DatasetKind::Mnist,
+        path: dir.into(),
+        validation,
+        train_subset: None,
+        test_subset: None,
+        split_seed: 0,
+    };
+    kd_sweep::data::Dataset::from_raw(&raw, &cfg, tch::Device::Cpu)
+}
