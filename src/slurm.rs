@@ -186,7 +186,7 @@ fn sbatch(args: &[String]) -> anyhow::Result<String> {
 /// Job names of this sweep that are still queued or running.
 fn queued(names: &[String]) -> Vec<String> {
     let out = Command::new("squeue")
-        .args(["-h", "-o", "%i %j %T", "-n", &names.join(",")])
+        .args(["-h", "-o", "%i %j %T %r", "-n", &names.join(",")])
         .output();
     out.ok()
         .map(|o| {
@@ -248,7 +248,24 @@ pub fn generate(sweep_path: &Path, opts: &Options, o: &SlurmOptions) -> anyhow::
     );
     if o.submit {
         let busy = queued(&[t_job.clone(), s_job.clone()]);
-        anyhow::ensure!(busy.is_empty(), "jobs of this sweep are still queued or running:\n  {}\nwait for them to end (or scancel them) before submitting again", busy.join("\n  "));
+        if !busy.is_empty() {
+            // after a teacher's task timed out, failed or was cancelled, its students' `afterok` can
+            // no longer hold: SLURM keeps them pending for ever unless the cluster kills them
+            let stuck: Vec<&str> = busy
+                .iter()
+                .filter(|l| l.contains("DependencyNeverSatisfied"))
+                .filter_map(|l| l.split_whitespace().next())
+                .collect();
+            let hint = if stuck.is_empty() {
+                "wait for them to end (or scancel them) before submitting again".to_string()
+            } else {
+                format!("{} wait(s) for a task that failed, timed out or was cancelled and will never start: `scancel {}`, then submit again (finished runs and checkpoints are kept)", stuck.len(), stuck.join(" "))
+            };
+            anyhow::bail!(
+                "jobs of this sweep are still queued or running:\n  {}\n{hint}",
+                busy.join("\n  ")
+            );
+        }
     }
     let exe = std::env::current_exe().context("locating the kd-sweep binary")?;
     let command = TaskCommand {

@@ -520,31 +520,9 @@ fn ctrl_c_stops_cleanly_and_the_rerun_resumes() {
     }
 }
 
-/// Records as written, less what depends on the clock (and the checksum, which covers it).
-fn records_without_clock(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    let mut v: Vec<(String, serde_json::Value)> = std::fs::read_dir(dir.join("records"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-        .map(|p| {
-            let mut r: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-            let o = r.as_object_mut().unwrap();
-            for k in ["seconds", "finished_at", "checksum"] {
-                o.remove(k);
-            }
-            for e in o["history"].as_array_mut().unwrap() {
-                e.as_object_mut().unwrap().remove("seconds");
-            }
-            (p.file_name().unwrap().to_string_lossy().into_owned(), r)
-        })
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v.into_iter().map(|(_, r)| r).collect()
-}
-
 #[test]
-fn a_teacher_stopped_by_sigterm_and_kill_9_continues_with_the_numbers_of_an_uninterrupted_run() {
+fn a_teacher_stopped_by_sigterm_ctrl_c_twice_and_kill_9_continues_with_the_numbers_of_an_uninterrupted_run(
+) {
     let c = Case::new(900, 100);
     let body = body("[0]", "[2]", "[0.5]")
         .replace("[teacher]\nepochs = 1", "[teacher]\nepochs = 5")
@@ -600,7 +578,29 @@ fn a_teacher_stopped_by_sigterm_and_kill_9_continues_with_the_numbers_of_an_unin
         record_mtimes(&dir).is_empty(),
         "the teacher was not finished"
     );
-    // 2. continued, then kill -9 (coordinator and, through PDEATHSIG, its worker) two epochs on
+    // 2. continued, then Ctrl-C twice (the second press kills the workers at once) an epoch on
+    let child = start();
+    assert!(
+        wait_for(120, 20, || checkpoint_at(2)),
+        "no checkpoint after epoch 2"
+    );
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("teacher-s0: continuing from its checkpoint"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        record_mtimes(&dir).is_empty(),
+        "the teacher was not finished"
+    );
+    // 3. continued, then kill -9 (coordinator and, through PDEATHSIG, its worker) an epoch on
     let mut child = start();
     assert!(
         wait_for(120, 20, || checkpoint_at(3)),
@@ -613,7 +613,7 @@ fn a_teacher_stopped_by_sigterm_and_kill_9_continues_with_the_numbers_of_an_unin
         err.contains("teacher-s0: continuing from its checkpoint after epoch"),
         "{err}"
     );
-    // 3. the rerun continues from epoch 3 or 4 and ends with the uninterrupted run's numbers
+    // 4. the rerun continues from epoch 3 or 4 and ends with the uninterrupted run's numbers
     let o = c.run(&[sweep, "--results", "part"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
@@ -626,20 +626,9 @@ fn a_teacher_stopped_by_sigterm_and_kill_9_continues_with_the_numbers_of_an_unin
         records_without_clock(&dir),
         "a continued run's records differ from an uninterrupted run's"
     );
-    let no_seconds = |p: std::path::PathBuf| {
-        csv_rows(&p)
-            .into_iter()
-            .map(|mut r| {
-                r.remove("seconds");
-                let mut v: Vec<(String, String)> = r.into_iter().collect();
-                v.sort();
-                v
-            })
-            .collect::<Vec<_>>()
-    };
     assert_eq!(
-        no_seconds(c.path("whole/ck/epochs.csv")),
-        no_seconds(dir.join("epochs.csv"))
+        epochs_without_clock(&c.path("whole/ck")),
+        epochs_without_clock(&dir)
     );
     // a finished run leaves no checkpoint behind
     let left = std::fs::read_dir(dir.join("checkpoints")).map_or(0, |rd| rd.count());

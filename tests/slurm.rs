@@ -197,3 +197,149 @@ fn after_cancelling_part_of_the_students_only_the_missing_tasks_run() {
         assert_eq!(now.get(k), Some(t), "{k} ran again");
     }
 }
+
+/// The job ids of this sweep's jobs that are still queued or running, with their names and states.
+fn queued(conf: &PathBuf, name: &str) -> Vec<(String, String, String)> {
+    let o = slurm_cmd(conf, "squeue")
+        .args(["-h", "-o", "%i %j %T %r"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("kd-{name}-")))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (
+                f[0].to_string(),
+                f[1].to_string(),
+                f[2..].join(" ").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The scenario SLURM users meet most: a task whose time limit is shorter than its run. At the limit
+/// SLURM sends SIGTERM (then SIGKILL after KillWait); the teacher saves a checkpoint at its next step
+/// and exits; the resubmitted task continues from it; the finished sweep has the numbers of an
+/// uninterrupted run of the same sweep, record for record and epoch for epoch.
+#[test]
+fn a_task_killed_by_its_time_limit_continues_after_resubmission_with_the_same_numbers() {
+    let conf = cluster();
+    // a 1-thread teacher that needs well over SLURM's smallest time limit (1 minute; limits are
+    // enforced every 30 s or so), and one student
+    let c = Case::new(2400, 100);
+    let body = body("[0]", "[2]", "[0.5]")
+        .replace("[teacher]\nepochs = 1", "[teacher]\nepochs = 6")
+        .replace("[student]\nepochs = 2", "[student]\nepochs = 1")
+        + "baseline = false\n";
+    let s = c.sweep("tl", &body);
+    let sweep = s.to_str().unwrap();
+    // the uninterrupted run, on the other core meanwhile (SLURM tasks get --teacher-threads 1 here)
+    let whole = c
+        .cmd()
+        .args([sweep, "--results", "whole", "-q", "--teacher-threads", "1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let o = c
+        .cmd()
+        .env("SLURM_CONF", &conf)
+        .args([
+            "slurm",
+            sweep,
+            "--results",
+            "out",
+            "--time",
+            "1",
+            "--signal-secs",
+            "0",
+            "--submit",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let script = std::fs::read_to_string(c.path("out/tl/slurm/teachers.sbatch")).unwrap();
+    assert!(script.contains("#SBATCH --time=1\n"), "{script}");
+    // wait until the teacher's task has left the queue (killed at its limit)
+    let deadline = Instant::now() + Duration::from_secs(400);
+    while queued(&conf, "tl")
+        .iter()
+        .any(|j| j.1.ends_with("-teachers"))
+    {
+        assert!(Instant::now() < deadline, "the teacher's task never ended");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let dir = c.path("out/tl");
+    assert!(
+        !dir.join("records").exists() || record_mtimes(&dir).is_empty(),
+        "the teacher finished within its time limit: make it longer"
+    );
+    let log = |prefix: &str| -> String {
+        std::fs::read_dir(dir.join("slurm/logs"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let first = log("kd-tl-teachers_");
+    assert!(
+        first.contains("stopped; its checkpoint is kept"),
+        "the teacher was not stopped by SIGTERM at its limit:\n{first}"
+    );
+    // its student waits on an `afterok` that can no longer hold: a new submission says so and names
+    // the job to cancel; cancel it, as the user is told to
+    let stuck = |j: &(String, String, String)| j.2.contains("DependencyNeverSatisfied");
+    assert!(
+        common::wait_for(120, 500, || queued(&conf, "tl").iter().any(stuck)),
+        "the student did not end up waiting on a dead dependency: {:?}",
+        queued(&conf, "tl")
+    );
+    let o = c
+        .cmd()
+        .env("SLURM_CONF", &conf)
+        .args(["slurm", sweep, "--results", "out", "--submit"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("will never start: `scancel "),
+        "{}",
+        text(&o)
+    );
+    let left: Vec<String> = queued(&conf, "tl").into_iter().map(|j| j.0).collect();
+    let o = slurm_cmd(&conf, "scancel").args(&left).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_for(&conf, "tl");
+    for f in std::fs::read_dir(dir.join("slurm/logs")).unwrap().flatten() {
+        std::fs::remove_file(f.path()).unwrap();
+    }
+
+    // resubmitted without a limit: the teacher continues from its checkpoint
+    let out = submit(&c, &conf, sweep);
+    assert!(
+        out.contains("unfinished nodes: 1 teacher(s), 1 student(s)"),
+        "{out}"
+    );
+    wait_for(&conf, "tl");
+    let second = log("kd-tl-teachers_");
+    assert!(
+        second.contains("teacher-s0: continuing from its checkpoint"),
+        "{second}"
+    );
+    let o = c.run(&["report", "out/tl"]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let o = whole.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        records_without_clock(&c.path("whole/tl")),
+        records_without_clock(&dir)
+    );
+    assert_eq!(
+        epochs_without_clock(&c.path("whole/tl")),
+        epochs_without_clock(&dir)
+    );
+}

@@ -132,3 +132,39 @@ pub fn mnist_dataset(
     };
     kd_sweep::data::Dataset::from_raw(&raw, &cfg, tch::Device::Cpu)
 }
+
+/// Records as written, less what depends on the clock (and the checksum, which covers it).
+pub fn records_without_clock(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut v: Vec<(String, serde_json::Value)> = std::fs::read_dir(dir.join("records"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .map(|p| {
+            let mut r: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            let o = r.as_object_mut().unwrap();
+            for k in ["seconds", "finished_at", "checksum"] {
+                o.remove(k);
+            }
+            for e in o["history"].as_array_mut().unwrap() {
+                e.as_object_mut().unwrap().remove("seconds");
+            }
+            (p.file_name().unwrap().to_string_lossy().into_owned(), r)
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v.into_iter().map(|(_, r)| r).collect()
+}
+
+/// epochs.csv's rows less the clock column, each as sorted (column, cell) pairs.
+pub fn epochs_without_clock(dir: &Path) -> Vec<Vec<(String, String)>> {
+    csv_rows(&dir.join("epochs.csv"))
+        .into_iter()
+        .map(|mut r| {
+            r.remove("seconds");
+            let mut v: Vec<(String, String)> = r.into_iter().collect();
+            v.sort();
+            v
+        })
+        .collect()
+}
