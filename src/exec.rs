@@ -177,10 +177,39 @@ fn train_fused(
         .collect();
     let settings = RunSettings::of(&job.sweep.student, job.run.seed, job.run.stream());
     let init = crate::fused::common_init(data, device, &settings);
-    let each = crate::fused::fit_fused(&init, data, logits, &members, &settings, on_epoch)?;
+    // each member keeps its own checkpoint; members continue together from a common position only
+    let every = job.sweep.schedule.checkpoint_every();
+    let checkpoints: Vec<RunCheckpoint> = std::iter::once(&job.run)
+        .chain(job.also.iter().map(|(_, r)| r))
+        .map(|r| RunCheckpoint::new(&store, &r.id, &r.key, every))
+        .collect();
+    let states = checkpoints.iter().map(train::Checkpoints::load).collect();
+    let mut each: Vec<Option<Result<Fitted, RunError>>> = members.iter().map(|_| None).collect();
+    for (part, resume) in crate::fused::resume_groups(states) {
+        let sub: Vec<crate::fused::Member> = part
+            .iter()
+            .map(|&i| crate::fused::Member {
+                temperature: members[i].temperature,
+                alpha: members[i].alpha,
+            })
+            .collect();
+        let mut report = |j: usize, e: &EpochStats| on_epoch(part[j], e);
+        let mut hooks = crate::fused::FusedHooks {
+            on_epoch: &mut report,
+            checkpoints: part
+                .iter()
+                .map(|&i| &checkpoints[i] as &dyn train::Checkpoints)
+                .collect(),
+            resume,
+        };
+        let fitted = crate::fused::fit_fused(&init, data, logits, &sub, &settings, &mut hooks)?;
+        for (&i, r) in part.iter().zip(fitted) {
+            each[i] = Some(r.map_err(RunError::from));
+        }
+    }
     Ok(each
         .into_iter()
-        .map(|r| r.map_err(RunError::from))
+        .map(|r| r.unwrap_or(Err(RunError::Cache("no result for a group member".into()))))
         .collect())
 }
 

@@ -15,8 +15,8 @@ use crate::data::Dataset;
 use crate::model::{dropout_mask, Arch, Net, DROPOUT};
 use crate::optim::Adam;
 use crate::train::{
-    best_index, epoch_permutation, mean, rows_on, EpochStats, Fitted, RunSettings, StepLosses,
-    TrainError, STOP,
+    best_index, epoch_permutation, mean, rows_on, Checkpoints, EpochStats, Fitted, RunSettings,
+    StepLosses, TrainError, TrainState, STOP,
 };
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -100,6 +100,21 @@ impl FusedStudent {
         h.bmm(&self.w4).g_add(&self.b4)
     }
 
+    /// A group over named tensors (`w1` … `b4`), e.g. Adam's moments of a group's parameters.
+    fn from_named(g: i64, get: impl Fn(&str) -> Tensor) -> FusedStudent {
+        FusedStudent {
+            g,
+            w1: get("w1"),
+            b1: get("b1"),
+            w2: get("w2"),
+            b2: get("b2"),
+            w3: get("w3"),
+            b3: get("b3"),
+            w4: get("w4"),
+            b4: get("b4"),
+        }
+    }
+
     /// Copies member `i`'s weights from `from` (a group of the same shape) into this group's slices.
     pub fn copy_member(&self, i: i64, from: &FusedStudent) {
         let _guard = tch::no_grad_guard();
@@ -159,6 +174,116 @@ pub struct Member {
     pub alpha: f64,
 }
 
+/// What `fit_fused` reports to and keeps through.
+pub struct FusedHooks<'a> {
+    /// (member, its epoch)
+    pub on_epoch: &'a mut dyn FnMut(usize, &EpochStats),
+    /// One per member, or none: each member keeps its own checkpoint, in the layout of an unfused
+    /// run's, so that it can continue fused or apart.
+    pub checkpoints: Vec<&'a dyn Checkpoints>,
+    /// Every member's state at one common position (see [`resume_groups`]), or empty: from the start.
+    pub resume: Vec<TrainState>,
+}
+
+impl<'a> FusedHooks<'a> {
+    /// Epoch reports only: no checkpoints, from the start.
+    pub fn epochs(on_epoch: &'a mut dyn FnMut(usize, &EpochStats)) -> FusedHooks<'a> {
+        FusedHooks {
+            on_epoch,
+            checkpoints: Vec::new(),
+            resume: Vec::new(),
+        }
+    }
+}
+
+/// Members train together only from one common position (they share the batch order and each step's
+/// seed): splits a group by where each member's checkpoint left it — those without one from the start
+/// (first), then each position — as (member indices, their states).
+pub fn resume_groups(states: Vec<Option<TrainState>>) -> Vec<(Vec<usize>, Vec<TrainState>)> {
+    type Place = (u32, usize, u64, u64);
+    let mut fresh = Vec::new();
+    let mut at: std::collections::BTreeMap<Place, (Vec<usize>, Vec<TrainState>)> =
+        Default::default();
+    for (i, s) in states.into_iter().enumerate() {
+        match s {
+            None => fresh.push(i),
+            Some(s) => {
+                let e = at
+                    .entry((s.epoch, s.step, s.order, s.adam_steps))
+                    .or_default();
+                e.0.push(i);
+                e.1.push(s);
+            }
+        }
+    }
+    let fresh = (!fresh.is_empty()).then_some((fresh, Vec::new()));
+    fresh.into_iter().chain(at.into_values()).collect()
+}
+
+/// A fused group's tensors in training: the weights, each member's best weights, Adam.
+struct Group<'a> {
+    model: &'a FusedStudent,
+    best: &'a FusedStudent,
+}
+
+impl Group<'_> {
+    /// Adam's `exp_avg` or `exp_avg_sq` as a group (views of the optimizer's own tensors).
+    fn moments(&self, opt: &Adam, which: &str) -> FusedStudent {
+        let state = opt.state();
+        FusedStudent::from_named(self.model.g, |n| {
+            let want = format!("{which}/{n}");
+            state
+                .iter()
+                .find(|(k, _)| *k == want)
+                .map(|(_, t)| t.shallow_clone())
+                .expect("Adam keeps a moment per parameter")
+        })
+    }
+
+    /// Member `i`'s tensors under the names an unfused run's checkpoint uses (`param/`, `exp_avg/`,
+    /// `exp_avg_sq/`, `best/`), as views of the group's.
+    fn member_tensors(&self, opt: &Adam, i: i64, with_best: bool) -> Vec<(String, Tensor)> {
+        let id = |t: &Tensor| t.shallow_clone();
+        let named = |prefix: &str, g: &FusedStudent| {
+            g.member(i, id)
+                .into_iter()
+                .map(|(n, t)| (format!("{prefix}/{n}"), t))
+                .collect::<Vec<_>>()
+        };
+        let mut all = named("param", self.model);
+        all.extend(named("exp_avg", &self.moments(opt, "exp_avg")));
+        all.extend(named("exp_avg_sq", &self.moments(opt, "exp_avg_sq")));
+        if with_best {
+            all.extend(named("best", self.best));
+        }
+        all
+    }
+
+    /// Member `i`'s checkpoint state (its tensors copied to the CPU).
+    fn state_of(
+        &self,
+        opt: &Adam,
+        i: usize,
+        position: (u32, usize, u64),
+        history: &[EpochStats],
+        steps: Vec<f64>,
+        seconds: f64,
+    ) -> TrainState {
+        let tensors = self.member_tensors(opt, i as i64, !history.is_empty());
+        TrainState::at(position, opt, history, steps, seconds, tensors)
+    }
+
+    /// Puts member `i`'s kept state back into the group's slices.
+    fn restore(&self, opt: &Adam, i: usize, state: &TrainState) {
+        let _guard = tch::no_grad_guard();
+        for (name, mut into) in self.member_tensors(opt, i as i64, true) {
+            if let Some((_, t)) = state.tensors.iter().find(|(n, _)| *n == name) {
+                into.copy_(t);
+            }
+        }
+    }
+}
+
 /// Trains G logit students of one seed together. A member whose loss stops being finite fails alone
 /// (its error in its place of the result); the others train on (their gradients and Adam updates never
 /// mix with a diverged member's). `init` is the common initial student (all members
@@ -172,7 +297,7 @@ pub fn fit_fused(
     teacher_logits: &Tensor,
     members: &[Member],
     s: &RunSettings,
-    on_epoch: &mut dyn FnMut(usize, &EpochStats),
+    hooks: &mut FusedHooks,
 ) -> Result<Vec<Result<Fitted, TrainError>>, TrainError> {
     let start = Instant::now();
     let device = init.device();
@@ -199,15 +324,73 @@ pub fn fit_fused(
     let mut history: Vec<Result<Vec<EpochStats>, TrainError>> =
         members.iter().map(|_| Ok(Vec::new())).collect();
     let mut step_losses: Vec<Vec<f64>> = members.iter().map(|_| Vec::new()).collect();
-    for epoch in 1..=s.epochs {
+    let group = Group {
+        model: &model,
+        best: &best,
+    };
+    let (mut first_epoch, mut first_step, mut before) = (1, 0, 0.0);
+    if let Some(first) = hooks.resume.first() {
+        assert_eq!(hooks.resume.len(), members.len(), "a state per member");
+        (first_epoch, first_step, before) = (first.epoch + 1, first.step, first.seconds);
+        order = crate::rng::SplitMix64::new(first.order);
+        opt.load_state(&[], first.adam_steps);
+        for (i, state) in hooks.resume.iter().enumerate() {
+            group.restore(&opt, i, state);
+            history[i] = Ok(state.history.clone());
+            step_losses[i] = state.step_losses.clone();
+        }
+    }
+    let elapsed = |start: &Instant| before + start.elapsed().as_secs_f64();
+    let every = hooks.checkpoints.first().and_then(|c| c.every());
+    let mut saved_at = Instant::now();
+    // keeps every healthy member's checkpoint at `position`, with the steps of this epoch so far
+    let save = |opt: &Adam,
+                position: (u32, usize, u64),
+                history: &[Result<Vec<EpochStats>, TrainError>],
+                steps: &[Vec<f64>],
+                this_epoch: &[Vec<f64>],
+                seconds: f64| {
+        for (i, c) in hooks.checkpoints.iter().enumerate() {
+            let Ok(h) = &history[i] else { continue };
+            let mut so_far = steps[i].clone();
+            so_far.extend(this_epoch.get(i).into_iter().flatten());
+            c.save(&group.state_of(opt, i, position, h, so_far, seconds));
+        }
+    };
+    for epoch in first_epoch..=s.epochs {
         if history.iter().all(|h| h.is_err()) {
             break;
         }
         // host synchronisations per epoch: the step losses once, and the accuracy evaluations
+        let epoch_order = order.state();
         let perm = epoch_permutation(&mut order, n as usize, device);
+        let skip = if epoch == first_epoch { first_step } else { 0 };
+        // the steps of this epoch a checkpoint already took
+        let earlier: Vec<Vec<f64>> = step_losses
+            .iter_mut()
+            .map(|l| l.split_off(l.len() - skip))
+            .collect();
         let mut losses = StepLosses::new();
-        for (step, begin) in (0..n).step_by(bs as usize).enumerate() {
-            if STOP.load(Ordering::Relaxed) {
+        for (step, begin) in (0..n).step_by(bs as usize).enumerate().skip(skip) {
+            let stop = STOP.load(Ordering::Relaxed);
+            let due = every.is_some_and(|every| saved_at.elapsed() >= every);
+            if stop || due {
+                let this_epoch: Vec<Vec<f64>> = earlier
+                    .iter()
+                    .zip(losses.peek_each(members.len()))
+                    .map(|(a, b)| a.iter().copied().chain(b).collect())
+                    .collect();
+                save(
+                    &opt,
+                    (epoch - 1, step, epoch_order),
+                    &history,
+                    &step_losses,
+                    &this_epoch,
+                    elapsed(&start),
+                );
+                saved_at = Instant::now();
+            }
+            if stop {
                 return Err(TrainError::Interrupted);
             }
             // the step's seed of the unfused students of this seed: the same dropout mask
@@ -224,13 +407,15 @@ pub fn fit_fused(
             losses.push(&per);
         }
         let each = losses.finish_each(epoch);
-        let secs = start.elapsed().as_secs_f64();
+        let secs = elapsed(&start);
         let val = accuracies(&model, &data.val_x, &data.val_y);
-        for (i, (h, loss)) in history.iter_mut().zip(each).enumerate() {
+        let mut reports = Vec::new();
+        for (i, ((h, loss), mut steps)) in history.iter_mut().zip(each).zip(earlier).enumerate() {
             let Ok(epochs) = h else { continue };
             match loss {
                 Err(e) => *h = Err(e),
-                Ok(steps) => {
+                Ok(new) => {
+                    steps.extend(new);
                     let stats = EpochStats {
                         epoch,
                         train_loss: mean(&steps),
@@ -242,9 +427,23 @@ pub fn fit_fused(
                     if best_index(epochs) == Some(epochs.len() - 1) {
                         best.copy_member(i as i64, &model);
                     }
-                    on_epoch(i, &stats);
+                    reports.push((i, stats));
                 }
             }
+        }
+        if epoch < s.epochs {
+            save(
+                &opt,
+                (epoch, 0, order.state()),
+                &history,
+                &step_losses,
+                &[],
+                elapsed(&start),
+            );
+            saved_at = Instant::now();
+        }
+        for (i, stats) in &reports {
+            (hooks.on_epoch)(*i, stats);
         }
     }
     // the test set, once: the last weights and each member's best weights
@@ -294,4 +493,39 @@ pub fn accuracies(model: &FusedStudent, xs: &Tensor, ys: &Tensor) -> Vec<f64> {
 pub fn common_init(data: &Dataset, device: tch::Device, s: &RunSettings) -> nn::VarStore {
     let (vs, _net): (nn::VarStore, Net) = crate::train::init(Arch::Student, data, device, s);
     vs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(epoch: u32, step: usize) -> Option<TrainState> {
+        Some(TrainState {
+            epoch,
+            step,
+            order: 7,
+            adam_steps: epoch as u64 * 10 + step as u64,
+            history: Vec::new(),
+            step_losses: Vec::new(),
+            seconds: 0.0,
+            tensors: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn a_group_is_split_by_where_its_members_stopped() {
+        let split = |states: Vec<Option<TrainState>>| -> Vec<Vec<usize>> {
+            resume_groups(states).into_iter().map(|(m, _)| m).collect()
+        };
+        assert_eq!(split(vec![None, None, None]), vec![vec![0, 1, 2]]);
+        assert_eq!(split(vec![at(2, 0), at(2, 0)]), vec![vec![0, 1]]);
+        // fresh members first, then each place in order
+        assert_eq!(
+            split(vec![at(2, 3), None, at(1, 0), at(2, 3), None]),
+            vec![vec![1, 4], vec![2], vec![0, 3]]
+        );
+        let groups = resume_groups(vec![None, at(1, 0)]);
+        assert!(groups[0].1.is_empty(), "fresh members carry no states");
+        assert_eq!(groups[1].1.len(), 1);
+    }
 }

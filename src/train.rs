@@ -221,13 +221,27 @@ impl StepLosses {
     /// The losses of the steps so far (a host read; for a checkpoint within an epoch). Non-finite
     /// values are kept as they are: `finish` reports them.
     pub fn peek(&self) -> Vec<f64> {
+        self.peek_each(1).into_iter().next().unwrap_or_default()
+    }
+
+    /// As `peek`, per member of a fused group of `width`.
+    pub fn peek_each(&self, width: usize) -> Vec<Vec<f64>> {
+        let values = self.values().unwrap_or_default();
+        (0..width)
+            .map(|m| values.iter().skip(m).step_by(width).copied().collect())
+            .collect()
+    }
+
+    /// Every kept value, step by step (a step's members side by side): one host read.
+    fn values(&self) -> Result<Vec<f64>, tch::TchError> {
         if self.0.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
-        let all = Tensor::stack(&self.0, 0)
-            .to_device(Device::Cpu)
-            .flatten(0, -1);
-        Vec::<f64>::try_from(all).unwrap_or_default()
+        Vec::<f64>::try_from(
+            Tensor::stack(&self.0, 0)
+                .to_device(Device::Cpu)
+                .flatten(0, -1),
+        )
     }
 
     /// The losses of the epoch's steps, or the first step whose loss is not finite. For a plain run;
@@ -246,13 +260,8 @@ impl StepLosses {
         if self.0.is_empty() {
             return vec![Ok(Vec::new())];
         }
-        let all = Tensor::stack(&self.0, 0).to_device(Device::Cpu);
-        let width = if all.dim() == 1 {
-            1
-        } else {
-            all.size()[1] as usize
-        };
-        let values = match Vec::<f64>::try_from(all.flatten(0, -1)) {
+        let width = self.0[0].numel().max(1);
+        let values = match self.values() {
             Ok(v) => v,
             Err(e) => {
                 let why = e.to_string();
@@ -444,6 +453,33 @@ impl<'a> Hooks<'a> {
     }
 }
 
+impl TrainState {
+    /// The state at `position` (epochs done, steps of the next epoch taken, the batch order's state at
+    /// its start) of a run whose optimizer is `opt`; `tensors` are copied to the CPU.
+    pub fn at(
+        position: (u32, usize, u64),
+        opt: &Adam,
+        history: &[EpochStats],
+        step_losses: Vec<f64>,
+        seconds: f64,
+        tensors: Vec<(String, Tensor)>,
+    ) -> TrainState {
+        TrainState {
+            epoch: position.0,
+            step: position.1,
+            order: position.2,
+            adam_steps: opt.steps(),
+            history: history.to_vec(),
+            step_losses,
+            seconds,
+            tensors: tensors
+                .into_iter()
+                .map(|(n, t)| (n, t.detach().to_device(Device::Cpu).contiguous().copy()))
+                .collect(),
+        }
+    }
+}
+
 /// The training state of a run at a step boundary, for a checkpoint.
 #[allow(clippy::too_many_arguments)]
 fn state_of(
@@ -455,25 +491,18 @@ fn state_of(
     step_losses: Vec<f64>,
     seconds: f64,
 ) -> TrainState {
-    let cpu = |t: &Tensor| t.detach().to_device(Device::Cpu).copy();
     let mut tensors: Vec<(String, Tensor)> = snapshot(vs)
-        .iter()
-        .map(|(n, t)| (format!("param/{n}"), cpu(t)))
+        .into_iter()
+        .map(|(n, t)| (format!("param/{n}"), t))
         .collect();
-    tensors.extend(opt.state().iter().map(|(n, t)| (n.clone(), cpu(t))));
+    tensors.extend(opt.state());
     if let Some(b) = best {
-        tensors.extend(b.iter().map(|(n, t)| (format!("best/{n}"), cpu(t))));
+        tensors.extend(
+            b.iter()
+                .map(|(n, t)| (format!("best/{n}"), t.shallow_clone())),
+        );
     }
-    TrainState {
-        epoch: position.0,
-        step: position.1,
-        order: position.2,
-        adam_steps: opt.steps(),
-        history: history.to_vec(),
-        step_losses,
-        seconds,
-        tensors,
-    }
+    TrainState::at(position, opt, history, step_losses, seconds, tensors)
 }
 
 /// Puts a checkpoint's weights and optimizer state back; returns the best-epoch weights it kept.

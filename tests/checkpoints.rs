@@ -186,5 +186,135 @@ fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
             kd_sweep::checkpoint::remove(&store, name, &key);
         }
     }
+    fused_groups_continue_bit_for_bit(&data, &store, &logits, &settings(train::STUDENT_STREAM));
     train::STOP.store(false, Ordering::SeqCst);
+}
+
+/// A fused group stopped after an epoch, mid-epoch and twice continues with every member's numbers of
+/// the uninterrupted group; each member keeps its own checkpoint, which an unfused run of the same
+/// student (same seed, same key) can continue from too: fused and apart are the same numbers.
+fn fused_groups_continue_bit_for_bit(
+    data: &Dataset,
+    store: &Store,
+    logits: &Tensor,
+    settings: &RunSettings,
+) {
+    use kd_sweep::fused::{self, FusedHooks, Member};
+    let grid = [(4.0, 0.5), (1.0, 0.9), (8.0, 0.25)];
+    let members: Vec<Member> = grid
+        .iter()
+        .map(|&(temperature, alpha)| Member { temperature, alpha })
+        .collect();
+    let init = fused::common_init(data, Device::Cpu, settings);
+    let run = |checkpoints: Vec<&dyn Checkpoints>| {
+        // all members stop together here: all have a state, or none
+        let resume = checkpoints
+            .iter()
+            .map(|c| c.load())
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default();
+        let mut on_epoch = |_: usize, _: &train::EpochStats| {};
+        let mut hooks = FusedHooks {
+            on_epoch: &mut on_epoch,
+            checkpoints,
+            resume,
+        };
+        match fused::fit_fused(&init, data, logits, &members, settings, &mut hooks) {
+            Ok(each) => Some(each.into_iter().map(|r| r.unwrap()).collect::<Vec<_>>()),
+            Err(train::TrainError::Interrupted) => None,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let whole = run(Vec::new()).unwrap();
+    let steps_per_epoch = (data.n_train() as usize).div_ceil(32);
+    let keys: Vec<String> = (0..grid.len()).map(|i| format!("{i:0>64}")).collect();
+    for (case, every, stops) in [
+        ("after epoch 2", None, vec![2]),
+        (
+            "mid-epoch 3",
+            Some(Duration::ZERO),
+            vec![2 * (steps_per_epoch + 1) + 4],
+        ),
+        ("stopped twice", Some(Duration::ZERO), vec![3, 15]),
+    ] {
+        let cks: Vec<RunCheckpoint> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| RunCheckpoint::new(store, &format!("student-{i}"), k, every))
+            .collect();
+        let mut continued = None;
+        for stop_after in stops.iter().copied().chain([usize::MAX]) {
+            // the group saves all members at once: each counts its own saves
+            let stopping: Vec<Stopping> = cks
+                .iter()
+                .map(|inner| Stopping {
+                    inner,
+                    saves: Cell::new(0),
+                    stop_after,
+                })
+                .collect();
+            train::STOP.store(false, Ordering::SeqCst);
+            continued = run(stopping.iter().map(|s| s as &dyn Checkpoints).collect());
+            if stop_after != usize::MAX {
+                assert!(continued.is_none(), "fused, {case}: was not stopped");
+            }
+        }
+        let continued = continued.unwrap();
+        for (i, (a, b)) in whole.iter().zip(&continued).enumerate() {
+            same(
+                &(a.clone(), Vec::new()),
+                &(b.clone(), Vec::new()),
+                &format!("fused member {i}, {case}"),
+            );
+        }
+        for (i, k) in keys.iter().enumerate() {
+            kd_sweep::checkpoint::remove(store, &format!("student-{i}"), k);
+        }
+    }
+
+    // a member's checkpoint, continued apart: the unfused run ends with the fused member's numbers
+    let ck = RunCheckpoint::new(store, "student-0", &keys[0], None);
+    let stop_first = [Stopping {
+        inner: &ck,
+        saves: Cell::new(0),
+        stop_after: 2,
+    }];
+    train::STOP.store(false, Ordering::SeqCst);
+    let mut on_epoch = |_: usize, _: &train::EpochStats| {};
+    let mut hooks = FusedHooks {
+        on_epoch: &mut on_epoch,
+        checkpoints: stop_first.iter().map(|s| s as &dyn Checkpoints).collect(),
+        resume: Vec::new(),
+    };
+    let one = [Member {
+        temperature: grid[0].0,
+        alpha: grid[0].1,
+    }];
+    assert!(matches!(
+        fused::fit_fused(&init, data, logits, &one, settings, &mut hooks),
+        Err(train::TrainError::Interrupted)
+    ));
+    train::STOP.store(false, Ordering::SeqCst);
+    let cached = || TeacherSignal::Cached(logits);
+    let apart = Run {
+        arch: Arch::Student,
+        settings: settings.clone(),
+        signal: &cached,
+        temperature: grid[0].0,
+        alpha: grid[0].1,
+    };
+    let (fitted, _) = train(&apart, data, Some(&ck)).unwrap();
+    let strip = |f: &Fitted| -> Vec<(u32, u64)> {
+        f.history
+            .iter()
+            .map(|e| (e.epoch, e.val_acc.to_bits()))
+            .collect()
+    };
+    assert_eq!(
+        strip(&fitted),
+        strip(&whole[0]),
+        "a fused member's checkpoint continued apart"
+    );
+    assert_eq!(fitted.test_acc, whole[0].test_acc);
+    kd_sweep::checkpoint::remove(store, "student-0", &keys[0]);
 }

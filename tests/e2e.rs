@@ -1031,3 +1031,69 @@ fn a_second_coordinator_of_the_same_sweep_refuses_and_a_dead_ones_lock_is_taken_
         "the lock is removed when the coordinator ends"
     );
 }
+
+#[test]
+fn a_fused_group_stopped_by_sigterm_continues_with_the_numbers_of_an_uninterrupted_one() {
+    let c = Case::new(600, 100);
+    let body = body("[0]", "[1, 4]", "[0.5, 0.9]")
+        .replace("[student]\nepochs = 2", "[student]\nepochs = 4")
+        + "baseline = false\n[schedule]\nfuse = true\nworkers_per_device = 1\n";
+    let s = c.sweep("fck", &body);
+    let sweep = s.to_str().unwrap();
+    let o = c.run(&[sweep, "--results", "whole", "-q"]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let dir = c.path("part/fck");
+    // every member of the group keeps its own checkpoint
+    let members_at = |epoch: u64| {
+        let Ok(rd) = std::fs::read_dir(dir.join("checkpoints")) else {
+            return 0;
+        };
+        rd.flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("student-"))
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .filter(|v| v["epoch"].as_u64().is_some_and(|e| e >= epoch))
+            .count()
+    };
+    let child = c
+        .cmd()
+        .args([sweep, "--results", "part"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(180, 20, || members_at(2) == 4),
+        "the fused group's members kept no checkpoints"
+    );
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(143), "{}", text(&o));
+    let students_done = record_mtimes(&dir)
+        .keys()
+        .filter(|k| k.starts_with("student-"))
+        .count();
+    assert_eq!(students_done, 0, "the group had finished: {}", text(&o));
+
+    let o = c.run(&[sweep, "--results", "part"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        err.matches(": continuing from its checkpoint after epoch")
+            .count(),
+        4,
+        "{err}"
+    );
+    assert_eq!(
+        records_without_clock(&c.path("whole/fck")),
+        records_without_clock(&dir)
+    );
+    assert_eq!(
+        epochs_without_clock(&c.path("whole/fck")),
+        epochs_without_clock(&dir)
+    );
+    let left = std::fs::read_dir(dir.join("checkpoints")).map_or(0, |rd| rd.count());
+    assert_eq!(left, 0, "checkpoints left after the sweep finished");
+}

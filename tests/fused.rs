@@ -150,17 +150,10 @@ fn several_fused_epochs_give_the_numbers_of_separate_runs() {
             .unwrap()
         })
         .collect();
-    let init = fused::common_init(&data, Device::Cpu, &settings);
-    let ms: Vec<Member> = members
-        .iter()
-        .map(|&(temperature, alpha)| Member { temperature, alpha })
+    let together: Vec<train::Fitted> = fit_group(&data, &logits, &members, &settings)
+        .into_iter()
+        .map(|r| r.unwrap())
         .collect();
-    let together: Vec<train::Fitted> =
-        fused::fit_fused(&init, &data, &logits, &ms, &settings, &mut |_, _| {})
-            .unwrap()
-            .into_iter()
-            .map(|r| r.unwrap())
-            .collect();
     for (g, (fa, ff)) in apart.iter().zip(&together).enumerate() {
         let (a, f) = (&fa.history, &ff.history);
         for (ea, ef) in a.iter().zip(f) {
@@ -223,14 +216,7 @@ fn a_diverging_member_of_a_fused_group_fails_alone() {
         stream: train::STUDENT_STREAM,
         init: Init::default(),
     };
-    let run = |members: &[(f64, f64)]| {
-        let init = fused::common_init(&data, Device::Cpu, &settings);
-        let ms: Vec<Member> = members
-            .iter()
-            .map(|&(temperature, alpha)| Member { temperature, alpha })
-            .collect();
-        fused::fit_fused(&init, &data, &logits, &ms, &settings, &mut |_, _| {}).unwrap()
-    };
+    let run = |members: &[(f64, f64)]| fit_group(&data, &logits, members, &settings);
     // T = 0 makes the middle member's KD term NaN at its first step (the config never allows it)
     let with_bad = run(&[(4.0, 0.5), (0.0, 0.5), (1.0, 0.9)]);
     let healthy = run(&[(4.0, 0.5), (1.0, 0.9)]);
@@ -312,4 +298,27 @@ fn evaluation_chunks_shrink_with_the_group() {
     assert_eq!(fused::eval_chunk(16), 1024);
     assert_eq!(fused::eval_chunk(64), 256);
     assert_eq!(fused::eval_chunk(1000), 64);
+}
+
+/// Trains the (T, α) `members` of one seed as one fused group from the seed's common initial student.
+fn fit_group(
+    data: &Dataset,
+    logits: &Tensor,
+    members: &[(f64, f64)],
+    settings: &train::RunSettings,
+) -> Vec<Result<train::Fitted, train::TrainError>> {
+    let init = fused::common_init(data, Device::Cpu, settings);
+    let ms: Vec<Member> = members
+        .iter()
+        .map(|&(temperature, alpha)| Member { temperature, alpha })
+        .collect();
+    fused::fit_fused(
+        &init,
+        data,
+        logits,
+        &ms,
+        settings,
+        &mut fused::FusedHooks::epochs(&mut |_, _| {}),
+    )
+    .unwrap()
 }
