@@ -578,11 +578,24 @@ fn a_teacher_stopped_by_sigterm_ctrl_c_twice_and_kill_9_continues_with_the_numbe
         record_mtimes(&dir).is_empty(),
         "the teacher was not finished"
     );
-    // 2. continued, then Ctrl-C twice (the second press kills the workers at once) an epoch on
-    let child = start();
+    // 2. continued, then kill -9 (coordinator and, through PDEATHSIG, its worker) in epoch 3 of 5
+    let mut child = start();
     assert!(
         wait_for(120, 20, || checkpoint_at(2)),
         "no checkpoint after epoch 2"
+    );
+    child.kill().unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("teacher-s0: continuing from its checkpoint after epoch"),
+        "{err}"
+    );
+    // 3. continued, then Ctrl-C twice (the second press kills the workers at once) in epoch 4
+    let child = start();
+    assert!(
+        wait_for(120, 20, || checkpoint_at(3)),
+        "no checkpoint after epoch 3"
     );
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -600,20 +613,7 @@ fn a_teacher_stopped_by_sigterm_ctrl_c_twice_and_kill_9_continues_with_the_numbe
         record_mtimes(&dir).is_empty(),
         "the teacher was not finished"
     );
-    // 3. continued, then kill -9 (coordinator and, through PDEATHSIG, its worker) an epoch on
-    let mut child = start();
-    assert!(
-        wait_for(120, 20, || checkpoint_at(3)),
-        "no checkpoint after epoch 3"
-    );
-    child.kill().unwrap();
-    let o = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("teacher-s0: continuing from its checkpoint after epoch"),
-        "{err}"
-    );
-    // 4. the rerun continues from epoch 3 or 4 and ends with the uninterrupted run's numbers
+    // 4. the rerun continues from epoch 3, 4 or mid-epoch 4 and ends with the uninterrupted run's numbers
     let o = c.run(&[sweep, "--results", "part"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
