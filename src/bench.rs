@@ -93,19 +93,26 @@ pub fn matmul_gflops(device: Device, threads: i32, n: i64, min_secs: f64) -> f64
 
 /// Images per second of `steps` training steps (forward, loss, backward, Adam) on one fixed batch:
 /// cross-entropy for the teacher, the KD loss for the student. No batch gathering.
-fn step_rate(arch: Arch, shape: [i64; 3], device: Device, batch: i64, steps: usize) -> f64 {
+fn step_rate(
+    arch: Arch,
+    (shape, classes): ([i64; 3], i64),
+    device: Device,
+    batch: i64,
+    steps: usize,
+) -> f64 {
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
-    let net = Net::new(&vs.root(), arch, shape, 10, Init::default());
+    let net = Net::new(&vs.root(), arch, shape, classes, Init::default());
     let mut opt = Adam::new(&vs, 1e-3);
     let xs = Tensor::randn([batch, shape[0], shape[1], shape[2]], (Kind::Float, device));
-    let ys = Tensor::randint(10, [batch], (Kind::Int64, device));
-    let teacher = Tensor::randn([batch, 10], (Kind::Float, device));
+    let ys = Tensor::randint(classes, [batch], (Kind::Int64, device));
+    let teacher = Tensor::randn([batch, classes], (Kind::Float, device));
     let step = |opt: &mut Adam| {
         let out = net.forward_t(&xs, true);
-        let loss = match arch {
-            Arch::Teacher => out.cross_entropy_for_logits(&ys),
-            Arch::Student => kd_loss(&out, &teacher, &ys, 4.0, 0.5),
+        let loss = if arch == Arch::Teacher {
+            out.cross_entropy_for_logits(&ys)
+        } else {
+            kd_loss(&out, &teacher, &ys, 4.0, 0.5)
         };
         opt.backward_step(&loss);
     };
@@ -114,12 +121,12 @@ fn step_rate(arch: Arch, shape: [i64; 3], device: Device, batch: i64, steps: usi
 }
 
 /// Student-steps per second of G students trained as one fused model on one fixed batch.
-fn fused_rate(shape: [i64; 3], device: Device, g: usize, steps: usize) -> f64 {
+fn fused_rate((shape, classes): ([i64; 3], i64), device: Device, g: usize, steps: usize) -> f64 {
     tch::manual_seed(0);
     let stores: Vec<nn::VarStore> = (0..g)
         .map(|_| {
             let vs = nn::VarStore::new(device);
-            let _ = Net::new(&vs.root(), Arch::Student, shape, 10, Init::default());
+            let _ = Net::new(&vs.root(), Arch::Student, shape, classes, Init::default());
             vs
         })
         .collect();
@@ -128,8 +135,8 @@ fn fused_rate(shape: [i64; 3], device: Device, g: usize, steps: usize) -> f64 {
     let model = crate::fused::FusedStudent::stack(&fvs, &refs);
     let mut opt = Adam::new(&fvs, 1e-3);
     let xs = Tensor::randn([128, shape[0], shape[1], shape[2]], (Kind::Float, device));
-    let ys = Tensor::randint(10, [128], (Kind::Int64, device));
-    let teacher = Tensor::randn([128, 10], (Kind::Float, device));
+    let ys = Tensor::randint(classes, [128], (Kind::Int64, device));
+    let teacher = Tensor::randn([128, classes], (Kind::Float, device));
     let temps = Tensor::full([g as i64], 4.0, (Kind::Float, device));
     let alphas = Tensor::full([g as i64], 0.5, (Kind::Float, device));
     let step = |opt: &mut Adam| {
@@ -342,6 +349,8 @@ struct Bench<'a> {
     raw: crate::data::RawDataset,
     dir: PathBuf,
     shape: [i64; 3],
+    /// Classes of the benchmark's dataset.
+    classes: i64,
     md: String,
     log: &'a dyn Fn(&str),
 }
@@ -411,12 +420,13 @@ impl Bench<'_> {
     fn throughput(&mut self, one: f64) -> f64 {
         (self.log)("bench: training throughput");
         let shape = self.shape;
-        let t_macs = Arch::Teacher.forward_macs(shape, 10);
-        let s_macs = Arch::Student.forward_macs(shape, 10);
+        let t_macs = Arch::Teacher.forward_macs(shape, self.classes);
+        let s_macs = Arch::Student.forward_macs(shape, self.classes);
         // training ≈ forward + backward ≈ 3 × the forward pass; 2 FLOPs per multiply-accumulate
         let flops = |macs: i64| 3.0 * 2.0 * macs as f64;
-        let t_rate = step_rate(Arch::Teacher, shape, self.device, 128, self.s.teacher_steps);
-        let s_rate = step_rate(Arch::Student, shape, self.device, 128, self.s.student_steps);
+        let input = (shape, self.classes);
+        let t_rate = step_rate(Arch::Teacher, input, self.device, 128, self.s.teacher_steps);
+        let s_rate = step_rate(Arch::Student, input, self.device, 128, self.s.student_steps);
         let reference = self.pytorch_reference();
         let md = &mut self.md;
         let _ = writeln!(
@@ -595,8 +605,8 @@ impl Bench<'_> {
         // work by FLOP count (a training step = 3 forward passes), per seed
         let shape = self.shape;
         let (ft, fs) = (
-            2.0 * Arch::Teacher.forward_macs(shape, 10) as f64,
-            2.0 * Arch::Student.forward_macs(shape, 10) as f64,
+            2.0 * Arch::Teacher.forward_macs(shape, self.classes) as f64,
+            2.0 * Arch::Student.forward_macs(shape, self.classes) as f64,
         );
         let (n, v) = (s.tutorial_train as f64, cfg.validation as f64);
         let m = self.raw.test.n.min(cfg.test_subset.unwrap_or(usize::MAX)) as f64;
@@ -744,7 +754,7 @@ impl Bench<'_> {
         let apart = student_rate / 128.0;
         for g in [1usize, 4, 16, 64] {
             let steps = if self.o.quick { 2 } else { (600 / g).max(8) };
-            let fused = fused_rate(self.shape, self.device, g, steps);
+            let fused = fused_rate((self.shape, self.classes), self.device, g, steps);
             let _ = writeln!(
                 self.md,
                 "| {g} | {apart:.0} | {fused:.0} | {:.2}× |",
@@ -814,6 +824,7 @@ pub fn run(o: &Options, log: &dyn Fn(&str)) -> anyhow::Result<String> {
         device: o.device.tch(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         shape: [raw.train.c as i64, raw.train.h as i64, raw.train.w as i64],
+        classes: raw.classes as i64,
         raw,
         dir,
         md: String::new(),

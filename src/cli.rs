@@ -145,6 +145,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the networks `[teacher] model`, `[student] model` and `[grid] student_model` accept, with
+    /// their parameters and multiply-adds per image for a dataset's image shape and classes.
+    Models {
+        /// fashion-mnist, mnist or cifar10: its image shape and number of classes.
+        #[arg(long, default_value = "fashion-mnist", value_parser = parse_dataset)]
+        dataset: DatasetKind,
+        /// Also these names (e.g. resnet26, wrn-28-4): any valid depth and width.
+        names: Vec<String>,
+    },
     #[command(name = "__worker", hide = true)]
     Worker {
         #[arg(long, default_value_t = 1)]
@@ -296,6 +305,7 @@ impl Cli {
             (Some(Command::Run { sweep, .. }), _) | (None, Some(sweep)) => run_sweep(&sweep, c),
             (Some(Command::Plan { sweep, json }), _) => plan(&sweep, c, json),
             (Some(Command::Devices { json }), _) => devices(json),
+            (Some(Command::Models { dataset, names }), _) => models(dataset, &names),
             (
                 Some(Command::Status {
                     target,
@@ -404,6 +414,45 @@ fn status(target: &Path, common: &Common, watch: bool, every: f64) -> anyhow::Re
         }
         std::thread::sleep(std::time::Duration::from_secs_f64(every.max(0.2)));
     }
+}
+
+fn models(dataset: DatasetKind, extra: &[String]) -> anyhow::Result<Ended> {
+    use crate::model::{Arch, ZOO};
+    let shape = dataset.image_shape();
+    let classes = dataset.classes() as i64;
+    let mut archs: Vec<Arch> = ZOO
+        .iter()
+        .map(|n| Arch::parse(n))
+        .collect::<Result<_, _>>()
+        .map_err(anyhow::Error::msg)?;
+    for n in extra {
+        let a = Arch::parse(n).map_err(|why| anyhow::anyhow!("{why}"))?;
+        if !archs.contains(&a) {
+            archs.push(a);
+        }
+    }
+    println!(
+        "models for {} ({}×{}×{} images, {classes} classes):\n",
+        dataset.name(),
+        shape[0],
+        shape[1],
+        shape[2]
+    );
+    println!(
+        "{:<18} {:>12} {:>18}  fused",
+        "model", "parameters", "M multiply-adds"
+    );
+    for a in archs {
+        println!(
+            "{:<18} {:>12} {:>18.2}  {}",
+            a.name(),
+            a.parameters(shape, classes),
+            a.forward_macs(shape, classes) as f64 / 1e6,
+            if a.fusable() { "yes" } else { "no" }
+        );
+    }
+    println!("\nper image, one forward pass; a training step costs about 3 times that");
+    Ok(Ended::Success)
 }
 
 fn devices(json: bool) -> anyhow::Result<Ended> {

@@ -76,6 +76,21 @@ impl DatasetKind {
         }
     }
 
+    /// An image's channels, height and width.
+    pub fn image_shape(self) -> [i64; 3] {
+        match self {
+            Self::FashionMnist | Self::Mnist => [1, 28, 28],
+            Self::Cifar10 => [3, 32, 32],
+        }
+    }
+
+    /// Classes of the dataset's labels (every label is checked to be below it when the files are read).
+    pub fn classes(self) -> usize {
+        match self {
+            Self::FashionMnist | Self::Mnist | Self::Cifar10 => 10,
+        }
+    }
+
     /// Where the dataset is looked for when `data.path` is not given.
     pub fn default_path(self) -> PathBuf {
         PathBuf::from(match self {
@@ -148,6 +163,10 @@ pub struct Phase {
     /// libtorch sums). Teachers: every core of the machine by default ([`machine_cores`]); students
     /// and baselines: 1.
     pub threads: u32,
+    /// The network, when not the role's tutorial one (absent from keys then, so sweeps written before
+    /// model families keep their keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<crate::model::Arch>,
 }
 
 /// The cores this process may use (its CPU affinity and cgroup quota): the teachers' default thread
@@ -230,6 +249,9 @@ pub struct Sweep {
     pub alphas: Vec<GridValue>,
     /// Distillation families to sweep (default: logit only).
     pub methods: Vec<Method>,
+    /// `[grid] student_model`: the students' networks as a grid axis (empty: `[student] model`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub student_models: Vec<crate::model::Arch>,
     pub baseline: bool,
     pub schedule: ScheduleConfig,
     /// Where keys that later checks (against the data) point at are written: `key → (line, column)`.
@@ -295,6 +317,7 @@ struct RawPhase {
     lr: Spanned<f64>,
     init: Option<Spanned<String>>,
     threads: Option<Spanned<i64>>,
+    model: Option<Spanned<String>>,
 }
 
 /// The keys of [teacher] and [student] that make a [`Phase`].
@@ -304,6 +327,7 @@ struct PhaseKeys<'r> {
     lr: &'r Spanned<f64>,
     init: &'r Option<Spanned<String>>,
     threads: &'r Option<Spanned<i64>>,
+    model: &'r Option<Spanned<String>>,
 }
 
 impl RawPhase {
@@ -314,6 +338,7 @@ impl RawPhase {
             lr: &self.lr,
             init: &self.init,
             threads: &self.threads,
+            model: &self.model,
         }
     }
 }
@@ -326,6 +351,7 @@ impl RawStudent {
             lr: &self.lr,
             init: &self.init,
             threads: &self.threads,
+            model: &self.model,
         }
     }
 }
@@ -338,6 +364,7 @@ struct RawStudent {
     lr: Spanned<f64>,
     init: Option<Spanned<String>>,
     threads: Option<Spanned<i64>>,
+    model: Option<Spanned<String>>,
     cache_teacher_logits: Option<bool>,
 }
 
@@ -347,6 +374,7 @@ struct RawGrid {
     temperature: Spanned<Vec<Spanned<f64>>>,
     alpha: Spanned<Vec<Spanned<f64>>>,
     method: Option<Spanned<Vec<Spanned<String>>>>,
+    student_model: Option<Spanned<Vec<Spanned<String>>>>,
     baseline: Option<bool>,
 }
 
@@ -576,11 +604,24 @@ impl Validator<'_> {
         Ok(v as usize)
     }
 
+    /// A model name (`key` for errors); `None` for the role's tutorial network `default`.
+    fn model(
+        &self,
+        name: &Spanned<String>,
+        key: &str,
+        default: crate::model::Arch,
+    ) -> Result<Option<crate::model::Arch>, ConfigError> {
+        let arch =
+            crate::model::Arch::parse(name.get_ref()).map_err(|why| self.at(name, key, &why))?;
+        Ok((arch != default).then_some(arch))
+    }
+
     fn phase(
         &self,
         role: &str,
         raw: PhaseKeys,
         default_threads: u32,
+        default_model: crate::model::Arch,
     ) -> Result<Phase, ConfigError> {
         let PhaseKeys {
             epochs,
@@ -588,7 +629,12 @@ impl Validator<'_> {
             lr,
             init,
             threads,
+            model,
         } = raw;
+        let model = match model {
+            None => None,
+            Some(m) => self.model(m, &format!("{role}.model"), default_model)?,
+        };
         let threads = match threads {
             None => default_threads,
             Some(t) => self.positive(t, &format!("{role}.threads"), "intra-op threads of a run")?,
@@ -628,7 +674,44 @@ impl Validator<'_> {
             lr: lr_v,
             init,
             threads,
+            model,
         })
+    }
+
+    /// `[grid] student_model`: each model once; empty when absent.
+    fn student_models(
+        &self,
+        raw: &Option<Spanned<Vec<Spanned<String>>>>,
+        student: &RawStudent,
+    ) -> Result<Vec<crate::model::Arch>, ConfigError> {
+        let Some(list) = raw else {
+            return Ok(Vec::new());
+        };
+        let key = "grid.student_model";
+        if list.get_ref().is_empty() {
+            return Err(self.at(
+                list,
+                key,
+                "is empty; give at least one model, e.g. [\"tutorial-student\", \"resnet8\"]",
+            ));
+        }
+        if let Some(m) = &student.model {
+            return Err(self.at(m, "student.model", "is set, and so is [grid] student_model: give the students' model in one place (the grid's list takes the place of [student] model)"));
+        }
+        let mut models = Vec::new();
+        for m in list.get_ref() {
+            let arch =
+                crate::model::Arch::parse(m.get_ref()).map_err(|why| self.at(m, key, &why))?;
+            if models.contains(&arch) {
+                return Err(self.at(
+                    m,
+                    key,
+                    &format!("\"{}\" appears twice; list each model once", m.get_ref()),
+                ));
+            }
+            models.push(arch);
+        }
+        Ok(models)
     }
 
     /// A grid axis: non-empty, each value allowed by `ok`, no value twice (1 and 1.0 are the same).
@@ -877,9 +960,14 @@ impl Validator<'_> {
         let seeds = self.seeds(&raw.seeds)?;
         let data = self.data(&raw.data)?;
         let t = &raw.teacher;
-        let teacher = self.phase("teacher", t.keys(), machine_cores())?;
+        let teacher = self.phase(
+            "teacher",
+            t.keys(),
+            machine_cores(),
+            crate::model::Arch::Teacher,
+        )?;
         let s = &raw.student;
-        let student = self.phase("student", s.keys(), 1)?;
+        let student = self.phase("student", s.keys(), 1, crate::model::Arch::Student)?;
         self.remember("teacher.batch_size", t.batch_size.span());
         if let Some(th) = &t.threads {
             self.remember("teacher.threads", th.span());
@@ -898,6 +986,7 @@ impl Validator<'_> {
         })?;
 
         let methods = self.methods(&g.method)?;
+        let student_models = self.student_models(&g.student_model, s)?;
         let schedule = self.schedule(&raw.schedule)?;
         Ok(Sweep {
             name,
@@ -909,6 +998,7 @@ impl Validator<'_> {
             temperatures,
             alphas,
             methods,
+            student_models,
             baseline: g.baseline.unwrap_or(true),
             schedule,
             source: SourceMap {

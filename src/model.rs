@@ -1,8 +1,10 @@
-//! The teacher and student of the design documents (the PyTorch KD tutorial's pair), for any C×H×W
-//! with H and W divisible by 4 and any number of classes. 3×3 convolutions keep the size (padding 1);
-//! each 2×2 max-pool halves it.
+//! The networks: the PyTorch KD tutorial's teacher and student (the defaults; any C×H×W with H and W
+//! divisible by 4, 3×3 convolutions keeping the size, each 2×2 max-pool halving it) and the CRD
+//! benchmark's model zoo — CIFAR ResNets, Wide ResNets, VGG with batch norm — for any input shape and
+//! number of classes, all initialised by PyTorch's default rules unless `init = "kaiming"`.
 
-use tch::nn::{self, Module};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use tch::nn;
 use tch::Tensor;
 
 /// Bumped whenever a model definition changes: cached teachers of another version are never reused.
@@ -79,112 +81,544 @@ impl Init {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// A network: the PyTorch KD tutorial's pair, or a family of the CRD benchmark's model zoo (Tian et
+/// al., "Contrastive Representation Distillation", ICLR 2020, code: RepDistiller `models/`), by the
+/// name a sweep file uses (`[teacher] model = "resnet56"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Arch {
+    /// `tutorial-teacher`: 4 convolutions (128, 64, 64, 32 channels), 512 hidden units.
     Teacher,
+    /// `tutorial-student`: 2 convolutions (16, 16), 256 hidden units.
     Student,
+    /// `resnet<depth>` (depth = 6n + 2: n basic blocks per stage, 16/32/64 channels) and
+    /// `resnet<depth>x4` (32 stem, 64/128/256 channels): CIFAR ResNets (He et al. 2016).
+    ResNet { depth: u32, x4: bool },
+    /// `wrn-<depth>-<widen>` (depth = 6n + 4): pre-activation Wide ResNets (Zagoruyko and
+    /// Komodakis 2016), 16·w/32·w/64·w channels.
+    Wrn { depth: u32, widen: u32 },
+    /// `vgg8 | vgg11 | vgg13 | vgg16 | vgg19`: VGG with batch norm, five blocks, a 512 → classes linear.
+    Vgg { depth: u32 },
 }
 
+/// The names `kd-sweep models` lists (any valid depth and width is accepted).
+pub const ZOO: &[&str] = &[
+    "tutorial-teacher",
+    "tutorial-student",
+    "resnet8",
+    "resnet14",
+    "resnet20",
+    "resnet32",
+    "resnet44",
+    "resnet56",
+    "resnet110",
+    "resnet8x4",
+    "resnet32x4",
+    "wrn-16-1",
+    "wrn-16-2",
+    "wrn-40-1",
+    "wrn-40-2",
+    "vgg8",
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+];
+
 impl Arch {
-    /// Convolutions as (out channels, max-pool after it).
+    /// The model of `name`, or why not (with the names that exist and the nearest one).
+    pub fn parse(name: &str) -> Result<Arch, String> {
+        let bad = |why: &str| {
+            let near = ZOO
+                .iter()
+                .min_by_key(|z| edit_distance(z, name))
+                .filter(|z| edit_distance(z, name) <= 3)
+                .map(|z| format!(" (did you mean \"{z}\"?)"))
+                .unwrap_or_default();
+            format!(
+                "{why}{near}; models: {} (any resnet depth 6n+2, wrn-<6n+4>-<w>; `kd-sweep models` lists them with sizes)",
+                ZOO.join(", ")
+            )
+        };
+        let num = |t: &str| t.parse::<u32>().ok().filter(|&v| v > 0);
+        match name {
+            "tutorial-teacher" => return Ok(Arch::Teacher),
+            "tutorial-student" => return Ok(Arch::Student),
+            _ => {}
+        }
+        if let Some(rest) = name.strip_prefix("resnet") {
+            let (d, x4) = match rest.strip_suffix("x4") {
+                Some(d) => (d, true),
+                None => (rest, false),
+            };
+            return match num(d) {
+                Some(depth) if depth >= 8 && (depth - 2) % 6 == 0 => Ok(Arch::ResNet { depth, x4 }),
+                _ => Err(bad(&format!(
+                    "\"{name}\": a ResNet's depth is 6n + 2 (8, 14, 20, …)"
+                ))),
+            };
+        }
+        if let Some(rest) = name.strip_prefix("wrn-") {
+            let mut parts = rest.split('-');
+            let (d, w) = (parts.next().and_then(num), parts.next().and_then(num));
+            return match (d, w, parts.next()) {
+                (Some(depth), Some(widen), None) if depth >= 10 && (depth - 4) % 6 == 0 => {
+                    Ok(Arch::Wrn { depth, widen })
+                }
+                _ => Err(bad(&format!(
+                    "\"{name}\": a Wide ResNet is wrn-<depth>-<width>, depth 6n + 4 (10, 16, 22, 28, 40, …)"
+                ))),
+            };
+        }
+        if let Some(depth) = name.strip_prefix("vgg").and_then(num) {
+            if [8, 11, 13, 16, 19].contains(&depth) {
+                return Ok(Arch::Vgg { depth });
+            }
+        }
+        Err(bad(&format!("unknown model \"{name}\"")))
+    }
+
+    /// The name a sweep file uses.
+    pub fn name(self) -> String {
+        match self {
+            Arch::Teacher => "tutorial-teacher".into(),
+            Arch::Student => "tutorial-student".into(),
+            Arch::ResNet { depth, x4 } => format!("resnet{depth}{}", if x4 { "x4" } else { "" }),
+            Arch::Wrn { depth, widen } => format!("wrn-{depth}-{widen}"),
+            Arch::Vgg { depth } => format!("vgg{depth}"),
+        }
+    }
+
+    /// The tutorial pair's convolutions as (out channels, max-pool after it).
     fn convs(self) -> &'static [(i64, bool)] {
         match self {
             Arch::Teacher => &[(128, false), (64, true), (64, false), (32, true)],
             Arch::Student => &[(16, true), (16, true)],
+            _ => &[],
         }
     }
 
     fn hidden(self) -> i64 {
         match self {
             Arch::Teacher => 512,
-            Arch::Student => 256,
+            _ => 256,
         }
     }
 
-    /// Channels of the last convolutional feature map.
-    pub fn feature_channels(self) -> i64 {
-        self.convs().last().map_or(0, |c| c.0)
+    /// Whether fused grid training (`fused::FusedStudent`) can train this network: the tutorial student.
+    pub fn fusable(self) -> bool {
+        self == Arch::Student
     }
 
-    /// Length of the flattened feature map for an input of `shape` (C, H, W).
-    pub fn flat_len(self, shape: [i64; 3]) -> i64 {
+    /// Channels of the last convolutional feature map (the one feature distillation uses).
+    pub fn feature_channels(self) -> i64 {
+        match self {
+            Arch::Teacher | Arch::Student => self.convs().last().map_or(0, |c| c.0),
+            Arch::ResNet { x4, .. } => {
+                if x4 {
+                    256
+                } else {
+                    64
+                }
+            }
+            Arch::Wrn { widen, .. } => 64 * widen as i64,
+            Arch::Vgg { .. } => 512,
+        }
+    }
+
+    /// Length of the tutorial pair's flattened feature map for an input of `shape` (C, H, W).
+    fn flat_len(self, shape: [i64; 3]) -> i64 {
         let last = self.convs().last().map_or(shape[0], |c| c.0);
         last * (shape[1] / 4) * (shape[2] / 4)
     }
 
-    /// Multiply-accumulate operations of one forward pass of one image (convolutions and linears).
+    /// Multiply-accumulate operations of one forward pass of one image (convolutions and linears),
+    /// counted on a real forward pass of a network built for `shape` and `classes`.
     pub fn forward_macs(self, shape: [i64; 3], classes: i64) -> i64 {
-        let (mut c, mut h, mut w) = (shape[0], shape[1], shape[2]);
-        let mut macs = 0;
-        for &(out, pool) in self.convs() {
-            macs += h * w * out * c * 9;
-            c = out;
-            if pool {
-                h /= 2;
-                w /= 2;
-            }
-        }
-        macs + self.flat_len(shape) * self.hidden() + self.hidden() * classes
+        let _guard = tch::no_grad_guard();
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let net = Net::new(&vs.root(), self, shape, classes, Init::default());
+        net.counting.store(true, Ordering::Relaxed);
+        let x = Tensor::zeros(
+            [1, shape[0], shape[1], shape[2]],
+            (tch::Kind::Float, tch::Device::Cpu),
+        );
+        let _ = net.forward_t(&x, false);
+        net.macs.load(Ordering::Relaxed)
     }
+
+    /// Trainable parameters of the network for `shape` and `classes`.
+    pub fn parameters(self, shape: [i64; 3], classes: i64) -> i64 {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let _ = Net::new(&vs.root(), self, shape, classes, Init::default());
+        parameter_count(&vs)
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl serde::Serialize for Arch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Arch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Arch, D::Error> {
+        let s = String::deserialize(d)?;
+        Arch::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Levenshtein distance (for near-miss suggestions).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// A batch-normalised convolution: PyTorch's defaults (weight 1, bias 0, momentum 0.1, ε 1e-5).
+fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
+    nn::batch_norm2d(
+        p,
+        c,
+        nn::BatchNormConfig {
+            ws_init: nn::Init::Const(1.0),
+            bs_init: nn::Init::Const(0.0),
+            ..Default::default()
+        },
+    )
+}
+
+/// A k×k convolution with PyTorch's initialisation rule `init`, `stride`, padding k/2, and `bias`.
+fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64, bias: bool, init: Init) -> nn::Conv2D {
+    let c = init.conv(i, k, k / 2);
+    nn::conv2d(p, i, o, k, nn::ConvConfig { stride, bias, ..c })
+}
+
+/// A CIFAR ResNet's basic block: conv-bn-relu-conv-bn plus the shortcut (a 1×1 conv-bn when the
+/// shape changes), then relu.
+#[derive(Debug)]
+struct ResBlock {
+    c1: nn::Conv2D,
+    b1: nn::BatchNorm,
+    c2: nn::Conv2D,
+    b2: nn::BatchNorm,
+    down: Option<(nn::Conv2D, nn::BatchNorm)>,
+}
+
+/// A Wide ResNet's pre-activation block: bn-relu-conv-bn-relu-conv plus the shortcut (on the
+/// activated input through a 1×1 conv when the width changes).
+#[derive(Debug)]
+struct WrnBlock {
+    b1: nn::BatchNorm,
+    c1: nn::Conv2D,
+    b2: nn::BatchNorm,
+    c2: nn::Conv2D,
+    shortcut: Option<nn::Conv2D>,
+}
+
+#[derive(Debug)]
+enum Body {
+    Tutorial {
+        convs: Vec<(nn::Conv2D, bool)>,
+        fc1: nn::Linear,
+        fc2: nn::Linear,
+    },
+    ResNet {
+        stem: (nn::Conv2D, nn::BatchNorm),
+        blocks: Vec<ResBlock>,
+        fc: nn::Linear,
+    },
+    Wrn {
+        stem: nn::Conv2D,
+        blocks: Vec<WrnBlock>,
+        bn: nn::BatchNorm,
+        fc: nn::Linear,
+    },
+    Vgg {
+        /// five blocks of conv-bn(-relu) layers; max-pools after the first three (and after the
+        /// fourth for 64-pixel inputs, as RepDistiller's VGG)
+        blocks: Vec<Vec<(nn::Conv2D, nn::BatchNorm)>>,
+        pool4: bool,
+        fc: nn::Linear,
+    },
 }
 
 #[derive(Debug)]
 pub struct Net {
-    convs: Vec<(nn::Conv2D, bool)>,
-    fc1: nn::Linear,
-    fc2: nn::Linear,
+    arch: Arch,
+    body: Body,
+    /// While `counting`, every convolution and linear adds its multiply-accumulates per image here.
+    counting: AtomicBool,
+    macs: AtomicI64,
 }
 
 impl Net {
     pub fn new(p: &nn::Path, arch: Arch, shape: [i64; 3], classes: i64, init: Init) -> Net {
-        let mut c = shape[0];
-        let mut convs = Vec::new();
-        for (i, &(out, pool)) in arch.convs().iter().enumerate() {
-            convs.push((
-                nn::conv2d(p / format!("conv{}", i + 1), c, out, 3, init.conv(c, 3, 1)),
-                pool,
-            ));
-            c = out;
+        let body = match arch {
+            Arch::Teacher | Arch::Student => {
+                let mut c = shape[0];
+                let mut convs = Vec::new();
+                for (i, &(out, pool)) in arch.convs().iter().enumerate() {
+                    convs.push((
+                        nn::conv2d(p / format!("conv{}", i + 1), c, out, 3, init.conv(c, 3, 1)),
+                        pool,
+                    ));
+                    c = out;
+                }
+                let flat = arch.flat_len(shape);
+                let fc1 = nn::linear(p / "fc1", flat, arch.hidden(), init.linear(flat));
+                let fc2 = nn::linear(
+                    p / "fc2",
+                    arch.hidden(),
+                    classes,
+                    init.linear(arch.hidden()),
+                );
+                Body::Tutorial { convs, fc1, fc2 }
+            }
+            Arch::ResNet { depth, x4 } => {
+                let widths: [i64; 4] = if x4 {
+                    [32, 64, 128, 256]
+                } else {
+                    [16, 16, 32, 64]
+                };
+                let n = (depth - 2) / 6;
+                let stem = (
+                    conv(p / "conv1", shape[0], widths[0], 3, 1, false, init),
+                    bn(p / "bn1", widths[0]),
+                );
+                let mut blocks = Vec::new();
+                let mut c = widths[0];
+                for (stage, &w) in widths[1..].iter().enumerate() {
+                    for b in 0..n {
+                        let q = p / format!("layer{}", stage + 1) / b;
+                        let stride = if stage > 0 && b == 0 { 2 } else { 1 };
+                        let down = (stride != 1 || c != w).then(|| {
+                            (
+                                conv(&q / "downsample" / 0, c, w, 1, stride, false, init),
+                                bn(&q / "downsample" / 1, w),
+                            )
+                        });
+                        blocks.push(ResBlock {
+                            c1: conv(&q / "conv1", c, w, 3, stride, false, init),
+                            b1: bn(&q / "bn1", w),
+                            c2: conv(&q / "conv2", w, w, 3, 1, false, init),
+                            b2: bn(&q / "bn2", w),
+                            down,
+                        });
+                        c = w;
+                    }
+                }
+                let fc = nn::linear(p / "fc", c, classes, init.linear(c));
+                Body::ResNet { stem, blocks, fc }
+            }
+            Arch::Wrn { depth, widen } => {
+                let w = widen as i64;
+                let n = (depth - 4) / 6;
+                let stem = conv(p / "conv1", shape[0], 16, 3, 1, false, init);
+                let mut blocks = Vec::new();
+                let mut c = 16;
+                for (stage, out) in [16 * w, 32 * w, 64 * w].into_iter().enumerate() {
+                    for b in 0..n {
+                        let q = p / format!("block{}", stage + 1) / "layer" / b;
+                        let stride = if stage > 0 && b == 0 { 2 } else { 1 };
+                        blocks.push(WrnBlock {
+                            b1: bn(&q / "bn1", c),
+                            c1: conv(&q / "conv1", c, out, 3, stride, false, init),
+                            b2: bn(&q / "bn2", out),
+                            c2: conv(&q / "conv2", out, out, 3, 1, false, init),
+                            shortcut: (c != out)
+                                .then(|| conv(&q / "convShortcut", c, out, 1, stride, false, init)),
+                        });
+                        c = out;
+                    }
+                }
+                let bn_last = bn(p / "bn1", c);
+                let fc = nn::linear(p / "fc", c, classes, init.linear(c));
+                Body::Wrn {
+                    stem,
+                    blocks,
+                    bn: bn_last,
+                    fc,
+                }
+            }
+            Arch::Vgg { depth } => {
+                let cfg: [&[i64]; 5] = match depth {
+                    8 => [&[64], &[128], &[256], &[512], &[512]],
+                    11 => [&[64], &[128], &[256, 256], &[512, 512], &[512, 512]],
+                    13 => [
+                        &[64, 64],
+                        &[128, 128],
+                        &[256, 256],
+                        &[512, 512],
+                        &[512, 512],
+                    ],
+                    16 => [
+                        &[64, 64],
+                        &[128, 128],
+                        &[256, 256, 256],
+                        &[512, 512, 512],
+                        &[512, 512, 512],
+                    ],
+                    _ => [
+                        &[64, 64],
+                        &[128, 128],
+                        &[256, 256, 256, 256],
+                        &[512, 512, 512, 512],
+                        &[512, 512, 512, 512],
+                    ],
+                };
+                let mut c = shape[0];
+                let mut blocks = Vec::new();
+                for (b, layers) in cfg.iter().enumerate() {
+                    let mut block = Vec::new();
+                    for (l, &out) in layers.iter().enumerate() {
+                        let q = p / format!("block{b}") / l;
+                        block.push((
+                            conv(&q / "conv", c, out, 3, 1, true, init),
+                            bn(&q / "bn", out),
+                        ));
+                        c = out;
+                    }
+                    blocks.push(block);
+                }
+                let fc = nn::linear(p / "classifier", c, classes, init.linear(c));
+                Body::Vgg {
+                    blocks,
+                    pool4: shape[1] == 64,
+                    fc,
+                }
+            }
+        };
+        Net {
+            arch,
+            body,
+            counting: AtomicBool::new(false),
+            macs: AtomicI64::new(0),
         }
-        let flat = arch.flat_len(shape);
-        let fc1 = nn::linear(p / "fc1", flat, arch.hidden(), init.linear(flat));
-        let fc2 = nn::linear(
-            p / "fc2",
-            arch.hidden(),
-            classes,
-            init.linear(arch.hidden()),
-        );
-        Net { convs, fc1, fc2 }
     }
 
-    /// The last convolutional feature map (after its pooling), N×C×H/4×W/4.
-    pub fn features(&self, xs: &Tensor) -> Tensor {
-        let mut x = xs.shallow_clone();
-        for (conv, pool) in &self.convs {
-            x = conv.forward(&x).relu();
-            if *pool {
-                x = x.max_pool2d_default(2);
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    fn conv(&self, c: &nn::Conv2D, x: &Tensor) -> Tensor {
+        let y = x.apply(c);
+        if self.counting.load(Ordering::Relaxed) {
+            let per_output = c.ws.numel() as i64 / c.ws.size()[0];
+            let outputs = y.numel() as i64 / y.size()[0];
+            self.macs.fetch_add(per_output * outputs, Ordering::Relaxed);
+        }
+        y
+    }
+
+    fn linear(&self, l: &nn::Linear, x: &Tensor) -> Tensor {
+        if self.counting.load(Ordering::Relaxed) {
+            self.macs.fetch_add(l.ws.numel() as i64, Ordering::Relaxed);
+        }
+        x.apply(l)
+    }
+
+    /// The last convolutional feature map (for the tutorial pair after its pooling, N×C×H/4×W/4; for
+    /// the ResNets after the last stage, for Wide ResNets after the final bn-relu, for VGG after the
+    /// fifth block), in training mode (`train`: batch statistics) or evaluation mode.
+    pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        match &self.body {
+            Body::Tutorial { convs, .. } => {
+                let mut x = xs.shallow_clone();
+                for (c, pool) in convs {
+                    x = self.conv(c, &x).relu();
+                    if *pool {
+                        x = x.max_pool2d_default(2);
+                    }
+                }
+                x
+            }
+            Body::ResNet { stem, blocks, .. } => {
+                let mut x = self.conv(&stem.0, xs).apply_t(&stem.1, train).relu();
+                for b in blocks {
+                    let out = self.conv(&b.c1, &x).apply_t(&b.b1, train).relu();
+                    let out = self.conv(&b.c2, &out).apply_t(&b.b2, train);
+                    let short = match &b.down {
+                        Some((c, n)) => self.conv(c, &x).apply_t(n, train),
+                        None => x,
+                    };
+                    x = (out + short).relu();
+                }
+                x
+            }
+            Body::Wrn {
+                stem, blocks, bn, ..
+            } => {
+                let mut x = self.conv(stem, xs);
+                for b in blocks {
+                    let act = x.apply_t(&b.b1, train).relu();
+                    let out = self.conv(&b.c1, &act).apply_t(&b.b2, train).relu();
+                    let out = self.conv(&b.c2, &out);
+                    x = match &b.shortcut {
+                        Some(c) => self.conv(c, &act) + out,
+                        None => x + out,
+                    };
+                }
+                x.apply_t(bn, train).relu()
+            }
+            Body::Vgg { blocks, pool4, .. } => {
+                let mut x = xs.shallow_clone();
+                for (i, block) in blocks.iter().enumerate() {
+                    for (l, (c, n)) in block.iter().enumerate() {
+                        x = self.conv(c, &x).apply_t(n, train);
+                        // the block's last ReLU is applied after it, as in RepDistiller's VGG
+                        if l + 1 < block.len() {
+                            x = x.relu();
+                        }
+                    }
+                    x = x.relu();
+                    if i < 3 || (i == 3 && *pool4) {
+                        x = x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+                    }
+                }
+                x
             }
         }
-        x
     }
 
-    /// Logits from a feature map; dropout (p = 0.1) only when `train`, drawn by [`dropout_mask`] so that
-    /// plain and fused students of a seed share their masks on every device.
+    /// Logits from a feature map. The tutorial pair: flatten, hidden layer, dropout (p = 0.1) only
+    /// when `train`, drawn by [`dropout_mask`] so that plain and fused students of a seed share their
+    /// masks on every device. The zoo: global average pooling and one linear layer.
     pub fn head(&self, features: &Tensor, train: bool) -> Tensor {
-        let h = features.flatten(1, -1).apply(&self.fc1).relu();
-        let h = if train {
-            let size = h.size();
-            &h * dropout_mask(size[0], size[1], DROPOUT, &h)
-        } else {
-            h
-        };
-        h.apply(&self.fc2)
+        match &self.body {
+            Body::Tutorial { fc1, fc2, .. } => {
+                let h = self.linear(fc1, &features.flatten(1, -1)).relu();
+                let h = if train {
+                    let size = h.size();
+                    &h * dropout_mask(size[0], size[1], DROPOUT, &h)
+                } else {
+                    h
+                };
+                self.linear(fc2, &h)
+            }
+            Body::ResNet { fc, .. } | Body::Wrn { fc, .. } | Body::Vgg { fc, .. } => {
+                let pooled = features.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+                self.linear(fc, &pooled)
+            }
+        }
     }
 
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.head(&self.features(xs), train)
+        self.head(&self.features_t(xs, train), train)
     }
 }
 
@@ -255,10 +689,10 @@ mod tests {
             );
             let (_vs, t) = build(Arch::Teacher, shape);
             assert_eq!(t.forward_t(&x, false).size(), [4, 10]);
-            assert_eq!(t.features(&x).size(), t_feat);
+            assert_eq!(t.features_t(&x, false).size(), t_feat);
             let (_vs, s) = build(Arch::Student, shape);
             assert_eq!(s.forward_t(&x, true).size(), [4, 10]);
-            assert_eq!(s.features(&x).size(), s_feat);
+            assert_eq!(s.features_t(&x, true).size(), s_feat);
         }
     }
 
@@ -268,6 +702,140 @@ mod tests {
         assert_eq!(
             Arch::Student.forward_macs([1, 28, 28], 10),
             112_896 + 451_584 + 200_704 + 2560
+        );
+    }
+    /// Parameter counts at 3×32×32 against the published figures (millions, to one unit of the last
+    /// digit published): He et al. 2016, "Deep Residual Learning", Table 6 (CIFAR
+    /// ResNets 20/56/110: 0.27/0.85/1.7 M at 10 classes — the 100-class head adds 64·90 + 90) and the
+    /// CRD benchmark's model zoo table (Tian et al. 2020, RepDistiller README) as quoted in issue #16:
+    /// resnet8x4 1.2 M, resnet32x4 7.4 M, wrn-16-2 0.70 M, wrn-40-2 2.2 M, vgg8 4.0 M, vgg13 9.5 M.
+    #[test]
+    fn the_zoo_has_the_published_sizes() {
+        let m = |name: &str, classes: i64| {
+            Arch::parse(name).unwrap().parameters([3, 32, 32], classes) as f64 / 1e6
+        };
+        for (name, classes, published, digits) in [
+            ("resnet20", 10, 0.27, 2),
+            ("resnet56", 10, 0.85, 2),
+            ("resnet110", 10, 1.7, 1),
+            ("resnet20", 100, 0.28, 2),
+            ("resnet56", 100, 0.86, 2),
+            ("resnet110", 100, 1.7, 1),
+            ("resnet8x4", 100, 1.2, 1),
+            ("resnet32x4", 100, 7.4, 1),
+            ("wrn-16-2", 100, 0.70, 2),
+            ("wrn-40-2", 100, 2.2, 1),
+            ("vgg8", 100, 4.0, 1),
+            ("vgg13", 100, 9.5, 1),
+        ] {
+            let got = m(name, classes);
+            // within one unit of the last published digit (papers round or truncate)
+            let unit = 10f64.powi(-digits);
+            assert!(
+                (got - published).abs() < unit,
+                "{name} ({classes} classes): {got:.4} M, published {published} M"
+            );
+        }
+        // exact counts computed by hand: resnet20 (stem, 3 stages of 3 blocks, fc) and vgg8
+        assert_eq!(
+            Arch::parse("resnet20")
+                .unwrap()
+                .parameters([3, 32, 32], 100),
+            278_324
+        );
+        assert_eq!(
+            Arch::parse("vgg8").unwrap().parameters([3, 32, 32], 100),
+            3_965_028
+        );
+    }
+
+    #[test]
+    fn every_model_runs_on_every_dataset_shape() {
+        for name in ZOO {
+            let arch = Arch::parse(name).unwrap();
+            assert_eq!(arch.name(), *name);
+            for shape in [[1, 28, 28], [3, 32, 32]] {
+                let vs = nn::VarStore::new(Device::Cpu);
+                let net = Net::new(&vs.root(), arch, shape, 100, Init::default());
+                let x = Tensor::rand(
+                    [2, shape[0], shape[1], shape[2]],
+                    (Kind::Float, Device::Cpu),
+                );
+                assert_eq!(net.forward_t(&x, true).size(), [2, 100], "{name} {shape:?}");
+                let f = net.features_t(&x, false);
+                assert_eq!(f.size()[1], arch.feature_channels(), "{name} {shape:?}");
+                assert!(arch.forward_macs(shape, 100) > 0);
+            }
+        }
+    }
+
+    #[test]
+    fn batch_norm_trains_on_batch_statistics_and_keeps_running_ones() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = Net::new(
+            &vs.root(),
+            Arch::parse("resnet8").unwrap(),
+            [1, 28, 28],
+            10,
+            Init::default(),
+        );
+        // running statistics are variables (so snapshots, checkpoints and cached teachers keep them),
+        // but not trainable (so Adam leaves them alone)
+        let vars = vs.variables();
+        let running: Vec<&String> = vars
+            .keys()
+            .filter(|k| k.ends_with("running_mean"))
+            .collect();
+        assert!(!running.is_empty());
+        assert!(vs.trainable_variables().len() < vars.len());
+        let x = Tensor::rand([8, 1, 28, 28], (Kind::Float, Device::Cpu)) * 3.0 + 1.0;
+        let mean_before = vars[running[0]].copy();
+        let eval = net.forward_t(&x, false);
+        assert!(
+            vars[running[0]].equal(&mean_before),
+            "evaluation moved the running statistics"
+        );
+        let train = net.forward_t(&x, true);
+        assert!(
+            !vars[running[0]].equal(&mean_before),
+            "training did not update them"
+        );
+        assert!(
+            !train.allclose(&eval, 1e-4, 1e-4, false),
+            "train and eval modes agree"
+        );
+        // PyTorch's batch-norm initialisation: weight 1, bias 0
+        let w = vars
+            .iter()
+            .find(|(k, _)| k.ends_with("bn1.weight"))
+            .unwrap()
+            .1;
+        assert_eq!(w.min().double_value(&[]), 1.0);
+    }
+
+    #[test]
+    fn bad_model_names_say_what_exists_and_the_nearest() {
+        let e = Arch::parse("resnet21").unwrap_err();
+        assert!(e.contains("6n + 2") && e.contains("resnet20"), "{e}");
+        let e = Arch::parse("wrn-16").unwrap_err();
+        assert!(e.contains("wrn-<depth>-<width>"), "{e}");
+        let e = Arch::parse("vgg9").unwrap_err();
+        assert!(e.contains("did you mean \"vgg8\""), "{e}");
+        let e = Arch::parse("tutorial-stdent").unwrap_err();
+        assert!(e.contains("did you mean \"tutorial-student\""), "{e}");
+        assert_eq!(
+            Arch::parse("resnet14x4").unwrap(),
+            Arch::ResNet {
+                depth: 14,
+                x4: true
+            }
+        );
+        assert_eq!(
+            Arch::parse("wrn-28-10").unwrap(),
+            Arch::Wrn {
+                depth: 28,
+                widen: 10
+            }
         );
     }
 }

@@ -42,6 +42,12 @@ pub struct RunSpec {
     pub key: String,
     /// The teacher this run distils from: its index in [`Plan::runs`].
     pub teacher: Option<usize>,
+    /// This run's network when it is not its role's tutorial one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<Arch>,
+    /// A student's teacher's network when it is not the tutorial teacher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_model: Option<Arch>,
 }
 
 impl RunSpec {
@@ -54,10 +60,16 @@ impl RunSpec {
 
     /// The network this run trains (the one place that maps a run to its model).
     pub fn arch(&self) -> Arch {
-        match self.role {
+        self.model.unwrap_or(match self.role {
             Role::Teacher => Arch::Teacher,
             Role::Baseline | Role::Student => Arch::Student,
-        }
+        })
+    }
+
+    /// The network of the teacher a student learns from (the tutorial teacher unless the sweep says
+    /// otherwise); `None` for teachers and baselines.
+    pub fn teacher_arch(&self) -> Option<Arch> {
+        (self.role == Role::Student).then(|| self.teacher_model.unwrap_or(Arch::Teacher))
     }
 
     /// The random stream the run draws its initial weights, dropout masks and batches from.
@@ -122,6 +134,8 @@ pub fn build(sweep: &Sweep, data_fingerprint: &str) -> Plan {
             alpha: None,
             key,
             teacher: None,
+            model: sweep.teacher.model,
+            teacher_model: None,
         });
     }
     for (&seed, &t) in sweep.seeds.iter().zip(&teacher_of_seed) {
@@ -134,56 +148,81 @@ pub fn build(sweep: &Sweep, data_fingerprint: &str) -> Plan {
             "test_subset": d.test_subset,
             "split_seed": d.split_seed,
         });
-        if sweep.baseline {
-            runs.push(RunSpec {
-                id: format!("baseline-s{seed}"),
-                role: Role::Baseline,
-                method: Method::Logit,
-                seed,
-                temperature: None,
-                alpha: None,
-                key: key_of(&serde_json::json!({
-                    "kind": "baseline", "data": data_identity, "phase": sweep.student, "seed": seed,
-                })),
-                teacher: None,
-            });
-        }
-        for &method in &sweep.methods {
-            // Only the logit family uses T: the others get one run per α, never one per (T, α).
-            let temps: Vec<Option<&GridValue>> = if method.uses_temperature() {
-                sweep.temperatures.iter().map(Some).collect()
-            } else {
-                vec![None]
+        // the students' networks: one (the [student] model), or the grid's student_model axis, whose
+        // runs' ids then name their model
+        let models: Vec<(Option<Arch>, String)> = if sweep.student_models.is_empty() {
+            vec![(sweep.student.model, String::new())]
+        } else {
+            sweep
+                .student_models
+                .iter()
+                .map(|&m| ((m != Arch::Student).then_some(m), format!("{}-", m.name())))
+                .collect()
+        };
+        for (model, tag) in models {
+            let phase = crate::config::Phase {
+                model,
+                ..sweep.student.clone()
             };
-            for temp in temps {
-                for alpha in &sweep.alphas {
-                    let mut key = serde_json::json!({
-                        "kind": "student",
-                        "teacher": runs[t].key,
-                        "phase": sweep.student,
-                        "cache_teacher_logits": sweep.cache_teacher_logits,
-                        "temperature": temp.map(|g| g.value),
-                        "alpha": alpha.value,
-                        "seed": seed,
-                    });
-                    // logit keys stay as they were before methods existed, so old records still count
-                    if !method.is_logit() {
-                        key["method"] = method.name().into();
+            if sweep.baseline {
+                runs.push(RunSpec {
+                    id: format!("baseline-{tag}s{seed}"),
+                    role: Role::Baseline,
+                    method: Method::Logit,
+                    seed,
+                    temperature: None,
+                    alpha: None,
+                    key: key_of(&serde_json::json!({
+                        "kind": "baseline", "data": data_identity, "phase": phase, "seed": seed,
+                    })),
+                    teacher: None,
+                    model,
+                    teacher_model: None,
+                });
+            }
+            for &method in &sweep.methods {
+                // Only the logit family uses T: the others get one run per α, never one per (T, α).
+                let temps: Vec<Option<&GridValue>> = if method.uses_temperature() {
+                    sweep.temperatures.iter().map(Some).collect()
+                } else {
+                    vec![None]
+                };
+                for temp in temps {
+                    for alpha in &sweep.alphas {
+                        let mut key = serde_json::json!({
+                            "kind": "student",
+                            "teacher": runs[t].key,
+                            "phase": phase,
+                            "cache_teacher_logits": sweep.cache_teacher_logits,
+                            "temperature": temp.map(|g| g.value),
+                            "alpha": alpha.value,
+                            "seed": seed,
+                        });
+                        // logit keys stay as they were before methods existed, so old records still count
+                        if !method.is_logit() {
+                            key["method"] = method.name().into();
+                        }
+                        let id = match temp {
+                            Some(tv) => {
+                                format!("student-{tag}T{}-a{}-s{seed}", tv.text, alpha.text)
+                            }
+                            None => {
+                                format!("student-{tag}{}-a{}-s{seed}", method.name(), alpha.text)
+                            }
+                        };
+                        runs.push(RunSpec {
+                            id,
+                            role: Role::Student,
+                            method,
+                            seed,
+                            temperature: temp.cloned(),
+                            alpha: Some(alpha.clone()),
+                            key: key_of(&key),
+                            teacher: Some(t),
+                            model,
+                            teacher_model: sweep.teacher.model,
+                        });
                     }
-                    let id = match temp {
-                        Some(tv) => format!("student-T{}-a{}-s{seed}", tv.text, alpha.text),
-                        None => format!("student-{}-a{}-s{seed}", method.name(), alpha.text),
-                    };
-                    runs.push(RunSpec {
-                        id,
-                        role: Role::Student,
-                        method,
-                        seed,
-                        temperature: temp.cloned(),
-                        alpha: Some(alpha.clone()),
-                        key: key_of(&key),
-                        teacher: Some(t),
-                    });
                 }
             }
         }

@@ -331,7 +331,10 @@ impl<'a> Coordinator<'a> {
     /// Whether run `j` may be trained in a fused group.
     fn fusable(&self, j: usize) -> bool {
         let r = &self.cx.plan.runs[j];
-        r.role == Role::Student && r.method == Method::Logit && self.cx.sweep.cache_teacher_logits
+        r.role == Role::Student
+            && r.method == Method::Logit
+            && r.arch().fusable()
+            && self.cx.sweep.cache_teacher_logits
     }
 
     fn fuses(&self, w: &Worker) -> bool {

@@ -51,6 +51,12 @@ pub struct RunRecord {
     /// Intra-op threads the run trained with (absent in records of runs that never started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<u32>,
+    /// The run's network when not its role's tutorial one (absent for the tutorial pair).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<crate::model::Arch>,
+    /// A student's teacher's network when not the tutorial teacher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_model: Option<crate::model::Arch>,
     /// Unix time at which the record was written.
     pub finished_at: u64,
     /// SHA-256 of this record with an empty checksum.
@@ -87,6 +93,8 @@ impl RunRecord {
             seconds,
             device: device.to_string(),
             threads: None,
+            model: run.model,
+            teacher_model: run.teacher_model,
             finished_at: unix_now(),
             checksum: String::new(),
         }
@@ -107,6 +115,20 @@ impl RunRecord {
         }
         r.history = fit.history;
         r
+    }
+
+    /// (teacher's network, student's network) of this run: a teacher has only the first, a baseline
+    /// only the second, a student both.
+    pub fn models(&self) -> (Option<crate::model::Arch>, Option<crate::model::Arch>) {
+        use crate::model::Arch;
+        match self.role {
+            Role::Teacher => (Some(self.model.unwrap_or(Arch::Teacher)), None),
+            Role::Baseline => (None, Some(self.model.unwrap_or(Arch::Student))),
+            Role::Student => (
+                Some(self.teacher_model.unwrap_or(Arch::Teacher)),
+                Some(self.model.unwrap_or(Arch::Student)),
+            ),
+        }
     }
 
     pub fn failed(
@@ -769,11 +791,15 @@ fn cell(v: Option<f64>) -> String {
 }
 
 /// The cells that say which run a row is about, shared by runs.csv and epochs.csv.
-fn run_cells(r: &RunRecord) -> [String; 6] {
+fn run_cells(r: &RunRecord) -> [String; 8] {
+    let (teacher, student) = r.models();
+    let name = |a: Option<crate::model::Arch>| a.map(|a| a.name()).unwrap_or_default();
     [
         r.run_id.clone(),
         r.role.name().to_string(),
         method_cell(r),
+        name(teacher),
+        name(student),
         r.seed.to_string(),
         r.temperature.clone().unwrap_or_default(),
         r.alpha.clone().unwrap_or_default(),
@@ -796,6 +822,8 @@ pub fn runs_csv(records: &[&RunRecord]) -> Result<Vec<u8>, csv::Error> {
         "run_id",
         "role",
         "method",
+        "teacher_model",
+        "student_model",
         "seed",
         "temperature",
         "alpha",
@@ -838,6 +866,8 @@ pub fn epochs_csv(records: &[&RunRecord]) -> Result<Vec<u8>, csv::Error> {
         "run_id",
         "role",
         "method",
+        "teacher_model",
+        "student_model",
         "seed",
         "temperature",
         "alpha",
@@ -873,6 +903,8 @@ mod tests {
             alpha: None,
             key: "ab".repeat(32),
             teacher: None,
+            model: None,
+            teacher_model: None,
         }
     }
 
@@ -984,11 +1016,11 @@ mod tests {
         let mut lines = text.lines();
         assert_eq!(
             lines.next().unwrap(),
-            "run_id,role,method,seed,temperature,alpha,epochs,val_acc,test_acc,best_epoch,best_val_acc,test_acc_at_best,seconds,device,status,error"
+            "run_id,role,method,teacher_model,student_model,seed,temperature,alpha,epochs,val_acc,test_acc,best_epoch,best_val_acc,test_acc_at_best,seconds,device,status,error"
         );
         assert_eq!(
             lines.next().unwrap(),
-            "teacher-s0,teacher,,0,,,2,60.00,61.00,2,60.00,61.00,1.0,cpu,done,"
+            "teacher-s0,teacher,,tutorial-teacher,,0,,,2,60.00,61.00,2,60.00,61.00,1.0,cpu,done,"
         );
         let e = String::from_utf8(epochs_csv(&[&r]).unwrap()).unwrap();
         assert_eq!(e.lines().count(), 3);

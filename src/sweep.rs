@@ -32,6 +32,9 @@ pub struct Prepared {
     pub slots: Vec<Slot>,
     pub fingerprint: String,
     pub sizes: (usize, usize),
+    /// An image's channels, height and width, and the number of classes, as the data has them.
+    pub data_shape: [i64; 3],
+    pub classes: i64,
 }
 
 pub const LIBTORCH_VERSION: &str = match option_env!("KD_SWEEP_LIBTORCH_VERSION") {
@@ -71,6 +74,8 @@ pub fn prepare(path: &Path, opts: &Options) -> anyhow::Result<Prepared> {
     let store = Store::new(&opts.results, &sweep.name);
     Ok(Prepared {
         sizes: (raw.train.n, raw.test.n),
+        data_shape: [raw.train.c as i64, raw.train.h as i64, raw.train.w as i64],
+        classes: raw.classes as i64,
         fingerprint: raw.fingerprint,
         sweep,
         plan,
@@ -364,14 +369,61 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
         p.store.dir.display()
     ));
     out.push_str(&format!(
-        "workers: {} on {}; teachers {} thread(s) each, students and baselines {}\n\n",
+        "workers: {} on {}; teachers {} thread(s) each, students and baselines {}\n",
         p.slots.len(),
         summarize_devices(&p.slots),
         p.sweep.teacher.threads,
         p.sweep.student.threads
     ));
+    // the networks, with their sizes for this dataset; fused training takes the tutorial student only
+    let shape = p.data_shape;
+    let mut archs: Vec<crate::model::Arch> = Vec::new();
+    for r in &p.plan.runs {
+        if !archs.contains(&r.arch()) {
+            archs.push(r.arch());
+        }
+    }
+    for a in &archs {
+        out.push_str(&format!(
+            "model {:<18} {:>7.3} M parameters, {:>8.2} M multiply-adds per image ({}×{}×{}, {} classes)\n",
+            a.name(),
+            a.parameters(shape, p.classes) as f64 / 1e6,
+            a.forward_macs(shape, p.classes) as f64 / 1e6,
+            shape[0],
+            shape[1],
+            shape[2],
+            p.classes
+        ));
+    }
+    let unfused: Vec<String> = archs
+        .iter()
+        .filter(|a| !a.fusable())
+        .filter(|a| {
+            p.plan
+                .runs
+                .iter()
+                .any(|r| r.role == Role::Student && r.arch() == **a)
+        })
+        .map(|a| a.name())
+        .collect();
+    let fuses = p.slots.iter().any(|s| p.sweep.schedule.fuse.on(s.device));
+    if fuses && !unfused.is_empty() {
+        out.push_str(&format!(
+            "fuse: students of {} train one at a time (fused training takes tutorial-student only)\n",
+            unfused.join(", ")
+        ));
+    }
+    out.push('\n');
+    let w = p
+        .plan
+        .runs
+        .iter()
+        .map(|r| r.id.len())
+        .max()
+        .unwrap_or(3)
+        .max(28);
     out.push_str(&format!(
-        "{:<28} {:<9} {:>6} {:<10} {}\n",
+        "{:<w$} {:<9} {:>6} {:<10} {}\n",
         "run", "role", "epochs", "status", "needs"
     ));
     for (r, d) in p.plan.runs.iter().zip(&done) {
@@ -385,7 +437,7 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
             .map(|t| p.plan.runs[t].id.clone())
             .unwrap_or_default();
         out.push_str(&format!(
-            "{:<28} {:<9} {:>6} {:<10} {}\n",
+            "{:<w$} {:<9} {:>6} {:<10} {}\n",
             r.id,
             r.role.name(),
             r.phase(&p.sweep).epochs,

@@ -45,6 +45,21 @@ pub fn feature_loss(
     ce * (1.0 - alpha) + mse * alpha
 }
 
+/// A student's regressed feature map and the teacher's, brought to one spatial size for the hint
+/// loss: when they differ (another family, another depth of pooling), both are average-pooled to the
+/// smaller height and width. Maps of one size pass unchanged.
+pub fn same_size(student: Tensor, teacher: Tensor) -> (Tensor, Tensor) {
+    let (s, t) = (student.size(), teacher.size());
+    if s[2..] == t[2..] {
+        return (student, teacher);
+    }
+    let hw = [s[2].min(t[2]), s[3].min(t[3])];
+    (
+        student.adaptive_avg_pool2d(hw),
+        teacher.adaptive_avg_pool2d(hw),
+    )
+}
+
 /// Black-box (imitation): `(1 − α)·CE(s, y) + α·CE(s, teacher's arg max)`.
 pub fn imitation_loss(
     student: &Tensor,
@@ -365,7 +380,7 @@ pub fn feature_maps(net: &Net, xs: &Tensor) -> Tensor {
     let parts: Vec<Tensor> = (0..n)
         .step_by(512)
         .map(|s| {
-            net.features(&xs.narrow(0, s, (n - s).min(512)))
+            net.features_t(&xs.narrow(0, s, (n - s).min(512)), false)
                 .to_device(Device::Cpu)
         })
         .collect();
@@ -594,7 +609,7 @@ pub fn fit(
             let idx = perm.narrow(0, begin, bs.min(n - begin));
             let xs = data.train_x.index_select(0, &idx);
             let ys = data.train_y.index_select(0, &idx);
-            let features = net.features(&xs);
+            let features = net.features_t(&xs, true);
             let out = net.head(&features, true);
             let loss = match &signal {
                 TeacherSignal::None => out.cross_entropy_for_logits(&ys),
@@ -605,13 +620,10 @@ pub fn fit(
                     let t = tch::no_grad(|| teacher.forward_t(&xs, false));
                     kd_loss(&out, &t, &ys, temperature, alpha)
                 }
-                TeacherSignal::Features { maps, regressor } => feature_loss(
-                    &out,
-                    &ys,
-                    &features.apply(*regressor),
-                    &cached(maps, &idx),
-                    alpha,
-                ),
+                TeacherSignal::Features { maps, regressor } => {
+                    let (s, t) = same_size(features.apply(*regressor), cached(maps, &idx));
+                    feature_loss(&out, &ys, &s, &t, alpha)
+                }
                 TeacherSignal::Labels(labels) => {
                     imitation_loss(&out, &ys, &cached(labels, &idx), alpha)
                 }

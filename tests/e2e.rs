@@ -1097,3 +1097,73 @@ fn a_fused_group_stopped_by_sigterm_continues_with_the_numbers_of_an_uninterrupt
     let left = std::fs::read_dir(dir.join("checkpoints")).map_or(0, |rd| rd.count());
     assert_eq!(left, 0, "checkpoints left after the sweep finished");
 }
+
+#[test]
+fn a_student_model_grid_trains_every_model_with_its_own_baseline() {
+    let c = Case::new(200, 60);
+    let body = body("[0, 1]", "[2]", "[0.5]")
+        .replace("[teacher]\n", "[teacher]\nmodel = \"resnet8\"\n")
+        .replace("[grid]\n", "[grid]\nstudent_model = [\"tutorial-student\", \"resnet8\"]\nmethod = [\"logit\", \"feature\"]\n")
+        + "[schedule]\nfuse = true\n";
+    let s = c.sweep("zoo", &body);
+    let sweep = s.to_str().unwrap();
+    let o = c.run(&["plan", sweep]);
+    assert!(o.status.success(), "{}", text(&o));
+    let plan = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "model resnet8",
+        "model tutorial-student",
+        "baseline-resnet8-s0",
+        "student-tutorial-student-T2-a0.5-s1",
+        "student-resnet8-feature-a0.5-s0",
+        "fuse: students of resnet8 train one at a time",
+    ] {
+        assert!(plan.contains(want), "plan lacks {want}:\n{plan}");
+    }
+    let o = c.run(&[sweep, "--results", "out", "-q"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = c.path("out/zoo");
+    let runs = csv_rows(&dir.join("runs.csv"));
+    // 2 teachers; per seed and student model: a baseline, a logit and a feature student
+    assert_eq!(runs.len(), 2 + 2 * 2 * 3);
+    assert!(runs.iter().all(|r| r["status"] == "done"), "{runs:?}");
+    for r in &runs {
+        let (t, s) = (&r["teacher_model"], &r["student_model"]);
+        match r["role"].as_str() {
+            "teacher" => assert_eq!((t.as_str(), s.as_str()), ("resnet8", "")),
+            "baseline" => assert!(t.is_empty() && r["run_id"].contains(s.as_str())),
+            _ => assert!(t == "resnet8" && r["run_id"].contains(s.as_str()), "{r:?}"),
+        }
+    }
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    for want in [
+        "baseline student tutorial-student",
+        "baseline student resnet8",
+        "The best cell of each student model",
+        "| resnet8 | logit |",
+    ] {
+        assert!(summary.contains(want), "summary lacks {want}:\n{summary}");
+    }
+    for chart in [
+        "capacity_gap",
+        "accuracy_vs_temperature-resnet8",
+        "accuracy_vs_temperature-tutorial-student",
+        "learning_curves",
+    ] {
+        assert!(dir.join(format!("charts/{chart}.png")).is_file(), "{chart}");
+    }
+    let page = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(page.contains("id=\"capacity_gap\""));
+
+    // a bad model name: line and column, the names that exist, the nearest one
+    let bad = c.sweep("badzoo", &body.replace("\"resnet8\"]", "\"resnet9\"]"));
+    let o = c.run(&["plan", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("badzoo.toml:")
+            && err.contains("grid.student_model")
+            && err.contains("did you mean \"resnet8\""),
+        "{err}"
+    );
+}

@@ -27,6 +27,7 @@ fn ordered(vs: &nn::VarStore, arch: Arch) -> Vec<(String, Tensor)> {
     let convs = match arch {
         Arch::Teacher => 4,
         Arch::Student => 2,
+        other => panic!("{other} has no nn.Sequential replay"),
     };
     let layers = (1..=convs)
         .map(|i| format!("conv{i}"))

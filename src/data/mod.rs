@@ -82,7 +82,7 @@ pub fn read(kind: DatasetKind, dir: &Path) -> Result<RawDataset, DataError> {
         DatasetKind::FashionMnist | DatasetKind::Mnist => idx::read_dir(dir, &mut hasher)?,
         DatasetKind::Cifar10 => cifar::read_dir(dir, &mut hasher)?,
     };
-    let classes = 10;
+    let classes = kind.classes();
     for (split, file) in [(&train, "training"), (&test, "test")] {
         if let Some(bad) = split.labels.iter().find(|&&l| l as usize >= classes) {
             return Err(DataError::new(

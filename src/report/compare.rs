@@ -50,9 +50,19 @@ pub struct Comparison {
 }
 
 fn same(a: &Cell, b: &Cell) -> bool {
-    a.method == b.method
+    a.student_model == b.student_model
+        && a.method == b.method
         && (a.t_value == b.t_value || !a.method.uses_temperature())
         && a.a_value == b.a_value
+}
+
+/// The method of a cell, with its student model when that is not the tutorial student.
+fn method_label(c: &Cell) -> String {
+    if c.student_model.is_empty() || c.student_model == "tutorial-student" {
+        c.method.name().to_string()
+    } else {
+        format!("{} · {}", c.student_model, c.method.name())
+    }
 }
 
 pub fn compare(loaded: &[Loaded]) -> Comparison {
@@ -101,7 +111,7 @@ pub fn compare(loaded: &[Loaded]) -> Comparison {
                 let test: Vec<Stat> = matches.iter().flatten().map(|m| m.test).collect();
                 let diff = test.iter().skip(1).map(|t| t.mean - test[0].mean).collect();
                 shared.push(SharedCell {
-                    method: c.method.name().to_string(),
+                    method: method_label(c),
                     temperature: c.temperature.clone(),
                     alpha: c.alpha.clone(),
                     test,
@@ -115,7 +125,7 @@ pub fn compare(loaded: &[Loaded]) -> Comparison {
             if !cells.iter().all(|other| other.iter().any(|x| same(x, c))) {
                 only.push(OnlyIn {
                     sweep: sweeps[i].name.clone(),
-                    method: c.method.name().to_string(),
+                    method: method_label(c),
                     temperature: c.temperature.clone(),
                     alpha: c.alpha.clone(),
                     test: c.test,

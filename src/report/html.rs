@@ -124,7 +124,12 @@ fn cell_row(c: &Cell, chosen: bool) -> String {
     format!(
         "<tr{}><td class=\"l\">{}</td><td data-v=\"{}\">{t}</td><td data-v=\"{}\">{}</td>{}{}{g}{ci}<td>{}</td></tr>\n",
         if chosen { " class=\"chosen\"" } else { "" },
-        c.method.name(),
+        // another student than the tutorial's is named beside the method
+        if c.student_model.is_empty() || c.student_model == "tutorial-student" {
+            c.method.name().to_string()
+        } else {
+            format!("{} · {}", escape(&c.student_model), c.method.name())
+        },
         if c.method.uses_temperature() { c.t_value } else { -1.0 },
         c.a_value,
         escape(&c.alpha),
@@ -176,7 +181,11 @@ fn runs_table(records: &[&RunRecord]) -> String {
 
 fn charts_section(dir: &Path) -> String {
     let mut o = String::new();
-    for (file, caption) in [
+    let captions = [
+        (
+            "capacity_gap",
+            "The best cell of each student model (by validation accuracy): its KD gain over the same model's baseline against the student's parameters, with the 95 % confidence interval.",
+        ),
         (
             "accuracy_vs_temperature",
             "Student test accuracy against T, one line per α (mean over seeds, bars ± 1 std); the ring marks the setting chosen by validation accuracy.",
@@ -189,7 +198,31 @@ fn charts_section(dir: &Path) -> String {
             "learning_curves",
             "Validation accuracy per epoch (mean over seeds, band ± 1 std).",
         ),
-    ] {
+    ];
+    // each chart, then its per-student-model versions (`<chart>-<model>`, in name order)
+    let mut files: Vec<(String, &str)> = Vec::new();
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("charts"))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()?
+                        .strip_suffix(".svg")
+                        .map(String::from)
+                })
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    for (stem, caption) in captions {
+        for n in &names {
+            if n == stem || n.strip_prefix(stem).is_some_and(|r| r.starts_with('-')) {
+                files.push((n.clone(), caption));
+            }
+        }
+    }
+    for (file, caption) in files {
         if let Some(svg) = inline_svg(&dir.join("charts").join(format!("{file}.svg"))) {
             let _ = writeln!(
                 o,

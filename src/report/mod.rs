@@ -105,6 +105,8 @@ impl Gain {
 /// One (T, α) cell over seeds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Cell {
+    /// The student's network (`tutorial-student` unless the sweep says otherwise).
+    pub student_model: String,
     pub method: Method,
     /// Empty for methods without a temperature.
     pub temperature: String,
@@ -120,7 +122,10 @@ pub struct Cell {
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub teacher: Option<Stat>,
+    /// The baseline student's; with several student models, the one of the chosen cell's model.
     pub baseline: Option<Stat>,
+    /// Each student model's baseline, in the order the models first appear.
+    pub baselines: Vec<(String, Stat)>,
     /// Sorted by α, then T.
     pub cells: Vec<Cell>,
     /// Index into `cells` of the cell with the best mean validation accuracy.
@@ -148,14 +153,34 @@ pub fn summarize(records: &[&RunRecord]) -> Summary {
                 .collect::<Vec<_>>(),
         )
     };
-    let baseline_of = |seed: u64| {
+    let model_of = |r: &RunRecord| r.models().1.map(|a| a.name()).unwrap_or_default();
+    // the student models in the order they first appear (plan order: the grid's)
+    let mut models: Vec<String> = Vec::new();
+    for r in done.iter().filter(|r| r.role != Role::Teacher) {
+        if !models.contains(&model_of(r)) {
+            models.push(model_of(r));
+        }
+    }
+    let baseline_of = |seed: u64, model: &str| {
         done.iter()
-            .find(|r| r.role == Role::Baseline && r.seed == seed)
+            .find(|r| r.role == Role::Baseline && r.seed == seed && model_of(r) == model)
             .and_then(|r| r.test_acc)
     };
-    let mut keys: Vec<(Method, Option<String>, String)> = Vec::new();
+    let baselines: Vec<(String, Stat)> = models
+        .iter()
+        .filter_map(|m| {
+            let xs: Vec<f64> = done
+                .iter()
+                .filter(|r| r.role == Role::Baseline && model_of(r) == *m)
+                .filter_map(|r| r.test_acc)
+                .collect();
+            Some((m.clone(), Stat::of(&xs)?))
+        })
+        .collect();
+    let mut keys: Vec<(String, Method, Option<String>, String)> = Vec::new();
     for r in done.iter().filter(|r| r.role == Role::Student) {
         let k = (
+            model_of(r),
             r.method,
             r.temperature.clone(),
             r.alpha.clone().unwrap_or_default(),
@@ -165,12 +190,13 @@ pub fn summarize(records: &[&RunRecord]) -> Summary {
         }
     }
     let mut cells: Vec<Cell> = Vec::new();
-    for (method, t, a) in keys {
+    for (model, method, t, a) in keys {
         let rs: Vec<&RunRecord> = done
             .iter()
             .copied()
             .filter(|r| {
                 r.role == Role::Student
+                    && model_of(r) == model
                     && r.method == method
                     && r.temperature == t
                     && r.alpha.as_deref() == Some(&a)
@@ -180,11 +206,12 @@ pub fn summarize(records: &[&RunRecord]) -> Summary {
         let val: Vec<f64> = rs.iter().filter_map(|r| r.val_acc).collect();
         let diffs: Vec<f64> = rs
             .iter()
-            .filter_map(|r| Some(r.test_acc? - baseline_of(r.seed)?))
+            .filter_map(|r| Some(r.test_acc? - baseline_of(r.seed, &model)?))
             .collect();
         if let (Some(test), Some(val)) = (Stat::of(&test), Stat::of(&val)) {
             let t = t.unwrap_or_default();
             cells.push(Cell {
+                student_model: model,
                 method,
                 t_value: num(&t),
                 a_value: num(&a),
@@ -196,18 +223,28 @@ pub fn summarize(records: &[&RunRecord]) -> Summary {
             });
         }
     }
+    let model_rank = |m: &str| models.iter().position(|x| x == m);
     cells.sort_by(|x, y| {
-        x.method
-            .rank()
-            .cmp(&y.method.rank())
+        model_rank(&x.student_model)
+            .cmp(&model_rank(&y.student_model))
+            .then(x.method.rank().cmp(&y.method.rank()))
             .then(x.a_value.total_cmp(&y.a_value))
             .then(x.t_value.total_cmp(&y.t_value))
     });
     let chosen = best_by_validation(&cells, |_| true);
     let verdict = verdict(chosen.map(|i| &cells[i]));
+    let baseline = match (baselines.len(), chosen) {
+        (0 | 1, _) => role(Role::Baseline),
+        (_, Some(i)) => baselines
+            .iter()
+            .find(|(m, _)| *m == cells[i].student_model)
+            .map(|b| b.1),
+        (_, None) => None,
+    };
     Summary {
         teacher: role(Role::Teacher),
-        baseline: role(Role::Baseline),
+        baseline,
+        baselines,
         cells,
         chosen,
         verdict,
@@ -215,6 +252,45 @@ pub fn summarize(records: &[&RunRecord]) -> Summary {
             .iter()
             .filter(|r| r.status == Status::Failed)
             .count(),
+    }
+}
+
+impl Summary {
+    /// The student models of the sweep's cells and baselines, in order.
+    pub fn student_models(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.baselines.iter().map(|b| b.0.clone()).collect();
+        for c in &self.cells {
+            if !v.contains(&c.student_model) {
+                v.push(c.student_model.clone());
+            }
+        }
+        v
+    }
+
+    /// The part of the summary about one student model: its cells, its baseline, its chosen cell.
+    pub fn for_model(&self, model: &str) -> Summary {
+        let cells: Vec<Cell> = self
+            .cells
+            .iter()
+            .filter(|c| c.student_model == model)
+            .cloned()
+            .collect();
+        let chosen = best_by_validation(&cells, |_| true);
+        let baseline = self.baselines.iter().find(|b| b.0 == model).map(|b| b.1);
+        Summary {
+            teacher: self.teacher,
+            baseline,
+            baselines: self
+                .baselines
+                .iter()
+                .filter(|b| b.0 == model)
+                .cloned()
+                .collect(),
+            verdict: verdict(chosen.map(|i| &cells[i])),
+            cells,
+            chosen,
+            failed: self.failed,
+        }
     }
 }
 
@@ -229,11 +305,22 @@ pub fn best_by_validation(cells: &[Cell], keep: impl Fn(&Cell) -> bool) -> Optio
 
 impl Cell {
     /// `T=4, α=0.5` for logit cells; `feature, α=0.5` for the others.
-    pub fn label(&self) -> String {
+    pub fn setting(&self) -> String {
         if self.method.uses_temperature() {
             format!("T={}, α={}", self.temperature, self.alpha)
         } else {
             format!("{}, α={}", self.method.name(), self.alpha)
+        }
+    }
+
+    /// The setting, after the student model's name when that is not the tutorial student.
+    pub fn label(&self) -> String {
+        let setting = self.setting();
+        // the tutorial student needs no name: it is every sweep's student unless the file says
+        if self.student_model.is_empty() || self.student_model == "tutorial-student" {
+            setting
+        } else {
+            format!("{}, {setting}", self.student_model)
         }
     }
 }
@@ -305,15 +392,26 @@ pub fn markdown(meta: &Meta, s: &Summary) -> String {
         meta.student_epochs
     ));
     o.push_str("| model | test accuracy | seeds |\n|---|---:|---:|\n");
-    for (name, st) in [
-        ("teacher", s.teacher),
-        ("baseline student (no distillation)", s.baseline),
-    ] {
+    let several = s.baselines.len() > 1 || s.student_models().len() > 1;
+    let mut rows = vec![("teacher".to_string(), s.teacher)];
+    if several {
+        for (m, st) in &s.baselines {
+            rows.push((format!("baseline student {m} (no distillation)"), Some(*st)));
+        }
+    } else {
+        rows.push(("baseline student (no distillation)".into(), s.baseline));
+    }
+    for (name, st) in rows {
         if let Some(st) = st {
             o.push_str(&format!("| {name} | {} | {} |\n", st.show(), st.n));
         }
     }
-    o.push_str("\n| method | T | α | test accuracy | validation accuracy | KD gain (points) | 95 % CI of the gain | seeds |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    let (student_head, student_rule) = if several {
+        ("student | ", "---|")
+    } else {
+        ("", "")
+    };
+    o.push_str(&format!("\n| {student_head}method | T | α | test accuracy | validation accuracy | KD gain (points) | 95 % CI of the gain | seeds |\n|{student_rule}---|---:|---:|---:|---:|---:|---:|---:|\n"));
     for (i, c) in s.cells.iter().enumerate() {
         let (g, ci) = gain_cells(&c.gain);
         let mark = if Some(i) == s.chosen {
@@ -326,8 +424,13 @@ pub fn markdown(meta: &Meta, s: &Summary) -> String {
         } else {
             "–"
         };
+        let student = if several {
+            format!("{} | ", c.student_model)
+        } else {
+            String::new()
+        };
         o.push_str(&format!(
-            "| {} | {t} | {} | {} | {} | {g} | {ci} | {}{mark} |\n",
+            "| {student}{} | {t} | {} | {} | {} | {g} | {ci} | {}{mark} |\n",
             c.method.name(),
             c.alpha,
             c.test.show(),
@@ -352,6 +455,22 @@ pub fn markdown(meta: &Meta, s: &Summary) -> String {
                     c.label(),
                     c.val.mean,
                     c.test.show()
+                ));
+            }
+        }
+    }
+    if several {
+        o.push_str("\nThe best cell of each student model, chosen by validation accuracy (the capacity-gap picture: does a smaller student gain more or less?):\n\n| student | setting | validation accuracy | test accuracy | baseline | KD gain (points) | 95 % CI of the gain |\n|---|---|---:|---:|---:|---:|---:|\n");
+        for m in s.student_models() {
+            let part = s.for_model(&m);
+            if let Some(c) = part.chosen.map(|i| &part.cells[i]) {
+                let (g, ci) = gain_cells(&c.gain);
+                o.push_str(&format!(
+                    "| {m} | {} | {:.2} | {} | {} | {g} | {ci} |\n",
+                    c.setting(),
+                    c.val.mean,
+                    c.test.show(),
+                    part.baseline.map(|b| b.show()).unwrap_or_default()
                 ));
             }
         }
@@ -457,6 +576,8 @@ pub(crate) mod tests {
             }),
             key: "0".repeat(64),
             teacher: None,
+            model: None,
+            teacher_model: None,
         };
         RunRecord::done(
             &spec,
