@@ -49,6 +49,20 @@ impl Checkpoints for Stopping<'_> {
     }
 }
 
+/// Where a run is stopped, as (case, checkpoint interval, the saves after which it stops): at the end
+/// of epoch 2; in epoch 3 after 3 of its steps (saving at every step); twice in one run.
+fn stop_cases(steps_per_epoch: usize) -> [(&'static str, Option<Duration>, Vec<usize>); 3] {
+    [
+        ("after epoch 2", None, vec![2]),
+        (
+            "mid-epoch 3",
+            Some(Duration::ZERO),
+            vec![2 * (steps_per_epoch + 1) + 4],
+        ),
+        ("stopped twice", Some(Duration::ZERO), vec![3, 15]),
+    ]
+}
+
 struct Run<'a> {
     arch: Arch,
     settings: RunSettings,
@@ -150,17 +164,7 @@ fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
     for (name, run) in &runs {
         let whole = train(run, &data, None).unwrap();
         assert_eq!(whole.0.step_losses.len(), 5 * steps_per_epoch);
-        // (where the run is stopped, checkpoint every step?): at the end of epoch 2; in epoch 3,
-        // after 3 of its steps (saving at every step); twice in one run
-        for (case, every, stops) in [
-            ("after epoch 2", None, vec![2]),
-            (
-                "mid-epoch 3",
-                Some(Duration::ZERO),
-                vec![2 * (steps_per_epoch + 1) + 4],
-            ),
-            ("stopped twice", Some(Duration::ZERO), vec![3, 15]),
-        ] {
+        for (case, every, stops) in stop_cases(steps_per_epoch) {
             let key = format!("{:0>64}", format!("{name}{}", case.len()));
             let ck = RunCheckpoint::new(&store, name, &key, every);
             let mut continued = None;
@@ -228,15 +232,7 @@ fn fused_groups_continue_bit_for_bit(
     let whole = run(Vec::new()).unwrap();
     let steps_per_epoch = (data.n_train() as usize).div_ceil(32);
     let keys: Vec<String> = (0..grid.len()).map(|i| format!("{i:0>64}")).collect();
-    for (case, every, stops) in [
-        ("after epoch 2", None, vec![2]),
-        (
-            "mid-epoch 3",
-            Some(Duration::ZERO),
-            vec![2 * (steps_per_epoch + 1) + 4],
-        ),
-        ("stopped twice", Some(Duration::ZERO), vec![3, 15]),
-    ] {
+    for (case, every, stops) in stop_cases(steps_per_epoch) {
         let cks: Vec<RunCheckpoint> = keys
             .iter()
             .enumerate()
