@@ -148,7 +148,7 @@ enum Command {
     /// List the networks `[teacher] model`, `[student] model` and `[grid] student_model` accept, with
     /// their parameters and multiply-adds per image for a dataset's image shape and classes.
     Models {
-        /// fashion-mnist, mnist or cifar10: its image shape and number of classes.
+        /// fashion-mnist, mnist, cifar10 or cifar100: its image shape and number of classes.
         #[arg(long, default_value = "fashion-mnist", value_parser = parse_dataset)]
         dataset: DatasetKind,
         /// Also these names (e.g. resnet26, wrn-28-4): any valid depth and width.
@@ -166,7 +166,7 @@ struct BenchArgs {
     /// cpu or cuda:N (default: cuda:0 when libtorch sees a GPU, else cpu).
     #[arg(long)]
     device: Option<String>,
-    /// fashion-mnist, mnist or cifar10.
+    /// fashion-mnist, mnist, cifar10 or cifar100.
     #[arg(long, default_value = "fashion-mnist", value_parser = parse_dataset)]
     dataset: DatasetKind,
     /// The dataset's folder (default: the dataset's default).

@@ -54,16 +54,18 @@ pub enum DatasetKind {
     FashionMnist,
     Mnist,
     Cifar10,
+    Cifar100,
 }
 
 impl DatasetKind {
-    pub const NAMES: &'static str = "\"fashion-mnist\", \"mnist\" or \"cifar10\"";
+    pub const NAMES: &'static str = "\"fashion-mnist\", \"mnist\", \"cifar10\" or \"cifar100\"";
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "fashion-mnist" => Some(Self::FashionMnist),
             "mnist" => Some(Self::Mnist),
             "cifar10" => Some(Self::Cifar10),
+            "cifar100" => Some(Self::Cifar100),
             _ => None,
         }
     }
@@ -73,6 +75,7 @@ impl DatasetKind {
             Self::FashionMnist => "fashion-mnist",
             Self::Mnist => "mnist",
             Self::Cifar10 => "cifar10",
+            Self::Cifar100 => "cifar100",
         }
     }
 
@@ -80,7 +83,7 @@ impl DatasetKind {
     pub fn image_shape(self) -> [i64; 3] {
         match self {
             Self::FashionMnist | Self::Mnist => [1, 28, 28],
-            Self::Cifar10 => [3, 32, 32],
+            Self::Cifar10 | Self::Cifar100 => [3, 32, 32],
         }
     }
 
@@ -88,6 +91,7 @@ impl DatasetKind {
     pub fn classes(self) -> usize {
         match self {
             Self::FashionMnist | Self::Mnist | Self::Cifar10 => 10,
+            Self::Cifar100 => 100,
         }
     }
 
@@ -97,6 +101,7 @@ impl DatasetKind {
             Self::FashionMnist => "/usr/share/datasets/fashion-mnist",
             Self::Mnist => "/usr/share/datasets/mnist",
             Self::Cifar10 => "/usr/share/datasets/cifar10",
+            Self::Cifar100 => "/usr/share/datasets/cifar100",
         })
     }
 }

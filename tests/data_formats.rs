@@ -238,3 +238,108 @@ fn cifar_file_of_partial_records() {
     let e = read_err(DatasetKind::Cifar10, Path::new(env!("CARGO_MANIFEST_DIR")));
     assert!(e.contains("no CIFAR-10 here"), "{e}");
 }
+
+#[test]
+fn cifar100_binary_release_reads_the_fine_labels() {
+    let root = tempfile::tempdir().unwrap();
+    let d = root.path().join("cifar-100-binary");
+    std::fs::create_dir(&d).unwrap();
+    write::cifar100_dir(&d, 205, 3, false, 5).unwrap();
+    // the folder above the release is accepted too
+    let raw = data::read(DatasetKind::Cifar100, root.path()).unwrap();
+    assert_eq!(raw.classes, 100);
+    assert_eq!(
+        (
+            raw.train.n,
+            raw.train.c,
+            raw.train.h,
+            raw.train.w,
+            raw.test.n
+        ),
+        (205, 3, 32, 32, 3)
+    );
+    // fine labels 0..100 (the coarse byte before each is not read)
+    assert_eq!(&raw.train.labels[98..102], &[98, 99, 0, 1]);
+    // the second record of train.bin: coarse, fine, then its pixels
+    let bytes = std::fs::read(d.join("train.bin")).unwrap();
+    assert_eq!((bytes[3074], bytes[3075]), (0, raw.train.labels[1]));
+    assert_eq!(&bytes[3076..3076 + 3072], &raw.train.pixels[3072..6144]);
+}
+
+#[test]
+fn cifar100_python_release_as_our_writer_makes_it() {
+    let py = tempfile::tempdir().unwrap();
+    write::cifar100_dir(py.path(), 7, 3, true, 5).unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    write::cifar100_dir(bin.path(), 7, 3, false, 5).unwrap();
+    let (a, b) = (
+        data::read(DatasetKind::Cifar100, py.path()).unwrap(),
+        data::read(DatasetKind::Cifar100, bin.path()).unwrap(),
+    );
+    assert_eq!(a.train, b.train);
+    assert_eq!(a.test, b.test);
+}
+
+#[test]
+fn cifar100_python_release_made_by_real_numpy() {
+    // tests/fixtures/make_cifar100_py.py wrote these with numpy 2.4 + pickle (protocols 2 and 5)
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cifar100-py-numpy");
+    let raw = data::read(DatasetKind::Cifar100, &dir).unwrap();
+    assert_eq!((raw.train.n, raw.test.n), (3, 2));
+    for (name, split) in [("train", &raw.train), ("test", &raw.test)] {
+        let expect = std::fs::read_to_string(dir.join(format!("{name}.expect"))).unwrap();
+        let mut lines = expect.lines();
+        let nums = |l: &str| -> Vec<u64> { l.split(' ').map(|v| v.parse().unwrap()).collect() };
+        let labels = nums(lines.next().unwrap());
+        let got: Vec<u64> = split.labels.iter().map(|&l| l as u64).collect();
+        assert_eq!(got, labels, "{name}: fine labels");
+        let first = nums(lines.next().unwrap());
+        for img in 0..split.n {
+            let px: Vec<u64> = split.pixels[img * 3072..img * 3072 + 4]
+                .iter()
+                .map(|&p| p as u64)
+                .collect();
+            assert_eq!(px, first[img * 4..img * 4 + 4], "{name} image {img}");
+        }
+        let sum: u64 = lines.next().unwrap().parse().unwrap();
+        assert_eq!(
+            split.pixels.iter().map(|&p| p as u64).sum::<u64>(),
+            sum,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn bad_cifar100_files_are_named_with_what_is_wrong() {
+    // a CIFAR-10 folder is not CIFAR-100
+    let ten = tempfile::tempdir().unwrap();
+    write::cifar_dir(ten.path(), 2, 2, false, 1).unwrap();
+    let e = read_err(DatasetKind::Cifar100, ten.path());
+    assert!(
+        e.contains("no CIFAR-100 here") && e.contains("test.bin"),
+        "{e}"
+    );
+    // a truncated record
+    let d = tempfile::tempdir().unwrap();
+    write::cifar100_dir(d.path(), 3, 2, false, 1).unwrap();
+    let p = d.path().join("train.bin");
+    let bytes = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() - 10]).unwrap();
+    let e = read_err(DatasetKind::Cifar100, d.path());
+    assert!(
+        e.contains("train.bin") && e.contains("3074-byte CIFAR-100 records"),
+        "{e}"
+    );
+    // the training file missing
+    std::fs::remove_file(&p).unwrap();
+    let e = read_err(DatasetKind::Cifar100, d.path());
+    assert!(e.contains("train.bin") && e.contains("missing"), "{e}");
+    // a fine label beyond 99
+    write::cifar100_dir(d.path(), 3, 2, false, 1).unwrap();
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes[1] = 150;
+    std::fs::write(&p, bytes).unwrap();
+    let e = read_err(DatasetKind::Cifar100, d.path());
+    assert!(e.contains("150") && e.contains("0..100"), "{e}");
+}

@@ -1167,3 +1167,32 @@ fn a_student_model_grid_trains_every_model_with_its_own_baseline() {
         "{err}"
     );
 }
+
+#[test]
+fn a_cifar100_sweep_trains_with_100_classes() {
+    let c = Case::new(10, 10);
+    let d = c.path("c100");
+    std::fs::create_dir(&d).unwrap();
+    kd_sweep::data::write::cifar100_dir(&d, 240, 60, true, 3).unwrap();
+    let body = body("[0]", "[4]", "[0.9]")
+        .replace(
+            "dataset = \"mnist\"\npath = \"data\"",
+            "dataset = \"cifar100\"\npath = \"c100\"",
+        )
+        .replace("[student]\n", "[student]\nmodel = \"resnet8\"\n");
+    let s = c.sweep("c100", &body);
+    let o = c.run(&["plan", s.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let plan = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        plan.lines().any(|l| l.starts_with("model resnet8 ")
+            && l.contains("0.084 M parameters")
+            && l.contains("100 classes")),
+        "{plan}"
+    );
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out", "-q"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let runs = csv_rows(&c.path("out/c100/runs.csv"));
+    assert_eq!(runs.len(), 3);
+    assert!(runs.iter().all(|r| r["status"] == "done"), "{runs:?}");
+}

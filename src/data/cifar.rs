@@ -1,56 +1,103 @@
-//! CIFAR-10, both releases: binary (`data_batch_1.bin` … `data_batch_5.bin`, `test_batch.bin`; each
-//! record a label byte then 3×32×32 channel-major pixels) and python (`data_batch_1` … `test_batch`,
-//! pickled dicts with `data`, a uint8 array of N×3072, and `labels`).
+//! CIFAR-10 and CIFAR-100, both releases of each. CIFAR-10: binary (`data_batch_1.bin` …
+//! `data_batch_5.bin`, `test_batch.bin`; each record a label byte then 3×32×32 channel-major pixels) and
+//! python (`data_batch_1` … `test_batch`, pickled dicts with `data`, a uint8 array of N×3072, and
+//! `labels`). CIFAR-100: binary (`train.bin`, `test.bin`; each record a coarse and a fine label byte,
+//! then the pixels) and python (`train`, `test`, with `data`, `fine_labels` and `coarse_labels`); the
+//! fine labels (100 classes) are the ones read.
 
 use super::{pickle, read_maybe_gz, DataError, RawImages};
 use sha2::Sha256;
 use std::path::{Path, PathBuf};
 
 const IMAGE: usize = 3 * 32 * 32;
-const RECORD: usize = 1 + IMAGE;
-const TRAIN: [&str; 5] = [
-    "data_batch_1",
-    "data_batch_2",
-    "data_batch_3",
-    "data_batch_4",
-    "data_batch_5",
-];
+
+/// What tells the two datasets' files apart.
+pub struct Variant {
+    name: &'static str,
+    /// The folders the releases unpack to (binary, python).
+    folders: [&'static str; 2],
+    train: &'static [&'static str],
+    test: &'static str,
+    /// Label bytes before each binary record's pixels; the last one is the label read.
+    label_bytes: usize,
+    /// The python release's key of the labels read.
+    label_key: &'static str,
+}
+
+pub const CIFAR10: Variant = Variant {
+    name: "CIFAR-10",
+    folders: ["cifar-10-batches-bin", "cifar-10-batches-py"],
+    train: &[
+        "data_batch_1",
+        "data_batch_2",
+        "data_batch_3",
+        "data_batch_4",
+        "data_batch_5",
+    ],
+    test: "test_batch",
+    label_bytes: 1,
+    label_key: "labels",
+};
+
+pub const CIFAR100: Variant = Variant {
+    name: "CIFAR-100",
+    folders: ["cifar-100-binary", "cifar-100-python"],
+    train: &["train"],
+    test: "test",
+    label_bytes: 2,
+    label_key: "fine_labels",
+};
 
 enum Release {
     Binary(PathBuf),
     Python(PathBuf),
 }
 
-/// Accepts the release folder itself or a folder holding `cifar-10-batches-bin` / `-py`.
-fn locate(dir: &Path) -> Option<Release> {
+/// Accepts the release folder itself or a folder holding the release folders.
+fn locate(dir: &Path, v: &Variant) -> Option<Release> {
     for d in [
         dir.to_path_buf(),
-        dir.join("cifar-10-batches-bin"),
-        dir.join("cifar-10-batches-py"),
+        dir.join(v.folders[0]),
+        dir.join(v.folders[1]),
     ] {
-        if d.join("test_batch.bin").is_file() {
+        if d.join(format!("{}.bin", v.test)).is_file() {
             return Some(Release::Binary(d));
         }
-        if d.join("test_batch").is_file() {
+        if d.join(v.test).is_file() {
             return Some(Release::Python(d));
         }
     }
     None
 }
 
-pub fn read_dir(dir: &Path, hasher: &mut Sha256) -> Result<(RawImages, RawImages), DataError> {
-    let (train, test) = match locate(dir) {
+pub fn read_dir(
+    dir: &Path,
+    v: &Variant,
+    hasher: &mut Sha256,
+) -> Result<(RawImages, RawImages), DataError> {
+    let binary = |p: &Path, b: &[u8]| read_binary(p, b, v);
+    let python = |p: &Path, b: &[u8]| read_python(p, b, v);
+    let files = |d: &Path, names: &[&str], ext: &str| -> Vec<PathBuf> {
+        names.iter().map(|f| d.join(format!("{f}{ext}"))).collect()
+    };
+    let (train, test) = match locate(dir, v) {
         Some(Release::Binary(d)) => (
-            read_files(&TRAIN.map(|f| d.join(format!("{f}.bin"))), hasher, read_binary)?,
-            read_files(&[d.join("test_batch.bin")], hasher, read_binary)?,
+            read_files(&files(&d, v.train, ".bin"), v, hasher, &binary)?,
+            read_files(&files(&d, &[v.test], ".bin"), v, hasher, &binary)?,
         ),
         Some(Release::Python(d)) => (
-            read_files(&TRAIN.map(|f| d.join(f)), hasher, read_python)?,
-            read_files(&[d.join("test_batch")], hasher, read_python)?,
+            read_files(&files(&d, v.train, ""), v, hasher, &python)?,
+            read_files(&files(&d, &[v.test], ""), v, hasher, &python)?,
         ),
         None => {
-            return Err(DataError::new(dir, "no CIFAR-10 here: expected test_batch.bin and data_batch_1.bin … (binary release) \
-                 or test_batch and data_batch_1 … (python release), in this folder or in cifar-10-batches-bin/ or cifar-10-batches-py/"))
+            return Err(DataError::new(
+                dir,
+                format!(
+                    "no {} here: expected {}.bin and {}.bin … (binary release) or {} and {} … \
+                     (python release), in this folder or in {}/ or {}/",
+                    v.name, v.test, v.train[0], v.test, v.train[0], v.folders[0], v.folders[1]
+                ),
+            ))
         }
     };
     Ok((train, test))
@@ -59,10 +106,14 @@ pub fn read_dir(dir: &Path, hasher: &mut Sha256) -> Result<(RawImages, RawImages
 /// Pixels and labels of one batch file.
 type Batch = (Vec<u8>, Vec<u8>);
 
+/// Decodes one batch file (its path, for errors, and its bytes).
+type Decode<'a> = &'a dyn Fn(&Path, &[u8]) -> Result<Batch, DataError>;
+
 fn read_files(
     paths: &[PathBuf],
+    v: &Variant,
     hasher: &mut Sha256,
-    one: fn(&Path, &[u8]) -> Result<Batch, DataError>,
+    one: Decode,
 ) -> Result<RawImages, DataError> {
     let mut out = RawImages {
         n: 0,
@@ -76,7 +127,13 @@ fn read_files(
         if !p.is_file() {
             return Err(DataError::new(
                 p,
-                "missing; CIFAR-10 has five training batches and one test batch",
+                format!(
+                    "missing; {} has {} training file(s) ({}) and one test file ({})",
+                    v.name,
+                    v.train.len(),
+                    v.train.join(", "),
+                    v.test
+                ),
             ));
         }
         let (px, lb) = one(p, &read_maybe_gz(p, hasher)?)?;
@@ -87,41 +144,43 @@ fn read_files(
     Ok(out)
 }
 
-fn read_binary(path: &Path, bytes: &[u8]) -> Result<Batch, DataError> {
-    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
-        return Err(DataError::new(path, format!("{} bytes is not a whole number of {RECORD}-byte CIFAR-10 records; the file is truncated or not CIFAR-10", bytes.len())));
+fn read_binary(path: &Path, bytes: &[u8], v: &Variant) -> Result<Batch, DataError> {
+    let record = v.label_bytes + IMAGE;
+    if bytes.is_empty() || !bytes.len().is_multiple_of(record) {
+        return Err(DataError::new(path, format!("{} bytes is not a whole number of {record}-byte {} records; the file is truncated or not {}", bytes.len(), v.name, v.name)));
     }
-    let mut px = Vec::with_capacity(bytes.len() / RECORD * IMAGE);
-    let mut lb = Vec::with_capacity(bytes.len() / RECORD);
-    for rec in bytes.chunks_exact(RECORD) {
-        lb.push(rec[0]);
-        px.extend_from_slice(&rec[1..]);
+    let mut px = Vec::with_capacity(bytes.len() / record * IMAGE);
+    let mut lb = Vec::with_capacity(bytes.len() / record);
+    for rec in bytes.chunks_exact(record) {
+        lb.push(rec[v.label_bytes - 1]);
+        px.extend_from_slice(&rec[v.label_bytes..]);
     }
     Ok((px, lb))
 }
 
-fn read_python(path: &Path, bytes: &[u8]) -> Result<Batch, DataError> {
+fn read_python(path: &Path, bytes: &[u8], v: &Variant) -> Result<Batch, DataError> {
     let bad = |m: String| {
         DataError::new(
             path,
             format!(
-                "{m}; expected a CIFAR-10 python batch (a pickled dict with `data` and `labels`)"
+                "{m}; expected a {} python batch (a pickled dict with `data` and `{}`)",
+                v.name, v.label_key
             ),
         )
     };
-    let v = pickle::load(bytes).map_err(|e| bad(format!("cannot unpickle: {e}")))?;
-    let data = v
+    let pickled = pickle::load(bytes).map_err(|e| bad(format!("cannot unpickle: {e}")))?;
+    let data = pickled
         .dict_get("data")
         .ok_or_else(|| bad("no `data` key".into()))?;
-    let labels = v
-        .dict_get("labels")
-        .ok_or_else(|| bad("no `labels` key".into()))?;
+    let labels = pickled
+        .dict_get(v.label_key)
+        .ok_or_else(|| bad(format!("no `{}` key", v.label_key)))?;
     let (shape, raw) = data
         .ndarray_u8()
         .ok_or_else(|| bad("`data` is not a uint8 array".into()))?;
     let labels: Vec<u8> = labels
         .int_list()
-        .ok_or_else(|| bad("`labels` is not a list of integers".into()))?
+        .ok_or_else(|| bad(format!("`{}` is not a list of integers", v.label_key)))?
         .into_iter()
         .map(|l| u8::try_from(l).unwrap_or(u8::MAX))
         .collect();

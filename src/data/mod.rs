@@ -71,6 +71,9 @@ pub fn read(kind: DatasetKind, dir: &Path) -> Result<RawDataset, DataError> {
             DatasetKind::Cifar10 => "set `data.path` to the CIFAR-10 binary release (cifar-10-batches-bin: data_batch_1.bin … test_batch.bin) \
                  or the python release (cifar-10-batches-py)"
                 .to_string(),
+            DatasetKind::Cifar100 => "set `data.path` to the CIFAR-100 binary release (cifar-100-binary: train.bin, test.bin) \
+                 or the python release (cifar-100-python: train, test)"
+                .to_string(),
         };
         return Err(DataError::new(
             dir,
@@ -80,7 +83,8 @@ pub fn read(kind: DatasetKind, dir: &Path) -> Result<RawDataset, DataError> {
     let mut hasher = Sha256::new();
     let (train, test) = match kind {
         DatasetKind::FashionMnist | DatasetKind::Mnist => idx::read_dir(dir, &mut hasher)?,
-        DatasetKind::Cifar10 => cifar::read_dir(dir, &mut hasher)?,
+        DatasetKind::Cifar10 => cifar::read_dir(dir, &cifar::CIFAR10, &mut hasher)?,
+        DatasetKind::Cifar100 => cifar::read_dir(dir, &cifar::CIFAR100, &mut hasher)?,
     };
     let classes = kind.classes();
     for (split, file) in [(&train, "training"), (&test, "test")] {

@@ -68,6 +68,16 @@ pub fn cifar_binary(path: &Path, pixels: &[u8], labels: &[u8]) -> std::io::Resul
 /// One CIFAR-10 python batch, byte for byte the way Python 2's cPickle (protocol 2) wrote the
 /// official release: `{'data': numpy uint8 array N×3072, 'labels': [int, …]}`.
 pub fn cifar_python(path: &Path, pixels: &[u8], labels: &[u8]) -> std::io::Result<()> {
+    cifar_python_with(path, pixels, &[("labels", labels)])
+}
+
+/// A CIFAR python batch with these label lists (CIFAR-100: `fine_labels` and `coarse_labels`).
+pub fn cifar_python_with(
+    path: &Path,
+    pixels: &[u8],
+    label_lists: &[(&str, &[u8])],
+) -> std::io::Result<()> {
+    let labels = label_lists.first().map_or(&[][..], |l| l.1);
     let n = labels.len() as u32;
     let mut p = vec![0x80, 2, b'}', b'(']; // PROTO 2, EMPTY_DICT, MARK
     let short = |p: &mut Vec<u8>, s: &[u8]| {
@@ -100,13 +110,47 @@ pub fn cifar_python(path: &Path, pixels: &[u8], labels: &[u8]) -> std::io::Resul
     p.extend_from_slice(&(pixels.len() as u32).to_le_bytes());
     p.extend_from_slice(pixels);
     p.extend_from_slice(b"tb"); // state tuple, BUILD
-    short(&mut p, b"labels");
-    p.extend_from_slice(b"](");
-    for &l in labels {
-        p.extend_from_slice(&[b'K', l]);
+    for (key, labels) in label_lists {
+        short(&mut p, key.as_bytes());
+        p.extend_from_slice(b"](");
+        for &l in labels.iter() {
+            p.extend_from_slice(&[b'K', l]);
+        }
+        p.push(b'e');
     }
-    p.extend_from_slice(b"eu.");
+    p.extend_from_slice(b"u.");
     std::fs::write(path, p)
+}
+
+/// A CIFAR-100 release folder (binary `train.bin`/`test.bin`, or python `train`/`test`) with
+/// `n_train` and `n_test` images of random pixels; fine labels cycle through 0..100 and the coarse
+/// label is the fine one divided by 5.
+pub fn cifar100_dir(
+    dir: &Path,
+    n_train: usize,
+    n_test: usize,
+    python: bool,
+    seed: u64,
+) -> std::io::Result<()> {
+    let mut rng = crate::rng::SplitMix64::new(seed);
+    let mut file = |name: &str, n: usize| {
+        let fine: Vec<u8> = (0..n).map(|i| (i % 100) as u8).collect();
+        let coarse: Vec<u8> = fine.iter().map(|f| f / 5).collect();
+        let pixels: Vec<u8> = (0..n * 3072).map(|_| rng.next_u64() as u8).collect();
+        if python {
+            let lists: [(&str, &[u8]); 2] = [("fine_labels", &fine), ("coarse_labels", &coarse)];
+            cifar_python_with(&dir.join(name), &pixels, &lists)
+        } else {
+            let mut b = Vec::with_capacity(n * 3074);
+            for i in 0..n {
+                b.extend_from_slice(&[coarse[i], fine[i]]);
+                b.extend_from_slice(&pixels[i * 3072..(i + 1) * 3072]);
+            }
+            std::fs::write(dir.join(format!("{name}.bin")), b)
+        }
+    };
+    file("train", n_train)?;
+    file("test", n_test)
 }
 
 /// A CIFAR-10 release folder: five training batches of `per_batch` images each and a test batch.
