@@ -443,11 +443,12 @@ fn models(dataset: DatasetKind, extra: &[String]) -> anyhow::Result<Ended> {
         "model", "parameters", "M multiply-adds"
     );
     for a in archs {
+        let (params, macs) = a.size(shape, classes);
         println!(
             "{:<18} {:>12} {:>18.2}  {}",
             a.name(),
-            a.parameters(shape, classes),
-            a.forward_macs(shape, classes) as f64 / 1e6,
+            params,
+            macs as f64 / 1e6,
             if a.fusable() { "yes" } else { "no" }
         );
     }

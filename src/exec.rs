@@ -82,9 +82,7 @@ pub fn execute_job(
     // the run's own thread count (part of its key), whatever the worker started with
     let threads = job.run.phase(&job.sweep).threads.max(1);
     tch::set_num_threads(threads as i32);
-    let members: Vec<(usize, &RunSpec)> = std::iter::once((job.index, &job.run))
-        .chain(job.also.iter().map(|(i, r)| (*i, r)))
-        .collect();
+    let members = job.runs();
     let trained = std::panic::catch_unwind(AssertUnwindSafe(|| {
         if job.also.is_empty() {
             Ok(vec![train_run(job, state, &mut |e| on_epoch(job.index, e))])
@@ -168,29 +166,23 @@ fn train_fused(
         data,
         device,
     )?;
-    let members: Vec<crate::fused::Member> = std::iter::once(&job.run)
-        .chain(job.also.iter().map(|(_, r)| r))
-        .map(|r| crate::fused::Member {
-            temperature: r.temperature_value(),
-            alpha: r.alpha_value(),
-        })
-        .collect();
+    let runs = job.runs();
     let settings = RunSettings::of(&job.sweep.student, job.run.seed, job.run.stream());
     let init = crate::fused::common_init(data, device, &settings);
     // each member keeps its own checkpoint; members continue together from a common position only
     let every = job.sweep.schedule.checkpoint_every();
-    let checkpoints: Vec<RunCheckpoint> = std::iter::once(&job.run)
-        .chain(job.also.iter().map(|(_, r)| r))
-        .map(|r| RunCheckpoint::new(&store, &r.id, &r.key, every))
+    let checkpoints: Vec<RunCheckpoint> = runs
+        .iter()
+        .map(|(_, r)| RunCheckpoint::new(&store, &r.id, &r.key, every))
         .collect();
     let states = checkpoints.iter().map(train::Checkpoints::load).collect();
-    let mut each: Vec<Option<Result<Fitted, RunError>>> = members.iter().map(|_| None).collect();
+    let mut each: Vec<Option<Result<Fitted, RunError>>> = runs.iter().map(|_| None).collect();
     for (part, resume) in crate::fused::resume_groups(states) {
         let sub: Vec<crate::fused::Member> = part
             .iter()
             .map(|&i| crate::fused::Member {
-                temperature: members[i].temperature,
-                alpha: members[i].alpha,
+                temperature: runs[i].1.temperature_value(),
+                alpha: runs[i].1.alpha_value(),
             })
             .collect();
         let mut report = |j: usize, e: &EpochStats| on_epoch(part[j], e);

@@ -234,6 +234,17 @@ impl Arch {
     /// Multiply-accumulate operations of one forward pass of one image (convolutions and linears),
     /// counted on a real forward pass of a network built for `shape` and `classes`.
     pub fn forward_macs(self, shape: [i64; 3], classes: i64) -> i64 {
+        self.size(shape, classes).1
+    }
+
+    /// Trainable parameters of the network for `shape` and `classes`.
+    pub fn parameters(self, shape: [i64; 3], classes: i64) -> i64 {
+        self.size(shape, classes).0
+    }
+
+    /// (trainable parameters, multiply-accumulates per image) of the network for `shape` and
+    /// `classes`, from one network built on the CPU and one forward pass of one image.
+    pub fn size(self, shape: [i64; 3], classes: i64) -> (i64, i64) {
         let _guard = tch::no_grad_guard();
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let net = Net::new(&vs.root(), self, shape, classes, Init::default());
@@ -243,14 +254,7 @@ impl Arch {
             (tch::Kind::Float, tch::Device::Cpu),
         );
         let _ = net.forward_t(&x, false);
-        net.macs.load(Ordering::Relaxed)
-    }
-
-    /// Trainable parameters of the network for `shape` and `classes`.
-    pub fn parameters(self, shape: [i64; 3], classes: i64) -> i64 {
-        let vs = nn::VarStore::new(tch::Device::Cpu);
-        let _ = Net::new(&vs.root(), self, shape, classes, Init::default());
-        parameter_count(&vs)
+        (parameter_count(&vs), net.macs.load(Ordering::Relaxed))
     }
 }
 

@@ -384,11 +384,12 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
         }
     }
     for a in &archs {
+        let (params, macs) = a.size(shape, p.classes);
         out.push_str(&format!(
             "model {:<18} {:>7.3} M parameters, {:>8.2} M multiply-adds per image ({}×{}×{}, {} classes)\n",
             a.name(),
-            a.parameters(shape, p.classes) as f64 / 1e6,
-            a.forward_macs(shape, p.classes) as f64 / 1e6,
+            params as f64 / 1e6,
+            macs as f64 / 1e6,
             shape[0],
             shape[1],
             shape[2],

@@ -55,11 +55,16 @@ impl Job {
         }
     }
 
+    /// Every run the job trains as (plan index, spec), the leader first.
+    pub fn runs(&self) -> Vec<(usize, &RunSpec)> {
+        std::iter::once((self.index, &self.run))
+            .chain(self.also.iter().map(|(j, r)| (*j, r)))
+            .collect()
+    }
+
     /// Plan indices of every run the job trains, the leader first.
     pub fn members(&self) -> Vec<usize> {
-        std::iter::once(self.index)
-            .chain(self.also.iter().map(|(j, _)| *j))
-            .collect()
+        self.runs().into_iter().map(|(j, _)| j).collect()
     }
 }
 

@@ -106,36 +106,34 @@ fn cifar_python_release_made_by_real_numpy() {
         ("data_batch_3", &raw.train, 4),
         ("test_batch", &raw.test, 0),
     ] {
-        let expect = std::fs::read_to_string(dir.join(format!("{name}.expect"))).unwrap();
-        let mut lines = expect.lines();
-        let labels: Vec<u8> = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .map(|v| v.parse().unwrap())
-            .collect();
-        assert_eq!(&split.labels[offset..offset + 2], &labels[..], "{name}");
-        let first: Vec<u8> = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .map(|v| v.parse().unwrap())
-            .collect();
-        for img in 0..2 {
-            let at = (offset + img) * 3072;
-            assert_eq!(
-                &split.pixels[at..at + 4],
-                &first[img * 4..img * 4 + 4],
-                "{name} image {img}"
-            );
-        }
-        let sum: u64 = lines.next().unwrap().parse().unwrap();
-        let got: u64 = split.pixels[offset * 3072..(offset + 2) * 3072]
-            .iter()
-            .map(|&p| p as u64)
-            .sum();
-        assert_eq!(got, sum, "{name}");
+        matches_expect(&dir, name, split, offset, 2);
     }
+}
+
+/// Checks `count` images of `split` from `offset` against `<name>.expect`, which the fixture's numpy
+/// script wrote: their labels, the first 4 pixel bytes of each, and the sum of their pixels.
+fn matches_expect(dir: &Path, name: &str, split: &data::RawImages, offset: usize, count: usize) {
+    let expect = std::fs::read_to_string(dir.join(format!("{name}.expect"))).unwrap();
+    let mut lines = expect.lines();
+    let nums = |l: &str| -> Vec<u64> { l.split(' ').map(|v| v.parse().unwrap()).collect() };
+    let wide = |b: &[u8]| -> Vec<u64> { b.iter().map(|&v| v as u64).collect() };
+    assert_eq!(
+        wide(&split.labels[offset..offset + count]),
+        nums(lines.next().unwrap()),
+        "{name}: labels"
+    );
+    let first = nums(lines.next().unwrap());
+    for img in 0..count {
+        let at = (offset + img) * 3072;
+        assert_eq!(
+            wide(&split.pixels[at..at + 4]),
+            first[img * 4..img * 4 + 4],
+            "{name} image {img}"
+        );
+    }
+    let sum: u64 = lines.next().unwrap().parse().unwrap();
+    let pixels = &split.pixels[offset * 3072..(offset + count) * 3072];
+    assert_eq!(wide(pixels).iter().sum::<u64>(), sum, "{name}: pixel sum");
 }
 
 fn read_err(kind: DatasetKind, dir: &Path) -> String {
@@ -287,26 +285,7 @@ fn cifar100_python_release_made_by_real_numpy() {
     let raw = data::read(DatasetKind::Cifar100, &dir).unwrap();
     assert_eq!((raw.train.n, raw.test.n), (3, 2));
     for (name, split) in [("train", &raw.train), ("test", &raw.test)] {
-        let expect = std::fs::read_to_string(dir.join(format!("{name}.expect"))).unwrap();
-        let mut lines = expect.lines();
-        let nums = |l: &str| -> Vec<u64> { l.split(' ').map(|v| v.parse().unwrap()).collect() };
-        let labels = nums(lines.next().unwrap());
-        let got: Vec<u64> = split.labels.iter().map(|&l| l as u64).collect();
-        assert_eq!(got, labels, "{name}: fine labels");
-        let first = nums(lines.next().unwrap());
-        for img in 0..split.n {
-            let px: Vec<u64> = split.pixels[img * 3072..img * 3072 + 4]
-                .iter()
-                .map(|&p| p as u64)
-                .collect();
-            assert_eq!(px, first[img * 4..img * 4 + 4], "{name} image {img}");
-        }
-        let sum: u64 = lines.next().unwrap().parse().unwrap();
-        assert_eq!(
-            split.pixels.iter().map(|&p| p as u64).sum::<u64>(),
-            sum,
-            "{name}"
-        );
+        matches_expect(&dir, name, split, 0, split.n);
     }
 }
 

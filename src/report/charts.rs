@@ -1026,29 +1026,41 @@ pub fn write_all(
 ) -> anyhow::Result<()> {
     let charts = dir.join("charts");
     let models = s.student_models();
-    if models.len() > 1 {
-        // one accuracy chart and one heatmap per student model, the capacity-gap chart, and the
-        // learning curves of the chosen cell's model
-        for m in &models {
-            let part = s.for_model(m);
-            if part.cells.is_empty() {
-                continue;
-            }
-            let title = format!("{name}: {m} student accuracy vs temperature ({dataset})");
+    let several = models.len() > 1;
+    // with several student models, each model's cells apart, in files named `<chart>-<model>`
+    let parts: Vec<(Option<&String>, Summary)> = if several {
+        models.iter().map(|m| (Some(m), s.for_model(m))).collect()
+    } else {
+        vec![(None, s.clone())]
+    };
+    for (model, part) in &parts {
+        let (suffix, who) = model.map_or((String::new(), String::new()), |m| {
+            (format!("-{m}"), format!("{m} "))
+        });
+        if !part.cells.is_empty() {
+            let title = format!("{name}: {who}student accuracy vs temperature ({dataset})");
             both!(
                 &charts,
-                format!("accuracy_vs_temperature-{m}"),
+                format!("accuracy_vs_temperature{suffix}"),
                 CHART_SIZE,
-                |a| { accuracy_vs_temperature(&a, &title, &part) }
+                |a| accuracy_vs_temperature(&a, &title, part)
             );
-            if part.cells.iter().any(|c| c.method.uses_temperature()) {
-                let title =
-                    format!("{name}: {m}, logit KD gain over its baseline (points, {dataset})");
-                both!(&charts, format!("kd_gain_heatmap-{m}"), CHART_SIZE, |a| {
-                    kd_gain_heatmap(&a, &title, &part)
-                });
-            }
         }
+        if part.cells.iter().any(|c| c.method.uses_temperature()) {
+            let gain = match model {
+                Some(m) => format!("{m}, logit KD gain over its baseline"),
+                None => "logit KD gain over the baseline student".into(),
+            };
+            let title = format!("{name}: {gain} (points, {dataset})");
+            both!(
+                &charts,
+                format!("kd_gain_heatmap{suffix}"),
+                CHART_SIZE,
+                |a| { kd_gain_heatmap(&a, &title, part) }
+            );
+        }
+    }
+    if several {
         let points = capacity_points(s, dataset);
         if !points.is_empty() {
             let title = format!("{name}: best KD gain against student size ({dataset})");
@@ -1056,39 +1068,27 @@ pub fn write_all(
                 &a, &title, &points
             ));
         }
-        if let Some(c) = s.chosen.map(|i| &s.cells[i]) {
-            let part = s.for_model(&c.student_model);
+    }
+    // learning curves: of the chosen cell's model when there are several
+    let (part, mine, who) = match (several, s.chosen) {
+        (false, _) => (s.clone(), records.to_vec(), String::new()),
+        (true, Some(i)) => {
+            let m = &s.cells[i].student_model;
             let mine: Vec<&RunRecord> = records
                 .iter()
                 .copied()
                 .filter(|r| {
-                    r.role == Role::Teacher
-                        || r.models().1.map(|a| a.name()).as_deref() == Some(&c.student_model)
+                    r.role == Role::Teacher || r.models().1.map(|a| a.name()).as_ref() == Some(m)
                 })
                 .collect();
-            let title = format!("{name}: learning curves, {} ({dataset})", c.student_model);
-            both!(&charts, "learning_curves", CHART_SIZE, |a| learning_curves(
-                &a, &title, &part, &mine
-            ));
+            (s.for_model(m), mine, format!(", {m}"))
         }
-        return Ok(());
-    }
-    if !s.cells.is_empty() {
-        let title = format!("{name}: student accuracy vs temperature ({dataset})");
-        both!(&charts, "accuracy_vs_temperature", CHART_SIZE, |a| {
-            accuracy_vs_temperature(&a, &title, s)
-        });
-    }
-    if s.cells.iter().any(|c| c.method.uses_temperature()) {
-        let title = format!("{name}: logit KD gain over the baseline student (points, {dataset})");
-        both!(&charts, "kd_gain_heatmap", CHART_SIZE, |a| kd_gain_heatmap(
-            &a, &title, s
-        ));
-    }
-    if records.iter().any(|r| r.status == Status::Done) {
-        let title = format!("{name}: learning curves ({dataset})");
+        (true, None) => return Ok(()),
+    };
+    if mine.iter().any(|r| r.status == Status::Done) {
+        let title = format!("{name}: learning curves{who} ({dataset})");
         both!(&charts, "learning_curves", CHART_SIZE, |a| learning_curves(
-            &a, &title, s, records
+            &a, &title, &part, &mine
         ));
     }
     Ok(())
