@@ -10,7 +10,10 @@ final weights for the caller to compare.
 
 Files (little-endian, row-major): init.bin (float32, the parameters of meta["params"] in order),
 train_x.bin (float32, N×C×H×W), train_y.bin (int64), order.bin (int64, one permutation of 0..N per
-epoch), teacher.bin (float32 N×classes, for a distilled student). Writes steps.json and final.bin.
+epoch), teacher.bin (float32 N×classes, for a distilled student). Writes steps.json and final.bin, and
+eval.bin (evaluation-mode logits of the first meta["eval_rows"] training images) when asked. With
+meta["arch"] = "torchscript" the network is the TorchScript file meta["script"]. meta["recipe"], when
+present, names the optimizer and learning-rate schedule (torch.optim's, see `optimizer`).
 """
 import json
 import os
@@ -42,12 +45,44 @@ def tutorial_kd_loss(student_logits, teacher_logits, labels, temperature, alpha)
     return alpha * soft_loss + (1 - alpha) * label_loss
 
 
+def optimizer(model, meta):
+    """torch.optim's optimizer and lr_scheduler for meta["recipe"] (kd-sweep's optim::Recipe): the
+    scheduler is stepped once after each epoch, as the PyTorch examples do."""
+    r = meta.get("recipe") or {}
+    lr, epochs = meta["lr"], meta["epochs"]
+    wd = r.get("weight_decay", 0.0)
+    if r.get("optimizer", "adam") == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=r["momentum"], nesterov=r["nesterov"],
+                              weight_decay=wd)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+    schedule, warmup = r.get("schedule", "constant"), r.get("warmup_epochs", 0)
+    sched = torch.optim.lr_scheduler
+    if schedule == "multistep":
+        main = sched.MultiStepLR(opt, milestones=r["milestones"], gamma=r["gamma"])
+    elif schedule == "cosine":
+        main = sched.CosineAnnealingLR(opt, T_max=epochs - warmup)
+    else:
+        main = None
+    if warmup == 0:
+        return opt, main
+    # epoch k of w at k/w of the rate
+    warm = sched.LinearLR(opt, start_factor=1 / warmup, end_factor=1.0, total_iters=max(warmup - 1, 1))
+    if main is None:
+        return opt, warm
+    return opt, sched.SequentialLR(opt, [warm, main], milestones=[warmup])
+
+
 def main(folder):
     meta = json.load(open(os.path.join(folder, "meta.json")))
     torch.set_num_threads(1)
     c, h, w = meta["shape"]
-    build = teacher if meta["arch"] == "teacher" else student
-    model = build(c, h, w, meta["classes"])
+    if meta["arch"] == "torchscript":
+        # a user's own network, loaded from the very file kd-sweep trained
+        model = torch.jit.load(meta["script"])
+    else:
+        build = teacher if meta["arch"] == "teacher" else student
+        model = build(c, h, w, meta["classes"])
     params = list(model.parameters())
     flat = read(os.path.join(folder, "init.bin"), torch.float32, (-1,))
     at = 0
@@ -65,12 +100,14 @@ def main(folder):
     distil = meta["alpha"] > 0
     if distil:
         logits = read(os.path.join(folder, "teacher.bin"), torch.float32, (n, meta["classes"]))
-    opt = torch.optim.Adam(model.parameters(), lr=meta["lr"])
+    opt, scheduler = optimizer(model, meta)
     step_seeds = iter(meta["step_seeds"])
     model.train()
     losses = []
     bs = meta["batch_size"]
     for epoch in range(meta["epochs"]):
+        if epoch > 0 and scheduler is not None:
+            scheduler.step()
         for begin in range(0, n, bs):
             idx = order[epoch, begin : begin + bs]
             torch.manual_seed(next(step_seeds))
@@ -83,6 +120,13 @@ def main(folder):
             loss.backward()
             opt.step()
             losses.append(loss.item())
+    if meta.get("eval_rows"):
+        # evaluation-mode logits: batch norm's running statistics at work
+        model.eval()
+        with torch.no_grad():
+            out = model(xs[: meta["eval_rows"]])
+        with open(os.path.join(folder, "eval.bin"), "wb") as f:
+            f.write(bytes(out.contiguous().untyped_storage()))
     with open(os.path.join(folder, "final.bin"), "wb") as f:
         for p in params:
             f.write(bytes(p.detach().clone().contiguous().untyped_storage()))

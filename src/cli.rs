@@ -426,7 +426,7 @@ fn models(dataset: DatasetKind, extra: &[String]) -> anyhow::Result<Ended> {
         .collect::<Result<_, _>>()
         .map_err(anyhow::Error::msg)?;
     for n in extra {
-        let a = Arch::parse(n).map_err(|why| anyhow::anyhow!("{why}"))?;
+        let a = Arch::parse_in(n, Path::new(".")).map_err(|why| anyhow::anyhow!("{why}"))?;
         if !archs.contains(&a) {
             archs.push(a);
         }
@@ -444,11 +444,16 @@ fn models(dataset: DatasetKind, extra: &[String]) -> anyhow::Result<Ended> {
     );
     for a in archs {
         let (params, macs) = a.size(shape, classes);
+        // a TorchScript network's multiply-adds are not counted
+        let macs = match a.script() {
+            Some(_) => "—".to_string(),
+            None => format!("{:.2}", macs as f64 / 1e6),
+        };
         println!(
-            "{:<18} {:>12} {:>18.2}  {}",
+            "{:<18} {:>12} {:>18}  {}",
             a.name(),
             params,
-            macs as f64 / 1e6,
+            macs,
             if a.fusable() { "yes" } else { "no" }
         );
     }

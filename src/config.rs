@@ -172,6 +172,10 @@ pub struct Phase {
     /// model families keep their keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<crate::model::Arch>,
+    /// The optimizer and learning-rate schedule (absent from keys when it is Adam at a constant
+    /// rate, so sweeps written before recipes keep their keys).
+    #[serde(default, skip_serializing_if = "crate::optim::Recipe::is_default")]
+    pub recipe: crate::optim::Recipe,
 }
 
 /// The cores this process may use (its CPU affinity and cgroup quota): the teachers' default thread
@@ -323,6 +327,14 @@ struct RawPhase {
     init: Option<Spanned<String>>,
     threads: Option<Spanned<i64>>,
     model: Option<Spanned<String>>,
+    optimizer: Option<Spanned<String>>,
+    momentum: Option<Spanned<f64>>,
+    nesterov: Option<Spanned<bool>>,
+    weight_decay: Option<Spanned<f64>>,
+    schedule: Option<Spanned<String>>,
+    milestones: Option<Spanned<Vec<Spanned<i64>>>>,
+    gamma: Option<Spanned<f64>>,
+    warmup_epochs: Option<Spanned<i64>>,
 }
 
 /// The keys of [teacher] and [student] that make a [`Phase`].
@@ -333,6 +345,19 @@ struct PhaseKeys<'r> {
     init: &'r Option<Spanned<String>>,
     threads: &'r Option<Spanned<i64>>,
     model: &'r Option<Spanned<String>>,
+    recipe: RecipeKeys<'r>,
+}
+
+/// The keys of [teacher] and [student] that make an [`crate::optim::Recipe`].
+struct RecipeKeys<'r> {
+    optimizer: &'r Option<Spanned<String>>,
+    momentum: &'r Option<Spanned<f64>>,
+    nesterov: &'r Option<Spanned<bool>>,
+    weight_decay: &'r Option<Spanned<f64>>,
+    schedule: &'r Option<Spanned<String>>,
+    milestones: &'r Option<Spanned<Vec<Spanned<i64>>>>,
+    gamma: &'r Option<Spanned<f64>>,
+    warmup_epochs: &'r Option<Spanned<i64>>,
 }
 
 impl RawPhase {
@@ -344,6 +369,16 @@ impl RawPhase {
             init: &self.init,
             threads: &self.threads,
             model: &self.model,
+            recipe: RecipeKeys {
+                optimizer: &self.optimizer,
+                momentum: &self.momentum,
+                nesterov: &self.nesterov,
+                weight_decay: &self.weight_decay,
+                schedule: &self.schedule,
+                milestones: &self.milestones,
+                gamma: &self.gamma,
+                warmup_epochs: &self.warmup_epochs,
+            },
         }
     }
 }
@@ -357,6 +392,16 @@ impl RawStudent {
             init: &self.init,
             threads: &self.threads,
             model: &self.model,
+            recipe: RecipeKeys {
+                optimizer: &self.optimizer,
+                momentum: &self.momentum,
+                nesterov: &self.nesterov,
+                weight_decay: &self.weight_decay,
+                schedule: &self.schedule,
+                milestones: &self.milestones,
+                gamma: &self.gamma,
+                warmup_epochs: &self.warmup_epochs,
+            },
         }
     }
 }
@@ -370,6 +415,14 @@ struct RawStudent {
     init: Option<Spanned<String>>,
     threads: Option<Spanned<i64>>,
     model: Option<Spanned<String>>,
+    optimizer: Option<Spanned<String>>,
+    momentum: Option<Spanned<f64>>,
+    nesterov: Option<Spanned<bool>>,
+    weight_decay: Option<Spanned<f64>>,
+    schedule: Option<Spanned<String>>,
+    milestones: Option<Spanned<Vec<Spanned<i64>>>>,
+    gamma: Option<Spanned<f64>>,
+    warmup_epochs: Option<Spanned<i64>>,
     cache_teacher_logits: Option<bool>,
 }
 
@@ -609,16 +662,78 @@ impl Validator<'_> {
         Ok(v as usize)
     }
 
-    /// A model name (`key` for errors); `None` for the role's tutorial network `default`.
+    /// A model name (`key` for errors), checked against what the sweep does with it; `None` for the
+    /// role's tutorial network `default`.
     fn model(
         &self,
         name: &Spanned<String>,
         key: &str,
         default: crate::model::Arch,
+        check: &ModelCheck,
     ) -> Result<Option<crate::model::Arch>, ConfigError> {
-        let arch =
-            crate::model::Arch::parse(name.get_ref()).map_err(|why| self.at(name, key, &why))?;
+        let arch = self.arch(name, key, check)?;
         Ok((arch != default).then_some(arch))
+    }
+
+    /// A model name (`key` for errors): a kd-sweep network, or a TorchScript file (relative to the
+    /// sweep file) that is run once on the dataset's image shape to check it fits the sweep.
+    fn arch(
+        &self,
+        name: &Spanned<String>,
+        key: &str,
+        check: &ModelCheck,
+    ) -> Result<crate::model::Arch, ConfigError> {
+        use crate::model::Init;
+        let base = self.file.parent().unwrap_or(Path::new(""));
+        let arch = crate::model::Arch::parse_in(name.get_ref(), base)
+            .map_err(|why| self.at(name, key, &why))?;
+        let fail = |why: String| Err(self.at(name, key, &why));
+        match (arch.script(), check.init) {
+            (None, Init::AsSaved) => {
+                return fail(format!(
+                    "is not a TorchScript file, and init = \"as-saved\" keeps a TorchScript \
+                     file's weights; use init = \"pytorch\" (the default) for \"{}\"",
+                    name.get_ref()
+                ))
+            }
+            (Some(_), Init::Kaiming) => {
+                return fail(
+                    "is a TorchScript file: its init is \"pytorch\" (re-initialised by PyTorch's \
+                     default rules for each seed, the default) or \"as-saved\" (the file's weights)"
+                        .into(),
+                )
+            }
+            _ => {}
+        }
+        let Some(script) = arch.script() else {
+            return Ok(arch);
+        };
+        let probe = match script.probe(check.shape) {
+            Ok(p) => p,
+            Err(why) => return fail(why),
+        };
+        let want = vec![2, check.classes];
+        if probe.logits != want {
+            return fail(format!(
+                "forward returns a {:?} tensor for 2 images of {}×{}×{}; the dataset has {} classes, \
+                 so it must return [2, {}] (logits)",
+                probe.logits,
+                check.shape[0],
+                check.shape[1],
+                check.shape[2],
+                check.classes,
+                check.classes
+            ));
+        }
+        if check.features && probe.features.is_none() {
+            return fail(
+                "exports no features(x) and head(f) methods (head(features(x)) = forward(x)), which \
+                 grid.method = \"feature\" needs; mark both @torch.jit.export in the network \
+                 before scripting it"
+                    .into(),
+            );
+        }
+        Ok(arch)
     }
 
     fn phase(
@@ -626,7 +741,7 @@ impl Validator<'_> {
         role: &str,
         raw: PhaseKeys,
         default_threads: u32,
-        default_model: crate::model::Arch,
+        (default_model, check): (crate::model::Arch, ModelCheck),
     ) -> Result<Phase, ConfigError> {
         let PhaseKeys {
             epochs,
@@ -635,15 +750,13 @@ impl Validator<'_> {
             init,
             threads,
             model,
+            recipe,
         } = raw;
-        let model = match model {
-            None => None,
-            Some(m) => self.model(m, &format!("{role}.model"), default_model)?,
-        };
         let threads = match threads {
             None => default_threads,
             Some(t) => self.positive(t, &format!("{role}.threads"), "intra-op threads of a run")?,
         };
+        let raw_init = init;
         let init = match init {
             None => crate::model::Init::default(),
             Some(i) => crate::model::Init::parse(i.get_ref()).ok_or_else(|| {
@@ -651,30 +764,47 @@ impl Validator<'_> {
                     i,
                     &format!("{role}.init"),
                     &format!(
-                        "unknown initialisation \"{}\"; allowed: {} (PyTorch's default, or \
-                         Kaiming-uniform with the ReLU gain)",
+                        "unknown initialisation \"{}\"; allowed: {} (PyTorch's default, \
+                         Kaiming-uniform with the ReLU gain, or a TorchScript file's own weights)",
                         i.get_ref(),
                         crate::model::Init::NAMES
                     ),
                 )
             })?,
         };
+        let check = ModelCheck { init, ..check };
+        let model = match model {
+            None => None,
+            Some(m) => self.model(m, &format!("{role}.model"), default_model, &check)?,
+        };
+        if let (None, Some(i), false) = (model, raw_init, check.in_grid) {
+            if init == crate::model::Init::AsSaved {
+                return Err(self.at(
+                    i,
+                    &format!("{role}.init"),
+                    "\"as-saved\" keeps a TorchScript file's weights, and this role's model is \
+                     kd-sweep's tutorial network; set model = \"torchscript:<file>\" or another init",
+                ));
+            }
+        }
         let lr_v = *lr.get_ref();
         if !(lr_v.is_finite() && lr_v > 0.0) {
             return Err(self.at(
                 lr,
                 &format!("{role}.lr"),
                 &format!(
-                    "must be a finite number > 0 (Adam's learning rate, e.g. 0.001), got {lr_v}"
+                    "must be a finite number > 0 (the learning rate, e.g. 0.001 for Adam), got {lr_v}"
                 ),
             ));
         }
+        let epochs = self.positive(
+            epochs,
+            &format!("{role}.epochs"),
+            "passes over the training set",
+        )?;
         Ok(Phase {
-            epochs: self.positive(
-                epochs,
-                &format!("{role}.epochs"),
-                "passes over the training set",
-            )?,
+            recipe: self.recipe(role, recipe, epochs)?,
+            epochs,
             batch_size: self.positive(batch, &format!("{role}.batch_size"), "images per step")?,
             lr: lr_v,
             init,
@@ -683,11 +813,169 @@ impl Validator<'_> {
         })
     }
 
+    /// A role's optimizer and schedule, checked against each other and its `epochs`.
+    fn recipe(
+        &self,
+        role: &str,
+        k: RecipeKeys,
+        epochs: u32,
+    ) -> Result<crate::optim::Recipe, ConfigError> {
+        use crate::optim::{Algorithm, Recipe, Schedule};
+        let key = |name: &str| format!("{role}.{name}");
+        let mut r = Recipe::default();
+        if let Some(o) = k.optimizer {
+            r.optimizer = match o.get_ref().as_str() {
+                "adam" => Algorithm::Adam,
+                "sgd" => Algorithm::Sgd,
+                other => {
+                    return Err(self.at(
+                        o,
+                        &key("optimizer"),
+                        &format!(
+                        "unknown optimizer \"{other}\"; allowed: \"adam\" (the default) or \"sgd\""
+                    ),
+                    ))
+                }
+            };
+        }
+        let sgd_only = "is SGD's; set optimizer = \"sgd\" to use it";
+        if let Some(m) = k.momentum {
+            if r.optimizer != Algorithm::Sgd {
+                return Err(self.at(m, &key("momentum"), sgd_only));
+            }
+            let v = *m.get_ref();
+            if !(0.0..1.0).contains(&v) {
+                return Err(self.at(
+                    m,
+                    &key("momentum"),
+                    &format!("must be in [0, 1), e.g. 0.9; got {v}"),
+                ));
+            }
+            r.momentum = v;
+        }
+        if let Some(n) = k.nesterov {
+            if r.optimizer != Algorithm::Sgd {
+                return Err(self.at(n, &key("nesterov"), sgd_only));
+            }
+            if *n.get_ref() && r.momentum == 0.0 {
+                return Err(self.at(
+                    n,
+                    &key("nesterov"),
+                    "Nesterov momentum needs momentum > 0 (e.g. momentum = 0.9)",
+                ));
+            }
+            r.nesterov = *n.get_ref();
+        }
+        if let Some(w) = k.weight_decay {
+            let v = *w.get_ref();
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(self.at(
+                    w,
+                    &key("weight_decay"),
+                    &format!("must be a finite number ≥ 0 (L2, added to the gradient), e.g. 5e-4; got {v}"),
+                ));
+            }
+            r.weight_decay = v;
+        }
+        if let Some(sch) = k.schedule {
+            r.schedule = match sch.get_ref().as_str() {
+                "constant" => Schedule::Constant,
+                "multistep" => Schedule::Multistep,
+                "cosine" => Schedule::Cosine,
+                other => {
+                    return Err(self.at(
+                        sch,
+                        &key("schedule"),
+                        &format!("unknown schedule \"{other}\"; allowed: \"constant\" (the default), \"multistep\" (with milestones, gamma) or \"cosine\""),
+                    ))
+                }
+            };
+        }
+        let multistep_only = |name: &str| {
+            format!("is for schedule = \"multistep\" only; set that, or leave `{name}` out")
+        };
+        match (k.milestones, r.schedule) {
+            (Some(m), Schedule::Multistep) => {
+                let mut last = 0;
+                for v in m.get_ref() {
+                    let e = *v.get_ref();
+                    if e < 1 || e >= epochs as i64 {
+                        return Err(self.at(
+                            v,
+                            &key("milestones"),
+                            &format!("milestone {e} is outside epochs 1 … {}: the rate drops after a milestone epoch, so each must be before the last epoch ({epochs})", epochs.saturating_sub(1)),
+                        ));
+                    }
+                    if e <= last {
+                        return Err(self.at(
+                            v,
+                            &key("milestones"),
+                            "milestones must increase (e.g. [150, 180, 210])",
+                        ));
+                    }
+                    last = e;
+                    r.milestones.push(e as u32);
+                }
+                if r.milestones.is_empty() {
+                    return Err(self.at(m, &key("milestones"), "is empty; give the epochs after which the rate drops, e.g. [150, 180, 210]"));
+                }
+            }
+            (Some(m), _) => {
+                return Err(self.at(m, &key("milestones"), &multistep_only("milestones")))
+            }
+            (None, Schedule::Multistep) => {
+                let at = k.schedule.as_ref().expect("multistep was named");
+                return Err(self.at(
+                    at,
+                    &key("schedule"),
+                    "\"multistep\" needs milestones, e.g. milestones = [150, 180, 210]",
+                ));
+            }
+            (None, _) => {}
+        }
+        if let Some(g) = k.gamma {
+            if r.schedule != Schedule::Multistep {
+                return Err(self.at(g, &key("gamma"), &multistep_only("gamma")));
+            }
+            let v = *g.get_ref();
+            if !(v.is_finite() && v > 0.0) {
+                return Err(self.at(
+                    g,
+                    &key("gamma"),
+                    &format!("must be a finite number > 0 (the factor at each milestone, e.g. 0.1); got {v}"),
+                ));
+            }
+            r.gamma = v;
+        }
+        if let Some(w) = k.warmup_epochs {
+            let v = *w.get_ref();
+            if v < 0 || v >= epochs as i64 {
+                return Err(self.at(
+                    w,
+                    &key("warmup_epochs"),
+                    &format!("must be a whole number in 0 … {} (fewer than the {epochs} epochs); got {v}", epochs - 1),
+                ));
+            }
+            if let Some(&first) = r.milestones.first() {
+                if v as u32 > first {
+                    return Err(self.at(
+                        w,
+                        &key("warmup_epochs"),
+                        &format!("ends after the first milestone ({first}); warm up for at most {first} epochs"),
+                    ));
+                }
+            }
+            r.warmup_epochs = v as u32;
+        }
+        Ok(r)
+    }
+
     /// `[grid] student_model`: each model once; empty when absent.
     fn student_models(
         &self,
         raw: &Option<Spanned<Vec<Spanned<String>>>>,
         student: &RawStudent,
+        check: &ModelCheck,
     ) -> Result<Vec<crate::model::Arch>, ConfigError> {
         let Some(list) = raw else {
             return Ok(Vec::new());
@@ -705,8 +993,7 @@ impl Validator<'_> {
         }
         let mut models = Vec::new();
         for m in list.get_ref() {
-            let arch =
-                crate::model::Arch::parse(m.get_ref()).map_err(|why| self.at(m, key, &why))?;
+            let arch = self.arch(m, key, check)?;
             if models.contains(&arch) {
                 return Err(self.at(
                     m,
@@ -964,22 +1251,42 @@ impl Validator<'_> {
         let name = self.name(&raw.name)?;
         let seeds = self.seeds(&raw.seeds)?;
         let data = self.data(&raw.data)?;
+        let g = &raw.grid;
+        let methods = self.methods(&g.method)?;
+        // what a model must do in this sweep (TorchScript files are run once to check it)
+        let check = ModelCheck {
+            shape: data.dataset.image_shape(),
+            classes: data.dataset.classes() as i64,
+            features: methods.contains(&Method::Feature),
+            init: Default::default(),
+            in_grid: false,
+        };
         let t = &raw.teacher;
         let teacher = self.phase(
             "teacher",
             t.keys(),
             machine_cores(),
-            crate::model::Arch::Teacher,
+            (crate::model::Arch::Teacher, check),
         )?;
         let s = &raw.student;
-        let student = self.phase("student", s.keys(), 1, crate::model::Arch::Student)?;
+        let student = self.phase(
+            "student",
+            s.keys(),
+            1,
+            (
+                crate::model::Arch::Student,
+                ModelCheck {
+                    in_grid: g.student_model.is_some(),
+                    ..check
+                },
+            ),
+        )?;
         self.remember("teacher.batch_size", t.batch_size.span());
         if let Some(th) = &t.threads {
             self.remember("teacher.threads", th.span());
         }
         self.remember("student.batch_size", s.batch_size.span());
 
-        let g = &raw.grid;
         let temperatures = self.axis(
             &g.temperature,
             "grid.temperature",
@@ -990,8 +1297,11 @@ impl Validator<'_> {
             (0.0..=1.0).contains(&v)
         })?;
 
-        let methods = self.methods(&g.method)?;
-        let student_models = self.student_models(&g.student_model, s)?;
+        let check = ModelCheck {
+            init: student.init,
+            ..check
+        };
+        let student_models = self.student_models(&g.student_model, s, &check)?;
         let schedule = self.schedule(&raw.schedule)?;
         Ok(Sweep {
             name,
@@ -1012,6 +1322,18 @@ impl Validator<'_> {
             },
         })
     }
+}
+
+/// What the sweep asks of a model: its input shape and classes, whether feature distillation runs,
+/// and the role's `init`.
+#[derive(Debug, Clone, Copy)]
+struct ModelCheck {
+    shape: [i64; 3],
+    classes: i64,
+    features: bool,
+    init: crate::model::Init,
+    /// The role's models are `[grid] student_model`'s list.
+    in_grid: bool,
 }
 
 /// A sweep name becomes a folder under the results root: one plain path component.
@@ -1066,6 +1388,89 @@ alpha = [0, 0.5, 1]
     }
 
     #[test]
+    fn optimizers_and_schedules_are_read_and_checked() {
+        use crate::optim::{Algorithm, Schedule};
+        let teacher = |keys: &str| {
+            with(
+                "[teacher]\nepochs = 1",
+                &format!("[teacher]\n{keys}\nepochs = 240"),
+            )
+        };
+        let s = parse(
+            &teacher(
+                "optimizer = \"sgd\"\nmomentum = 0.9\nnesterov = true\nweight_decay = 5e-4\n\
+                 schedule = \"multistep\"\nmilestones = [150, 180, 210]\ngamma = 0.1\nwarmup_epochs = 5",
+            ),
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        let r = &s.teacher.recipe;
+        assert_eq!(
+            (r.optimizer, r.momentum, r.nesterov, r.weight_decay),
+            (Algorithm::Sgd, 0.9, true, 5e-4)
+        );
+        assert_eq!(
+            (r.schedule, r.milestones.clone(), r.gamma, r.warmup_epochs),
+            (Schedule::Multistep, vec![150, 180, 210], 0.1, 5)
+        );
+        assert!(s.student.recipe.is_default(), "per role");
+        let cases = [
+            ("optimizer = \"lamb\"", "teacher.optimizer", "\"sgd\""),
+            ("momentum = 0.9", "teacher.momentum", "optimizer = \"sgd\""),
+            (
+                "optimizer = \"sgd\"\nnesterov = true",
+                "teacher.nesterov",
+                "momentum > 0",
+            ),
+            (
+                "optimizer = \"sgd\"\nmomentum = 1.5",
+                "teacher.momentum",
+                "[0, 1)",
+            ),
+            ("weight_decay = -1e-4", "teacher.weight_decay", "≥ 0"),
+            ("schedule = \"step\"", "teacher.schedule", "\"cosine\""),
+            (
+                "schedule = \"multistep\"",
+                "teacher.schedule",
+                "needs milestones",
+            ),
+            (
+                "schedule = \"multistep\"\nmilestones = [150, 300]",
+                "teacher.milestones",
+                "milestone 300 is outside epochs 1 … 239",
+            ),
+            (
+                "schedule = \"multistep\"\nmilestones = [180, 150]",
+                "teacher.milestones",
+                "must increase",
+            ),
+            (
+                "milestones = [10]",
+                "teacher.milestones",
+                "\"multistep\" only",
+            ),
+            (
+                "schedule = \"multistep\"\nmilestones = [10]\ngamma = -0.1",
+                "teacher.gamma",
+                "> 0",
+            ),
+            ("gamma = 0.5", "teacher.gamma", "\"multistep\" only"),
+            ("warmup_epochs = 240", "teacher.warmup_epochs", "0 … 239"),
+            (
+                "schedule = \"multistep\"\nmilestones = [3]\nwarmup_epochs = 5",
+                "teacher.warmup_epochs",
+                "first milestone (3)",
+            ),
+        ];
+        for (keys, key, want) in cases {
+            let e = err(&teacher(keys));
+            assert_eq!(e.key.as_deref(), Some(key), "{keys}: {e}");
+            assert!(e.to_string().contains(want), "{keys}: {e}");
+            assert!(e.at.is_some(), "{keys}: a line and column");
+        }
+    }
+
+    #[test]
     fn good_file_parses_with_defaults() {
         let s = parse(GOOD, Path::new("dir/s.toml")).unwrap();
         assert_eq!(s.name, "t");
@@ -1106,7 +1511,11 @@ alpha = [0, 0.5, 1]
             "[teacher]\ninit = \"he\"\nepochs = 1",
         ));
         assert!(e.to_string().contains("teacher.init"), "{e}");
-        assert!(e.to_string().contains("\"pytorch\" or \"kaiming\""), "{e}");
+        assert!(
+            e.to_string()
+                .contains("\"pytorch\", \"kaiming\" or \"as-saved\""),
+            "{e}"
+        );
         let e = err(&with(
             "[student]\nepochs = 2",
             "[student]\nthreads = 0\nepochs = 2",

@@ -10,7 +10,9 @@ use crate::device::DeviceSpec;
 use crate::model::Net;
 use crate::plan::{Role, RunSpec};
 use crate::store::{self, RunRecord, Store};
-use crate::train::{self, EpochStats, Fitted, Hooks, RunSettings, TeacherSignal, TrainError};
+use crate::train::{
+    self, Checkpoints, EpochStats, Fitted, Hooks, RunSettings, TeacherSignal, TrainError,
+};
 use crate::worker::{Job, Outcome};
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
@@ -30,6 +32,9 @@ pub enum RunError {
     NoTeacher,
     #[error("injected failure (KD_SWEEP_FAIL_RUN)")]
     Injected,
+    /// The network cannot be built (a TorchScript file missing, changed or not loadable).
+    #[error("the network: {0}")]
+    Model(String),
     /// A libtorch exception (tch panics with it) or another panic: its first line.
     #[error("libtorch/panic: {0}")]
     Panic(String),
@@ -266,14 +271,21 @@ fn train_run(
     let arch = job.run.arch();
     let every = sweep.schedule.checkpoint_every();
     let checkpoint = RunCheckpoint::new(&store, &job.run.id, &job.run.key, every);
+    // loaded here, not in `fit`: a TorchScript network continues from the module it holds
+    let resume = checkpoint.load();
+    let saved = resume.as_ref().and_then(|s| s.script_state());
+    let saved = saved.as_ref();
     let mut hooks = Hooks {
         on_epoch,
         checkpoints: Some(&checkpoint),
+        resume,
     };
+    let init =
+        |arch| train::try_init(arch, data, device, &settings, saved).map_err(RunError::Model);
 
     let fitted = match job.run.role {
         Role::Teacher => {
-            let (vs, net) = train::init(arch, data, device, &settings);
+            let (vs, net) = init(arch)?;
             let fitted = train::fit(
                 &vs,
                 &net,
@@ -289,7 +301,7 @@ fn train_run(
             fitted
         }
         Role::Baseline => {
-            let (vs, net) = train::init(arch, data, device, &settings);
+            let (vs, net) = init(arch)?;
             train::fit(
                 &vs,
                 &net,
@@ -304,10 +316,9 @@ fn train_run(
         Role::Student => train_student(
             job,
             data,
-            &mut state.logits,
-            &mut state.features,
+            (&mut state.logits, &mut state.features),
             &store,
-            &settings,
+            (&settings, saved),
             &mut hooks,
         )?,
     };
@@ -319,10 +330,9 @@ fn train_run(
 fn train_student(
     job: &Job,
     data: &Dataset,
-    logits_slot: &mut Option<(String, Tensor)>,
-    features_slot: &mut Option<(String, Tensor)>,
+    (logits_slot, features_slot): (&mut Kept, &mut Kept),
     store: &Store,
-    settings: &RunSettings,
+    (settings, saved): (&RunSettings, Option<&Tensor>),
     hooks: &mut Hooks,
 ) -> Result<Fitted, RunError> {
     let device = job.device.tch();
@@ -337,28 +347,32 @@ fn train_student(
     // what the student learns from; a teacher network is built before the student is seeded, so
     // the student's initial weights and dropout masks match the cached way
     let (live, labels, regressor);
-    let student = || train::init(arch, data, device, settings);
+    let student = || train::try_init(arch, data, device, settings, saved).map_err(RunError::Model);
     let (vs, net, signal) = match method {
         Method::Logit if !job.sweep.cache_teacher_logits => {
             live = load_teacher_net(teacher, &dir, data, device)?;
-            let (vs, net) = student();
+            let (vs, net) = student()?;
             (vs, net, TeacherSignal::Live(&live))
         }
         Method::Logit => {
             let logits = teacher_logits(logits_slot, teacher, &dir, data, device)?;
-            let (vs, net) = student();
+            let (vs, net) = student()?;
             (vs, net, TeacherSignal::Cached(logits))
         }
         Method::Imitation => {
             labels = teacher_logits(logits_slot, teacher, &dir, data, device)?.argmax(-1, false);
-            let (vs, net) = student();
+            let (vs, net) = student()?;
             (vs, net, TeacherSignal::Labels(&labels))
         }
         Method::Feature => {
             // the feature student trains with its regressor, built beside it
             let maps = teacher_features(features_slot, teacher, &dir, data, device)?;
-            let (s_ch, t_ch) = (arch.feature_channels(), teacher.arch().feature_channels());
-            let (vs, net, r) = train::init_with(arch, data, device, settings, |p| {
+            let channels = |a: crate::model::Arch| a.feature_channels(data.shape);
+            let (s_ch, t_ch) = (
+                channels(arch).map_err(RunError::Model)?,
+                channels(teacher.arch()).map_err(RunError::Model)?,
+            );
+            let (vs, net, r) = train::try_init_with(arch, data, device, settings, saved, |p| {
                 nn::conv2d(
                     p / "regressor",
                     s_ch,
@@ -366,7 +380,8 @@ fn train_student(
                     1,
                     settings.init.conv(s_ch, 1, 0),
                 )
-            });
+            })
+            .map_err(RunError::Model)?;
             regressor = r;
             let signal = TeacherSignal::Features {
                 maps,
@@ -409,8 +424,17 @@ fn publish_teacher(
     );
     record.threads = Some(job.run.phase(&job.sweep).threads);
     store::save_teacher(&store.teacher_dir(&job.run.key), &record, |dir| {
-        vs.save(dir.join(store::WEIGHTS))
-            .map_err(|e| e.to_string())?;
+        let weights = dir.join(store::WEIGHTS);
+        match net.script_state() {
+            None => vs.save(weights).map_err(|e| e.to_string())?,
+            // a TorchScript teacher is kept whole (its buffers are not variables)
+            Some(state) => {
+                let state = state?;
+                let mut named: Vec<(String, Tensor)> = train::snapshot(vs);
+                named.push((crate::script::STATE.to_string(), state));
+                Tensor::write_safetensors(&named, weights).map_err(|e| e.to_string())?
+            }
+        }
         Tensor::write_safetensors(&[("logits", &logits)], dir.join(store::LOGITS))
             .map_err(|e| e.to_string())
     })?;
@@ -424,6 +448,15 @@ fn load_teacher_net(
     data: &Dataset,
     device: Device,
 ) -> Result<Net, String> {
+    if teacher.arch().script().is_some() {
+        let tensors = Tensor::read_safetensors(dir.join(store::WEIGHTS))
+            .map_err(|e| format!("teacher weights: {e}"))?;
+        let (_, state) = tensors
+            .iter()
+            .find(|(n, _)| n == crate::script::STATE)
+            .ok_or("teacher weights: no TorchScript module in them")?;
+        return Net::script_from_state(teacher.arch(), state, device);
+    }
     let mut tvs = nn::VarStore::new(device);
     // the initialisation is overwritten by the load; PyTorch's rule draws as many numbers as any
     let tnet = Net::new(
@@ -437,6 +470,9 @@ fn load_teacher_net(
         .map_err(|e| format!("teacher weights: {e}"))?;
     Ok(tnet)
 }
+
+/// A tensor a worker keeps between runs, with the key of what it was computed from.
+type Kept = Option<(String, Tensor)>;
 
 /// The tensor kept in `slot` for `key`, loading it with `load` when the slot holds another key (the
 /// old tensor is freed first).

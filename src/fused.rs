@@ -13,7 +13,7 @@
 
 use crate::data::Dataset;
 use crate::model::{dropout_mask, Arch, Net, DROPOUT};
-use crate::optim::Adam;
+use crate::optim::{Adam, Optimizer};
 use crate::train::{
     best_index, epoch_permutation, mean, rows_on, Checkpoints, EpochStats, Fitted, RunSettings,
     StepLosses, TrainError, TrainState, STOP,
@@ -227,7 +227,8 @@ struct Group<'a> {
 }
 
 impl Group<'_> {
-    /// Adam's `exp_avg` or `exp_avg_sq` as a group (views of the optimizer's own tensors).
+    /// One of the optimizer's per-parameter states (Adam's `exp_avg`, `exp_avg_sq`; SGD's
+    /// `momentum_buffer`) as a group (views of the optimizer's own tensors).
     fn moments(&self, opt: &Adam, which: &str) -> FusedStudent {
         let state = opt.state();
         FusedStudent::from_named(self.model.g, |n| {
@@ -236,12 +237,12 @@ impl Group<'_> {
                 .iter()
                 .find(|(k, _)| *k == want)
                 .map(|(_, t)| t.shallow_clone())
-                .expect("Adam keeps a moment per parameter")
+                .expect("the optimizer keeps its state per parameter")
         })
     }
 
-    /// Member `i`'s tensors under the names an unfused run's checkpoint uses (`param/`, `exp_avg/`,
-    /// `exp_avg_sq/`, `best/`), as views of the group's.
+    /// Member `i`'s tensors under the names an unfused run's checkpoint uses (`param/`, the
+    /// optimizer's states such as `exp_avg/`, `best/`), as views of the group's.
     fn member_tensors(&self, opt: &Adam, i: i64, with_best: bool) -> Vec<(String, Tensor)> {
         let id = |t: &Tensor| t.shallow_clone();
         let named = |prefix: &str, g: &FusedStudent| {
@@ -251,8 +252,9 @@ impl Group<'_> {
                 .collect::<Vec<_>>()
         };
         let mut all = named("param", self.model);
-        all.extend(named("exp_avg", &self.moments(opt, "exp_avg")));
-        all.extend(named("exp_avg_sq", &self.moments(opt, "exp_avg_sq")));
+        for which in opt.state_names() {
+            all.extend(named(which, &self.moments(opt, which)));
+        }
         if with_best {
             all.extend(named("best", self.best));
         }
@@ -307,7 +309,7 @@ pub fn fit_fused(
     // each member's best-validation weights, copied into its slices when it improves
     let best_vs = nn::VarStore::new(device);
     let best = FusedStudent::stack(&best_vs, &copies);
-    let mut opt = Adam::new(&vs, s.lr);
+    let mut opt = Optimizer::with(&vs, s.lr, &s.recipe);
     let temps = Tensor::from_slice(
         &members
             .iter()
@@ -361,6 +363,7 @@ pub fn fit_fused(
         if history.iter().all(|h| h.is_err()) {
             break;
         }
+        opt.set_lr(s.recipe.lr_at(s.lr, epoch, s.epochs));
         // host synchronisations per epoch: the step losses once, and the accuracy evaluations
         let epoch_order = order.state();
         let perm = epoch_permutation(&mut order, n as usize, device);

@@ -22,6 +22,7 @@ pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod schedule;
+pub mod script;
 pub mod slurm;
 pub mod status;
 pub mod store;

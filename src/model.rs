@@ -3,7 +3,9 @@
 //! benchmark's model zoo — CIFAR ResNets, Wide ResNets, VGG with batch norm — for any input shape and
 //! number of classes, all initialised by PyTorch's default rules unless `init = "kaiming"`.
 
+use crate::script::{self, Script};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Mutex;
 use tch::nn;
 use tch::Tensor;
 
@@ -24,15 +26,19 @@ pub enum Init {
     /// linear biases uniform in ±1/√fan_in: tch's default and kd-sweep's rule before model version 2.
     /// Trains faster on these networks, but is not what PyTorch does.
     Kaiming,
+    /// A TorchScript network's weights as its file holds them (every seed starts from them).
+    #[serde(rename = "as-saved")]
+    AsSaved,
 }
 
 impl Init {
-    pub const NAMES: &'static str = "\"pytorch\" or \"kaiming\"";
+    pub const NAMES: &'static str = "\"pytorch\", \"kaiming\" or \"as-saved\"";
 
     pub fn parse(s: &str) -> Option<Init> {
         match s {
             "pytorch" => Some(Init::Pytorch),
             "kaiming" => Some(Init::Kaiming),
+            "as-saved" => Some(Init::AsSaved),
             _ => None,
         }
     }
@@ -53,7 +59,8 @@ impl Init {
             ..Default::default()
         };
         match self {
-            Init::Pytorch => {
+            // layers kd-sweep adds to a saved network (the hint regressor) follow PyTorch's rule
+            Init::Pytorch | Init::AsSaved => {
                 let u = Init::fan_in_uniform(in_channels * k * k);
                 nn::ConvConfig {
                     ws_init: u,
@@ -68,7 +75,7 @@ impl Init {
     /// A linear layer's configuration for `in_features` inputs.
     pub fn linear(self, in_features: i64) -> nn::LinearConfig {
         match self {
-            Init::Pytorch => {
+            Init::Pytorch | Init::AsSaved => {
                 let u = Init::fan_in_uniform(in_features);
                 nn::LinearConfig {
                     ws_init: u,
@@ -98,6 +105,8 @@ pub enum Arch {
     Wrn { depth: u32, widen: u32 },
     /// `vgg8 | vgg11 | vgg13 | vgg16 | vgg19`: VGG with batch norm, five blocks, a 512 → classes linear.
     Vgg { depth: u32 },
+    /// `torchscript:<file>`: a network scripted in PyTorch ([`crate::script`]).
+    Script(&'static Script),
 }
 
 /// The names `kd-sweep models` lists (any valid depth and width is accepted).
@@ -125,8 +134,23 @@ pub const ZOO: &[&str] = &[
 ];
 
 impl Arch {
-    /// The model of `name`, or why not (with the names that exist and the nearest one).
+    /// The model of a sweep file's `name`; a `torchscript:` file is read (and hashed) relative to
+    /// the folder `base`.
+    pub fn parse_in(name: &str, base: &std::path::Path) -> Result<Arch, String> {
+        match name.strip_prefix(script::PREFIX) {
+            Some(path) => Script::open(path, base).map(Arch::Script),
+            None => Arch::parse(name),
+        }
+    }
+
+    /// The model of `name`, or why not (with the names that exist and the nearest one). A
+    /// TorchScript model is taken in its serialized form (path and hash; see [`Arch::parse_in`]).
     pub fn parse(name: &str) -> Result<Arch, String> {
+        if name.starts_with(script::PREFIX) {
+            return Script::deserialize(name).map(Arch::Script).ok_or_else(|| {
+                format!("\"{name}\": a TorchScript model is named by its file, relative to the sweep file")
+            });
+        }
         let bad = |why: &str| {
             let near = ZOO
                 .iter()
@@ -185,6 +209,15 @@ impl Arch {
             Arch::ResNet { depth, x4 } => format!("resnet{depth}{}", if x4 { "x4" } else { "" }),
             Arch::Wrn { depth, widen } => format!("wrn-{depth}-{widen}"),
             Arch::Vgg { depth } => format!("vgg{depth}"),
+            Arch::Script(s) => s.name(),
+        }
+    }
+
+    /// Whether this is a network brought as a TorchScript file.
+    pub fn script(self) -> Option<&'static Script> {
+        match self {
+            Arch::Script(s) => Some(s),
+            _ => None,
         }
     }
 
@@ -209,9 +242,19 @@ impl Arch {
         self == Arch::Student
     }
 
-    /// Channels of the last convolutional feature map (the one feature distillation uses).
-    pub fn feature_channels(self) -> i64 {
-        match self {
+    /// Channels of the last convolutional feature map (the one feature distillation uses) for inputs
+    /// of `shape`; a TorchScript network's is probed (its `features` output), or says why not.
+    pub fn feature_channels(self, shape: [i64; 3]) -> Result<i64, String> {
+        if let Arch::Script(s) = self {
+            let probe = s.probe(shape)?;
+            return probe.features.map(|f| f[1]).ok_or_else(|| {
+                format!(
+                    "{} exports no `features` and `head` methods, which feature distillation needs",
+                    s.name()
+                )
+            });
+        }
+        Ok(match self {
             Arch::Teacher | Arch::Student => self.convs().last().map_or(0, |c| c.0),
             Arch::ResNet { x4, .. } => {
                 if x4 {
@@ -222,7 +265,8 @@ impl Arch {
             }
             Arch::Wrn { widen, .. } => 64 * widen as i64,
             Arch::Vgg { .. } => 512,
-        }
+            Arch::Script(_) => 0,
+        })
     }
 
     /// Length of the tutorial pair's flattened feature map for an input of `shape` (C, H, W).
@@ -243,8 +287,13 @@ impl Arch {
     }
 
     /// (trainable parameters, multiply-accumulates per image) of the network for `shape` and
-    /// `classes`, from one network built on the CPU and one forward pass of one image.
+    /// `classes`, from one network built on the CPU and one forward pass of one image. A TorchScript
+    /// network's multiply-accumulates are not counted (0); its parameters are its file's (0 when
+    /// the file does not load).
     pub fn size(self, shape: [i64; 3], classes: i64) -> (i64, i64) {
+        if let Arch::Script(s) = self {
+            return (s.probe(shape).map_or(0, |p| p.parameters), 0);
+        }
         let _guard = tch::no_grad_guard();
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let net = Net::new(&vs.root(), self, shape, classes, Init::default());
@@ -266,7 +315,10 @@ impl std::fmt::Display for Arch {
 
 impl serde::Serialize for Arch {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.name())
+        match self {
+            Arch::Script(script) => s.serialize_str(&script.serialized()),
+            _ => s.serialize_str(&self.name()),
+        }
     }
 }
 
@@ -359,6 +411,9 @@ enum Body {
         pool4: bool,
         fc: nn::Linear,
     },
+    /// A TorchScript module (whose parameters are the var store's variables) and the mode it is
+    /// in (`Some(true)`: training).
+    Script(Mutex<(tch::CModule, Option<bool>)>),
 }
 
 #[derive(Debug)]
@@ -371,8 +426,40 @@ pub struct Net {
 }
 
 impl Net {
+    /// A kd-sweep network (not a TorchScript one: see [`Net::try_new`]).
     pub fn new(p: &nn::Path, arch: Arch, shape: [i64; 3], classes: i64, init: Init) -> Net {
+        Net::try_new(p, arch, shape, classes, init, None)
+            .unwrap_or_else(|e| panic!("{}: {e}", arch.name()))
+    }
+
+    /// The network `arch` with its variables in `p`, initialised by `init` from libtorch's generator
+    /// — or, for a TorchScript network, from `saved` when given (its [`script::state`]: a
+    /// checkpoint's), else from its file (re-initialised unless `init` is `as-saved`).
+    pub fn try_new(
+        p: &nn::Path,
+        arch: Arch,
+        shape: [i64; 3],
+        classes: i64,
+        init: Init,
+        saved: Option<&Tensor>,
+    ) -> Result<Net, String> {
         let body = match arch {
+            Arch::Script(s) => {
+                let module = match saved {
+                    Some(t) => script::from_bytes(&script::state_bytes(t)?, p.device())?,
+                    None => s.load(p.device())?,
+                };
+                let params = module.named_parameters().map_err(|e| e.to_string())?;
+                if saved.is_none() && init != Init::AsSaved {
+                    script::reinitialise(&params);
+                }
+                for (name, t) in params {
+                    // tch's own rule for a scripted module's variable names (no dots in a path)
+                    let trainable = t.requires_grad();
+                    let _ = p.add(&name.replace('.', "_"), t, trainable);
+                }
+                Body::Script(Mutex::new((module, None)))
+            }
             Arch::Teacher | Arch::Student => {
                 let mut c = shape[0];
                 let mut convs = Vec::new();
@@ -507,16 +594,66 @@ impl Net {
                 }
             }
         };
-        Net {
+        Ok(Net {
             arch,
             body,
             counting: AtomicBool::new(false),
             macs: AtomicI64::new(0),
-        }
+        })
+    }
+
+    /// A TorchScript network for evaluation only (no var store) from its [`script::state`].
+    pub fn script_from_state(
+        arch: Arch,
+        state: &Tensor,
+        device: tch::Device,
+    ) -> Result<Net, String> {
+        let module = script::from_bytes(&script::state_bytes(state)?, device)?;
+        Ok(Net {
+            arch,
+            body: Body::Script(Mutex::new((module, None))),
+            counting: AtomicBool::new(false),
+            macs: AtomicI64::new(0),
+        })
     }
 
     pub fn arch(&self) -> Arch {
         self.arch
+    }
+
+    /// A TorchScript network's whole state (parameters and buffers) as [`script::state`];
+    /// `None` for kd-sweep's own networks, whose variables are their whole state.
+    pub fn script_state(&self) -> Option<Result<Tensor, String>> {
+        match &self.body {
+            Body::Script(m) => Some(script::state(
+                &m.lock().unwrap_or_else(|e| e.into_inner()).0,
+            )),
+            _ => None,
+        }
+    }
+
+    /// Runs `method` of a TorchScript network in training (`train`) or evaluation mode. A failure
+    /// panics with libtorch's message: the worker records the run as failed with it (`plan` has
+    /// already run each method once on the dataset's shape).
+    fn script_call(&self, method: &str, x: &Tensor, train: bool) -> Tensor {
+        let Body::Script(m) = &self.body else {
+            unreachable!("script_call on a kd-sweep network")
+        };
+        let mut guard = m.lock().unwrap_or_else(|e| e.into_inner());
+        let (module, mode) = &mut *guard;
+        if *mode != Some(train) {
+            if train {
+                module.set_train();
+            } else {
+                module.set_eval();
+            }
+            *mode = Some(train);
+        }
+        module.method_ts(method, &[x]).unwrap_or_else(|e| {
+            let msg = e.to_string();
+            let line = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            panic!("{}: {method} failed: {line}", self.arch.name())
+        })
     }
 
     fn conv(&self, c: &nn::Conv2D, x: &Tensor) -> Tensor {
@@ -541,6 +678,7 @@ impl Net {
     /// fifth block), in training mode (`train`: batch statistics) or evaluation mode.
     pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
         match &self.body {
+            Body::Script(_) => self.script_call("features", xs, train),
             Body::Tutorial { convs, .. } => {
                 let mut x = xs.shallow_clone();
                 for (c, pool) in convs {
@@ -618,11 +756,15 @@ impl Net {
                 let pooled = features.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
                 self.linear(fc, &pooled)
             }
+            Body::Script(_) => self.script_call("head", features, train),
         }
     }
 
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.head(&self.features_t(xs, train), train)
+        match &self.body {
+            Body::Script(_) => self.script_call("forward", xs, train),
+            _ => self.head(&self.features_t(xs, train), train),
+        }
     }
 }
 
@@ -767,7 +909,11 @@ mod tests {
                 );
                 assert_eq!(net.forward_t(&x, true).size(), [2, 100], "{name} {shape:?}");
                 let f = net.features_t(&x, false);
-                assert_eq!(f.size()[1], arch.feature_channels(), "{name} {shape:?}");
+                assert_eq!(
+                    Ok(f.size()[1]),
+                    arch.feature_channels(shape),
+                    "{name} {shape:?}"
+                );
                 assert!(arch.forward_macs(shape, 100) > 0);
             }
         }

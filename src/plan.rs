@@ -103,7 +103,24 @@ impl Plan {
 }
 
 fn key_of(value: &serde_json::Value) -> String {
+    let mut value = value.clone();
+    content_addressed(&mut value);
     crate::data::hex(&Sha256::digest(value.to_string().as_bytes()))
+}
+
+/// Puts a TorchScript model's content hash in place of its path and hash, so that moving the file
+/// keeps its runs' keys and changing it does not.
+fn content_addressed(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) => {
+            if let Some(script) = crate::script::Script::deserialize(s) {
+                *s = format!("{}sha256:{}", crate::script::PREFIX, script.sha256);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(content_addressed),
+        serde_json::Value::Object(map) => map.values_mut().for_each(content_addressed),
+        _ => {}
+    }
 }
 
 /// Expands the sweep into runs; `data_fingerprint` identifies the dataset files.
@@ -346,6 +363,9 @@ mod tests {
         for change in [
             |s: &mut Sweep| s.teacher.threads += 1,
             |s: &mut Sweep| s.teacher.init = crate::model::Init::Kaiming,
+            |s: &mut Sweep| s.teacher.recipe.optimizer = crate::optim::Algorithm::Sgd,
+            |s: &mut Sweep| s.teacher.recipe.weight_decay = 5e-4,
+            |s: &mut Sweep| s.teacher.recipe.schedule = crate::optim::Schedule::Cosine,
         ] {
             let mut s = sweep("");
             change(&mut s);

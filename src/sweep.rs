@@ -375,6 +375,15 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
         p.sweep.teacher.threads,
         p.sweep.student.threads
     ));
+    // how each role trains, when not the default Adam at a constant rate
+    for (role, phase) in [("teacher", &p.sweep.teacher), ("student", &p.sweep.student)] {
+        if !phase.recipe.is_default() {
+            out.push_str(&format!(
+                "{role}s train with {}\n",
+                phase.recipe.describe(phase.lr)
+            ));
+        }
+    }
     // the networks, with their sizes for this dataset; fused training takes the tutorial student only
     let shape = p.data_shape;
     let mut archs: Vec<crate::model::Arch> = Vec::new();
@@ -385,11 +394,14 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
     }
     for a in &archs {
         let (params, macs) = a.size(shape, p.classes);
+        let macs = match a.script() {
+            Some(_) => "(not counted for TorchScript)".to_string(),
+            None => format!("{:>8.2} M", macs as f64 / 1e6),
+        };
         out.push_str(&format!(
-            "model {:<18} {:>7.3} M parameters, {:>8.2} M multiply-adds per image ({}×{}×{}, {} classes)\n",
+            "model {:<18} {:>7.3} M parameters, {macs} multiply-adds per image ({}×{}×{}, {} classes)\n",
             a.name(),
             params as f64 / 1e6,
-            macs as f64 / 1e6,
             shape[0],
             shape[1],
             shape[2],

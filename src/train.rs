@@ -3,7 +3,7 @@
 
 use crate::data::Dataset;
 use crate::model::{Arch, Init, Net};
-use crate::optim::Adam;
+use crate::optim::{Adam, Optimizer};
 use crate::rng::{hash64, SplitMix64};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -127,6 +127,9 @@ pub enum TrainError {
     Interrupted,
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+    /// A TorchScript network's state could not be saved or loaded.
+    #[error("{0}")]
+    Script(String),
 }
 
 /// What a student distils from.
@@ -159,6 +162,8 @@ pub struct RunSettings {
     pub stream: &'static str,
     /// How the network's weights are drawn.
     pub init: Init,
+    /// The optimizer and learning-rate schedule.
+    pub recipe: crate::optim::Recipe,
 }
 
 /// The random stream of teachers.
@@ -176,6 +181,7 @@ impl RunSettings {
             seed,
             stream,
             init: phase.init,
+            recipe: phase.recipe.clone(),
         }
     }
 
@@ -364,13 +370,26 @@ pub fn init_with<T>(
     s: &RunSettings,
     extra: impl FnOnce(&nn::Path) -> T,
 ) -> (nn::VarStore, Net, T) {
+    try_init_with(arch, data, device, s, None, extra).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`init_with`] for any network: a TorchScript one may fail to load, and starts from `saved` (a
+/// checkpoint's [`crate::script::state`]) when given.
+pub fn try_init_with<T>(
+    arch: Arch,
+    data: &Dataset,
+    device: Device,
+    s: &RunSettings,
+    saved: Option<&Tensor>,
+    extra: impl FnOnce(&nn::Path) -> T,
+) -> Result<(nn::VarStore, Net, T), String> {
     let vs = nn::VarStore::new(device);
     seed_torch(s.seed, &format!("{}-extra", s.stream));
     let x = extra(&vs.root());
     seed_torch(s.seed, s.stream);
-    let net = Net::new(&vs.root(), arch, data.shape, data.classes, s.init);
+    let net = Net::try_new(&vs.root(), arch, data.shape, data.classes, s.init, saved)?;
     tch::manual_seed(s.dropout_seed());
-    (vs, net, x)
+    Ok((vs, net, x))
 }
 
 /// The teacher's last feature map (eval mode) on every row of `xs`, in order, on the CPU.
@@ -390,11 +409,23 @@ pub fn feature_maps(net: &Net, xs: &Tensor) -> Tensor {
 /// Builds a freshly initialised model: the same seed and stream give the same weights. Leaves
 /// libtorch's generator seeded with [`RunSettings::dropout_seed`].
 pub fn init(arch: Arch, data: &Dataset, device: Device, s: &RunSettings) -> (nn::VarStore, Net) {
+    try_init(arch, data, device, s, None).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`init`] for any network: a TorchScript one may fail to load, and starts from `saved` (a
+/// checkpoint's [`crate::script::state`]) when given.
+pub fn try_init(
+    arch: Arch,
+    data: &Dataset,
+    device: Device,
+    s: &RunSettings,
+    saved: Option<&Tensor>,
+) -> Result<(nn::VarStore, Net), String> {
     seed_torch(s.seed, s.stream);
     let vs = nn::VarStore::new(device);
-    let net = Net::new(&vs.root(), arch, data.shape, data.classes, s.init);
+    let net = Net::try_new(&vs.root(), arch, data.shape, data.classes, s.init, saved)?;
     tch::manual_seed(s.dropout_seed());
-    (vs, net)
+    Ok((vs, net))
 }
 
 /// Copies of every variable of `vs` (a snapshot of the weights, kept on their device).
@@ -409,7 +440,20 @@ pub fn snapshot(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     vars
 }
 
-/// Writes a snapshot back into `vs`.
+/// [`snapshot`] of a network's whole state: for a TorchScript network also its module (buffers
+/// included) as the tensor [`crate::script::STATE`].
+pub fn snapshot_of(vs: &nn::VarStore, net: &Net) -> Result<Vec<(String, Tensor)>, TrainError> {
+    let mut vars = snapshot(vs);
+    if let Some(state) = net.script_state() {
+        vars.push((
+            crate::script::STATE.to_string(),
+            state.map_err(TrainError::Script)?,
+        ));
+    }
+    Ok(vars)
+}
+
+/// Writes a snapshot back into `vs` (entries that are not variables of `vs` are skipped).
 pub fn restore(vs: &nn::VarStore, snap: &[(String, Tensor)]) {
     let _guard = tch::no_grad_guard();
     let vars = vs.variables();
@@ -456,6 +500,9 @@ pub struct TrainState {
 pub struct Hooks<'a> {
     pub on_epoch: &'a mut dyn FnMut(&EpochStats),
     pub checkpoints: Option<&'a dyn Checkpoints>,
+    /// A state already loaded from `checkpoints` (a TorchScript network is built from it before
+    /// `fit`); `fit` loads one itself when this is `None`.
+    pub resume: Option<TrainState>,
 }
 
 impl<'a> Hooks<'a> {
@@ -464,11 +511,24 @@ impl<'a> Hooks<'a> {
         Hooks {
             on_epoch,
             checkpoints: None,
+            resume: None,
         }
     }
 }
 
 impl TrainState {
+    /// The tensor `name` it holds.
+    pub fn tensor(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    /// A TorchScript network's whole module at this point ([`crate::script::state`]), to build the
+    /// network from before continuing (`try_init`'s `saved`); `None` for kd-sweep's own networks.
+    pub fn script_state(&self) -> Option<Tensor> {
+        self.tensor(&format!("param/{}", crate::script::STATE))
+            .map(Tensor::shallow_clone)
+    }
+
     /// The state at `position` (epochs done, steps of the next epoch taken, the batch order's state at
     /// its start) of a run whose optimizer is `opt`; `tensors` are copied to the CPU.
     pub fn at(
@@ -498,15 +558,15 @@ impl TrainState {
 /// The training state of a run at a step boundary, for a checkpoint.
 #[allow(clippy::too_many_arguments)]
 fn state_of(
-    vs: &nn::VarStore,
+    (vs, net): (&nn::VarStore, &Net),
     opt: &Adam,
     best: &Option<Vec<(String, Tensor)>>,
     position: (u32, usize, u64),
     history: &[EpochStats],
     step_losses: Vec<f64>,
     seconds: f64,
-) -> TrainState {
-    let mut tensors: Vec<(String, Tensor)> = snapshot(vs)
+) -> Result<TrainState, TrainError> {
+    let mut tensors: Vec<(String, Tensor)> = snapshot_of(vs, net)?
         .into_iter()
         .map(|(n, t)| (format!("param/{n}"), t))
         .collect();
@@ -517,7 +577,14 @@ fn state_of(
                 .map(|(n, t)| (format!("best/{n}"), t.shallow_clone())),
         );
     }
-    TrainState::at(position, opt, history, step_losses, seconds, tensors)
+    Ok(TrainState::at(
+        position,
+        opt,
+        history,
+        step_losses,
+        seconds,
+        tensors,
+    ))
 }
 
 /// Puts a checkpoint's weights and optimizer state back; returns the best-epoch weights it kept.
@@ -556,7 +623,7 @@ pub fn fit(
     hooks: &mut Hooks,
 ) -> Result<Fitted, TrainError> {
     let device = vs.device();
-    let mut opt = Adam::new(vs, s.lr);
+    let mut opt = Optimizer::with(vs, s.lr, &s.recipe);
     let mut order = s.batch_order();
     let n = data.n_train();
     let bs = s.batch_size as i64;
@@ -567,7 +634,11 @@ pub fn fit(
     let mut step_losses = Vec::new();
     let mut best: Option<Vec<(String, Tensor)>> = None;
     let (mut first_epoch, mut first_step, mut before) = (1, 0, 0.0);
-    if let Some(state) = hooks.checkpoints.and_then(|c| c.load()) {
+    let resume = hooks
+        .resume
+        .take()
+        .or_else(|| hooks.checkpoints.and_then(|c| c.load()));
+    if let Some(state) = resume {
         best = restore_state(vs, &mut opt, &state);
         order = SplitMix64::new(state.order);
         history = state.history;
@@ -578,6 +649,7 @@ pub fn fit(
     let elapsed = |start: &Instant| before + start.elapsed().as_secs_f64();
     let mut saved_at = Instant::now();
     for epoch in first_epoch..=s.epochs {
+        opt.set_lr(s.recipe.lr_at(s.lr, epoch, s.epochs));
         let epoch_order = order.state();
         let perm = epoch_permutation(&mut order, n as usize, device);
         let skip = if epoch == first_epoch { first_step } else { 0 };
@@ -596,7 +668,15 @@ pub fn fit(
                 so_far.extend(&earlier);
                 so_far.extend(losses.peek());
                 let position = (epoch - 1, step, epoch_order);
-                let state = state_of(vs, &opt, &best, position, &history, so_far, elapsed(&start));
+                let state = state_of(
+                    (vs, net),
+                    &opt,
+                    &best,
+                    position,
+                    &history,
+                    so_far,
+                    elapsed(&start),
+                )?;
                 c.save(&state);
                 saved_at = Instant::now();
             }
@@ -609,8 +689,14 @@ pub fn fit(
             let idx = perm.narrow(0, begin, bs.min(n - begin));
             let xs = data.train_x.index_select(0, &idx);
             let ys = data.train_y.index_select(0, &idx);
-            let features = net.features_t(&xs, true);
-            let out = net.head(&features, true);
+            // the feature map only where it is used: a TorchScript network's forward is one call
+            let (out, features) = match &signal {
+                TeacherSignal::Features { .. } => {
+                    let features = net.features_t(&xs, true);
+                    (net.head(&features, true), Some(features))
+                }
+                _ => (net.forward_t(&xs, true), None),
+            };
             let loss = match &signal {
                 TeacherSignal::None => out.cross_entropy_for_logits(&ys),
                 TeacherSignal::Cached(t) => {
@@ -621,6 +707,7 @@ pub fn fit(
                     kd_loss(&out, &t, &ys, temperature, alpha)
                 }
                 TeacherSignal::Features { maps, regressor } => {
+                    let features = features.as_ref().expect("computed for this signal");
                     let (s, t) = same_size(features.apply(*regressor), cached(maps, &idx));
                     feature_loss(&out, &ys, &s, &t, alpha)
                 }
@@ -644,28 +731,41 @@ pub fn fit(
         // unless it is the last epoch (whose weights the network keeps anyway)
         let improved = best_index(&history) == Some(history.len() - 1);
         if improved && epoch < s.epochs {
-            best = Some(snapshot(vs));
+            best = Some(snapshot_of(vs, net)?);
         } else if improved {
             best = None;
         }
         if let Some(c) = hooks.checkpoints.filter(|_| epoch < s.epochs) {
             let position = (epoch, 0, order.state());
             let state = state_of(
-                vs,
+                (vs, net),
                 &opt,
                 &best,
                 position,
                 &history,
                 step_losses.clone(),
                 elapsed(&start),
-            );
+            )?;
             c.save(&state);
             saved_at = Instant::now();
         }
         (hooks.on_epoch)(&stats);
     }
     let test_acc = accuracy(net, &data.test_x, &data.test_y);
+    let script_best = best.as_ref().and_then(|b| {
+        b.iter()
+            .find(|(n, _)| n == crate::script::STATE)
+            .map(|(_, t)| t)
+    });
     let test_acc_at_best = match &best {
+        // a TorchScript network's best epoch is evaluated as a module of its own (tch cannot write
+        // its buffers back into the one that trains)
+        Some(_) if script_best.is_some() => {
+            let state = script_best.expect("checked");
+            let best_net =
+                Net::script_from_state(net.arch(), state, device).map_err(TrainError::Script)?;
+            accuracy(&best_net, &data.test_x, &data.test_y)
+        }
         Some(weights) => {
             let last = snapshot(vs);
             restore(vs, weights);

@@ -78,11 +78,16 @@ fn train(
     data: &Dataset,
     checkpoints: Option<&dyn Checkpoints>,
 ) -> Option<(Fitted, Vec<(String, Tensor)>)> {
-    let (vs, net) = train::init(run.arch, data, Device::Cpu, &run.settings);
+    // as the worker does: a TorchScript network is built from the module its checkpoint holds
+    let resume = checkpoints.and_then(|c| c.load());
+    let saved = resume.as_ref().and_then(|s| s.script_state());
+    let (vs, net) =
+        train::try_init(run.arch, data, Device::Cpu, &run.settings, saved.as_ref()).unwrap();
     let mut on_epoch = |_: &train::EpochStats| {};
     let mut hooks = Hooks {
         on_epoch: &mut on_epoch,
         checkpoints,
+        resume,
     };
     let signal = (run.signal)();
     match train::fit(
@@ -95,7 +100,12 @@ fn train(
         run.alpha,
         &mut hooks,
     ) {
-        Ok(f) => Some((f, train::snapshot(&vs))),
+        Ok(f) => {
+            // the weights, and evaluation-mode logits (which batch norm's buffers shape)
+            let mut state = train::snapshot(&vs);
+            state.push(("eval logits".into(), train::logits(&net, &data.val_x)));
+            Some((f, state))
+        }
         Err(train::TrainError::Interrupted) => None,
         Err(e) => panic!("{e}"),
     }
@@ -135,6 +145,7 @@ fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
         seed: 1,
         stream,
         init: Init::Pytorch,
+        recipe: Default::default(),
     };
     let none = || TeacherSignal::None;
     let cached = || TeacherSignal::Cached(&logits);
@@ -160,8 +171,45 @@ fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
             },
         ),
     ];
+    // SGD with momentum and a schedule: the momentum buffers and the epoch's rate continue too
+    let sgd = Run {
+        arch: Arch::Student,
+        settings: RunSettings {
+            recipe: kd_sweep::optim::Recipe {
+                optimizer: kd_sweep::optim::Algorithm::Sgd,
+                momentum: 0.9,
+                nesterov: false,
+                weight_decay: 5e-4,
+                schedule: kd_sweep::optim::Schedule::Cosine,
+                warmup_epochs: 1,
+                ..Default::default()
+            },
+            lr: 0.05,
+            ..settings(train::STUDENT_STREAM)
+        },
+        signal: &cached,
+        temperature: 4.0,
+        alpha: 0.9,
+    };
+    // a user's network scripted by PyTorch, with batch norm (buffers the checkpoint must keep)
+    let script = common::scripted(&dir.path().join("bn.pt"), "bn", 1, 10, 4);
+    let scripted = script.map(|p| Run {
+        arch: Arch::parse_in(&format!("torchscript:{}", p.display()), dir.path()).unwrap(),
+        settings: settings(train::STUDENT_STREAM),
+        signal: &cached,
+        temperature: 4.0,
+        alpha: 0.5,
+    });
+    if scripted.is_none() {
+        common::skip_without_pytorch();
+    }
     let steps_per_epoch = (data.n_train() as usize).div_ceil(32); // 8
-    for (name, run) in &runs {
+    for (name, run) in runs
+        .iter()
+        .map(|(n, r)| (*n, r))
+        .chain([("SGD student", &sgd)])
+        .chain(scripted.as_ref().map(|r| ("torchscript student", r)))
+    {
         let whole = train(run, &data, None).unwrap();
         assert_eq!(whole.0.step_losses.len(), 5 * steps_per_epoch);
         for (case, every, stops) in stop_cases(steps_per_epoch) {

@@ -46,6 +46,7 @@ fn student(seed: u64) -> train::RunSettings {
         seed,
         stream: train::STUDENT_STREAM,
         init: Default::default(),
+        recipe: Default::default(),
     }
 }
 

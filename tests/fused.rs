@@ -125,81 +125,98 @@ fn several_fused_epochs_give_the_numbers_of_separate_runs() {
     let logits = Tensor::randn([data.n_train(), 10], (Kind::Float, Device::Cpu)) * 4.0;
     let members = [(1.0, 0.5), (4.0, 0.5), (4.0, 0.9), (8.0, 0.25)];
     let seed = 5;
-    let settings = train::RunSettings {
-        epochs: 3,
-        batch_size: 32,
-        lr: 2e-3,
-        seed,
-        stream: "student",
-        init: Init::default(),
+    // Adam at a constant rate, and SGD with Nesterov momentum, weight decay and a multistep schedule
+    // (the optimizer's state is per parameter, so a group's slices follow each member's own)
+    let sgd = kd_sweep::optim::Recipe {
+        optimizer: kd_sweep::optim::Algorithm::Sgd,
+        momentum: 0.9,
+        nesterov: true,
+        weight_decay: 5e-4,
+        schedule: kd_sweep::optim::Schedule::Multistep,
+        milestones: vec![2],
+        gamma: 0.1,
+        warmup_epochs: 0,
     };
-    let apart: Vec<train::Fitted> = members
-        .iter()
-        .map(|&(t, a)| {
-            let (vs, net) = train::init(Arch::Student, &data, Device::Cpu, &settings);
-            train::fit(
-                &vs,
-                &net,
-                &data,
-                &settings,
-                TeacherSignal::Cached(&logits),
-                t,
-                a,
-                &mut train::Hooks::epochs(&mut |_| {}),
-            )
-            .unwrap()
-        })
-        .collect();
-    let together: Vec<train::Fitted> = fit_group(&data, &logits, &members, &settings)
-        .into_iter()
-        .map(|r| r.unwrap())
-        .collect();
-    for (g, (fa, ff)) in apart.iter().zip(&together).enumerate() {
-        let (a, f) = (&fa.history, &ff.history);
-        for (ea, ef) in a.iter().zip(f) {
+    for recipe in [Default::default(), sgd] {
+        let settings = train::RunSettings {
+            epochs: 3,
+            batch_size: 32,
+            lr: 2e-3,
+            seed,
+            stream: "student",
+            init: Init::default(),
+            recipe,
+        };
+        let apart: Vec<train::Fitted> = members
+            .iter()
+            .map(|&(t, a)| {
+                let (vs, net) = train::init(Arch::Student, &data, Device::Cpu, &settings);
+                train::fit(
+                    &vs,
+                    &net,
+                    &data,
+                    &settings,
+                    TeacherSignal::Cached(&logits),
+                    t,
+                    a,
+                    &mut train::Hooks::epochs(&mut |_| {}),
+                )
+                .unwrap()
+            })
+            .collect();
+        let together: Vec<train::Fitted> = fit_group(&data, &logits, &members, &settings)
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        for (g, (fa, ff)) in apart.iter().zip(&together).enumerate() {
+            let (a, f) = (&fa.history, &ff.history);
+            for (ea, ef) in a.iter().zip(f) {
+                eprintln!(
+                    "student {g} epoch {}: loss {:.6} / {:.6}, val {:.2} / {:.2}",
+                    ea.epoch, ea.train_loss, ef.train_loss, ea.val_acc, ef.val_acc,
+                );
+            }
             eprintln!(
-                "student {g} epoch {}: loss {:.6} / {:.6}, val {:.2} / {:.2}",
-                ea.epoch, ea.train_loss, ef.train_loss, ea.val_acc, ef.val_acc,
+                "student {g}: best epoch {} / {}, test at best {:.2} / {:.2}, last {:.2} / {:.2}",
+                fa.best_epoch,
+                ff.best_epoch,
+                fa.test_acc_at_best,
+                ff.test_acc_at_best,
+                fa.test_acc,
+                ff.test_acc
             );
+            assert_eq!(fa.best_epoch, ff.best_epoch, "student {g}: best epoch");
+            for (x, y) in [
+                (fa.test_acc, ff.test_acc),
+                (fa.test_acc_at_best, ff.test_acc_at_best),
+            ] {
+                assert!(
+                    (x - y).abs() <= 100.0 / 100.0 + 1e-9,
+                    "student {g}: test {x} vs {y}"
+                );
+            }
+            for (ea, ef) in a.iter().zip(f) {
+                assert!(
+                    (ea.train_loss - ef.train_loss).abs() < 1e-4 * ea.train_loss.abs().max(1.0),
+                    "student {g} epoch {}: loss {} vs {}",
+                    ea.epoch,
+                    ea.train_loss,
+                    ef.train_loss
+                );
+                assert!(
+                    (ea.val_acc - ef.val_acc).abs() <= 100.0 / 240.0 + 1e-9,
+                    "student {g} epoch {}: val {} vs {}",
+                    ea.epoch,
+                    ea.val_acc,
+                    ef.val_acc
+                );
+            }
         }
-        eprintln!(
-            "student {g}: best epoch {} / {}, test at best {:.2} / {:.2}, last {:.2} / {:.2}",
-            fa.best_epoch,
-            ff.best_epoch,
-            fa.test_acc_at_best,
-            ff.test_acc_at_best,
-            fa.test_acc,
-            ff.test_acc
+        // the students really are different (T and α matter), so agreement is not trivial
+        assert!(
+            (together[0].history[2].train_loss - together[3].history[2].train_loss).abs() > 1e-3
         );
-        assert_eq!(fa.best_epoch, ff.best_epoch, "student {g}: best epoch");
-        for (x, y) in [
-            (fa.test_acc, ff.test_acc),
-            (fa.test_acc_at_best, ff.test_acc_at_best),
-        ] {
-            assert!(
-                (x - y).abs() <= 100.0 / 100.0 + 1e-9,
-                "student {g}: test {x} vs {y}"
-            );
-        }
-        for (ea, ef) in a.iter().zip(f) {
-            assert!(
-                (ea.train_loss - ef.train_loss).abs() < 1e-4 * ea.train_loss.abs().max(1.0),
-                "student {g} epoch {}: loss {} vs {}",
-                ea.epoch,
-                ea.train_loss,
-                ef.train_loss
-            );
-            assert!(
-                (ea.val_acc - ef.val_acc).abs() <= 100.0 / 240.0 + 1e-9,
-                "student {g} epoch {}: val {} vs {}",
-                ea.epoch,
-                ea.val_acc,
-                ef.val_acc
-            );
-        }
     }
-    // the students really are different (T and α matter), so agreement is not trivial
-    assert!((together[0].history[2].train_loss - together[3].history[2].train_loss).abs() > 1e-3);
 }
 
 #[test]
@@ -215,6 +232,7 @@ fn a_diverging_member_of_a_fused_group_fails_alone() {
         seed: 5,
         stream: train::STUDENT_STREAM,
         init: Init::default(),
+        recipe: Default::default(),
     };
     let run = |members: &[(f64, f64)]| fit_group(&data, &logits, members, &settings);
     // T = 0 makes the middle member's KD term NaN at its first step (the config never allows it)
@@ -254,6 +272,7 @@ fn the_naive_way_gives_the_numbers_of_cached_teacher_logits() {
         seed: 2,
         stream: train::TEACHER_STREAM,
         init: Init::default(),
+        recipe: Default::default(),
     };
     let (tvs, teacher) = train::init(Arch::Teacher, &data, Device::Cpu, &t_settings);
     let none = TeacherSignal::None;

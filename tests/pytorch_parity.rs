@@ -3,7 +3,9 @@
 //! `bench/pytorch_replay.py` (plain PyTorch from the project's torch wheel: `nn.Sequential`,
 //! `torch.optim.Adam`, `nn.Dropout`, the tutorial's loss) trains the same network from the same
 //! initial weights, with torch's generator seeded by each step's seed, on the same batches. Every
-//! step's loss and the final weights must agree to 1e-5 relative (CPU, one thread).
+//! step's loss, the final weights and the evaluation-mode logits must agree to 1e-5 relative (CPU, one
+//! thread). The same for a network a user scripted (TorchScript, with batch norm): PyTorch trains the
+//! file itself from kd-sweep's re-initialised weights.
 //!
 //! Also checked here: the initial weights follow PyTorch's default rule (uniform in ±1/√fan_in for
 //! weights and biases), which the replay cannot see (it starts from kd-sweep's draw).
@@ -12,6 +14,7 @@ mod common;
 
 use kd_sweep::data::Dataset;
 use kd_sweep::model::{Arch, Init};
+use kd_sweep::optim::{Algorithm, Recipe, Schedule};
 use kd_sweep::train::{self, RunSettings, TeacherSignal};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
@@ -21,9 +24,22 @@ const CLASSES: i64 = 10;
 /// libtorch's generator is process-wide; the tests of this file take turns with it.
 static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Parameters in the order of the PyTorch `nn.Sequential` (layer by layer, weight then bias).
+/// Parameters in the order of the PyTorch `nn.Sequential` (layer by layer, weight then bias), or of
+/// a TorchScript module's `parameters()`.
 fn ordered(vs: &nn::VarStore, arch: Arch) -> Vec<(String, Tensor)> {
     let vars = vs.variables();
+    if let Some(script) = arch.script() {
+        let module = script.load(Device::Cpu).unwrap();
+        return module
+            .named_parameters()
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| {
+                let t = vars[&n.replace('.', "_")].detach().copy();
+                (n, t)
+            })
+            .collect();
+    }
     let convs = match arch {
         Arch::Teacher => 4,
         Arch::Student => 2,
@@ -78,6 +94,8 @@ struct Case {
     stream: &'static str,
     temperature: f64,
     alpha: f64,
+    /// The optimizer and schedule (3 epochs when not the default, 2 otherwise).
+    recipe: Recipe,
 }
 
 /// Trains `case` in kd-sweep and in PyTorch and compares them; returns the largest step-loss and
@@ -86,12 +104,13 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let s = RunSettings {
-        epochs: 2,
+        epochs: if case.recipe.is_default() { 2 } else { 3 },
         batch_size: 32,
         lr: 1e-3,
         seed: 3,
         stream: case.stream,
         init: Init::Pytorch,
+        recipe: case.recipe.clone(),
     };
     let (vs, net) = train::init(case.arch, data, Device::Cpu, &s);
     let init = ordered(&vs, case.arch);
@@ -103,14 +122,22 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
         .flat_map(|_| order.permutation(n as usize))
         .map(|i| i as i64)
         .collect();
+    let eval_rows = 64.min(n);
     let meta = serde_json::json!({
-        "arch": if case.arch == Arch::Teacher { "teacher" } else { "student" },
+        "arch": match case.arch {
+            Arch::Teacher => "teacher",
+            Arch::Script(_) => "torchscript",
+            _ => "student",
+        },
+        "script": case.arch.script().map(|s| s.path.clone()),
+        "eval_rows": eval_rows,
         "shape": data.shape,
         "classes": CLASSES,
         "n_train": n,
         "epochs": s.epochs,
         "batch_size": s.batch_size,
         "lr": s.lr,
+        "recipe": s.recipe,
         // libtorch's generator is seeded before every step (train::RunSettings::step_seed)
         "step_seeds": (1..=s.epochs)
             .flat_map(|e| (0..steps_per_epoch).map(move |k| (e, k)))
@@ -202,6 +229,12 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
         );
     }
     assert_eq!(at, flat.numel() as i64);
+    // evaluation mode after training: the same logits (batch norm's running statistics included)
+    let ours = train::logits(&net, &data.train_x.narrow(0, 0, eval_rows));
+    let theirs = Tensor::from_slice(&read_f32(&d.join("eval.bin"))).view(ours.size().as_slice());
+    let e = rel_err(&ours, &theirs);
+    eprintln!("{} evaluation-mode logits: {e:.1e}", case.name);
+    worst_weight = worst_weight.max(e);
     (worst_loss, worst_weight)
 }
 
@@ -231,6 +264,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             stream: train::TEACHER_STREAM,
             temperature: 1.0,
             alpha: 0.0,
+            recipe: Recipe::default(),
         },
         Case {
             name: "baseline",
@@ -238,6 +272,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             stream: train::STUDENT_STREAM,
             temperature: 1.0,
             alpha: 0.0,
+            recipe: Recipe::default(),
         },
         Case {
             name: "student T=4 α=0.5",
@@ -245,9 +280,54 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             stream: train::STUDENT_STREAM,
             temperature: 4.0,
             alpha: 0.5,
+            recipe: Recipe::default(),
+        },
+        // the CRD recipe's parts: SGD with Nesterov momentum and weight decay, a multistep schedule;
+        // Adam with weight decay after a warm-up into a cosine schedule
+        Case {
+            name: "student, SGD multistep",
+            arch: Arch::Student,
+            stream: train::STUDENT_STREAM,
+            temperature: 4.0,
+            alpha: 0.9,
+            recipe: Recipe {
+                optimizer: Algorithm::Sgd,
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 5e-4,
+                schedule: Schedule::Multistep,
+                milestones: vec![1, 2],
+                gamma: 0.5,
+                warmup_epochs: 0,
+            },
+        },
+        Case {
+            name: "baseline, Adam warm-up cosine",
+            arch: Arch::Student,
+            stream: train::STUDENT_STREAM,
+            temperature: 1.0,
+            alpha: 0.0,
+            recipe: Recipe {
+                weight_decay: 1e-3,
+                schedule: Schedule::Cosine,
+                warmup_epochs: 1,
+                ..Recipe::default()
+            },
         },
     ];
-    for case in &cases {
+    // a user's own network: conv-batchnorm blocks scripted by PyTorch, re-initialised by kd-sweep
+    let script = common::scripted(&dir.path().join("bn.pt"), "bn", 1, CLASSES, 5).unwrap();
+    let base = script.parent().unwrap();
+    let name = format!("torchscript:{}", script.display());
+    let scripted = Case {
+        name: "TorchScript student T=4 α=0.5",
+        arch: Arch::parse_in(&name, base).unwrap(),
+        stream: train::STUDENT_STREAM,
+        temperature: 4.0,
+        alpha: 0.5,
+        recipe: Recipe::default(),
+    };
+    for case in cases.iter().chain([&scripted]) {
         let (loss, weights) = compare(&python, &data, &logits, case);
         eprintln!(
             "{}: largest relative difference: step loss {loss:.1e}, final weights {weights:.1e}",
@@ -278,6 +358,7 @@ fn initial_weights_follow_pytorchs_default_rule() {
             seed: 0,
             stream: train::TEACHER_STREAM,
             init,
+            recipe: Default::default(),
         };
         let (vs, _) = train::init(Arch::Teacher, &data, Device::Cpu, &s);
         for (name, t) in ordered(&vs, Arch::Teacher) {

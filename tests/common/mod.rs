@@ -168,3 +168,38 @@ pub fn epochs_without_clock(dir: &Path) -> Vec<Vec<(String, String)>> {
         })
         .collect()
 }
+
+/// A network scripted by PyTorch (tests/fixtures/make_torchscript.py with the project's torch venv)
+/// at `out`: `variant` "bn", "wide" or "plain", for `channels`-channel images and `classes` classes.
+/// `None` (the caller skips, saying why) where no Python with torch is beside this libtorch.
+pub fn scripted(
+    out: &Path,
+    variant: &str,
+    channels: i64,
+    classes: i64,
+    seed: u64,
+) -> Option<PathBuf> {
+    let python = kd_sweep::bench::reference_python(None)?;
+    let maker = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make_torchscript.py");
+    let status = Command::new(python)
+        .arg(maker)
+        .arg(out)
+        .args([
+            variant,
+            &channels.to_string(),
+            &classes.to_string(),
+            &seed.to_string(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "make_torchscript.py failed");
+    Some(out.to_path_buf())
+}
+
+/// Says why a test that needs PyTorch did not run.
+pub fn skip_without_pytorch() {
+    eprintln!(
+        "SKIPPED: no Python with torch beside this libtorch (LIBTORCH is not the pip wheel of \
+         `make setup`); scripting a network needs PyTorch itself"
+    );
+}

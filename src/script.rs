@@ -1,0 +1,337 @@
+//! Bring-your-own networks: a module scripted in PyTorch (`torch.jit.script(net).save("net.pt")`),
+//! named in a sweep file as `model = "torchscript:net.pt"`, trained through libtorch's TorchScript
+//! runtime. Its `forward` returns logits; exported `features(x)` and `head(f)` methods (both, with
+//! `head(features(x)) == forward(x)`) make it usable for feature distillation.
+//!
+//! A file is identified by its SHA-256, which run keys hold instead of its path: moving the file keeps
+//! the keys; changing it makes new runs. Workers check the hash again before they train.
+//!
+//! tch exposes a scripted module's parameters but not its buffers (batch norm's running statistics),
+//! so a network's whole state — for checkpoints, the best epoch's weights and the teacher cache — is
+//! the module saved as TorchScript bytes, kept beside the parameters as a `u8` tensor named
+//! [`STATE`].
+
+use crate::data::hex;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tch::{CModule, Device, Kind, Tensor};
+
+/// The sweep-file prefix of a TorchScript model name.
+pub const PREFIX: &str = "torchscript:";
+
+/// The name of a TorchScript network's whole saved state among a snapshot's tensors (never a
+/// variable name: those have no angle brackets).
+pub const STATE: &str = "<torchscript>";
+
+/// A TorchScript file a sweep trains.
+#[derive(Debug)]
+pub struct Script {
+    /// Where the file is (absolute, or as the sweep file's folder resolved it).
+    pub path: PathBuf,
+    /// SHA-256 of the file's bytes, in hex.
+    pub sha256: String,
+    /// What [`Script::probe`] found, per input shape.
+    probes: Mutex<Vec<ProbeOf>>,
+}
+
+impl PartialEq for Script {
+    fn eq(&self, other: &Script) -> bool {
+        self.sha256 == other.sha256 && self.path == other.path
+    }
+}
+
+impl Eq for Script {}
+
+impl std::hash::Hash for Script {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.sha256.hash(h);
+        self.path.hash(h);
+    }
+}
+
+/// A probe's answer for one input shape.
+type ProbeOf = ([i64; 3], Result<Probe, String>);
+
+/// What one forward pass on a batch of zeros showed about a scripted network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    /// Parameters (elements of every tensor `named_parameters` lists).
+    pub parameters: i64,
+    /// Shape of `forward`'s output for 2 images.
+    pub logits: Vec<i64>,
+    /// Shape of `features`' output for 2 images, when the module exports `features` and `head`.
+    pub features: Option<Vec<i64>>,
+}
+
+/// Every script a process has named, so that one file is loaded and probed once.
+static KNOWN: Mutex<Vec<&'static Script>> = Mutex::new(Vec::new());
+
+impl Script {
+    /// The script of `path` with content hash `sha256` (kept for the life of the process).
+    pub fn intern(path: PathBuf, sha256: String) -> &'static Script {
+        let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = known.iter().find(|s| s.path == path && s.sha256 == sha256) {
+            return s;
+        }
+        let s: &'static Script = Box::leak(Box::new(Script {
+            path,
+            sha256,
+            probes: Mutex::new(Vec::new()),
+        }));
+        known.push(s);
+        s
+    }
+
+    /// The script at `path` (relative to `base`), hashed now.
+    pub fn open(path: &str, base: &Path) -> Result<&'static Script, String> {
+        if path.is_empty() {
+            return Err(format!(
+                "\"{PREFIX}\" needs a file after it, e.g. \"{PREFIX}nets/student.pt\""
+            ));
+        }
+        let p = Path::new(path);
+        let p = if p.is_relative() {
+            base.join(p)
+        } else {
+            p.to_path_buf()
+        };
+        let bytes = std::fs::read(&p).map_err(|e| {
+            format!(
+                "cannot read the TorchScript file {} ({e}); a relative path is relative to the sweep file",
+                p.display()
+            )
+        })?;
+        Ok(Script::intern(p, hex(&Sha256::digest(&bytes))))
+    }
+
+    /// The name runs, charts and tables use: the file's name (characters other than letters,
+    /// digits, `.`, `_` and `-` made `_`). Never a zoo name, which has no `.`.
+    pub fn name(&self) -> String {
+        let file = self
+            .path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "script".into());
+        let clean: String = file
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if clean.contains('.') {
+            clean
+        } else {
+            clean + ".pt"
+        }
+    }
+
+    /// The form records and worker messages carry: path and hash.
+    pub fn serialized(&self) -> String {
+        format!("{PREFIX}{}#sha256:{}", self.path.display(), self.sha256)
+    }
+
+    /// Parses [`Script::serialized`] without reading the file.
+    pub fn deserialize(text: &str) -> Option<&'static Script> {
+        let rest = text.strip_prefix(PREFIX)?;
+        let (path, sha) = rest.rsplit_once("#sha256:")?;
+        Some(Script::intern(PathBuf::from(path), sha.to_string()))
+    }
+
+    /// The module, checked to be the file that was planned, on `device`.
+    pub fn load(&self, device: Device) -> Result<CModule, String> {
+        let bytes = std::fs::read(&self.path)
+            .map_err(|e| format!("cannot read {} ({e})", self.path.display()))?;
+        if hex(&Sha256::digest(&bytes)) != self.sha256 {
+            return Err(format!(
+                "{} changed since the sweep was planned (its SHA-256 is no longer {}…); start the \
+                 sweep again so that its runs are keyed by the new file",
+                self.path.display(),
+                &self.sha256[..16.min(self.sha256.len())]
+            ));
+        }
+        from_bytes(&bytes, device).map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+
+    /// Loads the module on the CPU and runs `forward` (and `features`/`head` when exported) on two
+    /// images of `shape` in evaluation mode; the answer is kept.
+    pub fn probe(&self, shape: [i64; 3]) -> Result<Probe, String> {
+        let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, p)) = probes.iter().find(|(s, _)| *s == shape) {
+            return p.clone();
+        }
+        let probe = self.probe_now(shape);
+        probes.push((shape, probe.clone()));
+        probe
+    }
+
+    fn probe_now(&self, shape: [i64; 3]) -> Result<Probe, String> {
+        let _guard = tch::no_grad_guard();
+        let mut m = self.load(Device::Cpu)?;
+        m.f_set_eval().map_err(|e| e.to_string())?;
+        let x = Tensor::zeros(
+            [2, shape[0], shape[1], shape[2]],
+            (Kind::Float, Device::Cpu),
+        );
+        let logits = m.forward_ts(&[&x]).map_err(|e| {
+            format!(
+                "{}: forward fails on a batch of {}×{}×{} images ({})",
+                self.path.display(),
+                shape[0],
+                shape[1],
+                shape[2],
+                first_line(&e.to_string())
+            )
+        })?;
+        let features = m.method_ts("features", &[&x]).ok().filter(|f| {
+            m.method_ts("head", &[f])
+                .is_ok_and(|h| h.size() == logits.size())
+        });
+        let parameters = m
+            .named_parameters()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|(_, t)| t.numel() as i64)
+            .sum();
+        Ok(Probe {
+            parameters,
+            logits: logits.size(),
+            features: features.map(|f| f.size()),
+        })
+    }
+}
+
+/// A module from TorchScript bytes on `device`. TorchScript's optimising executor is turned off: it
+/// re-specialises a graph after its first runs, which would make a run continued from a checkpoint
+/// differ from an uninterrupted one.
+pub fn from_bytes(bytes: &[u8], device: Device) -> Result<CModule, String> {
+    tch::jit::set_graph_executor_optimize(false);
+    CModule::load_data_on_device(&mut &bytes[..], device)
+        .map_err(|e| format!("not a TorchScript module ({})", first_line(&e.to_string())))
+}
+
+/// The module's whole state (parameters and buffers) as TorchScript bytes in a `u8` CPU tensor.
+pub fn state(module: &CModule) -> Result<Tensor, String> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = std::env::temp_dir().join(format!(".kd-sweep-{}-{n}.pt", std::process::id()));
+    let saved = module
+        .save(&tmp)
+        .map_err(|e| e.to_string())
+        .and_then(|_| std::fs::read(&tmp).map_err(|e| e.to_string()));
+    let _ = std::fs::remove_file(&tmp);
+    Ok(Tensor::from_slice(&saved?))
+}
+
+/// The bytes of a [`state`] tensor.
+pub fn state_bytes(t: &Tensor) -> Result<Vec<u8>, String> {
+    Vec::<u8>::try_from(&t.to_device(Device::Cpu).to_kind(Kind::Uint8)).map_err(|e| e.to_string())
+}
+
+/// Re-initialises a loaded module's parameters (in their `named_parameters` order, from libtorch's
+/// generator) by PyTorch's default rules, read from each parameter's name and shape:
+/// - a weight of 2 or more dimensions (convolution, linear): uniform in ±1/√fan_in, fan_in being
+///   its elements per output (`kaiming_uniform_(a=√5)`), and its layer's bias the same bound;
+/// - a 1-dimensional weight (batch, layer or group norm): 1, and its bias 0;
+/// - anything else (e.g. an embedding or a free-standing parameter) keeps the file's values.
+///
+/// Returns the names of the parameters kept as saved. Buffers are not touched: they are whatever
+/// the file holds (0 and 1 for batch norm's running statistics in a freshly built network).
+pub fn reinitialise(params: &[(String, Tensor)]) -> Vec<String> {
+    let _guard = tch::no_grad_guard();
+    let find = |name: &str| params.iter().find(|(n, _)| n == name).map(|(_, t)| t);
+    let mut kept = Vec::new();
+    for (name, t) in params {
+        let mut t = t.shallow_clone();
+        let (layer, leaf) = name.rsplit_once('.').unwrap_or(("", name));
+        let sibling = |leaf: &str| {
+            find(&if layer.is_empty() {
+                leaf.to_string()
+            } else {
+                format!("{layer}.{leaf}")
+            })
+        };
+        let weight = match leaf {
+            "weight" => Some(t.shallow_clone()),
+            "bias" => sibling("weight").map(|w| w.shallow_clone()),
+            _ => None,
+        };
+        match weight {
+            Some(w) if w.dim() >= 2 => {
+                let fan_in = w.numel() as i64 / w.size()[0];
+                let bound = 1.0 / (fan_in as f64).sqrt();
+                let _ = t.uniform_(-bound, bound);
+            }
+            Some(w) if w.dim() == 1 => {
+                let _ = t.fill_(if leaf == "weight" { 1.0 } else { 0.0 });
+            }
+            _ => kept.push(name.clone()),
+        }
+    }
+    kept
+}
+
+/// The first non-empty line of a libtorch message (they carry a C++ backtrace after it).
+fn first_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialized_form_round_trips_without_the_file() {
+        let s = Script::intern(PathBuf::from("/nowhere/my net.pt"), "ab".repeat(32));
+        let back = Script::deserialize(&s.serialized()).unwrap();
+        assert!(std::ptr::eq(s, back), "one instance per (path, hash)");
+        assert_eq!(s.name(), "my_net.pt");
+        assert!(Script::deserialize("resnet8").is_none());
+    }
+
+    #[test]
+    fn a_missing_file_says_where_it_was_looked_for() {
+        let e = Script::open("no/such.pt", Path::new("/tmp/sweeps")).unwrap_err();
+        assert!(e.contains("/tmp/sweeps/no/such.pt"), "{e}");
+        assert!(e.contains("relative to the sweep file"), "{e}");
+        assert!(Script::open("", Path::new("."))
+            .unwrap_err()
+            .contains("needs a file"));
+    }
+
+    #[test]
+    fn reinitialisation_follows_pytorchs_rules_by_shape() {
+        let p = |name: &str, shape: &[i64]| {
+            (
+                name.to_string(),
+                Tensor::full(shape, 7.0, (Kind::Float, Device::Cpu)),
+            )
+        };
+        let params = vec![
+            p("conv.weight", &[8, 3, 3, 3]),
+            p("conv.bias", &[8]),
+            p("bn.weight", &[8]),
+            p("bn.bias", &[8]),
+            p("scale", &[1]),
+        ];
+        tch::manual_seed(0);
+        let kept = reinitialise(&params);
+        assert_eq!(kept, ["scale"]);
+        let bound = 1.0 / 27f64.sqrt();
+        for (name, t) in &params[..2] {
+            assert!(t.abs().max().double_value(&[]) <= bound + 1e-7);
+            assert!(t.std(true).double_value(&[]) > 0.0, "{name} drawn");
+        }
+        assert_eq!(params[2].1.mean(Kind::Float).double_value(&[]), 1.0);
+        assert_eq!(params[3].1.abs().sum(Kind::Float).double_value(&[]), 0.0);
+        assert_eq!(params[4].1.double_value(&[0]), 7.0);
+    }
+}
