@@ -172,6 +172,9 @@ pub struct Phase {
     /// model families keep their keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<crate::model::Arch>,
+    /// Training-batch augmentation (absent from keys when none).
+    #[serde(default, skip_serializing_if = "crate::augment::Augment::is_none")]
+    pub augment: crate::augment::Augment,
     /// The optimizer and learning-rate schedule (absent from keys when it is Adam at a constant
     /// rate, so sweeps written before recipes keep their keys).
     #[serde(default, skip_serializing_if = "crate::optim::Recipe::is_default")]
@@ -335,6 +338,7 @@ struct RawPhase {
     milestones: Option<Spanned<Vec<Spanned<i64>>>>,
     gamma: Option<Spanned<f64>>,
     warmup_epochs: Option<Spanned<i64>>,
+    augment: Option<Spanned<String>>,
 }
 
 /// The keys of [teacher] and [student] that make a [`Phase`].
@@ -345,6 +349,7 @@ struct PhaseKeys<'r> {
     init: &'r Option<Spanned<String>>,
     threads: &'r Option<Spanned<i64>>,
     model: &'r Option<Spanned<String>>,
+    augment: &'r Option<Spanned<String>>,
     recipe: RecipeKeys<'r>,
 }
 
@@ -369,6 +374,7 @@ impl RawPhase {
             init: &self.init,
             threads: &self.threads,
             model: &self.model,
+            augment: &self.augment,
             recipe: RecipeKeys {
                 optimizer: &self.optimizer,
                 momentum: &self.momentum,
@@ -392,6 +398,7 @@ impl RawStudent {
             init: &self.init,
             threads: &self.threads,
             model: &self.model,
+            augment: &self.augment,
             recipe: RecipeKeys {
                 optimizer: &self.optimizer,
                 momentum: &self.momentum,
@@ -423,6 +430,7 @@ struct RawStudent {
     milestones: Option<Spanned<Vec<Spanned<i64>>>>,
     gamma: Option<Spanned<f64>>,
     warmup_epochs: Option<Spanned<i64>>,
+    augment: Option<Spanned<String>>,
     cache_teacher_logits: Option<bool>,
 }
 
@@ -750,6 +758,7 @@ impl Validator<'_> {
             init,
             threads,
             model,
+            augment,
             recipe,
         } = raw;
         let threads = match threads {
@@ -802,7 +811,23 @@ impl Validator<'_> {
             &format!("{role}.epochs"),
             "passes over the training set",
         )?;
+        let augment = match augment {
+            None => crate::augment::Augment::None,
+            Some(a) => crate::augment::Augment::parse(a.get_ref()).ok_or_else(|| {
+                self.at(
+                    a,
+                    &format!("{role}.augment"),
+                    &format!(
+                        "unknown augmentation \"{}\"; allowed: {} (a random crop of the image's \
+                         size after 4 pixels of padding, and a horizontal flip)",
+                        a.get_ref(),
+                        crate::augment::Augment::NAMES
+                    ),
+                )
+            })?,
+        };
         Ok(Phase {
+            augment,
             recipe: self.recipe(role, recipe, epochs)?,
             epochs,
             batch_size: self.positive(batch, &format!("{role}.batch_size"), "images per step")?,
@@ -1468,6 +1493,26 @@ alpha = [0, 0.5, 1]
             assert!(e.to_string().contains(want), "{keys}: {e}");
             assert!(e.at.is_some(), "{keys}: a line and column");
         }
+    }
+
+    #[test]
+    fn augmentation_is_read_per_role_and_checked() {
+        let s = parse(
+            &with(
+                "[student]\nepochs = 2",
+                "[student]\naugment = \"crop-flip\"\nepochs = 2",
+            ),
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        assert_eq!(s.student.augment, crate::augment::Augment::CropFlip);
+        assert!(s.teacher.augment.is_none());
+        let e = err(&with(
+            "[student]\nepochs = 2",
+            "[student]\naugment = \"mixup\"\nepochs = 2",
+        ));
+        assert_eq!(e.key.as_deref(), Some("student.augment"));
+        assert!(e.to_string().contains("\"crop-flip\""), "{e}");
     }
 
     #[test]

@@ -325,6 +325,13 @@ fn train_run(
     Ok(fitted)
 }
 
+/// What a feature student learns from: the teacher's cached maps of the training images, or (for
+/// augmented batches) the teacher itself.
+enum FeatureTeacher<'t> {
+    Maps(&'t Tensor),
+    Net(Box<Net>),
+}
+
 /// Trains a distilled student: sets up what it learns from (cached or live logits, the teacher's
 /// labels, or its feature maps with a regressor) and fits it.
 fn train_student(
@@ -346,10 +353,13 @@ fn train_student(
     );
     // what the student learns from; a teacher network is built before the student is seeded, so
     // the student's initial weights and dropout masks match the cached way
-    let (live, labels, regressor);
+    let (live, labels, regressor, feature_teacher);
     let student = || train::try_init(arch, data, device, settings, saved).map_err(RunError::Model);
+    // augmented batches are new images every epoch: the teacher sees each one in the step (nothing
+    // computed on the plain training images applies)
+    let augmented = !settings.augment.is_none();
     let (vs, net, signal) = match method {
-        Method::Logit if !job.sweep.cache_teacher_logits => {
+        Method::Logit if !job.sweep.cache_teacher_logits || augmented => {
             live = load_teacher_net(teacher, &dir, data, device)?;
             let (vs, net) = student()?;
             (vs, net, TeacherSignal::Live(&live))
@@ -359,6 +369,11 @@ fn train_student(
             let (vs, net) = student()?;
             (vs, net, TeacherSignal::Cached(logits))
         }
+        Method::Imitation if augmented => {
+            live = load_teacher_net(teacher, &dir, data, device)?;
+            let (vs, net) = student()?;
+            (vs, net, TeacherSignal::LiveLabels(&live))
+        }
         Method::Imitation => {
             labels = teacher_logits(logits_slot, teacher, &dir, data, device)?.argmax(-1, false);
             let (vs, net) = student()?;
@@ -366,7 +381,18 @@ fn train_student(
         }
         Method::Feature => {
             // the feature student trains with its regressor, built beside it
-            let maps = teacher_features(features_slot, teacher, &dir, data, device)?;
+            feature_teacher = match augmented {
+                true => {
+                    FeatureTeacher::Net(Box::new(load_teacher_net(teacher, &dir, data, device)?))
+                }
+                false => FeatureTeacher::Maps(teacher_features(
+                    features_slot,
+                    teacher,
+                    &dir,
+                    data,
+                    device,
+                )?),
+            };
             let channels = |a: crate::model::Arch| a.feature_channels(data.shape);
             let (s_ch, t_ch) = (
                 channels(arch).map_err(RunError::Model)?,
@@ -383,9 +409,15 @@ fn train_student(
             })
             .map_err(RunError::Model)?;
             regressor = r;
-            let signal = TeacherSignal::Features {
-                maps,
-                regressor: &regressor,
+            let signal = match &feature_teacher {
+                FeatureTeacher::Maps(maps) => TeacherSignal::Features {
+                    maps,
+                    regressor: &regressor,
+                },
+                FeatureTeacher::Net(teacher) => TeacherSignal::LiveFeatures {
+                    teacher,
+                    regressor: &regressor,
+                },
             };
             (vs, net, signal)
         }

@@ -7,6 +7,7 @@
 //! teacher cache, CSVs, manifest) → [`report`] (charts, summary). [`sweep`] strings them together;
 //! [`cli`] is the command line.
 
+pub mod augment;
 pub mod bench;
 pub mod checkpoint;
 pub mod cli;

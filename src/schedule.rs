@@ -335,6 +335,7 @@ impl<'a> Coordinator<'a> {
             && r.method == Method::Logit
             && r.arch().fusable()
             && self.cx.sweep.cache_teacher_logits
+            && self.cx.sweep.student.augment.is_none()
     }
 
     fn fuses(&self, w: &Worker) -> bool {

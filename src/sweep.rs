@@ -375,7 +375,7 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
         p.sweep.teacher.threads,
         p.sweep.student.threads
     ));
-    // how each role trains, when not the default Adam at a constant rate
+    // how each role trains, when not the default Adam at a constant rate on plain batches
     for (role, phase) in [("teacher", &p.sweep.teacher), ("student", &p.sweep.student)] {
         if !phase.recipe.is_default() {
             out.push_str(&format!(
@@ -383,6 +383,26 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
                 phase.recipe.describe(phase.lr)
             ));
         }
+        if !phase.augment.is_none() {
+            out.push_str(&format!(
+                "{role}s train on augmented batches (random crop after 4 pixels of padding, horizontal flip)\n"
+            ));
+        }
+    }
+    if !p.sweep.student.augment.is_none() {
+        let shape = p.data_shape;
+        let macs = |a: crate::model::Arch| a.size(shape, p.classes).1 as f64 / 1e6;
+        let (t, s) = (
+            p.sweep.teacher.model.unwrap_or(crate::model::Arch::Teacher),
+            p.sweep.student.model.unwrap_or(crate::model::Arch::Student),
+        );
+        out.push_str(&format!(
+            "augmented students: the teacher's forward pass runs in every distilled student's step (its \
+             cached logits and feature maps are of the plain images) — {:.2} M multiply-adds per image \
+             on top of the student's {:.2} M forward (≈ 3× that with its backward); they train unfused\n",
+            macs(t),
+            macs(s)
+        ));
     }
     // the networks, with their sizes for this dataset; fused training takes the tutorial student only
     let shape = p.data_shape;

@@ -1,6 +1,7 @@
 //! Training: the distillation loss, the teacher's and students' loops, evaluation. Training code reports
 //! events through a callback; it never prints.
 
+use crate::augment::EpochDraws;
 use crate::data::Dataset;
 use crate::model::{Arch, Init, Net};
 use crate::optim::{Adam, Optimizer};
@@ -148,6 +149,13 @@ pub enum TeacherSignal<'a> {
     },
     /// Black-box: the teacher's predicted label (arg max) on every training image.
     Labels(&'a Tensor),
+    /// Feature distillation on augmented batches: the teacher's feature map of each step's batch.
+    LiveFeatures {
+        teacher: &'a Net,
+        regressor: &'a nn::Conv2D,
+    },
+    /// Imitation on augmented batches: the teacher's label of each step's image.
+    LiveLabels(&'a Net),
 }
 
 /// Settings of one training run.
@@ -164,6 +172,8 @@ pub struct RunSettings {
     pub init: Init,
     /// The optimizer and learning-rate schedule.
     pub recipe: crate::optim::Recipe,
+    /// Training-batch augmentation.
+    pub augment: crate::augment::Augment,
 }
 
 /// The random stream of teachers.
@@ -182,6 +192,7 @@ impl RunSettings {
             stream,
             init: phase.init,
             recipe: phase.recipe.clone(),
+            augment: phase.augment,
         }
     }
 
@@ -652,6 +663,8 @@ pub fn fit(
         opt.set_lr(s.recipe.lr_at(s.lr, epoch, s.epochs));
         let epoch_order = order.state();
         let perm = epoch_permutation(&mut order, n as usize, device);
+        let draws = (!s.augment.is_none())
+            .then(|| EpochDraws::new(s.seed, s.stream, epoch, n as usize, device));
         let skip = if epoch == first_epoch { first_step } else { 0 };
         // the steps of this epoch a checkpoint already took (their losses are the last `skip`)
         let mut earlier: Vec<f64> = step_losses[step_losses.len() - skip..].to_vec();
@@ -688,10 +701,14 @@ pub fn fit(
             tch::manual_seed(s.step_seed(epoch, step));
             let idx = perm.narrow(0, begin, bs.min(n - begin));
             let xs = data.train_x.index_select(0, &idx);
+            let xs = match &draws {
+                Some(d) => d.apply(&xs, begin, &data.black),
+                None => xs,
+            };
             let ys = data.train_y.index_select(0, &idx);
             // the feature map only where it is used: a TorchScript network's forward is one call
             let (out, features) = match &signal {
-                TeacherSignal::Features { .. } => {
+                TeacherSignal::Features { .. } | TeacherSignal::LiveFeatures { .. } => {
                     let features = net.features_t(&xs, true);
                     (net.head(&features, true), Some(features))
                 }
@@ -713,6 +730,16 @@ pub fn fit(
                 }
                 TeacherSignal::Labels(labels) => {
                     imitation_loss(&out, &ys, &cached(labels, &idx), alpha)
+                }
+                TeacherSignal::LiveFeatures { teacher, regressor } => {
+                    let features = features.as_ref().expect("computed for this signal");
+                    let t = tch::no_grad(|| teacher.features_t(&xs, false));
+                    let (s, t) = same_size(features.apply(*regressor), t);
+                    feature_loss(&out, &ys, &s, &t, alpha)
+                }
+                TeacherSignal::LiveLabels(teacher) => {
+                    let labels = tch::no_grad(|| teacher.forward_t(&xs, false).argmax(-1, false));
+                    imitation_loss(&out, &ys, &labels, alpha)
                 }
             };
             opt.backward_step(&loss);

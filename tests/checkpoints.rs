@@ -146,6 +146,7 @@ fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
         stream,
         init: Init::Pytorch,
         recipe: Default::default(),
+        augment: Default::default(),
     };
     let none = || TeacherSignal::None;
     let cached = || TeacherSignal::Cached(&logits);
@@ -191,6 +192,23 @@ fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
         temperature: 4.0,
         alpha: 0.9,
     };
+    // crop-flip batches, and a live teacher (the student network itself) in every step: the epoch's
+    // draws are the same after a restart
+    let teacher_net = {
+        let (_, net) = train::init(Arch::Student, &data, Device::Cpu, &settings("other"));
+        net
+    };
+    let live = || TeacherSignal::Live(&teacher_net);
+    let augmented = Run {
+        arch: Arch::Student,
+        settings: RunSettings {
+            augment: kd_sweep::augment::Augment::CropFlip,
+            ..settings(train::STUDENT_STREAM)
+        },
+        signal: &live,
+        temperature: 4.0,
+        alpha: 0.5,
+    };
     // a user's network scripted by PyTorch, with batch norm (buffers the checkpoint must keep)
     let script = common::scripted(&dir.path().join("bn.pt"), "bn", 1, 10, 4);
     let scripted = script.map(|p| Run {
@@ -207,7 +225,7 @@ fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
     for (name, run) in runs
         .iter()
         .map(|(n, r)| (*n, r))
-        .chain([("SGD student", &sgd)])
+        .chain([("SGD student", &sgd), ("augmented student", &augmented)])
         .chain(scripted.as_ref().map(|r| ("torchscript student", r)))
     {
         let whole = train(run, &data, None).unwrap();

@@ -47,6 +47,7 @@ fn student(seed: u64) -> train::RunSettings {
         stream: train::STUDENT_STREAM,
         init: Default::default(),
         recipe: Default::default(),
+        augment: Default::default(),
     }
 }
 

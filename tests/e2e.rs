@@ -1196,3 +1196,51 @@ fn a_cifar100_sweep_trains_with_100_classes() {
     assert_eq!(runs.len(), 3);
     assert!(runs.iter().all(|r| r["status"] == "done"), "{runs:?}");
 }
+
+#[test]
+fn an_augmented_sgd_sweep_distils_every_family_with_the_teacher_in_each_step() {
+    let c = Case::new(10, 10);
+    let d = c.path("c100");
+    std::fs::create_dir(&d).unwrap();
+    kd_sweep::data::write::cifar100_dir(&d, 200, 40, false, 4).unwrap();
+    // the CRD recipe's parts, scaled down: SGD with momentum and weight decay, a multistep schedule,
+    // crop-flip batches for both roles
+    let recipe = "optimizer = \"sgd\"\nmomentum = 0.9\nweight_decay = 5e-4\n\
+                  schedule = \"multistep\"\nmilestones = [1]\ngamma = 0.1\naugment = \"crop-flip\"\n";
+    let body = body("[0]", "[4]", "[0.9]")
+        .replace(
+            "dataset = \"mnist\"\npath = \"data\"",
+            "dataset = \"cifar100\"\npath = \"c100\"",
+        )
+        .replace("[teacher]\n", &format!("[teacher]\n{recipe}"))
+        .replace(
+            "[student]\n",
+            &format!("[student]\nmodel = \"resnet8\"\n{recipe}"),
+        )
+        .replace("lr = 0.001", "lr = 0.05")
+        .replace("epochs = 1\n", "epochs = 2\n")
+        + "method = [\"logit\", \"feature\", \"imitation\"]\n";
+    let s = c.sweep("crd", &body);
+    let o = c.run(&["plan", s.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let plan = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "teachers train with SGD lr 0.05, momentum 0.9, weight decay 0.0005, ×0.1 at epochs [1]",
+        "students train on augmented batches",
+        "the teacher's forward pass runs in every distilled student's step",
+    ] {
+        assert!(plan.contains(want), "{want:?} not in:\n{plan}");
+    }
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out", "-q"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let runs = csv_rows(&c.path("out/crd/runs.csv"));
+    assert_eq!(runs.len(), 5, "teacher, baseline, three students");
+    assert!(runs.iter().all(|r| r["status"] == "done"), "{runs:?}");
+    // a rerun trains nothing: the recipe is part of the keys, and the same
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("5 runs (5 already done)"),
+        "{}",
+        text(&o)
+    );
+}

@@ -146,6 +146,7 @@ fn several_fused_epochs_give_the_numbers_of_separate_runs() {
             stream: "student",
             init: Init::default(),
             recipe,
+            augment: Default::default(),
         };
         let apart: Vec<train::Fitted> = members
             .iter()
@@ -233,6 +234,7 @@ fn a_diverging_member_of_a_fused_group_fails_alone() {
         stream: train::STUDENT_STREAM,
         init: Init::default(),
         recipe: Default::default(),
+        augment: Default::default(),
     };
     let run = |members: &[(f64, f64)]| fit_group(&data, &logits, members, &settings);
     // T = 0 makes the middle member's KD term NaN at its first step (the config never allows it)
@@ -273,6 +275,7 @@ fn the_naive_way_gives_the_numbers_of_cached_teacher_logits() {
         stream: train::TEACHER_STREAM,
         init: Init::default(),
         recipe: Default::default(),
+        augment: Default::default(),
     };
     let (tvs, teacher) = train::init(Arch::Teacher, &data, Device::Cpu, &t_settings);
     let none = TeacherSignal::None;

@@ -111,6 +111,7 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
         stream: case.stream,
         init: Init::Pytorch,
         recipe: case.recipe.clone(),
+        augment: Default::default(),
     };
     let (vs, net) = train::init(case.arch, data, Device::Cpu, &s);
     let init = ordered(&vs, case.arch);
@@ -359,6 +360,7 @@ fn initial_weights_follow_pytorchs_default_rule() {
             stream: train::TEACHER_STREAM,
             init,
             recipe: Default::default(),
+            augment: Default::default(),
         };
         let (vs, _) = train::init(Arch::Teacher, &data, Device::Cpu, &s);
         for (name, t) in ordered(&vs, Arch::Teacher) {

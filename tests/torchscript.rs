@@ -134,6 +134,7 @@ fn settings(seed: u64, init: Init) -> RunSettings {
         stream: train::STUDENT_STREAM,
         init,
         recipe: Default::default(),
+        augment: Default::default(),
     }
 }
 

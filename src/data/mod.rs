@@ -220,6 +220,9 @@ pub struct Dataset {
     /// Channels, height, width.
     pub shape: [i64; 3],
     pub classes: i64,
+    /// A black pixel after normalisation (−mean/std per channel, 1×C×1×1, on the CPU): the padding
+    /// of [`crate::augment`]'s crops, as torchvision pads before normalising.
+    pub black: Tensor,
 }
 
 impl Dataset {
@@ -252,7 +255,13 @@ impl Dataset {
         let (train_x, train_y) = to_tensor(&raw.train, &idx.train);
         let (val_x, val_y) = to_tensor(&raw.train, &idx.val);
         let (test_x, test_y) = to_tensor(&raw.test, &idx.test);
+        let black: Vec<f32> = mean
+            .iter()
+            .zip(&std)
+            .map(|(m, s)| (-m / s) as f32)
+            .collect();
         Dataset {
+            black: Tensor::from_slice(&black).view([1, shape[0], 1, 1]),
             train_x,
             train_y,
             val_x,
