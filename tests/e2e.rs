@@ -1244,3 +1244,47 @@ fn an_augmented_sgd_sweep_distils_every_family_with_the_teacher_in_each_step() {
         text(&o)
     );
 }
+
+/// experiments/crd-cifar100*.toml, the CRD benchmark's three pairs with the paper's recipe, run end to
+/// end on generated CIFAR-100 files: 2 epochs (the milestone after the first), a few images, one seed
+/// and α = 0.9 — every other key as the files have it.
+#[test]
+fn the_crd_cifar100_sweeps_run_end_to_end_on_generated_files() {
+    let c = Case::new(10, 10);
+    let d = c.path("c100");
+    std::fs::create_dir(&d).unwrap();
+    kd_sweep::data::write::cifar100_dir(&d, 84, 16, true, 6).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in ["crd-cifar100", "crd-cifar100-wrn", "crd-cifar100-x4"] {
+        let mut small =
+            std::fs::read_to_string(root.join(format!("experiments/{file}.toml"))).unwrap();
+        for (from, to) in [
+            ("path = \"/usr/share/datasets/cifar100\"", "path = \"c100\""),
+            ("validation = 5000", "validation = 20"),
+            ("seeds = [0, 1, 2]", "seeds = [0]"),
+            ("alpha = [0.8, 0.9, 0.95]", "alpha = [0.9]"),
+        ] {
+            assert!(small.contains(from), "{file}: {from:?}");
+            small = small.replace(from, to);
+        }
+        assert_eq!(small.matches("epochs = 240").count(), 2, "{file}");
+        small = small
+            .replace("epochs = 240", "epochs = 2")
+            .replace("milestones = [150, 180, 210]", "milestones = [1]");
+        let s = c.path(&format!("{file}.toml"));
+        std::fs::write(&s, small).unwrap();
+        let o = c.run(&["plan", s.to_str().unwrap()]);
+        assert!(o.status.success(), "{file}: {}", text(&o));
+        let plan = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            plan.contains("SGD lr 0.05, momentum 0.9, weight decay 0.0005, ×0.1 at epochs [1]")
+                && plan.contains("students train on augmented batches"),
+            "{file}: {plan}"
+        );
+        let o = c.run(&[s.to_str().unwrap(), "--results", "out", "-q"]);
+        assert!(o.status.success(), "{file}: {}", text(&o));
+        let runs = csv_rows(&c.path(&format!("out/{file}/runs.csv")));
+        assert_eq!(runs.len(), 3, "{file}: teacher, baseline, student");
+        assert!(runs.iter().all(|r| r["status"] == "done"), "{runs:?}");
+    }
+}
