@@ -508,7 +508,56 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
         p.slots.len(),
         (epochs(Role::Baseline) + epochs(Role::Student)).div_ceil(p.slots.len().max(1))
     ));
+    let flop = work_flop(&p, &todo, n_train);
+    if flop > 0.0 {
+        out.push_str(&format!(
+            "work: {} of training (2 × multiply-adds: forward + backward ≈ 3 forwards per image and \
+             epoch, plus the teacher's forward in each step of a student that runs it; TorchScript \
+             networks not counted); time = work ÷ the rate your devices sustain on these networks\n",
+            flop_text(flop)
+        ));
+    }
     Ok(out)
+}
+
+/// Floating-point operations the runs `todo` take to train on `n_train` images: per image and epoch
+/// three forward passes of the run's network (forward and backward), and one of the teacher's where a
+/// student runs it in its steps (augmented batches, or `cache_teacher_logits = false`).
+fn work_flop(p: &Prepared, todo: &[&plan::RunSpec], n_train: usize) -> f64 {
+    // each network measured once
+    let known = std::cell::RefCell::new(Vec::<(crate::model::Arch, f64)>::new());
+    let macs = |a: crate::model::Arch| {
+        if let Some(&(_, m)) = known.borrow().iter().find(|(k, _)| *k == a) {
+            return m;
+        }
+        let m = a.size(p.data_shape, p.classes).1 as f64;
+        known.borrow_mut().push((a, m));
+        m
+    };
+    let live = !p.sweep.student.augment.is_none() || !p.sweep.cache_teacher_logits;
+    todo.iter()
+        .map(|r| {
+            let mut per_image = 3.0 * macs(r.arch());
+            if let (Some(t), true) = (r.teacher_arch(), live) {
+                per_image += macs(t);
+            }
+            2.0 * per_image * n_train as f64 * r.phase(&p.sweep).epochs as f64
+        })
+        .sum()
+}
+
+/// A FLOP count with an SI prefix (TFLOP, PFLOP, …).
+fn flop_text(flop: f64) -> String {
+    let (value, unit) = [
+        (1e18, "EFLOP"),
+        (1e15, "PFLOP"),
+        (1e12, "TFLOP"),
+        (1e9, "GFLOP"),
+    ]
+    .into_iter()
+    .find(|(scale, _)| flop >= *scale)
+    .map_or((flop, "FLOP"), |(scale, unit)| (flop / scale, unit));
+    format!("{value:.1} {unit}")
 }
 
 /// `kd-sweep plan --json`: the plan's nodes (the ids `run --task` takes), what each needs, and whether
@@ -614,4 +663,15 @@ pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOut
         Status::Done => TaskOutcome::Done,
         Status::Failed => TaskOutcome::Failed(record.error.unwrap_or_default()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn flop_counts_read_with_a_prefix() {
+        assert_eq!(super::flop_text(80.6e15), "80.6 PFLOP");
+        assert_eq!(super::flop_text(192.5e12), "192.5 TFLOP");
+        assert_eq!(super::flop_text(2.0e9), "2.0 GFLOP");
+        assert_eq!(super::flop_text(500.0), "500.0 FLOP");
+    }
 }

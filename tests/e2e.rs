@@ -1278,7 +1278,8 @@ fn the_crd_cifar100_sweeps_run_end_to_end_on_generated_files() {
         let plan = String::from_utf8_lossy(&o.stdout);
         assert!(
             plan.contains("SGD lr 0.05, momentum 0.9, weight decay 0.0005, ×0.1 at epochs [1]")
-                && plan.contains("students train on augmented batches"),
+                && plan.contains("students train on augmented batches")
+                && plan.contains("FLOP of training"),
             "{file}: {plan}"
         );
         let o = c.run(&[s.to_str().unwrap(), "--results", "out", "-q"]);
