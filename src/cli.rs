@@ -13,13 +13,13 @@ const ABOUT: &str =
 (temperature, α) grid point on every available device, and write CSV logs and charts.";
 
 const AFTER: &str = "\
-A sweep file (TOML) names the study, its seeds, the data, the teacher's and student's training, and the
-grid. Minimal example (see README.md for every key):
+A sweep file (TOML) names the study, its seeds, the data, the teacher's and student's training,
+and the grid. Minimal example (see README.md for every key):
 
   name = \"quick\"                 # results go to <results>/quick/
   seeds = [0]
   [data]
-  dataset = \"fashion-mnist\"      # \"fashion-mnist\" | \"mnist\" | \"cifar10\"
+  dataset = \"fashion-mnist\"      # \"fashion-mnist\" | \"mnist\" | \"cifar10\" | \"cifar100\"
   validation = 5000              # training images held out for choosing (T, α)
   train_subset = 10000           # optional
   [teacher]
@@ -34,6 +34,12 @@ grid. Minimal example (see README.md for every key):
   temperature = [1, 2, 4, 8]
   alpha = [0.5, 0.9]             # weight of the distillation term
   baseline = true                # also the student without a teacher
+
+Optional per role ([teacher], [student]): model = \"resnet20\" (`kd-sweep models`) or
+\"torchscript:net.pt\" (your own PyTorch network); optimizer = \"sgd\" with momentum, nesterov,
+weight_decay; schedule = \"multistep\" (milestones, gamma) or \"cosine\", warmup_epochs;
+augment = \"crop-flip\". Optional in [grid]: method = [\"logit\", \"feature\", \"imitation\"],
+student_model = [...].
 
 Loss: (1 − α)·CE(student, y) + α·T²·KL(softmax(teacher/T) ‖ softmax(student/T)).
 Rerunning a sweep resumes it: finished runs and cached teachers are never redone, and a run that was
@@ -146,7 +152,8 @@ enum Command {
         json: bool,
     },
     /// List the networks `[teacher] model`, `[student] model` and `[grid] student_model` accept, with
-    /// their parameters and multiply-adds per image for a dataset's image shape and classes.
+    /// their parameters and multiply-adds per image for a dataset's image shape and classes
+    /// (`kd-sweep models torchscript:FILE` adds your own network's parameters).
     Models {
         /// fashion-mnist, mnist, cifar10 or cifar100: its image shape and number of classes.
         #[arg(long, default_value = "fashion-mnist", value_parser = parse_dataset)]

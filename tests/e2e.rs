@@ -473,7 +473,16 @@ fn help_explains_the_sweep_file() {
     let o = c.run(&["--help"]);
     assert!(o.status.success());
     let out = String::from_utf8_lossy(&o.stdout);
-    for s in ["temperature", "alpha", "README", "--results", "plan"] {
+    for s in [
+        "temperature",
+        "alpha",
+        "README",
+        "--results",
+        "plan",
+        "torchscript:",
+        "optimizer",
+        "crop-flip",
+    ] {
         assert!(out.contains(s), "--help lacks {s}: {out}");
     }
 }
