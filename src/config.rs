@@ -735,9 +735,17 @@ impl Validator<'_> {
         }
         if check.features && probe.features.is_none() {
             return fail(
-                "exports no features(x) and head(f) methods (head(features(x)) = forward(x)), which \
-                 grid.method = \"feature\" needs; mark both @torch.jit.export in the network \
-                 before scripting it"
+                "exports no features(x) method (its last feature map), which grid.method = \
+                 \"feature\" needs; mark it @torch.jit.export in the network before scripting it \
+                 (a student also needs head(f), with head(features(x)) = forward(x))"
+                    .into(),
+            );
+        }
+        if check.features && check.student && !probe.head {
+            return fail(
+                "exports features(x) but no head(f) with head(features(x)) = forward(x), which a \
+                 student needs for grid.method = \"feature\"; mark both @torch.jit.export in the \
+                 network before scripting it"
                     .into(),
             );
         }
@@ -1285,6 +1293,7 @@ impl Validator<'_> {
             features: methods.contains(&Method::Feature),
             init: Default::default(),
             in_grid: false,
+            student: false,
         };
         let t = &raw.teacher;
         let teacher = self.phase(
@@ -1302,6 +1311,7 @@ impl Validator<'_> {
                 crate::model::Arch::Student,
                 ModelCheck {
                     in_grid: g.student_model.is_some(),
+                    student: true,
                     ..check
                 },
             ),
@@ -1324,6 +1334,7 @@ impl Validator<'_> {
 
         let check = ModelCheck {
             init: student.init,
+            student: true,
             ..check
         };
         let student_models = self.student_models(&g.student_model, s, &check)?;
@@ -1359,6 +1370,8 @@ struct ModelCheck {
     init: crate::model::Init,
     /// The role's models are `[grid] student_model`'s list.
     in_grid: bool,
+    /// A student's model (feature distillation needs its `head` too).
+    student: bool,
 }
 
 /// A sweep name becomes a folder under the results root: one plain path component.

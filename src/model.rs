@@ -249,7 +249,7 @@ impl Arch {
             let probe = s.probe(shape)?;
             return probe.features.map(|f| f[1]).ok_or_else(|| {
                 format!(
-                    "{} exports no `features` and `head` methods, which feature distillation needs",
+                    "{} exports no `features` method, which feature distillation needs",
                     s.name()
                 )
             });

@@ -1,7 +1,7 @@
 //! Bring-your-own networks: a module scripted in PyTorch (`torch.jit.script(net).save("net.pt")`),
 //! named in a sweep file as `model = "torchscript:net.pt"`, trained through libtorch's TorchScript
-//! runtime. Its `forward` returns logits; exported `features(x)` and `head(f)` methods (both, with
-//! `head(features(x)) == forward(x)`) make it usable for feature distillation.
+//! runtime. Its `forward` returns logits; an exported `features(x)` (a teacher's feature map) and
+//! `head(f)` (a student's, with `head(features(x)) == forward(x)`) serve feature distillation.
 //!
 //! A file is identified by its SHA-256, which run keys hold instead of its path: moving the file keeps
 //! the keys; changing it makes new runs. Workers check the hash again before they train.
@@ -60,8 +60,11 @@ pub struct Probe {
     pub parameters: i64,
     /// Shape of `forward`'s output for 2 images.
     pub logits: Vec<i64>,
-    /// Shape of `features`' output for 2 images, when the module exports `features` and `head`.
+    /// Shape of `features`' output for 2 images, when the module exports `features`.
     pub features: Option<Vec<i64>>,
+    /// Whether it exports `head`, with `head(features(x))` of `forward`'s shape (a student's
+    /// feature distillation needs both; a teacher's only `features`).
+    pub head: bool,
 }
 
 /// Every script a process has named, so that one file is loaded and probed once.
@@ -187,7 +190,8 @@ impl Script {
                 first_line(&e.to_string())
             )
         })?;
-        let features = m.method_ts("features", &[&x]).ok().filter(|f| {
+        let features = m.method_ts("features", &[&x]).ok();
+        let head = features.as_ref().is_some_and(|f| {
             m.method_ts("head", &[f])
                 .is_ok_and(|h| h.size() == logits.size())
         });
@@ -201,6 +205,7 @@ impl Script {
             parameters,
             logits: logits.size(),
             features: features.map(|f| f.size()),
+            head,
         })
     }
 }

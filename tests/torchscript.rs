@@ -191,9 +191,10 @@ fn sweep_error(dir: &Path, body: &str) -> String {
 fn sweep_file_errors_name_the_file_and_what_it_must_do() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (Some(_), Some(_)) = (
+    let (Some(_), Some(_), Some(_)) = (
         common::scripted(&d.join("plain.pt"), "plain", 1, 10, 1),
         common::scripted(&d.join("five.pt"), "bn", 1, 5, 1),
+        common::scripted(&d.join("feats.pt"), "features-only", 1, 10, 1),
     ) else {
         return common::skip_without_pytorch();
     };
@@ -214,11 +215,15 @@ fn sweep_file_errors_name_the_file_and_what_it_must_do() {
         ),
         (
             body("tutorial-teacher", "torchscript:plain.pt", "[\"feature\"]"),
-            vec![
-                "`student.model`",
-                "features(x) and head(f)",
-                "@torch.jit.export",
-            ],
+            vec!["`student.model`", "no features(x)", "@torch.jit.export"],
+        ),
+        (
+            body("tutorial-teacher", "torchscript:feats.pt", "[\"feature\"]"),
+            vec!["`student.model`", "no head(f)", "@torch.jit.export"],
+        ),
+        (
+            body("torchscript:plain.pt", "tutorial-student", "[\"feature\"]"),
+            vec!["`teacher.model`", "no features(x)"],
         ),
         (
             body("tutorial-teacher", "torchscript:plain.pt", logit)
@@ -236,6 +241,10 @@ fn sweep_file_errors_name_the_file_and_what_it_must_do() {
             vec!["`teacher.init`", "torchscript:<file>"],
         ),
     ];
+    // a teacher needs only features(x) for feature distillation
+    let teacher_ok = body("torchscript:feats.pt", "tutorial-student", "[\"feature\"]");
+    let text = format!("name = \"e\"\n{teacher_ok}");
+    config::parse(&text, &d.join("e.toml")).expect("a features-only teacher serves feature KD");
     for (body, wants) in cases {
         let e = sweep_error(d, &body);
         for w in wants {
