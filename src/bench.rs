@@ -8,7 +8,7 @@ use crate::config::DatasetKind;
 use crate::device::DeviceSpec;
 use crate::model::Init;
 use crate::model::{Arch, Net};
-use crate::optim::Adam;
+use crate::optim::Optimizer;
 use crate::rng::SplitMix64;
 use crate::sweep;
 use crate::train::kd_loss;
@@ -103,11 +103,11 @@ fn step_rate(
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
     let net = Net::new(&vs.root(), arch, shape, classes, Init::default());
-    let mut opt = Adam::new(&vs, 1e-3);
+    let mut opt = Optimizer::new(&vs, 1e-3);
     let xs = Tensor::randn([batch, shape[0], shape[1], shape[2]], (Kind::Float, device));
     let ys = Tensor::randint(classes, [batch], (Kind::Int64, device));
     let teacher = Tensor::randn([batch, classes], (Kind::Float, device));
-    let step = |opt: &mut Adam| {
+    let step = |opt: &mut Optimizer| {
         let out = net.forward_t(&xs, true);
         let loss = if arch == Arch::Teacher {
             out.cross_entropy_for_logits(&ys)
@@ -133,13 +133,13 @@ fn fused_rate((shape, classes): ([i64; 3], i64), device: Device, g: usize, steps
     let fvs = nn::VarStore::new(device);
     let refs: Vec<&nn::VarStore> = stores.iter().collect();
     let model = crate::fused::FusedStudent::stack(&fvs, &refs);
-    let mut opt = Adam::new(&fvs, 1e-3);
+    let mut opt = Optimizer::new(&fvs, 1e-3);
     let xs = Tensor::randn([128, shape[0], shape[1], shape[2]], (Kind::Float, device));
     let ys = Tensor::randint(classes, [128], (Kind::Int64, device));
     let teacher = Tensor::randn([128, classes], (Kind::Float, device));
     let temps = Tensor::full([g as i64], 4.0, (Kind::Float, device));
     let alphas = Tensor::full([g as i64], 0.5, (Kind::Float, device));
-    let step = |opt: &mut Adam| {
+    let step = |opt: &mut Optimizer| {
         let mask = crate::model::dropout_mask(128, 256, crate::model::DROPOUT, &xs);
         let (loss, _) = crate::fused::fused_kd_loss(
             &model.forward(&xs, Some(&mask)),
@@ -165,7 +165,7 @@ fn feeding(data: &crate::data::Dataset, device: Device, batch: usize, steps: usi
         data.classes,
         Init::default(),
     );
-    let mut opt = Adam::new(&vs, 1e-3);
+    let mut opt = Optimizer::new(&vs, 1e-3);
     let n = data.n_train() as usize;
     let mut rng = SplitMix64::new(1);
     let mut run = |gather: bool| {

@@ -236,11 +236,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "unknown panic".into());
-    msg.lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim()
-        .to_string()
+    crate::first_line(&msg)
 }
 
 /// Writes a run's record and returns it — or, when it cannot be written, a failed record saying so.

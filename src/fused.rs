@@ -13,7 +13,7 @@
 
 use crate::data::Dataset;
 use crate::model::{dropout_mask, Arch, Net, DROPOUT};
-use crate::optim::{Adam, Optimizer};
+use crate::optim::Optimizer;
 use crate::train::{
     best_index, epoch_permutation, mean, rows_on, Checkpoints, EpochStats, Fitted, RunSettings,
     StepLosses, TrainError, TrainState, STOP,
@@ -229,7 +229,7 @@ struct Group<'a> {
 impl Group<'_> {
     /// One of the optimizer's per-parameter states (Adam's `exp_avg`, `exp_avg_sq`; SGD's
     /// `momentum_buffer`) as a group (views of the optimizer's own tensors).
-    fn moments(&self, opt: &Adam, which: &str) -> FusedStudent {
+    fn moments(&self, opt: &Optimizer, which: &str) -> FusedStudent {
         let state = opt.state();
         FusedStudent::from_named(self.model.g, |n| {
             let want = format!("{which}/{n}");
@@ -243,7 +243,7 @@ impl Group<'_> {
 
     /// Member `i`'s tensors under the names an unfused run's checkpoint uses (`param/`, the
     /// optimizer's states such as `exp_avg/`, `best/`), as views of the group's.
-    fn member_tensors(&self, opt: &Adam, i: i64, with_best: bool) -> Vec<(String, Tensor)> {
+    fn member_tensors(&self, opt: &Optimizer, i: i64, with_best: bool) -> Vec<(String, Tensor)> {
         let id = |t: &Tensor| t.shallow_clone();
         let named = |prefix: &str, g: &FusedStudent| {
             g.member(i, id)
@@ -264,7 +264,7 @@ impl Group<'_> {
     /// Member `i`'s checkpoint state (its tensors copied to the CPU).
     fn state_of(
         &self,
-        opt: &Adam,
+        opt: &Optimizer,
         i: usize,
         position: (u32, usize, u64),
         history: &[EpochStats],
@@ -276,7 +276,7 @@ impl Group<'_> {
     }
 
     /// Puts member `i`'s kept state back into the group's slices.
-    fn restore(&self, opt: &Adam, i: usize, state: &TrainState) {
+    fn restore(&self, opt: &Optimizer, i: usize, state: &TrainState) {
         let _guard = tch::no_grad_guard();
         for (name, mut into) in self.member_tensors(opt, i as i64, true) {
             if let Some((_, t)) = state.tensors.iter().find(|(n, _)| *n == name) {
@@ -346,7 +346,7 @@ pub fn fit_fused(
     let every = hooks.checkpoints.first().and_then(|c| c.every());
     let mut saved_at = Instant::now();
     // keeps every healthy member's checkpoint at `position`, with the steps of this epoch so far
-    let save = |opt: &Adam,
+    let save = |opt: &Optimizer,
                 position: (u32, usize, u64),
                 history: &[Result<Vec<EpochStats>, TrainError>],
                 steps: &[Vec<f64>],

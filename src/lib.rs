@@ -30,3 +30,13 @@ pub mod store;
 pub mod sweep;
 pub mod train;
 pub mod worker;
+
+/// The first non-empty line of a message, trimmed: libtorch's errors (and tch's panics with them)
+/// carry a C++ backtrace after the line that says what happened.
+pub fn first_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string()
+}

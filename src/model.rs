@@ -650,8 +650,7 @@ impl Net {
             *mode = Some(train);
         }
         module.method_ts(method, &[x]).unwrap_or_else(|e| {
-            let msg = e.to_string();
-            let line = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let line = crate::first_line(&e.to_string());
             panic!("{}: {method} failed: {line}", self.arch.name())
         })
     }

@@ -146,9 +146,6 @@ pub struct Optimizer {
     eps: f64,
 }
 
-/// The optimizer every sweep used before recipes (and the benches use).
-pub type Adam = Optimizer;
-
 impl Optimizer {
     /// PyTorch's default Adam at learning rate `lr` over every variable of `vs`.
     pub fn new(vs: &nn::VarStore, lr: f64) -> Optimizer {
@@ -326,7 +323,7 @@ mod tests {
     fn matches_the_update_written_out() {
         let vs = nn::VarStore::new(Device::Cpu);
         let p = vs.root().var("p", &[1], nn::Init::Const(0.5));
-        let mut opt = Adam::new(&vs, 0.1);
+        let mut opt = Optimizer::new(&vs, 0.1);
         let (mut x, mut m, mut v) = (0.5f64, 0.0f64, 0.0f64);
         for t in 1..=5 {
             let loss = (&p * &p).sum(Float) * 0.5;
@@ -429,7 +426,7 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let a = vs.root().var("a", &[2], nn::Init::Const(1.0));
         let b = vs.root().var("b", &[2], nn::Init::Const(1.0));
-        let mut opt = Adam::new(&vs, 0.1);
+        let mut opt = Optimizer::new(&vs, 0.1);
         opt.backward_step(&a.sum(Float));
         assert!(a.double_value(&[0]) < 1.0);
         assert_eq!(b.double_value(&[0]), 1.0);

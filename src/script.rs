@@ -12,6 +12,7 @@
 //! [`STATE`].
 
 use crate::data::hex;
+use crate::first_line;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -278,15 +279,6 @@ pub fn reinitialise(params: &[(String, Tensor)]) -> Vec<String> {
         }
     }
     kept
-}
-
-/// The first non-empty line of a libtorch message (they carry a C++ backtrace after it).
-fn first_line(s: &str) -> String {
-    s.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("")
-        .to_string()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use crate::augment::EpochDraws;
 use crate::data::Dataset;
 use crate::model::{Arch, Init, Net};
-use crate::optim::{Adam, Optimizer};
+use crate::optim::Optimizer;
 use crate::rng::{hash64, SplitMix64};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -544,7 +544,7 @@ impl TrainState {
     /// its start) of a run whose optimizer is `opt`; `tensors` are copied to the CPU.
     pub fn at(
         position: (u32, usize, u64),
-        opt: &Adam,
+        opt: &Optimizer,
         history: &[EpochStats],
         step_losses: Vec<f64>,
         seconds: f64,
@@ -570,7 +570,7 @@ impl TrainState {
 #[allow(clippy::too_many_arguments)]
 fn state_of(
     (vs, net): (&nn::VarStore, &Net),
-    opt: &Adam,
+    opt: &Optimizer,
     best: &Option<Vec<(String, Tensor)>>,
     position: (u32, usize, u64),
     history: &[EpochStats],
@@ -601,7 +601,7 @@ fn state_of(
 /// Puts a checkpoint's weights and optimizer state back; returns the best-epoch weights it kept.
 fn restore_state(
     vs: &nn::VarStore,
-    opt: &mut Adam,
+    opt: &mut Optimizer,
     state: &TrainState,
 ) -> Option<Vec<(String, Tensor)>> {
     let device = vs.device();

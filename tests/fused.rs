@@ -6,7 +6,7 @@ mod common;
 use kd_sweep::data::Dataset;
 use kd_sweep::fused::{self, FusedStudent, Member};
 use kd_sweep::model::{Arch, Init, Net};
-use kd_sweep::optim::Adam;
+use kd_sweep::optim::Optimizer;
 use kd_sweep::train::{self, kd_loss, TeacherSignal};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -53,7 +53,7 @@ fn one_fused_step_equals_g_separate_steps() {
             );
         }
     }
-    let mut fopt = Adam::new(&fvs, 1e-3);
+    let mut fopt = Optimizer::new(&fvs, 1e-3);
     let t = Tensor::from_slice(&temps.map(|v| v as f32));
     let a = Tensor::from_slice(&alphas.map(|v| v as f32));
     let (total, per) = fused::fused_kd_loss(&model.forward(&xs, None), &teacher, &ys, &t, &a);
@@ -61,7 +61,7 @@ fn one_fused_step_equals_g_separate_steps() {
     total.backward();
 
     for (g, (vs, net)) in students.iter().enumerate() {
-        let mut opt = Adam::new(vs, 1e-3);
+        let mut opt = Optimizer::new(vs, 1e-3);
         let loss = kd_loss(
             &net.forward_t(&xs, false),
             &teacher,
