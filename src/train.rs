@@ -511,8 +511,9 @@ pub struct TrainState {
 pub struct Hooks<'a> {
     pub on_epoch: &'a mut dyn FnMut(&EpochStats),
     pub checkpoints: Option<&'a dyn Checkpoints>,
-    /// A state already loaded from `checkpoints` (a TorchScript network is built from it before
-    /// `fit`); `fit` loads one itself when this is `None`.
+    /// The state to continue from, loaded by the caller from `checkpoints` (a TorchScript network
+    /// is built from it before `fit`); `None`: from the beginning. `fit` never loads one itself, so a
+    /// checkpoint is read — and an invalid one warned about — once.
     pub resume: Option<TrainState>,
 }
 
@@ -620,8 +621,8 @@ fn restore_state(
 
 /// Trains `net` (whose weights live in `vs`) and reports each epoch to `hooks.on_epoch`.
 /// The student loss is used with `signal`, `temperature` and `alpha`; a teacher passes
-/// `TeacherSignal::None` and α = 0 (its own cross-entropy). With `hooks.checkpoints` it continues from
-/// a kept state and keeps one after every epoch, periodically, and when stopped.
+/// `TeacherSignal::None` and α = 0 (its own cross-entropy). It continues from `hooks.resume` (a kept
+/// state) and, with `hooks.checkpoints`, keeps one after every epoch, periodically, and when stopped.
 #[allow(clippy::too_many_arguments)]
 pub fn fit(
     vs: &nn::VarStore,
@@ -645,11 +646,7 @@ pub fn fit(
     let mut step_losses = Vec::new();
     let mut best: Option<Vec<(String, Tensor)>> = None;
     let (mut first_epoch, mut first_step, mut before) = (1, 0, 0.0);
-    let resume = hooks
-        .resume
-        .take()
-        .or_else(|| hooks.checkpoints.and_then(|c| c.load()));
-    if let Some(state) = resume {
+    if let Some(state) = hooks.resume.take() {
         best = restore_state(vs, &mut opt, &state);
         order = SplitMix64::new(state.order);
         history = state.history;
