@@ -75,7 +75,7 @@ impl EpochDraws {
     }
 
     /// The batch `xs` (N×C×H×W, the epoch's positions `begin` … `begin + N`) padded with `black`
-    /// (1×C×1×1), cropped back to H×W at each image's offset and mirrored where its flip is 1.
+    /// (1×C×1×1, on the batch's device), cropped back to H×W at each image's offset and mirrored where its flip is 1.
     pub fn apply(&self, xs: &Tensor, begin: i64, black: &Tensor) -> Tensor {
         let size = xs.size();
         let (n, c, h, w) = (size[0], size[1], size[2], size[3]);
@@ -85,7 +85,6 @@ impl EpochDraws {
         let flip = self.flip.narrow(0, begin, n);
         // black canvas with the batch in its middle
         let padded = black
-            .to_device(device)
             .expand([n, c, h + 2 * PAD, w + 2 * PAD], false)
             .contiguous();
         padded.narrow(2, PAD, h).narrow(3, PAD, w).copy_(xs);

@@ -220,8 +220,8 @@ pub struct Dataset {
     /// Channels, height, width.
     pub shape: [i64; 3],
     pub classes: i64,
-    /// A black pixel after normalisation (−mean/std per channel, 1×C×1×1, on the CPU): the padding
-    /// of [`crate::augment`]'s crops, as torchvision pads before normalising.
+    /// A black pixel after normalisation (−mean/std per channel, 1×C×1×1, on the dataset's device):
+    /// the padding of [`crate::augment`]'s crops, as torchvision pads before normalising.
     pub black: Tensor,
 }
 
@@ -261,7 +261,9 @@ impl Dataset {
             .map(|(m, s)| (-m / s) as f32)
             .collect();
         Dataset {
-            black: Tensor::from_slice(&black).view([1, shape[0], 1, 1]),
+            black: Tensor::from_slice(&black)
+                .view([1, shape[0], 1, 1])
+                .to_device(device),
             train_x,
             train_y,
             val_x,
