@@ -594,12 +594,16 @@ impl Net {
                 }
             }
         };
-        Ok(Net {
+        Ok(Net::of(arch, body))
+    }
+
+    fn of(arch: Arch, body: Body) -> Net {
+        Net {
             arch,
             body,
             counting: AtomicBool::new(false),
             macs: AtomicI64::new(0),
-        })
+        }
     }
 
     /// A TorchScript network for evaluation only (no var store) from its [`script::state`].
@@ -609,12 +613,7 @@ impl Net {
         device: tch::Device,
     ) -> Result<Net, String> {
         let module = script::from_bytes(&script::state_bytes(state)?, device)?;
-        Ok(Net {
-            arch,
-            body: Body::Script(Mutex::new((module, None))),
-            counting: AtomicBool::new(false),
-            macs: AtomicI64::new(0),
-        })
+        Ok(Net::of(arch, Body::Script(Mutex::new((module, None)))))
     }
 
     pub fn arch(&self) -> Arch {
