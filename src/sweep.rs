@@ -375,6 +375,14 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
         p.sweep.teacher.threads,
         p.sweep.student.threads
     ));
+    // the networks of the plan, each measured once (parameters, multiply-adds per image)
+    let shape = p.data_shape;
+    let mut sizes: Vec<(crate::model::Arch, (i64, i64))> = Vec::new();
+    for r in &p.plan.runs {
+        if !sizes.iter().any(|(a, _)| *a == r.arch()) {
+            sizes.push((r.arch(), r.arch().size(shape, p.classes)));
+        }
+    }
     // how each role trains, when not the default Adam at a constant rate on plain batches
     for (role, phase) in [("teacher", &p.sweep.teacher), ("student", &p.sweep.student)] {
         if !phase.recipe.is_default() {
@@ -389,31 +397,18 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
             ));
         }
     }
-    if !p.sweep.student.augment.is_none() {
-        let shape = p.data_shape;
-        let macs = |a: crate::model::Arch| a.size(shape, p.classes).1 as f64 / 1e6;
-        let (t, s) = (
-            p.sweep.teacher.model.unwrap_or(crate::model::Arch::Teacher),
-            p.sweep.student.model.unwrap_or(crate::model::Arch::Student),
-        );
+    if let (false, Some(teacher)) = (p.sweep.student.augment.is_none(), p.plan.teachers().next()) {
         out.push_str(&format!(
             "augmented students: the teacher's forward pass runs in every distilled student's step (its \
              cached logits and feature maps are of the plain images) — {:.2} M multiply-adds per image \
-             on top of the student's {:.2} M forward (≈ 3× that with its backward); they train unfused\n",
-            macs(t),
-            macs(s)
+             beside the student's own forward and backward (below); they train unfused\n",
+            macs_of(&sizes, teacher.arch()) / 1e6
         ));
     }
     // the networks, with their sizes for this dataset; fused training takes the tutorial student only
-    let shape = p.data_shape;
-    let mut archs: Vec<crate::model::Arch> = Vec::new();
-    for r in &p.plan.runs {
-        if !archs.contains(&r.arch()) {
-            archs.push(r.arch());
-        }
-    }
-    for a in &archs {
-        let (params, macs) = a.size(shape, p.classes);
+    let archs: Vec<crate::model::Arch> = sizes.iter().map(|(a, _)| *a).collect();
+    for (a, (params, macs)) in &sizes {
+        let (params, macs) = (*params, *macs);
         let macs = match a.script() {
             Some(_) => "(not counted for TorchScript)".to_string(),
             None => format!("{:>8.2} M", macs as f64 / 1e6),
@@ -508,7 +503,7 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
         p.slots.len(),
         (epochs(Role::Baseline) + epochs(Role::Student)).div_ceil(p.slots.len().max(1))
     ));
-    let flop = work_flop(&p, &todo, n_train);
+    let flop = work_flop(&p, &sizes, &todo, n_train);
     if flop > 0.0 {
         out.push_str(&format!(
             "work: {} of training (2 × multiply-adds: forward + backward ≈ 3 forwards per image and \
@@ -523,27 +518,31 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
 /// Floating-point operations the runs `todo` take to train on `n_train` images: per image and epoch
 /// three forward passes of the run's network (forward and backward), and one of the teacher's where a
 /// student runs it in its steps (augmented batches, or `cache_teacher_logits = false`).
-fn work_flop(p: &Prepared, todo: &[&plan::RunSpec], n_train: usize) -> f64 {
-    // each network measured once
-    let known = std::cell::RefCell::new(Vec::<(crate::model::Arch, f64)>::new());
-    let macs = |a: crate::model::Arch| {
-        if let Some(&(_, m)) = known.borrow().iter().find(|(k, _)| *k == a) {
-            return m;
-        }
-        let m = a.size(p.data_shape, p.classes).1 as f64;
-        known.borrow_mut().push((a, m));
-        m
-    };
+fn work_flop(
+    p: &Prepared,
+    sizes: &[(crate::model::Arch, (i64, i64))],
+    todo: &[&plan::RunSpec],
+    n_train: usize,
+) -> f64 {
     let live = !p.sweep.student.augment.is_none() || !p.sweep.cache_teacher_logits;
     todo.iter()
         .map(|r| {
-            let mut per_image = 3.0 * macs(r.arch());
+            let mut per_image = 3.0 * macs_of(sizes, r.arch());
             if let (Some(t), true) = (r.teacher_arch(), live) {
-                per_image += macs(t);
+                per_image += macs_of(sizes, t);
             }
             2.0 * per_image * n_train as f64 * r.phase(&p.sweep).epochs as f64
         })
         .sum()
+}
+
+/// Multiply-adds per image of `arch` among the plan's measured `sizes` (every run's network is
+/// there, so a teacher's is too).
+fn macs_of(sizes: &[(crate::model::Arch, (i64, i64))], arch: crate::model::Arch) -> f64 {
+    sizes
+        .iter()
+        .find(|(a, _)| *a == arch)
+        .map_or(0.0, |(_, (_, macs))| *macs as f64)
 }
 
 /// A FLOP count with an SI prefix (TFLOP, PFLOP, …).
