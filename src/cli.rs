@@ -39,7 +39,9 @@ Optional per role ([teacher], [student]): model = \"resnet20\" (`kd-sweep models
 \"torchscript:net.pt\" (your own PyTorch network); optimizer = \"sgd\" with momentum, nesterov,
 weight_decay; schedule = \"multistep\" (milestones, gamma) or \"cosine\", warmup_epochs;
 augment = \"crop-flip\". Optional in [grid]: method = [\"logit\", \"feature\", \"imitation\"],
-student_model = [...].
+student_model = [...]. Optional [search]: strategy = \"halving\" (every cell trains min_epochs, the
+best 1/eta go on, … survivors finish; pruned runs are kept), confirm_seeds = [2, 3, 4] and
+confirm_top = 3 (then the best cells and the baseline again with more seeds).
 
 Loss: (1 − α)·CE(student, y) + α·T²·KL(softmax(teacher/T) ‖ softmax(student/T)).
 Rerunning a sweep resumes it: finished runs and cached teachers are never redone, and a run that was

@@ -247,6 +247,65 @@ impl Fuse {
     }
 }
 
+/// How the student cells of the grid are searched (`[search]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Every cell trains its full schedule (the default).
+    Grid,
+    /// Successive halving: every cell trains `min_epochs`, the best 1/`eta` continue, and so on.
+    Halving,
+}
+
+/// `[search]`: which cells train how far, and which are confirmed with more seeds
+/// ([`crate::search`]). The default (a grid, no confirmation) is skipped when a sweep is serialized.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Search {
+    pub strategy: Strategy,
+    /// Epochs of the first rung (halving).
+    pub min_epochs: u32,
+    /// Each rung keeps ⌈n / eta⌉ of its n cells and trains them eta times as many epochs.
+    pub eta: u32,
+    /// Seeds the best cells and the baseline are trained with after the search (empty: none).
+    pub confirm_seeds: Vec<u64>,
+    /// How many of the best cells are confirmed.
+    pub confirm_top: u32,
+}
+
+impl Default for Search {
+    fn default() -> Search {
+        Search {
+            strategy: Strategy::Grid,
+            min_epochs: 1,
+            eta: 3,
+            confirm_seeds: Vec::new(),
+            confirm_top: 3,
+        }
+    }
+}
+
+impl Search {
+    pub fn is_default(&self) -> bool {
+        *self == Search::default()
+    }
+
+    /// Whether the runs to train are decided while the sweep runs (halving, or a confirmation step).
+    pub fn is_adaptive(&self) -> bool {
+        self.strategy == Strategy::Halving || !self.confirm_seeds.is_empty()
+    }
+}
+
+impl Sweep {
+    /// The sweep's seeds, then the search's confirmation seeds (the plan's order).
+    pub fn all_seeds(&self) -> Vec<u64> {
+        self.seeds
+            .iter()
+            .chain(&self.search.confirm_seeds)
+            .copied()
+            .collect()
+    }
+}
+
 /// A validated sweep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sweep {
@@ -266,6 +325,8 @@ pub struct Sweep {
     pub student_models: Vec<crate::model::Arch>,
     pub baseline: bool,
     pub schedule: ScheduleConfig,
+    #[serde(default, skip_serializing_if = "Search::is_default")]
+    pub search: Search,
     /// Where keys that later checks (against the data) point at are written: `key → (line, column)`.
     #[serde(skip)]
     pub source: SourceMap,
@@ -308,6 +369,18 @@ struct RawSweep {
     grid: RawGrid,
     #[serde(default)]
     schedule: Option<RawSchedule>,
+    #[serde(default)]
+    search: Option<RawSearch>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSearch {
+    strategy: Option<Spanned<String>>,
+    min_epochs: Option<Spanned<i64>>,
+    eta: Option<Spanned<i64>>,
+    confirm_seeds: Option<Spanned<Vec<Spanned<i64>>>>,
+    confirm_top: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -1280,6 +1353,114 @@ impl Validator<'_> {
         Ok(schedule)
     }
 
+    fn search(
+        &self,
+        raw: &Option<RawSearch>,
+        seeds: &[u64],
+        epochs: u32,
+    ) -> Result<Search, ConfigError> {
+        let mut search = Search::default();
+        let Some(r) = raw else {
+            return Ok(search);
+        };
+        if let Some(s) = &r.strategy {
+            search.strategy = match s.get_ref().as_str() {
+                "grid" => Strategy::Grid,
+                "halving" => Strategy::Halving,
+                other => {
+                    return Err(self.at(
+                        s,
+                        "search.strategy",
+                        &format!("unknown strategy \"{other}\"; use \"grid\" (every cell trains in full) or \"halving\" (successive halving)"),
+                    ))
+                }
+            };
+        }
+        if let Some(m) = &r.min_epochs {
+            search.min_epochs =
+                self.positive(m, "search.min_epochs", "epochs of the first rung")?;
+            if search.min_epochs > epochs {
+                return Err(self.at(
+                    m,
+                    "search.min_epochs",
+                    &format!(
+                        "is {} but [student] epochs is {epochs}; the first rung cannot train longer than the whole schedule",
+                        search.min_epochs
+                    ),
+                ));
+            }
+        }
+        if let Some(e) = &r.eta {
+            search.eta = self.positive(e, "search.eta", "the factor between rungs")?;
+            if search.eta < 2 {
+                return Err(self.at(
+                    e,
+                    "search.eta",
+                    "must be ≥ 2 (each rung keeps 1/eta of the cells); e.g. eta = 3",
+                ));
+            }
+        }
+        if search.strategy == Strategy::Grid {
+            for (set, key) in [
+                (r.min_epochs.as_ref().map(|s| s.span()), "search.min_epochs"),
+                (r.eta.as_ref().map(|s| s.span()), "search.eta"),
+            ] {
+                if let Some(span) = set {
+                    return Err(self.err(
+                        Some(span),
+                        Some(key),
+                        "applies to strategy = \"halving\" only; set strategy = \"halving\" or remove it",
+                    ));
+                }
+            }
+        }
+        if let Some(list) = &r.confirm_seeds {
+            if list.get_ref().is_empty() {
+                return Err(self.at(
+                    list,
+                    "search.confirm_seeds",
+                    "is empty; list the extra seeds (e.g. confirm_seeds = [2, 3, 4]) or remove the key",
+                ));
+            }
+            for s in list.get_ref() {
+                let v = *s.get_ref();
+                if v < 0 {
+                    return Err(self.at(
+                        s,
+                        "search.confirm_seeds",
+                        &format!("seeds must be whole numbers ≥ 0, got {v}"),
+                    ));
+                }
+                if seeds.contains(&(v as u64)) || search.confirm_seeds.contains(&(v as u64)) {
+                    return Err(self.at(
+                        s,
+                        "search.confirm_seeds",
+                        &format!(
+                            "seed {v} is already {}; confirmation seeds must be new ones",
+                            if seeds.contains(&(v as u64)) {
+                                "in `seeds`"
+                            } else {
+                                "listed"
+                            }
+                        ),
+                    ));
+                }
+                search.confirm_seeds.push(v as u64);
+            }
+        }
+        if let Some(t) = &r.confirm_top {
+            search.confirm_top = self.positive(t, "search.confirm_top", "cells to confirm")?;
+            if search.confirm_seeds.is_empty() {
+                return Err(self.at(
+                    t,
+                    "search.confirm_top",
+                    "has no effect without confirm_seeds; add e.g. confirm_seeds = [2, 3, 4]",
+                ));
+            }
+        }
+        Ok(search)
+    }
+
     fn validate(&self, raw: RawSweep) -> Result<Sweep, ConfigError> {
         let name = self.name(&raw.name)?;
         let seeds = self.seeds(&raw.seeds)?;
@@ -1339,6 +1520,7 @@ impl Validator<'_> {
         };
         let student_models = self.student_models(&g.student_model, s, &check)?;
         let schedule = self.schedule(&raw.schedule)?;
+        let search = self.search(&raw.search, &seeds, student.epochs)?;
         Ok(Sweep {
             name,
             seeds,
@@ -1352,6 +1534,7 @@ impl Validator<'_> {
             student_models,
             baseline: g.baseline.unwrap_or(true),
             schedule,
+            search,
             source: SourceMap {
                 file: self.file.clone(),
                 keys: self.keys.take(),

@@ -110,6 +110,7 @@ pub fn execute_job(
         .zip(each)
         .map(|((_, run), end)| match end {
             RunEnd::Trained(f) => Some(RunRecord::done(run, epochs, *f, secs, &device)),
+            RunEnd::Paused(history) => Some(RunRecord::pruned(run, history, secs, &device)),
             RunEnd::Failed(why) => Some(RunRecord::failed(run, epochs, &why, secs, &device)),
             RunEnd::Interrupted => None,
         })
@@ -141,6 +142,8 @@ enum RunEnd {
     Failed(String),
     /// Stopped on request: no record; it runs again later.
     Interrupted,
+    /// Stopped at a search rung: a pruned record with its epochs (promotion continues it).
+    Paused(Vec<EpochStats>),
 }
 
 impl RunEnd {
@@ -148,6 +151,7 @@ impl RunEnd {
         match r {
             Ok(f) => RunEnd::Trained(Box::new(f)),
             Err(e) if e.is_interrupted() => RunEnd::Interrupted,
+            Err(RunError::Train(TrainError::Paused(history))) => RunEnd::Paused(history),
             Err(e) => RunEnd::Failed(e.to_string()),
         }
     }
@@ -198,6 +202,7 @@ fn train_fused(
                 .map(|&i| &checkpoints[i] as &dyn train::Checkpoints)
                 .collect(),
             resume,
+            until: job.until,
         };
         let fitted = crate::fused::fit_fused(&init, data, logits, &sub, &settings, &mut hooks)?;
         for (&i, r) in part.iter().zip(fitted) {
@@ -275,6 +280,7 @@ fn train_run(
         on_epoch,
         checkpoints: Some(&checkpoint),
         resume,
+        until: job.until,
     };
     let init =
         |arch| train::try_init(arch, data, device, &settings, saved).map_err(RunError::Model);

@@ -183,6 +183,8 @@ pub struct FusedHooks<'a> {
     pub checkpoints: Vec<&'a dyn Checkpoints>,
     /// Every member's state at one common position (see [`resume_groups`]), or empty: from the start.
     pub resume: Vec<TrainState>,
+    /// Every member stops after this epoch (a search rung; see [`crate::train::Hooks::until`]).
+    pub until: Option<u32>,
 }
 
 impl<'a> FusedHooks<'a> {
@@ -192,6 +194,7 @@ impl<'a> FusedHooks<'a> {
             on_epoch,
             checkpoints: Vec::new(),
             resume: Vec::new(),
+            until: None,
         }
     }
 }
@@ -447,6 +450,13 @@ pub fn fit_fused(
         }
         for (i, stats) in &reports {
             (hooks.on_epoch)(*i, stats);
+        }
+        let saved = !hooks.checkpoints.is_empty();
+        if crate::train::pauses(hooks.until, epoch, s.epochs, saved) {
+            return Ok(history
+                .into_iter()
+                .map(|h| h.and_then(|h| Err(TrainError::Paused(h))))
+                .collect());
         }
     }
     // the test set, once: the last weights and each member's best weights

@@ -1,7 +1,7 @@
 //! kd-sweep: knowledge-distillation sweeps with libtorch.
 //!
 //! The modules follow the pipeline: [`config`] (sweep file → validated [`config::Sweep`]) →
-//! [`plan`] (grid → runs with content keys) → [`device`] (what the machine offers, worker slots) →
+//! [`plan`] (grid → runs with content keys) → [`search`] (which runs train how far) → [`device`] (what the machine offers, worker slots) →
 //! [`schedule`] (the coordinator: worker processes, dispatch) → [`worker`] (job in, messages out) →
 //! [`exec`] (one job) → [`train`] (models in [`model`], data in [`data`]) → [`store`] (records,
 //! teacher cache, CSVs, manifest) → [`report`] (charts, summary). [`sweep`] strings them together;
@@ -24,6 +24,7 @@ pub mod report;
 pub mod rng;
 pub mod schedule;
 pub mod script;
+pub mod search;
 pub mod slurm;
 pub mod status;
 pub mod store;

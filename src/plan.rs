@@ -128,7 +128,8 @@ pub fn build(sweep: &Sweep, data_fingerprint: &str) -> Plan {
     let d = &sweep.data;
     let mut runs = Vec::new();
     let mut teacher_of_seed = Vec::new();
-    for &seed in &sweep.seeds {
+    let seeds = sweep.all_seeds();
+    for &seed in &seeds {
         let key = key_of(&serde_json::json!({
             "kind": "teacher",
             "model_version": MODEL_VERSION,
@@ -155,7 +156,7 @@ pub fn build(sweep: &Sweep, data_fingerprint: &str) -> Plan {
             teacher_model: None,
         });
     }
-    for (&seed, &t) in sweep.seeds.iter().zip(&teacher_of_seed) {
+    for (&seed, &t) in seeds.iter().zip(&teacher_of_seed) {
         // The baseline shares the data identity with the teacher but not its weights.
         let data_identity = serde_json::json!({
             "model_version": MODEL_VERSION,

@@ -110,6 +110,15 @@ impl Progress {
                 r.best_epoch.unwrap_or(0),
                 r.test_acc_at_best.unwrap_or(f64::NAN)
             ),
+            Status::Pruned => format!(
+                "[{n}/{}] {} reached epoch {} in {:.1}s on {}: validation {:.2}%",
+                self.total,
+                r.run_id,
+                r.epochs,
+                r.seconds,
+                r.device,
+                r.val_acc.unwrap_or(f64::NAN)
+            ),
             Status::Failed => format!(
                 "[{n}/{}] {} FAILED: {}",
                 self.total,

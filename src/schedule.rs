@@ -315,6 +315,8 @@ pub struct Context<'a> {
     pub progress: &'a Progress,
     /// Called about once a minute while the sweep runs (refreshes the coordinator lock).
     pub heartbeat: &'a dyn Fn(),
+    /// Per plan index, the epoch after which its run pauses (a search rung); empty: none pauses.
+    pub until: &'a [Option<u32>],
 }
 
 /// The coordinator's state while a sweep runs: the dispatcher, the workers and what they are doing.
@@ -389,7 +391,7 @@ impl<'a> Coordinator<'a> {
                 Vec::new()
             };
             let w = &self.workers[wi];
-            let job = Job::new(
+            let mut job = Job::new(
                 self.cx.plan,
                 self.cx.sweep,
                 &self.cx.store.root,
@@ -397,6 +399,7 @@ impl<'a> Coordinator<'a> {
                 &also,
                 w.slot.device,
             );
+            job.until = self.cx.until.get(i).copied().flatten();
             self.send(wi, &job)?;
         }
         Ok(())
@@ -412,8 +415,9 @@ impl<'a> Coordinator<'a> {
         let size = group_size(runnable, idle, self.cx.sweep.schedule.fuse_max);
         let plan = self.cx.plan;
         let fusable: Vec<bool> = (0..plan.runs.len()).map(|j| self.fusable(j)).collect();
+        let until = |j: usize| self.cx.until.get(j).copied().flatten();
         self.disp.take_group(first, size - 1, &|a, b| {
-            fusable[b] && plan.runs[a].teacher == plan.runs[b].teacher
+            fusable[b] && plan.runs[a].teacher == plan.runs[b].teacher && until(a) == until(b)
         })
     }
 
@@ -481,9 +485,9 @@ impl<'a> Coordinator<'a> {
     }
 
     fn finished(&mut self, worker: usize, index: usize, record: &RunRecord) {
-        self.disp.finish(index, record.status == Status::Done);
+        self.disp.finish(index, record.status != Status::Failed);
         match record.status {
-            Status::Done => self.summary.trained += 1,
+            Status::Done | Status::Pruned => self.summary.trained += 1,
             Status::Failed => self.summary.failed += 1,
         }
         self.cx.progress.finished(worker, record);

@@ -215,6 +215,7 @@ pub fn generate(sweep_path: &Path, opts: &Options, o: &SlurmOptions) -> anyhow::
         }
     }
     let p = sweep::prepare(&sweep_path, &opts)?;
+    sweep::refuse_adaptive(&p, &sweep_path, "slurm")?;
     std::fs::create_dir_all(p.store.records_dir()).with_context(|| {
         format!(
             "cannot create the results folder {}; choose another root with --results",

@@ -18,6 +18,8 @@ const STALE_SECS: u64 = 30 * 60;
 pub enum Seen {
     Done(Box<RunRecord>),
     Failed(Box<RunRecord>),
+    /// Paused by a halving search at a rung: pruned, unless a later rung promotes it.
+    Pruned(Box<RunRecord>),
     Running(InFlight),
     /// A progress file whose writer is gone (killed, or a node that stopped): it will be redone.
     Stalled(InFlight),
@@ -67,8 +69,9 @@ pub fn read(dir: &Path) -> anyhow::Result<Snapshot> {
             let state = match record {
                 Some(rec) if rec.status == Status::Done => Seen::Done(Box::new(rec)),
                 Some(rec) => match progress.iter().find(|p| p.key == r.key) {
-                    // a failed run being retried
+                    // a failed run being retried, or a paused one promoted
                     Some(p) if alive(p, now) => Seen::Running(p.clone()),
+                    _ if rec.status == Status::Pruned => Seen::Pruned(Box::new(rec)),
                     _ => Seen::Failed(Box::new(rec)),
                 },
                 None => match progress.iter().find(|p| p.key == r.key) {
@@ -146,13 +149,25 @@ impl Snapshot {
         let running = self.count(|s| matches!(s, Seen::Running(_)));
         let stalled = self.count(|s| matches!(s, Seen::Stalled(_)));
         let pending = self.count(|s| matches!(s, Seen::Pending));
+        let pruned = self.count(|s| matches!(s, Seen::Pruned(_)));
+        let pruned_text = if pruned > 0 {
+            format!(", {pruned} paused or pruned by the search")
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             o,
-            "{} ({}): {total} runs — {done} done, {failed} failed, {running} running, {} pending",
+            "{} ({}): {total} runs — {done} done, {failed} failed{pruned_text}, {running} running, {} pending",
             m.name,
             m.sweep.data.dataset.name(),
             pending + stalled,
         );
+        let adaptive = m.sweep.search.is_adaptive();
+        if adaptive {
+            o.push_str(
+                "  (a [search] sweep: the runs it does not choose are never trained and stay pending; no ETA)\n",
+            );
+        }
         if stalled > 0 {
             let _ = writeln!(
                 o,
@@ -190,7 +205,8 @@ impl Snapshot {
                 );
             }
         }
-        match self.eta_secs() {
+        match self.eta_secs().filter(|_| !adaptive) {
+            _ if adaptive => {}
             Some(s) if done < total => {
                 let _ = writeln!(
                     o,

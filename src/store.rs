@@ -23,6 +23,9 @@ use std::path::{Path, PathBuf};
 pub enum Status {
     Done,
     Failed,
+    /// Stopped by a halving search at the end of a rung (`epochs` is the epoch it reached); its
+    /// checkpoint is kept, so a promotion continues it.
+    Pruned,
 }
 
 /// Everything known about one finished (or failed) run.
@@ -129,6 +132,25 @@ impl RunRecord {
                 Some(self.model.unwrap_or(Arch::Student)),
             ),
         }
+    }
+
+    /// A run a halving search stopped after epoch `history.len()`: its epochs and its best one so
+    /// far, no test accuracy (the test set is evaluated only for runs that finish).
+    pub fn pruned(
+        run: &RunSpec,
+        history: Vec<EpochStats>,
+        seconds: f64,
+        device: &str,
+    ) -> RunRecord {
+        let mut r = Self::base(run, history.len() as u32, seconds, device);
+        r.status = Status::Pruned;
+        r.val_acc = history.last().map(|e| e.val_acc);
+        if let Some(b) = crate::train::best_index(&history).map(|i| &history[i]) {
+            r.best_epoch = Some(b.epoch);
+            r.best_val_acc = Some(b.val_acc);
+        }
+        r.history = history;
+        r
     }
 
     pub fn failed(
@@ -852,6 +874,7 @@ pub fn runs_csv(records: &[&RunRecord]) -> Result<Vec<u8>, csv::Error> {
             match r.status {
                 Status::Done => "done".into(),
                 Status::Failed => "failed".into(),
+                Status::Pruned => "pruned".into(),
             },
             r.error.clone().unwrap_or_default(),
         ]))?;

@@ -275,18 +275,23 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     let quiet_warn = |m: &str| eprintln!("{m}");
     let done = finished(&p, &quiet_warn);
     let n_done = done.iter().filter(|d| **d).count();
-    let progress = Progress::new(p.plan.runs.len(), n_done, labels, opts.quiet);
-    progress.note(&format!(
-        "{}: {} runs ({} already done) on {}; teachers first, {} thread(s) each, then students and \
-         baselines, {} thread(s) each; results in {}",
-        p.sweep.name,
-        p.plan.runs.len(),
-        n_done,
-        summarize_devices(&p.slots),
-        p.sweep.teacher.threads,
-        p.sweep.student.threads,
-        p.store.dir.display()
-    ));
+    let adaptive = p.sweep.search.is_adaptive();
+    let intro = if adaptive {
+        search_intro(&p)
+    } else {
+        format!("{} runs ({n_done} already done)", p.plan.runs.len())
+    };
+    if !opts.quiet {
+        eprintln!(
+            "{}: {intro} on {}; teachers first, {} thread(s) each, then students and baselines, {} \
+             thread(s) each; results in {}",
+            p.sweep.name,
+            summarize_devices(&p.slots),
+            p.sweep.teacher.threads,
+            p.sweep.student.threads,
+            p.store.dir.display()
+        );
+    }
     // Ctrl-C once: running runs stop cleanly; twice: workers are killed (the coordinator checks every
     // 100 ms). After the second press SIGINT's default comes back, so a third ends the process even if
     // it is stuck writing outputs — nothing here calls exit.
@@ -298,16 +303,51 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
         }
     });
     schedule::handle_sigterm();
-    let cx = schedule::Context {
-        plan: &p.plan,
-        sweep: &p.sweep,
-        store: &p.store,
-        exe: &opts.worker_exe,
-        progress: &progress,
-        heartbeat: &|| lock.refresh(),
-    };
-    let outcome = schedule::run(cx, &done, &p.slots)?;
-    progress.finish();
+    // the search's steps (a grid is one): each is scheduled to its end, then the next is decided from
+    // the records; a (run, pause) already tried in this process is not tried again
+    let mut tried: std::collections::HashSet<(usize, Option<u32>)> = Default::default();
+    let mut done = done;
+    let mut outcome = schedule::Summary::default();
+    loop {
+        let reached = reached_of(&p, &done, &tried);
+        let Some(step) = crate::search::decide(&p.plan, &p.sweep, &reached).next else {
+            break;
+        };
+        if step.runs.iter().all(|r| tried.contains(r)) {
+            break;
+        }
+        let mut mask = vec![true; p.plan.runs.len()];
+        let mut until = vec![None; p.plan.runs.len()];
+        for &(i, u) in &step.runs {
+            mask[i] = false;
+            until[i] = u;
+        }
+        let progress = if adaptive {
+            let progress = Progress::new(step.runs.len(), 0, labels.clone(), opts.quiet);
+            progress.note(&format!("{}: {} runs", step.label, step.runs.len()));
+            progress
+        } else {
+            Progress::new(p.plan.runs.len(), n_done, labels.clone(), opts.quiet)
+        };
+        let cx = schedule::Context {
+            plan: &p.plan,
+            sweep: &p.sweep,
+            store: &p.store,
+            exe: &opts.worker_exe,
+            progress: &progress,
+            heartbeat: &|| lock.refresh(),
+            until: &until,
+        };
+        let summary = schedule::run(cx, &mask, &p.slots)?;
+        progress.finish();
+        tried.extend(step.runs.iter().copied());
+        outcome.interrupted |= summary.interrupted;
+        outcome.worker_peak_rss_kib = summary.worker_peak_rss_kib;
+        if outcome.interrupted {
+            break;
+        }
+        done = finished(&p, &|_: &str| {});
+    }
     // what a writer killed before this run started (its coordinator was kill -9'ed) may have left
     // after the clean-up above
     store::remove_stale_temps(&p.store.records_dir());
@@ -325,12 +365,13 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
             eprintln!("interrupted: finished runs are saved; run the same command again to resume");
         }
     }
-    // every run of the plan without a finished record counts, also one whose record could not be written
-    let done = plan_records(&p)
-        .iter()
-        .filter(|r| r.status == Status::Done)
-        .count();
-    let failed = p.plan.runs.len() - done;
+    // every run the sweep (or its search) still wants without a finished record counts, also one
+    // whose record could not be written
+    let reached = reached_of(&p, &finished(&p, &|_: &str| {}), &tried);
+    let still = crate::search::decide(&p.plan, &p.sweep, &reached)
+        .next
+        .map_or(0, |s| s.runs.len());
+    let failed = reached.iter().filter(|r| r.failed).count() + still;
     Ok(Finished {
         failed,
         worker_peak_rss_kib: outcome.worker_peak_rss_kib.clone(),
@@ -339,6 +380,90 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
             && schedule::TERMINATED.load(std::sync::atomic::Ordering::SeqCst),
         summary,
     })
+}
+
+/// A search decides between its steps which runs train how far, from the records of the step before;
+/// job arrays (and single nodes) fix their runs when they are submitted. So `slurm` and `run --task`
+/// refuse an adaptive sweep, saying how to run it.
+pub fn refuse_adaptive(p: &Prepared, path: &Path, command: &str) -> anyhow::Result<()> {
+    if p.sweep.search.is_adaptive() {
+        anyhow::bail!(
+            "{}: `{command}` cannot run a sweep with a [search] table (strategy = \"halving\" or \
+             confirm_seeds): which runs train how far is decided between its steps from the records of \
+             the step before, and job arrays fix their runs when they are submitted. Run it with \
+             `kd-sweep run {}` on one node (inside one SLURM allocation: `srun kd-sweep run …`; it uses \
+             every GPU there), or remove [search] to submit the whole grid",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// What each run of the plan has reached, for the search: finished (with its validation accuracies),
+/// paused at a rung (a pruned record), failed in this process (`tried`; a failure from an earlier
+/// process is tried again), or nothing yet.
+fn reached_of(
+    p: &Prepared,
+    done: &[bool],
+    tried: &std::collections::HashSet<(usize, Option<u32>)>,
+) -> Vec<crate::search::Reached> {
+    use crate::search::Reached;
+    let vals = |r: &RunRecord| r.history.iter().map(|e| e.val_acc).collect::<Vec<_>>();
+    p.plan
+        .runs
+        .iter()
+        .enumerate()
+        .map(|(i, run)| {
+            let record = match p.store.load_record(run) {
+                Stored::Found(r) => Some(r),
+                _ => None,
+            };
+            match record {
+                _ if done[i] => Reached::done(record.map(|r| vals(&r)).unwrap_or_default()),
+                Some(r) if r.status == Status::Pruned => Reached::paused(vals(&r)),
+                Some(r) if r.status == Status::Failed && tried.iter().any(|(j, _)| *j == i) => {
+                    Reached::failed()
+                }
+                _ => Reached::default(),
+            }
+        })
+        .collect()
+}
+
+/// The first line of an adaptive sweep: what the search trains at most.
+fn search_intro(p: &Prepared) -> String {
+    let b = crate::search::budget(&p.plan, &p.sweep);
+    let s = &p.sweep.search;
+    let cells = b.rungs.first().map_or(0, |r| r.0);
+    let mut out = match s.strategy {
+        crate::config::Strategy::Halving => format!(
+            "successive halving over {cells} cells (rungs end at epochs {}; at most {} of the grid's {} \
+             student-epochs, {:.0} %)",
+            b.rungs
+                .iter()
+                .map(|r| r.1.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            b.student_epochs,
+            b.grid_epochs,
+            100.0 * b.student_epochs as f64 / b.grid_epochs.max(1) as f64
+        ),
+        crate::config::Strategy::Grid => format!("the grid of {cells} cells"),
+    };
+    if !s.confirm_seeds.is_empty() {
+        out.push_str(&format!(
+            ", then the best {} cell(s) and the baseline with seed(s) {} (at most {} more runs)",
+            s.confirm_top,
+            s.confirm_seeds
+                .iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            b.confirm_runs
+        ));
+    }
+    out
 }
 
 fn summarize_devices(slots: &[Slot]) -> String {
@@ -455,7 +580,14 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
         "run", "role", "epochs", "status", "needs"
     ));
     for (r, d) in p.plan.runs.iter().zip(&done) {
+        let pruned = match (d, p.store.load_record(r)) {
+            (false, Stored::Found(rec)) if rec.status == Status::Pruned => {
+                Some(format!("paused@{}", rec.epochs))
+            }
+            _ => None,
+        };
         let status = match (r.role, d) {
+            _ if pruned.is_some() => pruned.as_deref().unwrap_or_default(),
             (Role::Teacher, true) => "cached",
             (_, true) => "done",
             _ => "to run",
@@ -503,6 +635,9 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
         p.slots.len(),
         (epochs(Role::Baseline) + epochs(Role::Student)).div_ceil(p.slots.len().max(1))
     ));
+    if p.sweep.search.is_adaptive() {
+        out.push_str(&search_lines(&p, &sizes, &todo, n_train));
+    }
     let flop = work_flop(&p, &sizes, &todo, n_train);
     if flop > 0.0 {
         out.push_str(&format!(
@@ -513,6 +648,75 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
         ));
     }
     Ok(out)
+}
+
+/// What an adaptive sweep trains at most: its rungs, its student-epochs beside the grid's, the
+/// confirmation's runs, and the work of all that (the table above lists every run it may train).
+fn search_lines(
+    p: &Prepared,
+    sizes: &[(crate::model::Arch, (i64, i64))],
+    todo: &[&plan::RunSpec],
+    n_train: usize,
+) -> String {
+    let b = crate::search::budget(&p.plan, &p.sweep);
+    let s = &p.sweep.search;
+    let cells = b.rungs.first().map_or(0, |r| r.0);
+    let mut out = String::new();
+    let search_share = b.student_epochs as f64 / b.grid_epochs.max(1) as f64;
+    if s.strategy == crate::config::Strategy::Halving {
+        let rungs: Vec<String> = b
+            .rungs
+            .iter()
+            .enumerate()
+            .map(|(i, (n, e))| format!("rung {} → epoch {e}: {n} cells", i + 1))
+            .collect();
+        out.push_str(&format!(
+            "search: successive halving over {cells} cells × {} seed(s), eta {} — {}; at most {} of the \
+             grid's {} student-epochs ({:.0} %); baselines and teachers train in full\n",
+            p.sweep.seeds.len(),
+            s.eta,
+            rungs.join(", "),
+            b.student_epochs,
+            b.grid_epochs,
+            100.0 * search_share
+        ));
+    }
+    let top = (s.confirm_top as usize).min(cells);
+    if !s.confirm_seeds.is_empty() {
+        out.push_str(&format!(
+            "confirmation: the best {top} cell(s) by validation and the baseline with seed(s) {}: at most \
+             {} more runs ({} student-epochs), each seed's teacher from the cache when it is there\n",
+            s.confirm_seeds
+                .iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            b.confirm_runs,
+            b.confirm_student_epochs
+        ));
+    }
+    // the most it can train: the search's share of the searched students, the confirmed share of the
+    // confirmation seeds' students, every teacher and baseline
+    let confirm_share = top as f64 / cells.max(1) as f64;
+    let most: f64 = todo
+        .iter()
+        .map(|r| {
+            let share = match (r.role, s.confirm_seeds.contains(&r.seed)) {
+                (Role::Student, false) => search_share,
+                (Role::Student, true) => confirm_share,
+                _ => 1.0,
+            };
+            share * work_flop(p, sizes, &[r], n_train)
+        })
+        .sum();
+    if most > 0.0 {
+        out.push_str(&format!(
+            "at most {} of training for what is left of the search (the run counts above and the work \
+             below are of every run in the table)\n",
+            flop_text(most)
+        ));
+    }
+    out
 }
 
 /// Floating-point operations the runs `todo` take to train on `n_train` images: per image and epoch
@@ -599,6 +803,7 @@ pub enum TaskOutcome {
 /// (records and cache entries are renamed into place).
 pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOutcome> {
     let p = prepare(path, opts)?;
+    refuse_adaptive(&p, path, "run --task")?;
     let Some(index) = p.plan.runs.iter().position(|r| r.id == id) else {
         let ids: Vec<&str> = p.plan.runs.iter().take(4).map(|r| r.id.as_str()).collect();
         anyhow::bail!("{}: the plan has no node {id:?} (ids look like {}…; `kd-sweep plan --json {}` lists them)", path.display(), ids.join(", "), path.display());
@@ -659,7 +864,7 @@ pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOut
         }
     };
     Ok(match record.status {
-        Status::Done => TaskOutcome::Done,
+        Status::Done | Status::Pruned => TaskOutcome::Done,
         Status::Failed => TaskOutcome::Failed(record.error.unwrap_or_default()),
     })
 }

@@ -126,6 +126,9 @@ pub enum TrainError {
     Diverged { epoch: u32, step: usize, loss: f64 },
     #[error("interrupted")]
     Interrupted,
+    /// Stopped at the end of a search rung (`Hooks::until`): the epochs so far, its checkpoint kept.
+    #[error("paused after epoch {} by the search", .0.len())]
+    Paused(Vec<EpochStats>),
     #[error(transparent)]
     Torch(#[from] tch::TchError),
     /// A TorchScript network's state could not be saved or loaded.
@@ -515,6 +518,10 @@ pub struct Hooks<'a> {
     /// is built from it before `fit`); `None`: from the beginning. `fit` never loads one itself, so a
     /// checkpoint is read — and an invalid one warned about — once.
     pub resume: Option<TrainState>,
+    /// Stop after this epoch (a search rung) with [`TrainError::Paused`], its checkpoint saved, when
+    /// it comes before the last; `None`: train the whole schedule. Never part of a run's key: a paused
+    /// run continued later is the run trained without a pause.
+    pub until: Option<u32>,
 }
 
 impl<'a> Hooks<'a> {
@@ -524,8 +531,15 @@ impl<'a> Hooks<'a> {
             on_epoch,
             checkpoints: None,
             resume: None,
+            until: None,
         }
     }
+}
+
+/// Whether a run that just finished `epoch` of `epochs` pauses there for a search rung (a pause needs a
+/// checkpoint to continue from).
+pub fn pauses(until: Option<u32>, epoch: u32, epochs: u32, checkpoints: bool) -> bool {
+    checkpoints && until.is_some_and(|u| epoch >= u && epoch < epochs)
 }
 
 impl TrainState {
@@ -774,6 +788,9 @@ pub fn fit(
             saved_at = Instant::now();
         }
         (hooks.on_epoch)(&stats);
+        if pauses(hooks.until, epoch, s.epochs, hooks.checkpoints.is_some()) {
+            return Err(TrainError::Paused(history));
+        }
     }
     let test_acc = accuracy(net, &data.test_x, &data.test_y);
     let script_best = best.as_ref().and_then(|b| {

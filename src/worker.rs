@@ -31,6 +31,9 @@ pub struct Job {
     /// (index in the plan, spec); empty when not fused.
     #[serde(default)]
     pub also: Vec<(usize, RunSpec)>,
+    /// Pause every run of the job after this epoch (a halving search's rung); `None`: to the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<u32>,
 }
 
 impl Job {
@@ -52,6 +55,7 @@ impl Job {
             results_root: results_root.to_path_buf(),
             device,
             also: also.iter().map(|&j| (j, plan.runs[j].clone())).collect(),
+            until: None,
         }
     }
 

@@ -88,6 +88,7 @@ fn train(
         on_epoch: &mut on_epoch,
         checkpoints,
         resume,
+        until: None,
     };
     let signal = (run.signal)();
     match train::fit(
@@ -288,6 +289,7 @@ fn fused_groups_continue_bit_for_bit(
             on_epoch: &mut on_epoch,
             checkpoints,
             resume,
+            until: None,
         };
         match fused::fit_fused(&init, data, logits, &members, settings, &mut hooks) {
             Ok(each) => Some(each.into_iter().map(|r| r.unwrap()).collect::<Vec<_>>()),
@@ -334,6 +336,57 @@ fn fused_groups_continue_bit_for_bit(
         }
     }
 
+    // paused by a search rung after epoch 2 (every member), then promoted: the uninterrupted numbers
+    let cks: Vec<RunCheckpoint> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| RunCheckpoint::new(store, &format!("student-{i}"), k, None))
+        .collect();
+    for until in [Some(2), None] {
+        let resume = cks
+            .iter()
+            .map(train::Checkpoints::load)
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default();
+        let mut trained = Vec::new();
+        let mut on_epoch = |_: usize, e: &train::EpochStats| trained.push(e.epoch);
+        let mut hooks = FusedHooks {
+            on_epoch: &mut on_epoch,
+            checkpoints: cks.iter().map(|c| c as &dyn Checkpoints).collect(),
+            resume,
+            until,
+        };
+        let each = fused::fit_fused(&init, data, logits, &members, settings, &mut hooks).unwrap();
+        // the promotion trains only the epochs after the pause
+        let first = if until.is_some() { 1 } else { 3 };
+        assert_eq!(trained.first(), Some(&first), "{until:?}: {trained:?}");
+        for (i, r) in each.into_iter().enumerate() {
+            match (until, r) {
+                (Some(_), Err(train::TrainError::Paused(h))) => {
+                    let numbers = |h: &[train::EpochStats]| -> Vec<(u32, f64, f64)> {
+                        h.iter()
+                            .map(|e| (e.epoch, e.train_loss, e.val_acc))
+                            .collect()
+                    };
+                    assert_eq!(
+                        numbers(&h),
+                        numbers(&whole[i].history[..2]),
+                        "fused member {i}: the paused epochs"
+                    )
+                }
+                (None, Ok(f)) => same(
+                    &(whole[i].clone(), Vec::new()),
+                    &(f, Vec::new()),
+                    &format!("fused member {i}, paused after epoch 2 and promoted"),
+                ),
+                (u, r) => panic!("member {i}, until {u:?}: {:?}", r.map(|f| f.history.len())),
+            }
+        }
+    }
+    for (i, k) in keys.iter().enumerate() {
+        kd_sweep::checkpoint::remove(store, &format!("student-{i}"), k);
+    }
+
     // a member's checkpoint, continued apart: the unfused run ends with the fused member's numbers
     let ck = RunCheckpoint::new(store, "student-0", &keys[0], None);
     let stop_first = [Stopping {
@@ -347,6 +400,7 @@ fn fused_groups_continue_bit_for_bit(
         on_epoch: &mut on_epoch,
         checkpoints: stop_first.iter().map(|s| s as &dyn Checkpoints).collect(),
         resume: Vec::new(),
+        until: None,
     };
     let one = [Member {
         temperature: grid[0].0,

@@ -96,6 +96,8 @@ pub enum Line {
     /// Long dashes with short gaps.
     LongDash,
     Marker,
+    /// A small hollow circle (a pruned cell).
+    Hollow,
     Band,
 }
 
@@ -143,6 +145,9 @@ where
             Line::Marker => area
                 .draw(&Circle::new((25, y), 7, e.colour.stroke_width(3)))
                 .map_err(derr)?,
+            Line::Hollow => area
+                .draw(&Circle::new((25, y), 5, e.colour.stroke_width(2)))
+                .map_err(derr)?,
             Line::Band => area
                 .draw(&Rectangle::new(
                     [(10, y - 6), (40, y + 6)],
@@ -175,26 +180,29 @@ where
 
 /// The sweep's distinct T values (sorted) with their written text.
 fn temperatures(cells: &[Cell]) -> Vec<(f64, String)> {
-    let mut t: Vec<(f64, String)> = Vec::new();
-    for c in cells.iter().filter(|c| c.method.uses_temperature()) {
-        if !t.iter().any(|x| x.1 == c.temperature) {
-            t.push((c.t_value, c.temperature.clone()));
-        }
-    }
-    t.sort_by(|a, b| a.0.total_cmp(&b.0));
-    t
+    distinct(
+        cells
+            .iter()
+            .filter(|c| c.method.uses_temperature())
+            .map(|c| (c.t_value, c.temperature.as_str())),
+    )
 }
 
 /// The sweep's distinct α values (sorted); a value's rank is its colour.
 pub fn alphas(cells: &[Cell]) -> Vec<(f64, String)> {
-    let mut a: Vec<(f64, String)> = Vec::new();
-    for c in cells {
-        if !a.iter().any(|x| x.1 == c.alpha) {
-            a.push((c.a_value, c.alpha.clone()));
+    distinct(cells.iter().map(|c| (c.a_value, c.alpha.as_str())))
+}
+
+/// Distinct (value, as written) pairs, sorted by value.
+fn distinct<'a>(items: impl Iterator<Item = (f64, &'a str)>) -> Vec<(f64, String)> {
+    let mut out: Vec<(f64, String)> = Vec::new();
+    for (v, text) in items {
+        if !out.iter().any(|x| x.1 == text) {
+            out.push((v, text.to_string()));
         }
     }
-    a.sort_by(|x, y| x.0.total_cmp(&y.0));
-    a
+    out.sort_by(|x, y| x.0.total_cmp(&y.0));
+    out
 }
 
 /// A log-scale T axis with ticks exactly at the grid's values, labelled as written.
@@ -310,7 +318,8 @@ impl<'s> AccuracyView<'s> {
             .flat_map(|c| [c.test.mean - c.test.std, c.test.mean + c.test.std]);
         let y = y_range(
             ys.chain(s.teacher.map(|t| t.mean))
-                .chain(s.baseline.map(|b| b.mean)),
+                .chain(s.baseline.map(|b| b.mean))
+                .chain(s.pruned.iter().map(|p| p.val.mean)),
         );
         AccuracyView {
             s,
@@ -318,7 +327,13 @@ impl<'s> AccuracyView<'s> {
             others,
             methods,
             y,
-            alphas: alphas(&s.cells),
+            // pruned cells keep their α's colour, and their T its place on the axis
+            alphas: distinct(
+                s.cells
+                    .iter()
+                    .map(|c| (c.a_value, c.alpha.as_str()))
+                    .chain(s.pruned.iter().map(|p| (p.a_value, p.alpha.as_str()))),
+            ),
             chosen: s.chosen.map(|i| &s.cells[i]),
         }
     }
@@ -356,6 +371,13 @@ impl<'s> AccuracyView<'s> {
                 line: Line::Marker,
             });
         }
+        if !self.s.pruned.is_empty() {
+            entries.push(Entry {
+                label: "pruned by the search".into(),
+                colour: BLACK,
+                line: Line::Hollow,
+            });
+        }
         entries
     }
 
@@ -367,6 +389,11 @@ impl<'s> AccuracyView<'s> {
             "one seed".to_string()
         };
         note.push_str("\nchosen by validation accuracy");
+        if !self.s.pruned.is_empty() {
+            note.push_str(
+                "\nhollow: a pruned cell's\nvalidation accuracy at the\nepoch it reached",
+            );
+        }
         if !self.methods.is_empty() {
             note.push_str("\nright panel: methods that\nhave no temperature");
         }
@@ -416,7 +443,17 @@ fn accuracy_t_axis<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let axis = TAxis::new(temperatures(&v.s.cells));
+    let axis = TAxis::new(distinct(
+        v.logit
+            .iter()
+            .map(|c| (c.t_value, c.temperature.as_str()))
+            .chain(
+                v.s.pruned
+                    .iter()
+                    .filter(|p| p.method.uses_temperature())
+                    .map(|p| (p.t_value, p.temperature.as_str())),
+            ),
+    ));
     let (x0, x1) = axis.range;
     let mut chart = temperature_chart(plot, title, &axis, v.y)?;
     for (stat, colour) in [(v.s.teacher, TEACHER), (v.s.baseline, BASELINE)] {
@@ -444,6 +481,14 @@ where
             .draw_series(
                 pts.iter()
                     .map(|c| Circle::new((c.t_value, c.test.mean), 4, colour.filled())),
+            )
+            .map_err(derr)?;
+        chart
+            .draw_series(
+                v.s.pruned
+                    .iter()
+                    .filter(|p| p.method.uses_temperature() && &p.alpha == a)
+                    .map(|p| Circle::new((p.t_value, p.val.mean), 5, colour.stroke_width(2))),
             )
             .map_err(derr)?;
         if pts.iter().any(|c| c.test.n > 1) {
@@ -543,6 +588,13 @@ where
     }
     let n_alpha = v.alphas.len().max(1) as f64;
     for (mi, m) in v.methods.iter().enumerate() {
+        for p in v.s.pruned.iter().filter(|p| p.method == *m) {
+            let x = mi as f64 + 0.2 + 0.6 * (v.rank(&p.alpha) as f64 + 0.5) / n_alpha;
+            let colour = alpha_colour(v.rank(&p.alpha));
+            chart
+                .draw_series([Circle::new((x, p.val.mean), 5, colour.stroke_width(2))])
+                .map_err(derr)?;
+        }
         for c in v.others.iter().filter(|c| c.method == *m) {
             let x = mi as f64 + 0.2 + 0.6 * (v.rank(&c.alpha) as f64 + 0.5) / n_alpha;
             let colour = alpha_colour(v.rank(&c.alpha));

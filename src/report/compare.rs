@@ -342,6 +342,7 @@ mod tests {
                 name: name.into(),
                 dataset: "mnist".into(),
                 seeds: vec![0, 1, 2],
+                confirm_seeds: Vec::new(),
                 teacher_epochs: 1,
                 student_epochs,
             },

@@ -164,7 +164,11 @@ fn runs_table(records: &[&RunRecord]) -> String {
             if failed { " class=\"failed\"" } else { "" },
             escape(&r.run_id),
             r.role.name(),
-            if failed { "failed" } else { "done" },
+            match r.status {
+                Status::Done => "done",
+                Status::Failed => "failed",
+                Status::Pruned => "pruned",
+            },
             r.history.len(),
             opt_num(r.best_val_acc, 2),
             opt_num(r.test_acc_at_best, 2),

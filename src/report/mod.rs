@@ -132,6 +132,40 @@ pub struct Summary {
     pub chosen: Option<usize>,
     pub verdict: String,
     pub failed: usize,
+    /// Cells a halving search stopped early (their validation accuracy at the epoch they reached).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<PrunedCell>,
+    /// What the search spent, when it pruned anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchSpent>,
+}
+
+/// A cell a halving search stopped early, over its seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrunedCell {
+    pub student_model: String,
+    pub method: Method,
+    pub temperature: String,
+    pub t_value: f64,
+    pub alpha: String,
+    pub a_value: f64,
+    /// The epoch its runs reached.
+    pub epoch: u32,
+    /// Validation accuracy at that epoch.
+    pub val: Stat,
+}
+
+/// The student-epochs a halving search trained, beside the full grid's (over the seeds it searched).
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchSpent {
+    pub cells: usize,
+    /// Cells trained to the end of the schedule.
+    pub finished: usize,
+    /// (epoch, cells pruned there), by epoch.
+    pub pruned_at: Vec<(u32, usize)>,
+    pub seeds: Vec<u64>,
+    pub student_epochs: u64,
+    pub grid_epochs: u64,
 }
 
 pub(crate) fn num(s: &str) -> f64 {
@@ -231,8 +265,9 @@ pub fn summarize(records: &[&RunRecord]) -> Summary {
             .then(x.a_value.total_cmp(&y.a_value))
             .then(x.t_value.total_cmp(&y.t_value))
     });
-    let chosen = best_by_validation(&cells, |_| true);
+    let chosen = choose(&cells);
     let verdict = verdict(chosen.map(|i| &cells[i]));
+    let (pruned, search) = search_part(records, &cells);
     let baseline = match (baselines.len(), chosen) {
         (0 | 1, _) => role(Role::Baseline),
         (_, Some(i)) => baselines
@@ -252,7 +287,110 @@ pub fn summarize(records: &[&RunRecord]) -> Summary {
             .iter()
             .filter(|r| r.status == Status::Failed)
             .count(),
+        pruned,
+        search,
     }
+}
+
+/// The chosen cell: the best by mean validation accuracy among the cells with the most seeds — after
+/// a confirmation step, the confirmed cells (a cell of two lucky seeds cannot overtake them).
+fn choose(cells: &[Cell]) -> Option<usize> {
+    let most = cells.iter().map(|c| c.val.n).max().unwrap_or(0);
+    best_by_validation(cells, |c| c.val.n == most)
+}
+
+/// The pruned cells of a halving search and what it spent, from the records: the searched seeds are
+/// those of the pruned runs; the grid would have trained every cell on them to the finished runs'
+/// epochs.
+fn search_part(records: &[&RunRecord], cells: &[Cell]) -> (Vec<PrunedCell>, Option<SearchSpent>) {
+    let pruned_runs: Vec<&RunRecord> = records
+        .iter()
+        .copied()
+        .filter(|r| r.status == Status::Pruned && r.role == Role::Student)
+        .collect();
+    if pruned_runs.is_empty() {
+        return (Vec::new(), None);
+    }
+    let model_of = |r: &RunRecord| r.models().1.map(|a| a.name()).unwrap_or_default();
+    let mut seeds: Vec<u64> = pruned_runs.iter().map(|r| r.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let searched: Vec<&RunRecord> = records
+        .iter()
+        .copied()
+        .filter(|r| r.role == Role::Student && seeds.contains(&r.seed))
+        .filter(|r| r.status != Status::Failed)
+        .collect();
+    // a pruned cell: its runs on the searched seeds stopped at one epoch
+    let mut out: Vec<PrunedCell> = Vec::new();
+    for r in &pruned_runs {
+        let (model, t, a) = (
+            model_of(r),
+            r.temperature.clone().unwrap_or_default(),
+            r.alpha.clone().unwrap_or_default(),
+        );
+        if out.iter().any(|p| {
+            p.student_model == model && p.method == r.method && p.temperature == t && p.alpha == a
+        }) {
+            continue;
+        }
+        let same: Vec<f64> = pruned_runs
+            .iter()
+            .filter(|x| {
+                model_of(x) == model
+                    && x.method == r.method
+                    && x.temperature.clone().unwrap_or_default() == t
+                    && x.alpha.clone().unwrap_or_default() == a
+            })
+            .filter_map(|x| x.val_acc)
+            .collect();
+        if let Some(val) = Stat::of(&same) {
+            out.push(PrunedCell {
+                student_model: model,
+                method: r.method,
+                t_value: num(&t),
+                a_value: num(&a),
+                temperature: t,
+                alpha: a,
+                epoch: r.epochs,
+                val,
+            });
+        }
+    }
+    out.sort_by(|x, y| {
+        x.method
+            .rank()
+            .cmp(&y.method.rank())
+            .then(x.a_value.total_cmp(&y.a_value))
+            .then(x.t_value.total_cmp(&y.t_value))
+    });
+    let full = searched
+        .iter()
+        .filter(|r| r.status == Status::Done)
+        .map(|r| r.epochs)
+        .max()
+        .unwrap_or(0);
+    let mut pruned_at: Vec<(u32, usize)> = Vec::new();
+    for p in &out {
+        match pruned_at.iter_mut().find(|(e, _)| *e == p.epoch) {
+            Some(x) => x.1 += 1,
+            None => pruned_at.push((p.epoch, 1)),
+        }
+    }
+    pruned_at.sort_unstable();
+    let finished = cells
+        .len()
+        .min(cells.iter().filter(|c| c.val.n >= seeds.len()).count());
+    let n_cells = out.len() + finished;
+    let spent = SearchSpent {
+        cells: n_cells,
+        finished,
+        pruned_at,
+        student_epochs: searched.iter().map(|r| r.history.len() as u64).sum(),
+        grid_epochs: (n_cells * seeds.len()) as u64 * full as u64,
+        seeds,
+    };
+    (out, Some(spent))
 }
 
 impl Summary {
@@ -275,7 +413,7 @@ impl Summary {
             .filter(|c| c.student_model == model)
             .cloned()
             .collect();
-        let chosen = best_by_validation(&cells, |_| true);
+        let chosen = choose(&cells);
         let baseline = self.baselines.iter().find(|b| b.0 == model).map(|b| b.1);
         Summary {
             teacher: self.teacher,
@@ -290,6 +428,13 @@ impl Summary {
             cells,
             chosen,
             failed: self.failed,
+            pruned: self
+                .pruned
+                .iter()
+                .filter(|c| c.student_model == model)
+                .cloned()
+                .collect(),
+            search: self.search.clone(),
         }
     }
 }
@@ -351,6 +496,9 @@ pub struct Meta {
     pub name: String,
     pub dataset: String,
     pub seeds: Vec<u64>,
+    /// The search's confirmation seeds (empty: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confirm_seeds: Vec<u64>,
     pub teacher_epochs: u32,
     pub student_epochs: u32,
 }
@@ -362,6 +510,7 @@ impl Meta {
             name: sweep.name.clone(),
             dataset: sweep.data.dataset.name().to_string(),
             seeds: sweep.seeds.clone(),
+            confirm_seeds: sweep.search.confirm_seeds.clone(),
             teacher_epochs: sweep.teacher.epochs,
             student_epochs: sweep.student.epochs,
         }
@@ -383,7 +532,20 @@ fn gain_cells(g: &Option<Gain>) -> (String, String) {
 pub fn markdown(meta: &Meta, s: &Summary) -> String {
     let mut o = String::new();
     o.push_str(&format!("# {} — distillation sweep summary\n\n", meta.name));
-    let seeds: Vec<String> = meta.seeds.iter().map(|s| s.to_string()).collect();
+    let list = |v: &[u64]| {
+        v.iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut seeds = vec![list(&meta.seeds)];
+    if !meta.confirm_seeds.is_empty() {
+        seeds = vec![format!(
+            "{} (the best cells also {})",
+            list(&meta.seeds),
+            list(&meta.confirm_seeds)
+        )];
+    }
     o.push_str(&format!(
         "dataset {} · seeds {} · teacher {} epochs · student {} epochs · accuracies are test accuracy in %, mean ± std over seeds\n\n",
         meta.dataset,
@@ -484,10 +646,52 @@ pub fn markdown(meta: &Meta, s: &Summary) -> String {
         ));
     }
     o.push_str(&format!("\n**Verdict:** {}.\n", s.verdict));
+    if let Some(sp) = &s.search {
+        o.push_str(&search_markdown(s, sp));
+    }
     if s.failed > 0 {
         o.push_str(&format!(
             "\n{} run(s) failed: see the `status` and `error` columns of runs.csv.\n",
             s.failed
+        ));
+    }
+    o
+}
+
+/// The search's paragraph of `summary.md`: what it spent, and its pruned cells.
+fn search_markdown(s: &Summary, sp: &SearchSpent) -> String {
+    let at: Vec<String> = sp
+        .pruned_at
+        .iter()
+        .map(|(e, n)| format!("{n} after epoch {e}"))
+        .collect();
+    let seeds: Vec<String> = sp.seeds.iter().map(|x| x.to_string()).collect();
+    let mut o = format!(
+        "\n**Search:** successive halving trained {} of {} cells to the end and pruned {} ({}); it spent \
+         {} student-epochs on seed(s) {} where the full grid takes {} ({:.0} %).\n",
+        sp.finished,
+        sp.cells,
+        s.pruned.len(),
+        at.join(", "),
+        sp.student_epochs,
+        seeds.join(", "),
+        sp.grid_epochs,
+        100.0 * sp.student_epochs as f64 / sp.grid_epochs.max(1) as f64
+    );
+    o.push_str("\nPruned cells (validation accuracy at the epoch they reached; no test accuracy is measured for them):\n\n| method | T | α | epochs | validation accuracy | seeds |\n|---|---:|---:|---:|---:|---:|\n");
+    for p in &s.pruned {
+        let t = if p.method.uses_temperature() {
+            p.temperature.as_str()
+        } else {
+            "–"
+        };
+        o.push_str(&format!(
+            "| {} | {t} | {} | {} | {} | {} |\n",
+            p.method.name(),
+            p.alpha,
+            p.epoch,
+            p.val.show(),
+            p.val.n
         ));
     }
     o
