@@ -335,29 +335,13 @@ mod tests {
     use crate::config::{parse, Strategy};
     use std::path::Path;
 
+    /// config's test sweep with a 5 × 4 grid (20 cells), `epochs` student epochs and `search`.
     fn sweep(search: &str, epochs: u32) -> Sweep {
-        let text = format!(
-            r#"
-name = "h"
-seeds = [0, 1]
-[data]
-dataset = "fashion-mnist"
-validation = 100
-train_subset = 500
-[teacher]
-epochs = 1
-batch_size = 64
-lr = 0.001
-[student]
-epochs = {epochs}
-batch_size = 64
-lr = 0.001
-[grid]
-temperature = [1, 2, 4, 8, 16]
-alpha = [0.25, 0.5, 0.75, 0.9]
-{search}
-"#
-        );
+        let text = crate::config::tests::GOOD
+            .replace("epochs = 2\n", &format!("epochs = {epochs}\n"))
+            .replace("[1, 2.5, 0.1, 1e1]", "[1, 2, 4, 8, 16]")
+            .replace("[0, 0.5, 1]", "[0.25, 0.5, 0.75, 0.9]")
+            + search;
         parse(&text, Path::new("h.toml")).expect("valid")
     }
 
