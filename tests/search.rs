@@ -132,6 +132,18 @@ fn halving_prunes_by_validation_and_its_survivors_are_the_grid_runs_bit_for_bit(
     );
     let svg = std::fs::read_to_string(c.path("hal/g/charts/accuracy_vs_temperature.svg")).unwrap();
     assert!(svg.contains("pruned by the search"), "the chart's legend");
+    let page = std::fs::read_to_string(c.path("hal/g/index.html")).unwrap();
+    assert!(
+        page.contains(
+            "<p id=\"search\"><strong>Search:</strong> successive halving trained 1 of 4"
+        ),
+        "index.html"
+    );
+    assert_eq!(
+        page.matches("<td class=\"l\">pruned</td>").count(),
+        6,
+        "the runs table"
+    );
 
     // started again, the search decides the same from the records and trains nothing
     let before = common::record_mtimes(&c.path("hal/g"));

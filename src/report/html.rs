@@ -297,7 +297,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 pub fn sweep_page(dir: &Path, meta: &Meta, s: &Summary, records: &[&RunRecord]) -> String {
     let manifest = Manifest::read(dir).ok();
     let mut b = String::new();
-    let seeds: Vec<String> = meta.seeds.iter().map(|s| s.to_string()).collect();
+    let seeds = [meta.seeds_text()];
     let _ = writeln!(
         b,
         "<h1>{} — knowledge-distillation sweep</h1>\n<p class=\"meta\">dataset {} · seeds {} · teacher {} epoch(s) · student {} epoch(s) · accuracies are test accuracy in %, mean ± std over seeds</p>",
@@ -320,6 +320,13 @@ pub fn sweep_page(dir: &Path, meta: &Meta, s: &Summary, records: &[&RunRecord]) 
             escape(&c.label()),
             c.val.mean,
             c.test.show()
+        );
+    }
+    if let Some(sp) = &s.search {
+        let _ = writeln!(
+            b,
+            "<p id=\"search\"><strong>Search:</strong> {} The runs table lists the pruned runs; the accuracy chart draws them hollow.</p>",
+            escape(&sp.sentence(s.pruned.len()))
         );
     }
     b.push_str("<table id=\"models\"><thead><tr><th class=\"l\">model</th><th>test accuracy (%)</th><th>seeds</th></tr></thead><tbody>\n");

@@ -504,6 +504,25 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// `0, 1`, or `0, 1 (the best cells also 2, 3)` after a confirmation.
+    pub fn seeds_text(&self) -> String {
+        let list = |v: &[u64]| {
+            v.iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if self.confirm_seeds.is_empty() {
+            list(&self.seeds)
+        } else {
+            format!(
+                "{} (the best cells also {})",
+                list(&self.seeds),
+                list(&self.confirm_seeds)
+            )
+        }
+    }
+
     /// The context `summary.md` and the charts show for a sweep.
     pub fn of(sweep: &crate::config::Sweep) -> Meta {
         Meta {
@@ -658,26 +677,32 @@ pub fn markdown(meta: &Meta, s: &Summary) -> String {
     o
 }
 
+impl SearchSpent {
+    /// One sentence: how many cells the search finished and pruned where, and what it spent.
+    pub fn sentence(&self, pruned: usize) -> String {
+        let at: Vec<String> = self
+            .pruned_at
+            .iter()
+            .map(|(e, n)| format!("{n} after epoch {e}"))
+            .collect();
+        let seeds: Vec<String> = self.seeds.iter().map(|x| x.to_string()).collect();
+        format!(
+            "successive halving trained {} of {} cells to the end and pruned {pruned} ({}); it spent \
+             {} student-epochs on seed(s) {} where the full grid takes {} ({:.0} %).",
+            self.finished,
+            self.cells,
+            at.join(", "),
+            self.student_epochs,
+            seeds.join(", "),
+            self.grid_epochs,
+            100.0 * self.student_epochs as f64 / self.grid_epochs.max(1) as f64
+        )
+    }
+}
+
 /// The search's paragraph of `summary.md`: what it spent, and its pruned cells.
 fn search_markdown(s: &Summary, sp: &SearchSpent) -> String {
-    let at: Vec<String> = sp
-        .pruned_at
-        .iter()
-        .map(|(e, n)| format!("{n} after epoch {e}"))
-        .collect();
-    let seeds: Vec<String> = sp.seeds.iter().map(|x| x.to_string()).collect();
-    let mut o = format!(
-        "\n**Search:** successive halving trained {} of {} cells to the end and pruned {} ({}); it spent \
-         {} student-epochs on seed(s) {} where the full grid takes {} ({:.0} %).\n",
-        sp.finished,
-        sp.cells,
-        s.pruned.len(),
-        at.join(", "),
-        sp.student_epochs,
-        seeds.join(", "),
-        sp.grid_epochs,
-        100.0 * sp.student_epochs as f64 / sp.grid_epochs.max(1) as f64
-    );
+    let mut o = format!("\n**Search:** {}\n", sp.sentence(s.pruned.len()));
     o.push_str("\nPruned cells (validation accuracy at the epoch they reached; no test accuracy is measured for them):\n\n| method | T | α | epochs | validation accuracy | seeds |\n|---|---:|---:|---:|---:|---:|\n");
     for p in &s.pruned {
         let t = if p.method.uses_temperature() {
