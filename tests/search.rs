@@ -284,3 +284,42 @@ fn search_settings_are_checked_and_slurm_says_to_use_run() {
     let o = c.run(&["run", s.to_str().unwrap(), "--task", "teacher-s0"]);
     assert!(!o.status.success(), "{}", text(&o));
 }
+
+/// Records of a folder whose status is `pruned` (paused at a rung so far).
+fn pruned_records(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir.join("records"))
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .filter(|t| t.contains("\"status\": \"pruned\""))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_search_stopped_with_ctrl_c_and_started_again_ends_as_an_uninterrupted_one() {
+    let c = Case::new(600, 60);
+    let s = c.sweep("stop", &(grid_body() + HALVING));
+    let o = c.run(&[s.to_str().unwrap(), "--results", "whole", "-q"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let child = c
+        .cmd()
+        .args([s.to_str().unwrap(), "--results", "cut"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = c.path("cut/stop");
+    // stopped once the first rung has paused some runs
+    assert!(
+        common::wait_for(120, 20, || pruned_records(&dir) >= 3),
+        "no pruned records appeared"
+    );
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    let o = c.run(&[s.to_str().unwrap(), "--results", "cut"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // the same rungs decided the same way: every record as the uninterrupted search wrote it
+    assert_eq!(records(&dir), records(&c.path("whole/stop")));
+}
