@@ -575,6 +575,15 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
         .max()
         .unwrap_or(3)
         .max(28);
+    // a search with nothing left to decide: the runs it did not choose are not to run
+    let search_over = p.sweep.search.is_adaptive()
+        && crate::search::decide(
+            &p.plan,
+            &p.sweep,
+            &reached_of(&p, &done, &Default::default()),
+        )
+        .next
+        .is_none();
     out.push_str(&format!(
         "{:<w$} {:<9} {:>6} {:<10} {}\n",
         "run", "role", "epochs", "status", "needs"
@@ -590,6 +599,7 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
             _ if pruned.is_some() => pruned.as_deref().unwrap_or_default(),
             (Role::Teacher, true) => "cached",
             (_, true) => "done",
+            _ if search_over => "not chosen",
             _ => "to run",
         };
         let needs = r
@@ -610,7 +620,7 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
         .runs
         .iter()
         .zip(&done)
-        .filter(|(_, d)| !**d)
+        .filter(|(_, d)| !**d && !search_over)
         .map(|(r, _)| r)
         .collect();
     let epochs = |role| {

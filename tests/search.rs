@@ -145,6 +145,15 @@ fn halving_prunes_by_validation_and_its_survivors_are_the_grid_runs_bit_for_bit(
         "the runs table"
     );
 
+    // plan: a finished search has nothing left to train; the cells it did not choose are not to run
+    let o = c.run(&["plan", search.to_str().unwrap(), "--results", "hal"]);
+    let plan = String::from_utf8_lossy(&o.stdout);
+    assert!(plan.contains("0 of 12 runs to train"), "{plan}");
+    assert!(
+        plan.contains("paused@1") && plan.contains("paused@2"),
+        "{plan}"
+    );
+
     // started again, the search decides the same from the records and trains nothing
     let before = common::record_mtimes(&c.path("hal/g"));
     let o = c.run(&[search.to_str().unwrap(), "--results", "hal"]);
