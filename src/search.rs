@@ -261,11 +261,7 @@ pub fn decide(plan: &Plan, sweep: &Sweep, reached: &[Reached]) -> State {
         label: format!(
             "confirmation: {} with seed(s) {}",
             chosen_ids.join(", "),
-            extra
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            seed_list(extra)
         ),
         runs: todo,
     });
@@ -275,6 +271,15 @@ pub fn decide(plan: &Plan, sweep: &Sweep, reached: &[Reached]) -> State {
         confirmed,
         next,
     }
+}
+
+/// Seeds as a sweep file lists them: `2, 3, 4`.
+pub fn seed_list(seeds: &[u64]) -> String {
+    seeds
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The most a search can train, in student-epochs (students of the sweep's seeds only), beside the

@@ -455,11 +455,7 @@ fn search_intro(p: &Prepared) -> String {
         out.push_str(&format!(
             ", then the best {} cell(s) and the baseline with seed(s) {} (at most {} more runs)",
             s.confirm_top,
-            s.confirm_seeds
-                .iter()
-                .map(|x| x.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            crate::search::seed_list(&s.confirm_seeds),
             b.confirm_runs
         ));
     }
@@ -575,26 +571,20 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
         .max()
         .unwrap_or(3)
         .max(28);
-    // a search with nothing left to decide: the runs it did not choose are not to run
+    // what each run's record says it reached (paused runs show where); a search with nothing left to
+    // decide: the runs it did not choose are not to run
+    let reached = reached_of(&p, &done, &Default::default());
     let search_over = p.sweep.search.is_adaptive()
-        && crate::search::decide(
-            &p.plan,
-            &p.sweep,
-            &reached_of(&p, &done, &Default::default()),
-        )
-        .next
-        .is_none();
+        && crate::search::decide(&p.plan, &p.sweep, &reached)
+            .next
+            .is_none();
     out.push_str(&format!(
         "{:<w$} {:<9} {:>6} {:<10} {}\n",
         "run", "role", "epochs", "status", "needs"
     ));
-    for (r, d) in p.plan.runs.iter().zip(&done) {
-        let pruned = match (d, p.store.load_record(r)) {
-            (false, Stored::Found(rec)) if rec.status == Status::Pruned => {
-                Some(format!("paused@{}", rec.epochs))
-            }
-            _ => None,
-        };
+    for ((r, d), reached) in p.plan.runs.iter().zip(&done).zip(&reached) {
+        let pruned =
+            (!d && !reached.val.is_empty()).then(|| format!("paused@{}", reached.val.len()));
         let status = match (r.role, d) {
             _ if pruned.is_some() => pruned.as_deref().unwrap_or_default(),
             (Role::Teacher, true) => "cached",
@@ -696,11 +686,7 @@ fn search_lines(
         out.push_str(&format!(
             "confirmation: the best {top} cell(s) by validation and the baseline with seed(s) {}: at most \
              {} more runs ({} student-epochs), each seed's teacher from the cache when it is there\n",
-            s.confirm_seeds
-                .iter()
-                .map(|x| x.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            crate::search::seed_list(&s.confirm_seeds),
             b.confirm_runs,
             b.confirm_student_epochs
         ));

@@ -297,13 +297,12 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 pub fn sweep_page(dir: &Path, meta: &Meta, s: &Summary, records: &[&RunRecord]) -> String {
     let manifest = Manifest::read(dir).ok();
     let mut b = String::new();
-    let seeds = [meta.seeds_text()];
     let _ = writeln!(
         b,
         "<h1>{} — knowledge-distillation sweep</h1>\n<p class=\"meta\">dataset {} · seeds {} · teacher {} epoch(s) · student {} epoch(s) · accuracies are test accuracy in %, mean ± std over seeds</p>",
         escape(&meta.name),
         escape(&meta.dataset),
-        seeds.join(", "),
+        meta.seeds_text(),
         meta.teacher_epochs,
         meta.student_epochs
     );

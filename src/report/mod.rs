@@ -506,12 +506,7 @@ pub struct Meta {
 impl Meta {
     /// `0, 1`, or `0, 1 (the best cells also 2, 3)` after a confirmation.
     pub fn seeds_text(&self) -> String {
-        let list = |v: &[u64]| {
-            v.iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let list = crate::search::seed_list;
         if self.confirm_seeds.is_empty() {
             list(&self.seeds)
         } else {
@@ -551,24 +546,10 @@ fn gain_cells(g: &Option<Gain>) -> (String, String) {
 pub fn markdown(meta: &Meta, s: &Summary) -> String {
     let mut o = String::new();
     o.push_str(&format!("# {} — distillation sweep summary\n\n", meta.name));
-    let list = |v: &[u64]| {
-        v.iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut seeds = vec![list(&meta.seeds)];
-    if !meta.confirm_seeds.is_empty() {
-        seeds = vec![format!(
-            "{} (the best cells also {})",
-            list(&meta.seeds),
-            list(&meta.confirm_seeds)
-        )];
-    }
     o.push_str(&format!(
         "dataset {} · seeds {} · teacher {} epochs · student {} epochs · accuracies are test accuracy in %, mean ± std over seeds\n\n",
         meta.dataset,
-        seeds.join(", "),
+        meta.seeds_text(),
         meta.teacher_epochs,
         meta.student_epochs
     ));
@@ -685,7 +666,6 @@ impl SearchSpent {
             .iter()
             .map(|(e, n)| format!("{n} after epoch {e}"))
             .collect();
-        let seeds: Vec<String> = self.seeds.iter().map(|x| x.to_string()).collect();
         format!(
             "successive halving trained {} of {} cells to the end and pruned {pruned} ({}); it spent \
              {} student-epochs on seed(s) {} where the full grid takes {} ({:.0} %).",
@@ -693,7 +673,7 @@ impl SearchSpent {
             self.cells,
             at.join(", "),
             self.student_epochs,
-            seeds.join(", "),
+            crate::search::seed_list(&self.seeds),
             self.grid_epochs,
             100.0 * self.student_epochs as f64 / self.grid_epochs.max(1) as f64
         )
