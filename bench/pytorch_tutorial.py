@@ -1,7 +1,8 @@
 """The PyTorch knowledge-distillation tutorial's method, as a PyTorch user runs a (T, alpha) sweep: the
 teacher trained once with cross-entropy, then for every grid point a fresh student trained with the
 teacher's forward pass inside every step (teacher in eval mode, no_grad), the tutorial's soft-target
-loss, Adam, shuffled batches, and the test set evaluated once at the end of each model's training.
+loss, Adam, shuffled batches, and the test set evaluated once at the end of each model's training, in
+batches of 128 (the tutorial's test loader).
 All of the machine's cores (torch's default thread count). Also trains the cross-entropy baseline
 student, as the tutorial does.
 
@@ -50,13 +51,13 @@ def train(model, xs, ys, epochs, batch_size, lr, generator, teacher_model=None, 
             opt.step()
 
 
-def test_accuracy(model, xs, ys):
+def test_accuracy(model, xs, ys, batch_size=128):
     model.eval()
     correct = 0
     with torch.no_grad():
-        for begin in range(0, xs.shape[0], 1024):
-            pred = model(xs[begin : begin + 1024]).argmax(-1)
-            correct += (pred == ys[begin : begin + 1024]).sum().item()
+        for begin in range(0, xs.shape[0], batch_size):
+            pred = model(xs[begin : begin + batch_size]).argmax(-1)
+            correct += (pred == ys[begin : begin + batch_size]).sum().item()
     return 100.0 * correct / xs.shape[0]
 
 

@@ -193,6 +193,10 @@ struct BenchArgs {
     /// Tiny sizes, to check that the benchmark runs; its numbers mean nothing.
     #[arg(long)]
     quick: bool,
+    /// Seeds of section 4 (kd-sweep against the PyTorch tutorial's method; each seed costs the
+    /// PyTorch side about 7 minutes on 2 cores). Default: 3 (1 with --quick).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    seeds: Option<u32>,
 }
 
 #[derive(Args, Debug)]
@@ -590,6 +594,7 @@ fn bench(args: BenchArgs, common: &Common) -> anyhow::Result<Ended> {
         worker_exe: options(common).worker_exe,
         python: args.python,
         quick: args.quick,
+        seeds: args.seeds.map(|n| n as usize),
     };
     let quiet = common.quiet;
     let md = crate::bench::run(&opts, &|m: &str| {

@@ -334,20 +334,30 @@ impl Default for StepLosses {
 /// Set by a signal handler: training stops at the next step.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
-/// Accuracy in % of `net` (eval mode) on `xs`/`ys`.
+/// Images per forward pass when evaluating on a CPU: small batches keep a layer's activations in
+/// the caches (the teacher's first maps are 400 KB an image), about 2× faster than 1,024 here.
+pub const CPU_EVAL_BATCH: i64 = 32;
+
+/// Images per forward pass when evaluating on a GPU.
+pub const GPU_EVAL_BATCH: i64 = 1024;
+
+/// Accuracy in % of `net` (eval mode, [`Net::predict`]) on `xs`/`ys`.
 pub fn accuracy(net: &Net, xs: &Tensor, ys: &Tensor) -> f64 {
     let _guard = tch::no_grad_guard();
     let n = ys.size()[0];
     if n == 0 {
         return 0.0;
     }
+    let batch = if xs.device() == Device::Cpu {
+        CPU_EVAL_BATCH
+    } else {
+        GPU_EVAL_BATCH
+    };
     // counted on the device, read once
     let mut correct = Tensor::zeros([], (Kind::Int64, ys.device()));
-    for start in (0..n).step_by(1024) {
-        let len = (n - start).min(1024);
-        let pred = net
-            .forward_t(&xs.narrow(0, start, len), false)
-            .argmax(-1, false);
+    for start in (0..n).step_by(batch as usize) {
+        let len = (n - start).min(batch);
+        let pred = net.predict(&xs.narrow(0, start, len)).argmax(-1, false);
         correct += pred.eq_tensor(&ys.narrow(0, start, len)).sum(Kind::Int64);
     }
     100.0 * correct.int64_value(&[]) as f64 / n as f64
