@@ -9,6 +9,8 @@ student, as the tutorial does.
     python bench/pytorch_tutorial.py DIR --seed 0 --teacher-epochs 1 --student-epochs 3 \\
         --temperatures 1,2,4,8,16 --alphas 0.25,0.5,0.75,0.9
 
+`--temperatures ""` trains the teacher and the baseline only (the many-seed check in BENCHMARKS.md).
+
 DIR holds the data kd-sweep prepared (the same training subset, normalised the same way):
 meta.json ({"shape": [C, H, W], "classes": K, "n_train": N, "n_test": M}), train_x.bin, test_x.bin
 (float32), train_y.bin, test_y.bin (int64). Prints JSON: per-phase seconds and test accuracies.
@@ -101,8 +103,8 @@ def main():
     train(base, train_x, train_y, a.student_epochs, a.batch_size, a.lr, gen)
     baseline_acc = test_accuracy(base, test_x, test_y)
     students = []
-    for temperature in [float(v) for v in a.temperatures.split(",")]:
-        for alpha in [float(v) for v in a.alphas.split(",")]:
+    for temperature in [float(v) for v in a.temperatures.split(",") if v]:
+        for alpha in [float(v) for v in a.alphas.split(",") if v]:
             s = fresh()
             train(s, train_x, train_y, a.student_epochs, a.batch_size, a.lr, gen, t_model, temperature, alpha)
             students.append({"temperature": temperature, "alpha": alpha, "test_acc": test_accuracy(s, test_x, test_y)})

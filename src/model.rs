@@ -659,9 +659,10 @@ impl Net {
 
     fn conv(&self, c: &nn::Conv2D, x: &Tensor) -> Tensor {
         let y = if self.channels_last.load(Ordering::Relaxed) {
-            // a channels-last input makes libtorch run the convolution (and so the layers after
-            // it) in that layout; the weights stay as they are
-            channels_last(x).apply(c)
+            // a channels-last input makes libtorch run the convolution in that layout (the weights
+            // stay as they are); the output is made channels-last too, for a one-channel input
+            // whose layouts coincide, so that the pooling after it runs vectorised over channels
+            channels_last(&channels_last(x).apply(c))
         } else {
             x.apply(c)
         };
