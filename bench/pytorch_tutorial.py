@@ -10,6 +10,8 @@ student, as the tutorial does.
         --temperatures 1,2,4,8,16 --alphas 0.25,0.5,0.75,0.9
 
 `--temperatures ""` trains the teacher and the baseline only (the many-seed check in BENCHMARKS.md).
+`--teacher-weights FILE` distils from a kd-sweep teacher (its cache entry's weights.safetensors, the
+tutorial teacher) instead of training one: the students of both sides then share their teacher.
 
 DIR holds the data kd-sweep prepared (the same training subset, normalised the same way):
 meta.json ({"shape": [C, H, W], "classes": K, "n_train": N, "n_test": M}), train_x.bin, test_x.bin
@@ -18,6 +20,7 @@ meta.json ({"shape": [C, H, W], "classes": K, "n_train": N, "n_test": M}), train
 import argparse
 import json
 import os
+import struct
 import sys
 import time
 
@@ -63,6 +66,27 @@ def test_accuracy(model, xs, ys, batch_size=128):
     return 100.0 * correct / xs.shape[0]
 
 
+# kd-sweep's names for the tutorial teacher's layers → their index in pytorch_reference.teacher
+TEACHER_LAYERS = {"conv1": 0, "conv2": 2, "conv3": 5, "conv4": 7, "fc1": 11, "fc2": 14}
+
+
+def load_kd_sweep_teacher(model, path):
+    """Loads a kd-sweep teacher's weights.safetensors (float32 tensors named conv1.weight … fc2.bias)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + n])
+    state = {}
+    for name, v in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = v["data_offsets"]
+        t = torch.frombuffer(bytearray(raw[8 + n + begin : 8 + n + end]), dtype=torch.float32)
+        layer, kind = name.split(".")[-2:]
+        state[f"{TEACHER_LAYERS[layer]}.{kind}"] = t.reshape(v["shape"])
+    model.load_state_dict(state)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("dir")
@@ -73,6 +97,7 @@ def main():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--temperatures", default="1,2,4,8,16")
     p.add_argument("--alphas", default="0.25,0.5,0.75,0.9")
+    p.add_argument("--teacher-weights", default=None)
     a = p.parse_args()
     meta = json.load(open(os.path.join(a.dir, "meta.json")))
     c, h, w = meta["shape"]
@@ -86,7 +111,10 @@ def main():
     started = time.perf_counter()
 
     t_model = teacher(c, h, w, k)
-    train(t_model, train_x, train_y, a.teacher_epochs, a.batch_size, a.lr, gen)
+    if a.teacher_weights:
+        load_kd_sweep_teacher(t_model, a.teacher_weights)
+    else:
+        train(t_model, train_x, train_y, a.teacher_epochs, a.batch_size, a.lr, gen)
     teacher_acc = test_accuracy(t_model, test_x, test_y)
     t_model.eval()
     teacher_secs = time.perf_counter() - started
