@@ -9,9 +9,10 @@ use crate::device::DeviceSpec;
 use crate::model::Init;
 use crate::model::{Arch, Net};
 use crate::optim::Optimizer;
+use crate::report::Stat;
 use crate::rng::SplitMix64;
 use crate::sweep;
-use crate::train::kd_loss;
+use crate::train::{kd_loss, mean};
 use anyhow::Context;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -286,25 +287,18 @@ struct Measured {
     student_test_passes: usize,
 }
 
-/// The mean of `v` (0 when empty).
-fn average(v: impl Iterator<Item = f64>) -> f64 {
-    let (sum, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
-    sum / n.max(1) as f64
-}
-
 /// A 95 % confidence interval of mean(a) − mean(b) for two independent samples (Welch's standard
 /// error, with the pooled degrees of freedom a + b − 2); NaN with fewer than two values a side.
 fn difference_ci(a: &[f64], b: &[f64]) -> (f64, f64) {
-    if a.len() < 2 || b.len() < 2 {
+    let (Some(a), Some(b)) = (Stat::of(a), Stat::of(b)) else {
+        return (f64::NAN, f64::NAN);
+    };
+    if a.n < 2 || b.n < 2 {
         return (f64::NAN, f64::NAN);
     }
-    let var = |v: &[f64]| {
-        let m = average(v.iter().copied());
-        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64
-    };
-    let d = average(a.iter().copied()) - average(b.iter().copied());
-    let se = (var(a) / a.len() as f64 + var(b) / b.len() as f64).sqrt();
-    let t = crate::report::t_975(a.len() + b.len() - 2);
+    let d = a.mean - b.mean;
+    let se = (a.std.powi(2) / a.n as f64 + b.std.powi(2) / b.n as f64).sqrt();
+    let t = crate::report::t_975(a.n + b.n - 2);
     (d - t * se, d + t * se)
 }
 
@@ -535,14 +529,10 @@ impl Bench<'_> {
     }
 
     /// 2b. Evaluation throughput: the default layout in batches of 1,024 against the way accuracies
-    /// are counted ([`Net::predict`] in batches of [`train::CPU_EVAL_BATCH`] on a CPU).
+    /// are counted ([`Net::predict`] in batches of [`crate::train::eval_batch`]).
     fn evaluation(&mut self) {
         let input = (self.shape, self.classes);
-        let batch = if self.device == Device::Cpu {
-            crate::train::CPU_EVAL_BATCH
-        } else {
-            crate::train::GPU_EVAL_BATCH
-        };
+        let batch = crate::train::eval_batch(self.device);
         let images = self.s.eval_images;
         let _ = writeln!(
             self.md,
@@ -676,7 +666,7 @@ impl Bench<'_> {
                 .filter(|(id, _)| id.starts_with(prefix))
                 .map(|(_, a)| *a)
                 .collect();
-            v.iter().sum::<f64>() / v.len().max(1) as f64
+            mean(&v)
         };
         let (our_teacher, our_base, our_students) =
             (mean_of("teacher"), mean_of("baseline"), mean_of("student"));
@@ -686,15 +676,17 @@ impl Bench<'_> {
                 .iter()
                 .map(|seed| {
                     let suffix = format!("-s{seed}");
-                    average(
-                        ours.accs
-                            .iter()
-                            .filter(|(id, _)| id.starts_with(prefix) && id.ends_with(&suffix))
-                            .map(|(_, a)| *a),
-                    )
+                    let v: Vec<f64> = ours
+                        .accs
+                        .iter()
+                        .filter(|(id, _)| id.starts_with(prefix) && id.ends_with(&suffix))
+                        .map(|(_, a)| *a)
+                        .collect();
+                    mean(&v)
                 })
                 .collect()
         };
+        let our_seed_students = our_seed_means("student");
 
         // the same sweep, the tutorial's way, one seed after another
         let mut theirs: Vec<serde_json::Value> = Vec::new();
@@ -767,37 +759,28 @@ impl Bench<'_> {
             );
             return Ok(());
         }
-        let sum = |key: &str| theirs.iter().filter_map(|t| t[key].as_f64()).sum::<f64>();
-        let mean = |f: &dyn Fn(&serde_json::Value) -> Vec<f64>| {
-            let v: Vec<f64> = theirs.iter().flat_map(f).collect();
-            v.iter().sum::<f64>() / v.len().max(1) as f64
-        };
-        let their_students = mean(&|t| {
+        // one value per seed from the PyTorch side's JSON
+        let their_values =
+            |key: &str| -> Vec<f64> { theirs.iter().filter_map(|t| t[key].as_f64()).collect() };
+        let sum = |key: &str| their_values(key).iter().sum::<f64>();
+        let students_of = |t: &serde_json::Value| -> Vec<f64> {
             t["students"]
                 .as_array()
                 .map(|a| a.iter().filter_map(|s| s["test_acc"].as_f64()).collect())
                 .unwrap_or_default()
-        });
-        let their_seed_students: Vec<f64> = theirs
-            .iter()
-            .map(|t| {
-                let a = t["students"].as_array().cloned().unwrap_or_default();
-                average(a.iter().filter_map(|s| s["test_acc"].as_f64()))
-            })
-            .collect();
-        let their_seed_teachers: Vec<f64> = theirs
-            .iter()
-            .filter_map(|t| t["teacher_test_acc"].as_f64())
-            .collect();
-        let (lo, hi) = difference_ci(&our_seed_means("student"), &their_seed_students);
+        };
+        let their_students = mean(&theirs.iter().flat_map(students_of).collect::<Vec<_>>());
+        let their_seed_students: Vec<f64> = theirs.iter().map(|t| mean(&students_of(t))).collect();
+        let their_seed_teachers = their_values("teacher_test_acc");
+        let (lo, hi) = difference_ci(&our_seed_students, &their_seed_students);
         let list = |v: &[f64]| {
             v.iter()
                 .map(|a| format!("{a:.2}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let their_teacher = mean(&|t| t["teacher_test_acc"].as_f64().into_iter().collect());
-        let their_base = mean(&|t| t["baseline_test_acc"].as_f64().into_iter().collect());
+        let their_teacher = mean(&their_seed_teachers);
+        let their_base = mean(&their_values("baseline_test_acc"));
         let (their_total, their_teacher_secs) = (sum("total_secs"), sum("teacher_secs"));
         let ratio = their_total / ours.secs;
         let _ = writeln!(
@@ -825,7 +808,7 @@ impl Bench<'_> {
             list(&their_seed_teachers),
             list(&our_seed_means("teacher")),
             list(&their_seed_students),
-            list(&our_seed_means("student")),
+            list(&our_seed_students),
         );
         let _ = writeln!(
             md,

@@ -341,6 +341,15 @@ pub const CPU_EVAL_BATCH: i64 = 32;
 /// Images per forward pass when evaluating on a GPU.
 pub const GPU_EVAL_BATCH: i64 = 1024;
 
+/// Images per forward pass when counting accuracy on `device`.
+pub fn eval_batch(device: Device) -> i64 {
+    if device == Device::Cpu {
+        CPU_EVAL_BATCH
+    } else {
+        GPU_EVAL_BATCH
+    }
+}
+
 /// Accuracy in % of `net` (eval mode, [`Net::predict`]) on `xs`/`ys`.
 pub fn accuracy(net: &Net, xs: &Tensor, ys: &Tensor) -> f64 {
     let _guard = tch::no_grad_guard();
@@ -348,11 +357,7 @@ pub fn accuracy(net: &Net, xs: &Tensor, ys: &Tensor) -> f64 {
     if n == 0 {
         return 0.0;
     }
-    let batch = if xs.device() == Device::Cpu {
-        CPU_EVAL_BATCH
-    } else {
-        GPU_EVAL_BATCH
-    };
+    let batch = eval_batch(xs.device());
     // counted on the device, read once
     let mut correct = Tensor::zeros([], (Kind::Int64, ys.device()));
     for start in (0..n).step_by(batch as usize) {
