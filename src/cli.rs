@@ -125,9 +125,10 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Measure kd-sweep on this machine: matrix-multiply ceiling, training throughput (and the same
-    /// loop in PyTorch), data feeding, a 12-student sweep against the naive way, scaling, memory.
-    /// Prints a Markdown report; takes a few minutes.
+    /// Measure kd-sweep on this machine: matrix-multiply ceiling, training and evaluation throughput
+    /// (and the same loop in PyTorch), data feeding, the tutorial's 20-student sweep against the
+    /// PyTorch tutorial's method on all cores (wall time, FLOP ceiling, accuracies), scaling, memory,
+    /// fused training. Prints a Markdown report; about 20 minutes on 2 cores (--quick: seconds).
     Bench(BenchArgs),
     /// Write (and with --submit, submit) SLURM job arrays for the sweep's unfinished nodes: one array
     /// for the teachers, one for the students that waits for it (afterok), and a report job. Rerun it
@@ -194,7 +195,7 @@ struct BenchArgs {
     #[arg(long)]
     quick: bool,
     /// Seeds of section 4 (kd-sweep against the PyTorch tutorial's method; each seed costs the
-    /// PyTorch side about 7 minutes on 2 cores). Default: 3 (1 with --quick).
+    /// PyTorch side about 5 minutes on 2 cores). Default: 3 (1 with --quick).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     seeds: Option<u32>,
 }
@@ -485,6 +486,9 @@ fn devices(json: bool) -> anyhow::Result<Ended> {
             "driver": p.driver,
             "gpu_node": p.gpu_node,
             "device_count": p.device_count,
+            "gpus": (0..p.device_count)
+                .map(|i| crate::device::gpu_of(crate::device::DeviceSpec::Cuda(i)))
+                .collect::<Vec<_>>(),
             "cuda_visible_devices": p.visible,
             "libtorch": crate::sweep::LIBTORCH_VERSION,
             "auto": match &auto {
@@ -510,6 +514,10 @@ fn devices(json: bool) -> anyhow::Result<Ended> {
     );
     println!("NVIDIA driver: {}", or_none(p.driver.clone()));
     println!("GPUs libtorch can use: {}", p.device_count);
+    for i in 0..p.device_count {
+        let d = crate::device::DeviceSpec::Cuda(i);
+        println!("  {d}: {}", crate::device::gpu_of(d).unwrap_or_default());
+    }
     match auto {
         Ok(r) => {
             let names: Vec<String> = r.devices.iter().map(|d| d.to_string()).collect();

@@ -351,6 +351,106 @@ pub fn slots(
     out
 }
 
+/// A CUDA device as the NVIDIA driver names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuInfo {
+    /// The product name, e.g. "NVIDIA H200".
+    pub name: String,
+    /// Compute capability (major, minor), e.g. (9, 0).
+    pub capability: (u32, u32),
+}
+
+/// The name and compute capability of CUDA device `ordinal` as this process numbers them (after
+/// `CUDA_VISIBLE_DEVICES`), from the driver API. `libcuda.so.1` is loaded at run time, not linked, so
+/// the binary still starts on machines without a driver; there this says so.
+pub fn gpu_info(ordinal: usize) -> Result<GpuInfo, String> {
+    use std::ffi::{c_char, c_int, c_uint, CStr};
+    type CuInit = unsafe extern "C" fn(c_uint) -> c_int;
+    type CuDeviceGet = unsafe extern "C" fn(*mut c_int, c_int) -> c_int;
+    type CuDeviceGetName = unsafe extern "C" fn(*mut c_char, c_int, c_int) -> c_int;
+    type CuDeviceGetAttribute = unsafe extern "C" fn(*mut c_int, c_int, c_int) -> c_int;
+    // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR / _MINOR in cuda.h
+    const CC_MAJOR: c_int = 75;
+    const CC_MINOR: c_int = 76;
+    let ordinal = c_int::try_from(ordinal).map_err(|_| format!("no CUDA device {ordinal}"))?;
+    // SAFETY: dlopen/dlsym with NUL-terminated names; each symbol is cast to its documented C
+    // signature (cuda.h, driver API, unversioned entry points) and called with valid out-pointers.
+    unsafe {
+        let lib = libc::dlopen(c"libcuda.so.1".as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+        if lib.is_null() {
+            return Err("libcuda.so.1, the NVIDIA driver's CUDA library, cannot be loaded".into());
+        }
+        let sym = |name: &CStr| {
+            let f = libc::dlsym(lib, name.as_ptr());
+            if f.is_null() {
+                Err(format!("libcuda.so.1 has no {}", name.to_string_lossy()))
+            } else {
+                Ok(f)
+            }
+        };
+        let init: CuInit = std::mem::transmute(sym(c"cuInit")?);
+        let get: CuDeviceGet = std::mem::transmute(sym(c"cuDeviceGet")?);
+        let get_name: CuDeviceGetName = std::mem::transmute(sym(c"cuDeviceGetName")?);
+        let attribute: CuDeviceGetAttribute = std::mem::transmute(sym(c"cuDeviceGetAttribute")?);
+        let check = |what: &str, code: c_int| {
+            if code == 0 {
+                Ok(())
+            } else {
+                Err(format!("{what} failed (CUresult {code})"))
+            }
+        };
+        check("cuInit", init(0))?;
+        let mut dev: c_int = 0;
+        check("cuDeviceGet", get(&mut dev, ordinal))?;
+        let mut buf = [0 as c_char; 256];
+        check(
+            "cuDeviceGetName",
+            get_name(buf.as_mut_ptr(), buf.len() as c_int, dev),
+        )?;
+        let (mut major, mut minor): (c_int, c_int) = (0, 0);
+        check("cuDeviceGetAttribute", attribute(&mut major, CC_MAJOR, dev))?;
+        check("cuDeviceGetAttribute", attribute(&mut minor, CC_MINOR, dev))?;
+        // the library stays loaded: libtorch's CUDA runtime uses it too
+        Ok(GpuInfo {
+            name: CStr::from_ptr(buf.as_ptr())
+                .to_string_lossy()
+                .trim()
+                .to_string(),
+            capability: (major.max(0) as u32, minor.max(0) as u32),
+        })
+    }
+}
+
+/// Whether libtorch's float32 convolutions may use TF32 tensor cores on a GPU of this compute
+/// capability: cuDNN's TF32 is on by default in libtorch (PyTorch's `torch.backends.cudnn.allow_tf32`)
+/// from Ampere (8.0) on, unless `NVIDIA_TF32_OVERRIDE=0` (this value, read from the environment)
+/// switches TF32 off in cuDNN and cuBLAS for the whole process.
+pub fn tf32(capability: (u32, u32), override_env: Option<&str>) -> bool {
+    capability.0 >= 8 && override_env.map(str::trim) != Some("0")
+}
+
+/// What besides its settings a GPU run's numbers depend on, as records keep it: the GPU model, its
+/// compute capability and whether convolutions may run in TF32, e.g. "NVIDIA H200, sm_90, TF32".
+pub fn gpu_class(info: &GpuInfo, tf32: bool) -> String {
+    let (major, minor) = info.capability;
+    let precision = if tf32 { "TF32" } else { "FP32" };
+    format!("{}, sm_{major}{minor}, {precision}", info.name)
+}
+
+/// [`gpu_class`] of the GPU a run on `device` uses in this process (`None` on the CPU). A worker
+/// pinned to its GPU and the coordinator that started it name the same physical GPU (see
+/// [`DeviceSpec::tch`]), so both give the same text.
+pub fn gpu_of(device: DeviceSpec) -> Option<String> {
+    let tch::Device::Cuda(ordinal) = device.tch() else {
+        return None;
+    };
+    let tf32_env = std::env::var("NVIDIA_TF32_OVERRIDE").ok();
+    Some(match gpu_info(ordinal) {
+        Ok(info) => gpu_class(&info, tf32(info.capability, tf32_env.as_deref())),
+        Err(why) => format!("unidentified GPU ({why})"),
+    })
+}
+
 /// Is this libtorch error one after which a CUDA context cannot be trusted (the worker must exit and
 /// be replaced rather than take the next job)?
 pub fn poisons_context(message: &str) -> bool {
@@ -369,6 +469,39 @@ pub fn poisons_context(message: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tf32_is_on_from_ampere_unless_the_driver_is_told_otherwise() {
+        assert!(!tf32((7, 0), None), "V100 has no TF32");
+        assert!(tf32((8, 0), None));
+        assert!(tf32((9, 0), Some("1")));
+        assert!(!tf32((9, 0), Some("0")));
+        assert!(!tf32((9, 0), Some(" 0 ")));
+        let h200 = GpuInfo {
+            name: "NVIDIA H200".into(),
+            capability: (9, 0),
+        };
+        assert_eq!(gpu_class(&h200, true), "NVIDIA H200, sm_90, TF32");
+        assert_eq!(gpu_class(&h200, false), "NVIDIA H200, sm_90, FP32");
+    }
+
+    /// On a machine without the NVIDIA driver the GPU cannot be named, and saying so must not take
+    /// the process down (the binary does not link libcuda; it is looked up when asked).
+    #[test]
+    fn naming_a_gpu_without_a_driver_is_an_error_not_a_crash() {
+        assert_eq!(gpu_of(DeviceSpec::Cpu), None);
+        if std::path::Path::new("/proc/driver/nvidia/version").exists() {
+            println!("skipped: this machine has an NVIDIA driver");
+            return;
+        }
+        let e = gpu_info(0).unwrap_err();
+        assert!(e.contains("libcuda.so.1"), "{e}");
+        let class = gpu_of(DeviceSpec::Cuda(0)).unwrap();
+        assert!(
+            class.starts_with("unidentified GPU (libcuda.so.1"),
+            "{class}"
+        );
+    }
 
     fn gpu_machine(count: usize) -> Probe {
         Probe {

@@ -117,6 +117,7 @@ pub fn execute_job(
         .map(|r| {
             r.map(|mut r| {
                 r.threads = Some(threads);
+                r.gpu = crate::device::gpu_of(job.device);
                 r
             })
         })
@@ -457,6 +458,7 @@ fn publish_teacher(
         &job.device.to_string(),
     );
     record.threads = Some(job.run.phase(&job.sweep).threads);
+    record.gpu = crate::device::gpu_of(job.device);
     store::save_teacher(&store.teacher_dir(&job.run.key), &record, |dir| {
         let weights = dir.join(store::WEIGHTS);
         match net.script_state() {

@@ -51,6 +51,10 @@ pub struct RunRecord {
     pub test_acc_at_best: Option<f64>,
     pub seconds: f64,
     pub device: String,
+    /// The GPU model, compute capability and precision mode of a GPU run ([`crate::device::gpu_class`],
+    /// e.g. "NVIDIA H200, sm_90, TF32"); absent on the CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<String>,
     /// Intra-op threads the run trained with (absent in records of runs that never started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<u32>,
@@ -95,6 +99,7 @@ impl RunRecord {
             test_acc_at_best: None,
             seconds,
             device: device.to_string(),
+            gpu: None,
             threads: None,
             model: run.model,
             teacher_model: run.teacher_model,
@@ -433,16 +438,21 @@ impl Store {
     }
 }
 
-/// The class of device a record was trained on: `cpu` or `cuda` (empty for runs that never ran, such
-/// as students of a failed teacher). CPU and GPU numbers differ by float tolerance (cuDNN, TF32), so a
-/// sweep never reuses a finished run of another class.
-pub fn device_class(device: &str) -> &'static str {
+/// The class of device a run was trained on: `cpu`, or `cuda` with the GPU's model, compute
+/// capability and precision mode when known ("cuda NVIDIA H200, sm_90, TF32"; plain `cuda` in records
+/// written before kd-sweep recorded them); empty for runs that never ran, such as students of a failed
+/// teacher. Numbers from two classes differ by float tolerance (cuDNN's algorithms, TF32), so a sweep
+/// never reuses a finished run of another class.
+pub fn device_class(device: &str, gpu: Option<&str>) -> String {
     if device == "cpu" {
-        "cpu"
+        "cpu".into()
     } else if device.starts_with("cuda") {
-        "cuda"
+        match gpu {
+            Some(g) => format!("cuda {g}"),
+            None => "cuda".into(),
+        }
     } else {
-        ""
+        String::new()
     }
 }
 
@@ -915,6 +925,25 @@ pub fn epochs_csv(records: &[&RunRecord]) -> Result<Vec<u8>, csv::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Which finished runs a sweep may reuse: the same device class — CPU with CPU; GPU runs only on
+    /// the same GPU model, compute capability and precision mode; a GPU record from before models
+    /// were recorded matches no GPU the sweep can name.
+    #[test]
+    fn device_classes_keep_cpus_gpu_models_and_precision_apart() {
+        let h200 = Some("NVIDIA H200, sm_90, TF32");
+        assert_eq!(device_class("cpu", None), "cpu");
+        assert_eq!(device_class("cuda:0", h200), device_class("cuda:3", h200));
+        for other in [
+            device_class("cpu", None),
+            device_class("cuda:0", None),
+            device_class("cuda:0", Some("NVIDIA H100 80GB HBM3, sm_90, TF32")),
+            device_class("cuda:0", Some("NVIDIA H200, sm_90, FP32")),
+        ] {
+            assert_ne!(device_class("cuda:0", h200), other);
+        }
+        assert_eq!(device_class("", None), "");
+    }
 
     fn spec() -> RunSpec {
         RunSpec {

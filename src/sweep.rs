@@ -88,25 +88,26 @@ pub fn prepare(path: &Path, opts: &Options) -> anyhow::Result<Prepared> {
 /// A teacher counts as finished when its cache entry is intact; its record is copied into this
 /// sweep's folder if this sweep has none yet (a teacher reused from another sweep).
 pub fn finished(p: &Prepared, warn: &dyn Fn(&str)) -> Vec<bool> {
-    let classes: Vec<&str> = p
-        .slots
-        .iter()
-        .map(|s| store::device_class(&s.device.to_string()))
+    let classes: Vec<String> = (p.slots.iter())
+        .map(|s| store::device_class(&s.device.to_string(), device::gpu_of(s.device).as_deref()))
         .collect();
-    // a finished run from another class of device (CPU vs GPU) is not mixed into this sweep
-    let same_class = |r: &RunRecord| {
-        let ok = classes.contains(&store::device_class(&r.device));
-        if !ok {
-            warn(&format!(
-                "warning: {} was trained on {}, but this sweep runs on {}; it will be trained again \
-                 (CPU and GPU numbers differ by float tolerance)",
+    // a finished run from another class of device (CPU or GPU; GPU model, TF32) is not mixed in
+    let same_class =
+        |r: &RunRecord| {
+            let ok = classes.contains(&store::device_class(&r.device, r.gpu.as_deref()));
+            if !ok {
+                warn(&format!(
+                "warning: {} was trained on {}{}, but this sweep runs on {}; it will be trained \
+                 again (numbers from other devices, GPU models or precision modes differ by float \
+                 tolerance)",
                 r.run_id,
                 r.device,
-                summarize_devices(&p.slots)
+                r.gpu.as_ref().map(|g| format!(" ({g})")).unwrap_or_default(),
+                summarize_devices(&p.slots),
             ));
-        }
-        ok
-    };
+            }
+            ok
+        };
     p.plan
         .runs
         .iter()
@@ -462,11 +463,19 @@ fn search_intro(p: &Prepared) -> String {
     out
 }
 
+/// "cpu (2 workers)", "cuda:0 (1 worker; NVIDIA H200, sm_90, TF32), cuda:1 (…)".
 fn summarize_devices(slots: &[Slot]) -> String {
     let mut out: Vec<String> = Vec::new();
     for s in slots {
         let n = slots.iter().filter(|x| x.device == s.device).count();
-        let item = format!("{} ({n} worker{})", s.device, if n == 1 { "" } else { "s" });
+        let gpu = device::gpu_of(s.device)
+            .map(|g| format!("; {g}"))
+            .unwrap_or_default();
+        let item = format!(
+            "{} ({n} worker{}{gpu})",
+            s.device,
+            if n == 1 { "" } else { "s" }
+        );
         if !out.contains(&item) {
             out.push(item);
         }

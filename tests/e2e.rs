@@ -986,13 +986,16 @@ fn a_finished_run_from_another_device_class_is_not_mixed_in() {
         .unwrap();
     let mut r = kd_sweep::store::RunRecord::from_json(&std::fs::read(&path).unwrap()).unwrap();
     r.device = "cuda:0".into();
+    r.gpu = Some("NVIDIA H200, sm_90, TF32".into());
     std::fs::write(&path, r.to_json()).unwrap();
     let before = record_mtimes(&c.path("out/cls"));
     let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
     assert!(o.status.success(), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("was trained on cuda:0, but this sweep runs on cpu"),
+        err.contains(
+            "was trained on cuda:0 (NVIDIA H200, sm_90, TF32), but this sweep runs on cpu"
+        ),
         "{err}"
     );
     let after = record_mtimes(&c.path("out/cls"));
