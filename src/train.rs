@@ -370,14 +370,21 @@ pub fn accuracy(net: &Net, xs: &Tensor, ys: &Tensor) -> f64 {
 
 /// Logits of `net` (eval mode) on every row of `xs`, in order, on the CPU.
 pub fn logits(net: &Net, xs: &Tensor) -> Tensor {
+    by_chunks(xs, 1024, |x| net.forward_t(x, false))
+}
+
+/// `f` without gradients on every row of `xs` in chunks of `chunk` images, concatenated in order on
+/// the CPU. The chunk sizes of cached logits and feature maps are part of their bytes: the CPU's
+/// matrix kernels treat the last rows of a chunk whose length is not a multiple of their block
+/// differently (measured: a teacher's logits in chunks of 32 equal those in chunks of 1,024 for 4,000
+/// images, but not the rows of a short last chunk, e.g. of 69 images), so changing them would change
+/// students' numbers: a model-version change.
+fn by_chunks(xs: &Tensor, chunk: i64, f: impl Fn(&Tensor) -> Tensor) -> Tensor {
     let _guard = tch::no_grad_guard();
     let n = xs.size()[0];
     let parts: Vec<Tensor> = (0..n)
-        .step_by(1024)
-        .map(|s| {
-            net.forward_t(&xs.narrow(0, s, (n - s).min(1024)), false)
-                .to_device(Device::Cpu)
-        })
+        .step_by(chunk as usize)
+        .map(|s| f(&xs.narrow(0, s, (n - s).min(chunk))).to_device(Device::Cpu))
         .collect();
     Tensor::cat(&parts, 0)
 }
@@ -423,16 +430,7 @@ pub fn try_init_with<T>(
 
 /// The teacher's last feature map (eval mode) on every row of `xs`, in order, on the CPU.
 pub fn feature_maps(net: &Net, xs: &Tensor) -> Tensor {
-    let _guard = tch::no_grad_guard();
-    let n = xs.size()[0];
-    let parts: Vec<Tensor> = (0..n)
-        .step_by(512)
-        .map(|s| {
-            net.features_t(&xs.narrow(0, s, (n - s).min(512)), false)
-                .to_device(Device::Cpu)
-        })
-        .collect();
-    Tensor::cat(&parts, 0)
+    by_chunks(xs, 512, |x| net.features_t(x, false))
 }
 
 /// Builds a freshly initialised model: the same seed and stream give the same weights. Leaves
