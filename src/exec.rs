@@ -99,6 +99,7 @@ pub fn execute_job(
     let secs = start.elapsed().as_secs_f64();
     let epochs = job.run.phase(&job.sweep).epochs;
     let device = job.device.to_string();
+    let gpu = crate::device::gpu_of(job.device);
     let store = Store::new(&job.results_root, &job.sweep.name);
     // one ending per member: a failure of the whole job (data, cache, a panic) is every member's
     let each: Vec<RunEnd> = match trained {
@@ -117,7 +118,7 @@ pub fn execute_job(
         .map(|r| {
             r.map(|mut r| {
                 r.threads = Some(threads);
-                r.gpu = crate::device::gpu_of(job.device);
+                r.gpu = gpu.clone();
                 r
             })
         })

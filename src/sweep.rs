@@ -89,25 +89,30 @@ pub fn prepare(path: &Path, opts: &Options) -> anyhow::Result<Prepared> {
 /// sweep's folder if this sweep has none yet (a teacher reused from another sweep).
 pub fn finished(p: &Prepared, warn: &dyn Fn(&str)) -> Vec<bool> {
     let classes: Vec<String> = (p.slots.iter())
-        .map(|s| store::device_class(&s.device.to_string(), device::gpu_of(s.device).as_deref()))
+        .map(|s| {
+            let gpu = device::gpu_of(s.device);
+            store::device_class(&s.device.to_string(), gpu.as_deref())
+        })
         .collect();
+    let ours = summarize_devices(&p.slots);
     // a finished run from another class of device (CPU or GPU; GPU model, TF32) is not mixed in
-    let same_class =
-        |r: &RunRecord| {
-            let ok = classes.contains(&store::device_class(&r.device, r.gpu.as_deref()));
-            if !ok {
-                warn(&format!(
-                "warning: {} was trained on {}{}, but this sweep runs on {}; it will be trained \
-                 again (numbers from other devices, GPU models or precision modes differ by float \
-                 tolerance)",
-                r.run_id,
-                r.device,
-                r.gpu.as_ref().map(|g| format!(" ({g})")).unwrap_or_default(),
-                summarize_devices(&p.slots),
+    let same_class = |r: &RunRecord| {
+        let ok = classes.contains(&store::device_class(&r.device, r.gpu.as_deref()));
+        if !ok {
+            let gpu = r
+                .gpu
+                .as_ref()
+                .map(|g| format!(" ({g})"))
+                .unwrap_or_default();
+            warn(&format!(
+                "warning: {} was trained on {}{gpu}, but this sweep runs on {ours}; it will be \
+                 trained again (numbers from other devices, GPU models or precision modes differ \
+                 by float tolerance)",
+                r.run_id, r.device,
             ));
-            }
-            ok
-        };
+        }
+        ok
+    };
     p.plan
         .runs
         .iter()
@@ -465,22 +470,19 @@ fn search_intro(p: &Prepared) -> String {
 
 /// "cpu (2 workers)", "cuda:0 (1 worker; NVIDIA H200, sm_90, TF32), cuda:1 (…)".
 fn summarize_devices(slots: &[Slot]) -> String {
-    let mut out: Vec<String> = Vec::new();
-    for s in slots {
-        let n = slots.iter().filter(|x| x.device == s.device).count();
-        let gpu = device::gpu_of(s.device)
-            .map(|g| format!("; {g}"))
-            .unwrap_or_default();
-        let item = format!(
-            "{} ({n} worker{}{gpu})",
-            s.device,
-            if n == 1 { "" } else { "s" }
-        );
-        if !out.contains(&item) {
-            out.push(item);
-        }
-    }
-    out.join(", ")
+    let mut devices: Vec<device::DeviceSpec> = slots.iter().map(|s| s.device).collect();
+    devices.dedup(); // slots of one device are adjacent (device::slots)
+    let items: Vec<String> = devices
+        .into_iter()
+        .map(|d| {
+            let n = slots.iter().filter(|x| x.device == d).count();
+            let gpu = device::gpu_of(d)
+                .map(|g| format!("; {g}"))
+                .unwrap_or_default();
+            format!("{d} ({n} worker{}{gpu})", if n == 1 { "" } else { "s" })
+        })
+        .collect();
+    items.join(", ")
 }
 
 /// `kd-sweep plan`: the runs, what is already done, the devices and the work per device.
