@@ -242,16 +242,14 @@ fn feeding(data: &crate::data::Dataset, device: Device, batch: usize, steps: usi
     (run(true), run(false))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A benchmark sweep of sections 5 and 6: one seed, teacher logits cached, no baseline.
 fn sweep_file(
     name: &str,
     o: &Options,
     s: &Sizes,
-    cache: bool,
     workers: usize,
     temps: &str,
     alphas: &str,
-    student_epochs: u32,
 ) -> String {
     let path = o
         .data
@@ -261,13 +259,14 @@ fn sweep_file(
     format!(
         "name = \"{name}\"\nseeds = [0]\n[data]\ndataset = \"{}\"\n{path}validation = {}\ntrain_subset = {}\ntest_subset = {}\n\
          [teacher]\nepochs = 1\nbatch_size = 128\nlr = 0.001\n\
-         [student]\nepochs = {student_epochs}\nbatch_size = 128\nlr = 0.001\ncache_teacher_logits = {cache}\n\
+         [student]\nepochs = {}\nbatch_size = 128\nlr = 0.001\ncache_teacher_logits = true\n\
          [grid]\ntemperature = {temps}\nalpha = {alphas}\nbaseline = false\n\
          [schedule]\ndevices = [\"{}\"]\nworkers_per_device = {workers}\n",
         o.dataset.name(),
         s.train / 2,
         s.train,
         s.train / 2,
+        s.student_epochs,
         o.device
     )
 }
@@ -581,17 +580,8 @@ impl Bench<'_> {
         );
     }
 
-    fn sweep(&self, name: &str, cache: bool, workers: usize, temps: &str, alphas: &str) -> String {
-        sweep_file(
-            name,
-            self.o,
-            &self.s,
-            cache,
-            workers,
-            temps,
-            alphas,
-            self.s.student_epochs,
-        )
+    fn sweep(&self, name: &str, workers: usize, temps: &str, alphas: &str) -> String {
+        sweep_file(name, self.o, &self.s, workers, temps, alphas)
     }
 
     /// The data of the tutorial comparison as the sweep prepares it, written for the PyTorch side.
@@ -688,12 +678,23 @@ impl Bench<'_> {
         };
         let our_seed_students = our_seed_means("student");
 
+        // the test accuracies of the PyTorch side's students of one seed (its JSON)
+        let students_of = |t: &serde_json::Value| -> Vec<f64> {
+            t["students"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|s| s["test_acc"].as_f64()).collect())
+                .unwrap_or_default()
+        };
         // the same sweep, the tutorial's way, one seed after another
         let mut theirs: Vec<serde_json::Value> = Vec::new();
         let py = reference_python(o.python.as_deref());
         let script = pytorch_script(&o.work, "pytorch_tutorial.py");
         if let (Some(py), Some(script)) = (py, script) {
             let data = self.export_tutorial_data(&cfg)?;
+            // each seed's result is kept as it arrives: a long `--seeds N` run that is stopped
+            // keeps what it measured (beside kd-sweep's records in `work/tutorial`)
+            let kept = o.work.join("tutorial-pytorch");
+            std::fs::create_dir_all(&kept)?;
             for &seed in &seeds {
                 (self.log)(&format!(
                     "bench: the tutorial's method in PyTorch, seed {seed}"
@@ -711,7 +712,18 @@ impl Bench<'_> {
                     "the PyTorch tutorial method failed:\n{}",
                     String::from_utf8_lossy(&out.stderr)
                 );
-                theirs.push(serde_json::from_slice(&out.stdout)?);
+                let result: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+                let file = kept.join(format!("seed-{seed}.json"));
+                std::fs::write(&file, &out.stdout)
+                    .with_context(|| format!("writing {}", file.display()))?;
+                (self.log)(&format!(
+                    "bench: PyTorch seed {seed}: teacher {:.2} %, students' mean {:.2} %, {:.0} s ({})",
+                    result["teacher_test_acc"].as_f64().unwrap_or(f64::NAN),
+                    mean(&students_of(&result)),
+                    result["total_secs"].as_f64().unwrap_or(f64::NAN),
+                    file.display()
+                ));
+                theirs.push(result);
             }
         }
         // work by FLOP count (a training step = 3 forward passes), per seed
@@ -763,12 +775,6 @@ impl Bench<'_> {
         let their_values =
             |key: &str| -> Vec<f64> { theirs.iter().filter_map(|t| t[key].as_f64()).collect() };
         let sum = |key: &str| their_values(key).iter().sum::<f64>();
-        let students_of = |t: &serde_json::Value| -> Vec<f64> {
-            t["students"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|s| s["test_acc"].as_f64()).collect())
-                .unwrap_or_default()
-        };
         let their_students = mean(&theirs.iter().flat_map(students_of).collect::<Vec<_>>());
         let their_seed_students: Vec<f64> = theirs.iter().map(|t| mean(&students_of(t))).collect();
         let their_seed_teachers = their_values("teacher_test_acc");
@@ -833,7 +839,7 @@ impl Bench<'_> {
         timed_sweep(
             o,
             &root,
-            &self.sweep("warm", true, self.cores, "[1]", "[0.5]"),
+            &self.sweep("warm", self.cores, "[1]", "[0.5]"),
             "warm",
         )?;
         // on the CPU: workers up to the number of cores; on a GPU: workers sharing the one device
@@ -847,7 +853,7 @@ impl Bench<'_> {
         let mut rss_12 = 0;
         for w in counts {
             let name = format!("scale{w}");
-            let m = timed_sweep(o, &root, &self.sweep(&name, true, w, temps, alphas), &name)?;
+            let m = timed_sweep(o, &root, &self.sweep(&name, w, temps, alphas), &name)?;
             if w == 1 {
                 base = m.secs;
                 rss_12 = m.rss.iter().copied().max().unwrap_or(0);
@@ -859,7 +865,7 @@ impl Bench<'_> {
         let m = timed_sweep(
             o,
             &root,
-            &self.sweep("mem4", true, 1, "[1, 2]", "[0.5, 0.9]"),
+            &self.sweep("mem4", 1, "[1, 2]", "[0.5, 0.9]"),
             "mem4",
         )?;
         let rss_4 = m.rss.iter().copied().max().unwrap_or(0);

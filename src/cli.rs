@@ -185,7 +185,8 @@ struct BenchArgs {
     /// Also write the report to this file.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// Scratch folder for the benchmark's sweeps (emptied first).
+    /// Scratch folder for the benchmark's sweeps (emptied first). Section 4 leaves kd-sweep's
+    /// records in DIR/tutorial and each PyTorch seed's result in DIR/tutorial-pytorch/seed-N.json.
     #[arg(long, value_name = "DIR", default_value = "results/.bench")]
     work: PathBuf,
     /// A Python with torch==2.11.0 for the PyTorch reference (default: the one libtorch came from).
@@ -195,7 +196,7 @@ struct BenchArgs {
     #[arg(long)]
     quick: bool,
     /// Seeds of section 4 (kd-sweep against the PyTorch tutorial's method; each seed costs the
-    /// PyTorch side about 5 minutes on 2 cores). Default: 3 (1 with --quick).
+    /// PyTorch side 5-10 minutes on 2 cores). Default: 3 (1 with --quick).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     seeds: Option<u32>,
 }

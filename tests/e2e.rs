@@ -805,6 +805,15 @@ fn the_benchmark_runs_and_writes_its_report() {
     ] {
         assert!(md.contains(section), "the report lacks {section:?}:\n{md}");
     }
+    // the PyTorch side's result for the seed stays in the work folder, and is what the report shows
+    let kept = std::fs::read(c.path("bench-work/tutorial-pytorch/seed-0.json")).unwrap();
+    let kept: serde_json::Value = serde_json::from_slice(&kept).unwrap();
+    assert_eq!(kept["students"].as_array().unwrap().len(), 20);
+    let row = format!(
+        "| teacher test accuracy by seed | {:.2} |",
+        kept["teacher_test_acc"].as_f64().unwrap()
+    );
+    assert!(md.contains(&row), "the report lacks {row:?}:\n{md}");
 }
 
 #[test]
