@@ -19,6 +19,7 @@ fn main() {
         println!("cargo:rustc-env=KD_SWEEP_LIBTORCH_CUDA=1");
     }
     println!("cargo:rustc-env=KD_SWEEP_LIBTORCH_LIB={}", dir.display());
+    shim(&dir);
     // pip wheels: torch/version.py (`__version__ = '2.11.0+cu130'`); plain libtorch: build-version
     let parent = dir.parent().map(|p| p.to_path_buf()).unwrap_or_default();
     let version = std::fs::read_to_string(parent.join("version.py"))
@@ -37,4 +38,25 @@ fn main() {
     if let Some(v) = version {
         println!("cargo:rustc-env=KD_SWEEP_LIBTORCH_VERSION={v}");
     }
+}
+
+/// Compiles csrc/shim.cpp, the few libtorch switches tch does not expose (deterministic algorithms,
+/// bf16 autocast on the CPU and CUDA, the CPU capability in use), against the headers of the
+/// libtorch in use (`<lib>/../include`, as a pip wheel and a libtorch archive both lay them out).
+fn shim(lib: &std::path::Path) {
+    println!("cargo:rerun-if-changed=csrc/shim.cpp");
+    let include = lib.parent().map(|p| p.join("include")).unwrap_or_default();
+    // torch's own wheels and archives since 2.6 use the C++11 string ABI; torch-sys reads the same
+    // variable with the same default
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/shim.cpp")
+        .include(&include)
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag_if_supported("-Wno-unused-parameter")
+        .warnings(false)
+        .compile("kd_shim");
 }

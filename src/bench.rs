@@ -98,7 +98,7 @@ pub fn matmul_gflops(device: Device, threads: i32, n: i64, min_secs: f64) -> f64
 
 /// Images per second of `steps` training steps (forward, loss, backward, Adam) on one fixed batch:
 /// cross-entropy for the teacher, the KD loss for the student. No batch gathering.
-fn step_rate(
+pub fn step_rate(
     arch: Arch,
     (shape, classes): ([i64; 3], i64),
     device: Device,
@@ -556,6 +556,88 @@ impl Bench<'_> {
         self.md.push('\n');
     }
 
+    /// The step throughput of `arch` with `threads` threads in a child process started with the
+    /// environment of numerics `mode` (libtorch reads it once per process, so each mode needs its
+    /// own): (images/s, the CPU level ATen chose there).
+    fn step_rate_under(
+        &self,
+        arch: Arch,
+        mode: crate::numerics::Numerics,
+        threads: usize,
+        steps: usize,
+    ) -> anyhow::Result<(f64, String)> {
+        let shape = self.shape;
+        let mut cmd = std::process::Command::new(&self.o.worker_exe);
+        cmd.arg("__bench-step")
+            .args(["--arch", &arch.name()])
+            .args([
+                "--shape",
+                &format!("{},{},{}", shape[0], shape[1], shape[2]),
+            ])
+            .args(["--classes", &self.classes.to_string()])
+            .args(["--threads", &threads.to_string()])
+            .args(["--steps", &steps.to_string()])
+            .args(["--device", &self.o.device.to_string()]);
+        match mode {
+            crate::numerics::Numerics::Portable => {
+                cmd.envs(crate::numerics::worker_env(mode));
+            }
+            // libtorch's own choice for this machine, whatever this shell exported
+            crate::numerics::Numerics::Native => {
+                for (k, _) in crate::numerics::PORTABLE_ENV {
+                    cmd.env_remove(k);
+                }
+            }
+        }
+        let out = cmd.output().context("starting a step-throughput process")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "the step-throughput process failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        Ok((
+            v["images_per_s"].as_f64().unwrap_or(f64::NAN),
+            v["cpu_capability"].as_str().unwrap_or("?").to_string(),
+        ))
+    }
+
+    /// The cost of portable numerics on this machine: teacher and student training steps under
+    /// portable and native numerics, side by side (each mode in a process of its own).
+    fn numerics_cost(&mut self) -> anyhow::Result<()> {
+        use crate::numerics::Numerics;
+        (self.log)("bench: portable against native numerics");
+        if let Err(why) = crate::numerics::portable_available() {
+            let _ = writeln!(
+                self.md,
+                "## 8. Numerics: portable against native\n\nNot measured: portable numerics are unavailable here ({why}).\n"
+            );
+            return Ok(());
+        }
+        let _ = writeln!(
+            self.md,
+            "## 8. Numerics: portable against native (training steps, batch 128, one fixed batch, Adam)\n\n\
+             Each mode in a process of its own (libtorch reads the kernel level once per process). Portable: \
+             ATen, oneDNN and MKL at AVX2, the same numbers on every x86-64 machine; native: libtorch's choice \
+             for this CPU.\n\n\
+             | model | threads | portable images/s (ATen level) | native images/s (ATen level) | portable / native |\n|---|---:|---:|---:|---:|"
+        );
+        for (name, arch, threads, steps) in [
+            ("teacher", Arch::Teacher, self.cores, self.s.teacher_steps),
+            ("student", Arch::Student, 1, self.s.student_steps),
+        ] {
+            let (p, pc) = self.step_rate_under(arch, Numerics::Portable, threads, steps)?;
+            let (n, nc) = self.step_rate_under(arch, Numerics::Native, threads, steps)?;
+            let _ = writeln!(
+                self.md,
+                "| {name} | {threads} | {p:.0} ({pc}) | {n:.0} ({nc}) | {:.2} |",
+                p / n
+            );
+        }
+        self.md.push('\n');
+        Ok(())
+    }
+
     /// 3. What gathering shuffled batches costs a step.
     fn feeding(&mut self) {
         (self.log)("bench: data feeding");
@@ -981,6 +1063,7 @@ pub fn run(o: &Options, log: &dyn Fn(&str)) -> anyhow::Result<String> {
     b.versus_tutorial()?;
     b.scaling_and_memory()?;
     b.fused(student_rate);
+    b.numerics_cost()?;
     let _ = writeln!(
         b.md,
         "Benchmark wall time: {:.0} s.",

@@ -83,6 +83,15 @@ struct Common {
     /// key. Overrides [teacher] threads.
     #[arg(long, value_name = "N", global = true)]
     teacher_threads: Option<i64>,
+    /// CPU kernels: "portable" (the default: one fixed AVX2 level, the same numbers on every x86-64
+    /// machine) or "native" (libtorch's choice: faster on AVX-512, numbers differ between machines).
+    /// Part of every run's key. Overrides [schedule] numerics.
+    #[arg(long, value_name = "MODE", global = true)]
+    numerics: Option<String>,
+    /// GPU runs repeatable bit for bit (cuDNN's deterministic algorithms, no benchmark search):
+    /// slower. Part of every run's key. Same as [schedule] deterministic = true.
+    #[arg(long, global = true)]
+    deterministic: bool,
     /// Print errors only.
     #[arg(long, short, global = true)]
     quiet: bool,
@@ -169,6 +178,24 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         threads: i32,
     },
+    /// One training-step throughput measurement in this process (`bench` starts it once per numerics
+    /// mode): prints {"images_per_s", "cpu_capability"} as JSON.
+    #[command(name = "__bench-step", hide = true)]
+    BenchStep {
+        #[arg(long)]
+        arch: String,
+        /// C,H,W of an image.
+        #[arg(long)]
+        shape: String,
+        #[arg(long)]
+        classes: i64,
+        #[arg(long, default_value_t = 1)]
+        threads: i32,
+        #[arg(long)]
+        steps: usize,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -253,6 +280,8 @@ fn options(c: &Common) -> Options {
             devices: c.devices.clone(),
             workers_per_device: c.workers_per_device,
             teacher_threads: c.teacher_threads,
+            numerics: c.numerics.clone(),
+            deterministic: c.deterministic,
         },
         quiet: c.quiet,
         worker_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("kd-sweep")),
@@ -310,6 +339,17 @@ impl Cli {
             (Some(Command::Worker { threads }), _) => {
                 crate::worker::main(threads).map(|_| Ended::Success)
             }
+            (
+                Some(Command::BenchStep {
+                    arch,
+                    shape,
+                    classes,
+                    threads,
+                    steps,
+                    device,
+                }),
+                _,
+            ) => bench_step(&arch, &shape, classes, threads, steps, &device),
             (
                 Some(Command::Run {
                     sweep,
@@ -575,6 +615,40 @@ fn compare(dirs: &[PathBuf], out: &Path, format: Format) -> anyhow::Result<Ended
             );
         }
     }
+    Ok(Ended::Success)
+}
+
+fn bench_step(
+    arch: &str,
+    shape: &str,
+    classes: i64,
+    threads: i32,
+    steps: usize,
+    device: &str,
+) -> anyhow::Result<Ended> {
+    let arch = crate::model::Arch::parse(arch).map_err(anyhow::Error::msg)?;
+    let dims: Vec<i64> = shape
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .context("--shape takes C,H,W")?;
+    anyhow::ensure!(dims.len() == 3, "--shape takes C,H,W");
+    let device = crate::device::DeviceSpec::parse(device).map_err(anyhow::Error::msg)?;
+    tch::set_num_threads(threads);
+    let rate = crate::bench::step_rate(
+        arch,
+        ([dims[0], dims[1], dims[2]], classes),
+        device.tch(),
+        128,
+        steps,
+    );
+    println!(
+        "{}",
+        serde_json::json!({
+            "images_per_s": rate,
+            "cpu_capability": crate::torch_ext::cpu_capability(),
+        })
+    );
     Ok(Ended::Success)
 }
 

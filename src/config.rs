@@ -212,6 +212,14 @@ pub struct ScheduleConfig {
     pub checkpoint_minutes: u32,
     /// At most this many students in one fused group.
     pub fuse_max: u32,
+    /// Which CPU kernels compute the numbers ([`crate::numerics`]). A manifest written before the
+    /// key existed reads as native, which is what those runs used.
+    #[serde(default = "crate::numerics::Numerics::native")]
+    pub numerics: crate::numerics::Numerics,
+    /// GPU runs repeatable bit for bit: cuDNN's deterministic algorithms, no benchmark search,
+    /// PyTorch's deterministic-algorithms switch and a fixed cuBLAS workspace.
+    #[serde(default)]
+    pub deterministic: bool,
 }
 
 fn default_checkpoint_minutes() -> u32 {
@@ -525,6 +533,8 @@ struct RawSchedule {
     fuse: Option<Spanned<RawFuse>>,
     fuse_max: Option<Spanned<i64>>,
     checkpoint_minutes: Option<Spanned<i64>>,
+    numerics: Option<Spanned<toml::Value>>,
+    deterministic: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -555,6 +565,10 @@ pub struct Overrides {
     /// `--teacher-threads`, in place of `[teacher] threads` (SLURM tasks get the submitting
     /// machine's value this way, so that their keys are the plan's).
     pub teacher_threads: Option<i64>,
+    /// `--numerics`, in place of `[schedule] numerics`.
+    pub numerics: Option<String>,
+    /// `--deterministic`, in place of `[schedule] deterministic = true`.
+    pub deterministic: bool,
 }
 
 impl Overrides {
@@ -585,6 +599,20 @@ impl Overrides {
                 ));
             }
             sweep.teacher.threads = t as u32;
+        }
+        if let Some(n) = &self.numerics {
+            sweep.schedule.numerics = crate::numerics::Numerics::parse(n).ok_or_else(|| {
+                flag(
+                    "--numerics",
+                    format!(
+                        "\"{n}\" is not a numerics mode: use {}",
+                        crate::numerics::Numerics::NAMES
+                    ),
+                )
+            })?;
+        }
+        if self.deterministic {
+            sweep.schedule.deterministic = true;
         }
         Ok(())
     }
@@ -1309,8 +1337,43 @@ impl Validator<'_> {
             fuse: Fuse::Auto,
             fuse_max: 64,
             checkpoint_minutes: default_checkpoint_minutes(),
+            numerics: crate::numerics::Numerics::default(),
+            deterministic: false,
         };
         if let Some(sch) = raw {
+            if let Some(n) = &sch.numerics {
+                let names = crate::numerics::Numerics::NAMES;
+                schedule.numerics = match n.get_ref() {
+                    toml::Value::String(s) => {
+                        crate::numerics::Numerics::parse(s).ok_or_else(|| {
+                            self.at(
+                                n,
+                                "schedule.numerics",
+                                &format!("\"{s}\" is not a numerics mode: use {names}"),
+                            )
+                        })?
+                    }
+                    other => {
+                        return Err(self.at(
+                            n,
+                            "schedule.numerics",
+                            &format!("expected {names}, got {other}"),
+                        ))
+                    }
+                };
+            }
+            if let Some(d) = &sch.deterministic {
+                schedule.deterministic = match d.get_ref() {
+                    toml::Value::Boolean(b) => *b,
+                    other => {
+                        return Err(self.at(
+                            d,
+                            "schedule.deterministic",
+                            &format!("expected true or false, got {other}"),
+                        ))
+                    }
+                };
+            }
             if let Some(m) = &sch.checkpoint_minutes {
                 schedule.checkpoint_minutes = self
                     .count(m, "schedule.checkpoint_minutes", 0)?
@@ -1606,6 +1669,44 @@ alpha = [0, 0.5, 1]
     fn with(from: &str, to: &str) -> String {
         assert!(GOOD.contains(from), "test bug: {from:?} not in GOOD");
         GOOD.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn numerics_and_determinism_are_read_and_checked() {
+        use crate::numerics::Numerics;
+        let s = parse(GOOD, Path::new("s.toml")).unwrap();
+        assert_eq!(s.schedule.numerics, Numerics::Portable, "the default");
+        assert!(!s.schedule.deterministic);
+        let s = parse(
+            &format!("{GOOD}\n[schedule]\nnumerics = \"native\"\ndeterministic = true\n"),
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        assert_eq!(s.schedule.numerics, Numerics::Native);
+        assert!(s.schedule.deterministic);
+        let lines = GOOD.lines().count();
+        for (keys, key, says) in [
+            (
+                "numerics = \"fast\"",
+                "schedule.numerics",
+                "\"portable\" or \"native\"",
+            ),
+            (
+                "numerics = 1",
+                "schedule.numerics",
+                "\"portable\" or \"native\"",
+            ),
+            (
+                "deterministic = \"yes\"",
+                "schedule.deterministic",
+                "true or false",
+            ),
+        ] {
+            let e = err(&format!("{GOOD}\n[schedule]\n{keys}\n"));
+            assert_eq!(e.key.as_deref(), Some(key), "{e}");
+            assert_eq!(e.at.map(|(l, _)| l), Some(lines + 3), "{e}");
+            assert!(e.message.contains(says), "{e}");
+        }
     }
 
     #[test]

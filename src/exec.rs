@@ -35,6 +35,9 @@ pub enum RunError {
     /// The network cannot be built (a TorchScript file missing, changed or not loadable).
     #[error("the network: {0}")]
     Model(String),
+    /// This process cannot compute the numbers the sweep asks for (numerics mode, determinism).
+    #[error("numerics: {0}")]
+    Numerics(String),
     /// A libtorch exception (tch panics with it) or another panic: its first line.
     #[error("libtorch/panic: {0}")]
     Panic(String),
@@ -89,6 +92,7 @@ pub fn execute_job(
     tch::set_num_threads(threads as i32);
     let members = job.runs();
     let trained = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        how_to_compute(&job.sweep.schedule, job.device)?;
         if job.also.is_empty() {
             Ok(vec![train_run(job, state, &mut |e| on_epoch(job.index, e))])
         } else {
@@ -134,6 +138,22 @@ pub fn execute_job(
             (*i, outcome)
         })
         .collect()
+}
+
+/// Sets this process's libtorch switches for the job's sweep: on a GPU, determinism (cuDNN's
+/// deterministic algorithms and PyTorch's deterministic-algorithms switch) or, when it is not asked
+/// for, cuDNN's benchmark search; everywhere, that the CPU kernels are those of the sweep's numerics
+/// mode (which the process was started with: see [`crate::numerics`]).
+fn how_to_compute(
+    schedule: &crate::config::ScheduleConfig,
+    device: DeviceSpec,
+) -> Result<(), RunError> {
+    crate::numerics::check_in_effect(schedule.numerics).map_err(RunError::Numerics)?;
+    if device.is_cuda() {
+        crate::torch_ext::set_deterministic(schedule.deterministic).map_err(RunError::Numerics)?;
+        crate::torch_ext::set_cudnn_benchmark(!schedule.deterministic);
+    }
+    Ok(())
 }
 
 /// How one run of a job ended, before its record is written.

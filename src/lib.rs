@@ -17,6 +17,7 @@ pub mod device;
 pub mod exec;
 pub mod fused;
 pub mod model;
+pub mod numerics;
 pub mod optim;
 pub mod plan;
 pub mod progress;
@@ -29,6 +30,7 @@ pub mod slurm;
 pub mod status;
 pub mod store;
 pub mod sweep;
+pub mod torch_ext;
 pub mod train;
 pub mod worker;
 

@@ -5,6 +5,7 @@
 
 use crate::config::{GridValue, Method, Phase, Sweep};
 use crate::model::{Arch, MODEL_VERSION};
+use crate::numerics::Numerics;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -48,6 +49,15 @@ pub struct RunSpec {
     /// A student's teacher's network when it is not the tutorial teacher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teacher_model: Option<Arch>,
+    /// The CPU kernels the run computes with (the sweep's effective mode; see [`crate::numerics`]).
+    #[serde(
+        default = "crate::numerics::Numerics::native",
+        skip_serializing_if = "Numerics::is_native"
+    )]
+    pub numerics: Numerics,
+    /// GPU determinism asked for (`[schedule] deterministic`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deterministic: bool,
 }
 
 impl RunSpec {
@@ -102,6 +112,18 @@ impl Plan {
     }
 }
 
+/// What every run's key holds about how its numbers are computed, beside its own settings: the
+/// numerics mode when portable and determinism when asked for. Native numerics without determinism
+/// adds nothing, so every key written before these settings existed is a native key still.
+fn how_computed(sweep: &Sweep, key: &mut serde_json::Value) {
+    if !sweep.schedule.numerics.is_native() {
+        key["numerics"] = sweep.schedule.numerics.name().into();
+    }
+    if sweep.schedule.deterministic {
+        key["deterministic"] = true.into();
+    }
+}
+
 fn key_of(value: &serde_json::Value) -> String {
     let mut value = value.clone();
     content_addressed(&mut value);
@@ -130,7 +152,7 @@ pub fn build(sweep: &Sweep, data_fingerprint: &str) -> Plan {
     let mut teacher_of_seed = Vec::new();
     let seeds = sweep.all_seeds();
     for &seed in &seeds {
-        let key = key_of(&serde_json::json!({
+        let mut key = serde_json::json!({
             "kind": "teacher",
             "model_version": MODEL_VERSION,
             "dataset": d.dataset.name(),
@@ -141,7 +163,9 @@ pub fn build(sweep: &Sweep, data_fingerprint: &str) -> Plan {
             "split_seed": d.split_seed,
             "phase": sweep.teacher,
             "seed": seed,
-        }));
+        });
+        how_computed(sweep, &mut key);
+        let key = key_of(&key);
         teacher_of_seed.push(runs.len());
         runs.push(RunSpec {
             id: format!("teacher-s{seed}"),
@@ -154,6 +178,8 @@ pub fn build(sweep: &Sweep, data_fingerprint: &str) -> Plan {
             teacher: None,
             model: sweep.teacher.model,
             teacher_model: None,
+            numerics: sweep.schedule.numerics,
+            deterministic: sweep.schedule.deterministic,
         });
     }
     for (&seed, &t) in seeds.iter().zip(&teacher_of_seed) {
@@ -190,12 +216,18 @@ pub fn build(sweep: &Sweep, data_fingerprint: &str) -> Plan {
                     seed,
                     temperature: None,
                     alpha: None,
-                    key: key_of(&serde_json::json!({
-                        "kind": "baseline", "data": data_identity, "phase": phase, "seed": seed,
-                    })),
+                    key: key_of(&{
+                        let mut key = serde_json::json!({
+                            "kind": "baseline", "data": data_identity, "phase": phase, "seed": seed,
+                        });
+                        how_computed(sweep, &mut key);
+                        key
+                    }),
                     teacher: None,
                     model,
                     teacher_model: None,
+                    numerics: sweep.schedule.numerics,
+                    deterministic: sweep.schedule.deterministic,
                 });
             }
             for &method in &sweep.methods {
@@ -220,6 +252,7 @@ pub fn build(sweep: &Sweep, data_fingerprint: &str) -> Plan {
                         if !method.is_logit() {
                             key["method"] = method.name().into();
                         }
+                        how_computed(sweep, &mut key);
                         let id = match temp {
                             Some(tv) => {
                                 format!("student-{tag}T{}-a{}-s{seed}", tv.text, alpha.text)
@@ -239,6 +272,8 @@ pub fn build(sweep: &Sweep, data_fingerprint: &str) -> Plan {
                             teacher: Some(t),
                             model,
                             teacher_model: sweep.teacher.model,
+                            numerics: sweep.schedule.numerics,
+                            deterministic: sweep.schedule.deterministic,
                         });
                     }
                 }

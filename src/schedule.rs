@@ -13,7 +13,7 @@ use crate::progress::Progress;
 use crate::store::{RunRecord, Status, Store};
 use crate::worker::{self, Job, Outcome, WorkerMsg};
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -171,20 +171,33 @@ pub fn worker_env(device: DeviceSpec, visible: Option<&str>) -> Vec<(&'static st
     }
 }
 
+/// The environment every worker of a sweep needs before libtorch starts: portable numerics'
+/// variables ([`crate::numerics`]), and for deterministic GPU runs cuBLAS's fixed workspace
+/// (`CUBLAS_WORKSPACE_CONFIG`, which cuBLAS reads when it starts and PyTorch's reproducibility notes
+/// require for deterministic matrix products on CUDA ≥ 10.2).
+pub fn sweep_env(schedule: &crate::config::ScheduleConfig) -> Vec<(&'static str, String)> {
+    let mut env = crate::numerics::worker_env(schedule.numerics);
+    if schedule.deterministic {
+        env.push(("CUBLAS_WORKSPACE_CONFIG", ":4096:8".into()));
+    }
+    env
+}
+
 fn spawn(
-    exe: &Path,
+    cx: &Context,
     slot: &Slot,
     id: usize,
     generation: usize,
     tx: &mpsc::Sender<Event>,
 ) -> std::io::Result<Worker> {
     use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new(exe);
+    let mut cmd = Command::new(cx.exe);
     cmd.arg("__worker")
         .arg("--threads")
         .arg(slot.threads.to_string());
     let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
     cmd.envs(worker_env(slot.device, visible.as_deref()));
+    cmd.envs(sweep_env(&cx.sweep.schedule));
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -527,7 +540,7 @@ impl<'a> Coordinator<'a> {
         if !self.stopping {
             let w = &self.workers[worker];
             let (slot, generation) = (w.slot.clone(), w.generation + 1);
-            self.workers[worker] = spawn(self.cx.exe, &slot, worker, generation, &self.tx)?;
+            self.workers[worker] = spawn(&self.cx, &slot, worker, generation, &self.tx)?;
         }
         Ok(())
     }
@@ -586,7 +599,7 @@ pub fn run(cx: Context, done: &[bool], slots: &[Slot]) -> anyhow::Result<Summary
     let pending = done.iter().filter(|d| !**d).count();
     let mut workers = Vec::new();
     for (i, slot) in slots.iter().enumerate().take(pending.max(1)) {
-        workers.push(spawn(cx.exe, slot, i, 0, &tx)?);
+        workers.push(spawn(&cx, slot, i, 0, &tx)?);
     }
     let mut c = Coordinator {
         disp: Dispatcher::new(cx.plan, done),

@@ -64,6 +64,16 @@ pub struct RunRecord {
     /// A student's teacher's network when not the tutorial teacher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teacher_model: Option<crate::model::Arch>,
+    /// The CPU kernels the run computed with ([`crate::numerics`]): absent for native, which is what
+    /// every record written before numerics modes has.
+    #[serde(
+        default = "crate::numerics::Numerics::native",
+        skip_serializing_if = "crate::numerics::Numerics::is_native"
+    )]
+    pub numerics: crate::numerics::Numerics,
+    /// GPU determinism was asked for (absent when not).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deterministic: bool,
     /// Unix time at which the record was written.
     pub finished_at: u64,
     /// SHA-256 of this record with an empty checksum.
@@ -103,6 +113,8 @@ impl RunRecord {
             threads: None,
             model: run.model,
             teacher_model: run.teacher_model,
+            numerics: run.numerics,
+            deterministic: run.deterministic,
             finished_at: unix_now(),
             checksum: String::new(),
         }
@@ -957,6 +969,8 @@ mod tests {
             teacher: None,
             model: None,
             teacher_model: None,
+            numerics: crate::numerics::Numerics::Native,
+            deterministic: false,
         }
     }
 

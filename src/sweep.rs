@@ -44,7 +44,13 @@ pub const LIBTORCH_VERSION: &str = match option_env!("KD_SWEEP_LIBTORCH_VERSION"
 
 /// Loads and checks everything that can be checked before training.
 pub fn prepare(path: &Path, opts: &Options) -> anyhow::Result<Prepared> {
-    let sweep = config::load_with(path, &opts.overrides)?;
+    let mut sweep = config::load_with(path, &opts.overrides)?;
+    // portable numerics where this machine has them, else native (recorded so, said once)
+    let (numerics, why) = crate::numerics::effective(sweep.schedule.numerics);
+    sweep.schedule.numerics = numerics;
+    if let (Some(why), false) = (why, opts.quiet) {
+        eprintln!("{why}");
+    }
     let raw = data::read(sweep.data.dataset, &sweep.data.path)?;
     data::check_sizes(&sweep, raw.train.n, raw.test.n)?;
     let plan = plan::build(&sweep, &raw.fingerprint);
@@ -143,6 +149,66 @@ pub fn finished(p: &Prepared, warn: &dyn Fn(&str)) -> Vec<bool> {
             },
         })
         .collect()
+}
+
+/// How the plan's numbers are computed, for `plan`: the numerics mode (with what of the user's own
+/// environment portable numerics replaces) and GPU determinism.
+fn describe_numerics(p: &Prepared) -> String {
+    use crate::numerics::Numerics;
+    let mut out = match p.sweep.schedule.numerics {
+        Numerics::Portable => {
+            let replaced = crate::numerics::overridden(|k| std::env::var(k).ok());
+            format!(
+                "numerics: portable — ATen, oneDNN and MKL at AVX2 in every worker, the same numbers on                  every x86-64 machine{}\n",
+                if replaced.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (replaces your {})", replaced.join(", "))
+                }
+            )
+        }
+        Numerics::Native => format!(
+            "numerics: native — libtorch's own kernels for this CPU (ATen: {}); numbers are              comparable only with machines that choose the same\n",
+            crate::torch_ext::cpu_capability().unwrap_or_else(|| "unknown".into())
+        ),
+    };
+    if p.sweep.schedule.deterministic {
+        out.push_str(
+            "deterministic: GPU runs use cuDNN's deterministic algorithms without benchmark search              (repeatable bit for bit, slower)\n",
+        );
+    }
+    out
+}
+
+/// Runs of the plan not finished here that have a finished record under the other numerics mode
+/// (the same run computed with other CPU kernels): kept, never mixed in, named by `plan`.
+pub fn other_numerics(p: &Prepared, done: &[bool]) -> Option<(crate::numerics::Numerics, usize)> {
+    use crate::numerics::Numerics;
+    let other = match p.sweep.schedule.numerics {
+        Numerics::Portable => Numerics::Native,
+        Numerics::Native => Numerics::Portable,
+    };
+    let mut sweep = p.sweep.clone();
+    sweep.schedule.numerics = other;
+    let there = plan::build(&sweep, &p.fingerprint);
+    let n = (there.runs.iter().zip(done))
+        .filter(|(r, d)| {
+            !**d && matches!(p.store.load_record(r), Stored::Found(rec) if rec.status == Status::Done)
+        })
+        .count();
+    (n > 0).then_some((other, n))
+}
+
+/// The line `plan` and `run` say about [`other_numerics`].
+fn other_numerics_note(p: &Prepared, done: &[bool]) -> Option<String> {
+    let (other, n) = other_numerics(p, done)?;
+    Some(format!(
+        "note: {n} run(s) of this plan finished earlier under numerics = \"{}\" (other CPU kernels,          so other last bits); their records are kept and not mixed with numerics = \"{}\" ones —          set `numerics = \"{}\"` in [schedule] (or --numerics {}) to use them",
+        other.name(),
+        p.sweep.schedule.numerics.name(),
+        other.name(),
+        other.name()
+    ))
 }
 
 /// Refuses a results folder that holds a different study under the same name.
@@ -280,6 +346,9 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     let labels: Vec<String> = p.slots.iter().map(|s| s.device.to_string()).collect();
     let quiet_warn = |m: &str| eprintln!("{m}");
     let done = finished(&p, &quiet_warn);
+    if let (Some(note), false) = (other_numerics_note(&p, &done), opts.quiet) {
+        eprintln!("{note}");
+    }
     let n_done = done.iter().filter(|d| **d).count();
     let adaptive = p.sweep.search.is_adaptive();
     let intro = if adaptive {
@@ -507,6 +576,11 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
         p.sweep.teacher.threads,
         p.sweep.student.threads
     ));
+    out.push_str(&describe_numerics(&p));
+    if let Some(note) = other_numerics_note(&p, &done) {
+        out.push_str(&note);
+        out.push('\n');
+    }
     // the networks of the plan, each measured once (parameters, multiply-adds per image)
     let shape = p.data_shape;
     let mut sizes: Vec<(crate::model::Arch, (i64, i64))> = Vec::new();
@@ -810,6 +884,8 @@ pub enum TaskOutcome {
 /// (records and cache entries are renamed into place).
 pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOutcome> {
     let p = prepare(path, opts)?;
+    // this process trains: it must have started with the numerics mode's environment
+    crate::numerics::reexec_with(p.sweep.schedule.numerics)?;
     refuse_adaptive(&p, path, "run --task")?;
     let Some(index) = p.plan.runs.iter().position(|r| r.id == id) else {
         let ids: Vec<&str> = p.plan.runs.iter().take(4).map(|r| r.id.as_str()).collect();

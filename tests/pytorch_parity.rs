@@ -241,6 +241,11 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
 
 #[test]
 fn kd_sweep_trains_exactly_as_pytorch_does() {
+    common::portable_numerics();
+    if kd_sweep::numerics::portable_available().is_ok() {
+        // both sides on ATen's, oneDNN's and MKL's AVX2 kernels, whatever this CPU is
+        kd_sweep::numerics::check_in_effect(kd_sweep::numerics::Numerics::Portable).unwrap();
+    }
     let Some(python) = kd_sweep::bench::reference_python(None) else {
         eprintln!(
             "SKIPPED: no Python with torch beside this libtorch (LIBTORCH is not the pip wheel of \
@@ -345,6 +350,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
 
 #[test]
 fn initial_weights_follow_pytorchs_default_rule() {
+    common::portable_numerics();
     let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_data(dir.path());

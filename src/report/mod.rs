@@ -787,6 +787,8 @@ pub(crate) mod tests {
             teacher: None,
             model: None,
             teacher_model: None,
+            numerics: crate::numerics::Numerics::Native,
+            deterministic: false,
         };
         RunRecord::done(
             &spec,

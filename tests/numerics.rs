@@ -1,0 +1,189 @@
+//! Numerics modes end to end: portable numerics are the default and in every record and key, they
+//! override the user's own kernel variables (and `plan` says so), native keeps the keys of every
+//! record written before modes existed, and runs of the other mode are named, never mixed in.
+
+mod common;
+use common::{text, Case};
+
+/// The golden sweep's runs as `plan --json` names them: (id, key).
+fn keys(c: &Case, sweep: &std::path::Path, extra: &[&str]) -> Vec<(String, String)> {
+    let mut args = vec!["plan", "--json", sweep.to_str().unwrap()];
+    args.extend(extra);
+    let out = c.run(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["id"].as_str().unwrap().to_string(),
+                n["key"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn small(c: &Case) -> std::path::PathBuf {
+    c.sweep(
+        "nm",
+        "seeds = [0]\n[data]\ndataset = \"mnist\"\npath = \"data\"\nvalidation = 40\n\
+         [teacher]\nepochs = 1\nbatch_size = 16\nlr = 0.001\nthreads = 1\n\
+         [student]\nepochs = 2\nbatch_size = 16\nlr = 0.001\n\
+         [grid]\ntemperature = [1, 4]\nalpha = [0.5]\nmethod = [\"logit\", \"feature\", \"imitation\"]\n\
+         [schedule]\nworkers_per_device = 1\nfuse = false\n",
+    )
+}
+
+/// Native numerics without determinism add nothing to a key: these are the keys this sweep had
+/// before numerics modes existed (tests/golden at 1ec724f), so every record written then is a native
+/// record still.
+#[test]
+fn native_keys_are_the_keys_of_before() {
+    let c = Case::new(200, 60);
+    let s = small(&c);
+    let native = keys(&c, &s, &["--numerics", "native"]);
+    let before = [
+        (
+            "teacher-s0",
+            "a65b7e82fac11ae3916f77d1e859c3ebdb2dd98bdf179a1ecf987d0c152e7973",
+        ),
+        (
+            "baseline-s0",
+            "4973c4c8d752e639925c90a8e495a38546f410da00b0c10306eb4c7b9eb815a3",
+        ),
+        (
+            "student-T1-a0.5-s0",
+            "3a66cafc1fa00aa3e1d4ffe6c03359a9db784a964b93cefb53792b5a1007ca42",
+        ),
+        (
+            "student-T4-a0.5-s0",
+            "2ecbe63aae29d8ff0ca1b540c8fbd786d80e8ddc0b5e33b111b113bf2d10aaac",
+        ),
+        (
+            "student-feature-a0.5-s0",
+            "7029d6f8b0ed5359b5f921bcebf96ffb82206bc54dd379d12f2f395a73903ad4",
+        ),
+        (
+            "student-imitation-a0.5-s0",
+            "dfddcef7dbd3669f364047a04839233f5aa20f185de04db52087e079efa1a208",
+        ),
+    ];
+    let want: Vec<(String, String)> = before
+        .iter()
+        .map(|(i, k)| (i.to_string(), k.to_string()))
+        .collect();
+    assert_eq!(native, want);
+    // portable and deterministic runs are other runs: every key differs
+    if kd_sweep::numerics::portable_available().is_ok() {
+        let portable = keys(&c, &s, &[]);
+        assert!(native
+            .iter()
+            .zip(&portable)
+            .all(|(a, b)| a.0 == b.0 && a.1 != b.1));
+    }
+    let det = keys(&c, &s, &["--numerics", "native", "--deterministic"]);
+    assert!(native.iter().zip(&det).all(|(a, b)| a.1 != b.1));
+}
+
+#[test]
+fn portable_numerics_override_the_users_kernel_variables_and_never_mix_with_native() {
+    if let Err(why) = kd_sweep::numerics::portable_available() {
+        eprintln!("SKIPPED: portable numerics are unavailable here: {why}");
+        return;
+    }
+    let c = Case::new(200, 60);
+    let s = small(&c);
+    let sweep = s.to_str().unwrap();
+    // the user's shell asks for other kernels: portable numerics replace them, and plan says so
+    let plan = c
+        .cmd()
+        .args(["plan", sweep])
+        .env("ATEN_CPU_CAPABILITY", "default")
+        .output()
+        .unwrap();
+    assert!(plan.status.success(), "{}", text(&plan));
+    let said = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        said.contains("numerics: portable")
+            && said.contains("replaces your ATEN_CPU_CAPABILITY=default"),
+        "{said}"
+    );
+    let run = c
+        .cmd()
+        .args([sweep, "--quiet", "--results", "a"])
+        .env("ATEN_CPU_CAPABILITY", "default")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run));
+    let b = c.run(&[sweep, "--quiet", "--results", "b"]);
+    assert!(b.status.success(), "{}", text(&b));
+    // the workers computed with AVX2 kernels both times (a worker checks the level ATen chose, so a
+    // run under other kernels would have failed): the same bytes
+    let a = common::records_without_clock(&c.path("a/nm"));
+    assert_eq!(a, common::records_without_clock(&c.path("b/nm")));
+    assert_eq!(a.len(), 6);
+    assert!(a.iter().all(|r| r["numerics"] == "portable"), "{a:?}");
+    // native numerics: the same runs under other keys, so the portable records are not reused; plan
+    // names them instead of mixing them in
+    let plan = c.run(&["plan", sweep, "--results", "a", "--numerics", "native"]);
+    assert!(plan.status.success(), "{}", text(&plan));
+    let said = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        said.contains("6 run(s) of this plan finished earlier under numerics = \"portable\""),
+        "{said}"
+    );
+    assert!(said.contains("numerics: native"), "{said}");
+    let native = c.run(&[sweep, "--quiet", "--results", "a", "--numerics", "native"]);
+    assert!(native.status.success(), "{}", text(&native));
+    let both = common::records_without_clock(&c.path("a/nm"));
+    assert_eq!(both.len(), 12, "both modes' records are kept");
+    let natives: Vec<_> = both
+        .iter()
+        .filter(|r| r.get("numerics").is_none())
+        .collect();
+    assert_eq!(
+        natives.len(),
+        6,
+        "native records carry no numerics field (as before modes)"
+    );
+}
+
+#[test]
+fn a_cluster_task_trains_under_the_sweeps_numerics() {
+    if let Err(why) = kd_sweep::numerics::portable_available() {
+        eprintln!("SKIPPED: portable numerics are unavailable here: {why}");
+        return;
+    }
+    let c = Case::new(200, 60);
+    let s = small(&c);
+    // `run --task` trains in its own process: it re-executes itself with portable numerics'
+    // environment first (its worker-side check would fail the run otherwise)
+    let out = c
+        .cmd()
+        .args([
+            "run",
+            s.to_str().unwrap(),
+            "--task",
+            "teacher-s0",
+            "--results",
+            "t",
+        ])
+        .env("ATEN_CPU_CAPABILITY", "default")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let full = c.run(&[s.to_str().unwrap(), "--quiet", "--results", "f"]);
+    assert!(full.status.success(), "{}", text(&full));
+    let task = common::records_without_clock(&c.path("t/nm"));
+    let teacher = common::records_without_clock(&c.path("f/nm"))
+        .into_iter()
+        .find(|r| r["run_id"] == "teacher-s0")
+        .unwrap();
+    assert_eq!(
+        task,
+        vec![teacher],
+        "the task's teacher is the sweep's, bit for bit"
+    );
+}
