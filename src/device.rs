@@ -159,6 +159,16 @@ impl Probe {
         }
     }
 
+    /// The user's `CUDA_VISIBLE_DEVICES` lists no device (empty, or the `-1` CUDA documents for
+    /// hiding every GPU), so libtorch sees none on purpose.
+    pub fn hides_every_gpu(&self) -> bool {
+        self.device_count == 0
+            && self
+                .visible
+                .as_deref()
+                .is_some_and(|v| v.trim().is_empty() || v.trim() == "-1")
+    }
+
     /// Why no CUDA device is usable (call when `device_count` is 0).
     pub fn why_no_gpu(&self) -> DeviceError {
         let Some((major, minor)) = self.cuda_version.filter(|_| self.has_cudart) else {
@@ -266,6 +276,14 @@ pub fn resolve(devices: &Devices, probe: &Probe) -> Result<Resolved, DeviceError
         Devices::Auto if count > 0 => Ok(Resolved {
             devices: (0..count).map(DeviceSpec::Cuda).collect(),
             note: None,
+        }),
+        // the user hid every GPU on purpose: the CPU, said once, never an error
+        Devices::Auto if probe.hides_every_gpu() => Ok(Resolved {
+            devices: vec![DeviceSpec::Cpu],
+            note: Some(format!(
+                "devices = \"auto\": running on the CPU (CUDA_VISIBLE_DEVICES={:?} hides every GPU)",
+                probe.visible.as_deref().unwrap_or_default()
+            )),
         }),
         Devices::Auto if probe.gpu_node && probe.has_cudart => Err(probe.why_no_gpu()),
         Devices::Auto => Ok(Resolved {
@@ -563,6 +581,27 @@ mod tests {
             .note
             .unwrap()
             .contains("no NVIDIA GPU"));
+    }
+
+    #[test]
+    fn hiding_every_gpu_runs_on_the_cpu_with_a_reason() {
+        for hidden in ["", " ", "-1"] {
+            let machine = Probe {
+                device_count: 0,
+                visible: Some(hidden.into()),
+                ..gpu_machine(0)
+            };
+            let r = resolve(&Devices::Auto, &machine).unwrap();
+            assert_eq!(r.devices, [DeviceSpec::Cpu]);
+            assert!(r.note.unwrap().contains("hides every GPU"));
+        }
+        // a list that names a device that is not there is still an error
+        let wrong = Probe {
+            device_count: 0,
+            visible: Some("7".into()),
+            ..gpu_machine(0)
+        };
+        assert!(resolve(&Devices::Auto, &wrong).is_err());
     }
 
     #[test]

@@ -1304,7 +1304,14 @@ fn the_crd_cifar100_sweeps_run_end_to_end_on_generated_files() {
                 && plan.contains("FLOP of training"),
             "{file}: {plan}"
         );
-        let o = c.run(&[s.to_str().unwrap(), "--results", "out", "-q"]);
+        let o = c.run(&[
+            s.to_str().unwrap(),
+            "--results",
+            "out",
+            "-q",
+            "--devices",
+            "cpu",
+        ]);
         assert!(o.status.success(), "{file}: {}", text(&o));
         let runs = csv_rows(&c.path(&format!("out/{file}/runs.csv")));
         assert_eq!(runs.len(), 3, "{file}: teacher, baseline, student");

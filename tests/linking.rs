@@ -70,6 +70,23 @@ fn the_binaries_keep_libtorch_cuda_needed() {
     );
 }
 
+/// Users copy the binary to cluster nodes and GPU machines: the release profile leaves debug info out
+/// (with line tables it was 85 MiB, 81.6 MiB of them).
+#[test]
+fn the_release_binary_is_lean() {
+    let bin = env!("CARGO_BIN_EXE_kd-sweep");
+    if !bin.contains("/release/") {
+        eprintln!("skipped: {bin} is not a release build");
+        return;
+    }
+    let size = std::fs::metadata(bin).unwrap().len();
+    assert!(
+        size < 15 * 1024 * 1024,
+        "{bin} is {:.1} MiB; the release profile should strip debug info (Cargo.toml)",
+        size as f64 / (1024.0 * 1024.0)
+    );
+}
+
 #[test]
 fn the_cuda_backend_is_registered_in_the_worker_process() {
     if !cuda_libtorch() {
@@ -96,7 +113,7 @@ fn asking_for_a_gpu_without_a_driver_names_the_missing_driver() {
         return;
     }
     let c = Case::new(200, 60);
-    let sweep = c.sweep("g", &common::body("[0]", "[1]", "[0.5]"));
+    let sweep = c.sweep_as_written("g", &common::body("[0]", "[1]", "[0.5]"));
     let out = c.run(&["plan", sweep.to_str().unwrap(), "--devices", "cuda:0"]);
     assert!(!out.status.success(), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -22,8 +22,15 @@ impl Case {
         self.dir.path().join(rel)
     }
 
-    /// Writes a sweep file named `<name>.toml` over the generated data.
+    /// Writes a sweep file named `<name>.toml` over the generated data, on the CPU: the tests assert
+    /// CPU numbers, so a sweep that does not name its devices gets `devices = "cpu"` (on a machine
+    /// with a GPU, `auto` would train on it).
     pub fn sweep(&self, name: &str, body: &str) -> PathBuf {
+        self.sweep_as_written(name, &on_the_cpu(body))
+    }
+
+    /// [`Case::sweep`] without pinning the devices (for the tests of device resolution).
+    pub fn sweep_as_written(&self, name: &str, body: &str) -> PathBuf {
         let p = self.path(&format!("{name}.toml"));
         std::fs::write(&p, format!("name = \"{name}\"\n{body}")).unwrap();
         p
@@ -44,6 +51,36 @@ impl Case {
     /// Starts the binary in the background (a sweep to kill, interrupt or watch while it runs).
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {
         self.cmd().args(args).spawn().unwrap()
+    }
+}
+
+/// For tests that train in their own process: portable numerics' environment, set once before
+/// libtorch first runs a kernel (every test of such a binary calls this first; libtorch reads the
+/// variables once). A Python started afterwards (the PyTorch replay) inherits it, so both sides use
+/// the same kernels on any x86-64 machine. Where portable numerics are unavailable (no AVX2, not
+/// x86-64) nothing is set and libtorch keeps its own choice.
+pub fn portable_numerics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if kd_sweep::numerics::portable_available().is_ok() {
+            for (k, v) in kd_sweep::numerics::PORTABLE_ENV {
+                std::env::set_var(k, v);
+            }
+        }
+    });
+}
+
+/// `body` with `devices = "cpu"` in its `[schedule]` table, unless it names devices itself.
+pub fn on_the_cpu(body: &str) -> String {
+    if body.lines().any(|l| l.trim_start().starts_with("devices")) {
+        return body.to_string();
+    }
+    match body.find("[schedule]\n") {
+        Some(at) => {
+            let end = at + "[schedule]\n".len();
+            format!("{}devices = \"cpu\"\n{}", &body[..end], &body[end..])
+        }
+        None => format!("{body}\n[schedule]\ndevices = \"cpu\"\n"),
     }
 }
 
