@@ -12,8 +12,13 @@ Files (little-endian, row-major): init.bin (float32, the parameters of meta["par
 train_x.bin (float32, N×C×H×W), train_y.bin (int64), order.bin (int64, one permutation of 0..N per
 epoch), teacher.bin (float32 N×classes, for a distilled student). Writes steps.json and final.bin, and
 eval.bin (evaluation-mode logits of the first meta["eval_rows"] training images) when asked. With
-meta["arch"] = "torchscript" the network is the TorchScript file meta["script"]. meta["recipe"], when
-present, names the optimizer and learning-rate schedule (torch.optim's, see `optimizer`).
+meta["arch"] = "torchscript" the network is the TorchScript file meta["script"]; a zoo name
+("resnet20", "wrn-16-2") is bench/cifar_nets.py's twin of kd-sweep's network, whose parameters are
+matched by name (meta["params"] lists kd-sweep's names in init.bin's order). meta["recipe"], when
+present, names the optimizer and learning-rate schedule (torch.optim's, with foreach=True: the
+multi-tensor path; see `optimizer`). meta["precision"] = "bf16" runs the forward pass under
+torch.autocast(dtype=torch.bfloat16) and the loss on the logits cast to float32, as kd-sweep's
+`precision = "bf16"` does.
 """
 import json
 import os
@@ -23,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cifar_nets import build  # noqa: E402
 from pytorch_reference import student, teacher  # noqa: E402
 
 
@@ -53,9 +59,9 @@ def optimizer(model, meta):
     wd = r.get("weight_decay", 0.0)
     if r.get("optimizer", "adam") == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=r["momentum"], nesterov=r["nesterov"],
-                              weight_decay=wd)
+                              weight_decay=wd, foreach=True)
     else:
-        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd, foreach=True)
     schedule, warmup = r.get("schedule", "constant"), r.get("warmup_epochs", 0)
     sched = torch.optim.lr_scheduler
     if schedule == "multistep":
@@ -80,10 +86,17 @@ def main(folder):
     if meta["arch"] == "torchscript":
         # a user's own network, loaded from the very file kd-sweep trained
         model = torch.jit.load(meta["script"])
+        params = list(model.parameters())
+    elif meta["arch"] in ("teacher", "student"):
+        tutorial = teacher if meta["arch"] == "teacher" else student
+        model = tutorial(c, h, w, meta["classes"])
+        params = list(model.parameters())
     else:
-        build = teacher if meta["arch"] == "teacher" else student
-        model = build(c, h, w, meta["classes"])
-    params = list(model.parameters())
+        # a zoo network: kd-sweep's names are PyTorch's
+        model = build(meta["arch"], c, meta["classes"])
+        named = dict(model.named_parameters())
+        params = [named[spec["name"]] for spec in meta["params"]]
+        assert len(params) == len(named), "every parameter is replayed"
     flat = read(os.path.join(folder, "init.bin"), torch.float32, (-1,))
     at = 0
     with torch.no_grad():
@@ -111,11 +124,13 @@ def main(folder):
         for begin in range(0, n, bs):
             idx = order[epoch, begin : begin + bs]
             torch.manual_seed(next(step_seeds))
-            out = model(xs[idx])
-            if distil:
-                loss = tutorial_kd_loss(out, logits[idx], ys[idx], meta["temperature"], meta["alpha"])
-            else:
-                loss = F.cross_entropy(out, ys[idx])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=meta.get("precision") == "bf16"):
+                # the loss in float32 (bf16 logits are cast up first, as kd-sweep's losses take them)
+                out = model(xs[idx]).float()
+                if distil:
+                    loss = tutorial_kd_loss(out, logits[idx], ys[idx], meta["temperature"], meta["alpha"])
+                else:
+                    loss = F.cross_entropy(out, ys[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()

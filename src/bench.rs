@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
+mod networks;
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub device: DeviceSpec,
@@ -34,7 +36,21 @@ pub struct Options {
     pub quick: bool,
     /// Seeds of the tutorial comparison (section 4); `None`: 3 (1 when `quick`).
     pub seeds: Option<usize>,
+    /// The sections to run ([`SECTIONS`]); empty: all.
+    pub sections: Vec<String>,
 }
+
+/// The sections of the benchmark, by the names `--sections` takes, in report order.
+pub const SECTIONS: [&str; 8] = [
+    "ceiling",
+    "throughput",
+    "feeding",
+    "tutorial",
+    "scaling",
+    "fused",
+    "numerics",
+    "networks",
+];
 
 struct Sizes {
     /// The tutorial comparison: training images, hold-out, test images (`None`: all), seeds, epochs.
@@ -177,7 +193,8 @@ fn fused_rate((shape, classes): ([i64; 3], i64), device: Device, g: usize, steps
     let temps = Tensor::full([g as i64], 4.0, (Kind::Float, device));
     let alphas = Tensor::full([g as i64], 0.5, (Kind::Float, device));
     let step = |opt: &mut Optimizer| {
-        let mask = crate::model::dropout_mask(128, 256, crate::model::DROPOUT, &xs);
+        let mask =
+            crate::model::dropout_mask(128, 256, crate::model::DROPOUT, (xs.kind(), xs.device()));
         let (loss, _) = crate::fused::fused_kd_loss(
             &model.forward(&xs, Some(&mask)),
             &teacher,
@@ -363,7 +380,12 @@ pub fn reference_python(explicit: Option<&Path>) -> Option<PathBuf> {
 
 /// The PyTorch side of the comparisons, embedded so that a copied binary needs no checkout: the step
 /// loop, the replay helpers and the tutorial's method.
-const PYTORCH_SCRIPTS: [(&str, &str); 3] = [
+const PYTORCH_SCRIPTS: [(&str, &str); 5] = [
+    ("cifar_nets.py", include_str!("../bench/cifar_nets.py")),
+    (
+        "pytorch_networks.py",
+        include_str!("../bench/pytorch_networks.py"),
+    ),
     (
         "pytorch_reference.py",
         include_str!("../bench/pytorch_reference.py"),
@@ -1057,13 +1079,32 @@ pub fn run(o: &Options, log: &dyn Fn(&str)) -> anyhow::Result<String> {
         log,
     };
     b.header();
+    let on = |name: &str| o.sections.is_empty() || o.sections.iter().any(|s| s == name);
+    // the ceiling always: the throughput rows are measured against it
     let one = b.ceiling();
-    let student_rate = b.throughput(one);
-    b.feeding();
-    b.versus_tutorial()?;
-    b.scaling_and_memory()?;
-    b.fused(student_rate);
-    b.numerics_cost()?;
+    let student_rate = if on("throughput") || on("fused") {
+        b.throughput(one)
+    } else {
+        0.0
+    };
+    if on("feeding") {
+        b.feeding();
+    }
+    if on("tutorial") {
+        b.versus_tutorial()?;
+    }
+    if on("scaling") {
+        b.scaling_and_memory()?;
+    }
+    if on("fused") {
+        b.fused(student_rate);
+    }
+    if on("numerics") {
+        b.numerics_cost()?;
+    }
+    if on("networks") {
+        b.networks()?;
+    }
     let _ = writeln!(
         b.md,
         "Benchmark wall time: {:.0} s.",

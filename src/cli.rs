@@ -226,6 +226,17 @@ struct BenchArgs {
     /// PyTorch side 5-10 minutes on 2 cores). Default: 3 (1 with --quick).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     seeds: Option<u32>,
+    /// Only these sections, comma-separated: ceiling, throughput, feeding, tutorial, scaling,
+    /// fused, numerics, networks (default: all). The ceiling is always measured.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_section)]
+    sections: Vec<String>,
+}
+
+fn parse_section(s: &str) -> Result<String, String> {
+    crate::bench::SECTIONS
+        .contains(&s)
+        .then(|| s.to_string())
+        .ok_or_else(|| format!("allowed: {}", crate::bench::SECTIONS.join(", ")))
 }
 
 #[derive(Args, Debug)]
@@ -678,6 +689,7 @@ fn bench(args: BenchArgs, common: &Common) -> anyhow::Result<Ended> {
         python: args.python,
         quick: args.quick,
         seeds: args.seeds.map(|n| n as usize),
+        sections: args.sections,
     };
     let quiet = common.quiet;
     let md = crate::bench::run(&opts, &|m: &str| {

@@ -175,6 +175,10 @@ pub struct Phase {
     /// Training-batch augmentation (absent from keys when none).
     #[serde(default, skip_serializing_if = "crate::augment::Augment::is_none")]
     pub augment: crate::augment::Augment,
+    /// The arithmetic of the training steps: float32, or bf16 autocast (absent from keys when
+    /// float32, so sweeps written before it keep their keys).
+    #[serde(default, skip_serializing_if = "crate::train::Precision::is_fp32")]
+    pub precision: crate::train::Precision,
     /// The optimizer and learning-rate schedule (absent from keys when it is Adam at a constant
     /// rate, so sweeps written before recipes keep their keys).
     #[serde(default, skip_serializing_if = "crate::optim::Recipe::is_default")]
@@ -420,6 +424,7 @@ struct RawPhase {
     gamma: Option<Spanned<f64>>,
     warmup_epochs: Option<Spanned<i64>>,
     augment: Option<Spanned<String>>,
+    precision: Option<Spanned<String>>,
 }
 
 /// The keys of [teacher] and [student] that make a [`Phase`].
@@ -431,6 +436,7 @@ struct PhaseKeys<'r> {
     threads: &'r Option<Spanned<i64>>,
     model: &'r Option<Spanned<String>>,
     augment: &'r Option<Spanned<String>>,
+    precision: &'r Option<Spanned<String>>,
     recipe: RecipeKeys<'r>,
 }
 
@@ -456,6 +462,7 @@ impl RawPhase {
             threads: &self.threads,
             model: &self.model,
             augment: &self.augment,
+            precision: &self.precision,
             recipe: RecipeKeys {
                 optimizer: &self.optimizer,
                 momentum: &self.momentum,
@@ -480,6 +487,7 @@ impl RawStudent {
             threads: &self.threads,
             model: &self.model,
             augment: &self.augment,
+            precision: &self.precision,
             recipe: RecipeKeys {
                 optimizer: &self.optimizer,
                 momentum: &self.momentum,
@@ -512,6 +520,7 @@ struct RawStudent {
     gamma: Option<Spanned<f64>>,
     warmup_epochs: Option<Spanned<i64>>,
     augment: Option<Spanned<String>>,
+    precision: Option<Spanned<String>>,
     cache_teacher_logits: Option<bool>,
 }
 
@@ -868,6 +877,7 @@ impl Validator<'_> {
             threads,
             model,
             augment,
+            precision,
             recipe,
         } = raw;
         let threads = match threads {
@@ -935,8 +945,14 @@ impl Validator<'_> {
                 )
             })?,
         };
+        let precision = match precision {
+            None => crate::train::Precision::Fp32,
+            Some(p) => crate::train::Precision::parse(p.get_ref())
+                .map_err(|why| self.at(p, &format!("{role}.precision"), &why))?,
+        };
         Ok(Phase {
             augment,
+            precision,
             recipe: self.recipe(role, recipe, epochs)?,
             epochs,
             batch_size: self.positive(batch, &format!("{role}.batch_size"), "images per step")?,
@@ -1707,6 +1723,39 @@ alpha = [0, 0.5, 1]
             assert_eq!(e.at.map(|(l, _)| l), Some(lines + 3), "{e}");
             assert!(e.message.contains(says), "{e}");
         }
+    }
+
+    #[test]
+    fn precision_is_read_per_role_and_fp16_is_refused_with_the_reason() {
+        use crate::train::Precision;
+        let s = parse(
+            &with(
+                "[student]\nepochs = 2",
+                "[student]\nprecision = \"bf16\"\nepochs = 2",
+            ),
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        assert_eq!(s.student.precision, Precision::Bf16);
+        assert_eq!(s.teacher.precision, Precision::Fp32);
+        let e = err(&with(
+            "[teacher]\nepochs = 1",
+            "[teacher]\nprecision = \"fp16\"\nepochs = 1",
+        ));
+        assert_eq!(e.key.as_deref(), Some("teacher.precision"));
+        assert!(e.at.is_some() && e.message.contains("use \"bf16\""), "{e}");
+        let e = err(&with(
+            "[teacher]\nepochs = 1",
+            "[teacher]\nprecision = \"tf32\"\nepochs = 1",
+        ));
+        assert!(
+            e.message.contains("\"fp32\" (the default) or \"bf16\""),
+            "{e}"
+        );
+        // float32 stays out of the serialized phase (and so of run keys)
+        let plain =
+            serde_json::to_string(&parse(GOOD, Path::new("s.toml")).unwrap().student).unwrap();
+        assert!(!plain.contains("precision"), "{plain}");
     }
 
     #[test]

@@ -406,9 +406,14 @@ pub fn fit_fused(
             let xs = data.train_x.index_select(0, &idx);
             let ys = data.train_y.index_select(0, &idx);
             let t = rows_on(teacher_logits, &idx, device);
-            let mask = dropout_mask(len, model.w3.size()[2], DROPOUT, &xs);
-            let logits = model.forward(&xs, Some(&mask));
-            let (total, per) = fused_kd_loss(&logits, &t, &ys, &temps, &alphas);
+            // in the hidden layer's type: bf16 under bf16 autocast, as a plain student's
+            let hidden = (s.precision.activation_kind(), device);
+            let mask = dropout_mask(len, model.w3.size()[2], DROPOUT, hidden);
+            let (total, per) = s.precision.run(device, || {
+                // the losses take float32 logits (bf16 autocast's cast up)
+                let logits = model.forward(&xs, Some(&mask)).to_kind(Kind::Float);
+                fused_kd_loss(&logits, &t, &ys, &temps, &alphas)
+            });
             opt.backward_step(&total);
             losses.push(&per);
         }

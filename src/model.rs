@@ -12,7 +12,9 @@ use tch::Tensor;
 /// Bumped whenever a model definition changes: cached teachers of another version are never reused.
 /// 2: PyTorch's default initialisation (the `init` option), kd-sweep's own Adam written as PyTorch's,
 /// dropout drawn from a stream seeded after initialisation.
-pub const MODEL_VERSION: u32 = 2;
+/// 3: Adam's second moment as PyTorch's `addcmul_` computes it (one fused multiply-add, one
+/// rounding): teachers, baselines and Adam runs of every kind now replay bit for bit in PyTorch.
+pub const MODEL_VERSION: u32 = 3;
 
 /// How a network's convolution and linear layers are initialised.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -754,7 +756,7 @@ impl Net {
                 let h = self.linear(fc1, &features.flatten(1, -1)).relu();
                 let h = if train {
                     let size = h.size();
-                    &h * dropout_mask(size[0], size[1], DROPOUT, &h)
+                    &h * dropout_mask(size[0], size[1], DROPOUT, (h.kind(), h.device()))
                 } else {
                     h
                 };
@@ -800,12 +802,14 @@ fn channels_last(x: &Tensor) -> Tensor {
 /// Dropout probability of the hidden layer of both networks (the tutorial's).
 pub const DROPOUT: f64 = 0.1;
 
-/// A dropout mask for an [n, width] activation, drawn exactly as libtorch's CPU dropout draws it
-/// (Bernoulli with keep probability 1 − p, divided by 1 − p). Plain and fused training both use it:
-/// libtorch's CUDA dropout is a fused kernel with draws of its own, so only one mask function for both
-/// keeps fused and plain students of a seed on the same masks on a GPU too.
-pub fn dropout_mask(n: i64, width: i64, p: f64, like: &Tensor) -> Tensor {
-    let mut noise = Tensor::empty([n, width], (tch::Kind::Float, like.device()));
+/// A dropout mask for an [n, width] activation of type and device `options`, drawn exactly as
+/// libtorch's CPU dropout draws it (Bernoulli with keep probability 1 − p, divided by 1 − p, in the
+/// activation's type: under bf16 autocast the scale is bf16's 1/(1 − p), as `nn.Dropout` has it).
+/// Plain and fused training both use it: libtorch's CUDA dropout is a fused kernel with draws of its
+/// own, so only one mask function for both keeps fused and plain students of a seed on the same masks
+/// on a GPU too.
+pub fn dropout_mask(n: i64, width: i64, p: f64, options: (tch::Kind, tch::Device)) -> Tensor {
+    let mut noise = Tensor::empty([n, width], options);
     let _ = noise.bernoulli_float_(1.0 - p);
     noise / (1.0 - p)
 }

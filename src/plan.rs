@@ -147,6 +147,12 @@ fn content_addressed(value: &mut serde_json::Value) {
 
 /// Expands the sweep into runs; `data_fingerprint` identifies the dataset files.
 pub fn build(sweep: &Sweep, data_fingerprint: &str) -> Plan {
+    build_at_version(sweep, data_fingerprint, MODEL_VERSION)
+}
+
+/// [`build`] with the keys of model version `model_version` (tests check that keys of older versions
+/// are computed as they were).
+pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u32) -> Plan {
     let d = &sweep.data;
     let mut runs = Vec::new();
     let mut teacher_of_seed = Vec::new();
@@ -154,7 +160,7 @@ pub fn build(sweep: &Sweep, data_fingerprint: &str) -> Plan {
     for &seed in &seeds {
         let mut key = serde_json::json!({
             "kind": "teacher",
-            "model_version": MODEL_VERSION,
+            "model_version": model_version,
             "dataset": d.dataset.name(),
             "data": data_fingerprint,
             "validation": d.validation,
@@ -185,7 +191,7 @@ pub fn build(sweep: &Sweep, data_fingerprint: &str) -> Plan {
     for (&seed, &t) in seeds.iter().zip(&teacher_of_seed) {
         // The baseline shares the data identity with the teacher but not its weights.
         let data_identity = serde_json::json!({
-            "model_version": MODEL_VERSION,
+            "model_version": model_version,
             "data": data_fingerprint,
             "validation": d.validation,
             "train_subset": d.train_subset,

@@ -602,6 +602,19 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
                 "{role}s train on augmented batches (random crop after 4 pixels of padding, horizontal flip)\n"
             ));
         }
+        if !phase.precision.is_fp32() {
+            let on_cpu = p.slots.iter().any(|s| !s.device.is_cuda());
+            out.push_str(&format!(
+                "{role}s train in bf16 (autocast: convolutions and matrix products in bf16, float32 \
+                 weights, the loss in float32){}\n",
+                if on_cpu && !crate::torch_ext::cpu_has_bf16() {
+                    "; this CPU has no bf16 instructions (AVX512-BF16 or AMX), so on the CPU libtorch \
+                     emulates them: slower than float32"
+                } else {
+                    ""
+                }
+            ));
+        }
     }
     if let (false, Some(teacher)) = (p.sweep.student.augment.is_none(), p.plan.teachers().next()) {
         out.push_str(&format!(

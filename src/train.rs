@@ -72,6 +72,56 @@ pub fn imitation_loss(
         + student.cross_entropy_for_logits(teacher_labels) * alpha
 }
 
+/// `precision = "fp32" | "bf16"`: the arithmetic of a role's training steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// float32 throughout (PyTorch's default).
+    #[default]
+    Fp32,
+    /// `torch.autocast(dtype=torch.bfloat16)`: convolutions and matrix products in bf16 (float32
+    /// weights, bf16 copies cast per step), everything autocast keeps in float32 in float32, and the
+    /// losses on the logits cast to float32. bf16 has float32's exponent range, so no loss scaling.
+    Bf16,
+}
+
+impl Precision {
+    pub fn parse(s: &str) -> Result<Precision, String> {
+        match s {
+            "fp32" => Ok(Precision::Fp32),
+            "bf16" => Ok(Precision::Bf16),
+            "fp16" | "float16" | "half" => Err(format!(
+                "\"{s}\" is not offered: float16 needs loss scaling to keep small gradients from \
+                 vanishing, bf16 has float32's range and needs none; use \"bf16\" (or \"fp32\")"
+            )),
+            _ => Err(format!(
+                "unknown precision \"{s}\"; allowed: \"fp32\" (the default) or \"bf16\" (autocast)"
+            )),
+        }
+    }
+
+    pub fn is_fp32(&self) -> bool {
+        *self == Precision::Fp32
+    }
+
+    /// The type of a network's activations under this precision (bf16 autocast's linear layers give
+    /// bf16).
+    pub fn activation_kind(self) -> Kind {
+        match self {
+            Precision::Fp32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+        }
+    }
+
+    /// Runs `f` (a training step's forward pass and loss) in this precision on `device`.
+    pub fn run<T>(self, device: Device, f: impl FnOnce() -> T) -> T {
+        match self {
+            Precision::Fp32 => f(),
+            Precision::Bf16 => crate::torch_ext::autocast_bf16(device.is_cuda(), f),
+        }
+    }
+}
+
 /// Metrics after one epoch. The test set is not looked at during training: see [`Fitted`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochStats {
@@ -177,6 +227,8 @@ pub struct RunSettings {
     pub recipe: crate::optim::Recipe,
     /// Training-batch augmentation.
     pub augment: crate::augment::Augment,
+    /// The training steps' arithmetic.
+    pub precision: Precision,
 }
 
 /// The random stream of teachers.
@@ -196,6 +248,7 @@ impl RunSettings {
             init: phase.init,
             recipe: phase.recipe.clone(),
             augment: phase.augment,
+            precision: phase.precision,
         }
     }
 
@@ -730,42 +783,50 @@ pub fn fit(
                 None => xs,
             };
             let ys = data.train_y.index_select(0, &idx);
-            // the feature map only where it is used: a TorchScript network's forward is one call
-            let (out, features) = match &signal {
-                TeacherSignal::Features { .. } | TeacherSignal::LiveFeatures { .. } => {
-                    let features = net.features_t(&xs, true);
-                    (net.head(&features, true), Some(features))
+            let loss = s.precision.run(device, || {
+                // the feature map only where it is used: a TorchScript network's forward is one call
+                let (out, features) = match &signal {
+                    TeacherSignal::Features { .. } | TeacherSignal::LiveFeatures { .. } => {
+                        let features = net.features_t(&xs, true);
+                        (net.head(&features, true), Some(features))
+                    }
+                    _ => (net.forward_t(&xs, true), None),
+                };
+                // the losses take float32 logits (a no-op in float32; bf16 autocast's logits cast up)
+                let out = out.to_kind(Kind::Float);
+                match &signal {
+                    TeacherSignal::None => out.cross_entropy_for_logits(&ys),
+                    TeacherSignal::Cached(t) => {
+                        kd_loss(&out, &cached(t, &idx), &ys, temperature, alpha)
+                    }
+                    TeacherSignal::Live(teacher) => {
+                        let t = tch::no_grad(|| teacher.forward_t(&xs, false).to_kind(Kind::Float));
+                        kd_loss(&out, &t, &ys, temperature, alpha)
+                    }
+                    TeacherSignal::Features { maps, regressor } => {
+                        let features = features.as_ref().expect("computed for this signal");
+                        let regressed = features.apply(*regressor).to_kind(Kind::Float);
+                        let (s, t) = same_size(regressed, cached(maps, &idx));
+                        feature_loss(&out, &ys, &s, &t, alpha)
+                    }
+                    TeacherSignal::Labels(labels) => {
+                        imitation_loss(&out, &ys, &cached(labels, &idx), alpha)
+                    }
+                    TeacherSignal::LiveFeatures { teacher, regressor } => {
+                        let features = features.as_ref().expect("computed for this signal");
+                        let t =
+                            tch::no_grad(|| teacher.features_t(&xs, false).to_kind(Kind::Float));
+                        let regressed = features.apply(*regressor).to_kind(Kind::Float);
+                        let (s, t) = same_size(regressed, t);
+                        feature_loss(&out, &ys, &s, &t, alpha)
+                    }
+                    TeacherSignal::LiveLabels(teacher) => {
+                        let labels =
+                            tch::no_grad(|| teacher.forward_t(&xs, false).argmax(-1, false));
+                        imitation_loss(&out, &ys, &labels, alpha)
+                    }
                 }
-                _ => (net.forward_t(&xs, true), None),
-            };
-            let loss = match &signal {
-                TeacherSignal::None => out.cross_entropy_for_logits(&ys),
-                TeacherSignal::Cached(t) => {
-                    kd_loss(&out, &cached(t, &idx), &ys, temperature, alpha)
-                }
-                TeacherSignal::Live(teacher) => {
-                    let t = tch::no_grad(|| teacher.forward_t(&xs, false));
-                    kd_loss(&out, &t, &ys, temperature, alpha)
-                }
-                TeacherSignal::Features { maps, regressor } => {
-                    let features = features.as_ref().expect("computed for this signal");
-                    let (s, t) = same_size(features.apply(*regressor), cached(maps, &idx));
-                    feature_loss(&out, &ys, &s, &t, alpha)
-                }
-                TeacherSignal::Labels(labels) => {
-                    imitation_loss(&out, &ys, &cached(labels, &idx), alpha)
-                }
-                TeacherSignal::LiveFeatures { teacher, regressor } => {
-                    let features = features.as_ref().expect("computed for this signal");
-                    let t = tch::no_grad(|| teacher.features_t(&xs, false));
-                    let (s, t) = same_size(features.apply(*regressor), t);
-                    feature_loss(&out, &ys, &s, &t, alpha)
-                }
-                TeacherSignal::LiveLabels(teacher) => {
-                    let labels = tch::no_grad(|| teacher.forward_t(&xs, false).argmax(-1, false));
-                    imitation_loss(&out, &ys, &labels, alpha)
-                }
-            };
+            });
             opt.backward_step(&loss);
             losses.push(&loss);
         }

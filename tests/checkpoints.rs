@@ -148,6 +148,7 @@ fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
         init: Init::Pytorch,
         recipe: Default::default(),
         augment: Default::default(),
+        precision: Default::default(),
     };
     let none = || TeacherSignal::None;
     let cached = || TeacherSignal::Cached(&logits);
@@ -204,6 +205,7 @@ fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
         arch: Arch::Student,
         settings: RunSettings {
             augment: kd_sweep::augment::Augment::CropFlip,
+            precision: Default::default(),
             ..settings(train::STUDENT_STREAM)
         },
         signal: &live,

@@ -48,6 +48,7 @@ fn student(seed: u64) -> train::RunSettings {
         init: Default::default(),
         recipe: Default::default(),
         augment: Default::default(),
+        precision: Default::default(),
     }
 }
 

@@ -105,7 +105,7 @@ fn the_shared_dropout_mask_is_the_one_libtorch_draws() {
     tch::manual_seed(7);
     let apart = h.dropout(0.1, true);
     tch::manual_seed(7);
-    let mask = kd_sweep::model::dropout_mask(8, 256, 0.1, &h);
+    let mask = kd_sweep::model::dropout_mask(8, 256, 0.1, (h.kind(), h.device()));
     assert_eq!(rel_err(&apart, &(&h * &mask)), 0.0);
     let kept = mask.ne(0.0).sum(Kind::Int64).int64_value(&[]);
     assert!(kept > 1700 && kept < 2048, "about 90 % kept: {kept}");
@@ -147,6 +147,7 @@ fn several_fused_epochs_give_the_numbers_of_separate_runs() {
             init: Init::default(),
             recipe,
             augment: Default::default(),
+            precision: Default::default(),
         };
         let apart: Vec<train::Fitted> = members
             .iter()
@@ -235,6 +236,7 @@ fn a_diverging_member_of_a_fused_group_fails_alone() {
         init: Init::default(),
         recipe: Default::default(),
         augment: Default::default(),
+        precision: Default::default(),
     };
     let run = |members: &[(f64, f64)]| fit_group(&data, &logits, members, &settings);
     // T = 0 makes the middle member's KD term NaN at its first step (the config never allows it)
@@ -276,6 +278,7 @@ fn the_naive_way_gives_the_numbers_of_cached_teacher_logits() {
         init: Init::default(),
         recipe: Default::default(),
         augment: Default::default(),
+        precision: Default::default(),
     };
     let (tvs, teacher) = train::init(Arch::Teacher, &data, Device::Cpu, &t_settings);
     let none = TeacherSignal::None;

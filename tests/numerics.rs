@@ -36,43 +36,50 @@ fn small(c: &Case) -> std::path::PathBuf {
     )
 }
 
-/// Native numerics without determinism add nothing to a key: these are the keys this sweep had
-/// before numerics modes existed (tests/golden at 1ec724f), so every record written then is a native
-/// record still.
+/// Native numerics without determinism add nothing to a key: a native key is computed exactly as
+/// every key was before numerics modes existed, so a record written then under the same model
+/// version is a native record still. Checked on the golden sweep's keys at model version 2 (commit
+/// 1ec724f, tests/golden), recomputed here from the same key material with that version number.
 #[test]
 fn native_keys_are_the_keys_of_before() {
     let c = Case::new(200, 60);
     let s = small(&c);
     let native = keys(&c, &s, &["--numerics", "native"]);
-    let before = [
-        (
+    let ids: Vec<&str> = native.iter().map(|(i, _)| i.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
             "teacher-s0",
-            "a65b7e82fac11ae3916f77d1e859c3ebdb2dd98bdf179a1ecf987d0c152e7973",
-        ),
-        (
             "baseline-s0",
-            "4973c4c8d752e639925c90a8e495a38546f410da00b0c10306eb4c7b9eb815a3",
-        ),
-        (
             "student-T1-a0.5-s0",
-            "3a66cafc1fa00aa3e1d4ffe6c03359a9db784a964b93cefb53792b5a1007ca42",
-        ),
-        (
             "student-T4-a0.5-s0",
-            "2ecbe63aae29d8ff0ca1b540c8fbd786d80e8ddc0b5e33b111b113bf2d10aaac",
-        ),
-        (
             "student-feature-a0.5-s0",
-            "7029d6f8b0ed5359b5f921bcebf96ffb82206bc54dd379d12f2f395a73903ad4",
-        ),
-        (
-            "student-imitation-a0.5-s0",
-            "dfddcef7dbd3669f364047a04839233f5aa20f185de04db52087e079efa1a208",
-        ),
+            "student-imitation-a0.5-s0"
+        ]
+    );
+    // the plan's keys under a model version, from the library, with and without modes
+    let sweep = kd_sweep::config::load(&s).unwrap();
+    let raw = kd_sweep::data::read(sweep.data.dataset, &c.path("data")).unwrap();
+    let at_v2 = kd_sweep::plan::build_at_version(&sweep_native(&sweep), &raw.fingerprint, 2);
+    let before = [
+        "a65b7e82fac11ae3916f77d1e859c3ebdb2dd98bdf179a1ecf987d0c152e7973",
+        "4973c4c8d752e639925c90a8e495a38546f410da00b0c10306eb4c7b9eb815a3",
+        "3a66cafc1fa00aa3e1d4ffe6c03359a9db784a964b93cefb53792b5a1007ca42",
+        "2ecbe63aae29d8ff0ca1b540c8fbd786d80e8ddc0b5e33b111b113bf2d10aaac",
+        "7029d6f8b0ed5359b5f921bcebf96ffb82206bc54dd379d12f2f395a73903ad4",
+        "dfddcef7dbd3669f364047a04839233f5aa20f185de04db52087e079efa1a208",
     ];
-    let want: Vec<(String, String)> = before
+    let got: Vec<&str> = at_v2.runs.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(
+        got, before,
+        "native keys at model version 2 are the keys of 1ec724f"
+    );
+    // and the binary's native keys are that computation at the current version
+    let now = kd_sweep::plan::build(&sweep_native(&sweep), &raw.fingerprint);
+    let want: Vec<(String, String)> = now
+        .runs
         .iter()
-        .map(|(i, k)| (i.to_string(), k.to_string()))
+        .map(|r| (r.id.clone(), r.key.clone()))
         .collect();
     assert_eq!(native, want);
     // portable and deterministic runs are other runs: every key differs
@@ -85,6 +92,12 @@ fn native_keys_are_the_keys_of_before() {
     }
     let det = keys(&c, &s, &["--numerics", "native", "--deterministic"]);
     assert!(native.iter().zip(&det).all(|(a, b)| a.1 != b.1));
+}
+
+fn sweep_native(s: &kd_sweep::config::Sweep) -> kd_sweep::config::Sweep {
+    let mut s = s.clone();
+    s.schedule.numerics = kd_sweep::numerics::Numerics::Native;
+    s
 }
 
 #[test]

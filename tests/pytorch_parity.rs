@@ -15,7 +15,7 @@ mod common;
 use kd_sweep::data::Dataset;
 use kd_sweep::model::{Arch, Init};
 use kd_sweep::optim::{Algorithm, Recipe, Schedule};
-use kd_sweep::train::{self, RunSettings, TeacherSignal};
+use kd_sweep::train::{self, Precision, RunSettings, TeacherSignal};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -43,7 +43,16 @@ fn ordered(vs: &nn::VarStore, arch: Arch) -> Vec<(String, Tensor)> {
     let convs = match arch {
         Arch::Teacher => 4,
         Arch::Student => 2,
-        other => panic!("{other} has no nn.Sequential replay"),
+        // a zoo network: bench/cifar_nets.py's twin has kd-sweep's names, matched by name
+        _ => {
+            let mut named: Vec<(String, Tensor)> = vars
+                .iter()
+                .filter(|(_, t)| t.requires_grad())
+                .map(|(n, t)| (n.clone(), t.detach().copy()))
+                .collect();
+            named.sort_by(|a, b| a.0.cmp(&b.0));
+            return named;
+        }
     };
     let layers = (1..=convs)
         .map(|i| format!("conv{i}"))
@@ -96,6 +105,11 @@ struct Case {
     alpha: f64,
     /// The optimizer and schedule (3 epochs when not the default, 2 otherwise).
     recipe: Recipe,
+    /// kd-sweep's precision, and the replay's (the same, but for the test that they differ).
+    precision: Precision,
+    replay: Precision,
+    /// The learning rate (Adam's 1e-3, or the CRD recipe's SGD rate).
+    lr: f64,
 }
 
 /// Trains `case` in kd-sweep and in PyTorch and compares them; returns the largest step-loss and
@@ -106,12 +120,13 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
     let s = RunSettings {
         epochs: if case.recipe.is_default() { 2 } else { 3 },
         batch_size: 32,
-        lr: 1e-3,
+        lr: case.lr,
         seed: 3,
         stream: case.stream,
         init: Init::Pytorch,
         recipe: case.recipe.clone(),
         augment: Default::default(),
+        precision: case.precision,
     };
     let (vs, net) = train::init(case.arch, data, Device::Cpu, &s);
     let init = ordered(&vs, case.arch);
@@ -126,10 +141,12 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
     let eval_rows = 64.min(n);
     let meta = serde_json::json!({
         "arch": match case.arch {
-            Arch::Teacher => "teacher",
-            Arch::Script(_) => "torchscript",
-            _ => "student",
+            Arch::Teacher => "teacher".to_string(),
+            Arch::Script(_) => "torchscript".to_string(),
+            Arch::Student => "student".to_string(),
+            zoo => zoo.name(),
         },
+        "precision": case.replay,
         "script": case.arch.script().map(|s| s.path.clone()),
         "eval_rows": eval_rows,
         "shape": data.shape,
@@ -271,6 +288,9 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             temperature: 1.0,
             alpha: 0.0,
             recipe: Recipe::default(),
+            precision: Precision::Fp32,
+            replay: Precision::Fp32,
+            lr: 1e-3,
         },
         Case {
             name: "baseline",
@@ -279,6 +299,9 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             temperature: 1.0,
             alpha: 0.0,
             recipe: Recipe::default(),
+            precision: Precision::Fp32,
+            replay: Precision::Fp32,
+            lr: 1e-3,
         },
         Case {
             name: "student T=4 α=0.5",
@@ -287,6 +310,9 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             temperature: 4.0,
             alpha: 0.5,
             recipe: Recipe::default(),
+            precision: Precision::Fp32,
+            replay: Precision::Fp32,
+            lr: 1e-3,
         },
         // the CRD recipe's parts: SGD with Nesterov momentum and weight decay, a multistep schedule;
         // Adam with weight decay after a warm-up into a cosine schedule
@@ -306,6 +332,9 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
                 gamma: 0.5,
                 warmup_epochs: 0,
             },
+            precision: Precision::Fp32,
+            replay: Precision::Fp32,
+            lr: 1e-3,
         },
         Case {
             name: "baseline, Adam warm-up cosine",
@@ -319,6 +348,47 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
                 warmup_epochs: 1,
                 ..Recipe::default()
             },
+            precision: Precision::Fp32,
+            replay: Precision::Fp32,
+            lr: 1e-3,
+        },
+        // a zoo network with batch norm (64 parameter tensors in one flat buffer): the CRD
+        // recipe's SGD with momentum and weight decay, and Adam as a distilled student
+        Case {
+            name: "resnet20, SGD momentum weight decay",
+            arch: Arch::parse("resnet20").unwrap(),
+            stream: train::TEACHER_STREAM,
+            temperature: 1.0,
+            alpha: 0.0,
+            recipe: Recipe {
+                optimizer: Algorithm::Sgd,
+                momentum: 0.9,
+                weight_decay: 5e-4,
+                schedule: Schedule::Multistep,
+                milestones: vec![2],
+                ..Recipe::default()
+            },
+            precision: Precision::Fp32,
+            replay: Precision::Fp32,
+            lr: 0.05,
+        },
+        // (a cross-entropy baseline: Adam's first steps move every parameter by about ±lr whatever
+        // its gradient's size, so with batch norm a 1e-7 difference in the KD term's rounding — the
+        // tutorial writes it as softmax·(log softmax_t − log_softmax_s) — flips the sign of near-zero
+        // gradients and grows to 1e-3 within 20 steps; the KD loss itself is compared above)
+        Case {
+            name: "resnet20 baseline, Adam weight decay",
+            arch: Arch::parse("resnet20").unwrap(),
+            stream: train::STUDENT_STREAM,
+            temperature: 1.0,
+            alpha: 0.0,
+            recipe: Recipe {
+                weight_decay: 5e-4,
+                ..Recipe::default()
+            },
+            precision: Precision::Fp32,
+            replay: Precision::Fp32,
+            lr: 1e-3,
         },
     ];
     // a user's own network: conv-batchnorm blocks scripted by PyTorch, re-initialised by kd-sweep
@@ -332,6 +402,9 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
         temperature: 4.0,
         alpha: 0.5,
         recipe: Recipe::default(),
+        precision: Precision::Fp32,
+        replay: Precision::Fp32,
+        lr: 1e-3,
     };
     for case in cases.iter().chain([&scripted]) {
         let (loss, weights) = compare(&python, &data, &logits, case);
@@ -345,6 +418,82 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             "{}: final weights differ by {weights:e}",
             case.name
         );
+    }
+}
+
+/// `precision = "bf16"` is `torch.autocast("cpu", dtype=torch.bfloat16)` around the forward pass,
+/// with the loss on the logits cast to float32 (dropout's mask in the activation's type, bf16, as
+/// `nn.Dropout` draws it there). Both sides run the same bf16 kernels in the same order, so the
+/// tolerance is float32's, 1e-5 — far below bf16's own resolution (2⁻⁸ ≈ 4e-3 per rounding): a
+/// product rounded differently, a mask scaled in float32, or a loss kept in bf16 would miss it. And
+/// it is not met by accident: the same student trained in float32 ends 1e-3 or more away.
+#[test]
+fn bf16_trains_as_pytorch_autocast_does() {
+    common::portable_numerics();
+    let Some(python) = kd_sweep::bench::reference_python(None) else {
+        common::skip_without_pytorch();
+        return;
+    };
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = tiny_data(dir.path());
+    tch::manual_seed(21);
+    data.train_y = Tensor::randint(CLASSES, [data.n_train()], (Kind::Int64, Device::Cpu));
+    let logits = Tensor::randn([data.n_train(), CLASSES], (Kind::Float, Device::Cpu)) * 3.0;
+    for (name, arch, recipe) in [
+        ("student T=4 α=0.5, bf16", Arch::Student, Recipe::default()),
+        (
+            "resnet20 student T=4 α=0.5, bf16, SGD",
+            Arch::parse("resnet20").unwrap(),
+            Recipe {
+                optimizer: Algorithm::Sgd,
+                momentum: 0.9,
+                weight_decay: 5e-4,
+                ..Recipe::default()
+            },
+        ),
+    ] {
+        let case = |precision, replay| Case {
+            name,
+            arch,
+            stream: train::STUDENT_STREAM,
+            temperature: 4.0,
+            alpha: 0.5,
+            recipe: recipe.clone(),
+            precision,
+            replay,
+            lr: if recipe.optimizer == Algorithm::Sgd {
+                0.05
+            } else {
+                1e-3
+            },
+        };
+        let (loss, weights) = compare(
+            &python,
+            &data,
+            &logits,
+            &case(Precision::Bf16, Precision::Bf16),
+        );
+        eprintln!("{name}: largest relative difference: step loss {loss:.1e}, final weights {weights:.1e}");
+        assert!(loss < 1e-5, "{name}: step losses differ by {loss:e}");
+        assert!(
+            weights < 1e-5,
+            "{name}: final weights differ by {weights:e}"
+        );
+        if arch == Arch::Student {
+            let (_, apart) = compare(
+                &python,
+                &data,
+                &logits,
+                &case(Precision::Bf16, Precision::Fp32),
+            );
+            eprintln!("{name}: against PyTorch in float32, final weights {apart:.1e}");
+            assert!(
+                apart > 1e-3,
+                "bf16 and float32 runs barely differ ({apart:e})"
+            );
+        }
     }
 }
 
@@ -367,6 +516,7 @@ fn initial_weights_follow_pytorchs_default_rule() {
             init,
             recipe: Default::default(),
             augment: Default::default(),
+            precision: Default::default(),
         };
         let (vs, _) = train::init(Arch::Teacher, &data, Device::Cpu, &s);
         for (name, t) in ordered(&vs, Arch::Teacher) {

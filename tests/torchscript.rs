@@ -135,6 +135,7 @@ fn settings(seed: u64, init: Init) -> RunSettings {
         init,
         recipe: Default::default(),
         augment: Default::default(),
+        precision: Default::default(),
     }
 }
 

@@ -1,0 +1,232 @@
+//! Section 9 of `kd-sweep bench`: the field's networks (the CRD benchmark's resnet20, resnet56,
+//! wrn-40-2 and resnet8x4 on CIFAR-100-shaped data), one epoch of training in kd-sweep's own loop
+//! (`train::fit`: the flat multi-tensor optimizer, the run's batch order, bf16 autocast) against
+//! plain PyTorch (`bench/pytorch_networks.py`: `torch.optim.SGD(foreach=True)`), float32 and bf16,
+//! with the same batch size, data resident on the device and synchronised timing on both sides.
+
+use super::{pytorch_script, reference_python, sync, Bench};
+use crate::data::Dataset;
+use crate::model::{Arch, Init};
+use crate::optim::{Algorithm, Recipe};
+use crate::train::{self, Precision, RunSettings, TeacherSignal};
+use anyhow::Context;
+use std::fmt::Write as _;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// The networks of the section, as kd-sweep names them.
+pub const NETWORKS: [&str; 4] = ["resnet20", "resnet56", "wrn-40-2", "resnet8x4"];
+
+/// What one measurement of the section trains.
+struct Size {
+    /// Training images per timed epoch (45,000 on a GPU: CIFAR after a 5,000-image hold-out).
+    images: i64,
+    shape: [i64; 3],
+    classes: i64,
+    batch: i64,
+    /// Steps trained before the timed epoch (CUDA context, cuDNN's benchmark search, allocator).
+    warmup: i64,
+}
+
+fn size(quick: bool, device: Device) -> Size {
+    match (quick, device) {
+        // CI's check that the section runs: small images, a few steps
+        (true, _) => Size {
+            images: 128,
+            shape: [3, 16, 16],
+            classes: 100,
+            batch: 32,
+            warmup: 1,
+        },
+        // two CPU cores train a resnet8x4 epoch of 45,000 images in hours: a part of one, timed
+        (false, Device::Cpu) => Size {
+            images: 640,
+            shape: [3, 32, 32],
+            classes: 100,
+            batch: 64,
+            warmup: 2,
+        },
+        (false, _) => Size {
+            images: 45_000,
+            shape: [3, 32, 32],
+            classes: 100,
+            batch: 64,
+            warmup: 20,
+        },
+    }
+}
+
+/// A dataset of `n` random images resident on `device` (no hold-out to speak of: the section times
+/// training steps).
+fn random_data(n: i64, z: &Size, device: Device) -> Dataset {
+    let [c, h, w] = z.shape;
+    let small = 8;
+    Dataset {
+        train_x: Tensor::randn([n, c, h, w], (Kind::Float, device)),
+        train_y: Tensor::randint(z.classes, [n], (Kind::Int64, device)),
+        val_x: Tensor::randn([small, c, h, w], (Kind::Float, device)),
+        val_y: Tensor::randint(z.classes, [small], (Kind::Int64, device)),
+        test_x: Tensor::randn([small, c, h, w], (Kind::Float, device)),
+        test_y: Tensor::randint(z.classes, [small], (Kind::Int64, device)),
+        shape: z.shape,
+        classes: z.classes,
+        black: Tensor::zeros([1, c, 1, 1], (Kind::Float, device)),
+    }
+}
+
+/// Seconds of one epoch of `arch` in kd-sweep's training loop (the CRD recipe's SGD, cross-entropy),
+/// after a warm-up of a few steps.
+fn kd_sweep_epoch(arch: Arch, precision: Precision, z: &Size, device: Device) -> f64 {
+    tch::manual_seed(0);
+    let data = random_data(z.images, z, device);
+    let s = RunSettings {
+        epochs: 1,
+        batch_size: z.batch as u32,
+        lr: 0.05,
+        seed: 0,
+        stream: train::TEACHER_STREAM,
+        init: Init::Pytorch,
+        recipe: Recipe {
+            optimizer: Algorithm::Sgd,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            ..Recipe::default()
+        },
+        augment: Default::default(),
+        precision,
+    };
+    let (vs, net) = train::init(arch, &data, device, &s);
+    let fit = |data: &Dataset| {
+        let mut quiet = |_: &train::EpochStats| {};
+        train::fit(
+            &vs,
+            &net,
+            data,
+            &s,
+            TeacherSignal::None,
+            1.0,
+            0.0,
+            &mut train::Hooks::epochs(&mut quiet),
+        )
+    };
+    let warm = Dataset {
+        train_x: data.train_x.narrow(0, 0, z.warmup * z.batch),
+        train_y: data.train_y.narrow(0, 0, z.warmup * z.batch),
+        val_x: data.val_x.shallow_clone(),
+        val_y: data.val_y.shallow_clone(),
+        test_x: data.test_x.shallow_clone(),
+        test_y: data.test_y.shallow_clone(),
+        shape: data.shape,
+        classes: data.classes,
+        black: data.black.shallow_clone(),
+    };
+    let _ = fit(&warm);
+    sync(device);
+    let start = Instant::now();
+    let _ = fit(&data);
+    sync(device);
+    start.elapsed().as_secs_f64()
+}
+
+impl Bench<'_> {
+    /// 9. The field's networks: one epoch in kd-sweep and in plain PyTorch, float32 and bf16.
+    pub(super) fn networks(&mut self) -> anyhow::Result<()> {
+        (self.log)("bench: the field's networks");
+        let z = size(self.o.quick, self.device);
+        if self.device.is_cuda() {
+            // what a worker does for a GPU run without determinism
+            crate::torch_ext::set_cudnn_benchmark(true);
+        }
+        tch::set_num_threads(self.cores as i32);
+        let precisions = [Precision::Fp32, Precision::Bf16];
+        let mut ours = Vec::new();
+        for name in NETWORKS {
+            let arch = Arch::parse(name).map_err(anyhow::Error::msg)?;
+            for p in precisions {
+                (self.log)(&format!("bench: {name} {p:?} in kd-sweep"));
+                ours.push(kd_sweep_epoch(arch, p, &z, self.device));
+            }
+        }
+        tch::set_num_threads(1);
+        let theirs = self.pytorch_networks(&z);
+        let [c, h, w] = z.shape;
+        let per_epoch = 45_000.0 / z.images as f64;
+        let _ = writeln!(
+            self.md,
+            "## 9. The field's networks: one epoch (batch {}, {c}×{h}×{w}, {} classes, SGD momentum 0.9, weight decay 5e-4)\n\n\
+             kd-sweep's training loop (`train::fit`: flat multi-tensor optimizer, bf16 through autocast) against plain \
+             PyTorch (`bench/pytorch_networks.py`: `torch.optim.SGD(foreach=True)`, `torch.autocast`), the same networks \
+             (`bench/cifar_nets.py`), data resident on `{}`, cuDNN's benchmark search on for both, {} warm-up steps, \
+             timed with the device synchronised. {} images per timed epoch{}.\n\n\
+             | network | precision | kd-sweep s/epoch | PyTorch s/epoch | kd-sweep speed / PyTorch | / PyTorch float32 |\n\
+             |---|---|---:|---:|---:|---:|",
+            z.batch,
+            z.classes,
+            self.o.device,
+            z.warmup,
+            z.images,
+            if per_epoch > 1.0 {
+                format!("; seconds are scaled to a 45,000-image epoch (×{per_epoch:.1})")
+            } else {
+                String::new()
+            }
+        );
+        for (i, name) in NETWORKS.iter().enumerate() {
+            let py32 = theirs.as_ref().and_then(|t| t[name]["fp32"].as_f64());
+            for (j, p) in precisions.iter().enumerate() {
+                let k = ours[2 * i + j] * per_epoch;
+                let key = if *p == Precision::Fp32 {
+                    "fp32"
+                } else {
+                    "bf16"
+                };
+                let py = theirs.as_ref().and_then(|t| t[name][key].as_f64());
+                let cell = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("–".into(), f);
+                let _ = writeln!(
+                    self.md,
+                    "| {name} | {key} | {k:.2} | {} | {} | {} |",
+                    cell(py, &|v| format!("{:.2}", v * per_epoch)),
+                    cell(py, &|v| format!("{:.2}×", v * per_epoch / k)),
+                    cell(py32, &|v| format!("{:.2}×", v * per_epoch / k)),
+                );
+            }
+        }
+        if theirs.is_none() {
+            let _ = writeln!(
+                self.md,
+                "\n(PyTorch side not measured: no Python with torch found.)"
+            );
+        }
+        self.md.push('\n');
+        Ok(())
+    }
+
+    /// The PyTorch side of section 9, seconds per timed epoch by network and precision.
+    fn pytorch_networks(&self, z: &Size) -> Option<serde_json::Value> {
+        let py = reference_python(self.o.python.as_deref())?;
+        let script = pytorch_script(&self.o.work, "pytorch_networks.py")?;
+        let [c, h, w] = z.shape;
+        (self.log)("bench: the field's networks in PyTorch");
+        let out = std::process::Command::new(py)
+            .arg(script)
+            .args(["--device", &self.o.device.to_string()])
+            .args(["--nets", &NETWORKS.join(",")])
+            .args(["--images", &z.images.to_string()])
+            .args(["--batch", &z.batch.to_string()])
+            .args(["--shape", &format!("{c},{h},{w}")])
+            .args(["--classes", &z.classes.to_string()])
+            .args(["--warmup", &z.warmup.to_string()])
+            .args(["--threads", &self.cores.to_string()])
+            .output()
+            .context("starting bench/pytorch_networks.py")
+            .ok()?;
+        if !out.status.success() {
+            (self.log)(&format!(
+                "bench: pytorch_networks.py failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+}
