@@ -31,9 +31,11 @@ def epoch_seconds(name, precision, args, device):
     c, h, w = args.shape
     torch.manual_seed(0)
     model = build(name, c, args.classes).to(device)
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4, foreach=True)
-    x = torch.randn(args.images, c, h, w, device=device)
+    x = torch.randn(args.images, c, h, w, device=device).to(memory_format=fmt)
     y = torch.randint(args.classes, (args.images,), device=device)
     bf16 = precision == "bf16"
 
@@ -67,12 +69,14 @@ def main():
     p.add_argument("--classes", type=int, default=100)
     p.add_argument("--warmup", type=int, default=20, help="steps before the timed epoch")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--no-benchmark", action="store_true", help="cuDNN's benchmark search off (PyTorch's default)")
+    p.add_argument("--channels-last", action="store_true", help="the network and its inputs channels-last")
     args = p.parse_args()
     args.shape = [int(v) for v in args.shape.split(",")]
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.benchmark = not args.no_benchmark
     out = {"torch": torch.__version__}
     for name in args.nets.split(","):
         out[name] = {prec: epoch_seconds(name, prec, args, device) for prec in args.precisions.split(",")}

@@ -67,6 +67,16 @@ int kd_set_cudnn_benchmark(int on) {
   }
 }
 
+// Whether ATen may use oneDNN (MKL-DNN) kernels (`torch.backends.mkldnn.enabled = b`).
+int kd_set_mkldnn(int on) {
+  try {
+    at::globalContext().setUserEnabledMkldnn(on != 0);
+    return 0;
+  } catch (...) {
+    return -1;
+  }
+}
+
 int kd_cudnn_benchmark() {
   try {
     return at::globalContext().benchmarkCuDNN() ? 1 : 0;

@@ -599,7 +599,8 @@ impl Bench<'_> {
             .args(["--classes", &self.classes.to_string()])
             .args(["--threads", &threads.to_string()])
             .args(["--steps", &steps.to_string()])
-            .args(["--device", &self.o.device.to_string()]);
+            // CPU kernels are what the two modes differ in, whatever device the bench is for
+            .args(["--device", "cpu"]);
         match mode {
             crate::numerics::Numerics::Portable => {
                 cmd.envs(crate::numerics::worker_env(mode));
@@ -639,7 +640,7 @@ impl Bench<'_> {
         let _ = writeln!(
             self.md,
             "## 8. Numerics: portable against native (training steps, batch 128, one fixed batch, Adam)\n\n\
-             Each mode in a process of its own (libtorch reads the kernel level once per process). Portable: \
+             On the CPU, each mode in a process of its own (libtorch reads the kernel level once per process). Portable: \
              ATen, oneDNN and MKL at AVX2, the same numbers on every x86-64 machine; native: libtorch's choice \
              for this CPU.\n\n\
              | model | threads | portable images/s (ATen level) | native images/s (ATen level) | portable / native |\n|---|---:|---:|---:|---:|"

@@ -12,6 +12,7 @@ extern "C" {
     fn kd_deterministic() -> c_int;
     fn kd_set_cudnn_benchmark(on: c_int) -> c_int;
     fn kd_cudnn_benchmark() -> c_int;
+    fn kd_set_mkldnn(on: c_int) -> c_int;
     fn kd_autocast_enter(cuda: c_int) -> c_int;
     fn kd_autocast_exit(cuda: c_int, prev: c_int) -> c_int;
 }
@@ -66,6 +67,12 @@ pub fn deterministic() -> (bool, bool) {
 pub fn set_cudnn_benchmark(on: bool) {
     // SAFETY: plain C call; cannot fail short of a broken libtorch.
     unsafe { kd_set_cudnn_benchmark(c_int::from(on)) };
+}
+
+/// `torch.backends.mkldnn.enabled = on`: whether ATen may run oneDNN kernels (convolutions).
+pub fn set_mkldnn(on: bool) {
+    // SAFETY: plain C call; cannot fail short of a broken libtorch.
+    unsafe { kd_set_mkldnn(c_int::from(on)) };
 }
 
 /// Whether cuDNN's benchmark search is on.
