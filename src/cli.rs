@@ -3,7 +3,7 @@
 //! data/IO error, 2 a bad sweep file or usage, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.
 
 use crate::config::{self, ConfigError, DatasetKind};
-use crate::sweep::{self, Options};
+use crate::run::pipeline::{self as sweep, Options};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -233,10 +233,10 @@ struct BenchArgs {
 }
 
 fn parse_section(s: &str) -> Result<String, String> {
-    crate::bench::SECTIONS
+    crate::tools::bench::SECTIONS
         .contains(&s)
         .then(|| s.to_string())
-        .ok_or_else(|| format!("allowed: {}", crate::bench::SECTIONS.join(", ")))
+        .ok_or_else(|| format!("allowed: {}", crate::tools::bench::SECTIONS.join(", ")))
 }
 
 #[derive(Args, Debug)]
@@ -348,7 +348,7 @@ impl Cli {
         let c = &self.common;
         match (self.command, self.sweep) {
             (Some(Command::Worker { threads }), _) => {
-                crate::worker::main(threads).map(|_| Ended::Success)
+                crate::run::worker::main(threads).map(|_| Ended::Success)
             }
             (
                 Some(Command::BenchStep {
@@ -457,7 +457,7 @@ fn status(target: &Path, common: &Common, watch: bool, every: f64) -> anyhow::Re
         target.to_path_buf()
     };
     loop {
-        let snap = crate::status::read(&dir)?;
+        let snap = crate::report::status::read(&dir)?;
         let text = snap.render();
         if watch {
             print!(
@@ -470,9 +470,9 @@ fn status(target: &Path, common: &Common, watch: bool, every: f64) -> anyhow::Re
         let unfinished = snap.runs.iter().any(|(_, _, s)| {
             matches!(
                 s,
-                crate::status::Seen::Running(_)
-                    | crate::status::Seen::Pending
-                    | crate::status::Seen::Stalled(_)
+                crate::report::status::Seen::Running(_)
+                    | crate::report::status::Seen::Pending
+                    | crate::report::status::Seen::Stalled(_)
             )
         });
         if !watch || !unfinished {
@@ -528,7 +528,7 @@ fn models(dataset: DatasetKind, extra: &[String]) -> anyhow::Result<Ended> {
 }
 
 fn devices(json: bool) -> anyhow::Result<Ended> {
-    use crate::device::{resolve, Devices, Probe};
+    use crate::platform::device::{resolve, Devices, Probe};
     let p = Probe::read();
     let auto = resolve(&Devices::Auto, &p);
     if json {
@@ -539,10 +539,10 @@ fn devices(json: bool) -> anyhow::Result<Ended> {
             "gpu_node": p.gpu_node,
             "device_count": p.device_count,
             "gpus": (0..p.device_count)
-                .map(|i| crate::device::gpu_of(crate::device::DeviceSpec::Cuda(i)))
+                .map(|i| crate::platform::device::gpu_of(crate::platform::device::DeviceSpec::Cuda(i)))
                 .collect::<Vec<_>>(),
             "cuda_visible_devices": p.visible,
-            "libtorch": crate::sweep::LIBTORCH_VERSION,
+            "libtorch": crate::run::pipeline::LIBTORCH_VERSION,
             "auto": match &auto {
                 Ok(r) => serde_json::json!(r.devices),
                 Err(e) => serde_json::json!({ "error": e.to_string() }),
@@ -552,7 +552,7 @@ fn devices(json: bool) -> anyhow::Result<Ended> {
         return Ok(Ended::Success);
     }
     let or_none = |o: Option<String>| o.unwrap_or_else(|| "none".into());
-    println!("libtorch {}", crate::sweep::LIBTORCH_VERSION);
+    println!("libtorch {}", crate::run::pipeline::LIBTORCH_VERSION);
     println!(
         "CUDA backend: {}",
         if p.has_cudart {
@@ -567,8 +567,11 @@ fn devices(json: bool) -> anyhow::Result<Ended> {
     println!("NVIDIA driver: {}", or_none(p.driver.clone()));
     println!("GPUs libtorch can use: {}", p.device_count);
     for i in 0..p.device_count {
-        let d = crate::device::DeviceSpec::Cuda(i);
-        println!("  {d}: {}", crate::device::gpu_of(d).unwrap_or_default());
+        let d = crate::platform::device::DeviceSpec::Cuda(i);
+        println!(
+            "  {d}: {}",
+            crate::platform::device::gpu_of(d).unwrap_or_default()
+        );
     }
     match auto {
         Ok(r) => {
@@ -644,9 +647,9 @@ fn bench_step(
         .collect::<Result<_, _>>()
         .context("--shape takes C,H,W")?;
     anyhow::ensure!(dims.len() == 3, "--shape takes C,H,W");
-    let device = crate::device::DeviceSpec::parse(device).map_err(anyhow::Error::msg)?;
+    let device = crate::platform::device::DeviceSpec::parse(device).map_err(anyhow::Error::msg)?;
     tch::set_num_threads(threads);
-    let rate = crate::bench::step_rate(
+    let rate = crate::tools::bench::step_rate(
         arch,
         ([dims[0], dims[1], dims[2]], classes),
         device.tch(),
@@ -657,7 +660,7 @@ fn bench_step(
         "{}",
         serde_json::json!({
             "images_per_s": rate,
-            "cpu_capability": crate::torch_ext::cpu_capability(),
+            "cpu_capability": crate::platform::torch_ext::cpu_capability(),
         })
     );
     Ok(Ended::Success)
@@ -665,22 +668,29 @@ fn bench_step(
 
 fn bench(args: BenchArgs, common: &Common) -> anyhow::Result<Ended> {
     let device = match args.device {
-        Some(d) => crate::device::DeviceSpec::parse(&d).map_err(|message| ConfigError {
-            file: "--device".into(),
-            at: None,
-            key: None,
-            message,
-        })?,
+        Some(d) => {
+            crate::platform::device::DeviceSpec::parse(&d).map_err(|message| ConfigError {
+                file: "--device".into(),
+                at: None,
+                key: None,
+                message,
+            })?
+        }
         None => {
-            match crate::device::resolve(&config::Devices::Auto, &crate::device::Probe::read())?
-                .devices[0]
+            match crate::platform::device::resolve(
+                &config::Devices::Auto,
+                &crate::platform::device::Probe::read(),
+            )?
+            .devices[0]
             {
-                crate::device::DeviceSpec::Cpu => crate::device::DeviceSpec::Cpu,
-                _ => crate::device::DeviceSpec::Cuda(0),
+                crate::platform::device::DeviceSpec::Cpu => {
+                    crate::platform::device::DeviceSpec::Cpu
+                }
+                _ => crate::platform::device::DeviceSpec::Cuda(0),
             }
         }
     };
-    let opts = crate::bench::Options {
+    let opts = crate::tools::bench::Options {
         device,
         dataset: args.dataset,
         data: args.data,
@@ -692,7 +702,7 @@ fn bench(args: BenchArgs, common: &Common) -> anyhow::Result<Ended> {
         sections: args.sections,
     };
     let quiet = common.quiet;
-    let md = crate::bench::run(&opts, &|m: &str| {
+    let md = crate::tools::bench::run(&opts, &|m: &str| {
         if !quiet {
             eprintln!("{m}")
         }
@@ -706,7 +716,7 @@ fn bench(args: BenchArgs, common: &Common) -> anyhow::Result<Ended> {
 }
 
 fn slurm(args: SlurmArgs, common: &Common) -> anyhow::Result<Ended> {
-    let o = crate::slurm::SlurmOptions {
+    let o = crate::tools::slurm::SlurmOptions {
         partition: args.partition,
         gpus_per_task: args.gpus_per_task,
         cpus_per_task: args.cpus_per_task,
@@ -719,8 +729,11 @@ fn slurm(args: SlurmArgs, common: &Common) -> anyhow::Result<Ended> {
         signal_secs: args.signal_secs,
         requeue: !args.no_requeue,
     };
-    let g = crate::slurm::generate(&args.sweep, &options(common), &o)?;
+    let g = crate::tools::slurm::generate(&args.sweep, &options(common), &o)?;
     let results = g.dir.parent().map(|d| d.to_path_buf()).unwrap_or_default();
-    print!("{}", crate::slurm::describe(&g, &results, args.submit));
+    print!(
+        "{}",
+        crate::tools::slurm::describe(&g, &results, args.submit)
+    );
     Ok(Ended::Success)
 }

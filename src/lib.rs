@@ -1,45 +1,32 @@
 //! kd-sweep: knowledge-distillation sweeps with libtorch.
 //!
-//! The modules follow the pipeline: [`config`] (sweep file → validated [`config::Sweep`]) →
-//! [`plan`] (grid → runs with content keys) → [`search`] (which runs train how far) → [`device`] (what the machine offers, worker slots) →
-//! [`schedule`] (the coordinator: worker processes, dispatch) → [`worker`] (job in, messages out) →
-//! [`exec`] (one job) → [`train`] (models in [`model`], data in [`data`]) → [`store`] (records,
-//! teacher cache, CSVs, manifest) → [`report`] (charts, summary). [`sweep`] strings them together;
-//! [`cli`] is the command line.
+//! The folders follow the pipeline, each depending only on those before it:
+//!
+//! - [`platform`]: what the machine offers and how libtorch is set up (devices, numerics modes, the
+//!   switches tch lacks).
+//! - [`data`]: the datasets in their real formats, and the tensors a run trains on.
+//! - [`model`]: the networks (the zoo and users' TorchScript files).
+//! - [`train`]: one run's training: settings, the epoch loop (plain and fused), optimizers, losses,
+//!   augmentation, the training state a checkpoint keeps.
+//! - [`config`]: the sweep file, raw and validated into a [`config::Sweep`].
+//! - [`plan`]: the grid as runs with content keys, and the search that decides which train how far.
+//! - [`store`]: what lasts: records, the teacher cache, the manifest, atomic writes, locks.
+//! - [`run`]: a sweep end to end: devices and workers, the job protocol, executing a job.
+//! - [`report`]: what a reader sees: CSVs, summary, charts, the page, comparisons, status.
+//! - [`tools`]: the benchmark and the SLURM front end.
+//!
+//! [`cli`] is the command line; `main.rs` only hands over its exit code.
 
-pub mod augment;
-pub mod bench;
-pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod data;
-pub mod device;
-pub mod exec;
-pub mod fused;
 pub mod model;
-pub mod numerics;
-pub mod optim;
 pub mod plan;
-pub mod progress;
+pub mod platform;
 pub mod report;
 pub mod rng;
-pub mod schedule;
-pub mod script;
-pub mod search;
-pub mod slurm;
-pub mod status;
+pub mod run;
 pub mod store;
-pub mod sweep;
-pub mod torch_ext;
+pub mod tools;
 pub mod train;
-pub mod worker;
-
-/// The first non-empty line of a message, trimmed: libtorch's errors (and tch's panics with them)
-/// carry a C++ backtrace after the line that says what happened.
-pub fn first_line(s: &str) -> String {
-    s.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("")
-        .to_string()
-}
+pub mod util;

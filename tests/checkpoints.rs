@@ -4,7 +4,7 @@
 //!
 //! One test in this binary: it uses the process-wide stop flag (`train::STOP`) and libtorch's generator.
 
-use kd_sweep::checkpoint::RunCheckpoint;
+use kd_sweep::run::checkpoint::RunCheckpoint;
 mod common;
 
 use kd_sweep::data::Dataset;
@@ -178,12 +178,12 @@ fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
     let sgd = Run {
         arch: Arch::Student,
         settings: RunSettings {
-            recipe: kd_sweep::optim::Recipe {
-                optimizer: kd_sweep::optim::Algorithm::Sgd,
+            recipe: kd_sweep::train::optim::Recipe {
+                optimizer: kd_sweep::train::optim::Algorithm::Sgd,
                 momentum: 0.9,
                 nesterov: false,
                 weight_decay: 5e-4,
-                schedule: kd_sweep::optim::Schedule::Cosine,
+                schedule: kd_sweep::train::optim::Schedule::Cosine,
                 warmup_epochs: 1,
                 ..Default::default()
             },
@@ -204,7 +204,7 @@ fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
     let augmented = Run {
         arch: Arch::Student,
         settings: RunSettings {
-            augment: kd_sweep::augment::Augment::CropFlip,
+            augment: kd_sweep::train::augment::Augment::CropFlip,
             precision: Default::default(),
             ..settings(train::STUDENT_STREAM)
         },
@@ -256,7 +256,7 @@ fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
                 }
             }
             same(&whole, &continued.unwrap(), &format!("{name}, {case}"));
-            kd_sweep::checkpoint::remove(&store, name, &key);
+            kd_sweep::run::checkpoint::remove(&store, name, &key);
         }
     }
     fused_groups_continue_bit_for_bit(&data, &store, &logits, &settings(train::STUDENT_STREAM));
@@ -272,7 +272,7 @@ fn fused_groups_continue_bit_for_bit(
     logits: &Tensor,
     settings: &RunSettings,
 ) {
-    use kd_sweep::fused::{self, FusedHooks, Member};
+    use kd_sweep::train::fused::{self, FusedHooks, Member};
     let grid = [(4.0, 0.5), (1.0, 0.9), (8.0, 0.25)];
     let members: Vec<Member> = grid
         .iter()
@@ -334,7 +334,7 @@ fn fused_groups_continue_bit_for_bit(
             );
         }
         for (i, k) in keys.iter().enumerate() {
-            kd_sweep::checkpoint::remove(store, &format!("student-{i}"), k);
+            kd_sweep::run::checkpoint::remove(store, &format!("student-{i}"), k);
         }
     }
 
@@ -386,7 +386,7 @@ fn fused_groups_continue_bit_for_bit(
         }
     }
     for (i, k) in keys.iter().enumerate() {
-        kd_sweep::checkpoint::remove(store, &format!("student-{i}"), k);
+        kd_sweep::run::checkpoint::remove(store, &format!("student-{i}"), k);
     }
 
     // a member's checkpoint, continued apart: the unfused run ends with the fused member's numbers
@@ -434,5 +434,5 @@ fn fused_groups_continue_bit_for_bit(
         "a fused member's checkpoint continued apart"
     );
     assert_eq!(fitted.test_acc, whole[0].test_acc);
-    kd_sweep::checkpoint::remove(store, "student-0", &keys[0]);
+    kd_sweep::run::checkpoint::remove(store, "student-0", &keys[0]);
 }

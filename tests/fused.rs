@@ -4,9 +4,9 @@
 mod common;
 
 use kd_sweep::data::Dataset;
-use kd_sweep::fused::{self, FusedStudent, Member};
 use kd_sweep::model::{Arch, Init, Net};
-use kd_sweep::optim::Optimizer;
+use kd_sweep::train::fused::{self, FusedStudent, Member};
+use kd_sweep::train::optim::Optimizer;
 use kd_sweep::train::{self, kd_loss, TeacherSignal};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -127,12 +127,12 @@ fn several_fused_epochs_give_the_numbers_of_separate_runs() {
     let seed = 5;
     // Adam at a constant rate, and SGD with Nesterov momentum, weight decay and a multistep schedule
     // (the optimizer's state is per parameter, so a group's slices follow each member's own)
-    let sgd = kd_sweep::optim::Recipe {
-        optimizer: kd_sweep::optim::Algorithm::Sgd,
+    let sgd = kd_sweep::train::optim::Recipe {
+        optimizer: kd_sweep::train::optim::Algorithm::Sgd,
         momentum: 0.9,
         nesterov: true,
         weight_decay: 5e-4,
-        schedule: kd_sweep::optim::Schedule::Multistep,
+        schedule: kd_sweep::train::optim::Schedule::Multistep,
         milestones: vec![2],
         gamma: 0.1,
         warmup_epochs: 0,

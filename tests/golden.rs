@@ -5,7 +5,7 @@
 //! the file on purpose: `KD_SWEEP_BLESS=1 cargo test --release --test golden`. A refactor must leave
 //! the file as it is.
 //!
-//! The sweep runs under portable numerics (the default, [`kd_sweep::numerics`]): ATen, oneDNN and MKL
+//! The sweep runs under portable numerics (the default, [`kd_sweep::platform::numerics`]): ATen, oneDNN and MKL
 //! at one fixed AVX2 level, so every machine of one CPU vendor computes the same bits, whatever its
 //! instruction set (AMD EPYCs with AVX2 and with AVX-512 agree exactly; under native numerics they
 //! differed by 3.5e-4 after one epoch). One file per vendor (`small-sweep.<vendor_id>.txt`) is
@@ -158,7 +158,7 @@ fn cpu_vendor() -> String {
 }
 
 fn check(fuse: bool) {
-    if let Err(why) = kd_sweep::numerics::portable_available() {
+    if let Err(why) = kd_sweep::platform::numerics::portable_available() {
         eprintln!(
             "SKIPPED: the golden numbers are portable numerics' (AVX2 with FMA), unavailable here: {why}"
         );

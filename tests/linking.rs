@@ -107,7 +107,7 @@ fn the_cuda_backend_is_registered_in_the_worker_process() {
 
 #[test]
 fn asking_for_a_gpu_without_a_driver_names_the_missing_driver() {
-    let probe = kd_sweep::device::Probe::read();
+    let probe = kd_sweep::platform::device::Probe::read();
     if probe.device_count > 0 || probe.driver.is_some() || !probe.has_cudart {
         eprintln!("skipped: this machine has an NVIDIA driver, or libtorch has no CUDA backend");
         return;

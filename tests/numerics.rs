@@ -83,7 +83,7 @@ fn native_keys_are_the_keys_of_before() {
         .collect();
     assert_eq!(native, want);
     // portable and deterministic runs are other runs: every key differs
-    if kd_sweep::numerics::portable_available().is_ok() {
+    if kd_sweep::platform::numerics::portable_available().is_ok() {
         let portable = keys(&c, &s, &[]);
         assert!(native
             .iter()
@@ -96,13 +96,13 @@ fn native_keys_are_the_keys_of_before() {
 
 fn sweep_native(s: &kd_sweep::config::Sweep) -> kd_sweep::config::Sweep {
     let mut s = s.clone();
-    s.schedule.numerics = kd_sweep::numerics::Numerics::Native;
+    s.schedule.numerics = kd_sweep::platform::numerics::Numerics::Native;
     s
 }
 
 #[test]
 fn portable_numerics_override_the_users_kernel_variables_and_never_mix_with_native() {
-    if let Err(why) = kd_sweep::numerics::portable_available() {
+    if let Err(why) = kd_sweep::platform::numerics::portable_available() {
         eprintln!("SKIPPED: portable numerics are unavailable here: {why}");
         return;
     }
@@ -165,7 +165,7 @@ fn portable_numerics_override_the_users_kernel_variables_and_never_mix_with_nati
 
 #[test]
 fn a_cluster_task_trains_under_the_sweeps_numerics() {
-    if let Err(why) = kd_sweep::numerics::portable_available() {
+    if let Err(why) = kd_sweep::platform::numerics::portable_available() {
         eprintln!("SKIPPED: portable numerics are unavailable here: {why}");
         return;
     }

@@ -14,7 +14,7 @@ mod common;
 
 use kd_sweep::data::Dataset;
 use kd_sweep::model::{Arch, Init};
-use kd_sweep::optim::{Algorithm, Recipe, Schedule};
+use kd_sweep::train::optim::{Algorithm, Recipe, Schedule};
 use kd_sweep::train::{self, Precision, RunSettings, TeacherSignal};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
@@ -259,11 +259,14 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
 #[test]
 fn kd_sweep_trains_exactly_as_pytorch_does() {
     common::portable_numerics();
-    if kd_sweep::numerics::portable_available().is_ok() {
+    if kd_sweep::platform::numerics::portable_available().is_ok() {
         // both sides on ATen's, oneDNN's and MKL's AVX2 kernels, whatever this CPU is
-        kd_sweep::numerics::check_in_effect(kd_sweep::numerics::Numerics::Portable).unwrap();
+        kd_sweep::platform::numerics::check_in_effect(
+            kd_sweep::platform::numerics::Numerics::Portable,
+        )
+        .unwrap();
     }
-    let Some(python) = kd_sweep::bench::reference_python(None) else {
+    let Some(python) = kd_sweep::tools::bench::reference_python(None) else {
         eprintln!(
             "SKIPPED: no Python with torch beside this libtorch (LIBTORCH is not the pip wheel of \
              `make setup`); the comparison needs PyTorch itself"
@@ -430,7 +433,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
 #[test]
 fn bf16_trains_as_pytorch_autocast_does() {
     common::portable_numerics();
-    let Some(python) = kd_sweep::bench::reference_python(None) else {
+    let Some(python) = kd_sweep::tools::bench::reference_python(None) else {
         common::skip_without_pytorch();
         return;
     };

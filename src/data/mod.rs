@@ -103,12 +103,8 @@ pub fn read(kind: DatasetKind, dir: &Path) -> Result<RawDataset, DataError> {
         train,
         test,
         classes,
-        fingerprint: hex(&hasher.finalize()),
+        fingerprint: crate::util::hex(&hasher.finalize()),
     })
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Reads a file, un-gzipping it when it starts with the gzip magic; feeds the stored bytes to `hasher`.
@@ -221,7 +217,7 @@ pub struct Dataset {
     pub shape: [i64; 3],
     pub classes: i64,
     /// A black pixel after normalisation (−mean/std per channel, 1×C×1×1, on the dataset's device):
-    /// the padding of [`crate::augment`]'s crops, as torchvision pads before normalising.
+    /// the padding of [`crate::train::augment`]'s crops, as torchvision pads before normalising.
     pub black: Tensor,
 }
 

@@ -6,6 +6,7 @@
 pub mod charts;
 pub mod compare;
 pub mod html;
+pub mod status;
 
 use crate::config::Method;
 use crate::plan::Role;
@@ -506,7 +507,7 @@ pub struct Meta {
 impl Meta {
     /// `0, 1`, or `0, 1 (the best cells also 2, 3)` after a confirmation.
     pub fn seeds_text(&self) -> String {
-        let list = crate::search::seed_list;
+        let list = crate::plan::search::seed_list;
         if self.confirm_seeds.is_empty() {
             list(&self.seeds)
         } else {
@@ -673,7 +674,7 @@ impl SearchSpent {
             self.cells,
             at.join(", "),
             self.student_epochs,
-            crate::search::seed_list(&self.seeds),
+            crate::plan::search::seed_list(&self.seeds),
             self.grid_epochs,
             100.0 * self.student_epochs as f64 / self.grid_epochs.max(1) as f64
         )
@@ -787,7 +788,7 @@ pub(crate) mod tests {
             teacher: None,
             model: None,
             teacher_model: None,
-            numerics: crate::numerics::Numerics::Native,
+            numerics: crate::platform::numerics::Numerics::Native,
             deterministic: false,
         };
         RunRecord::done(

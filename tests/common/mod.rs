@@ -62,8 +62,8 @@ impl Case {
 pub fn portable_numerics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        if kd_sweep::numerics::portable_available().is_ok() {
-            for (k, v) in kd_sweep::numerics::PORTABLE_ENV {
+        if kd_sweep::platform::numerics::portable_available().is_ok() {
+            for (k, v) in kd_sweep::platform::numerics::PORTABLE_ENV {
                 std::env::set_var(k, v);
             }
         }
@@ -216,7 +216,7 @@ pub fn scripted(
     classes: i64,
     seed: u64,
 ) -> Option<PathBuf> {
-    let python = kd_sweep::bench::reference_python(None)?;
+    let python = kd_sweep::tools::bench::reference_python(None)?;
     let maker = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make_torchscript.py");
     let status = Command::new(python)
         .arg(maker)

@@ -13,7 +13,7 @@
 
 use crate::data::Dataset;
 use crate::model::{dropout_mask, Arch, Net, DROPOUT};
-use crate::optim::Optimizer;
+use crate::train::optim::Optimizer;
 use crate::train::{
     best_index, epoch_permutation, mean, rows_on, Checkpoints, EpochStats, Fitted, RunSettings,
     StepLosses, TrainError, TrainState, STOP,

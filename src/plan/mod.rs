@@ -3,9 +3,11 @@
 //! temperature (feature, imitation), each depending on its seed's teacher. Every run has a content key, a hash of
 //! everything that determines its numbers, so records and cached teachers are reused exactly when valid.
 
+pub mod search;
+
 use crate::config::{GridValue, Method, Phase, Sweep};
 use crate::model::{Arch, MODEL_VERSION};
-use crate::numerics::Numerics;
+use crate::platform::numerics::Numerics;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -49,9 +51,9 @@ pub struct RunSpec {
     /// A student's teacher's network when it is not the tutorial teacher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teacher_model: Option<Arch>,
-    /// The CPU kernels the run computes with (the sweep's effective mode; see [`crate::numerics`]).
+    /// The CPU kernels the run computes with (the sweep's effective mode; see [`crate::platform::numerics`]).
     #[serde(
-        default = "crate::numerics::Numerics::native",
+        default = "crate::platform::numerics::Numerics::native",
         skip_serializing_if = "Numerics::is_native"
     )]
     pub numerics: Numerics,
@@ -127,7 +129,7 @@ fn how_computed(sweep: &Sweep, key: &mut serde_json::Value) {
 fn key_of(value: &serde_json::Value) -> String {
     let mut value = value.clone();
     content_addressed(&mut value);
-    crate::data::hex(&Sha256::digest(value.to_string().as_bytes()))
+    crate::util::hex(&Sha256::digest(value.to_string().as_bytes()))
 }
 
 /// Puts a TorchScript model's content hash in place of its path and hash, so that moving the file
@@ -135,8 +137,8 @@ fn key_of(value: &serde_json::Value) -> String {
 fn content_addressed(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::String(s) => {
-            if let Some(script) = crate::script::Script::deserialize(s) {
-                *s = format!("{}sha256:{}", crate::script::PREFIX, script.sha256);
+            if let Some(script) = crate::model::script::Script::deserialize(s) {
+                *s = format!("{}sha256:{}", crate::model::script::PREFIX, script.sha256);
             }
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(content_addressed),
@@ -405,9 +407,9 @@ mod tests {
         for change in [
             |s: &mut Sweep| s.teacher.threads += 1,
             |s: &mut Sweep| s.teacher.init = crate::model::Init::Kaiming,
-            |s: &mut Sweep| s.teacher.recipe.optimizer = crate::optim::Algorithm::Sgd,
+            |s: &mut Sweep| s.teacher.recipe.optimizer = crate::train::optim::Algorithm::Sgd,
             |s: &mut Sweep| s.teacher.recipe.weight_decay = 5e-4,
-            |s: &mut Sweep| s.teacher.recipe.schedule = crate::optim::Schedule::Cosine,
+            |s: &mut Sweep| s.teacher.recipe.schedule = crate::train::optim::Schedule::Cosine,
         ] {
             let mut s = sweep("");
             change(&mut s);

@@ -12,7 +12,7 @@
 //! ```
 
 use crate::plan::Role;
-use crate::sweep::{self, Options};
+use crate::run::pipeline::{self as sweep, Options};
 use anyhow::Context;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 use super::{pytorch_script, reference_python, sync, Bench};
 use crate::data::Dataset;
 use crate::model::{Arch, Init};
-use crate::optim::{Algorithm, Recipe};
+use crate::train::optim::{Algorithm, Recipe};
 use crate::train::{self, Precision, RunSettings, TeacherSignal};
 use anyhow::Context;
 use std::fmt::Write as _;
@@ -135,7 +135,7 @@ impl Bench<'_> {
         let z = size(self.o.quick, self.device);
         if self.device.is_cuda() {
             // what a worker does for a GPU run without determinism
-            crate::torch_ext::set_cudnn_benchmark(true);
+            crate::platform::torch_ext::set_cudnn_benchmark(true);
         }
         tch::set_num_threads(self.cores as i32);
         let precisions = [Precision::Fp32, Precision::Bf16];

@@ -7,9 +7,9 @@
 //! pair is removed when the run's record is written (`Store::save_record`), so disk use is bounded by
 //! one checkpoint per run in flight.
 
-use crate::data::hex;
 use crate::store::{record_file_name, write_atomic, write_atomic_with, Store};
 use crate::train::{Checkpoints, EpochStats, TrainState};
+use crate::util::hex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! Stage 3, the coordinator: starts one worker process per [`Slot`] (this same binary, hidden
-//! `__worker` command; the worker side is [`crate::worker`]), hands out jobs as the [`Dispatcher`]
+//! `__worker` command; the worker side is [`crate::run::worker`]), hands out jobs as the [`Dispatcher`]
 //! decides, turns worker messages and exits into progress and records, and stops cleanly on Ctrl-C.
 //!
 //! Separate processes keep runs reproducible (libtorch's random generator is process-wide), let a
@@ -7,11 +7,11 @@
 //! worker. A worker on a GPU is pinned to it with `CUDA_VISIBLE_DEVICES`.
 
 use crate::config::{Method, Sweep};
-use crate::device::{DeviceSpec, Slot};
 use crate::plan::{Plan, Role};
-use crate::progress::Progress;
+use crate::platform::device::{DeviceSpec, Slot};
+use crate::run::progress::Progress;
+use crate::run::worker::{self, Job, Outcome, WorkerMsg};
 use crate::store::{RunRecord, Status, Store};
-use crate::worker::{self, Job, Outcome, WorkerMsg};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -164,19 +164,19 @@ pub fn worker_env(device: DeviceSpec, visible: Option<&str>) -> Vec<(&'static st
         DeviceSpec::Cuda(i) => vec![
             (
                 "CUDA_VISIBLE_DEVICES",
-                crate::device::physical_gpu(i, visible),
+                crate::platform::device::physical_gpu(i, visible),
             ),
-            (crate::device::PINNED_ENV, "1".into()),
+            (crate::platform::device::PINNED_ENV, "1".into()),
         ],
     }
 }
 
 /// The environment every worker of a sweep needs before libtorch starts: portable numerics'
-/// variables ([`crate::numerics`]), and for deterministic GPU runs cuBLAS's fixed workspace
+/// variables ([`crate::platform::numerics`]), and for deterministic GPU runs cuBLAS's fixed workspace
 /// (`CUBLAS_WORKSPACE_CONFIG`, which cuBLAS reads when it starts and PyTorch's reproducibility notes
 /// require for deterministic matrix products on CUDA ≥ 10.2).
 pub fn sweep_env(schedule: &crate::config::ScheduleConfig) -> Vec<(&'static str, String)> {
-    let mut env = crate::numerics::worker_env(schedule.numerics);
+    let mut env = crate::platform::numerics::worker_env(schedule.numerics);
     if schedule.deterministic {
         env.push(("CUBLAS_WORKSPACE_CONFIG", ":4096:8".into()));
     }
@@ -702,7 +702,7 @@ mod tests {
         assert!(worker_env(DeviceSpec::Cpu, Some("0,1")).is_empty());
         let env = worker_env(DeviceSpec::Cuda(1), None);
         assert_eq!(env[0], ("CUDA_VISIBLE_DEVICES", "1".to_string()));
-        assert_eq!(env[1].0, crate::device::PINNED_ENV);
+        assert_eq!(env[1].0, crate::platform::device::PINNED_ENV);
         // the user's own list is respected: cuda:1 is the second GPU they allowed
         let env = worker_env(DeviceSpec::Cuda(1), Some("3,7"));
         assert_eq!(env[0], ("CUDA_VISIBLE_DEVICES", "7".to_string()));

@@ -5,13 +5,13 @@
 //! workers, and peak memory. Prints a Markdown report (BENCHMARKS.md-ready).
 
 use crate::config::DatasetKind;
-use crate::device::DeviceSpec;
 use crate::model::Init;
 use crate::model::{Arch, Net};
-use crate::optim::Optimizer;
+use crate::platform::device::DeviceSpec;
 use crate::report::Stat;
 use crate::rng::SplitMix64;
-use crate::sweep;
+use crate::run::pipeline as sweep;
+use crate::train::optim::Optimizer;
 use crate::train::{kd_loss, mean};
 use anyhow::Context;
 use std::fmt::Write as _;
@@ -185,7 +185,7 @@ fn fused_rate((shape, classes): ([i64; 3], i64), device: Device, g: usize, steps
         .collect();
     let fvs = nn::VarStore::new(device);
     let refs: Vec<&nn::VarStore> = stores.iter().collect();
-    let model = crate::fused::FusedStudent::stack(&fvs, &refs);
+    let model = crate::train::fused::FusedStudent::stack(&fvs, &refs);
     let mut opt = Optimizer::new(&fvs, 1e-3);
     let xs = Tensor::randn([128, shape[0], shape[1], shape[2]], (Kind::Float, device));
     let ys = Tensor::randint(classes, [128], (Kind::Int64, device));
@@ -195,7 +195,7 @@ fn fused_rate((shape, classes): ([i64; 3], i64), device: Device, g: usize, steps
     let step = |opt: &mut Optimizer| {
         let mask =
             crate::model::dropout_mask(128, 256, crate::model::DROPOUT, (xs.kind(), xs.device()));
-        let (loss, _) = crate::fused::fused_kd_loss(
+        let (loss, _) = crate::train::fused::fused_kd_loss(
             &model.forward(&xs, Some(&mask)),
             &teacher,
             &ys,
@@ -381,22 +381,25 @@ pub fn reference_python(explicit: Option<&Path>) -> Option<PathBuf> {
 /// The PyTorch side of the comparisons, embedded so that a copied binary needs no checkout: the step
 /// loop, the replay helpers and the tutorial's method.
 const PYTORCH_SCRIPTS: [(&str, &str); 5] = [
-    ("cifar_nets.py", include_str!("../bench/cifar_nets.py")),
+    (
+        "cifar_nets.py",
+        include_str!("../../../bench/cifar_nets.py"),
+    ),
     (
         "pytorch_networks.py",
-        include_str!("../bench/pytorch_networks.py"),
+        include_str!("../../../bench/pytorch_networks.py"),
     ),
     (
         "pytorch_reference.py",
-        include_str!("../bench/pytorch_reference.py"),
+        include_str!("../../../bench/pytorch_reference.py"),
     ),
     (
         "pytorch_replay.py",
-        include_str!("../bench/pytorch_replay.py"),
+        include_str!("../../../bench/pytorch_replay.py"),
     ),
     (
         "pytorch_tutorial.py",
-        include_str!("../bench/pytorch_tutorial.py"),
+        include_str!("../../../bench/pytorch_tutorial.py"),
     ),
 ];
 
@@ -584,7 +587,7 @@ impl Bench<'_> {
     fn step_rate_under(
         &self,
         arch: Arch,
-        mode: crate::numerics::Numerics,
+        mode: crate::platform::numerics::Numerics,
         threads: usize,
         steps: usize,
     ) -> anyhow::Result<(f64, String)> {
@@ -602,12 +605,12 @@ impl Bench<'_> {
             // CPU kernels are what the two modes differ in, whatever device the bench is for
             .args(["--device", "cpu"]);
         match mode {
-            crate::numerics::Numerics::Portable => {
-                cmd.envs(crate::numerics::worker_env(mode));
+            crate::platform::numerics::Numerics::Portable => {
+                cmd.envs(crate::platform::numerics::worker_env(mode));
             }
             // libtorch's own choice for this machine, whatever this shell exported
-            crate::numerics::Numerics::Native => {
-                for (k, _) in crate::numerics::PORTABLE_ENV {
+            crate::platform::numerics::Numerics::Native => {
+                for (k, _) in crate::platform::numerics::PORTABLE_ENV {
                     cmd.env_remove(k);
                 }
             }
@@ -628,9 +631,9 @@ impl Bench<'_> {
     /// The cost of portable numerics on this machine: teacher and student training steps under
     /// portable and native numerics, side by side (each mode in a process of its own).
     fn numerics_cost(&mut self) -> anyhow::Result<()> {
-        use crate::numerics::Numerics;
+        use crate::platform::numerics::Numerics;
         (self.log)("bench: portable against native numerics");
-        if let Err(why) = crate::numerics::portable_available() {
+        if let Err(why) = crate::platform::numerics::portable_available() {
             let _ = writeln!(
                 self.md,
                 "## 8. Numerics: portable against native\n\nNot measured: portable numerics are unavailable here ({why}).\n"

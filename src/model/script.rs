@@ -11,8 +11,8 @@
 //! the module saved as TorchScript bytes, kept beside the parameters as a `u8` tensor named
 //! [`STATE`].
 
-use crate::data::hex;
-use crate::first_line;
+use crate::util::first_line;
+use crate::util::hex;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -3,17 +3,17 @@
 //! run's record. Every failure (an error, a libtorch exception, a panic, divergence) becomes a failed
 //! record; a run stopped by Ctrl-C or SIGTERM becomes [`Outcome::Interrupted`] and writes nothing.
 
-use crate::checkpoint::RunCheckpoint;
 use crate::config::{Method, Sweep};
 use crate::data::{self, Dataset};
-use crate::device::DeviceSpec;
 use crate::model::Net;
 use crate::plan::{Role, RunSpec};
+use crate::platform::device::DeviceSpec;
+use crate::run::checkpoint::RunCheckpoint;
+use crate::run::worker::{Job, Outcome};
 use crate::store::{self, RunRecord, Store};
 use crate::train::{
     self, Checkpoints, EpochStats, Fitted, Hooks, RunSettings, TeacherSignal, TrainError,
 };
-use crate::worker::{Job, Outcome};
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 use tch::{nn, Device, Tensor};
@@ -103,7 +103,7 @@ pub fn execute_job(
     let secs = start.elapsed().as_secs_f64();
     let epochs = job.run.phase(&job.sweep).epochs;
     let device = job.device.to_string();
-    let gpu = crate::device::gpu_of(job.device);
+    let gpu = crate::platform::device::gpu_of(job.device);
     let store = Store::new(&job.results_root, &job.sweep.name);
     // one ending per member: a failure of the whole job (data, cache, a panic) is every member's
     let each: Vec<RunEnd> = match trained {
@@ -143,19 +143,20 @@ pub fn execute_job(
 /// Sets this process's libtorch switches for the job's sweep: on a GPU, determinism (cuDNN's
 /// deterministic algorithms and PyTorch's deterministic-algorithms switch) or, when it is not asked
 /// for, cuDNN's benchmark search; everywhere, that the CPU kernels are those of the sweep's numerics
-/// mode (which the process was started with: see [`crate::numerics`]).
+/// mode (which the process was started with: see [`crate::platform::numerics`]).
 fn how_to_compute(
     schedule: &crate::config::ScheduleConfig,
     device: DeviceSpec,
 ) -> Result<(), RunError> {
-    crate::numerics::check_in_effect(schedule.numerics).map_err(RunError::Numerics)?;
+    crate::platform::numerics::check_in_effect(schedule.numerics).map_err(RunError::Numerics)?;
     // (experiment: oneDNN off)
     if std::env::var("KD_SWEEP_MKLDNN").is_ok_and(|v| v == "0") {
-        crate::torch_ext::set_mkldnn(false);
+        crate::platform::torch_ext::set_mkldnn(false);
     }
     if device.is_cuda() {
-        crate::torch_ext::set_deterministic(schedule.deterministic).map_err(RunError::Numerics)?;
-        crate::torch_ext::set_cudnn_benchmark(!schedule.deterministic);
+        crate::platform::torch_ext::set_deterministic(schedule.deterministic)
+            .map_err(RunError::Numerics)?;
+        crate::platform::torch_ext::set_cudnn_benchmark(!schedule.deterministic);
     }
     Ok(())
 }
@@ -203,7 +204,7 @@ fn train_fused(
     )?;
     let runs = job.runs();
     let settings = RunSettings::of(&job.sweep.student, job.run.seed, job.run.stream());
-    let init = crate::fused::common_init(data, device, &settings);
+    let init = crate::train::fused::common_init(data, device, &settings);
     // each member keeps its own checkpoint; members continue together from a common position only
     let every = job.sweep.schedule.checkpoint_every();
     let checkpoints: Vec<RunCheckpoint> = runs
@@ -212,16 +213,16 @@ fn train_fused(
         .collect();
     let states = checkpoints.iter().map(train::Checkpoints::load).collect();
     let mut each: Vec<Option<Result<Fitted, RunError>>> = runs.iter().map(|_| None).collect();
-    for (part, resume) in crate::fused::resume_groups(states) {
-        let sub: Vec<crate::fused::Member> = part
+    for (part, resume) in crate::train::fused::resume_groups(states) {
+        let sub: Vec<crate::train::fused::Member> = part
             .iter()
-            .map(|&i| crate::fused::Member {
+            .map(|&i| crate::train::fused::Member {
                 temperature: runs[i].1.temperature_value(),
                 alpha: runs[i].1.alpha_value(),
             })
             .collect();
         let mut report = |j: usize, e: &EpochStats| on_epoch(part[j], e);
-        let mut hooks = crate::fused::FusedHooks {
+        let mut hooks = crate::train::fused::FusedHooks {
             on_epoch: &mut report,
             checkpoints: part
                 .iter()
@@ -230,7 +231,8 @@ fn train_fused(
             resume,
             until: job.until,
         };
-        let fitted = crate::fused::fit_fused(&init, data, logits, &sub, &settings, &mut hooks)?;
+        let fitted =
+            crate::train::fused::fit_fused(&init, data, logits, &sub, &settings, &mut hooks)?;
         for (&i, r) in part.iter().zip(fitted) {
             each[i] = Some(r.map_err(RunError::from));
         }
@@ -267,7 +269,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "unknown panic".into());
-    crate::first_line(&msg)
+    crate::util::first_line(&msg)
 }
 
 /// Writes a run's record and returns it — or, when it cannot be written, a failed record saying so.
@@ -483,7 +485,7 @@ fn publish_teacher(
         &job.device.to_string(),
     );
     record.threads = Some(job.run.phase(&job.sweep).threads);
-    record.gpu = crate::device::gpu_of(job.device);
+    record.gpu = crate::platform::device::gpu_of(job.device);
     store::save_teacher(&store.teacher_dir(&job.run.key), &record, |dir| {
         let weights = dir.join(store::WEIGHTS);
         match net.script_state() {
@@ -492,7 +494,7 @@ fn publish_teacher(
             Some(state) => {
                 let state = state?;
                 let mut named: Vec<(String, Tensor)> = train::snapshot(vs);
-                named.push((crate::script::STATE.to_string(), state));
+                named.push((crate::model::script::STATE.to_string(), state));
                 Tensor::write_safetensors(&named, weights).map_err(|e| e.to_string())?
             }
         }
@@ -514,7 +516,7 @@ fn load_teacher_net(
             .map_err(|e| format!("teacher weights: {e}"))?;
         let (_, state) = tensors
             .iter()
-            .find(|(n, _)| n == crate::script::STATE)
+            .find(|(n, _)| n == crate::model::script::STATE)
             .ok_or("teacher weights: no TorchScript module in them")?;
         return Net::script_from_state(teacher.arch(), state, device);
     }

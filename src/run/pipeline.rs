@@ -2,12 +2,12 @@
 
 use crate::config::{self, Sweep};
 use crate::data;
-use crate::device::{self, Slot};
 use crate::model::MODEL_VERSION;
 use crate::plan::{self, Plan, Role};
-use crate::progress::Progress;
+use crate::platform::device::{self, Slot};
 use crate::report;
-use crate::schedule;
+use crate::run::coordinator as schedule;
+use crate::run::progress::Progress;
 use crate::store::{self, unix_now, Manifest, RunRecord, Status, Store, Stored};
 use anyhow::Context;
 use serde_json::json;
@@ -46,7 +46,7 @@ pub const LIBTORCH_VERSION: &str = match option_env!("KD_SWEEP_LIBTORCH_VERSION"
 pub fn prepare(path: &Path, opts: &Options) -> anyhow::Result<Prepared> {
     let mut sweep = config::load_with(path, &opts.overrides)?;
     // portable numerics where this machine has them, else native (recorded so, said once)
-    let (numerics, why) = crate::numerics::effective(sweep.schedule.numerics);
+    let (numerics, why) = crate::platform::numerics::effective(sweep.schedule.numerics);
     sweep.schedule.numerics = numerics;
     if let (Some(why), false) = (why, opts.quiet) {
         eprintln!("{why}");
@@ -154,10 +154,10 @@ pub fn finished(p: &Prepared, warn: &dyn Fn(&str)) -> Vec<bool> {
 /// How the plan's numbers are computed, for `plan`: the numerics mode (with what of the user's own
 /// environment portable numerics replaces) and GPU determinism.
 fn describe_numerics(p: &Prepared) -> String {
-    use crate::numerics::Numerics;
+    use crate::platform::numerics::Numerics;
     let mut out = match p.sweep.schedule.numerics {
         Numerics::Portable => {
-            let replaced = crate::numerics::overridden(|k| std::env::var(k).ok());
+            let replaced = crate::platform::numerics::overridden(|k| std::env::var(k).ok());
             format!(
                 "numerics: portable — ATen, oneDNN and MKL at AVX2 in every worker, the same numbers on                  every x86-64 machine{}\n",
                 if replaced.is_empty() {
@@ -169,7 +169,7 @@ fn describe_numerics(p: &Prepared) -> String {
         }
         Numerics::Native => format!(
             "numerics: native — libtorch's own kernels for this CPU (ATen: {}); numbers are              comparable only with machines that choose the same\n",
-            crate::torch_ext::cpu_capability().unwrap_or_else(|| "unknown".into())
+            crate::platform::torch_ext::cpu_capability().unwrap_or_else(|| "unknown".into())
         ),
     };
     if p.sweep.schedule.deterministic {
@@ -182,8 +182,11 @@ fn describe_numerics(p: &Prepared) -> String {
 
 /// Runs of the plan not finished here that have a finished record under the other numerics mode
 /// (the same run computed with other CPU kernels): kept, never mixed in, named by `plan`.
-pub fn other_numerics(p: &Prepared, done: &[bool]) -> Option<(crate::numerics::Numerics, usize)> {
-    use crate::numerics::Numerics;
+pub fn other_numerics(
+    p: &Prepared,
+    done: &[bool],
+) -> Option<(crate::platform::numerics::Numerics, usize)> {
+    use crate::platform::numerics::Numerics;
     let other = match p.sweep.schedule.numerics {
         Numerics::Portable => Numerics::Native,
         Numerics::Native => Numerics::Portable,
@@ -385,7 +388,7 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     let mut outcome = schedule::Summary::default();
     loop {
         let reached = reached_of(&p, &done, &tried);
-        let Some(step) = crate::search::decide(&p.plan, &p.sweep, &reached).next else {
+        let Some(step) = crate::plan::search::decide(&p.plan, &p.sweep, &reached).next else {
             break;
         };
         if step.runs.iter().all(|r| tried.contains(r)) {
@@ -443,7 +446,7 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     // every run the sweep (or its search) still wants without a finished record counts, also one
     // whose record could not be written
     let reached = reached_of(&p, &finished(&p, &|_: &str| {}), &tried);
-    let still = crate::search::decide(&p.plan, &p.sweep, &reached)
+    let still = crate::plan::search::decide(&p.plan, &p.sweep, &reached)
         .next
         .map_or(0, |s| s.runs.len());
     let failed = reached.iter().filter(|r| r.failed).count() + still;
@@ -482,8 +485,8 @@ fn reached_of(
     p: &Prepared,
     done: &[bool],
     tried: &std::collections::HashSet<(usize, Option<u32>)>,
-) -> Vec<crate::search::Reached> {
-    use crate::search::Reached;
+) -> Vec<crate::plan::search::Reached> {
+    use crate::plan::search::Reached;
     let vals = |r: &RunRecord| r.history.iter().map(|e| e.val_acc).collect::<Vec<_>>();
     p.plan
         .runs
@@ -508,7 +511,7 @@ fn reached_of(
 
 /// The first line of an adaptive sweep: what the search trains at most.
 fn search_intro(p: &Prepared) -> String {
-    let b = crate::search::budget(&p.plan, &p.sweep);
+    let b = crate::plan::search::budget(&p.plan, &p.sweep);
     let s = &p.sweep.search;
     let cells = b.rungs.first().map_or(0, |r| r.0);
     let mut out = match s.strategy {
@@ -530,7 +533,7 @@ fn search_intro(p: &Prepared) -> String {
         out.push_str(&format!(
             ", then the best {} cell(s) and the baseline with seed(s) {} (at most {} more runs)",
             s.confirm_top,
-            crate::search::seed_list(&s.confirm_seeds),
+            crate::plan::search::seed_list(&s.confirm_seeds),
             b.confirm_runs
         ));
     }
@@ -607,7 +610,7 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
             out.push_str(&format!(
                 "{role}s train in bf16 (autocast: convolutions and matrix products in bf16, float32 \
                  weights, the loss in float32){}\n",
-                if on_cpu && !crate::torch_ext::cpu_has_bf16() {
+                if on_cpu && !crate::platform::torch_ext::cpu_has_bf16() {
                     "; this CPU has no bf16 instructions (AVX512-BF16 or AMX), so on the CPU libtorch \
                      emulates them: slower than float32"
                 } else {
@@ -673,7 +676,7 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
     // decide: the runs it did not choose are not to run
     let reached = reached_of(&p, &done, &Default::default());
     let search_over = p.sweep.search.is_adaptive()
-        && crate::search::decide(&p.plan, &p.sweep, &reached)
+        && crate::plan::search::decide(&p.plan, &p.sweep, &reached)
             .next
             .is_none();
     out.push_str(&format!(
@@ -756,7 +759,7 @@ fn search_lines(
     todo: &[&plan::RunSpec],
     n_train: usize,
 ) -> String {
-    let b = crate::search::budget(&p.plan, &p.sweep);
+    let b = crate::plan::search::budget(&p.plan, &p.sweep);
     let s = &p.sweep.search;
     let cells = b.rungs.first().map_or(0, |r| r.0);
     let mut out = String::new();
@@ -784,7 +787,7 @@ fn search_lines(
         out.push_str(&format!(
             "confirmation: the best {top} cell(s) by validation and the baseline with seed(s) {}: at most \
              {} more runs ({} student-epochs), each seed's teacher from the cache when it is there\n",
-            crate::search::seed_list(&s.confirm_seeds),
+            crate::plan::search::seed_list(&s.confirm_seeds),
             b.confirm_runs,
             b.confirm_student_epochs
         ));
@@ -898,7 +901,7 @@ pub enum TaskOutcome {
 pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOutcome> {
     let p = prepare(path, opts)?;
     // this process trains: it must have started with the numerics mode's environment
-    crate::numerics::reexec_with(p.sweep.schedule.numerics)?;
+    crate::platform::numerics::reexec_with(p.sweep.schedule.numerics)?;
     refuse_adaptive(&p, path, "run --task")?;
     let Some(index) = p.plan.runs.iter().position(|r| r.id == id) else {
         let ids: Vec<&str> = p.plan.runs.iter().take(4).map(|r| r.id.as_str()).collect();
@@ -934,14 +937,14 @@ pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOut
         .slots
         .first()
         .map_or(device::DeviceSpec::Cpu, |s| s.device);
-    let job = crate::worker::Job::new(&p.plan, &p.sweep, &p.store.root, index, &[], device);
+    let job = crate::run::worker::Job::new(&p.plan, &p.sweep, &p.store.root, index, &[], device);
     let quiet = opts.quiet;
-    let mut state = crate::exec::WorkerState::default();
+    let mut state = crate::run::exec::WorkerState::default();
     let of = run.phase(&p.sweep).epochs;
     let device = device.to_string();
     p.store
         .write_progress(&crate::store::InFlight::start(run, of, &device));
-    let outcome = crate::exec::execute_job(&job, &mut state, &mut |_, e| {
+    let outcome = crate::run::exec::execute_job(&job, &mut state, &mut |_, e| {
         p.store
             .write_progress(&crate::store::InFlight::at_epoch(run, of, &device, e));
         if !quiet {
@@ -952,7 +955,7 @@ pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOut
         }
     });
     let record = match outcome.into_iter().next().map(|(_, o)| o) {
-        Some(crate::worker::Outcome::Recorded(r)) => *r,
+        Some(crate::run::worker::Outcome::Recorded(r)) => *r,
         _ => {
             p.store.clear_progress(&run.id, &run.key);
             let terminated = schedule::TERMINATED.load(std::sync::atomic::Ordering::SeqCst);

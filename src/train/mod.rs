@@ -1,11 +1,15 @@
 //! Training: the distillation loss, the teacher's and students' loops, evaluation. Training code reports
 //! events through a callback; it never prints.
 
-use crate::augment::EpochDraws;
+pub mod augment;
+pub mod fused;
+pub mod optim;
+
 use crate::data::Dataset;
 use crate::model::{Arch, Init, Net};
-use crate::optim::Optimizer;
 use crate::rng::{hash64, SplitMix64};
+use crate::train::augment::EpochDraws;
+use crate::train::optim::Optimizer;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -117,7 +121,7 @@ impl Precision {
     pub fn run<T>(self, device: Device, f: impl FnOnce() -> T) -> T {
         match self {
             Precision::Fp32 => f(),
-            Precision::Bf16 => crate::torch_ext::autocast_bf16(device.is_cuda(), f),
+            Precision::Bf16 => crate::platform::torch_ext::autocast_bf16(device.is_cuda(), f),
         }
     }
 }
@@ -224,9 +228,9 @@ pub struct RunSettings {
     /// How the network's weights are drawn.
     pub init: Init,
     /// The optimizer and learning-rate schedule.
-    pub recipe: crate::optim::Recipe,
+    pub recipe: crate::train::optim::Recipe,
     /// Training-batch augmentation.
-    pub augment: crate::augment::Augment,
+    pub augment: crate::train::augment::Augment,
     /// The training steps' arithmetic.
     pub precision: Precision,
 }
@@ -463,7 +467,7 @@ pub fn init_with<T>(
 }
 
 /// [`init_with`] for any network: a TorchScript one may fail to load, and starts from `saved` (a
-/// checkpoint's [`crate::script::state`]) when given.
+/// checkpoint's [`crate::model::script::state`]) when given.
 pub fn try_init_with<T>(
     arch: Arch,
     data: &Dataset,
@@ -493,7 +497,7 @@ pub fn init(arch: Arch, data: &Dataset, device: Device, s: &RunSettings) -> (nn:
 }
 
 /// [`init`] for any network: a TorchScript one may fail to load, and starts from `saved` (a
-/// checkpoint's [`crate::script::state`]) when given.
+/// checkpoint's [`crate::model::script::state`]) when given.
 pub fn try_init(
     arch: Arch,
     data: &Dataset,
@@ -521,12 +525,12 @@ pub fn snapshot(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
 }
 
 /// [`snapshot`] of a network's whole state: for a TorchScript network also its module (buffers
-/// included) as the tensor [`crate::script::STATE`].
+/// included) as the tensor [`crate::model::script::STATE`].
 pub fn snapshot_of(vs: &nn::VarStore, net: &Net) -> Result<Vec<(String, Tensor)>, TrainError> {
     let mut vars = snapshot(vs);
     if let Some(state) = net.script_state() {
         vars.push((
-            crate::script::STATE.to_string(),
+            crate::model::script::STATE.to_string(),
             state.map_err(TrainError::Script)?,
         ));
     }
@@ -614,10 +618,10 @@ impl TrainState {
         self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
     }
 
-    /// A TorchScript network's whole module at this point ([`crate::script::state`]), to build the
+    /// A TorchScript network's whole module at this point ([`crate::model::script::state`]), to build the
     /// network from before continuing (`try_init`'s `saved`); `None` for kd-sweep's own networks.
     pub fn script_state(&self) -> Option<Tensor> {
-        self.tensor(&format!("param/{}", crate::script::STATE))
+        self.tensor(&format!("param/{}", crate::model::script::STATE))
             .map(Tensor::shallow_clone)
     }
 
@@ -869,7 +873,7 @@ pub fn fit(
     let test_acc = accuracy(net, &data.test_x, &data.test_y);
     let script_best = best.as_ref().and_then(|b| {
         b.iter()
-            .find(|(n, _)| n == crate::script::STATE)
+            .find(|(n, _)| n == crate::model::script::STATE)
             .map(|(_, t)| t)
     });
     let test_acc_at_best = match &best {

@@ -1,14 +1,14 @@
 //! The worker side of the protocol: a [`Job`] comes in as one JSON line on stdin, [`WorkerMsg`]s go
 //! out as JSON lines prefixed by [`PREFIX`] on stdout. [`main`] is the loop of a worker process (the
-//! hidden `kd-sweep __worker` command); the coordinator's side is [`crate::schedule`].
+//! hidden `kd-sweep __worker` command); the coordinator's side is [`crate::run::coordinator`].
 //!
 //! A worker is bound to one device and a fixed number of intra-op threads for its whole life. On a GPU
 //! the coordinator pins it with `CUDA_VISIBLE_DEVICES`, so it sees its GPU as `cuda:0` and creates no
 //! context on any other. A job ends in exactly one [`Outcome`] per run.
 
-use crate::device::DeviceSpec;
-use crate::exec::{self, WorkerState};
 use crate::plan::{Plan, RunSpec};
+use crate::platform::device::DeviceSpec;
+use crate::run::exec::{self, WorkerState};
 use crate::store::RunRecord;
 use crate::train::EpochStats;
 use serde::{Deserialize, Serialize};
@@ -144,7 +144,7 @@ pub fn main(threads: i32) -> anyhow::Result<()> {
                     poisoned = poisoned.or_else(|| {
                         r.error
                             .as_deref()
-                            .filter(|e| crate::device::poisons_context(e))
+                            .filter(|e| crate::platform::device::poisons_context(e))
                             .map(String::from)
                     });
                 }

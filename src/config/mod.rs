@@ -2,8 +2,8 @@
 //! is validated into a [`Sweep`], which cannot hold an invalid value. Every error names the file, the
 //! line:column, the key, and what is allowed.
 
-use crate::device::DeviceSpec;
-pub use crate::device::Devices;
+use crate::platform::device::DeviceSpec;
+pub use crate::platform::device::Devices;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -173,16 +173,22 @@ pub struct Phase {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<crate::model::Arch>,
     /// Training-batch augmentation (absent from keys when none).
-    #[serde(default, skip_serializing_if = "crate::augment::Augment::is_none")]
-    pub augment: crate::augment::Augment,
+    #[serde(
+        default,
+        skip_serializing_if = "crate::train::augment::Augment::is_none"
+    )]
+    pub augment: crate::train::augment::Augment,
     /// The arithmetic of the training steps: float32, or bf16 autocast (absent from keys when
     /// float32, so sweeps written before it keep their keys).
     #[serde(default, skip_serializing_if = "crate::train::Precision::is_fp32")]
     pub precision: crate::train::Precision,
     /// The optimizer and learning-rate schedule (absent from keys when it is Adam at a constant
     /// rate, so sweeps written before recipes keep their keys).
-    #[serde(default, skip_serializing_if = "crate::optim::Recipe::is_default")]
-    pub recipe: crate::optim::Recipe,
+    #[serde(
+        default,
+        skip_serializing_if = "crate::train::optim::Recipe::is_default"
+    )]
+    pub recipe: crate::train::optim::Recipe,
 }
 
 /// The cores this process may use (its CPU affinity and cgroup quota): the teachers' default thread
@@ -216,10 +222,10 @@ pub struct ScheduleConfig {
     pub checkpoint_minutes: u32,
     /// At most this many students in one fused group.
     pub fuse_max: u32,
-    /// Which CPU kernels compute the numbers ([`crate::numerics`]). A manifest written before the
+    /// Which CPU kernels compute the numbers ([`crate::platform::numerics`]). A manifest written before the
     /// key existed reads as native, which is what those runs used.
-    #[serde(default = "crate::numerics::Numerics::native")]
-    pub numerics: crate::numerics::Numerics,
+    #[serde(default = "crate::platform::numerics::Numerics::native")]
+    pub numerics: crate::platform::numerics::Numerics,
     /// GPU runs repeatable bit for bit: cuDNN's deterministic algorithms, no benchmark search,
     /// PyTorch's deterministic-algorithms switch and a fixed cuBLAS workspace.
     #[serde(default)]
@@ -238,7 +244,7 @@ impl ScheduleConfig {
     }
 }
 
-/// When to fuse a seed's logit students into one model ([`crate::fused`]).
+/// When to fuse a seed's logit students into one model ([`crate::train::fused`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Fuse {
@@ -270,7 +276,7 @@ pub enum Strategy {
 }
 
 /// `[search]`: which cells train how far, and which are confirmed with more seeds
-/// ([`crate::search`]). The default (a grid, no confirmation) is skipped when a sweep is serialized.
+/// ([`crate::plan::search`]). The default (a grid, no confirmation) is skipped when a sweep is serialized.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Search {
     pub strategy: Strategy,
@@ -440,7 +446,7 @@ struct PhaseKeys<'r> {
     recipe: RecipeKeys<'r>,
 }
 
-/// The keys of [teacher] and [student] that make an [`crate::optim::Recipe`].
+/// The keys of [teacher] and [student] that make an [`crate::train::optim::Recipe`].
 struct RecipeKeys<'r> {
     optimizer: &'r Option<Spanned<String>>,
     momentum: &'r Option<Spanned<f64>>,
@@ -610,15 +616,16 @@ impl Overrides {
             sweep.teacher.threads = t as u32;
         }
         if let Some(n) = &self.numerics {
-            sweep.schedule.numerics = crate::numerics::Numerics::parse(n).ok_or_else(|| {
-                flag(
-                    "--numerics",
-                    format!(
-                        "\"{n}\" is not a numerics mode: use {}",
-                        crate::numerics::Numerics::NAMES
-                    ),
-                )
-            })?;
+            sweep.schedule.numerics =
+                crate::platform::numerics::Numerics::parse(n).ok_or_else(|| {
+                    flag(
+                        "--numerics",
+                        format!(
+                            "\"{n}\" is not a numerics mode: use {}",
+                            crate::platform::numerics::Numerics::NAMES
+                        ),
+                    )
+                })?;
         }
         if self.deterministic {
             sweep.schedule.deterministic = true;
@@ -931,8 +938,8 @@ impl Validator<'_> {
             "passes over the training set",
         )?;
         let augment = match augment {
-            None => crate::augment::Augment::None,
-            Some(a) => crate::augment::Augment::parse(a.get_ref()).ok_or_else(|| {
+            None => crate::train::augment::Augment::None,
+            Some(a) => crate::train::augment::Augment::parse(a.get_ref()).ok_or_else(|| {
                 self.at(
                     a,
                     &format!("{role}.augment"),
@@ -940,7 +947,7 @@ impl Validator<'_> {
                         "unknown augmentation \"{}\"; allowed: {} (a random crop of the image's \
                          size after 4 pixels of padding, and a horizontal flip)",
                         a.get_ref(),
-                        crate::augment::Augment::NAMES
+                        crate::train::augment::Augment::NAMES
                     ),
                 )
             })?,
@@ -969,8 +976,8 @@ impl Validator<'_> {
         role: &str,
         k: RecipeKeys,
         epochs: u32,
-    ) -> Result<crate::optim::Recipe, ConfigError> {
-        use crate::optim::{Algorithm, Recipe, Schedule};
+    ) -> Result<crate::train::optim::Recipe, ConfigError> {
+        use crate::train::optim::{Algorithm, Recipe, Schedule};
         let key = |name: &str| format!("{role}.{name}");
         let mut r = Recipe::default();
         if let Some(o) = k.optimizer {
@@ -1353,22 +1360,21 @@ impl Validator<'_> {
             fuse: Fuse::Auto,
             fuse_max: 64,
             checkpoint_minutes: default_checkpoint_minutes(),
-            numerics: crate::numerics::Numerics::default(),
+            numerics: crate::platform::numerics::Numerics::default(),
             deterministic: false,
         };
         if let Some(sch) = raw {
             if let Some(n) = &sch.numerics {
-                let names = crate::numerics::Numerics::NAMES;
+                let names = crate::platform::numerics::Numerics::NAMES;
                 schedule.numerics = match n.get_ref() {
-                    toml::Value::String(s) => {
-                        crate::numerics::Numerics::parse(s).ok_or_else(|| {
+                    toml::Value::String(s) => crate::platform::numerics::Numerics::parse(s)
+                        .ok_or_else(|| {
                             self.at(
                                 n,
                                 "schedule.numerics",
                                 &format!("\"{s}\" is not a numerics mode: use {names}"),
                             )
-                        })?
-                    }
+                        })?,
                     other => {
                         return Err(self.at(
                             n,
@@ -1689,7 +1695,7 @@ alpha = [0, 0.5, 1]
 
     #[test]
     fn numerics_and_determinism_are_read_and_checked() {
-        use crate::numerics::Numerics;
+        use crate::platform::numerics::Numerics;
         let s = parse(GOOD, Path::new("s.toml")).unwrap();
         assert_eq!(s.schedule.numerics, Numerics::Portable, "the default");
         assert!(!s.schedule.deterministic);
@@ -1760,7 +1766,7 @@ alpha = [0, 0.5, 1]
 
     #[test]
     fn optimizers_and_schedules_are_read_and_checked() {
-        use crate::optim::{Algorithm, Schedule};
+        use crate::train::optim::{Algorithm, Schedule};
         let teacher = |keys: &str| {
             with(
                 "[teacher]\nepochs = 1",
@@ -1851,7 +1857,7 @@ alpha = [0, 0.5, 1]
             Path::new("s.toml"),
         )
         .unwrap();
-        assert_eq!(s.student.augment, crate::augment::Augment::CropFlip);
+        assert_eq!(s.student.augment, crate::train::augment::Augment::CropFlip);
         assert!(s.teacher.augment.is_none());
         let e = err(&with(
             "[student]\nepochs = 2",

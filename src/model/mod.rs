@@ -3,7 +3,9 @@
 //! benchmark's model zoo — CIFAR ResNets, Wide ResNets, VGG with batch norm — for any input shape and
 //! number of classes, all initialised by PyTorch's default rules unless `init = "kaiming"`.
 
-use crate::script::{self, Script};
+pub mod script;
+
+use script::Script;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Mutex;
 use tch::nn;
@@ -107,7 +109,7 @@ pub enum Arch {
     Wrn { depth: u32, widen: u32 },
     /// `vgg8 | vgg11 | vgg13 | vgg16 | vgg19`: VGG with batch norm, five blocks, a 512 → classes linear.
     Vgg { depth: u32 },
-    /// `torchscript:<file>`: a network scripted in PyTorch ([`crate::script`]).
+    /// `torchscript:<file>`: a network scripted in PyTorch ([`crate::model::script`]).
     Script(&'static Script),
 }
 
@@ -654,7 +656,7 @@ impl Net {
             *mode = Some(train);
         }
         module.method_ts(method, &[x]).unwrap_or_else(|e| {
-            let line = crate::first_line(&e.to_string());
+            let line = crate::util::first_line(&e.to_string());
             panic!("{}: {method} failed: {line}", self.arch.name())
         })
     }

@@ -10,9 +10,9 @@
 //! ```
 
 use crate::config::Method;
-use crate::data::hex;
 use crate::plan::{Role, RunSpec};
 use crate::train::{EpochStats, Fitted};
+use crate::util::hex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -51,7 +51,7 @@ pub struct RunRecord {
     pub test_acc_at_best: Option<f64>,
     pub seconds: f64,
     pub device: String,
-    /// The GPU model, compute capability and precision mode of a GPU run ([`crate::device::gpu_class`],
+    /// The GPU model, compute capability and precision mode of a GPU run ([`crate::platform::device::gpu_class`],
     /// e.g. "NVIDIA H200, sm_90, TF32"); absent on the CPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<String>,
@@ -64,13 +64,13 @@ pub struct RunRecord {
     /// A student's teacher's network when not the tutorial teacher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teacher_model: Option<crate::model::Arch>,
-    /// The CPU kernels the run computed with ([`crate::numerics`]): absent for native, which is what
+    /// The CPU kernels the run computed with ([`crate::platform::numerics`]): absent for native, which is what
     /// every record written before numerics modes has.
     #[serde(
-        default = "crate::numerics::Numerics::native",
-        skip_serializing_if = "crate::numerics::Numerics::is_native"
+        default = "crate::platform::numerics::Numerics::native",
+        skip_serializing_if = "crate::platform::numerics::Numerics::is_native"
     )]
-    pub numerics: crate::numerics::Numerics,
+    pub numerics: crate::platform::numerics::Numerics,
     /// GPU determinism was asked for (absent when not).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deterministic: bool,
@@ -403,12 +403,12 @@ impl Store {
         self.clear_progress(&record.run_id, &record.key);
         // a failed run keeps its checkpoint: a retry after a crash continues from it
         if record.status == Status::Done {
-            crate::checkpoint::remove(self, &record.run_id, &record.key);
+            crate::run::checkpoint::remove(self, &record.run_id, &record.key);
         }
         Ok(path)
     }
 
-    /// Checkpoints of runs in flight (see [`crate::checkpoint`]).
+    /// Checkpoints of runs in flight (see [`crate::run::checkpoint`]).
     pub fn checkpoints_dir(&self) -> PathBuf {
         self.dir.join("checkpoints")
     }
@@ -489,7 +489,7 @@ pub struct Manifest {
     pub libtorch_version: String,
     pub model_version: u32,
     pub data: ManifestData,
-    pub devices: Vec<crate::device::Slot>,
+    pub devices: Vec<crate::platform::device::Slot>,
     pub plan: Vec<PlannedRun>,
     pub runs: RunCounts,
     pub started_at: u64,
@@ -969,7 +969,7 @@ mod tests {
             teacher: None,
             model: None,
             teacher_model: None,
-            numerics: crate::numerics::Numerics::Native,
+            numerics: crate::platform::numerics::Numerics::Native,
             deterministic: false,
         }
     }

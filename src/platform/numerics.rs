@@ -182,7 +182,7 @@ pub fn check_in_effect(mode: Numerics) -> Result<(), String> {
                 .join(" ")
         ));
     }
-    match crate::torch_ext::cpu_capability() {
+    match crate::platform::torch_ext::cpu_capability() {
         Some(c) if c == PORTABLE_CAPABILITY => Ok(()),
         other => Err(format!(
             "portable numerics need ATen's {PORTABLE_CAPABILITY} kernels, but libtorch chose {}",
