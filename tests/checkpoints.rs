@@ -4,7 +4,7 @@
 //!
 //! One test in this binary: it uses the process-wide stop flag (`train::STOP`) and libtorch's generator.
 
-use kd_sweep::run::checkpoint::RunCheckpoint;
+use kd_sweep::store::checkpoint::RunCheckpoint;
 mod common;
 
 use kd_sweep::data::Dataset;
@@ -256,7 +256,7 @@ fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
                 }
             }
             same(&whole, &continued.unwrap(), &format!("{name}, {case}"));
-            kd_sweep::run::checkpoint::remove(&store, name, &key);
+            kd_sweep::store::checkpoint::remove(&store, name, &key);
         }
     }
     fused_groups_continue_bit_for_bit(&data, &store, &logits, &settings(train::STUDENT_STREAM));
@@ -334,7 +334,7 @@ fn fused_groups_continue_bit_for_bit(
             );
         }
         for (i, k) in keys.iter().enumerate() {
-            kd_sweep::run::checkpoint::remove(store, &format!("student-{i}"), k);
+            kd_sweep::store::checkpoint::remove(store, &format!("student-{i}"), k);
         }
     }
 
@@ -386,7 +386,7 @@ fn fused_groups_continue_bit_for_bit(
         }
     }
     for (i, k) in keys.iter().enumerate() {
-        kd_sweep::run::checkpoint::remove(store, &format!("student-{i}"), k);
+        kd_sweep::store::checkpoint::remove(store, &format!("student-{i}"), k);
     }
 
     // a member's checkpoint, continued apart: the unfused run ends with the fused member's numbers
@@ -434,5 +434,5 @@ fn fused_groups_continue_bit_for_bit(
         "a fused member's checkpoint continued apart"
     );
     assert_eq!(fitted.test_acc, whole[0].test_acc);
-    kd_sweep::run::checkpoint::remove(store, "student-0", &keys[0]);
+    kd_sweep::store::checkpoint::remove(store, "student-0", &keys[0]);
 }

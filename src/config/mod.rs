@@ -2,8 +2,10 @@
 //! is validated into a [`Sweep`], which cannot hold an invalid value. Every error names the file, the
 //! line:column, the key, and what is allowed.
 
+pub use crate::data::{DataConfig, DatasetKind};
 use crate::platform::device::DeviceSpec;
 pub use crate::platform::device::Devices;
+pub use crate::train::Phase;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -45,64 +47,6 @@ pub struct GridValue {
 impl fmt::Display for GridValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DatasetKind {
-    FashionMnist,
-    Mnist,
-    Cifar10,
-    Cifar100,
-}
-
-impl DatasetKind {
-    pub const NAMES: &'static str = "\"fashion-mnist\", \"mnist\", \"cifar10\" or \"cifar100\"";
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "fashion-mnist" => Some(Self::FashionMnist),
-            "mnist" => Some(Self::Mnist),
-            "cifar10" => Some(Self::Cifar10),
-            "cifar100" => Some(Self::Cifar100),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::FashionMnist => "fashion-mnist",
-            Self::Mnist => "mnist",
-            Self::Cifar10 => "cifar10",
-            Self::Cifar100 => "cifar100",
-        }
-    }
-
-    /// An image's channels, height and width.
-    pub fn image_shape(self) -> [i64; 3] {
-        match self {
-            Self::FashionMnist | Self::Mnist => [1, 28, 28],
-            Self::Cifar10 | Self::Cifar100 => [3, 32, 32],
-        }
-    }
-
-    /// Classes of the dataset's labels (every label is checked to be below it when the files are read).
-    pub fn classes(self) -> usize {
-        match self {
-            Self::FashionMnist | Self::Mnist | Self::Cifar10 => 10,
-            Self::Cifar100 => 100,
-        }
-    }
-
-    /// Where the dataset is looked for when `data.path` is not given.
-    pub fn default_path(self) -> PathBuf {
-        PathBuf::from(match self {
-            Self::FashionMnist => "/usr/share/datasets/fashion-mnist",
-            Self::Mnist => "/usr/share/datasets/mnist",
-            Self::Cifar10 => "/usr/share/datasets/cifar10",
-            Self::Cifar100 => "/usr/share/datasets/cifar100",
-        })
     }
 }
 
@@ -156,57 +100,10 @@ impl Method {
     }
 }
 
-/// Training settings of one role (teacher or student).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Phase {
-    pub epochs: u32,
-    pub batch_size: u32,
-    pub lr: f64,
-    /// How the network is initialised (PyTorch's default unless the file says otherwise).
-    pub init: crate::model::Init,
-    /// Intra-op threads of each run of this role (part of its key: a thread count can change how
-    /// libtorch sums). Teachers: every core of the machine by default ([`machine_cores`]); students
-    /// and baselines: 1.
-    pub threads: u32,
-    /// The network, when not the role's tutorial one (absent from keys then, so sweeps written before
-    /// model families keep their keys).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<crate::model::Arch>,
-    /// Training-batch augmentation (absent from keys when none).
-    #[serde(
-        default,
-        skip_serializing_if = "crate::train::augment::Augment::is_none"
-    )]
-    pub augment: crate::train::augment::Augment,
-    /// The arithmetic of the training steps: float32, or bf16 autocast (absent from keys when
-    /// float32, so sweeps written before it keep their keys).
-    #[serde(default, skip_serializing_if = "crate::train::Precision::is_fp32")]
-    pub precision: crate::train::Precision,
-    /// The optimizer and learning-rate schedule (absent from keys when it is Adam at a constant
-    /// rate, so sweeps written before recipes keep their keys).
-    #[serde(
-        default,
-        skip_serializing_if = "crate::train::optim::Recipe::is_default"
-    )]
-    pub recipe: crate::train::optim::Recipe,
-}
-
 /// The cores this process may use (its CPU affinity and cgroup quota): the teachers' default thread
 /// count.
 pub fn machine_cores() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DataConfig {
-    pub dataset: DatasetKind,
-    pub path: PathBuf,
-    /// Training images held out for validation (a seeded random draw, not stratified).
-    pub validation: usize,
-    pub train_subset: Option<usize>,
-    pub test_subset: Option<usize>,
-    /// Seed of the hold-out and subset draws; the same for every run of the sweep.
-    pub split_seed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -564,6 +461,39 @@ enum RawFuse {
 enum RawDevices {
     One(String),
     List(Vec<String>),
+}
+
+/// Checks the configured sizes against the data; errors point at the sweep-file key.
+pub fn check_sizes(sweep: &Sweep, n_train: usize, n_test: usize) -> Result<(), ConfigError> {
+    let d = &sweep.data;
+    let src = &sweep.source;
+    if d.validation >= n_train {
+        return Err(src.error("data.validation", format!("{} held-out images leave none of the {n_train} training images to train on; use fewer", d.validation)));
+    }
+    let left = n_train - d.validation;
+    if let Some(k) = d.train_subset {
+        if k > left {
+            return Err(src.error("data.train_subset", format!("{k} is more than the {left} training images left after holding out {}; use at most {left} or leave it out", d.validation)));
+        }
+    }
+    if let Some(k) = d.test_subset {
+        if k > n_test {
+            return Err(src.error("data.test_subset", format!("{k} is more than the {n_test} test images; use at most {n_test} or leave it out")));
+        }
+    }
+    let train = d.train_subset.unwrap_or(left);
+    for (key, bs) in [
+        ("teacher.batch_size", sweep.teacher.batch_size),
+        ("student.batch_size", sweep.student.batch_size),
+    ] {
+        if bs as usize > train {
+            return Err(src.error(
+                key,
+                format!("{bs} is larger than the {train} training images; use at most {train}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 // ---- parsing and validation --------------------------------------------------------------------

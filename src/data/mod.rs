@@ -7,8 +7,8 @@ mod idx;
 mod pickle;
 pub mod write;
 
-use crate::config::{DataConfig, DatasetKind};
 use crate::rng::SplitMix64;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
@@ -145,7 +145,7 @@ pub struct SplitIndices {
 
 /// The hold-out is a seeded random draw (not stratified) of `validation` training images; the training
 /// subset is the first `train_subset` of the rest, the test subset a seeded draw from the test set.
-/// Sizes must already be checked ([`check_sizes`]).
+/// Sizes must already be checked ([`crate::config::check_sizes`]).
 pub fn split_indices(cfg: &DataConfig, n_train: usize, n_test: usize) -> SplitIndices {
     // The split is part of every teacher's identity but not spelled out in its cache key: changing
     // this constant or the draws below changes every split, so it must come with a MODEL_VERSION bump
@@ -168,41 +168,74 @@ pub fn split_indices(cfg: &DataConfig, n_train: usize, n_test: usize) -> SplitIn
     SplitIndices { train, val, test }
 }
 
-/// Checks the configured sizes against the data; errors point at the sweep-file key.
-pub fn check_sizes(
-    sweep: &crate::config::Sweep,
-    n_train: usize,
-    n_test: usize,
-) -> Result<(), crate::config::ConfigError> {
-    let d = &sweep.data;
-    let src = &sweep.source;
-    if d.validation >= n_train {
-        return Err(src.error("data.validation", format!("{} held-out images leave none of the {n_train} training images to train on; use fewer", d.validation)));
-    }
-    let left = n_train - d.validation;
-    if let Some(k) = d.train_subset {
-        if k > left {
-            return Err(src.error("data.train_subset", format!("{k} is more than the {left} training images left after holding out {}; use at most {left} or leave it out", d.validation)));
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKind {
+    FashionMnist,
+    Mnist,
+    Cifar10,
+    Cifar100,
+}
+
+impl DatasetKind {
+    pub const NAMES: &'static str = "\"fashion-mnist\", \"mnist\", \"cifar10\" or \"cifar100\"";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "fashion-mnist" => Some(Self::FashionMnist),
+            "mnist" => Some(Self::Mnist),
+            "cifar10" => Some(Self::Cifar10),
+            "cifar100" => Some(Self::Cifar100),
+            _ => None,
         }
     }
-    if let Some(k) = d.test_subset {
-        if k > n_test {
-            return Err(src.error("data.test_subset", format!("{k} is more than the {n_test} test images; use at most {n_test} or leave it out")));
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FashionMnist => "fashion-mnist",
+            Self::Mnist => "mnist",
+            Self::Cifar10 => "cifar10",
+            Self::Cifar100 => "cifar100",
         }
     }
-    let train = d.train_subset.unwrap_or(left);
-    for (key, bs) in [
-        ("teacher.batch_size", sweep.teacher.batch_size),
-        ("student.batch_size", sweep.student.batch_size),
-    ] {
-        if bs as usize > train {
-            return Err(src.error(
-                key,
-                format!("{bs} is larger than the {train} training images; use at most {train}"),
-            ));
+
+    /// An image's channels, height and width.
+    pub fn image_shape(self) -> [i64; 3] {
+        match self {
+            Self::FashionMnist | Self::Mnist => [1, 28, 28],
+            Self::Cifar10 | Self::Cifar100 => [3, 32, 32],
         }
     }
-    Ok(())
+
+    /// Classes of the dataset's labels (every label is checked to be below it when the files are read).
+    pub fn classes(self) -> usize {
+        match self {
+            Self::FashionMnist | Self::Mnist | Self::Cifar10 => 10,
+            Self::Cifar100 => 100,
+        }
+    }
+
+    /// Where the dataset is looked for when `data.path` is not given.
+    pub fn default_path(self) -> PathBuf {
+        PathBuf::from(match self {
+            Self::FashionMnist => "/usr/share/datasets/fashion-mnist",
+            Self::Mnist => "/usr/share/datasets/mnist",
+            Self::Cifar10 => "/usr/share/datasets/cifar10",
+            Self::Cifar100 => "/usr/share/datasets/cifar100",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataConfig {
+    pub dataset: DatasetKind,
+    pub path: PathBuf,
+    /// Training images held out for validation (a seeded random draw, not stratified).
+    pub validation: usize,
+    pub train_subset: Option<usize>,
+    pub test_subset: Option<usize>,
+    /// Seed of the hold-out and subset draws; the same for every run of the sweep.
+    pub split_seed: u64,
 }
 
 /// Normalized tensors of the three splits, ready for training on one device.

@@ -9,8 +9,8 @@
 use crate::config::{Method, Sweep};
 use crate::plan::{Plan, Role};
 use crate::platform::device::{DeviceSpec, Slot};
+use crate::run::job::{self, Job, Outcome, WorkerMsg};
 use crate::run::progress::Progress;
-use crate::run::worker::{self, Job, Outcome, WorkerMsg};
 use crate::store::{RunRecord, Status, Store};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -224,7 +224,7 @@ fn spawn(
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             // Anything else a library prints to stdout is passed through to stderr.
-            match worker::parse_line(&line) {
+            match job::parse_line(&line) {
                 Some(msg) => {
                     let ev = Event::Msg {
                         worker: id,

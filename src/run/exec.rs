@@ -8,8 +8,8 @@ use crate::data::{self, Dataset};
 use crate::model::Net;
 use crate::plan::{Role, RunSpec};
 use crate::platform::device::DeviceSpec;
-use crate::run::checkpoint::RunCheckpoint;
-use crate::run::worker::{Job, Outcome};
+use crate::run::job::{Job, Outcome};
+use crate::store::checkpoint::RunCheckpoint;
 use crate::store::{self, RunRecord, Store};
 use crate::train::{
     self, Checkpoints, EpochStats, Fitted, Hooks, RunSettings, TeacherSignal, TrainError,

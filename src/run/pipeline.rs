@@ -52,7 +52,7 @@ pub fn prepare(path: &Path, opts: &Options) -> anyhow::Result<Prepared> {
         eprintln!("{why}");
     }
     let raw = data::read(sweep.data.dataset, &sweep.data.path)?;
-    data::check_sizes(&sweep, raw.train.n, raw.test.n)?;
+    config::check_sizes(&sweep, raw.train.n, raw.test.n)?;
     let plan = plan::build(&sweep, &raw.fingerprint);
     let resolved =
         device::resolve(&sweep.schedule.devices, &device::Probe::read()).map_err(|e| {
@@ -937,7 +937,7 @@ pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOut
         .slots
         .first()
         .map_or(device::DeviceSpec::Cpu, |s| s.device);
-    let job = crate::run::worker::Job::new(&p.plan, &p.sweep, &p.store.root, index, &[], device);
+    let job = crate::run::job::Job::new(&p.plan, &p.sweep, &p.store.root, index, &[], device);
     let quiet = opts.quiet;
     let mut state = crate::run::exec::WorkerState::default();
     let of = run.phase(&p.sweep).epochs;
@@ -955,7 +955,7 @@ pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOut
         }
     });
     let record = match outcome.into_iter().next().map(|(_, o)| o) {
-        Some(crate::run::worker::Outcome::Recorded(r)) => *r,
+        Some(crate::run::job::Outcome::Recorded(r)) => *r,
         _ => {
             p.store.clear_progress(&run.id, &run.key);
             let terminated = schedule::TERMINATED.load(std::sync::atomic::Ordering::SeqCst);

@@ -9,6 +9,8 @@
 //! <results>/<name>/{runs.csv, epochs.csv, manifest.json, charts/}
 //! ```
 
+pub mod checkpoint;
+
 use crate::config::Method;
 use crate::plan::{Role, RunSpec};
 use crate::train::{EpochStats, Fitted};
@@ -403,12 +405,12 @@ impl Store {
         self.clear_progress(&record.run_id, &record.key);
         // a failed run keeps its checkpoint: a retry after a crash continues from it
         if record.status == Status::Done {
-            crate::run::checkpoint::remove(self, &record.run_id, &record.key);
+            checkpoint::remove(self, &record.run_id, &record.key);
         }
         Ok(path)
     }
 
-    /// Checkpoints of runs in flight (see [`crate::run::checkpoint`]).
+    /// Checkpoints of runs in flight (see [`crate::store::checkpoint`]).
     pub fn checkpoints_dir(&self) -> PathBuf {
         self.dir.join("checkpoints")
     }

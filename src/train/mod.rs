@@ -76,6 +76,41 @@ pub fn imitation_loss(
         + student.cross_entropy_for_logits(teacher_labels) * alpha
 }
 
+/// Training settings of one role (teacher or student).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    pub epochs: u32,
+    pub batch_size: u32,
+    pub lr: f64,
+    /// How the network is initialised (PyTorch's default unless the file says otherwise).
+    pub init: crate::model::Init,
+    /// Intra-op threads of each run of this role (part of its key: a thread count can change how
+    /// libtorch sums). Teachers: every core of the machine by default ([`machine_cores`]); students
+    /// and baselines: 1.
+    pub threads: u32,
+    /// The network, when not the role's tutorial one (absent from keys then, so sweeps written before
+    /// model families keep their keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<crate::model::Arch>,
+    /// Training-batch augmentation (absent from keys when none).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::train::augment::Augment::is_none"
+    )]
+    pub augment: crate::train::augment::Augment,
+    /// The arithmetic of the training steps: float32, or bf16 autocast (absent from keys when
+    /// float32, so sweeps written before it keep their keys).
+    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
+    pub precision: Precision,
+    /// The optimizer and learning-rate schedule (absent from keys when it is Adam at a constant
+    /// rate, so sweeps written before recipes keep their keys).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::train::optim::Recipe::is_default"
+    )]
+    pub recipe: crate::train::optim::Recipe,
+}
+
 /// `precision = "fp32" | "bf16"`: the arithmetic of a role's training steps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -242,7 +277,7 @@ pub const TEACHER_STREAM: &str = "teacher";
 pub const STUDENT_STREAM: &str = "student";
 
 impl RunSettings {
-    pub fn of(phase: &crate::config::Phase, seed: u64, stream: &'static str) -> RunSettings {
+    pub fn of(phase: &Phase, seed: u64, stream: &'static str) -> RunSettings {
         RunSettings {
             epochs: phase.epochs,
             batch_size: phase.batch_size,
