@@ -20,9 +20,11 @@
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod distill;
 pub mod model;
 pub mod plan;
 pub mod platform;
+pub mod record;
 pub mod report;
 pub mod rng;
 pub mod run;

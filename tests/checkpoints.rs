@@ -10,7 +10,7 @@ mod common;
 use kd_sweep::data::Dataset;
 use kd_sweep::model::{Arch, Init};
 use kd_sweep::store::Store;
-use kd_sweep::train::{self, Checkpoints, Fitted, Hooks, RunSettings, TeacherSignal, TrainState};
+use kd_sweep::train::{self, Checkpoints, Fitted, Hooks, RunSettings, Source, TrainState};
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -66,7 +66,7 @@ fn stop_cases(steps_per_epoch: usize) -> [(&'static str, Option<Duration>, Vec<u
 struct Run<'a> {
     arch: Arch,
     settings: RunSettings,
-    signal: &'a dyn Fn() -> TeacherSignal<'a>,
+    signal: &'a dyn Fn() -> Source<'a>,
     temperature: f64,
     alpha: f64,
 }
@@ -91,7 +91,7 @@ fn train(
         until: None,
     };
     let signal = (run.signal)();
-    match train::fit(
+    match train::fit_logit(
         &vs,
         &net,
         data,
@@ -150,8 +150,8 @@ fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
         augment: Default::default(),
         precision: Default::default(),
     };
-    let none = || TeacherSignal::None;
-    let cached = || TeacherSignal::Cached(&logits);
+    let none = || Source::None;
+    let cached = || Source::Cached(&logits);
     let runs = [
         (
             "teacher",
@@ -200,7 +200,7 @@ fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
         let (_, net) = train::init(Arch::Student, &data, Device::Cpu, &settings("other"));
         net
     };
-    let live = || TeacherSignal::Live(&teacher_net);
+    let live = || Source::Live(&teacher_net);
     let augmented = Run {
         arch: Arch::Student,
         settings: RunSettings {
@@ -413,7 +413,7 @@ fn fused_groups_continue_bit_for_bit(
         Err(train::TrainError::Interrupted)
     ));
     train::STOP.store(false, Ordering::SeqCst);
-    let cached = || TeacherSignal::Cached(logits);
+    let cached = || Source::Cached(logits);
     let apart = Run {
         arch: Arch::Student,
         settings: settings.clone(),

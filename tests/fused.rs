@@ -4,10 +4,11 @@
 mod common;
 
 use kd_sweep::data::Dataset;
+use kd_sweep::distill::losses::kd as kd_loss;
 use kd_sweep::model::{Arch, Init, Net};
 use kd_sweep::train::fused::{self, FusedStudent, Member};
 use kd_sweep::train::optim::Optimizer;
-use kd_sweep::train::{self, kd_loss, TeacherSignal};
+use kd_sweep::train::{self, Source};
 use tch::{nn, Device, Kind, Tensor};
 
 /// libtorch's random generator is process-wide and tests run on parallel threads: tests that seed it
@@ -153,12 +154,12 @@ fn several_fused_epochs_give_the_numbers_of_separate_runs() {
             .iter()
             .map(|&(t, a)| {
                 let (vs, net) = train::init(Arch::Student, &data, Device::Cpu, &settings);
-                train::fit(
+                train::fit_logit(
                     &vs,
                     &net,
                     &data,
                     &settings,
-                    TeacherSignal::Cached(&logits),
+                    Source::Cached(&logits),
                     t,
                     a,
                     &mut train::Hooks::epochs(&mut |_| {}),
@@ -281,8 +282,8 @@ fn the_naive_way_gives_the_numbers_of_cached_teacher_logits() {
         precision: Default::default(),
     };
     let (tvs, teacher) = train::init(Arch::Teacher, &data, Device::Cpu, &t_settings);
-    let none = TeacherSignal::None;
-    train::fit(
+    let none = Source::None;
+    train::fit_logit(
         &tvs,
         &teacher,
         &data,
@@ -299,14 +300,14 @@ fn the_naive_way_gives_the_numbers_of_cached_teacher_logits() {
         stream: train::STUDENT_STREAM,
         ..t_settings
     };
-    let run = |signal: TeacherSignal| {
+    let run = |signal: Source| {
         let (vs, net) = train::init(Arch::Student, &data, Device::Cpu, &s);
         let mut on_epoch = |_: &train::EpochStats| {};
         let mut hooks = train::Hooks::epochs(&mut on_epoch);
-        train::fit(&vs, &net, &data, &s, signal, 4.0, 0.5, &mut hooks).unwrap()
+        train::fit_logit(&vs, &net, &data, &s, signal, 4.0, 0.5, &mut hooks).unwrap()
     };
-    let cached = run(TeacherSignal::Cached(&logits));
-    let live = run(TeacherSignal::Live(&teacher));
+    let cached = run(Source::Cached(&logits));
+    let live = run(Source::Live(&teacher));
     assert_eq!(cached.step_losses.len(), live.step_losses.len());
     for (a, b) in cached.step_losses.iter().zip(&live.step_losses) {
         assert!(

@@ -15,7 +15,7 @@ mod common;
 use kd_sweep::data::Dataset;
 use kd_sweep::model::{Arch, Init};
 use kd_sweep::train::optim::{Algorithm, Recipe, Schedule};
-use kd_sweep::train::{self, Precision, RunSettings, TeacherSignal};
+use kd_sweep::train::{self, Precision, RunSettings, Source};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -180,11 +180,11 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
 
     // kd-sweep
     let signal = if case.alpha > 0.0 {
-        TeacherSignal::Cached(logits)
+        Source::Cached(logits)
     } else {
-        TeacherSignal::None
+        Source::None
     };
-    let fitted = train::fit(
+    let fitted = train::fit_logit(
         &vs,
         &net,
         data,

@@ -3,6 +3,7 @@
 //! line:column, the key, and what is allowed.
 
 pub use crate::data::{DataConfig, DatasetKind};
+pub use crate::distill::{Coord, GridValue, Method};
 use crate::platform::device::DeviceSpec;
 pub use crate::platform::device::Devices;
 pub use crate::train::Phase;
@@ -33,70 +34,6 @@ impl fmt::Display for ConfigError {
             write!(f, "`{key}`: ")?;
         }
         write!(f, "{}", self.message)
-    }
-}
-
-/// A grid value exactly as written in the file (`0.1` stays `0.1` in run ids, file names and CSVs)
-/// together with its numeric value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GridValue {
-    pub text: String,
-    pub value: f64,
-}
-
-impl fmt::Display for GridValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-/// The family of distillation a student uses, by how much of the teacher it may see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// Gray-box, Hinton's: match the teacher's softened logits (uses T and α).
-    #[default]
-    Logit,
-    /// White-box, FitNets-style hint: regress the teacher's last feature map (uses α, not T).
-    Feature,
-    /// Black-box: learn from the teacher's predicted labels only (uses α, not T).
-    Imitation,
-}
-
-impl Method {
-    /// Every method, in the order reports list them. A new method that is not added here fails
-    /// `every_method_is_listed` below, so it can never be silently mis-sorted.
-    pub const ALL: [Method; 3] = [Method::Logit, Method::Feature, Method::Imitation];
-
-    pub const NAMES: &'static str = "\"logit\", \"feature\" or \"imitation\"";
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|m| m.name() == s)
-    }
-
-    /// Position in reports (index in [`Method::ALL`]).
-    pub fn rank(self) -> usize {
-        Self::ALL
-            .iter()
-            .position(|m| *m == self)
-            .unwrap_or(usize::MAX)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Logit => "logit",
-            Self::Feature => "feature",
-            Self::Imitation => "imitation",
-        }
-    }
-
-    pub fn is_logit(&self) -> bool {
-        *self == Self::Logit
-    }
-
-    /// Whether the temperature is part of this method's loss.
-    pub fn uses_temperature(self) -> bool {
-        self == Self::Logit
     }
 }
 
@@ -210,7 +147,86 @@ impl Search {
     }
 }
 
+fn plain_only() -> Vec<bool> {
+    vec![false]
+}
+
+fn is_plain_only(v: &[bool]) -> bool {
+    v == [false]
+}
+
+fn is_default_fixed(f: &crate::distill::Fixed) -> bool {
+    *f == crate::distill::Fixed::default()
+}
+
+/// The axes of one method's `[grid.<method>]` table (those it does not take stay empty).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodGrid {
+    pub method: Method,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub temperature: Vec<GridValue>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alpha: Vec<GridValue>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub beta: Vec<GridValue>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gamma: Vec<GridValue>,
+    /// Sets of temperatures (multi-T: one cell per set).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub temperatures: Vec<Vec<GridValue>>,
+    /// Plain and/or z-scored logits (DKD).
+    #[serde(default = "plain_only", skip_serializing_if = "is_plain_only")]
+    pub logit_norm: Vec<bool>,
+    /// Temperatures of the z-scored cells (empty: `temperature`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zscore_temperature: Vec<GridValue>,
+}
+
 impl Sweep {
+    /// Every student cell of the grid (without the student model, which multiplies them), in plan
+    /// order: the methods as listed; logit KD per (T, α), z-scored cells after plain ones; feature
+    /// and imitation per α; the others over their table's axes in the order of
+    /// [`Method::axes`].
+    pub fn cells(&self) -> Vec<Coord> {
+        let mut out = Vec::new();
+        for &m in &self.methods {
+            match m {
+                Method::Logit => {
+                    for &z in &self.logit_norm {
+                        let temps = match z {
+                            true if !self.zscore_temperatures.is_empty() => {
+                                &self.zscore_temperatures
+                            }
+                            _ => &self.temperatures,
+                        };
+                        for t in temps {
+                            for a in &self.alphas {
+                                out.push(Coord {
+                                    zscore: z,
+                                    ..Coord::logit(t.clone(), a.clone())
+                                });
+                            }
+                        }
+                    }
+                }
+                Method::Feature | Method::Imitation => {
+                    for a in &self.alphas {
+                        out.push(Coord {
+                            alpha: Some(a.clone()),
+                            ..Coord::of(m)
+                        });
+                    }
+                }
+                _ => {
+                    if let Some(g) = self.method_grids.iter().find(|g| g.method == m) {
+                        out.extend(g.cells());
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The sweep's seeds, then the search's confirmation seeds (the plan's order).
     pub fn all_seeds(&self) -> Vec<u64> {
         self.seeds
@@ -242,9 +258,87 @@ pub struct Sweep {
     pub schedule: ScheduleConfig,
     #[serde(default, skip_serializing_if = "Search::is_default")]
     pub search: Search,
+    /// The axes of the methods with tables of their own (`[grid.dkd]` …), in `methods` order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub method_grids: Vec<MethodGrid>,
+    /// `[grid] logit_norm`: logit KD with plain logits (false) and/or z-scored ones (true).
+    #[serde(default = "plain_only", skip_serializing_if = "is_plain_only")]
+    pub logit_norm: Vec<bool>,
+    /// `[grid] zscore_temperature`: the temperatures of z-scored logit KD cells (empty: `temperatures`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zscore_temperatures: Vec<GridValue>,
+    /// The methods' settings that are not axes (DKD's warm-up, CTKD's temperature range).
+    #[serde(default, skip_serializing_if = "is_default_fixed")]
+    pub methods_fixed: crate::distill::Fixed,
     /// Where keys that later checks (against the data) point at are written: `key → (line, column)`.
     #[serde(skip)]
     pub source: SourceMap,
+}
+
+impl MethodGrid {
+    /// The cells of this table: the product of its method's axes (in [`Method::axes`] order, the
+    /// last varying fastest), plain logits before z-scored ones.
+    pub fn cells(&self) -> Vec<Coord> {
+        use crate::distill::Axis;
+        let mut out = Vec::new();
+        for &z in &self.logit_norm {
+            let mut partial = vec![Coord {
+                zscore: z,
+                ..Coord::of(self.method)
+            }];
+            for axis in self.method.axes() {
+                let values: Vec<Setter> = match axis {
+                    Axis::Temperature => {
+                        let ts = match z {
+                            true if !self.zscore_temperature.is_empty() => &self.zscore_temperature,
+                            _ => &self.temperature,
+                        };
+                        ts.iter()
+                            .map(|v| {
+                                let v = v.clone();
+                                Box::new(move |c: &mut Coord| c.temperature = Some(v.clone())) as _
+                            })
+                            .collect()
+                    }
+                    Axis::Alpha => setters(&self.alpha, |c, v| c.alpha = Some(v)),
+                    Axis::Beta => setters(&self.beta, |c, v| c.beta = Some(v)),
+                    Axis::Gamma => setters(&self.gamma, |c, v| c.gamma = Some(v)),
+                    Axis::Temperatures => self
+                        .temperatures
+                        .iter()
+                        .map(|set| {
+                            let set = set.clone();
+                            Box::new(move |c: &mut Coord| c.temperatures = set.clone()) as _
+                        })
+                        .collect(),
+                };
+                partial = partial
+                    .iter()
+                    .flat_map(|c| {
+                        values.iter().map(move |set| {
+                            let mut c = c.clone();
+                            set(&mut c);
+                            c
+                        })
+                    })
+                    .collect();
+            }
+            out.extend(partial);
+        }
+        out
+    }
+}
+
+type Setter = Box<dyn Fn(&mut Coord)>;
+
+fn setters(values: &[GridValue], set: fn(&mut Coord, GridValue)) -> Vec<Setter> {
+    values
+        .iter()
+        .map(|v| {
+            let v = v.clone();
+            Box::new(move |c: &mut Coord| set(c, v.clone())) as Setter
+        })
+        .collect()
 }
 
 /// Locations of keys, for errors found after parsing (e.g. a subset larger than the data).
@@ -1550,6 +1644,10 @@ impl Validator<'_> {
             baseline: g.baseline.unwrap_or(true),
             schedule,
             search,
+            method_grids: Vec::new(),
+            logit_norm: plain_only(),
+            zscore_temperatures: Vec::new(),
+            methods_fixed: Default::default(),
             source: SourceMap {
                 file: self.file.clone(),
                 keys: self.keys.take(),
@@ -2018,24 +2116,6 @@ alpha = [0, 0.5, 1]
             "lr = = 0.001\n\n[student]",
         ));
         assert_eq!(e.at.map(|a| a.0), Some(13), "{e}");
-    }
-
-    #[test]
-    fn every_method_is_listed() {
-        // a match with no wildcard: adding a variant breaks this until it is in ALL too
-        for m in Method::ALL {
-            match m {
-                Method::Logit | Method::Feature | Method::Imitation => {}
-            }
-        }
-        let count = |m: Method| Method::ALL.iter().filter(|x| **x == m).count();
-        for m in [Method::Logit, Method::Feature, Method::Imitation] {
-            assert_eq!(count(m), 1, "{m:?} must be in Method::ALL once");
-            assert_eq!(Method::parse(m.name()), Some(m));
-            assert!(Method::NAMES.contains(&format!("\"{}\"", m.name())));
-        }
-        let ranks: Vec<usize> = Method::ALL.iter().map(|m| m.rank()).collect();
-        assert_eq!(ranks, (0..Method::ALL.len()).collect::<Vec<_>>());
     }
 
     #[test]

@@ -5,29 +5,14 @@
 
 pub mod search;
 
-use crate::config::{GridValue, Method, Phase, Sweep};
+use crate::config::{Phase, Sweep};
+use crate::distill::{Coord, Method};
 use crate::model::{Arch, MODEL_VERSION};
 use crate::platform::numerics::Numerics;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Teacher,
-    Baseline,
-    Student,
-}
-
-impl Role {
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Teacher => "teacher",
-            Role::Baseline => "baseline",
-            Role::Student => "student",
-        }
-    }
-}
+pub use crate::record::Role;
 
 /// One training run of the plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,19 +20,16 @@ pub struct RunSpec {
     /// Readable and unique within a sweep: `teacher-s0`, `baseline-s0`, `student-T4-a0.5-s0`.
     pub id: String,
     pub role: Role,
-    /// The distillation family of a student (logit for teachers and baselines).
-    #[serde(default, skip_serializing_if = "Method::is_logit")]
-    pub method: Method,
     pub seed: u64,
-    pub temperature: Option<GridValue>,
-    pub alpha: Option<GridValue>,
     /// Hash of everything that determines this run's numbers (hex SHA-256).
     pub key: String,
     /// The teacher this run distils from: its index in [`Plan::runs`].
     pub teacher: Option<usize>,
-    /// This run's network when it is not its role's tutorial one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<Arch>,
+    /// What the run is in the grid: a student's method and hyper-parameters; for every run its
+    /// network when it is not its role's tutorial one (teachers and baselines: plain logit with no
+    /// values).
+    #[serde(flatten)]
+    pub coord: Coord,
     /// A student's teacher's network when it is not the tutorial teacher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teacher_model: Option<Arch>,
@@ -72,7 +54,7 @@ impl RunSpec {
 
     /// The network this run trains (the one place that maps a run to its model).
     pub fn arch(&self) -> Arch {
-        self.model.unwrap_or(match self.role {
+        self.coord.model.unwrap_or(match self.role {
             Role::Teacher => Arch::Teacher,
             Role::Baseline | Role::Student => Arch::Student,
         })
@@ -92,14 +74,19 @@ impl RunSpec {
         }
     }
 
-    /// T of a logit student; 1 for runs without one.
+    /// The distillation method of a student (logit for teachers and baselines).
+    pub fn method(&self) -> Method {
+        self.coord.method
+    }
+
+    /// T of a student; 1 for runs without one.
     pub fn temperature_value(&self) -> f64 {
-        self.temperature.as_ref().map_or(1.0, |g| g.value)
+        self.coord.temperature_value()
     }
 
     /// α of a student; 0 (plain cross-entropy) for runs without one.
     pub fn alpha_value(&self) -> f64 {
-        self.alpha.as_ref().map_or(0.0, |g| g.value)
+        self.coord.alpha_value()
     }
 }
 
@@ -157,8 +144,25 @@ pub fn build(sweep: &Sweep, data_fingerprint: &str) -> Plan {
 pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u32) -> Plan {
     let d = &sweep.data;
     let mut runs = Vec::new();
-    let mut teacher_of_seed = Vec::new();
     let seeds = sweep.all_seeds();
+    let run = |id: String, role, seed, key: String, teacher, coord| RunSpec {
+        id,
+        role,
+        seed,
+        key,
+        teacher,
+        coord,
+        teacher_model: (role == Role::Student)
+            .then_some(sweep.teacher.model)
+            .flatten(),
+        numerics: sweep.schedule.numerics,
+        deterministic: sweep.schedule.deterministic,
+    };
+    let plain = |model: Option<Arch>| Coord {
+        model,
+        ..Coord::of(Method::Logit)
+    };
+    let mut teacher_of_seed = Vec::new();
     for &seed in &seeds {
         let mut key = serde_json::json!({
             "kind": "teacher",
@@ -173,23 +177,12 @@ pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u3
             "seed": seed,
         });
         how_computed(sweep, &mut key);
-        let key = key_of(&key);
         teacher_of_seed.push(runs.len());
-        runs.push(RunSpec {
-            id: format!("teacher-s{seed}"),
-            role: Role::Teacher,
-            method: Method::Logit,
-            seed,
-            temperature: None,
-            alpha: None,
-            key,
-            teacher: None,
-            model: sweep.teacher.model,
-            teacher_model: None,
-            numerics: sweep.schedule.numerics,
-            deterministic: sweep.schedule.deterministic,
-        });
+        let id = format!("teacher-s{seed}");
+        let coord = plain(sweep.teacher.model);
+        runs.push(run(id, Role::Teacher, seed, key_of(&key), None, coord));
     }
+    let cells = sweep.cells();
     for (&seed, &t) in seeds.iter().zip(&teacher_of_seed) {
         // The baseline shares the data identity with the teacher but not its weights.
         let data_identity = serde_json::json!({
@@ -217,74 +210,39 @@ pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u3
                 ..sweep.student.clone()
             };
             if sweep.baseline {
-                runs.push(RunSpec {
-                    id: format!("baseline-{tag}s{seed}"),
-                    role: Role::Baseline,
-                    method: Method::Logit,
-                    seed,
-                    temperature: None,
-                    alpha: None,
-                    key: key_of(&{
-                        let mut key = serde_json::json!({
-                            "kind": "baseline", "data": data_identity, "phase": phase, "seed": seed,
-                        });
-                        how_computed(sweep, &mut key);
-                        key
-                    }),
-                    teacher: None,
-                    model,
-                    teacher_model: None,
-                    numerics: sweep.schedule.numerics,
-                    deterministic: sweep.schedule.deterministic,
+                let mut key = serde_json::json!({
+                    "kind": "baseline", "data": data_identity, "phase": phase, "seed": seed,
                 });
+                how_computed(sweep, &mut key);
+                let id = format!("baseline-{tag}s{seed}");
+                runs.push(run(
+                    id,
+                    Role::Baseline,
+                    seed,
+                    key_of(&key),
+                    None,
+                    plain(model),
+                ));
             }
-            for &method in &sweep.methods {
-                // Only the logit family uses T: the others get one run per α, never one per (T, α).
-                let temps: Vec<Option<&GridValue>> = if method.uses_temperature() {
-                    sweep.temperatures.iter().map(Some).collect()
-                } else {
-                    vec![None]
+            for cell in &cells {
+                let coord = Coord {
+                    model,
+                    ..cell.clone()
                 };
-                for temp in temps {
-                    for alpha in &sweep.alphas {
-                        let mut key = serde_json::json!({
-                            "kind": "student",
-                            "teacher": runs[t].key,
-                            "phase": phase,
-                            "cache_teacher_logits": sweep.cache_teacher_logits,
-                            "temperature": temp.map(|g| g.value),
-                            "alpha": alpha.value,
-                            "seed": seed,
-                        });
-                        // logit keys stay as they were before methods existed, so old records still count
-                        if !method.is_logit() {
-                            key["method"] = method.name().into();
-                        }
-                        how_computed(sweep, &mut key);
-                        let id = match temp {
-                            Some(tv) => {
-                                format!("student-{tag}T{}-a{}-s{seed}", tv.text, alpha.text)
-                            }
-                            None => {
-                                format!("student-{tag}{}-a{}-s{seed}", method.name(), alpha.text)
-                            }
-                        };
-                        runs.push(RunSpec {
-                            id,
-                            role: Role::Student,
-                            method,
-                            seed,
-                            temperature: temp.cloned(),
-                            alpha: Some(alpha.clone()),
-                            key: key_of(&key),
-                            teacher: Some(t),
-                            model,
-                            teacher_model: sweep.teacher.model,
-                            numerics: sweep.schedule.numerics,
-                            deterministic: sweep.schedule.deterministic,
-                        });
-                    }
+                let mut key = serde_json::json!({
+                    "kind": "student",
+                    "teacher": runs[t].key,
+                    "phase": phase,
+                    "cache_teacher_logits": sweep.cache_teacher_logits,
+                    "seed": seed,
+                });
+                // the cell's own fields: logit KD's keys are exactly those of before methods
+                for (k, v) in coord.key_fields(&sweep.methods_fixed) {
+                    key[k] = v;
                 }
+                how_computed(sweep, &mut key);
+                let id = format!("student-{}-s{seed}", coord.id_part(&tag));
+                runs.push(run(id, Role::Student, seed, key_of(&key), Some(t), coord));
             }
         }
     }
@@ -342,16 +300,16 @@ mod tests {
         let of = |m: Method| {
             p.runs
                 .iter()
-                .filter(|r| r.method == m && r.role == Role::Student)
+                .filter(|r| r.method() == m && r.role == Role::Student)
                 .collect::<Vec<_>>()
         };
         for m in [Method::Feature, Method::Imitation] {
             let rs = of(m);
             assert_eq!(rs.len(), 4, "{m:?}: one run per α and seed");
-            assert!(rs.iter().all(|r| r.temperature.is_none()));
+            assert!(rs.iter().all(|r| r.coord.temperature.is_none()));
             let mut cells: Vec<_> = rs
                 .iter()
-                .map(|r| (r.seed, r.alpha.as_ref().unwrap().text.clone()))
+                .map(|r| (r.seed, r.coord.alpha.as_ref().unwrap().text.clone()))
                 .collect();
             cells.dedup();
             assert_eq!(cells.len(), 4, "no duplicates");
@@ -380,7 +338,7 @@ mod tests {
         let a = build(&sweep(""), "fp");
         // a new temperature leaves every existing run's key alone
         let mut s = sweep("");
-        s.temperatures.push(GridValue {
+        s.temperatures.push(crate::distill::GridValue {
             text: "8".into(),
             value: 8.0,
         });

@@ -774,19 +774,20 @@ pub(crate) mod tests {
         let spec = RunSpec {
             id: format!("{}-{:?}-{:?}-s{seed}", role.name(), t, a),
             role,
-            method: Default::default(),
             seed,
-            temperature: t.map(|v| crate::config::GridValue {
-                text: v.into(),
-                value: num(v),
-            }),
-            alpha: a.map(|v| crate::config::GridValue {
-                text: v.into(),
-                value: num(v),
-            }),
             key: "0".repeat(64),
             teacher: None,
-            model: None,
+            coord: crate::distill::Coord {
+                temperature: t.map(|v| crate::config::GridValue {
+                    text: v.into(),
+                    value: num(v),
+                }),
+                alpha: a.map(|v| crate::config::GridValue {
+                    text: v.into(),
+                    value: num(v),
+                }),
+                ..crate::distill::Coord::of(Default::default())
+            },
             teacher_model: None,
             numerics: crate::platform::numerics::Numerics::Native,
             deterministic: false,
@@ -800,6 +801,7 @@ pub(crate) mod tests {
                     train_loss: 0.5,
                     val_acc: val,
                     seconds: 1.0,
+                    learned_temperature: None,
                 }],
                 test,
                 test,

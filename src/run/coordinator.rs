@@ -6,7 +6,7 @@
 //! crash — even a segfault or an abort in libtorch — fail one run only, and hold the dataset once per
 //! worker. A worker on a GPU is pinned to it with `CUDA_VISIBLE_DEVICES`.
 
-use crate::config::{Method, Sweep};
+use crate::config::Sweep;
 use crate::plan::{Plan, Role};
 use crate::platform::device::{DeviceSpec, Slot};
 use crate::run::job::{self, Job, Outcome, WorkerMsg};
@@ -347,7 +347,7 @@ impl<'a> Coordinator<'a> {
     fn fusable(&self, j: usize) -> bool {
         let r = &self.cx.plan.runs[j];
         r.role == Role::Student
-            && r.method == Method::Logit
+            && r.method().fusable()
             && r.arch().fusable()
             && self.cx.sweep.cache_teacher_logits
             && self.cx.sweep.student.augment.is_none()

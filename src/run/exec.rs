@@ -3,17 +3,16 @@
 //! run's record. Every failure (an error, a libtorch exception, a panic, divergence) becomes a failed
 //! record; a run stopped by Ctrl-C or SIGTERM becomes [`Outcome::Interrupted`] and writes nothing.
 
-use crate::config::{Method, Sweep};
+use crate::config::Sweep;
 use crate::data::{self, Dataset};
+use crate::distill::{Distiller, Needs};
 use crate::model::Net;
 use crate::plan::{Role, RunSpec};
 use crate::platform::device::DeviceSpec;
 use crate::run::job::{Job, Outcome};
 use crate::store::checkpoint::RunCheckpoint;
 use crate::store::{self, RunRecord, Store};
-use crate::train::{
-    self, Checkpoints, EpochStats, Fitted, Hooks, RunSettings, TeacherSignal, TrainError,
-};
+use crate::train::{self, Checkpoints, EpochStats, Fitted, Hooks, RunSettings, Source, TrainError};
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 use tch::{nn, Device, Tensor};
@@ -313,17 +312,15 @@ fn train_run(
     let init =
         |arch| train::try_init(arch, data, device, &settings, saved).map_err(RunError::Model);
 
+    let plain = Distiller::none();
     let fitted = match job.run.role {
         Role::Teacher => {
             let (vs, net) = init(arch)?;
             let fitted = train::fit(
-                &vs,
-                &net,
+                (&vs, &net),
                 data,
                 &settings,
-                TeacherSignal::None,
-                1.0,
-                0.0,
+                (Source::None, &plain),
                 &mut hooks,
             )?;
             let logits = publish_teacher(job, &store, &vs, &net, data, &fitted)?;
@@ -333,13 +330,10 @@ fn train_run(
         Role::Baseline => {
             let (vs, net) = init(arch)?;
             train::fit(
-                &vs,
-                &net,
+                (&vs, &net),
                 data,
                 &settings,
-                TeacherSignal::None,
-                1.0,
-                0.0,
+                (Source::None, &plain),
                 &mut hooks,
             )?
         }
@@ -355,15 +349,17 @@ fn train_run(
     Ok(fitted)
 }
 
-/// What a feature student learns from: the teacher's cached maps of the training images, or (for
-/// augmented batches) the teacher itself.
-enum FeatureTeacher<'t> {
-    Maps(&'t Tensor),
+/// What a student learns from: rows the worker keeps (logits, labels, feature maps of the training
+/// images), or the teacher's network for each step's batch.
+enum Signal<'t> {
+    Rows(&'t Tensor),
+    Labels(Tensor),
     Net(Box<Net>),
 }
 
-/// Trains a distilled student: sets up what it learns from (cached or live logits, the teacher's
-/// labels, or its feature maps with a regressor) and fits it.
+/// Trains a distilled student: its method ([`Distiller`]) from its grid coordinate, what the
+/// method needs from the teacher — cached rows when the batches are the plain training images, the
+/// teacher's network when they are augmented or logits are not cached — and fits it.
 fn train_student(
     job: &Job,
     data: &Dataset,
@@ -376,90 +372,55 @@ fn train_student(
     let arch = job.run.arch();
     let teacher = job.teacher.as_ref().ok_or(RunError::NoTeacher)?;
     let dir = store.teacher_dir(&teacher.key);
-    let (temperature, alpha, method) = (
-        job.run.temperature_value(),
-        job.run.alpha_value(),
-        job.run.method,
-    );
-    // what the student learns from; a teacher network is built before the student is seeded, so
-    // the student's initial weights and dropout masks match the cached way
-    let (live, labels, regressor, feature_teacher);
-    let student = || train::try_init(arch, data, device, settings, saved).map_err(RunError::Model);
+    let epochs = job.run.phase(&job.sweep).epochs;
+    let mut distiller = Distiller::new(&job.run.coord, &job.sweep.methods_fixed, epochs);
     // augmented batches are new images every epoch: the teacher sees each one in the step (nothing
     // computed on the plain training images applies)
-    let augmented = !settings.augment.is_none();
-    let (vs, net, signal) = match method {
-        Method::Logit if !job.sweep.cache_teacher_logits || augmented => {
-            live = load_teacher_net(teacher, &dir, data, device)?;
-            let (vs, net) = student()?;
-            (vs, net, TeacherSignal::Live(&live))
+    let live = !settings.augment.is_none()
+        || (distiller.needs() == Needs::Logits && !job.sweep.cache_teacher_logits);
+    // a teacher network is built before the student is seeded, so the student's initial weights
+    // and dropout masks match the cached way
+    let signal = match distiller.needs() {
+        _ if live => Signal::Net(Box::new(load_teacher_net(teacher, &dir, data, device)?)),
+        Needs::Nothing | Needs::Logits => {
+            Signal::Rows(teacher_logits(logits_slot, teacher, &dir, data, device)?)
         }
-        Method::Logit => {
-            let logits = teacher_logits(logits_slot, teacher, &dir, data, device)?;
-            let (vs, net) = student()?;
-            (vs, net, TeacherSignal::Cached(logits))
-        }
-        Method::Imitation if augmented => {
-            live = load_teacher_net(teacher, &dir, data, device)?;
-            let (vs, net) = student()?;
-            (vs, net, TeacherSignal::LiveLabels(&live))
-        }
-        Method::Imitation => {
-            labels = teacher_logits(logits_slot, teacher, &dir, data, device)?.argmax(-1, false);
-            let (vs, net) = student()?;
-            (vs, net, TeacherSignal::Labels(&labels))
-        }
-        Method::Feature => {
-            // the feature student trains with its regressor, built beside it
-            feature_teacher = match augmented {
-                true => {
-                    FeatureTeacher::Net(Box::new(load_teacher_net(teacher, &dir, data, device)?))
-                }
-                false => FeatureTeacher::Maps(teacher_features(
-                    features_slot,
-                    teacher,
-                    &dir,
-                    data,
-                    device,
-                )?),
-            };
-            let channels = |a: crate::model::Arch| a.feature_channels(data.shape);
-            let (s_ch, t_ch) = (
-                channels(arch).map_err(RunError::Model)?,
-                channels(teacher.arch()).map_err(RunError::Model)?,
-            );
-            let (vs, net, r) = train::try_init_with(arch, data, device, settings, saved, |p| {
-                nn::conv2d(
-                    p / "regressor",
-                    s_ch,
-                    t_ch,
-                    1,
-                    settings.init.conv(s_ch, 1, 0),
-                )
-            })
-            .map_err(RunError::Model)?;
-            regressor = r;
-            let signal = match &feature_teacher {
-                FeatureTeacher::Maps(maps) => TeacherSignal::Features {
-                    maps,
-                    regressor: &regressor,
-                },
-                FeatureTeacher::Net(teacher) => TeacherSignal::LiveFeatures {
-                    teacher,
-                    regressor: &regressor,
-                },
-            };
-            (vs, net, signal)
-        }
+        Needs::Labels => Signal::Labels(
+            teacher_logits(logits_slot, teacher, &dir, data, device)?.argmax(-1, false),
+        ),
+        Needs::Features => Signal::Rows(teacher_features(
+            features_slot,
+            teacher,
+            &dir,
+            data,
+            device,
+        )?),
+    };
+    // the method's own parameters (a regressor, CTKD's temperature) are built beside the student,
+    // from a random stream of their own
+    let channels = |a: crate::model::Arch| a.feature_channels(data.shape);
+    let dims = if distiller.needs() == Needs::Features {
+        (
+            channels(arch).map_err(RunError::Model)?,
+            channels(teacher.arch()).map_err(RunError::Model)?,
+        )
+    } else {
+        (0, 0)
+    };
+    let (vs, net, ()) = train::try_init_with(arch, data, device, settings, saved, |p| {
+        distiller.build(p, dims, settings.init)
+    })
+    .map_err(RunError::Model)?;
+    let source = match &signal {
+        Signal::Rows(t) => Source::Cached(t),
+        Signal::Labels(t) => Source::Cached(t),
+        Signal::Net(n) => Source::Live(n),
     };
     Ok(train::fit(
-        &vs,
-        &net,
+        (&vs, &net),
         data,
         settings,
-        signal,
-        temperature,
-        alpha,
+        (source, &distiller),
         hooks,
     )?)
 }

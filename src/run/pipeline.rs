@@ -872,9 +872,9 @@ pub fn plan_json(path: &Path, opts: &Options) -> anyhow::Result<serde_json::Valu
         .zip(&done)
         .map(|(r, d)| {
             json!({
-                "id": r.id, "role": r.role.name(), "method": r.method.name(), "seed": r.seed,
-                "temperature": r.temperature.as_ref().map(|g| g.text.clone()),
-                "alpha": r.alpha.as_ref().map(|g| g.text.clone()),
+                "id": r.id, "role": r.role.name(), "method": r.method().name(), "seed": r.seed,
+                "temperature": r.coord.temperature.as_ref().map(|g| g.text.clone()),
+                "alpha": r.coord.alpha.as_ref().map(|g| g.text.clone()),
                 "key": r.key, "needs": r.teacher.map(|t| p.plan.runs[t].id.clone()), "done": d,
             })
         })

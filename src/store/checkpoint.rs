@@ -207,6 +207,7 @@ mod tests {
                 train_loss: 0.5,
                 val_acc: 60.0,
                 seconds: 1.5,
+                learned_temperature: None,
             }],
             step_losses: vec![0.9, 0.7, 0.6, 0.5],
             seconds: 2.0,

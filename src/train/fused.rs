@@ -11,15 +11,11 @@
 //! to all G students. A fused sweep therefore gives the numbers of an unfused one, up to float
 //! summation order.
 
+use super::driver::{drive, rows_on, Batch, DriveHooks, Trainee};
 use crate::data::Dataset;
 use crate::model::{dropout_mask, Arch, Net, DROPOUT};
 use crate::train::optim::Optimizer;
-use crate::train::{
-    best_index, epoch_permutation, mean, rows_on, Checkpoints, EpochStats, Fitted, RunSettings,
-    StepLosses, TrainError, TrainState, STOP,
-};
-use std::sync::atomic::Ordering;
-use std::time::Instant;
+use crate::train::{Checkpoints, EpochStats, Fitted, RunSettings, TrainError, TrainState};
 use tch::{nn, Kind, Tensor};
 
 /// G students stacked along a group dimension.
@@ -223,17 +219,24 @@ pub fn resume_groups(states: Vec<Option<TrainState>>) -> Vec<(Vec<usize>, Vec<Tr
     fresh.into_iter().chain(at.into_values()).collect()
 }
 
-/// A fused group's tensors in training: the weights, each member's best weights, Adam.
-struct Group<'a> {
-    model: &'a FusedStudent,
-    best: &'a FusedStudent,
+/// A fused group in training: the stacked weights, each member's best weights, the optimizer, and
+/// what every member's loss needs.
+struct Fused<'a> {
+    model: FusedStudent,
+    /// Each member's best-validation weights, copied into its slices when it improves.
+    best: FusedStudent,
+    opt: Optimizer,
+    teacher_logits: &'a Tensor,
+    temps: Tensor,
+    alphas: Tensor,
+    precision: super::Precision,
 }
 
-impl Group<'_> {
+impl Fused<'_> {
     /// One of the optimizer's per-parameter states (Adam's `exp_avg`, `exp_avg_sq`; SGD's
     /// `momentum_buffer`) as a group (views of the optimizer's own tensors).
-    fn moments(&self, opt: &Optimizer, which: &str) -> FusedStudent {
-        let state = opt.state();
+    fn moments(&self, which: &str) -> FusedStudent {
+        let state = self.opt.state();
         FusedStudent::from_named(self.model.g, |n| {
             let want = format!("{which}/{n}");
             state
@@ -246,7 +249,7 @@ impl Group<'_> {
 
     /// Member `i`'s tensors under the names an unfused run's checkpoint uses (`param/`, the
     /// optimizer's states such as `exp_avg/`, `best/`), as views of the group's.
-    fn member_tensors(&self, opt: &Optimizer, i: i64, with_best: bool) -> Vec<(String, Tensor)> {
+    fn member_tensors(&self, i: i64) -> Vec<(String, Tensor)> {
         let id = |t: &Tensor| t.shallow_clone();
         let named = |prefix: &str, g: &FusedStudent| {
             g.member(i, id)
@@ -254,48 +257,82 @@ impl Group<'_> {
                 .map(|(n, t)| (format!("{prefix}/{n}"), t))
                 .collect::<Vec<_>>()
         };
-        let mut all = named("param", self.model);
-        for which in opt.state_names() {
-            all.extend(named(which, &self.moments(opt, which)));
+        let mut all = named("param", &self.model);
+        for which in self.opt.state_names() {
+            all.extend(named(which, &self.moments(which)));
         }
-        if with_best {
-            all.extend(named("best", self.best));
-        }
+        all.extend(named("best", &self.best));
         all
     }
+}
 
-    /// Member `i`'s checkpoint state (its tensors copied to the CPU).
-    fn state_of(
-        &self,
-        opt: &Optimizer,
-        i: usize,
-        position: (u32, usize, u64),
-        history: &[EpochStats],
-        steps: Vec<f64>,
-        seconds: f64,
-    ) -> TrainState {
-        let tensors = self.member_tensors(opt, i as i64, !history.is_empty());
-        TrainState::at(position, opt, history, steps, seconds, tensors)
+impl Trainee for Fused<'_> {
+    fn width(&self) -> usize {
+        self.model.g as usize
     }
 
-    /// Puts member `i`'s kept state back into the group's slices.
-    fn restore(&self, opt: &Optimizer, i: usize, state: &TrainState) {
+    fn set_lr(&mut self, lr: f64) {
+        self.opt.set_lr(lr);
+    }
+
+    fn step(&mut self, b: &Batch, _epoch: u32) -> Tensor {
+        let device = self.model.w1.device();
+        let t = rows_on(self.teacher_logits, &b.idx, device);
+        let len = b.xs.size()[0];
+        // the step's seed of the unfused students of this seed: the same dropout mask, in the hidden
+        // layer's type (bf16 under bf16 autocast, as a plain student's)
+        let hidden = (self.precision.activation_kind(), device);
+        let mask = dropout_mask(len, self.model.w3.size()[2], DROPOUT, hidden);
+        let (total, per) = self.precision.run(device, || {
+            // the losses take float32 logits (bf16 autocast's cast up)
+            let logits = self.model.forward(&b.xs, Some(&mask)).to_kind(Kind::Float);
+            fused_kd_loss(&logits, &t, &b.ys, &self.temps, &self.alphas)
+        });
+        self.opt.backward_step(&total);
+        per
+    }
+
+    fn validate(&self, data: &Dataset) -> Vec<f64> {
+        accuracies(&self.model, &data.val_x, &data.val_y)
+    }
+
+    fn keep_best(&mut self, i: usize, _last: bool) -> Result<(), TrainError> {
+        self.best.copy_member(i as i64, &self.model);
+        Ok(())
+    }
+
+    fn tensors(&self, i: usize) -> Result<Vec<(String, Tensor)>, TrainError> {
+        Ok(self.member_tensors(i as i64))
+    }
+
+    fn steps(&self) -> u64 {
+        self.opt.steps()
+    }
+
+    fn restore(&mut self, states: &[TrainState]) {
         let _guard = tch::no_grad_guard();
-        for (name, mut into) in self.member_tensors(opt, i as i64, true) {
-            if let Some((_, t)) = state.tensors.iter().find(|(n, _)| *n == name) {
-                into.copy_(t);
+        self.opt.load_state(&[], states[0].adam_steps);
+        for (i, state) in states.iter().enumerate() {
+            for (name, mut into) in self.member_tensors(i as i64) {
+                if let Some((_, t)) = state.tensors.iter().find(|(n, _)| *n == name) {
+                    into.copy_(t);
+                }
             }
         }
+    }
+
+    fn test(&mut self, data: &Dataset) -> Result<Vec<(f64, f64)>, TrainError> {
+        let last = accuracies(&self.model, &data.test_x, &data.test_y);
+        let best = accuracies(&self.best, &data.test_x, &data.test_y);
+        Ok(last.into_iter().zip(best).collect())
     }
 }
 
 /// Trains G logit students of one seed together. A member whose loss stops being finite fails alone
-/// (its error in its place of the result); the others train on (their gradients and Adam updates never
-/// mix with a diverged member's). `init` is the common initial student (all members
-/// start from it, as unfused students of a seed do); each step reseeds libtorch's generator with the
-/// step's seed (`RunSettings::step_seed`), as unfused training does, so the shared dropout mask is the
-/// one each member draws apart. Returns each member's epochs and test accuracies (measured once).
-#[allow(clippy::too_many_arguments)]
+/// (its error in its place of the result); the others train on (their gradients and optimizer
+/// updates never mix with a diverged member's). `init` is the common initial student (all members
+/// start from it, as unfused students of a seed do). Returns each member's epochs and test
+/// accuracies (measured once).
 pub fn fit_fused(
     init: &nn::VarStore,
     data: &Dataset,
@@ -304,175 +341,32 @@ pub fn fit_fused(
     s: &RunSettings,
     hooks: &mut FusedHooks,
 ) -> Result<Vec<Result<Fitted, TrainError>>, TrainError> {
-    let start = Instant::now();
     let device = init.device();
     let vs = nn::VarStore::new(device);
     let copies: Vec<&nn::VarStore> = members.iter().map(|_| init).collect();
     let model = FusedStudent::stack(&vs, &copies);
-    // each member's best-validation weights, copied into its slices when it improves
     let best_vs = nn::VarStore::new(device);
     let best = FusedStudent::stack(&best_vs, &copies);
-    let mut opt = Optimizer::with(&vs, s.lr, &s.recipe);
-    let temps = Tensor::from_slice(
-        &members
-            .iter()
-            .map(|m| m.temperature as f32)
-            .collect::<Vec<_>>(),
-    )
-    .to_device(device);
-    let alphas = Tensor::from_slice(&members.iter().map(|m| m.alpha as f32).collect::<Vec<_>>())
-        .to_device(device);
-    // the batch order of the unfused students of this seed
-    let mut order = s.batch_order();
-    let n = data.n_train();
-    let bs = s.batch_size as i64;
-    let mut history: Vec<Result<Vec<EpochStats>, TrainError>> =
-        members.iter().map(|_| Ok(Vec::new())).collect();
-    let mut step_losses: Vec<Vec<f64>> = members.iter().map(|_| Vec::new()).collect();
-    let group = Group {
-        model: &model,
-        best: &best,
+    let per = |f: &dyn Fn(&Member) -> f64| {
+        Tensor::from_slice(&members.iter().map(|m| f(m) as f32).collect::<Vec<_>>())
+            .to_device(device)
     };
-    let (mut first_epoch, mut first_step, mut before) = (1, 0, 0.0);
-    if let Some(first) = hooks.resume.first() {
-        assert_eq!(hooks.resume.len(), members.len(), "a state per member");
-        (first_epoch, first_step, before) = (first.epoch + 1, first.step, first.seconds);
-        order = crate::rng::SplitMix64::new(first.order);
-        opt.load_state(&[], first.adam_steps);
-        for (i, state) in hooks.resume.iter().enumerate() {
-            group.restore(&opt, i, state);
-            history[i] = Ok(state.history.clone());
-            step_losses[i] = state.step_losses.clone();
-        }
-    }
-    let elapsed = |start: &Instant| before + start.elapsed().as_secs_f64();
-    let every = hooks.checkpoints.first().and_then(|c| c.every());
-    let mut saved_at = Instant::now();
-    // keeps every healthy member's checkpoint at `position`, with the steps of this epoch so far
-    let save = |opt: &Optimizer,
-                position: (u32, usize, u64),
-                history: &[Result<Vec<EpochStats>, TrainError>],
-                steps: &[Vec<f64>],
-                this_epoch: &[Vec<f64>],
-                seconds: f64| {
-        for (i, c) in hooks.checkpoints.iter().enumerate() {
-            let Ok(h) = &history[i] else { continue };
-            let mut so_far = steps[i].clone();
-            so_far.extend(this_epoch.get(i).into_iter().flatten());
-            c.save(&group.state_of(opt, i, position, h, so_far, seconds));
-        }
+    let mut fused = Fused {
+        opt: Optimizer::with(&vs, s.lr, &s.recipe),
+        model,
+        best,
+        teacher_logits,
+        temps: per(&|m| m.temperature),
+        alphas: per(&|m| m.alpha),
+        precision: s.precision,
     };
-    for epoch in first_epoch..=s.epochs {
-        if history.iter().all(|h| h.is_err()) {
-            break;
-        }
-        opt.set_lr(s.recipe.lr_at(s.lr, epoch, s.epochs));
-        // host synchronisations per epoch: the step losses once, and the accuracy evaluations
-        let epoch_order = order.state();
-        let perm = epoch_permutation(&mut order, n as usize, device);
-        let skip = if epoch == first_epoch { first_step } else { 0 };
-        // the steps of this epoch a checkpoint already took
-        let earlier: Vec<Vec<f64>> = step_losses
-            .iter_mut()
-            .map(|l| l.split_off(l.len() - skip))
-            .collect();
-        let mut losses = StepLosses::new();
-        for (step, begin) in (0..n).step_by(bs as usize).enumerate().skip(skip) {
-            let stop = STOP.load(Ordering::Relaxed);
-            let due = every.is_some_and(|every| saved_at.elapsed() >= every);
-            if stop || due {
-                let this_epoch: Vec<Vec<f64>> = earlier
-                    .iter()
-                    .zip(losses.peek_each(members.len()))
-                    .map(|(a, b)| a.iter().copied().chain(b).collect())
-                    .collect();
-                save(
-                    &opt,
-                    (epoch - 1, step, epoch_order),
-                    &history,
-                    &step_losses,
-                    &this_epoch,
-                    elapsed(&start),
-                );
-                saved_at = Instant::now();
-            }
-            if stop {
-                return Err(TrainError::Interrupted);
-            }
-            // the step's seed of the unfused students of this seed: the same dropout mask
-            tch::manual_seed(s.step_seed(epoch, step));
-            let len = bs.min(n - begin);
-            let idx = perm.narrow(0, begin, len);
-            let xs = data.train_x.index_select(0, &idx);
-            let ys = data.train_y.index_select(0, &idx);
-            let t = rows_on(teacher_logits, &idx, device);
-            // in the hidden layer's type: bf16 under bf16 autocast, as a plain student's
-            let hidden = (s.precision.activation_kind(), device);
-            let mask = dropout_mask(len, model.w3.size()[2], DROPOUT, hidden);
-            let (total, per) = s.precision.run(device, || {
-                // the losses take float32 logits (bf16 autocast's cast up)
-                let logits = model.forward(&xs, Some(&mask)).to_kind(Kind::Float);
-                fused_kd_loss(&logits, &t, &ys, &temps, &alphas)
-            });
-            opt.backward_step(&total);
-            losses.push(&per);
-        }
-        let each = losses.finish_each(epoch);
-        let secs = elapsed(&start);
-        let val = accuracies(&model, &data.val_x, &data.val_y);
-        let mut reports = Vec::new();
-        for (i, ((h, loss), mut steps)) in history.iter_mut().zip(each).zip(earlier).enumerate() {
-            let Ok(epochs) = h else { continue };
-            match loss {
-                Err(e) => *h = Err(e),
-                Ok(new) => {
-                    steps.extend(new);
-                    let stats = EpochStats {
-                        epoch,
-                        train_loss: mean(&steps),
-                        val_acc: val[i],
-                        seconds: secs,
-                    };
-                    step_losses[i].extend(steps);
-                    epochs.push(stats.clone());
-                    if best_index(epochs) == Some(epochs.len() - 1) {
-                        best.copy_member(i as i64, &model);
-                    }
-                    reports.push((i, stats));
-                }
-            }
-        }
-        if epoch < s.epochs {
-            save(
-                &opt,
-                (epoch, 0, order.state()),
-                &history,
-                &step_losses,
-                &[],
-                elapsed(&start),
-            );
-            saved_at = Instant::now();
-        }
-        for (i, stats) in &reports {
-            (hooks.on_epoch)(*i, stats);
-        }
-        let saved = !hooks.checkpoints.is_empty();
-        if crate::train::pauses(hooks.until, epoch, s.epochs, saved) {
-            return Ok(history
-                .into_iter()
-                .map(|h| h.and_then(|h| Err(TrainError::Paused(h))))
-                .collect());
-        }
-    }
-    // the test set, once: the last weights and each member's best weights
-    let test = accuracies(&model, &data.test_x, &data.test_y);
-    let test_best = accuracies(&best, &data.test_x, &data.test_y);
-    Ok(history
-        .into_iter()
-        .zip(step_losses)
-        .enumerate()
-        .map(|(i, (h, steps))| h.map(|history| Fitted::new(history, test[i], test_best[i], steps)))
-        .collect())
+    let mut drive_hooks = DriveHooks {
+        on_epoch: &mut *hooks.on_epoch,
+        checkpoints: hooks.checkpoints.clone(),
+        resume: std::mem::take(&mut hooks.resume),
+        until: hooks.until,
+    };
+    drive(&mut fused, data, s, &mut drive_hooks)
 }
 
 /// Images per evaluation chunk for a group of `g`: 1024 for up to 16 students, fewer beyond, so that

@@ -5,14 +5,15 @@
 //! workers, and peak memory. Prints a Markdown report (BENCHMARKS.md-ready).
 
 use crate::config::DatasetKind;
+use crate::distill::losses::kd as kd_loss;
 use crate::model::Init;
 use crate::model::{Arch, Net};
 use crate::platform::device::DeviceSpec;
 use crate::report::Stat;
 use crate::rng::SplitMix64;
 use crate::run::pipeline as sweep;
+use crate::train::mean;
 use crate::train::optim::Optimizer;
-use crate::train::{kd_loss, mean};
 use anyhow::Context;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

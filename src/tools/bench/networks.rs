@@ -6,9 +6,10 @@
 
 use super::{pytorch_script, reference_python, sync, Bench};
 use crate::data::Dataset;
+use crate::distill::Distiller;
 use crate::model::{Arch, Init};
 use crate::train::optim::{Algorithm, Recipe};
-use crate::train::{self, Precision, RunSettings, TeacherSignal};
+use crate::train::{self, Precision, RunSettings, Source};
 use anyhow::Context;
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -99,13 +100,10 @@ fn kd_sweep_epoch(arch: Arch, precision: Precision, z: &Size, device: Device) ->
     let fit = |data: &Dataset| {
         let mut quiet = |_: &train::EpochStats| {};
         train::fit(
-            &vs,
-            &net,
+            (&vs, &net),
             data,
             &s,
-            TeacherSignal::None,
-            1.0,
-            0.0,
+            (Source::None, &Distiller::none()),
             &mut train::Hooks::epochs(&mut quiet),
         )
     };

@@ -1,0 +1,316 @@
+//! The losses, as functions of tensors: student logits `s` [B, C], teacher logits `t` [B, C] (no
+//! gradient), labels `y` [B]. Every KL is summed over classes and averaged over the batch, as the
+//! reference implementations do (`reduction="batchmean"`, or `size_average=False` then ÷ B).
+
+use tch::{Kind, Tensor};
+
+/// Hinton's KD: `(1 − α)·CE(s, y) + α·T²·KL(softmax(t/T) ‖ softmax(s/T))`. α = 0 is plain
+/// cross-entropy (the KL term is not computed).
+pub fn kd(
+    student: &Tensor,
+    teacher: &Tensor,
+    labels: &Tensor,
+    temperature: f64,
+    alpha: f64,
+) -> Tensor {
+    let ce = student.cross_entropy_for_logits(labels);
+    if alpha == 0.0 {
+        return ce;
+    }
+    ce * (1.0 - alpha) + kl(student, teacher, temperature) * (alpha * temperature * temperature)
+}
+
+/// KL(softmax(t/T) ‖ softmax(s/T)), summed over classes, averaged over the batch.
+pub fn kl(student: &Tensor, teacher: &Tensor, temperature: f64) -> Tensor {
+    let log_ps = (student / temperature).log_softmax(-1, Kind::Float);
+    let log_pt = (teacher / temperature).log_softmax(-1, Kind::Float);
+    (log_pt.exp() * (&log_pt - log_ps))
+        .sum_dim_intlist(-1, false, Kind::Float)
+        .mean(Kind::Float)
+}
+
+/// Logit standardisation (Sun et al. 2024): each row z-scored over its classes, `(z − mean) /
+/// (std + 1e-7)` with the unbiased standard deviation, as the reference code computes it.
+pub fn zscore(z: &Tensor) -> Tensor {
+    let mean = z.mean_dim(-1, true, Kind::Float);
+    let std = z.std_dim(-1, true, true);
+    (z - mean) / (std + 1e-7)
+}
+
+/// Logit KD on z-scored logits: `(1 − α)·CE(s, y) + α·T²·KL(softmax(Z(t)/T) ‖ softmax(Z(s)/T))`;
+/// the cross-entropy keeps the raw logits.
+pub fn kd_standardized(
+    student: &Tensor,
+    teacher: &Tensor,
+    labels: &Tensor,
+    temperature: f64,
+    alpha: f64,
+) -> Tensor {
+    let ce = student.cross_entropy_for_logits(labels);
+    ce * (1.0 - alpha)
+        + kl(&zscore(student), &zscore(teacher), temperature) * (alpha * temperature * temperature)
+}
+
+/// Σ `p·(log p − log_q)` over everything, ÷ the batch, where `p·log p` is 0 at p = 0 (xlogy, as
+/// PyTorch's `kl_div` takes it).
+fn kl_sum_over_batch(p: &Tensor, log_q: &Tensor) -> Tensor {
+    let b = p.size()[0] as f64;
+    (p.xlogy(p) - p * log_q).sum(Kind::Float) / b
+}
+
+/// Decoupled KD (Zhao et al. 2022), on logits `zs`, `zt` (z-scored or not) with the cross-entropy on
+/// the raw student logits `raw`: `CE + w·(α·TCKD + β·NCKD)`.
+/// - TCKD: KL between the binary distributions [p(target), p(rest)] of softmax(z/T), × T².
+/// - NCKD: KL between the distributions over the non-target classes — softmax(z/T − 1000·onehot),
+///   the target's probability underflowing to exactly 0 — × T².
+///
+/// `w` is the warm-up factor min(epoch / warmup, 1).
+pub fn dkd(
+    zs: &Tensor,
+    zt: &Tensor,
+    raw: &Tensor,
+    labels: &Tensor,
+    (alpha, beta, temperature): (f64, f64, f64),
+    w: f64,
+) -> Tensor {
+    let ce = raw.cross_entropy_for_logits(labels);
+    let gt = zs
+        .zeros_like()
+        .to_kind(Kind::Float)
+        .scatter_value(1, &labels.unsqueeze(1), 1.0);
+    let other = gt.ones_like() - &gt;
+    let (s, t) = (
+        zs.to_kind(Kind::Float) / temperature,
+        zt.to_kind(Kind::Float) / temperature,
+    );
+    let (ps, pt) = (s.softmax(-1, Kind::Float), t.softmax(-1, Kind::Float));
+    let binary = |p: &Tensor| {
+        Tensor::cat(
+            &[
+                (p * &gt).sum_dim_intlist(1, true, Kind::Float),
+                (p * &other).sum_dim_intlist(1, true, Kind::Float),
+            ],
+            1,
+        )
+    };
+    let (bs, bt) = (binary(&ps), binary(&pt));
+    let t2 = temperature * temperature;
+    let tckd = kl_sum_over_batch(&bt, &bs.log()) * t2;
+    let masked = |x: &Tensor| x - &gt * 1000.0;
+    let qt = masked(&t).softmax(-1, Kind::Float);
+    let log_qs = masked(&s).log_softmax(-1, Kind::Float);
+    let nckd = kl_sum_over_batch(&qt, &log_qs) * t2;
+    ce + (tckd * alpha + nckd * beta) * w
+}
+
+/// Pearson correlation of each row of `a` with the same row of `b` (rows centred by their own mean;
+/// the cosine's denominator + 1e-8 on the product of the norms), averaged over the rows.
+fn mean_pearson(a: &Tensor, b: &Tensor) -> Tensor {
+    let a = a - a.mean_dim(1, true, Kind::Float);
+    let b = b - b.mean_dim(1, true, Kind::Float);
+    let dot = (&a * &b).sum_dim_intlist(1, false, Kind::Float);
+    let norms = a.norm_scalaropt_dim(2, [1], false) * b.norm_scalaropt_dim(2, [1], false);
+    (dot / (norms + 1e-8)).mean(Kind::Float)
+}
+
+/// DIST (Huang et al. 2022): `CE + β·τ²·(1 − ρ over samples) + γ·τ²·(1 − ρ over classes)`, ρ the
+/// mean Pearson correlation of softmax(s/τ) with softmax(t/τ), row by row (inter-class relation)
+/// and column by column (intra-class relation).
+pub fn dist(
+    student: &Tensor,
+    teacher: &Tensor,
+    labels: &Tensor,
+    beta: f64,
+    gamma: f64,
+    tau: f64,
+) -> Tensor {
+    let ce = student.cross_entropy_for_logits(labels);
+    let ys = (student / tau).softmax(-1, Kind::Float);
+    let yt = (teacher / tau).softmax(-1, Kind::Float);
+    let inter = mean_pearson(&ys, &yt).neg() + 1.0;
+    let intra = mean_pearson(&ys.transpose(0, 1), &yt.transpose(0, 1)).neg() + 1.0;
+    let t2 = tau * tau;
+    ce + inter * (beta * t2) + intra * (gamma * t2)
+}
+
+/// Multi-temperature KD: `(1 − α)·CE + α·mean over T in `temps` of T²·KL_T`.
+pub fn multi_t(
+    student: &Tensor,
+    teacher: &Tensor,
+    labels: &Tensor,
+    temps: &[f64],
+    alpha: f64,
+) -> Tensor {
+    let ce = student.cross_entropy_for_logits(labels);
+    let mut sum = Tensor::zeros([], (Kind::Float, student.device()));
+    for &t in temps {
+        sum += kl(student, teacher, t) * (t * t);
+    }
+    ce * (1.0 - alpha) + sum * (alpha / temps.len().max(1) as f64)
+}
+
+/// Logit KD with the temperature a scalar tensor (CTKD's learned one; the gradient flows into it
+/// through the softmaxes and T²).
+pub fn kd_tensor_temperature(
+    student: &Tensor,
+    teacher: &Tensor,
+    labels: &Tensor,
+    temperature: &Tensor,
+    alpha: f64,
+) -> Tensor {
+    let ce = student.cross_entropy_for_logits(labels);
+    let log_ps = (student / temperature).log_softmax(-1, Kind::Float);
+    let log_pt = (teacher / temperature).log_softmax(-1, Kind::Float);
+    let kl = (log_pt.exp() * (&log_pt - log_ps))
+        .sum_dim_intlist(-1, false, Kind::Float)
+        .mean(Kind::Float);
+    ce * (1.0 - alpha) + kl * temperature.square().squeeze() * alpha
+}
+
+/// `x` in the forward pass; `λ`·(its gradient) in the backward pass (a gradient-reversal layer when
+/// λ < 0). Written as `x.detach() + λ·(x − x.detach())`, whose value is exactly `x`.
+pub fn gradient_reversal(x: &Tensor, lambda: f64) -> Tensor {
+    let d = x.detach();
+    &d + (x - &d) * lambda
+}
+
+/// CTKD's λ in epoch `epoch` (1-based): −½·(1 − cos(π·min(epoch, ramp)/ramp)), from about 0 to −1
+/// over `ramp` epochs, then −1.
+pub fn ctkd_lambda(epoch: u32, ramp: u32) -> f64 {
+    let ramp = ramp.max(1) as f64;
+    let e = (epoch as f64).min(ramp);
+    -0.5 * (1.0 - (std::f64::consts::PI * e / ramp).cos())
+}
+
+/// White-box (FitNets-style hint): `(1 − α)·CE(s, y) + α·MSE(regressed, teacher_features)`, the MSE
+/// averaged over every element of the feature map.
+pub fn feature(
+    student: &Tensor,
+    labels: &Tensor,
+    regressed: &Tensor,
+    teacher_features: &Tensor,
+    alpha: f64,
+) -> Tensor {
+    let ce = student.cross_entropy_for_logits(labels);
+    let mse = regressed.mse_loss(teacher_features, tch::Reduction::Mean);
+    ce * (1.0 - alpha) + mse * alpha
+}
+
+/// A student's regressed feature map and the teacher's, brought to one spatial size for the hint
+/// loss: when they differ (another family, another depth of pooling), both are average-pooled to the
+/// smaller height and width. Maps of one size pass unchanged.
+pub fn same_size(student: Tensor, teacher: Tensor) -> (Tensor, Tensor) {
+    let (s, t) = (student.size(), teacher.size());
+    if s[2..] == t[2..] {
+        return (student, teacher);
+    }
+    let hw = [s[2].min(t[2]), s[3].min(t[3])];
+    (
+        student.adaptive_avg_pool2d(hw),
+        teacher.adaptive_avg_pool2d(hw),
+    )
+}
+
+/// Black-box (imitation): `(1 − α)·CE(s, y) + α·CE(s, teacher's arg max)`.
+pub fn imitation(student: &Tensor, labels: &Tensor, teacher_labels: &Tensor, alpha: f64) -> Tensor {
+    student.cross_entropy_for_logits(labels) * (1.0 - alpha)
+        + student.cross_entropy_for_logits(teacher_labels) * alpha
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: &[f32], rows: i64) -> Tensor {
+        Tensor::from_slice(v).view([rows, -1])
+    }
+
+    fn val(x: &Tensor) -> f64 {
+        x.double_value(&[])
+    }
+
+    /// log-softmax of one row, by hand.
+    fn log_softmax(row: &[f64]) -> Vec<f64> {
+        let m = row.iter().cloned().fold(f64::MIN, f64::max);
+        let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        row.iter().map(|v| v - lse).collect()
+    }
+
+    #[test]
+    fn alpha_zero_is_cross_entropy() {
+        let s = t(&[1.0, 2.0, 0.5, 0.0, -1.0, 3.0], 2);
+        let te = t(&[5.0, 0.0, 0.0, 0.0, 0.0, 5.0], 2);
+        let y = Tensor::from_slice(&[1i64, 2]);
+        // CE = mean(-log p[y]) worked out by hand
+        let ce = -(log_softmax(&[1.0, 2.0, 0.5])[1] + log_softmax(&[0.0, -1.0, 3.0])[2]) / 2.0;
+        assert!((val(&kd(&s, &te, &y, 4.0, 0.0)) - ce).abs() < 1e-6);
+        assert!((val(&s.cross_entropy_for_logits(&y)) - ce).abs() < 1e-6);
+    }
+
+    #[test]
+    fn kd_loss_matches_hand_computation_with_t_squared_and_batch_mean() {
+        let srows = [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]];
+        let trows = [[3.0, 1.0, 0.0], [0.5, 0.5, 2.0]];
+        let s = t(
+            &srows.concat().iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            2,
+        );
+        let te = t(
+            &trows.concat().iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            2,
+        );
+        let y = Tensor::from_slice(&[0i64, 2]);
+        let (temp, alpha) = (2.0, 0.75);
+        let mut kl = 0.0;
+        let mut ce = 0.0;
+        for (r, (sr, tr)) in srows.iter().zip(&trows).enumerate() {
+            let ls = log_softmax(&sr.map(|v| v / temp));
+            let lt = log_softmax(&tr.map(|v| v / temp));
+            kl += (0..3).map(|k| lt[k].exp() * (lt[k] - ls[k])).sum::<f64>();
+            ce -= log_softmax(sr)[[0, 2][r]];
+        }
+        let (kl, ce) = (kl / 2.0, ce / 2.0); // batch mean
+        let want = (1.0 - alpha) * ce + alpha * temp * temp * kl;
+        let got = val(&kd(&s, &te, &y, temp, alpha));
+        assert!((got - want).abs() < 1e-5, "got {got}, want {want}");
+        // T² matters: the same inputs at T = 4 give a different value
+        assert!((val(&kd(&s, &te, &y, 4.0, alpha)) - want).abs() > 1e-3);
+    }
+
+    #[test]
+    fn feature_loss_by_hand() {
+        let s = t(&[1.0, 2.0, 0.5], 1);
+        let y = Tensor::from_slice(&[2i64]);
+        let ce = -log_softmax(&[1.0, 2.0, 0.5])[2];
+        // regressed vs teacher map: differences 1, -2, 0, 3 → MSE (1 + 4 + 0 + 9) / 4 = 3.5
+        let r = Tensor::from_slice(&[1.0f32, 0.0, 2.0, 3.0]).view([1, 1, 2, 2]);
+        let f = Tensor::from_slice(&[0.0f32, 2.0, 2.0, 0.0]).view([1, 1, 2, 2]);
+        let got = val(&feature(&s, &y, &r, &f, 0.25));
+        assert!((got - (0.75 * ce + 0.25 * 3.5)).abs() < 1e-6, "{got}");
+        assert!((val(&feature(&s, &y, &r, &f, 0.0)) - ce).abs() < 1e-6);
+    }
+
+    #[test]
+    fn imitation_loss_by_hand() {
+        let s = t(&[1.0, 2.0, 0.5, 0.0, -1.0, 3.0], 2);
+        let y = Tensor::from_slice(&[0i64, 2]);
+        let tl = Tensor::from_slice(&[1i64, 1]);
+        let ls0 = log_softmax(&[1.0, 2.0, 0.5]);
+        let ls1 = log_softmax(&[0.0, -1.0, 3.0]);
+        let ce_y = -(ls0[0] + ls1[2]) / 2.0;
+        let ce_t = -(ls0[1] + ls1[1]) / 2.0;
+        let got = val(&imitation(&s, &y, &tl, 0.75));
+        assert!((got - (0.25 * ce_y + 0.75 * ce_t)).abs() < 1e-6, "{got}");
+        // α = 1 learns from the teacher's answers alone
+        assert!((val(&imitation(&s, &y, &tl, 1.0)) - ce_t).abs() < 1e-6);
+    }
+
+    #[test]
+    fn kd_term_is_zero_when_student_equals_teacher() {
+        let s = t(&[1.0, 2.0, 0.5], 1);
+        let y = Tensor::from_slice(&[1i64]);
+        let ce = val(&s.cross_entropy_for_logits(&y));
+        let got = val(&kd(&s, &s, &y, 3.0, 0.5));
+        assert!((got - 0.5 * ce).abs() < 1e-6);
+    }
+}

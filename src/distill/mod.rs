@@ -1,0 +1,645 @@
+//! Distillation methods. One method is one entry of [`Method`]: its name, the hyper-parameters it
+//! takes (grid axes, [`Method::axes`]), what it needs from the teacher ([`Method::needs`]), and its
+//! loss ([`Distiller::loss`], written in [`losses`]). Where the teacher's signal comes from (cached
+//! rows, or the teacher's forward pass in the step) is the training loop's business, kept apart.
+//!
+//! A student's grid coordinate is one typed value, [`Coord`]: method, hyper-parameters and student
+//! model. Plan, records, search cells and report cells all use it; run ids, keys and CSV cells are
+//! generated from it ([`Coord::id_part`], [`Coord::key_fields`]) and never parsed back.
+//!
+//! A new method touches: its loss in `losses.rs`, its entry here (a variant, its name, axes, needs and
+//! the arm of [`Distiller::loss`]), and its test — plus, when it takes new axes, the `[grid.<name>]`
+//! table's keys in config.
+
+pub mod losses;
+
+use crate::model::Arch;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use tch::{nn, Kind, Tensor};
+
+/// A grid value exactly as written in the file (`0.1` stays `0.1` in run ids, file names and CSVs)
+/// together with its numeric value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GridValue {
+    pub text: String,
+    pub value: f64,
+}
+
+impl fmt::Display for GridValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl GridValue {
+    /// A value written as `text` (for defaults and tests).
+    pub fn of(text: &str) -> GridValue {
+        GridValue {
+            text: text.into(),
+            value: text.parse().unwrap_or(f64::NAN),
+        }
+    }
+}
+
+/// How a student learns from its teacher.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// Hinton's logit KD: (1 − α)·CE + α·T²·KL(softmax(t/T) ‖ softmax(s/T)).
+    #[default]
+    Logit,
+    /// FitNets-style hint: (1 − α)·CE + α·MSE(regressor(f_s), f_t).
+    Feature,
+    /// Black-box: (1 − α)·CE + α·CE(s, arg max t).
+    Imitation,
+    /// Decoupled KD (Zhao et al. 2022): CE + w(e)·(α·TCKD + β·NCKD), each KL × T², w ramping in.
+    Dkd,
+    /// DIST (Huang et al. 2022): CE + β·τ²·(1 − ρ_inter) + γ·τ²·(1 − ρ_intra).
+    Dist,
+    /// Multi-temperature KD (MLKD's multi-T term): (1 − α)·CE + α·mean over a set of T of T²·KL_T.
+    MultiT,
+    /// Curriculum temperature KD (Li et al. 2023), global: logit KD with a learned T, trained
+    /// adversarially through gradient reversal with a cosine-ramped λ.
+    Ctkd,
+}
+
+/// What a method needs from the teacher in each step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Nothing (teachers and baselines train on the labels alone).
+    Nothing,
+    Logits,
+    /// The teacher's predicted class.
+    Labels,
+    /// The teacher's last feature map.
+    Features,
+}
+
+/// A hyper-parameter a method sweeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Axis {
+    Temperature,
+    Alpha,
+    Beta,
+    Gamma,
+    /// A set of temperatures (one cell per set).
+    Temperatures,
+}
+
+impl Method {
+    /// Every method, in the order reports list them. `every_method_is_listed` fails for one missing.
+    pub const ALL: [Method; 7] = [
+        Method::Logit,
+        Method::Dkd,
+        Method::Dist,
+        Method::MultiT,
+        Method::Ctkd,
+        Method::Feature,
+        Method::Imitation,
+    ];
+
+    pub const NAMES: &'static str =
+        "\"logit\", \"dkd\", \"dist\", \"multi-t\", \"ctkd\", \"feature\" or \"imitation\"";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == s)
+    }
+
+    /// Position in reports (index in [`Method::ALL`]).
+    pub fn rank(self) -> usize {
+        Self::ALL
+            .iter()
+            .position(|m| *m == self)
+            .unwrap_or(usize::MAX)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Logit => "logit",
+            Self::Feature => "feature",
+            Self::Imitation => "imitation",
+            Self::Dkd => "dkd",
+            Self::Dist => "dist",
+            Self::MultiT => "multi-t",
+            Self::Ctkd => "ctkd",
+        }
+    }
+
+    /// The `[grid.<table>]` that holds this method's axes (the logit, feature and imitation methods
+    /// take theirs from `[grid]`).
+    pub fn table(self) -> Option<&'static str> {
+        match self {
+            Self::Logit | Self::Feature | Self::Imitation => None,
+            Self::Dkd => Some("dkd"),
+            Self::Dist => Some("dist"),
+            Self::MultiT => Some("multi_t"),
+            Self::Ctkd => Some("ctkd"),
+        }
+    }
+
+    /// The loss in one line, for `--help`, `plan` and the README.
+    pub fn loss_text(self) -> &'static str {
+        match self {
+            Self::Logit => "(1 − α)·CE(s, y) + α·T²·KL(softmax(t/T) ‖ softmax(s/T))",
+            Self::Feature => "(1 − α)·CE(s, y) + α·MSE(r(f_s), f_t), r a learned 1×1 convolution",
+            Self::Imitation => "(1 − α)·CE(s, y) + α·CE(s, arg max t)",
+            Self::Dkd => {
+                "CE(s, y) + min(epoch/warmup, 1)·(α·T²·KL(b_t ‖ b_s) + β·T²·KL(q_t ‖ q_s)): b target vs \
+                 the rest, q over the non-target classes"
+            }
+            Self::Dist => {
+                "CE(s, y) + β·τ²·(1 − mean Pearson over samples) + γ·τ²·(1 − mean Pearson over \
+                 classes) of softmax(s/τ), softmax(t/τ)"
+            }
+            Self::MultiT => "(1 − α)·CE(s, y) + α·mean over T in the set of T²·KL_T",
+            Self::Ctkd => {
+                "(1 − α)·CE(s, y) + α·T²·KL_T with T = T_min + T_range·sigmoid(θ) learned through \
+                 gradient reversal (λ ramped in over ramp_epochs by a cosine)"
+            }
+        }
+    }
+
+    pub fn is_logit(&self) -> bool {
+        *self == Self::Logit
+    }
+
+    /// The hyper-parameters this method sweeps.
+    pub fn axes(self) -> &'static [Axis] {
+        match self {
+            Self::Logit => &[Axis::Temperature, Axis::Alpha],
+            Self::Feature | Self::Imitation | Self::Ctkd => &[Axis::Alpha],
+            Self::Dkd => &[Axis::Alpha, Axis::Beta, Axis::Temperature],
+            Self::Dist => &[Axis::Beta, Axis::Gamma, Axis::Temperature],
+            Self::MultiT => &[Axis::Temperatures, Axis::Alpha],
+        }
+    }
+
+    /// Whether a temperature (one value) is one of this method's axes.
+    pub fn uses_temperature(self) -> bool {
+        self.axes().contains(&Axis::Temperature)
+    }
+
+    pub fn needs(self) -> Needs {
+        match self {
+            Self::Feature => Needs::Features,
+            Self::Imitation => Needs::Labels,
+            _ => Needs::Logits,
+        }
+    }
+
+    /// Whether the method's logits may be z-scored first (logit standardisation).
+    pub fn standardizable(self) -> bool {
+        matches!(self, Self::Logit | Self::Dkd)
+    }
+
+    /// Whether a seed's students of this method can train as one fused model.
+    pub fn fusable(self) -> bool {
+        self == Self::Logit
+    }
+}
+
+/// Settings of a method that are not grid axes (one value per sweep).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fixed {
+    /// DKD: epochs over which the KD terms ramp in linearly (mdistiller: 20).
+    pub dkd_warmup: u32,
+    /// CTKD: T = t_min + t_range·sigmoid(θ), θ starting at 1.
+    pub ctkd_t_min: f64,
+    pub ctkd_t_range: f64,
+    /// CTKD: epochs over which the reversed gradient's weight λ ramps from 0 to its full size.
+    pub ctkd_ramp: u32,
+}
+
+impl Default for Fixed {
+    fn default() -> Fixed {
+        Fixed {
+            dkd_warmup: 20,
+            ctkd_t_min: 1.0,
+            ctkd_t_range: 20.0,
+            ctkd_ramp: 10,
+        }
+    }
+}
+
+/// One student's grid coordinate: the method, its hyper-parameters, whether logits are z-scored
+/// first, and the student's network (`None`: the sweep's one student model).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coord {
+    pub method: Method,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<GridValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<GridValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta: Option<GridValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gamma: Option<GridValue>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub temperatures: Vec<GridValue>,
+    /// Logit standardisation: teacher and student logits z-scored per sample before the
+    /// temperature.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub zscore: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<Arch>,
+}
+
+impl Coord {
+    /// Logit KD at (T, α): the coordinate every sweep had before methods.
+    pub fn logit(t: GridValue, a: GridValue) -> Coord {
+        Coord {
+            temperature: Some(t),
+            alpha: Some(a),
+            ..Coord::of(Method::Logit)
+        }
+    }
+
+    /// A coordinate of `method` with no values yet.
+    pub fn of(method: Method) -> Coord {
+        Coord {
+            method,
+            temperature: None,
+            alpha: None,
+            beta: None,
+            gamma: None,
+            temperatures: Vec::new(),
+            zscore: false,
+            model: None,
+        }
+    }
+
+    /// The part of a run id that names this cell (after `student-`, before `-s<seed>`), with the
+    /// model's tag first when the sweep has a student-model axis (`tag`: "resnet8-" or ""). Logit KD
+    /// keeps the ids of every sweep before methods (`T4-a0.5`); feature and imitation theirs
+    /// (`feature-a0.5`).
+    pub fn id_part(&self, tag: &str) -> String {
+        let v = |g: &Option<GridValue>| g.as_ref().map_or(String::new(), |g| g.text.clone());
+        let z = if self.zscore { "zscore-" } else { "" };
+        let body = match self.method {
+            Method::Logit => format!("{z}T{}-a{}", v(&self.temperature), v(&self.alpha)),
+            Method::Feature | Method::Imitation | Method::Ctkd => {
+                format!("{}-a{}", self.method.name(), v(&self.alpha))
+            }
+            Method::Dkd => format!(
+                "dkd-{z}T{}-a{}-b{}",
+                v(&self.temperature),
+                v(&self.alpha),
+                v(&self.beta)
+            ),
+            Method::Dist => format!(
+                "dist-T{}-b{}-g{}",
+                v(&self.temperature),
+                v(&self.beta),
+                v(&self.gamma)
+            ),
+            Method::MultiT => format!(
+                "multi-t-T{}-a{}",
+                self.temperatures
+                    .iter()
+                    .map(|t| t.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join("_"),
+                v(&self.alpha)
+            ),
+        };
+        format!("{tag}{body}")
+    }
+
+    /// The fields this coordinate adds to a student's key. Logit KD's are exactly those of before
+    /// methods ({temperature, alpha}); feature and imitation add their method; the newer methods add
+    /// their method, their other axes and, when they apply, the sweep's fixed settings.
+    pub fn key_fields(&self, fixed: &Fixed) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::json;
+        let mut m = serde_json::Map::new();
+        m.insert(
+            "temperature".into(),
+            json!(self.temperature.as_ref().map(|g| g.value)),
+        );
+        m.insert(
+            "alpha".into(),
+            json!(self.alpha.as_ref().map_or(0.0, |g| g.value)),
+        );
+        if !self.method.is_logit() {
+            m.insert("method".into(), self.method.name().into());
+        }
+        for (name, g) in [("beta", &self.beta), ("gamma", &self.gamma)] {
+            if let Some(g) = g {
+                m.insert(name.into(), json!(g.value));
+            }
+        }
+        if !self.temperatures.is_empty() {
+            let ts: Vec<f64> = self.temperatures.iter().map(|g| g.value).collect();
+            m.insert("temperatures".into(), json!(ts));
+        }
+        if self.zscore {
+            m.insert("zscore".into(), true.into());
+        }
+        match self.method {
+            Method::Dkd => {
+                m.insert("warmup".into(), json!(fixed.dkd_warmup));
+            }
+            Method::Ctkd => {
+                m.insert(
+                    "ctkd".into(),
+                    json!([fixed.ctkd_t_min, fixed.ctkd_t_range, fixed.ctkd_ramp]),
+                );
+            }
+            _ => {}
+        }
+        m
+    }
+
+    /// The hyper-parameters beyond T and α as one readable cell ("β=8", "T={2,3,4}", "z-score"),
+    /// empty for the methods of before.
+    pub fn extra_text(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(b) = &self.beta {
+            parts.push(format!("β={b}"));
+        }
+        if let Some(g) = &self.gamma {
+            parts.push(format!("γ={g}"));
+        }
+        if !self.temperatures.is_empty() {
+            let ts: Vec<&str> = self.temperatures.iter().map(|t| t.text.as_str()).collect();
+            parts.push(format!("T={{{}}}", ts.join(",")));
+        }
+        if self.zscore {
+            parts.push("z-score".into());
+        }
+        parts.join(" ")
+    }
+
+    /// T of a run, 1 for a run without one.
+    pub fn temperature_value(&self) -> f64 {
+        self.temperature.as_ref().map_or(1.0, |g| g.value)
+    }
+
+    /// α of a run, 0 (plain cross-entropy) for a run without one.
+    pub fn alpha_value(&self) -> f64 {
+        self.alpha.as_ref().map_or(0.0, |g| g.value)
+    }
+}
+
+/// What the teacher gives a step, as the method needs it.
+pub enum TeacherOut {
+    None,
+    Logits(Tensor),
+    Labels(Tensor),
+    Features(Tensor),
+}
+
+/// A method's parameters of its own, trained with the student (built in the student's var store).
+enum Extra {
+    None,
+    /// The feature method's 1×1 regressor from the student's channels to the teacher's.
+    Regressor(nn::Conv2D),
+    /// CTKD's θ.
+    Theta(Tensor),
+}
+
+/// A method ready to train one student: its coordinate, the sweep's fixed settings and its own
+/// parameters.
+pub struct Distiller {
+    coord: Coord,
+    fixed: Fixed,
+    extra: Extra,
+    /// Epochs of the run (for schedules within it).
+    epochs: u32,
+}
+
+impl Distiller {
+    /// Plain cross-entropy (teachers and baselines).
+    pub fn none() -> Distiller {
+        Distiller {
+            coord: Coord::of(Method::Logit),
+            fixed: Fixed::default(),
+            extra: Extra::None,
+            epochs: 1,
+        }
+    }
+
+    pub fn new(coord: &Coord, fixed: &Fixed, epochs: u32) -> Distiller {
+        Distiller {
+            coord: coord.clone(),
+            fixed: fixed.clone(),
+            extra: Extra::None,
+            epochs,
+        }
+    }
+
+    pub fn coord(&self) -> &Coord {
+        &self.coord
+    }
+
+    /// What this run needs from its teacher in each step (a baseline: nothing).
+    pub fn needs(&self) -> Needs {
+        if self.is_plain() {
+            Needs::Nothing
+        } else {
+            self.coord.method.needs()
+        }
+    }
+
+    /// No teacher term: α = 0 of the methods weighted by α, which are plain cross-entropy then (as
+    /// teachers and baselines).
+    fn is_plain(&self) -> bool {
+        let weighted = matches!(
+            self.coord.method,
+            Method::Logit | Method::Feature | Method::Imitation | Method::MultiT | Method::Ctkd
+        );
+        weighted && self.coord.alpha_value() == 0.0
+    }
+
+    /// Builds the method's own parameters in `p` (the student's var store, from a random stream of
+    /// their own): the feature method's regressor from `channels` = (student's, teacher's), CTKD's θ.
+    pub fn build(&mut self, p: &nn::Path, channels: (i64, i64), init: crate::model::Init) {
+        self.extra = match self.coord.method {
+            Method::Feature if !self.is_plain() => {
+                let (s, t) = channels;
+                Extra::Regressor(nn::conv2d(p / "regressor", s, t, 1, init.conv(s, 1, 0)))
+            }
+            Method::Ctkd if !self.is_plain() => {
+                Extra::Theta(p.var("ctkd_theta", &[1], nn::Init::Const(1.0)))
+            }
+            _ => Extra::None,
+        };
+    }
+
+    /// Whether the loss takes the student's feature map (the step then computes it apart from the
+    /// logits).
+    pub fn takes_features(&self) -> bool {
+        matches!(self.extra, Extra::Regressor(_))
+    }
+
+    /// CTKD's temperature now (for the epoch's record); `None` for the other methods.
+    pub fn learned_temperature(&self) -> Option<f64> {
+        let _guard = tch::no_grad_guard();
+        match &self.extra {
+            Extra::Theta(theta) => Some(self.ctkd_temperature(theta, 1).double_value(&[0])),
+            _ => None,
+        }
+    }
+
+    /// T = t_min + t_range·sigmoid(GRL(θ, λ(epoch))).
+    fn ctkd_temperature(&self, theta: &Tensor, epoch: u32) -> Tensor {
+        let f = &self.fixed;
+        let lambda = losses::ctkd_lambda(epoch, f.ctkd_ramp);
+        let reversed = losses::gradient_reversal(theta, lambda);
+        reversed.sigmoid() * f.ctkd_t_range + f.ctkd_t_min
+    }
+
+    /// The loss of a step: the student's `logits` (and its feature map when
+    /// [`Distiller::takes_features`]), what the teacher gave, the labels, the epoch (1-based).
+    pub fn loss(
+        &self,
+        logits: &Tensor,
+        features: Option<&Tensor>,
+        teacher: &TeacherOut,
+        labels: &Tensor,
+        epoch: u32,
+    ) -> Tensor {
+        let c = &self.coord;
+        let (t, a) = (c.temperature_value(), c.alpha_value());
+        if self.is_plain() {
+            return logits.cross_entropy_for_logits(labels);
+        }
+        let z = |x: &Tensor| {
+            if c.zscore {
+                losses::zscore(x)
+            } else {
+                x.shallow_clone()
+            }
+        };
+        match (c.method, teacher) {
+            (Method::Logit, TeacherOut::Logits(tl)) if !c.zscore => {
+                losses::kd(logits, tl, labels, t, a)
+            }
+            (Method::Logit, TeacherOut::Logits(tl)) => {
+                losses::kd_standardized(logits, tl, labels, t, a)
+            }
+            (Method::Imitation, TeacherOut::Labels(tl)) => losses::imitation(logits, labels, tl, a),
+            (Method::Feature, TeacherOut::Features(tf)) => {
+                let Extra::Regressor(r) = &self.extra else {
+                    panic!("the feature method's regressor is built before training")
+                };
+                let f = features.expect("the feature method takes the student's feature map");
+                let regressed = f.apply(r).to_kind(Kind::Float);
+                let (s, t) = losses::same_size(regressed, tf.shallow_clone());
+                losses::feature(logits, labels, &s, &t, a)
+            }
+            (Method::Dkd, TeacherOut::Logits(tl)) => {
+                let b = c.beta.as_ref().map_or(0.0, |g| g.value);
+                let w = (epoch as f64 / self.fixed.dkd_warmup.max(1) as f64).min(1.0);
+                losses::dkd(&z(logits), &z(tl), logits, labels, (a, b, t), w)
+            }
+            (Method::Dist, TeacherOut::Logits(tl)) => {
+                let b = c.beta.as_ref().map_or(0.0, |g| g.value);
+                let g = c.gamma.as_ref().map_or(0.0, |g| g.value);
+                losses::dist(logits, tl, labels, b, g, t)
+            }
+            (Method::MultiT, TeacherOut::Logits(tl)) => {
+                let ts: Vec<f64> = c.temperatures.iter().map(|g| g.value).collect();
+                losses::multi_t(logits, tl, labels, &ts, a)
+            }
+            (Method::Ctkd, TeacherOut::Logits(tl)) => {
+                let Extra::Theta(theta) = &self.extra else {
+                    panic!("CTKD's temperature is built before training")
+                };
+                let temp = self.ctkd_temperature(theta, epoch);
+                losses::kd_tensor_temperature(logits, tl, labels, &temp, a)
+            }
+            (m, _) => panic!(
+                "{}: the teacher gave another signal than it needs",
+                m.name()
+            ),
+        }
+    }
+
+    /// Epochs of the run this distiller trains.
+    pub fn epochs(&self) -> u32 {
+        self.epochs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_is_listed_once_with_a_name_that_parses() {
+        for m in Method::ALL {
+            // a new variant fails to compile here until it is given its place
+            match m {
+                Method::Logit
+                | Method::Feature
+                | Method::Imitation
+                | Method::Dkd
+                | Method::Dist
+                | Method::MultiT
+                | Method::Ctkd => {}
+            }
+            assert_eq!(Method::ALL.iter().filter(|x| **x == m).count(), 1);
+            assert_eq!(Method::parse(m.name()), Some(m));
+            assert!(Method::NAMES.contains(&format!("\"{}\"", m.name())));
+            let json = serde_json::to_string(&m).unwrap();
+            assert_eq!(
+                json,
+                format!("\"{}\"", m.name()),
+                "records spell it as the file does"
+            );
+        }
+        let ranks: Vec<usize> = Method::ALL.iter().map(|m| m.rank()).collect();
+        assert_eq!(ranks, (0..Method::ALL.len()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn ids_of_the_methods_of_before_are_kept() {
+        let c = Coord::logit(GridValue::of("4"), GridValue::of("0.5"));
+        assert_eq!(c.id_part(""), "T4-a0.5");
+        assert_eq!(c.id_part("resnet8-"), "resnet8-T4-a0.5");
+        let f = Coord {
+            alpha: Some(GridValue::of("0.9")),
+            ..Coord::of(Method::Feature)
+        };
+        assert_eq!(f.id_part(""), "feature-a0.9");
+        // and the newer ones name their method and every axis, so no two cells share an id
+        let d = Coord {
+            temperature: Some(GridValue::of("4")),
+            alpha: Some(GridValue::of("1")),
+            beta: Some(GridValue::of("8")),
+            zscore: true,
+            ..Coord::of(Method::Dkd)
+        };
+        assert_eq!(d.id_part(""), "dkd-zscore-T4-a1-b8");
+        let z = Coord {
+            zscore: true,
+            ..c.clone()
+        };
+        assert_ne!(z.id_part(""), c.id_part(""));
+        let m = Coord {
+            temperatures: ["2", "4", "6"].map(GridValue::of).to_vec(),
+            alpha: Some(GridValue::of("0.9")),
+            ..Coord::of(Method::MultiT)
+        };
+        assert_eq!(m.id_part(""), "multi-t-T2_4_6-a0.9");
+    }
+
+    #[test]
+    fn logit_keys_hold_exactly_the_fields_of_before() {
+        let c = Coord::logit(GridValue::of("4"), GridValue::of("0.5"));
+        let k = serde_json::Value::Object(c.key_fields(&Fixed::default()));
+        assert_eq!(k, serde_json::json!({"temperature": 4.0, "alpha": 0.5}));
+        let f = Coord {
+            alpha: Some(GridValue::of("0.5")),
+            ..Coord::of(Method::Imitation)
+        };
+        let k = serde_json::Value::Object(f.key_fields(&Fixed::default()));
+        assert_eq!(
+            k,
+            serde_json::json!({"temperature": null, "alpha": 0.5, "method": "imitation"})
+        );
+    }
+}

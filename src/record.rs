@@ -1,0 +1,142 @@
+//! What a run leaves behind, as the files hold it: its [`RunRecord`] (with its own checksum), the
+//! epochs in it ([`EpochStats`]), its [`Role`] and [`Status`]. Training fills these in, the store
+//! writes them, reports read them; they depend on no training code, so reading results needs none.
+
+use crate::distill::Method;
+use crate::util::hex;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Teacher,
+    Baseline,
+    Student,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Teacher => "teacher",
+            Role::Baseline => "baseline",
+            Role::Student => "student",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Done,
+    Failed,
+    /// Stopped by a halving search at the end of a rung (`epochs` is the epoch it reached); its
+    /// checkpoint is kept, so a promotion continues it.
+    Pruned,
+}
+
+/// Metrics after one epoch. The test set is not looked at during training: see [`Fitted`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    pub epoch: u32,
+    pub train_loss: f64,
+    pub val_acc: f64,
+    /// Seconds since the run started.
+    pub seconds: f64,
+    /// CTKD's learned temperature at the epoch's end (absent for every other method).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned_temperature: Option<f64>,
+}
+
+/// Everything known about one finished (or failed) run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub role: Role,
+    /// Absent (logit) in records of teachers, baselines and logit students.
+    #[serde(default, skip_serializing_if = "Method::is_logit")]
+    pub method: Method,
+    pub seed: u64,
+    pub temperature: Option<String>,
+    pub alpha: Option<String>,
+    pub key: String,
+    pub epochs: u32,
+    pub status: Status,
+    pub error: Option<String>,
+    pub history: Vec<EpochStats>,
+    pub val_acc: Option<f64>,
+    pub test_acc: Option<f64>,
+    pub best_epoch: Option<u32>,
+    pub best_val_acc: Option<f64>,
+    pub test_acc_at_best: Option<f64>,
+    pub seconds: f64,
+    pub device: String,
+    /// The GPU model, compute capability and precision mode of a GPU run ([`crate::platform::device::gpu_class`],
+    /// e.g. "NVIDIA H200, sm_90, TF32"); absent on the CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<String>,
+    /// Intra-op threads the run trained with (absent in records of runs that never started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
+    /// The run's network when not its role's tutorial one (absent for the tutorial pair).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<crate::model::Arch>,
+    /// A student's teacher's network when not the tutorial teacher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_model: Option<crate::model::Arch>,
+    /// The CPU kernels the run computed with ([`crate::platform::numerics`]): absent for native, which is what
+    /// every record written before numerics modes has.
+    #[serde(
+        default = "crate::platform::numerics::Numerics::native",
+        skip_serializing_if = "crate::platform::numerics::Numerics::is_native"
+    )]
+    pub numerics: crate::platform::numerics::Numerics,
+    /// GPU determinism was asked for (absent when not).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deterministic: bool,
+    /// Unix time at which the record was written.
+    pub finished_at: u64,
+    /// SHA-256 of this record with an empty checksum.
+    #[serde(default)]
+    pub checksum: String,
+}
+
+impl RunRecord {
+    /// (teacher's network, student's network) of this run: a teacher has only the first, a baseline
+    /// only the second, a student both.
+    pub fn models(&self) -> (Option<crate::model::Arch>, Option<crate::model::Arch>) {
+        use crate::model::Arch;
+        match self.role {
+            Role::Teacher => (Some(self.model.unwrap_or(Arch::Teacher)), None),
+            Role::Baseline => (None, Some(self.model.unwrap_or(Arch::Student))),
+            Role::Student => (
+                Some(self.teacher_model.unwrap_or(Arch::Teacher)),
+                Some(self.model.unwrap_or(Arch::Student)),
+            ),
+        }
+    }
+
+    pub(crate) fn digest(&self) -> String {
+        let mut c = self.clone();
+        c.checksum.clear();
+        let bytes = serde_json::to_vec(&c).unwrap_or_default();
+        hex(&Sha256::digest(&bytes))
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut c = self.clone();
+        c.checksum = self.digest();
+        // Serializing plain data with string keys cannot fail.
+        serde_json::to_vec_pretty(&c).expect("record serializes")
+    }
+
+    /// Parses a record and checks its checksum.
+    pub fn from_json(bytes: &[u8]) -> Result<RunRecord, String> {
+        let r: RunRecord =
+            serde_json::from_slice(bytes).map_err(|e| format!("unreadable ({e})"))?;
+        if r.checksum != r.digest() {
+            return Err("checksum mismatch (the file was changed or truncated)".into());
+        }
+        Ok(r)
+    }
+}
