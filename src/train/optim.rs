@@ -11,6 +11,7 @@
 //!   `multistep` (MultiStepLR: ×γ after each milestone epoch), `cosine` (CosineAnnealingLR to 0 over
 //!   the epochs after the warm-up), after an optional linear warm-up (epoch k of w at k/w of the rate).
 
+use crate::util::KeyProblem;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
@@ -117,6 +118,165 @@ impl Recipe {
         }
         out
     }
+}
+
+/// A role's recipe keys as the sweep file writes them (each `None` when absent).
+#[derive(Debug, Clone, Default)]
+pub struct RecipeKeys<'a> {
+    pub optimizer: Option<&'a str>,
+    pub momentum: Option<f64>,
+    pub nesterov: Option<bool>,
+    pub weight_decay: Option<f64>,
+    pub schedule: Option<&'a str>,
+    pub milestones: Option<&'a [i64]>,
+    pub gamma: Option<f64>,
+    pub warmup_epochs: Option<i64>,
+}
+
+impl Recipe {
+    /// The recipe a role's keys describe, checked against each other and the role's `epochs`: SGD's
+    /// keys only with SGD, Nesterov only with momentum, the schedule's keys only with their
+    /// schedule, milestones inside the run and increasing, a warm-up shorter than the run and not
+    /// past the first milestone.
+    pub fn from_keys(k: &RecipeKeys, epochs: u32) -> Result<Recipe, KeyProblem> {
+        let mut r = Recipe::default();
+        if let Some(o) = k.optimizer {
+            r.optimizer = match o {
+                "adam" => Algorithm::Adam,
+                "sgd" => Algorithm::Sgd,
+                other => return Err(KeyProblem::new(
+                    "optimizer",
+                    format!(
+                        "unknown optimizer \"{other}\"; allowed: \"adam\" (the default) or \"sgd\""
+                    ),
+                )),
+            };
+        }
+        let sgd_only = "is SGD's; set optimizer = \"sgd\" to use it";
+        if let Some(v) = k.momentum {
+            if r.optimizer != Algorithm::Sgd {
+                return Err(KeyProblem::new("momentum", sgd_only));
+            }
+            if !(0.0..1.0).contains(&v) {
+                return Err(KeyProblem::new(
+                    "momentum",
+                    format!("must be in [0, 1), e.g. 0.9; got {v}"),
+                ));
+            }
+            r.momentum = v;
+        }
+        if let Some(n) = k.nesterov {
+            if r.optimizer != Algorithm::Sgd {
+                return Err(KeyProblem::new("nesterov", sgd_only));
+            }
+            if n && r.momentum == 0.0 {
+                return Err(KeyProblem::new(
+                    "nesterov",
+                    "Nesterov momentum needs momentum > 0 (e.g. momentum = 0.9)",
+                ));
+            }
+            r.nesterov = n;
+        }
+        if let Some(v) = k.weight_decay {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(KeyProblem::new(
+                    "weight_decay",
+                    format!("must be a finite number ≥ 0 (L2, added to the gradient), e.g. 5e-4; got {v}"),
+                ));
+            }
+            r.weight_decay = v;
+        }
+        r.schedule = match k.schedule {
+            None | Some("constant") => Schedule::Constant,
+            Some("multistep") => Schedule::Multistep,
+            Some("cosine") => Schedule::Cosine,
+            Some(other) => return Err(KeyProblem::new(
+                "schedule",
+                format!("unknown schedule \"{other}\"; allowed: \"constant\" (the default), \"multistep\" (with milestones, gamma) or \"cosine\""),
+            )),
+        };
+        r.milestones = milestones(k.milestones, r.schedule, epochs)?;
+        let multistep_only = |name: &str| {
+            format!("is for schedule = \"multistep\" only; set that, or leave `{name}` out")
+        };
+        if let Some(v) = k.gamma {
+            if r.schedule != Schedule::Multistep {
+                return Err(KeyProblem::new("gamma", multistep_only("gamma")));
+            }
+            if !(v.is_finite() && v > 0.0) {
+                return Err(KeyProblem::new(
+                    "gamma",
+                    format!("must be a finite number > 0 (the factor at each milestone, e.g. 0.1); got {v}"),
+                ));
+            }
+            r.gamma = v;
+        }
+        if let Some(v) = k.warmup_epochs {
+            if v < 0 || v >= epochs as i64 {
+                return Err(KeyProblem::new(
+                    "warmup_epochs",
+                    format!("must be a whole number in 0 … {} (fewer than the {epochs} epochs); got {v}", epochs - 1),
+                ));
+            }
+            if let Some(&first) = r.milestones.first() {
+                if v as u32 > first {
+                    return Err(KeyProblem::new(
+                        "warmup_epochs",
+                        format!("ends after the first milestone ({first}); warm up for at most {first} epochs"),
+                    ));
+                }
+            }
+            r.warmup_epochs = v as u32;
+        }
+        Ok(r)
+    }
+}
+
+/// `milestones` of a `schedule` in a run of `epochs`: required by and only allowed with
+/// `multistep`, each inside 1 … epochs − 1, increasing.
+fn milestones(m: Option<&[i64]>, schedule: Schedule, epochs: u32) -> Result<Vec<u32>, KeyProblem> {
+    let m = match (m, schedule) {
+        (None, Schedule::Multistep) => {
+            return Err(KeyProblem::new(
+                "schedule",
+                "\"multistep\" needs milestones, e.g. milestones = [150, 180, 210]",
+            ))
+        }
+        (None, _) => return Ok(Vec::new()),
+        (Some(_), s) if s != Schedule::Multistep => {
+            return Err(KeyProblem::new(
+                "milestones",
+                "is for schedule = \"multistep\" only; set that, or leave `milestones` out",
+            ))
+        }
+        (Some(m), _) => m,
+    };
+    if m.is_empty() {
+        return Err(KeyProblem::new(
+            "milestones",
+            "is empty; give the epochs after which the rate drops, e.g. [150, 180, 210]",
+        ));
+    }
+    let mut out = Vec::new();
+    let mut last = 0;
+    for (i, &e) in m.iter().enumerate() {
+        if e < 1 || e >= epochs as i64 {
+            return Err(KeyProblem::element("milestones", i, format!(
+                "milestone {e} is outside epochs 1 … {}: the rate drops after a milestone epoch, so each must be before the last epoch ({epochs})",
+                epochs.saturating_sub(1)
+            )));
+        }
+        if e <= last {
+            return Err(KeyProblem::element(
+                "milestones",
+                i,
+                "milestones must increase (e.g. [150, 180, 210])",
+            ));
+        }
+        last = e;
+        out.push(e as u32);
+    }
+    Ok(out)
 }
 
 /// `a + s·b` as PyTorch's `a.add(b, alpha=s)` computes it on the CPU: one fused multiply-add with

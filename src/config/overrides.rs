@@ -1,0 +1,76 @@
+//! Command-line settings that take the place of sweep-file keys, validated by the same conversions.
+
+use super::{load, ConfigError, Devices, Sweep};
+use std::path::Path;
+
+/// Command-line settings that replace sweep-file keys, as written; [`load_with`] validates them with
+/// the same conversions as the keys they replace.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--devices`, in place of `[schedule] devices`.
+    pub devices: Option<String>,
+    /// `--workers-per-device`, in place of `[schedule] workers_per_device`.
+    pub workers_per_device: Option<i64>,
+    /// `--teacher-threads`, in place of `[teacher] threads` (SLURM tasks get the submitting
+    /// machine's value this way, so that their keys are the plan's).
+    pub teacher_threads: Option<i64>,
+    /// `--numerics`, in place of `[schedule] numerics`.
+    pub numerics: Option<String>,
+    /// `--deterministic`, in place of `[schedule] deterministic = true`.
+    pub deterministic: bool,
+}
+
+impl Overrides {
+    pub(super) fn apply(&self, sweep: &mut Sweep) -> Result<(), ConfigError> {
+        let flag = |name: &str, message: String| ConfigError {
+            file: name.into(),
+            at: None,
+            key: None,
+            message,
+        };
+        if let Some(d) = &self.devices {
+            sweep.schedule.devices = Devices::parse(d).map_err(|m| flag("--devices", m))?;
+        }
+        if let Some(w) = self.workers_per_device {
+            if !(1..=u32::MAX as i64).contains(&w) {
+                return Err(flag(
+                    "--workers-per-device",
+                    format!("must be at least 1, got {w}"),
+                ));
+            }
+            sweep.schedule.workers_per_device = Some(w as u32);
+        }
+        if let Some(t) = self.teacher_threads {
+            if !(1..=4096).contains(&t) {
+                return Err(flag(
+                    "--teacher-threads",
+                    format!("must be a whole number from 1 to 4096, got {t}"),
+                ));
+            }
+            sweep.teacher.threads = t as u32;
+        }
+        if let Some(n) = &self.numerics {
+            sweep.schedule.numerics =
+                crate::platform::numerics::Numerics::parse(n).ok_or_else(|| {
+                    flag(
+                        "--numerics",
+                        format!(
+                            "\"{n}\" is not a numerics mode: use {}",
+                            crate::platform::numerics::Numerics::NAMES
+                        ),
+                    )
+                })?;
+        }
+        if self.deterministic {
+            sweep.schedule.deterministic = true;
+        }
+        Ok(())
+    }
+}
+
+/// [`load`], then the command line's overrides, each validated.
+pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Sweep, ConfigError> {
+    let mut sweep = load(path)?;
+    overrides.apply(&mut sweep)?;
+    Ok(sweep)
+}

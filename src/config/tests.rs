@@ -1,0 +1,613 @@
+//! The sweep file's rules, one test per rule (bad files live in tests/bad_sweeps/).
+
+use super::*;
+use std::path::{Path, PathBuf};
+
+pub(crate) const GOOD: &str = r#"
+name = "t"
+seeds = [0, 1]
+
+[data]
+dataset = "fashion-mnist"
+validation = 100
+train_subset = 500
+
+[teacher]
+epochs = 1
+batch_size = 64
+lr = 0.001
+
+[student]
+epochs = 2
+batch_size = 64
+lr = 0.001
+
+[grid]
+temperature = [1, 2.5, 0.1, 1e1]
+alpha = [0, 0.5, 1]
+"#;
+
+fn err(text: &str) -> ConfigError {
+    parse(text, Path::new("s.toml")).expect_err("should be rejected")
+}
+
+fn with(from: &str, to: &str) -> String {
+    assert!(GOOD.contains(from), "test bug: {from:?} not in GOOD");
+    GOOD.replacen(from, to, 1)
+}
+
+#[test]
+fn numerics_and_determinism_are_read_and_checked() {
+    use crate::platform::numerics::Numerics;
+    let s = parse(GOOD, Path::new("s.toml")).unwrap();
+    assert_eq!(s.schedule.numerics, Numerics::Portable, "the default");
+    assert!(!s.schedule.deterministic);
+    let s = parse(
+        &format!("{GOOD}\n[schedule]\nnumerics = \"native\"\ndeterministic = true\n"),
+        Path::new("s.toml"),
+    )
+    .unwrap();
+    assert_eq!(s.schedule.numerics, Numerics::Native);
+    assert!(s.schedule.deterministic);
+    let lines = GOOD.lines().count();
+    for (keys, key, says) in [
+        (
+            "numerics = \"fast\"",
+            "schedule.numerics",
+            "\"portable\" or \"native\"",
+        ),
+        (
+            "numerics = 1",
+            "schedule.numerics",
+            "\"portable\" or \"native\"",
+        ),
+        (
+            "deterministic = \"yes\"",
+            "schedule.deterministic",
+            "true or false",
+        ),
+    ] {
+        let e = err(&format!("{GOOD}\n[schedule]\n{keys}\n"));
+        assert_eq!(e.key.as_deref(), Some(key), "{e}");
+        assert_eq!(e.at.map(|(l, _)| l), Some(lines + 3), "{e}");
+        assert!(e.message.contains(says), "{e}");
+    }
+}
+
+#[test]
+fn precision_is_read_per_role_and_fp16_is_refused_with_the_reason() {
+    use crate::train::Precision;
+    let s = parse(
+        &with(
+            "[student]\nepochs = 2",
+            "[student]\nprecision = \"bf16\"\nepochs = 2",
+        ),
+        Path::new("s.toml"),
+    )
+    .unwrap();
+    assert_eq!(s.student.precision, Precision::Bf16);
+    assert_eq!(s.teacher.precision, Precision::Fp32);
+    let e = err(&with(
+        "[teacher]\nepochs = 1",
+        "[teacher]\nprecision = \"fp16\"\nepochs = 1",
+    ));
+    assert_eq!(e.key.as_deref(), Some("teacher.precision"));
+    assert!(e.at.is_some() && e.message.contains("use \"bf16\""), "{e}");
+    let e = err(&with(
+        "[teacher]\nepochs = 1",
+        "[teacher]\nprecision = \"tf32\"\nepochs = 1",
+    ));
+    assert!(
+        e.message.contains("\"fp32\" (the default) or \"bf16\""),
+        "{e}"
+    );
+    // float32 stays out of the serialized phase (and so of run keys)
+    let plain = serde_json::to_string(&parse(GOOD, Path::new("s.toml")).unwrap().student).unwrap();
+    assert!(!plain.contains("precision"), "{plain}");
+}
+
+#[test]
+fn optimizers_and_schedules_are_read_and_checked() {
+    use crate::train::optim::{Algorithm, Schedule};
+    let teacher = |keys: &str| {
+        with(
+            "[teacher]\nepochs = 1",
+            &format!("[teacher]\n{keys}\nepochs = 240"),
+        )
+    };
+    let s = parse(
+        &teacher(
+            "optimizer = \"sgd\"\nmomentum = 0.9\nnesterov = true\nweight_decay = 5e-4\n\
+             schedule = \"multistep\"\nmilestones = [150, 180, 210]\ngamma = 0.1\nwarmup_epochs = 5",
+        ),
+        Path::new("s.toml"),
+    )
+    .unwrap();
+    let r = &s.teacher.recipe;
+    assert_eq!(
+        (r.optimizer, r.momentum, r.nesterov, r.weight_decay),
+        (Algorithm::Sgd, 0.9, true, 5e-4)
+    );
+    assert_eq!(
+        (r.schedule, r.milestones.clone(), r.gamma, r.warmup_epochs),
+        (Schedule::Multistep, vec![150, 180, 210], 0.1, 5)
+    );
+    assert!(s.student.recipe.is_default(), "per role");
+    let cases = [
+        ("optimizer = \"lamb\"", "teacher.optimizer", "\"sgd\""),
+        ("momentum = 0.9", "teacher.momentum", "optimizer = \"sgd\""),
+        (
+            "optimizer = \"sgd\"\nnesterov = true",
+            "teacher.nesterov",
+            "momentum > 0",
+        ),
+        (
+            "optimizer = \"sgd\"\nmomentum = 1.5",
+            "teacher.momentum",
+            "[0, 1)",
+        ),
+        ("weight_decay = -1e-4", "teacher.weight_decay", "≥ 0"),
+        ("schedule = \"step\"", "teacher.schedule", "\"cosine\""),
+        (
+            "schedule = \"multistep\"",
+            "teacher.schedule",
+            "needs milestones",
+        ),
+        (
+            "schedule = \"multistep\"\nmilestones = [150, 300]",
+            "teacher.milestones",
+            "milestone 300 is outside epochs 1 … 239",
+        ),
+        (
+            "schedule = \"multistep\"\nmilestones = [180, 150]",
+            "teacher.milestones",
+            "must increase",
+        ),
+        (
+            "milestones = [10]",
+            "teacher.milestones",
+            "\"multistep\" only",
+        ),
+        (
+            "schedule = \"multistep\"\nmilestones = [10]\ngamma = -0.1",
+            "teacher.gamma",
+            "> 0",
+        ),
+        ("gamma = 0.5", "teacher.gamma", "\"multistep\" only"),
+        ("warmup_epochs = 240", "teacher.warmup_epochs", "0 … 239"),
+        (
+            "schedule = \"multistep\"\nmilestones = [3]\nwarmup_epochs = 5",
+            "teacher.warmup_epochs",
+            "first milestone (3)",
+        ),
+    ];
+    for (keys, key, want) in cases {
+        let e = err(&teacher(keys));
+        assert_eq!(e.key.as_deref(), Some(key), "{keys}: {e}");
+        assert!(e.to_string().contains(want), "{keys}: {e}");
+        assert!(e.at.is_some(), "{keys}: a line and column");
+    }
+}
+
+#[test]
+fn augmentation_is_read_per_role_and_checked() {
+    let s = parse(
+        &with(
+            "[student]\nepochs = 2",
+            "[student]\naugment = \"crop-flip\"\nepochs = 2",
+        ),
+        Path::new("s.toml"),
+    )
+    .unwrap();
+    assert_eq!(s.student.augment, crate::train::augment::Augment::CropFlip);
+    assert!(s.teacher.augment.is_none());
+    let e = err(&with(
+        "[student]\nepochs = 2",
+        "[student]\naugment = \"mixup\"\nepochs = 2",
+    ));
+    assert_eq!(e.key.as_deref(), Some("student.augment"));
+    assert!(e.to_string().contains("\"crop-flip\""), "{e}");
+}
+
+#[test]
+fn good_file_parses_with_defaults() {
+    let s = parse(GOOD, Path::new("dir/s.toml")).unwrap();
+    assert_eq!(s.name, "t");
+    assert_eq!(s.seeds, vec![0, 1]);
+    assert_eq!(s.data.dataset, DatasetKind::FashionMnist);
+    assert_eq!(
+        s.data.path,
+        PathBuf::from("/usr/share/datasets/fashion-mnist")
+    );
+    assert_eq!(s.data.train_subset, Some(500));
+    assert_eq!(s.data.test_subset, None);
+    assert_eq!(s.student.epochs, 2);
+    assert!(s.baseline && s.cache_teacher_logits);
+    assert_eq!(s.schedule.devices, Devices::Auto);
+    // PyTorch's initialisation; teachers on every core, students on one
+    assert_eq!(s.teacher.init, crate::model::Init::Pytorch);
+    assert_eq!(s.student.init, crate::model::Init::Pytorch);
+    assert_eq!(s.teacher.threads, machine_cores());
+    assert_eq!(s.student.threads, 1);
+    assert!(!s.source.has("teacher.threads"));
+}
+
+#[test]
+fn init_and_threads_are_read_and_checked() {
+    let s = parse(
+        &with(
+            "[teacher]\nepochs = 1",
+            "[teacher]\ninit = \"kaiming\"\nthreads = 3\nepochs = 1",
+        ),
+        Path::new("s.toml"),
+    )
+    .unwrap();
+    assert_eq!(s.teacher.init, crate::model::Init::Kaiming);
+    assert_eq!(s.teacher.threads, 3);
+    assert!(s.source.has("teacher.threads"));
+    let e = err(&with(
+        "[teacher]\nepochs = 1",
+        "[teacher]\ninit = \"he\"\nepochs = 1",
+    ));
+    assert!(e.to_string().contains("teacher.init"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("\"pytorch\", \"kaiming\" or \"as-saved\""),
+        "{e}"
+    );
+    let e = err(&with(
+        "[student]\nepochs = 2",
+        "[student]\nthreads = 0\nepochs = 2",
+    ));
+    assert!(e.to_string().contains("student.threads"), "{e}");
+    // --teacher-threads wins over the file, and is checked
+    let mut s = parse(GOOD, Path::new("s.toml")).unwrap();
+    let o = Overrides {
+        teacher_threads: Some(5),
+        ..Default::default()
+    };
+    o.apply(&mut s).unwrap();
+    assert_eq!(s.teacher.threads, 5);
+    let bad = Overrides {
+        teacher_threads: Some(0),
+        ..Default::default()
+    };
+    assert!(bad
+        .apply(&mut s)
+        .unwrap_err()
+        .to_string()
+        .contains("--teacher-threads"));
+}
+
+#[test]
+fn grid_values_keep_their_written_text() {
+    let s = parse(GOOD, Path::new("s.toml")).unwrap();
+    let t: Vec<_> = s.temperatures.iter().map(|g| g.text.as_str()).collect();
+    assert_eq!(t, ["1", "2.5", "0.1", "1e1"]);
+    assert_eq!(s.temperatures[3].value, 10.0);
+    let a: Vec<_> = s.alphas.iter().map(|g| g.text.as_str()).collect();
+    assert_eq!(a, ["0", "0.5", "1"]);
+}
+
+#[test]
+fn relative_data_path_is_relative_to_the_sweep_file() {
+    let s = parse(
+        &with("validation = 100", "path = \"d/x\"\nvalidation = 100"),
+        Path::new("exp/s.toml"),
+    )
+    .unwrap();
+    assert_eq!(s.data.path, PathBuf::from("exp/d/x"));
+}
+
+#[test]
+fn unknown_key_names_line_column_and_key() {
+    let e = err(&with("[grid]\n", "[grid]\ntemprature = [1]\n"));
+    assert_eq!(e.at, Some((21, 1)), "{e}");
+    assert!(e.message.contains("temprature"), "{e}");
+    assert!(
+        e.message.contains("temperature"),
+        "should list the allowed keys: {e}"
+    );
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let e = err(&format!("nmae = \"x\"\n{GOOD}"));
+    assert_eq!(e.at.map(|a| a.0), Some(1));
+    assert!(e.message.contains("nmae"), "{e}");
+}
+
+#[test]
+fn wrong_type() {
+    let e = err(&with("epochs = 1", "epochs = \"one\""));
+    assert!(e.at.is_some());
+    assert!(e.to_string().contains("s.toml:"), "{e}");
+}
+
+#[test]
+fn temperature_must_be_positive() {
+    let e = err(&with("temperature = [1, 2.5", "temperature = [0, 2.5"));
+    assert_eq!(e.key.as_deref(), Some("grid.temperature"));
+    assert_eq!(e.at, Some((21, 16)));
+    assert!(e.message.contains("> 0"), "{e}");
+    let e = err(&with("temperature = [1, 2.5", "temperature = [-1, 2.5"));
+    assert_eq!(e.key.as_deref(), Some("grid.temperature"));
+}
+
+#[test]
+fn temperature_must_be_finite() {
+    let e = err(&with("temperature = [1, 2.5", "temperature = [inf, 2.5"));
+    assert_eq!(e.key.as_deref(), Some("grid.temperature"));
+    let e = err(&with("temperature = [1, 2.5", "temperature = [nan, 2.5"));
+    assert_eq!(e.key.as_deref(), Some("grid.temperature"));
+}
+
+#[test]
+fn alpha_must_be_in_unit_interval() {
+    let e = err(&with("alpha = [0, 0.5, 1]", "alpha = [0, 1.5]"));
+    assert_eq!(e.key.as_deref(), Some("grid.alpha"));
+    assert!(e.message.contains("[0, 1]"), "{e}");
+    let e = err(&with("alpha = [0, 0.5, 1]", "alpha = [-0.1]"));
+    assert_eq!(e.key.as_deref(), Some("grid.alpha"));
+}
+
+#[test]
+fn empty_grid_axis() {
+    let e = err(&with("alpha = [0, 0.5, 1]", "alpha = []"));
+    assert_eq!(e.key.as_deref(), Some("grid.alpha"));
+    assert!(e.message.contains("empty"), "{e}");
+}
+
+#[test]
+fn duplicated_grid_value_even_when_written_differently() {
+    let e = err(&with("temperature = [1, 2.5", "temperature = [1, 1.0"));
+    assert_eq!(e.key.as_deref(), Some("grid.temperature"));
+    assert!(e.message.contains("twice"), "{e}");
+}
+
+#[test]
+fn epochs_and_batch_size_at_least_one() {
+    let e = err(&with("epochs = 1", "epochs = 0"));
+    assert_eq!(e.key.as_deref(), Some("teacher.epochs"));
+    let e = err(&with(
+        "batch_size = 64\nlr = 0.001\n\n[student]",
+        "batch_size = -3\nlr = 0.001\n\n[student]",
+    ));
+    assert_eq!(e.key.as_deref(), Some("teacher.batch_size"));
+    let e = err(&with("epochs = 2", "epochs = 0"));
+    assert_eq!(e.key.as_deref(), Some("student.epochs"));
+}
+
+#[test]
+fn lr_must_be_positive() {
+    let e = err(&with("lr = 0.001\n\n[student]", "lr = 0\n\n[student]"));
+    assert_eq!(e.key.as_deref(), Some("teacher.lr"));
+    let e = err(&with("lr = 0.001\n\n[grid]", "lr = -1e-3\n\n[grid]"));
+    assert_eq!(e.key.as_deref(), Some("student.lr"));
+}
+
+#[test]
+fn unknown_dataset() {
+    let e = err(&with("\"fashion-mnist\"", "\"imagenet\""));
+    assert_eq!(e.key.as_deref(), Some("data.dataset"));
+    assert!(e.message.contains("cifar10"), "lists what is allowed: {e}");
+}
+
+#[test]
+fn seeds_required_and_unique() {
+    let e = err(&with("seeds = [0, 1]", "seeds = []"));
+    assert_eq!(e.key.as_deref(), Some("seeds"));
+    let e = err(&with("seeds = [0, 1]", "seeds = [3, 3]"));
+    assert_eq!(e.key.as_deref(), Some("seeds"));
+    let e = err(&with("seeds = [0, 1]\n", ""));
+    assert!(e.message.contains("seeds"), "{e}");
+}
+
+#[test]
+fn unsafe_names_are_rejected() {
+    for bad in ["../x", "/abs", "", ".hidden", "a b"] {
+        let e = err(&with("name = \"t\"", &format!("name = \"{bad}\"")));
+        assert_eq!(e.key.as_deref(), Some("name"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn subsets_must_be_positive() {
+    let e = err(&with("train_subset = 500", "train_subset = 0"));
+    assert_eq!(e.key.as_deref(), Some("data.train_subset"));
+}
+
+#[test]
+fn empty_file() {
+    let e = err("  \n");
+    assert!(e.message.contains("empty"), "{e}");
+}
+
+#[test]
+fn syntax_error_has_a_position() {
+    let e = err(&with(
+        "lr = 0.001\n\n[student]",
+        "lr = = 0.001\n\n[student]",
+    ));
+    assert_eq!(e.at.map(|a| a.0), Some(13), "{e}");
+}
+
+#[test]
+fn devices_forms() {
+    assert_eq!(Devices::parse("auto").unwrap(), Devices::Auto);
+    assert_eq!(Devices::parse("cpu").unwrap(), Devices::Cpu);
+    assert_eq!(
+        Devices::parse("cuda:0,cuda:2").unwrap(),
+        Devices::List(vec![DeviceSpec::Cuda(0), DeviceSpec::Cuda(2)])
+    );
+    assert!(Devices::parse("gpu0").is_err());
+    let s = parse(
+        &format!("{GOOD}\n[schedule]\ndevices = [\"cuda:1\", \"cpu\"]\nworkers_per_device = 2\n"),
+        Path::new("s.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        s.schedule.devices,
+        Devices::List(vec![DeviceSpec::Cuda(1), DeviceSpec::Cpu])
+    );
+    assert_eq!(s.schedule.workers_per_device, Some(2));
+    let s = parse(
+        &format!("{GOOD}\n[schedule]\nfuse = true\nfuse_max = 16\n"),
+        Path::new("s.toml"),
+    )
+    .unwrap();
+    assert_eq!((s.schedule.fuse, s.schedule.fuse_max), (Fuse::On, 16));
+    assert!(
+        Fuse::Auto.on(DeviceSpec::Cuda(1))
+            && !Fuse::Auto.on(DeviceSpec::Cpu)
+            && Fuse::On.on(DeviceSpec::Cpu)
+            && !Fuse::Off.on(DeviceSpec::Cuda(0))
+    );
+    let e = err(&format!("{GOOD}\n[schedule]\nfuse = \"sometimes\"\n"));
+    assert_eq!(e.key.as_deref(), Some("schedule.fuse"));
+    let e = err(&format!("{GOOD}\n[schedule]\nfuse_max = 0\n"));
+    assert_eq!(e.key.as_deref(), Some("schedule.fuse_max"));
+    let e = err(&format!("{GOOD}\n[schedule]\ndevices = \"tpu\"\n"));
+    assert_eq!(e.key.as_deref(), Some("schedule.devices"));
+    // one GPU, two spellings: refused, so it can never get two slots
+    let e = err(&format!(
+        "{GOOD}\n[schedule]\ndevices = [\"cuda:1\", \"cuda:01\"]\n"
+    ));
+    assert!(
+        e.message.contains("cuda:1 is listed twice"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn methods_default_to_logit_and_are_checked() {
+    assert_eq!(
+        parse(GOOD, Path::new("s.toml")).unwrap().methods,
+        vec![Method::Logit]
+    );
+    let s = parse(
+        &with(
+            "alpha = [0, 0.5, 1]",
+            "alpha = [0.5]\nmethod = [\"imitation\", \"logit\", \"feature\"]",
+        ),
+        Path::new("s.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        s.methods,
+        vec![Method::Imitation, Method::Logit, Method::Feature]
+    );
+    let e = err(&with(
+        "alpha = [0, 0.5, 1]",
+        "alpha = [0.5]\nmethod = [\"logit\", \"hint\"]",
+    ));
+    assert_eq!(e.key.as_deref(), Some("grid.method"));
+    assert!(e.message.contains("imitation"), "{e}");
+    let e = err(&with(
+        "alpha = [0, 0.5, 1]",
+        "alpha = [0.5]\nmethod = [\"logit\", \"logit\"]",
+    ));
+    assert!(e.message.contains("twice"), "{e}");
+    let e = err(&with("alpha = [0, 0.5, 1]", "alpha = [0.5]\nmethod = []"));
+    assert_eq!(e.key.as_deref(), Some("grid.method"));
+}
+
+#[test]
+fn missing_file_says_so() {
+    let e = load(Path::new("/nonexistent/sweep.toml")).unwrap_err();
+    assert!(e.message.contains("no such file"), "{e}");
+}
+
+#[test]
+fn method_tables_give_each_method_its_axes() {
+    let text = with(
+        "alpha = [0, 0.5, 1]",
+        "alpha = [0.5, 0.9]\nmethod = [\"logit\", \"dkd\", \"dist\", \"multi-t\", \"ctkd\"]\n\
+         logit_norm = [\"none\", \"zscore\"]\nzscore_temperature = [2]\n\
+         [grid.dkd]\nbeta = [2, 8]\nwarmup = 5\nlogit_norm = [\"zscore\"]\n\
+         [grid.multi_t]\ntemperatures = [[2, 4], [1, 2, 4, 8]]\n\
+         [grid.ctkd]\nramp_epochs = 3",
+    );
+    let s = parse(&text, Path::new("s.toml")).unwrap();
+    let cells = s.cells();
+    let count = |m: Method| cells.iter().filter(|c| c.method == m).count();
+    // logit: 4 T × 2 α plain, 1 T × 2 α z-scored
+    assert_eq!(count(Method::Logit), 8 + 2);
+    assert!(cells
+        .iter()
+        .any(|c| c.zscore && c.temperature.as_ref().unwrap().text == "2"));
+    // DKD: defaults α = [1], T = [4]; β from the table; z-scored only
+    assert_eq!(count(Method::Dkd), 2);
+    assert!(cells
+        .iter()
+        .filter(|c| c.method == Method::Dkd)
+        .all(|c| c.zscore));
+    assert_eq!(s.methods_fixed.dkd_warmup, 5);
+    // DIST: its defaults (β = γ = 2, τ = 4): one cell
+    assert_eq!(count(Method::Dist), 1);
+    // multi-T: two sets × the grid's two α
+    assert_eq!(count(Method::MultiT), 4);
+    // CTKD: the grid's α; its ramp from the table
+    assert_eq!(count(Method::Ctkd), 2);
+    assert_eq!(s.methods_fixed.ctkd_ramp, 3);
+    // every cell has its own id
+    let mut ids: Vec<String> = cells.iter().map(|c| c.id_part("")).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), cells.len());
+}
+
+#[test]
+fn bad_method_tables_point_at_their_key() {
+    let grid = |extra: &str| {
+        with(
+            "alpha = [0, 0.5, 1]",
+            &format!("alpha = [0.5]\nmethod = [\"logit\", \"dkd\", \"multi-t\"]\n{extra}"),
+        )
+    };
+    for (extra, key, says) in [
+        // β on a method without β
+        ("[grid.multi_t]\nbeta = [1]", None, "unknown field `beta`"),
+        ("[grid.dkd]\nbeta = []", Some("grid.dkd.beta"), "is empty"),
+        (
+            "[grid.dkd]\ntemperature = [0]",
+            Some("grid.dkd.temperature"),
+            "finite numbers > 0",
+        ),
+        (
+            "[grid.dkd]\ntemperature = [-1]",
+            Some("grid.dkd.temperature"),
+            "finite numbers > 0",
+        ),
+        (
+            "[grid.multi_t]\ntemperatures = [[4]]",
+            Some("grid.multi_t.temperatures"),
+            "at least two temperatures",
+        ),
+        (
+            "[grid.dist]\nbeta = [1]",
+            Some("grid.dist"),
+            "\"dist\" is not in [grid] method",
+        ),
+        (
+            "[grid.dkd]\nzscore_temperature = [2]",
+            Some("grid.dkd.zscore_temperature"),
+            "add \"zscore\" to logit_norm",
+        ),
+        (
+            "[grid.dkd]\nlogit_norm = [\"l2\"]",
+            Some("grid.dkd.logit_norm"),
+            "\"none\"",
+        ),
+    ] {
+        let e = err(&grid(extra));
+        assert!(e.at.is_some(), "{extra}: {e}");
+        assert_eq!(
+            e.key.as_deref().filter(|_| key.is_some()),
+            key,
+            "{extra}: {e}"
+        );
+        assert!(e.message.contains(says), "{extra}: {e}");
+    }
+}

@@ -1,0 +1,271 @@
+//! The roles' tables: [teacher] and [student] as [`Phase`]s, their models (kd-sweep's networks or
+//! TorchScript files run once to check they fit the sweep), and `[grid] student_model`.
+
+use super::{ModelCheck, Validator};
+use crate::config::raw::RawPhase;
+use crate::config::{ConfigError, Phase};
+use crate::train::optim::{Recipe, RecipeKeys};
+use std::path::Path;
+use toml::Spanned;
+
+impl Validator<'_> {
+    /// A model name (`key` for errors), checked against what the sweep does with it; `None` for the
+    /// role's tutorial network `default`.
+    pub(super) fn model(
+        &self,
+        name: &Spanned<String>,
+        key: &str,
+        default: crate::model::Arch,
+        check: &ModelCheck,
+    ) -> Result<Option<crate::model::Arch>, ConfigError> {
+        let arch = self.arch(name, key, check)?;
+        Ok((arch != default).then_some(arch))
+    }
+    /// A model name (`key` for errors): a kd-sweep network, or a TorchScript file (relative to the
+    /// sweep file) that is run once on the dataset's image shape to check it fits the sweep.
+    pub(super) fn arch(
+        &self,
+        name: &Spanned<String>,
+        key: &str,
+        check: &ModelCheck,
+    ) -> Result<crate::model::Arch, ConfigError> {
+        use crate::model::Init;
+        let base = self.file.parent().unwrap_or(Path::new(""));
+        let arch = crate::model::Arch::parse_in(name.get_ref(), base)
+            .map_err(|why| self.at(name, key, &why))?;
+        let fail = |why: String| Err(self.at(name, key, &why));
+        match (arch.script(), check.init) {
+            (None, Init::AsSaved) => {
+                return fail(format!(
+                    "is not a TorchScript file, and init = \"as-saved\" keeps a TorchScript \
+                     file's weights; use init = \"pytorch\" (the default) for \"{}\"",
+                    name.get_ref()
+                ))
+            }
+            (Some(_), Init::Kaiming) => {
+                return fail(
+                    "is a TorchScript file: its init is \"pytorch\" (re-initialised by PyTorch's \
+                     default rules for each seed, the default) or \"as-saved\" (the file's weights)"
+                        .into(),
+                )
+            }
+            _ => {}
+        }
+        let Some(script) = arch.script() else {
+            return Ok(arch);
+        };
+        let probe = match script.probe(check.shape) {
+            Ok(p) => p,
+            Err(why) => return fail(why),
+        };
+        let want = vec![2, check.classes];
+        if probe.logits != want {
+            return fail(format!(
+                "forward returns a {:?} tensor for 2 images of {}×{}×{}; the dataset has {} classes, \
+                 so it must return [2, {}] (logits)",
+                probe.logits,
+                check.shape[0],
+                check.shape[1],
+                check.shape[2],
+                check.classes,
+                check.classes
+            ));
+        }
+        if check.features && probe.features.is_none() {
+            return fail(
+                "exports no features(x) method (its last feature map), which grid.method = \
+                 \"feature\" needs; mark it @torch.jit.export in the network before scripting it \
+                 (a student also needs head(f), with head(features(x)) = forward(x))"
+                    .into(),
+            );
+        }
+        if check.features && check.student && !probe.head {
+            return fail(
+                "exports features(x) but no head(f) with head(features(x)) = forward(x), which a \
+                 student needs for grid.method = \"feature\"; mark both @torch.jit.export in the \
+                 network before scripting it"
+                    .into(),
+            );
+        }
+        Ok(arch)
+    }
+    /// A role's table ([teacher] or [student]) as its [`Phase`].
+    pub(super) fn phase(
+        &self,
+        role: &str,
+        raw: &RawPhase,
+        default_threads: u32,
+        (default_model, check): (crate::model::Arch, ModelCheck),
+    ) -> Result<Phase, ConfigError> {
+        let RawPhase {
+            epochs,
+            batch_size: batch,
+            lr,
+            init,
+            threads,
+            model,
+            augment,
+            precision,
+            ..
+        } = raw;
+        if let (Some(c), "teacher") = (&raw.cache_teacher_logits, role) {
+            return Err(self.at(
+                c,
+                "teacher.cache_teacher_logits",
+                "is the students' setting (how they get the teacher's logits); put it in [student]",
+            ));
+        }
+        let threads = match threads {
+            None => default_threads,
+            Some(t) => self.positive(t, &format!("{role}.threads"), "intra-op threads of a run")?,
+        };
+        let raw_init = init;
+        let init = match init {
+            None => crate::model::Init::default(),
+            Some(i) => crate::model::Init::parse(i.get_ref()).ok_or_else(|| {
+                self.at(
+                    i,
+                    &format!("{role}.init"),
+                    &format!(
+                        "unknown initialisation \"{}\"; allowed: {} (PyTorch's default, \
+                         Kaiming-uniform with the ReLU gain, or a TorchScript file's own weights)",
+                        i.get_ref(),
+                        crate::model::Init::NAMES
+                    ),
+                )
+            })?,
+        };
+        let check = ModelCheck { init, ..check };
+        let model = match model {
+            None => None,
+            Some(m) => self.model(m, &format!("{role}.model"), default_model, &check)?,
+        };
+        if let (None, Some(i), false) = (model, raw_init, check.in_grid) {
+            if init == crate::model::Init::AsSaved {
+                return Err(self.at(
+                    i,
+                    &format!("{role}.init"),
+                    "\"as-saved\" keeps a TorchScript file's weights, and this role's model is \
+                     kd-sweep's tutorial network; set model = \"torchscript:<file>\" or another init",
+                ));
+            }
+        }
+        let lr_v = *lr.get_ref();
+        if !(lr_v.is_finite() && lr_v > 0.0) {
+            return Err(self.at(
+                lr,
+                &format!("{role}.lr"),
+                &format!(
+                    "must be a finite number > 0 (the learning rate, e.g. 0.001 for Adam), got {lr_v}"
+                ),
+            ));
+        }
+        let epochs = self.positive(
+            epochs,
+            &format!("{role}.epochs"),
+            "passes over the training set",
+        )?;
+        let augment = match augment {
+            None => crate::train::augment::Augment::None,
+            Some(a) => crate::train::augment::Augment::parse(a.get_ref()).ok_or_else(|| {
+                self.at(
+                    a,
+                    &format!("{role}.augment"),
+                    &format!(
+                        "unknown augmentation \"{}\"; allowed: {} (a random crop of the image's \
+                         size after 4 pixels of padding, and a horizontal flip)",
+                        a.get_ref(),
+                        crate::train::augment::Augment::NAMES
+                    ),
+                )
+            })?,
+        };
+        let precision = match precision {
+            None => crate::train::Precision::Fp32,
+            Some(p) => crate::train::Precision::parse(p.get_ref())
+                .map_err(|why| self.at(p, &format!("{role}.precision"), &why))?,
+        };
+        Ok(Phase {
+            augment,
+            precision,
+            recipe: self.recipe(role, raw, epochs)?,
+            epochs,
+            batch_size: self.positive(batch, &format!("{role}.batch_size"), "images per step")?,
+            lr: lr_v,
+            init,
+            threads,
+            model,
+        })
+    }
+    /// `[grid] student_model`: each model once; empty when absent.
+    pub(super) fn student_models(
+        &self,
+        raw: &Option<Spanned<Vec<Spanned<String>>>>,
+        student: &RawPhase,
+        check: &ModelCheck,
+    ) -> Result<Vec<crate::model::Arch>, ConfigError> {
+        let Some(list) = raw else {
+            return Ok(Vec::new());
+        };
+        let key = "grid.student_model";
+        if list.get_ref().is_empty() {
+            return Err(self.at(
+                list,
+                key,
+                "is empty; give at least one model, e.g. [\"tutorial-student\", \"resnet8\"]",
+            ));
+        }
+        if let Some(m) = &student.model {
+            return Err(self.at(m, "student.model", "is set, and so is [grid] student_model: give the students' model in one place (the grid's list takes the place of [student] model)"));
+        }
+        let mut models = Vec::new();
+        for m in list.get_ref() {
+            let arch = self.arch(m, key, check)?;
+            if models.contains(&arch) {
+                return Err(self.at(
+                    m,
+                    key,
+                    &format!("\"{}\" appears twice; list each model once", m.get_ref()),
+                ));
+            }
+            models.push(arch);
+        }
+        Ok(models)
+    }
+
+    /// A role's optimizer and schedule, by the optimizer's own rules ([`Recipe::from_keys`]); a
+    /// problem points at its key (or the list element) in the file.
+    fn recipe(&self, role: &str, k: &RawPhase, epochs: u32) -> Result<Recipe, ConfigError> {
+        let milestones: Option<Vec<i64>> = k
+            .milestones
+            .as_ref()
+            .map(|m| m.get_ref().iter().map(|v| *v.get_ref()).collect());
+        let keys = RecipeKeys {
+            optimizer: k.optimizer.as_ref().map(|v| v.get_ref().as_str()),
+            momentum: k.momentum.as_ref().map(|v| *v.get_ref()),
+            nesterov: k.nesterov.as_ref().map(|v| *v.get_ref()),
+            weight_decay: k.weight_decay.as_ref().map(|v| *v.get_ref()),
+            schedule: k.schedule.as_ref().map(|v| v.get_ref().as_str()),
+            milestones: milestones.as_deref(),
+            gamma: k.gamma.as_ref().map(|v| *v.get_ref()),
+            warmup_epochs: k.warmup_epochs.as_ref().map(|v| *v.get_ref()),
+        };
+        Recipe::from_keys(&keys, epochs).map_err(|p| {
+            let span = match p.key {
+                "optimizer" => k.optimizer.as_ref().map(|v| v.span()),
+                "momentum" => k.momentum.as_ref().map(|v| v.span()),
+                "nesterov" => k.nesterov.as_ref().map(|v| v.span()),
+                "weight_decay" => k.weight_decay.as_ref().map(|v| v.span()),
+                "schedule" => k.schedule.as_ref().map(|v| v.span()),
+                "milestones" => k.milestones.as_ref().map(|m| match p.element {
+                    Some(i) => m.get_ref()[i].span(),
+                    None => m.span(),
+                }),
+                "gamma" => k.gamma.as_ref().map(|v| v.span()),
+                "warmup_epochs" => k.warmup_epochs.as_ref().map(|v| v.span()),
+                _ => None,
+            };
+            self.err(span, Some(&format!("{role}.{}", p.key)), &p.message)
+        })
+    }
+}

@@ -1,0 +1,204 @@
+//! `[schedule]` (devices, workers, fusing, checkpoints, numerics, determinism) and `[search]`.
+
+use super::Validator;
+use crate::config::raw::{RawDevices, RawFuse, RawSchedule, RawSearch};
+use crate::config::{
+    default_checkpoint_minutes, ConfigError, Devices, Fuse, ScheduleConfig, Search, Strategy,
+};
+
+impl Validator<'_> {
+    pub(super) fn schedule(
+        &self,
+        raw: &Option<RawSchedule>,
+    ) -> Result<ScheduleConfig, ConfigError> {
+        let mut schedule = ScheduleConfig {
+            devices: Devices::Auto,
+            workers_per_device: None,
+            fuse: Fuse::Auto,
+            fuse_max: 64,
+            checkpoint_minutes: default_checkpoint_minutes(),
+            numerics: crate::platform::numerics::Numerics::default(),
+            deterministic: false,
+        };
+        if let Some(sch) = raw {
+            if let Some(n) = &sch.numerics {
+                let names = crate::platform::numerics::Numerics::NAMES;
+                schedule.numerics = match n.get_ref() {
+                    toml::Value::String(s) => crate::platform::numerics::Numerics::parse(s)
+                        .ok_or_else(|| {
+                            self.at(
+                                n,
+                                "schedule.numerics",
+                                &format!("\"{s}\" is not a numerics mode: use {names}"),
+                            )
+                        })?,
+                    other => {
+                        return Err(self.at(
+                            n,
+                            "schedule.numerics",
+                            &format!("expected {names}, got {other}"),
+                        ))
+                    }
+                };
+            }
+            if let Some(d) = &sch.deterministic {
+                schedule.deterministic = match d.get_ref() {
+                    toml::Value::Boolean(b) => *b,
+                    other => {
+                        return Err(self.at(
+                            d,
+                            "schedule.deterministic",
+                            &format!("expected true or false, got {other}"),
+                        ))
+                    }
+                };
+            }
+            if let Some(m) = &sch.checkpoint_minutes {
+                schedule.checkpoint_minutes = self
+                    .count(m, "schedule.checkpoint_minutes", 0)?
+                    .min(u32::MAX as usize) as u32;
+            }
+            if let Some(dev) = &sch.devices {
+                schedule.devices = match dev.get_ref() {
+                    RawDevices::One(s) => Devices::parse(s),
+                    RawDevices::List(list) => Devices::list(list.iter().map(String::as_str)),
+                }
+                .map_err(|why| self.at(dev, "schedule.devices", &why))?;
+            }
+            if let Some(w) = &sch.workers_per_device {
+                schedule.workers_per_device = Some(self.positive(
+                    w,
+                    "schedule.workers_per_device",
+                    "runs at once on each device",
+                )?);
+            }
+            if let Some(f) = &sch.fuse {
+                schedule.fuse = match f.get_ref() {
+                    RawFuse::Flag(true) => Fuse::On,
+                    RawFuse::Flag(false) => Fuse::Off,
+                    RawFuse::Word(w) if w == "auto" => Fuse::Auto,
+                    RawFuse::Word(w) => {
+                        return Err(self.at(
+                            f,
+                            "schedule.fuse",
+                            &format!("\"{w}\" is not allowed: use \"auto\", true or false"),
+                        ))
+                    }
+                };
+            }
+            if let Some(m) = &sch.fuse_max {
+                schedule.fuse_max =
+                    self.positive(m, "schedule.fuse_max", "students in one fused group")?;
+            }
+        }
+
+        Ok(schedule)
+    }
+    pub(super) fn search(
+        &self,
+        raw: &Option<RawSearch>,
+        seeds: &[u64],
+        epochs: u32,
+    ) -> Result<Search, ConfigError> {
+        let mut search = Search::default();
+        let Some(r) = raw else {
+            return Ok(search);
+        };
+        if let Some(s) = &r.strategy {
+            search.strategy = match s.get_ref().as_str() {
+                "grid" => Strategy::Grid,
+                "halving" => Strategy::Halving,
+                other => {
+                    return Err(self.at(
+                        s,
+                        "search.strategy",
+                        &format!("unknown strategy \"{other}\"; use \"grid\" (every cell trains in full) or \"halving\" (successive halving)"),
+                    ))
+                }
+            };
+        }
+        if let Some(m) = &r.min_epochs {
+            search.min_epochs =
+                self.positive(m, "search.min_epochs", "epochs of the first rung")?;
+            if search.min_epochs > epochs {
+                return Err(self.at(
+                    m,
+                    "search.min_epochs",
+                    &format!(
+                        "is {} but [student] epochs is {epochs}; the first rung cannot train longer than the whole schedule",
+                        search.min_epochs
+                    ),
+                ));
+            }
+        }
+        if let Some(e) = &r.eta {
+            search.eta = self.positive(e, "search.eta", "the factor between rungs")?;
+            if search.eta < 2 {
+                return Err(self.at(
+                    e,
+                    "search.eta",
+                    "must be ≥ 2 (each rung keeps 1/eta of the cells); e.g. eta = 3",
+                ));
+            }
+        }
+        if search.strategy == Strategy::Grid {
+            for (set, key) in [
+                (r.min_epochs.as_ref().map(|s| s.span()), "search.min_epochs"),
+                (r.eta.as_ref().map(|s| s.span()), "search.eta"),
+            ] {
+                if let Some(span) = set {
+                    return Err(self.err(
+                        Some(span),
+                        Some(key),
+                        "applies to strategy = \"halving\" only; set strategy = \"halving\" or remove it",
+                    ));
+                }
+            }
+        }
+        if let Some(list) = &r.confirm_seeds {
+            if list.get_ref().is_empty() {
+                return Err(self.at(
+                    list,
+                    "search.confirm_seeds",
+                    "is empty; list the extra seeds (e.g. confirm_seeds = [2, 3, 4]) or remove the key",
+                ));
+            }
+            for s in list.get_ref() {
+                let v = *s.get_ref();
+                if v < 0 {
+                    return Err(self.at(
+                        s,
+                        "search.confirm_seeds",
+                        &format!("seeds must be whole numbers ≥ 0, got {v}"),
+                    ));
+                }
+                if seeds.contains(&(v as u64)) || search.confirm_seeds.contains(&(v as u64)) {
+                    return Err(self.at(
+                        s,
+                        "search.confirm_seeds",
+                        &format!(
+                            "seed {v} is already {}; confirmation seeds must be new ones",
+                            if seeds.contains(&(v as u64)) {
+                                "in `seeds`"
+                            } else {
+                                "listed"
+                            }
+                        ),
+                    ));
+                }
+                search.confirm_seeds.push(v as u64);
+            }
+        }
+        if let Some(t) = &r.confirm_top {
+            search.confirm_top = self.positive(t, "search.confirm_top", "cells to confirm")?;
+            if search.confirm_seeds.is_empty() {
+                return Err(self.at(
+                    t,
+                    "search.confirm_top",
+                    "has no effect without confirm_seeds; add e.g. confirm_seeds = [2, 3, 4]",
+                ));
+            }
+        }
+        Ok(search)
+    }
+}
