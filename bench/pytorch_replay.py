@@ -18,7 +18,9 @@ matched by name (meta["params"] lists kd-sweep's names in init.bin's order). met
 present, names the optimizer and learning-rate schedule (torch.optim's, with foreach=True: the
 multi-tensor path; see `optimizer`). meta["precision"] = "bf16" runs the forward pass under
 torch.autocast(dtype=torch.bfloat16) and the loss on the logits cast to float32, as kd-sweep's
-`precision = "bf16"` does.
+`precision = "bf16"` does. meta["method"], when present, trains with that distillation method's loss
+from bench/kd_losses.py (hyper-parameters in meta["method_params"]); CTKD's temperature parameter θ
+(starting at 1, as kd-sweep's) is trained by the same optimizer and written to steps.json.
 """
 import json
 import os
@@ -29,6 +31,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cifar_nets import build  # noqa: E402
+from kd_losses import loss as method_loss  # noqa: E402
 from pytorch_reference import student, teacher  # noqa: E402
 
 
@@ -51,17 +54,18 @@ def tutorial_kd_loss(student_logits, teacher_logits, labels, temperature, alpha)
     return alpha * soft_loss + (1 - alpha) * label_loss
 
 
-def optimizer(model, meta):
+def optimizer(model, meta, extra=()):
     """torch.optim's optimizer and lr_scheduler for meta["recipe"] (kd-sweep's optim::Recipe): the
     scheduler is stepped once after each epoch, as the PyTorch examples do."""
     r = meta.get("recipe") or {}
     lr, epochs = meta["lr"], meta["epochs"]
     wd = r.get("weight_decay", 0.0)
+    trained = list(model.parameters()) + list(extra)
     if r.get("optimizer", "adam") == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=r["momentum"], nesterov=r["nesterov"],
+        opt = torch.optim.SGD(trained, lr=lr, momentum=r["momentum"], nesterov=r["nesterov"],
                               weight_decay=wd, foreach=True)
     else:
-        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd, foreach=True)
+        opt = torch.optim.Adam(trained, lr=lr, weight_decay=wd, foreach=True)
     schedule, warmup = r.get("schedule", "constant"), r.get("warmup_epochs", 0)
     sched = torch.optim.lr_scheduler
     if schedule == "multistep":
@@ -110,10 +114,12 @@ def main(folder):
     xs = read(os.path.join(folder, "train_x.bin"), torch.float32, (n, c, h, w))
     ys = read(os.path.join(folder, "train_y.bin"), torch.int64, (n,))
     order = read(os.path.join(folder, "order.bin"), torch.int64, (meta["epochs"], n))
-    distil = meta["alpha"] > 0
+    method = meta.get("method")
+    distil = meta["alpha"] > 0 or method is not None
     if distil:
         logits = read(os.path.join(folder, "teacher.bin"), torch.float32, (n, meta["classes"]))
-    opt, scheduler = optimizer(model, meta)
+    theta = torch.nn.Parameter(torch.ones(1)) if method == "ctkd" else None
+    opt, scheduler = optimizer(model, meta, [theta] if theta is not None else [])
     step_seeds = iter(meta["step_seeds"])
     model.train()
     losses = []
@@ -127,7 +133,9 @@ def main(folder):
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=meta.get("precision") == "bf16"):
                 # the loss in float32 (bf16 logits are cast up first, as kd-sweep's losses take them)
                 out = model(xs[idx]).float()
-                if distil:
+                if method is not None:
+                    loss = method_loss(method, out, logits[idx], ys[idx], meta["method_params"], epoch + 1, theta)
+                elif distil:
                     loss = tutorial_kd_loss(out, logits[idx], ys[idx], meta["temperature"], meta["alpha"])
                 else:
                     loss = F.cross_entropy(out, ys[idx])
@@ -145,7 +153,10 @@ def main(folder):
     with open(os.path.join(folder, "final.bin"), "wb") as f:
         for p in params:
             f.write(bytes(p.detach().clone().contiguous().untyped_storage()))
-    json.dump({"torch": torch.__version__, "step_losses": losses}, open(os.path.join(folder, "steps.json"), "w"))
+    result = {"torch": torch.__version__, "step_losses": losses}
+    if theta is not None:
+        result["theta"] = theta.item()
+    json.dump(result, open(os.path.join(folder, "steps.json"), "w"))
 
 
 if __name__ == "__main__":

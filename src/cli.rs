@@ -593,8 +593,7 @@ fn report(dir: &Path, format: Format) -> anyhow::Result<Ended> {
     let warn = |m: &str| eprintln!("{m}");
     let l = crate::report::load(dir, &warn)?;
     let refs: Vec<&crate::store::RunRecord> = l.records.iter().collect();
-    sweep::write_csvs(dir, &refs)?;
-    let s = crate::report::publish(dir, &l.meta, &refs)?;
+    let s = crate::report::write_all(dir, &l.meta, &refs, None)?;
     match format {
         Format::Json => println!(
             "{}",

@@ -81,6 +81,23 @@ pub struct RunRecord {
     /// The run's network when not its role's tutorial one (absent for the tutorial pair).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<crate::model::Arch>,
+    /// A student's other hyper-parameters (methods beyond logit KD): absent when the method has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gamma: Option<String>,
+    /// Multi-temperature KD's set of temperatures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub temperatures: Vec<String>,
+    /// Logits z-scored before the temperature (logit standardisation).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub zscore: bool,
+    /// On the test set, the share of images (%) whose predicted class is the teacher's — a student's
+    /// teacher, a baseline's seed's teacher — and the mean KL(teacher ‖ this run) at T = 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kl_to_teacher: Option<f64>,
     /// A student's teacher's network when not the tutorial teacher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teacher_model: Option<crate::model::Arch>,
@@ -113,6 +130,28 @@ impl RunRecord {
                 Some(self.teacher_model.unwrap_or(Arch::Teacher)),
                 Some(self.model.unwrap_or(Arch::Student)),
             ),
+        }
+    }
+
+    /// The run's grid coordinate, as typed values (a teacher's or baseline's: plain logit, its model).
+    pub fn coord(&self) -> crate::distill::Coord {
+        use crate::distill::{Coord, GridValue};
+        let value = |t: &str| GridValue {
+            text: t.to_string(),
+            value: t.replace('_', "").parse().unwrap_or(f64::NAN),
+        };
+        Coord {
+            method: self.method,
+            temperature: self.temperature.as_deref().map(value),
+            alpha: self.alpha.as_deref().map(value),
+            beta: self.beta.as_deref().map(value),
+            gamma: self.gamma.as_deref().map(value),
+            temperatures: self.temperatures.iter().map(|t| value(t)).collect(),
+            zscore: self.zscore,
+            model: self
+                .models()
+                .1
+                .filter(|m| *m != crate::model::Arch::Student),
         }
     }
 

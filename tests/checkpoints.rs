@@ -89,6 +89,7 @@ fn train(
         checkpoints,
         resume,
         until: None,
+        teacher_test_logits: None,
     };
     let signal = (run.signal)();
     match train::fit_logit(
@@ -292,6 +293,7 @@ fn fused_groups_continue_bit_for_bit(
             checkpoints,
             resume,
             until: None,
+            teacher_test_logits: None,
         };
         match fused::fit_fused(&init, data, logits, &members, settings, &mut hooks) {
             Ok(each) => Some(each.into_iter().map(|r| r.unwrap()).collect::<Vec<_>>()),
@@ -357,6 +359,7 @@ fn fused_groups_continue_bit_for_bit(
             checkpoints: cks.iter().map(|c| c as &dyn Checkpoints).collect(),
             resume,
             until,
+            teacher_test_logits: None,
         };
         let each = fused::fit_fused(&init, data, logits, &members, settings, &mut hooks).unwrap();
         // the promotion trains only the epochs after the pause
@@ -403,6 +406,7 @@ fn fused_groups_continue_bit_for_bit(
         checkpoints: stop_first.iter().map(|s| s as &dyn Checkpoints).collect(),
         resume: Vec::new(),
         until: None,
+        teacher_test_logits: None,
     };
     let one = [Member {
         temperature: grid[0].0,

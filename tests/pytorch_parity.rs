@@ -13,6 +13,7 @@
 mod common;
 
 use kd_sweep::data::Dataset;
+use kd_sweep::distill::{Coord, Distiller, Fixed, GridValue, Method};
 use kd_sweep::model::{Arch, Init};
 use kd_sweep::train::optim::{Algorithm, Recipe, Schedule};
 use kd_sweep::train::{self, Precision, RunSettings, Source};
@@ -110,6 +111,9 @@ struct Case {
     replay: Precision,
     /// The learning rate (Adam's 1e-3, or the CRD recipe's SGD rate).
     lr: f64,
+    /// Another distillation method than logit KD at (temperature, alpha), with the sweep's fixed
+    /// settings: PyTorch trains with bench/kd_losses.py's loss.
+    method: Option<(Coord, Fixed)>,
 }
 
 /// Trains `case` in kd-sweep and in PyTorch and compares them; returns the largest step-loss and
@@ -129,6 +133,16 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
         precision: case.precision,
     };
     let (vs, net) = train::init(case.arch, data, Device::Cpu, &s);
+    let (coord, fixed) = case.method.clone().unwrap_or_else(|| {
+        let v = |x: f64| GridValue::of(&x.to_string());
+        (
+            Coord::logit(v(case.temperature), v(case.alpha)),
+            Fixed::default(),
+        )
+    });
+    let mut distiller = Distiller::new(&coord, &fixed, s.epochs);
+    // the method's own parameters (CTKD's θ) live beside the network's, as in a sweep
+    distiller.build(&vs.root(), (0, 0), Init::Pytorch);
     let init = ordered(&vs, case.arch);
     let n = data.n_train();
     let steps_per_epoch = (n as usize).div_ceil(s.batch_size as usize);
@@ -163,6 +177,8 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
             .collect::<Vec<_>>(),
         "temperature": case.temperature,
         "alpha": case.alpha,
+        "method": case.method.as_ref().map(|(c, _)| c.method.name()),
+        "method_params": common::method_params(&coord, &fixed),
         "params": init.iter().map(|(n, t)| serde_json::json!({"name": n, "shape": t.size()})).collect::<Vec<_>>(),
     });
     std::fs::write(d.join("meta.json"), meta.to_string()).unwrap();
@@ -179,19 +195,16 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
     write_f32(&d.join("teacher.bin"), &[logits]);
 
     // kd-sweep
-    let signal = if case.alpha > 0.0 {
+    let signal = if case.alpha > 0.0 || case.method.is_some() {
         Source::Cached(logits)
     } else {
         Source::None
     };
-    let fitted = train::fit_logit(
-        &vs,
-        &net,
+    let fitted = train::fit(
+        (&vs, &net),
         data,
         &s,
-        signal,
-        case.temperature,
-        case.alpha,
+        (signal, &distiller),
         &mut train::Hooks::epochs(&mut |_| {}),
     )
     .unwrap();
@@ -247,6 +260,18 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
         );
     }
     assert_eq!(at, flat.numel() as i64);
+    if let Some(theta) = vs.variables().get("ctkd_theta") {
+        // CTKD's temperature parameter learned as PyTorch's did, and it did learn
+        let ours = theta.double_value(&[0]);
+        let theirs = steps["theta"].as_f64().unwrap();
+        let e = (ours - theirs).abs() / theirs.abs();
+        eprintln!(
+            "{} final θ: {ours:.7} (PyTorch {theirs:.7}, {e:.1e})",
+            case.name
+        );
+        assert!((ours - 1.0).abs() > 1e-4, "{}: θ did not move", case.name);
+        worst_weight = worst_weight.max(e);
+    }
     // evaluation mode after training: the same logits (batch norm's running statistics included)
     let ours = train::logits(&net, &data.train_x.narrow(0, 0, eval_rows));
     let theirs = Tensor::from_slice(&read_f32(&d.join("eval.bin"))).view(ours.size().as_slice());
@@ -294,6 +319,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             precision: Precision::Fp32,
             replay: Precision::Fp32,
             lr: 1e-3,
+            method: None,
         },
         Case {
             name: "baseline",
@@ -305,6 +331,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             precision: Precision::Fp32,
             replay: Precision::Fp32,
             lr: 1e-3,
+            method: None,
         },
         Case {
             name: "student T=4 α=0.5",
@@ -316,6 +343,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             precision: Precision::Fp32,
             replay: Precision::Fp32,
             lr: 1e-3,
+            method: None,
         },
         // the CRD recipe's parts: SGD with Nesterov momentum and weight decay, a multistep schedule;
         // Adam with weight decay after a warm-up into a cosine schedule
@@ -338,6 +366,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             precision: Precision::Fp32,
             replay: Precision::Fp32,
             lr: 1e-3,
+            method: None,
         },
         Case {
             name: "baseline, Adam warm-up cosine",
@@ -354,6 +383,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             precision: Precision::Fp32,
             replay: Precision::Fp32,
             lr: 1e-3,
+            method: None,
         },
         // a zoo network with batch norm (64 parameter tensors in one flat buffer): the CRD
         // recipe's SGD with momentum and weight decay, and Adam as a distilled student
@@ -374,6 +404,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             precision: Precision::Fp32,
             replay: Precision::Fp32,
             lr: 0.05,
+            method: None,
         },
         // (a cross-entropy baseline: Adam's first steps move every parameter by about ±lr whatever
         // its gradient's size, so with batch norm a 1e-7 difference in the KD term's rounding — the
@@ -392,6 +423,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             precision: Precision::Fp32,
             replay: Precision::Fp32,
             lr: 1e-3,
+            method: None,
         },
     ];
     // a user's own network: conv-batchnorm blocks scripted by PyTorch, re-initialised by kd-sweep
@@ -408,6 +440,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
         precision: Precision::Fp32,
         replay: Precision::Fp32,
         lr: 1e-3,
+        method: None,
     };
     for case in cases.iter().chain([&scripted]) {
         let (loss, weights) = compare(&python, &data, &logits, case);
@@ -420,6 +453,95 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             weights < 1e-5,
             "{}: final weights differ by {weights:e}",
             case.name
+        );
+    }
+}
+
+/// Each distillation method trains as PyTorch does with the method's loss written from its paper
+/// (bench/kd_losses.py; tests/methods_parity.rs checks one step's loss and gradient): a student for
+/// two epochs, every step's loss and the final weights to 1e-5 relative. DKD warms up across the
+/// run, CTKD's λ ramps and its θ is trained by the same Adam.
+#[test]
+fn each_method_trains_as_pytorch_does() {
+    common::portable_numerics();
+    let Some(python) = kd_sweep::tools::bench::reference_python(None) else {
+        common::skip_without_pytorch();
+        return;
+    };
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = tiny_data(dir.path());
+    tch::manual_seed(21);
+    data.train_y = Tensor::randint(CLASSES, [data.n_train()], (Kind::Int64, Device::Cpu));
+    let logits = Tensor::randn([data.n_train(), CLASSES], (Kind::Float, Device::Cpu)) * 3.0;
+    let g = |v: &str| Some(GridValue::of(v));
+    let fixed = Fixed {
+        dkd_warmup: 2,
+        ctkd_ramp: 2,
+        ..Fixed::default()
+    };
+    let methods = [
+        (
+            "logit KD, z-score",
+            Coord {
+                zscore: true,
+                ..Coord::logit(GridValue::of("2"), GridValue::of("0.9"))
+            },
+        ),
+        (
+            "DKD",
+            Coord {
+                temperature: g("4"),
+                alpha: g("1"),
+                beta: g("8"),
+                ..Coord::of(Method::Dkd)
+            },
+        ),
+        (
+            "DIST",
+            Coord {
+                temperature: g("4"),
+                beta: g("1"),
+                gamma: g("1"),
+                ..Coord::of(Method::Dist)
+            },
+        ),
+        (
+            "multi-T",
+            Coord {
+                temperatures: ["2", "4", "6"].map(GridValue::of).to_vec(),
+                alpha: g("0.9"),
+                ..Coord::of(Method::MultiT)
+            },
+        ),
+        (
+            "CTKD",
+            Coord {
+                alpha: g("0.9"),
+                ..Coord::of(Method::Ctkd)
+            },
+        ),
+    ];
+    for (name, coord) in methods {
+        let case = Case {
+            name,
+            arch: Arch::Student,
+            stream: train::STUDENT_STREAM,
+            temperature: coord.temperature_value(),
+            alpha: coord.alpha_value(),
+            recipe: Recipe::default(),
+            precision: Precision::Fp32,
+            replay: Precision::Fp32,
+            lr: 1e-3,
+            method: Some((coord, fixed.clone())),
+        };
+        let (loss, weights) = compare(&python, &data, &logits, &case);
+        eprintln!("{name}: largest relative difference: step loss {loss:.1e}, final weights {weights:.1e}");
+        assert!(loss < 1e-5, "{name}: step losses differ by {loss:e}");
+        assert!(
+            weights < 1e-5,
+            "{name}: final weights differ by {weights:e}"
         );
     }
 }
@@ -471,6 +593,7 @@ fn bf16_trains_as_pytorch_autocast_does() {
             } else {
                 1e-3
             },
+            method: None,
         };
         let (loss, weights) = compare(
             &python,

@@ -25,6 +25,10 @@ pub struct RunSpec {
     pub key: String,
     /// The teacher this run distils from: its index in [`Plan::runs`].
     pub teacher: Option<usize>,
+    /// A baseline's seed's teacher (its index): not learned from, but the run is measured against it
+    /// (agreement, KL), so it is scheduled after it — and runs even when that teacher failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<usize>,
     /// What the run is in the grid: a student's method and hyper-parameters; for every run its
     /// network when it is not its role's tutorial one (teachers and baselines: plain logit with no
     /// values).
@@ -151,6 +155,7 @@ pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u3
         seed,
         key,
         teacher,
+        reference: None,
         coord,
         teacher_model: (role == Role::Student)
             .then_some(sweep.teacher.model)
@@ -215,14 +220,12 @@ pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u3
                 });
                 how_computed(sweep, &mut key);
                 let id = format!("baseline-{tag}s{seed}");
-                runs.push(run(
-                    id,
-                    Role::Baseline,
-                    seed,
-                    key_of(&key),
-                    None,
-                    plain(model),
-                ));
+                let baseline = run(id, Role::Baseline, seed, key_of(&key), None, plain(model));
+                // measured against its seed's teacher (agreement, KL), not learning from it
+                runs.push(RunSpec {
+                    reference: Some(t),
+                    ..baseline
+                });
             }
             for cell in &cells {
                 let coord = Coord {

@@ -1168,7 +1168,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let recs = records();
         let refs: Vec<&RunRecord> = recs.iter().collect();
-        let s = crate::report::summarize(&refs);
+        let s = crate::report::summarize(&refs, None);
         write_all(dir.path(), "syn", "mnist", &s, &refs).unwrap();
         let charts = dir.path().join("charts");
         for stem in [

@@ -96,7 +96,7 @@ pub fn compare(loaded: &[Loaded]) -> Comparison {
         .iter()
         .map(|l| {
             let refs: Vec<_> = l.records.iter().collect();
-            summarize(&refs).cells
+            summarize(&refs, l.meta.test_images).cells
         })
         .collect();
     let mut shared = Vec::new();
@@ -345,6 +345,7 @@ mod tests {
                 confirm_seeds: Vec::new(),
                 teacher_epochs: 1,
                 student_epochs,
+                test_images: None,
             },
             model_version: 1,
             records: recs,

@@ -229,7 +229,10 @@ impl Snapshot {
                 _ => None,
             })
             .collect();
-        let s = report::summarize(&records);
+        let s = report::summarize(
+            &records,
+            m.sweep.data.test_subset.or(Some(m.data.test_images)),
+        );
         if !s.cells.is_empty() {
             o.push('\n');
             o.push_str(&cells_so_far(&Meta::of(&m.sweep), &s));

@@ -32,6 +32,9 @@ pub enum RunState {
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
     deps: Vec<Option<usize>>,
+    /// Runs that wait for another to end, done or failed (a baseline for its seed's teacher, which
+    /// it is measured against).
+    after: Vec<Option<usize>>,
     state: Vec<RunState>,
 }
 
@@ -39,6 +42,7 @@ impl Dispatcher {
     pub fn new(plan: &Plan, done: &[bool]) -> Dispatcher {
         Dispatcher {
             deps: plan.runs.iter().map(|r| r.teacher).collect(),
+            after: plan.runs.iter().map(|r| r.reference).collect(),
             state: done
                 .iter()
                 .map(|&d| if d { RunState::Done } else { RunState::Pending })
@@ -49,6 +53,8 @@ impl Dispatcher {
     fn runnable(&self, i: usize) -> bool {
         self.state[i] == RunState::Pending
             && self.deps[i].is_none_or(|t| self.state[t] == RunState::Done)
+            && self.after[i]
+                .is_none_or(|t| matches!(self.state[t], RunState::Done | RunState::Failed))
     }
 
     /// Takes the next runnable run, marking it running.
@@ -712,21 +718,36 @@ mod tests {
     fn teachers_first_and_students_wait_for_their_teacher() {
         let p = plan("[0, 1]");
         let mut d = Dispatcher::new(&p, &vec![false; p.runs.len()]);
-        // two devices: both teachers start at once, then the baselines (no teacher needed)
+        // two devices: both teachers start at once; everything else waits for its seed's teacher
+        // (a baseline too: it is measured against it)
         let a = d.take_next().unwrap();
         let b = d.take_next().unwrap();
         assert_eq!(
             (p.runs[a].id.as_str(), p.runs[b].id.as_str()),
             ("teacher-s0", "teacher-s1")
         );
+        assert_eq!(
+            d.take_next(),
+            None,
+            "students and baselines wait for their teacher"
+        );
+        d.finish(b, true); // seed 1's teacher finishes first: its baseline and students run
         let c = d.take_next().unwrap();
-        assert_eq!(p.runs[c].role, Role::Baseline);
-        let e = d.take_next().unwrap();
-        assert_eq!(p.runs[e].role, Role::Baseline);
-        assert_eq!(d.take_next(), None, "students must wait for their teacher");
-        d.finish(b, true); // seed 1's teacher finishes first: its students become runnable
+        assert_eq!((p.runs[c].role, p.runs[c].seed), (Role::Baseline, 1));
         let s = d.take_next().unwrap();
         assert_eq!((p.runs[s].role, p.runs[s].seed), (Role::Student, 1));
+        // a failed teacher blocks its students but not its baseline, which needs no teacher to train
+        d.finish(a, false);
+        let e = d.take_next().unwrap();
+        assert_ne!((p.runs[e].role, p.runs[e].seed), (Role::Student, 0));
+        let rest: Vec<usize> = std::iter::from_fn(|| d.take_next()).collect();
+        assert!(rest
+            .iter()
+            .chain([&e])
+            .any(|&i| (p.runs[i].role, p.runs[i].seed) == (Role::Baseline, 0)));
+        assert!(rest
+            .iter()
+            .all(|&i| p.runs[i].seed == 1 || p.runs[i].role != Role::Student));
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub struct WorkerState {
     data: Option<(String, Dataset)>,
     logits: Option<(String, Tensor)>,
     features: Option<(String, Tensor)>,
+    /// The last teacher's logits on the test images (for the imitation measures).
+    test_logits: Option<(String, Tensor)>,
 }
 
 /// Testing hooks: `KD_SWEEP_FAIL_RUN=<run id>` makes that run fail with an injected error,
@@ -201,6 +203,7 @@ fn train_fused(
         data,
         device,
     )?;
+    let reference = teacher_test_logits(&mut state.test_logits, teacher, &store, data, device)?;
     let runs = job.runs();
     let settings = RunSettings::of(&job.sweep.student, job.run.seed, job.run.stream());
     let init = crate::train::fused::common_init(data, device, &settings);
@@ -229,6 +232,7 @@ fn train_fused(
                 .collect(),
             resume,
             until: job.until,
+            teacher_test_logits: reference,
         };
         let fitted =
             crate::train::fused::fit_fused(&init, data, logits, &sub, &settings, &mut hooks)?;
@@ -303,11 +307,20 @@ fn train_run(
     let resume = checkpoint.load();
     let saved = resume.as_ref().and_then(|s| s.script_state());
     let saved = saved.as_ref();
+    // a student's teacher, or a baseline's seed's teacher: how closely the run imitates it
+    let reference = match (
+        job.run.role,
+        job.teacher.as_ref().or(job.reference.as_ref()),
+    ) {
+        (Role::Teacher, _) | (_, None) => None,
+        (_, Some(t)) => teacher_test_logits(&mut state.test_logits, t, &store, data, device)?,
+    };
     let mut hooks = Hooks {
         on_epoch,
         checkpoints: Some(&checkpoint),
         resume,
         until: job.until,
+        teacher_test_logits: reference,
     };
     let init =
         |arch| train::try_init(arch, data, device, &settings, saved).map_err(RunError::Model);
@@ -537,6 +550,26 @@ fn teacher_logits<'s>(
         ));
     }
     Ok(logits)
+}
+
+/// A teacher's logits on the test images, from its cached weights, kept in the worker between runs;
+/// `None` when the teacher is not in the cache (a baseline's teacher that failed).
+fn teacher_test_logits<'s>(
+    slot: &'s mut Option<(String, Tensor)>,
+    teacher: &RunSpec,
+    store: &Store,
+    data: &Dataset,
+    device: Device,
+) -> Result<Option<&'s Tensor>, String> {
+    let dir = store.teacher_dir(&teacher.key);
+    if !dir.join(store::WEIGHTS).exists() {
+        return Ok(None);
+    }
+    kept(slot, &teacher.key, || {
+        let net = load_teacher_net(teacher, &dir, data, device)?;
+        Ok(train::logits(&net, &data.test_x).to_device(device))
+    })
+    .map(Some)
 }
 
 /// The teacher's last feature map on the training images: computed once per teacher from its cached

@@ -18,6 +18,9 @@ pub struct Job {
     pub run: RunSpec,
     /// The spec of the teacher this run distils from.
     pub teacher: Option<RunSpec>,
+    /// A baseline's seed's teacher: not learned from, only measured against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<RunSpec>,
     pub sweep: crate::config::Sweep,
     pub results_root: PathBuf,
     pub device: DeviceSpec,
@@ -45,6 +48,7 @@ impl Job {
             index,
             run: run.clone(),
             teacher: run.teacher.map(|t| plan.runs[t].clone()),
+            reference: run.reference.map(|t| plan.runs[t].clone()),
             sweep: sweep.clone(),
             results_root: results_root.to_path_buf(),
             device,

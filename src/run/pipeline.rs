@@ -245,15 +245,6 @@ pub fn plan_records(p: &Prepared) -> Vec<RunRecord> {
         .collect()
 }
 
-/// Writes runs.csv and epochs.csv from records.
-pub fn write_csvs(dir: &Path, records: &[&RunRecord]) -> anyhow::Result<()> {
-    store::write_atomic(&dir.join("runs.csv"), &store::runs_csv(records)?)
-        .context("writing runs.csv")?;
-    store::write_atomic(&dir.join("epochs.csv"), &store::epochs_csv(records)?)
-        .context("writing epochs.csv")?;
-    Ok(())
-}
-
 /// The manifest of a sweep as its records stand now.
 fn manifest_of(p: &Prepared, sweep_file: &Path, started: u64, records: &[RunRecord]) -> Manifest {
     let count = |st: Status| records.iter().filter(|r| r.status == st).count();
@@ -291,7 +282,8 @@ fn manifest_of(p: &Prepared, sweep_file: &Path, started: u64, records: &[RunReco
     }
 }
 
-/// Writes runs.csv, epochs.csv, the manifest, summary.md, the charts and index.html from the records.
+/// Writes every output of the sweep's folder from its records and a fresh manifest (runs.csv,
+/// epochs.csv, manifest.json, summary.md, the charts, index.html: [`report::outputs`]).
 pub fn write_outputs(
     p: &Prepared,
     sweep_file: &Path,
@@ -299,14 +291,12 @@ pub fn write_outputs(
 ) -> anyhow::Result<report::Summary> {
     let records = plan_records(p);
     let refs: Vec<&RunRecord> = records.iter().collect();
-    let dir = &p.store.dir;
-    write_csvs(dir, &refs)?;
     let manifest = manifest_of(p, sweep_file, started, &records);
-    manifest.write(dir).context("writing manifest.json")?;
-    // after the manifest: the page shows where the sweep ran and its file
-    let summary = report::publish(dir, &report::Meta::of(&p.sweep), &refs)
-        .context("writing summary.md, the charts and index.html")?;
-    Ok(summary)
+    let meta = report::Meta {
+        test_images: p.sweep.data.test_subset.or(Some(p.sizes.1)),
+        ..report::Meta::of(&p.sweep)
+    };
+    report::write_all(&p.store.dir, &meta, &refs, Some(&manifest))
 }
 
 /// How a sweep ended, for the exit code.

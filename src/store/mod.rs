@@ -11,7 +11,7 @@
 
 pub mod checkpoint;
 
-use crate::plan::{Role, RunSpec};
+use crate::plan::RunSpec;
 pub use crate::record::{RunRecord, Status};
 use crate::train::{EpochStats, Fitted};
 use crate::util::hex;
@@ -36,6 +36,17 @@ impl RunRecord {
             seed: run.seed,
             temperature: run.coord.temperature.as_ref().map(|g| g.text.clone()),
             alpha: run.coord.alpha.as_ref().map(|g| g.text.clone()),
+            beta: run.coord.beta.as_ref().map(|g| g.text.clone()),
+            gamma: run.coord.gamma.as_ref().map(|g| g.text.clone()),
+            temperatures: run
+                .coord
+                .temperatures
+                .iter()
+                .map(|g| g.text.clone())
+                .collect(),
+            zscore: run.coord.zscore,
+            agreement: None,
+            kl_to_teacher: None,
             key: run.key.clone(),
             epochs,
             status: Status::Done,
@@ -71,6 +82,10 @@ impl RunRecord {
             r.best_epoch = Some(b.epoch);
             r.best_val_acc = Some(b.val_acc);
             r.test_acc_at_best = Some(fit.test_acc_at_best);
+        }
+        if let Some(i) = fit.imitation {
+            r.agreement = Some(i.agreement);
+            r.kl_to_teacher = Some(i.kl);
         }
         r.history = fit.history;
         r
@@ -731,110 +746,6 @@ pub fn save_features(dir: &Path, maps: &tch::Tensor) -> Result<(), String> {
     std::fs::rename(&tmp, dir.join(FEATURES)).map_err(|e| e.to_string())
 }
 
-fn cell(v: Option<f64>) -> String {
-    v.map(|x| format!("{x:.2}")).unwrap_or_default()
-}
-
-/// The cells that say which run a row is about, shared by runs.csv and epochs.csv.
-fn run_cells(r: &RunRecord) -> [String; 8] {
-    let (teacher, student) = r.models();
-    let name = |a: Option<crate::model::Arch>| a.map(|a| a.name()).unwrap_or_default();
-    [
-        r.run_id.clone(),
-        r.role.name().to_string(),
-        method_cell(r),
-        name(teacher),
-        name(student),
-        r.seed.to_string(),
-        r.temperature.clone().unwrap_or_default(),
-        r.alpha.clone().unwrap_or_default(),
-    ]
-}
-
-/// The method of a student; empty for teachers and baselines, which have none.
-fn method_cell(r: &RunRecord) -> String {
-    if r.role == Role::Student {
-        r.method.name().to_string()
-    } else {
-        String::new()
-    }
-}
-
-/// `runs.csv`: one row per run of the current plan, in plan order.
-pub fn runs_csv(records: &[&RunRecord]) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let header = [
-        "run_id",
-        "role",
-        "method",
-        "teacher_model",
-        "student_model",
-        "seed",
-        "temperature",
-        "alpha",
-        "epochs",
-        "val_acc",
-        "test_acc",
-        "best_epoch",
-        "best_val_acc",
-        "test_acc_at_best",
-        "seconds",
-        "device",
-        "status",
-        "error",
-    ];
-    w.write_record(header)?;
-    for r in records {
-        w.write_record(run_cells(r).into_iter().chain([
-            r.epochs.to_string(),
-            cell(r.val_acc),
-            cell(r.test_acc),
-            r.best_epoch.map(|e| e.to_string()).unwrap_or_default(),
-            cell(r.best_val_acc),
-            cell(r.test_acc_at_best),
-            format!("{:.1}", r.seconds),
-            r.device.clone(),
-            match r.status {
-                Status::Done => "done".into(),
-                Status::Failed => "failed".into(),
-                Status::Pruned => "pruned".into(),
-            },
-            r.error.clone().unwrap_or_default(),
-        ]))?;
-    }
-    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
-}
-
-/// `epochs.csv`: one row per run and epoch.
-pub fn epochs_csv(records: &[&RunRecord]) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "run_id",
-        "role",
-        "method",
-        "teacher_model",
-        "student_model",
-        "seed",
-        "temperature",
-        "alpha",
-        "epoch",
-        "train_loss",
-        "val_acc",
-        "seconds",
-    ])?;
-    for r in records {
-        for e in &r.history {
-            w.write_record(run_cells(r).into_iter().chain([
-                e.epoch.to_string(),
-                format!("{:.6}", e.train_loss),
-                format!("{:.2}", e.val_acc),
-                format!("{:.1}", e.seconds),
-            ]))?;
-        }
-    }
-    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -861,10 +772,11 @@ mod tests {
     fn spec() -> RunSpec {
         RunSpec {
             id: "student-T2-a0.5-s0".into(),
-            role: Role::Student,
+            role: crate::record::Role::Student,
             seed: 0,
             key: "ab".repeat(32),
             teacher: None,
+            reference: None,
             coord: crate::distill::Coord {
                 temperature: None,
                 alpha: None,
@@ -977,6 +889,8 @@ mod tests {
 
     #[test]
     fn csv_has_the_documented_columns_and_empty_cells() {
+        use crate::record::Role;
+        use crate::report::csv::{epochs_csv, runs_csv};
         let mut t = spec();
         t.role = Role::Teacher;
         t.id = "teacher-s0".into();
@@ -985,11 +899,11 @@ mod tests {
         let mut lines = text.lines();
         assert_eq!(
             lines.next().unwrap(),
-            "run_id,role,method,teacher_model,student_model,seed,temperature,alpha,epochs,val_acc,test_acc,best_epoch,best_val_acc,test_acc_at_best,seconds,device,status,error"
+            "run_id,role,method,teacher_model,student_model,seed,temperature,alpha,epochs,val_acc,test_acc,best_epoch,best_val_acc,test_acc_at_best,agreement,kl_to_teacher,seconds,device,status,error"
         );
         assert_eq!(
             lines.next().unwrap(),
-            "teacher-s0,teacher,,tutorial-teacher,,0,,,2,60.00,61.00,2,60.00,61.00,1.0,cpu,done,"
+            "teacher-s0,teacher,,tutorial-teacher,,0,,,2,60.00,61.00,2,60.00,61.00,,,1.0,cpu,done,"
         );
         let e = String::from_utf8(epochs_csv(&[&r]).unwrap()).unwrap();
         assert_eq!(e.lines().count(), 3);

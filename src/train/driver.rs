@@ -43,6 +43,8 @@ pub trait Trainee {
     fn restore(&mut self, states: &[TrainState]);
     /// Each member's test accuracy of its last weights and of its best epoch's.
     fn test(&mut self, data: &Dataset) -> Result<Vec<(f64, f64)>, TrainError>;
+    /// Each member's logits (last weights, evaluation mode) on the test images.
+    fn test_logits(&self, data: &Dataset) -> Vec<Tensor>;
     /// A figure of member `i` recorded with each epoch (CTKD's learned temperature).
     fn note(&self, _i: usize) -> Option<f64> {
         None
@@ -60,6 +62,9 @@ pub struct DriveHooks<'a> {
     /// Every member stops after this epoch when it comes before the last (a search rung), with
     /// [`TrainError::Paused`]; never part of a run's key.
     pub until: Option<u32>,
+    /// The teacher's logits on the test images: each finished member's imitation of it is measured
+    /// ([`super::Imitation`]); `None`: not measured.
+    pub teacher_test_logits: Option<&'a Tensor>,
 }
 
 /// Where each member stands in the loop.
@@ -219,10 +224,24 @@ pub fn drive(
     }
     // the test set, once: each member's last weights and its best epoch's
     let test = t.test(data)?;
+    let imitation: Vec<Option<super::Imitation>> = match hooks.teacher_test_logits {
+        Some(teacher) => t
+            .test_logits(data)
+            .iter()
+            .map(|s| Some(super::Imitation::of(s, teacher)))
+            .collect(),
+        None => vec![None; width],
+    };
     Ok(members
         .into_iter()
         .zip(test)
-        .map(|(m, (last, best))| m.history.map(|h| Fitted::new(h, last, best, m.steps)))
+        .zip(imitation)
+        .map(|((m, (last, best)), imitation)| {
+            m.history.map(|h| Fitted {
+                imitation,
+                ..Fitted::new(h, last, best, m.steps)
+            })
+        })
         .collect())
 }
 

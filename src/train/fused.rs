@@ -181,6 +181,8 @@ pub struct FusedHooks<'a> {
     pub resume: Vec<TrainState>,
     /// Every member stops after this epoch (a search rung; see [`crate::train::Hooks::until`]).
     pub until: Option<u32>,
+    /// The teacher's logits on the test images, to measure each member's imitation of it.
+    pub teacher_test_logits: Option<&'a Tensor>,
 }
 
 impl<'a> FusedHooks<'a> {
@@ -191,6 +193,7 @@ impl<'a> FusedHooks<'a> {
             checkpoints: Vec::new(),
             resume: Vec::new(),
             until: None,
+            teacher_test_logits: None,
         }
     }
 }
@@ -321,6 +324,22 @@ impl Trainee for Fused<'_> {
         }
     }
 
+    fn test_logits(&self, data: &Dataset) -> Vec<Tensor> {
+        let _guard = tch::no_grad_guard();
+        let xs = &data.test_x;
+        let n = xs.size()[0];
+        let chunk = eval_chunk(self.model.g);
+        let parts: Vec<Tensor> = (0..n)
+            .step_by(chunk as usize)
+            .map(|s| {
+                self.model
+                    .forward(&xs.narrow(0, s, (n - s).min(chunk)), None)
+            })
+            .collect();
+        let all = Tensor::cat(&parts, 1);
+        (0..self.model.g).map(|i| all.get(i)).collect()
+    }
+
     fn test(&mut self, data: &Dataset) -> Result<Vec<(f64, f64)>, TrainError> {
         let last = accuracies(&self.model, &data.test_x, &data.test_y);
         let best = accuracies(&self.best, &data.test_x, &data.test_y);
@@ -365,6 +384,7 @@ pub fn fit_fused(
         checkpoints: hooks.checkpoints.clone(),
         resume: std::mem::take(&mut hooks.resume),
         until: hooks.until,
+        teacher_test_logits: hooks.teacher_test_logits,
     };
     drive(&mut fused, data, s, &mut drive_hooks)
 }

@@ -23,6 +23,7 @@ pub use settings::{Phase, Precision, RunSettings, STUDENT_STREAM, TEACHER_STREAM
 pub use state::{Checkpoints, TrainState};
 
 pub use crate::record::EpochStats;
+use tch::Tensor;
 
 /// A trained run: its epochs, and the test accuracy measured once at the end, of the last epoch's
 /// weights and of the best epoch's (the first with the highest validation accuracy, kept in memory).
@@ -34,6 +35,35 @@ pub struct Fitted {
     pub test_acc_at_best: f64,
     /// Every training step's loss, in order (for the step-by-step comparison with PyTorch).
     pub step_losses: Vec<f64>,
+    /// How closely the last weights imitate the teacher on the test set, when a teacher was given.
+    pub imitation: Option<Imitation>,
+}
+
+/// How closely a student imitates its teacher on the test set (Stanton et al. 2021): the share of
+/// images whose predicted class is the teacher's (%), and the mean KL(teacher ‖ student) at T = 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Imitation {
+    pub agreement: f64,
+    pub kl: f64,
+}
+
+impl Imitation {
+    /// Of student logits `s` against teacher logits `t` ([N, classes], the same images).
+    pub fn of(s: &Tensor, t: &Tensor) -> Imitation {
+        let _guard = tch::no_grad_guard();
+        let t = t.to_device(s.device()).to_kind(tch::Kind::Float);
+        let same = s
+            .argmax(-1, false)
+            .eq_tensor(&t.argmax(-1, false))
+            .to_kind(tch::Kind::Double)
+            .mean(tch::Kind::Double)
+            .double_value(&[]);
+        let kl = crate::distill::losses::kl(s, &t, 1.0).double_value(&[]);
+        Imitation {
+            agreement: 100.0 * same,
+            kl,
+        }
+    }
 }
 
 impl Fitted {
@@ -49,6 +79,7 @@ impl Fitted {
             test_acc,
             test_acc_at_best,
             step_losses,
+            imitation: None,
         }
     }
 }

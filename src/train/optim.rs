@@ -144,12 +144,14 @@ impl Recipe {
             r.optimizer = match o {
                 "adam" => Algorithm::Adam,
                 "sgd" => Algorithm::Sgd,
-                other => return Err(KeyProblem::new(
-                    "optimizer",
-                    format!(
+                other => {
+                    return Err(KeyProblem::new(
+                        "optimizer",
+                        format!(
                         "unknown optimizer \"{other}\"; allowed: \"adam\" (the default) or \"sgd\""
                     ),
-                )),
+                    ))
+                }
             };
         }
         let sgd_only = "is SGD's; set optimizer = \"sgd\" to use it";

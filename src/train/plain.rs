@@ -61,6 +61,8 @@ pub struct Hooks<'a> {
     /// it comes before the last; `None`: train the whole schedule. Never part of a run's key: a paused
     /// run continued later is the run trained without a pause.
     pub until: Option<u32>,
+    /// The teacher's logits on the test images, to measure the run's imitation of it.
+    pub teacher_test_logits: Option<&'a Tensor>,
 }
 
 impl<'a> Hooks<'a> {
@@ -71,6 +73,7 @@ impl<'a> Hooks<'a> {
             checkpoints: None,
             resume: None,
             until: None,
+            teacher_test_logits: None,
         }
     }
 }
@@ -171,6 +174,10 @@ impl Trainee for Plain<'_> {
         Ok(vec![(last, at_best)])
     }
 
+    fn test_logits(&self, data: &Dataset) -> Vec<Tensor> {
+        vec![super::eval::logits(self.net, &data.test_x)]
+    }
+
     fn note(&self, _i: usize) -> Option<f64> {
         self.distiller.learned_temperature()
     }
@@ -203,6 +210,7 @@ pub fn fit(
         checkpoints: hooks.checkpoints.into_iter().collect(),
         resume: hooks.resume.take().into_iter().collect(),
         until: hooks.until,
+        teacher_test_logits: hooks.teacher_test_logits,
     };
     drive(&mut plain, data, s, &mut drive_hooks)?
         .pop()

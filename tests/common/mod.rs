@@ -240,3 +240,23 @@ pub fn skip_without_pytorch() {
          `make setup`); scripting a network needs PyTorch itself"
     );
 }
+
+/// A method's hyper-parameters as bench/kd_losses.py names them.
+pub fn method_params(
+    c: &kd_sweep::distill::Coord,
+    f: &kd_sweep::distill::Fixed,
+) -> serde_json::Value {
+    let v = |x: &Option<kd_sweep::distill::GridValue>| x.as_ref().map(|g| g.value);
+    serde_json::json!({
+        "temperature": v(&c.temperature),
+        "alpha": v(&c.alpha),
+        "beta": v(&c.beta),
+        "gamma": v(&c.gamma),
+        "temperatures": c.temperatures.iter().map(|g| g.value).collect::<Vec<_>>(),
+        "zscore": c.zscore,
+        "warmup": f.dkd_warmup,
+        "t_min": f.ctkd_t_min,
+        "t_range": f.ctkd_t_range,
+        "ramp": f.ctkd_ramp,
+    })
+}

@@ -1,0 +1,94 @@
+//! A sweep's results folder as `report`, `compare` and `status` read it: the manifest's context
+//! ([`Meta`]) and the records of the runs its sweep file had the last time it ran.
+
+use crate::record::RunRecord;
+use serde::Serialize;
+
+/// Context shown above the tables.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Meta {
+    pub name: String,
+    pub dataset: String,
+    pub seeds: Vec<u64>,
+    /// The search's confirmation seeds (empty: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confirm_seeds: Vec<u64>,
+    pub teacher_epochs: u32,
+    pub student_epochs: u32,
+    /// Test images each accuracy is measured on (the intervals' noise floor), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_images: Option<usize>,
+}
+
+impl Meta {
+    /// `0, 1`, or `0, 1 (the best cells also 2, 3)` after a confirmation.
+    pub fn seeds_text(&self) -> String {
+        let list = crate::plan::search::seed_list;
+        if self.confirm_seeds.is_empty() {
+            list(&self.seeds)
+        } else {
+            format!(
+                "{} (the best cells also {})",
+                list(&self.seeds),
+                list(&self.confirm_seeds)
+            )
+        }
+    }
+
+    /// The context `summary.md` and the charts show for a sweep.
+    pub fn of(sweep: &crate::config::Sweep) -> Meta {
+        Meta {
+            name: sweep.name.clone(),
+            dataset: sweep.data.dataset.name().to_string(),
+            seeds: sweep.seeds.clone(),
+            confirm_seeds: sweep.search.confirm_seeds.clone(),
+            teacher_epochs: sweep.teacher.epochs,
+            student_epochs: sweep.student.epochs,
+            test_images: sweep.data.test_subset,
+        }
+    }
+}
+
+/// A sweep folder as `report` and `compare` read it: the manifest's context and the records of the
+/// runs its sweep file had the last time it ran.
+pub struct Loaded {
+    pub dir: std::path::PathBuf,
+    pub meta: Meta,
+    pub model_version: u64,
+    pub records: Vec<RunRecord>,
+}
+
+/// Reads `<dir>/manifest.json` and the records it lists. Records that fail their checksum are skipped
+/// with a warning through `warn`.
+pub fn load(dir: &std::path::Path, warn: &dyn Fn(&str)) -> anyhow::Result<Loaded> {
+    use anyhow::Context;
+    if !dir.join(crate::store::MANIFEST).exists() {
+        anyhow::bail!("{}: no manifest.json; give a sweep's results folder (such as results/quick) written by `kd-sweep SWEEP.toml`", dir.display());
+    }
+    let m = crate::store::Manifest::read(dir)
+        .map_err(anyhow::Error::msg)
+        .context("run the sweep again with this kd-sweep to refresh it")?;
+    let meta = Meta {
+        test_images: m.sweep.data.test_subset.or(Some(m.data.test_images)),
+        ..Meta::of(&m.sweep)
+    };
+    let mut records = Vec::new();
+    for run in &m.plan {
+        let path = dir
+            .join("records")
+            .join(crate::store::record_file_name(&run.id, &run.key));
+        // a record that is missing was not run yet (or never started): nothing to report
+        if let Ok(b) = std::fs::read(&path) {
+            match RunRecord::from_json(&b) {
+                Ok(r) => records.push(r),
+                Err(e) => warn(&format!("warning: {}: {e}; skipped", path.display())),
+            }
+        }
+    }
+    Ok(Loaded {
+        dir: dir.to_path_buf(),
+        meta,
+        model_version: m.model_version as u64,
+        records,
+    })
+}

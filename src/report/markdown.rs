@@ -1,0 +1,212 @@
+//! `summary.md`: the tables, the chosen setting and the verdict (also printed at the end of a run).
+
+use super::{Gain, Meta, SearchSpent, Summary};
+use crate::distill::Method;
+
+fn gain_cells(g: &Option<Gain>) -> (String, String) {
+    match g {
+        None => ("".into(), "".into()),
+        Some(g) => (
+            format!("{:+.2}", g.mean),
+            g.ci95
+                .map_or("n/a".into(), |(lo, hi)| format!("[{lo:+.2}, {hi:+.2}]")),
+        ),
+    }
+}
+
+/// The table of every cell: its method, T and α, its other hyper-parameters (when the sweep has
+/// any), accuracies, gain over the baseline with its interval, agreement with the teacher, seeds.
+fn cell_table(s: &Summary, several: bool) -> String {
+    let (student_head, student_rule) = if several {
+        ("student | ", "---|")
+    } else {
+        ("", "")
+    };
+    let extra = s.cells.iter().any(|c| !c.coord.extra_text().is_empty());
+    let (extra_head, extra_rule) = if extra {
+        ("other | ", "---|")
+    } else {
+        ("", "")
+    };
+    let mut o = format!(
+        "\n| {student_head}method | T | α | {extra_head}test accuracy | validation accuracy | KD gain (points) | 95 % CI of the gain | agreement with the teacher (%) | seeds |\n|{student_rule}---|---:|---:|{extra_rule}---:|---:|---:|---:|---:|---:|\n"
+    );
+    for (i, c) in s.cells.iter().enumerate() {
+        let (g, ci) = gain_cells(&c.gain);
+        let mark = if Some(i) == s.chosen {
+            " ◀ chosen"
+        } else {
+            ""
+        };
+        let dash = |v: &str| {
+            if v.is_empty() {
+                "–".to_string()
+            } else {
+                v.to_string()
+            }
+        };
+        let student = if several {
+            format!("{} | ", c.student_model)
+        } else {
+            String::new()
+        };
+        let other = if extra {
+            format!("{} | ", dash(&c.coord.extra_text()))
+        } else {
+            String::new()
+        };
+        o.push_str(&format!(
+            "| {student}{} | {} | {} | {other}{} | {} | {g} | {ci} | {} | {}{mark} |\n",
+            c.method.name(),
+            dash(&c.temperature),
+            dash(&c.alpha),
+            c.test.show(),
+            c.val.show(),
+            c.agreement.map_or("–".into(), |a| a.show()),
+            c.test.n
+        ));
+    }
+    if let Some(a) = s.baseline_agreement {
+        o.push_str(&format!(
+            "\nThe baseline student (no teacher) agrees with its seed's teacher on {} % of the test images.\n",
+            a.show()
+        ));
+    }
+    o
+}
+
+/// Each method's best cell by validation, its gain over the baseline, and how it compares with
+/// logit KD's best cell, paired over the seeds both have.
+fn methods_table(s: &Summary) -> String {
+    let mut o = String::from("\nThe best of each family, chosen by validation accuracy (the last columns: its test accuracy minus logit KD's best cell's, paired over seeds):\n\n| method | setting | validation accuracy | test accuracy | KD gain (points) | 95 % CI of the gain | vs logit KD's best (points) | 95 % CI |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
+    for b in &s.methods {
+        let c = &s.cells[b.cell];
+        let (g, ci) = gain_cells(&c.gain);
+        let (vg, vci) = match (b.method, &b.vs_logit) {
+            (Method::Logit, _) => ("–".into(), "–".into()),
+            (_, v) => gain_cells(v),
+        };
+        o.push_str(&format!(
+            "| {} | {} | {:.2} | {} | {g} | {ci} | {vg} | {vci} |\n",
+            b.method.name(),
+            c.label(),
+            c.val.mean,
+            c.test.show()
+        ));
+    }
+    o
+}
+
+/// `summary.md`: the tables and the verdict (also printed at the end of a run).
+pub fn markdown(meta: &Meta, s: &Summary) -> String {
+    let mut o = String::new();
+    o.push_str(&format!("# {} — distillation sweep summary\n\n", meta.name));
+    o.push_str(&format!(
+        "dataset {} · seeds {} · teacher {} epochs · student {} epochs · accuracies are test accuracy in %, mean ± std over seeds\n\n",
+        meta.dataset,
+        meta.seeds_text(),
+        meta.teacher_epochs,
+        meta.student_epochs
+    ));
+    o.push_str("| model | test accuracy | seeds |\n|---|---:|---:|\n");
+    let several = s.baselines.len() > 1 || s.student_models().len() > 1;
+    let mut rows = vec![("teacher".to_string(), s.teacher)];
+    if several {
+        for (m, st) in &s.baselines {
+            rows.push((format!("baseline student {m} (no distillation)"), Some(*st)));
+        }
+    } else {
+        rows.push(("baseline student (no distillation)".into(), s.baseline));
+    }
+    for (name, st) in rows {
+        if let Some(st) = st {
+            o.push_str(&format!("| {name} | {} | {} |\n", st.show(), st.n));
+        }
+    }
+    o.push_str(&cell_table(s, several));
+    if s.methods.len() > 1 {
+        o.push_str(&methods_table(s));
+    }
+    if several {
+        o.push_str("\nThe best cell of each student model, chosen by validation accuracy (the capacity-gap picture: does a smaller student gain more or less?):\n\n| student | setting | validation accuracy | test accuracy | baseline | KD gain (points) | 95 % CI of the gain |\n|---|---|---:|---:|---:|---:|---:|\n");
+        for m in s.student_models() {
+            let part = s.for_model(&m);
+            if let Some(c) = part.chosen.map(|i| &part.cells[i]) {
+                let (g, ci) = gain_cells(&c.gain);
+                o.push_str(&format!(
+                    "| {m} | {} | {:.2} | {} | {} | {g} | {ci} |\n",
+                    c.setting(),
+                    c.val.mean,
+                    c.test.show(),
+                    part.baseline.map(|b| b.show()).unwrap_or_default()
+                ));
+            }
+        }
+    }
+    if let Some(c) = s.chosen.map(|i| &s.cells[i]) {
+        o.push_str(&format!(
+            "\n**Chosen by validation accuracy:** {} — validation {:.2} %, test {} %.\n",
+            c.label(),
+            c.val.mean,
+            c.test.show()
+        ));
+    }
+    o.push_str(&format!("\n**Verdict:** {}.\n", s.verdict));
+    if let Some(w) = s.weak_teacher_warning() {
+        o.push_str(&format!("\n**Warning:** {w}.\n"));
+    }
+    if let Some(sp) = &s.search {
+        o.push_str(&search_markdown(s, sp));
+    }
+    if s.failed > 0 {
+        o.push_str(&format!(
+            "\n{} run(s) failed: see the `status` and `error` columns of runs.csv.\n",
+            s.failed
+        ));
+    }
+    o
+}
+
+impl SearchSpent {
+    /// One sentence: how many cells the search finished and pruned where, and what it spent.
+    pub fn sentence(&self, pruned: usize) -> String {
+        let at: Vec<String> = self
+            .pruned_at
+            .iter()
+            .map(|(e, n)| format!("{n} after epoch {e}"))
+            .collect();
+        format!(
+            "successive halving trained {} of {} cells to the end and pruned {pruned} ({}); it spent \
+             {} student-epochs on seed(s) {} where the full grid takes {} ({:.0} %).",
+            self.finished,
+            self.cells,
+            at.join(", "),
+            self.student_epochs,
+            crate::plan::search::seed_list(&self.seeds),
+            self.grid_epochs,
+            100.0 * self.student_epochs as f64 / self.grid_epochs.max(1) as f64
+        )
+    }
+}
+
+/// The search's paragraph of `summary.md`: what it spent, and its pruned cells.
+fn search_markdown(s: &Summary, sp: &SearchSpent) -> String {
+    let mut o = format!("\n**Search:** {}\n", sp.sentence(s.pruned.len()));
+    o.push_str("\nPruned cells (validation accuracy at the epoch they reached; no test accuracy is measured for them):\n\n| method | T | α | epochs | validation accuracy | seeds |\n|---|---:|---:|---:|---:|---:|\n");
+    for p in &s.pruned {
+        let t = if p.method.uses_temperature() {
+            p.temperature.as_str()
+        } else {
+            "–"
+        };
+        o.push_str(&format!(
+            "| {} | {t} | {} | {} | {} | {} |\n",
+            p.method.name(),
+            p.alpha,
+            p.epoch,
+            p.val.show(),
+            p.val.n
+        ));
+    }
+    o
+}

@@ -1,0 +1,556 @@
+//! Records aggregated over seeds: one [`Cell`] per grid coordinate (method, hyper-parameters,
+//! student model), its gain over the same model's baseline from per-seed paired differences, the
+//! cell chosen on validation accuracy, each method's best and how it compares with logit KD's best,
+//! and the verdict. Honest with few seeds: an interval is never narrower than the test set's own
+//! measurement noise allows, a verdict from fewer than three seeds says it is provisional, and a
+//! teacher no better than its student trained alone is flagged.
+
+use super::stats::{measurement_sd, Gain, Stat};
+use crate::distill::{Coord, Method};
+use crate::record::{Role, RunRecord, Status};
+use serde::Serialize;
+
+/// One grid coordinate (method, hyper-parameters, student model) over seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    /// The student's network (`tutorial-student` unless the sweep says otherwise).
+    pub student_model: String,
+    pub method: Method,
+    /// Empty for methods without a (single) temperature.
+    pub temperature: String,
+    pub t_value: f64,
+    /// Empty for methods without α (DIST).
+    pub alpha: String,
+    pub a_value: f64,
+    /// The cell's whole coordinate (its other hyper-parameters, z-scoring, the student model).
+    pub coord: Coord,
+    pub test: Stat,
+    pub val: Stat,
+    pub gain: Option<Gain>,
+    /// (seed, test accuracy) of each finished run, for paired comparisons between cells.
+    pub per_seed: Vec<(u64, f64)>,
+    /// Agreement with the teacher on the test set (%) and KL(teacher ‖ student), over seeds.
+    pub agreement: Option<Stat>,
+    pub kl: Option<Stat>,
+}
+
+/// The numbers of a sweep, aggregated over seeds (finished runs only).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub teacher: Option<Stat>,
+    /// The baseline student's; with several student models, the one of the chosen cell's model.
+    pub baseline: Option<Stat>,
+    /// Each student model's baseline, in the order the models first appear.
+    pub baselines: Vec<(String, Stat)>,
+    /// The baselines' agreement with their seed's teacher (%), over seeds and models.
+    pub baseline_agreement: Option<Stat>,
+    /// Sorted by model, method, then the method's axes.
+    pub cells: Vec<Cell>,
+    /// Index into `cells` of the cell with the best mean validation accuracy.
+    pub chosen: Option<usize>,
+    /// Each method's best cell by validation, and its paired difference from logit KD's best.
+    pub methods: Vec<MethodBest>,
+    pub verdict: String,
+    /// The teacher's mean test accuracy is no better than the baseline student's: distillation gains
+    /// against it mean little.
+    pub weak_teacher: bool,
+    pub failed: usize,
+    /// Cells a halving search stopped early (their validation accuracy at the epoch they reached).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<PrunedCell>,
+    /// What the search spent, when it pruned anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchSpent>,
+}
+
+/// A method's best cell (chosen on validation accuracy) and, for the methods other than logit KD,
+/// its per-seed paired difference from logit KD's best cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodBest {
+    pub method: Method,
+    /// Index into `Summary::cells`.
+    pub cell: usize,
+    pub vs_logit: Option<Gain>,
+}
+
+/// A cell a halving search stopped early, over its seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrunedCell {
+    pub student_model: String,
+    pub method: Method,
+    pub temperature: String,
+    pub t_value: f64,
+    pub alpha: String,
+    pub a_value: f64,
+    pub coord: Coord,
+    /// The epoch its runs reached.
+    pub epoch: u32,
+    /// Validation accuracy at that epoch.
+    pub val: Stat,
+}
+
+/// The student-epochs a halving search trained, beside the full grid's (over the seeds it searched).
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchSpent {
+    pub cells: usize,
+    /// Cells trained to the end of the schedule.
+    pub finished: usize,
+    /// (epoch, cells pruned there), by epoch.
+    pub pruned_at: Vec<(u32, usize)>,
+    pub seeds: Vec<u64>,
+    pub student_epochs: u64,
+    pub grid_epochs: u64,
+}
+
+pub(crate) fn num(s: &str) -> f64 {
+    s.replace('_', "").parse().unwrap_or(f64::NAN)
+}
+
+/// The student model of a record, by name.
+fn model_of(r: &RunRecord) -> String {
+    r.models().1.map(|a| a.name()).unwrap_or_default()
+}
+
+/// The cell of a student record: its coordinate and model.
+fn cell_of(r: &RunRecord) -> (String, Coord) {
+    (model_of(r), r.coord())
+}
+
+/// Orders cells: method, then z-scoring, α, T, β, γ, the temperature set.
+fn cell_order(x: &Coord, y: &Coord) -> std::cmp::Ordering {
+    let v =
+        |g: &Option<crate::distill::GridValue>| g.as_ref().map_or(f64::NEG_INFINITY, |g| g.value);
+    let set = |c: &Coord| c.temperatures.iter().map(|g| g.value).collect::<Vec<_>>();
+    x.method
+        .rank()
+        .cmp(&y.method.rank())
+        .then(x.zscore.cmp(&y.zscore))
+        .then(v(&x.alpha).total_cmp(&v(&y.alpha)))
+        .then(v(&x.temperature).total_cmp(&v(&y.temperature)))
+        .then(v(&x.beta).total_cmp(&v(&y.beta)))
+        .then(v(&x.gamma).total_cmp(&v(&y.gamma)))
+        .then(
+            set(x)
+                .partial_cmp(&set(y))
+                .unwrap_or(std::cmp::Ordering::Equal),
+        )
+}
+
+/// The records of a sweep aggregated over seeds. `n_test`: test images each accuracy was measured
+/// on (the floor of the intervals), when known.
+pub fn summarize(records: &[&RunRecord], n_test: Option<usize>) -> Summary {
+    let done: Vec<&RunRecord> = records
+        .iter()
+        .copied()
+        .filter(|r| r.status == Status::Done)
+        .collect();
+    let role = |role: Role| {
+        let xs: Vec<f64> = done
+            .iter()
+            .filter(|r| r.role == role)
+            .filter_map(|r| r.test_acc)
+            .collect();
+        Stat::of(&xs)
+    };
+    // the student models in the order they first appear (plan order: the grid's)
+    let mut models: Vec<String> = Vec::new();
+    for r in done.iter().filter(|r| r.role != Role::Teacher) {
+        if !models.contains(&model_of(r)) {
+            models.push(model_of(r));
+        }
+    }
+    let baselines: Vec<(String, Stat)> = models
+        .iter()
+        .filter_map(|m| {
+            let xs: Vec<f64> = done
+                .iter()
+                .filter(|r| r.role == Role::Baseline && model_of(r) == *m)
+                .filter_map(|r| r.test_acc)
+                .collect();
+            Some((m.clone(), Stat::of(&xs)?))
+        })
+        .collect();
+    let mut cells = cells_of(&done, n_test);
+    let model_rank = |m: &str| models.iter().position(|x| x == m);
+    cells.sort_by(|x, y| {
+        model_rank(&x.student_model)
+            .cmp(&model_rank(&y.student_model))
+            .then(cell_order(&x.coord, &y.coord))
+    });
+    let chosen = choose(&cells);
+    let (teacher, baseline_all) = (role(Role::Teacher), role(Role::Baseline));
+    let weak_teacher = matches!((teacher, baseline_all), (Some(t), Some(b)) if t.mean <= b.mean);
+    let verdict = verdict(chosen.map(|i| &cells[i]), weak_teacher);
+    let (pruned, search) = search_part(records, &cells);
+    let baseline = match (baselines.len(), chosen) {
+        (0 | 1, _) => baseline_all,
+        (_, Some(i)) => baselines
+            .iter()
+            .find(|(m, _)| *m == cells[i].student_model)
+            .map(|b| b.1),
+        (_, None) => None,
+    };
+    let agreement: Vec<f64> = done
+        .iter()
+        .filter(|r| r.role == Role::Baseline)
+        .filter_map(|r| r.agreement)
+        .collect();
+    Summary {
+        teacher,
+        baseline,
+        baselines,
+        baseline_agreement: Stat::of(&agreement),
+        methods: method_bests(&cells),
+        cells,
+        chosen,
+        verdict,
+        weak_teacher,
+        failed: records
+            .iter()
+            .filter(|r| r.status == Status::Failed)
+            .count(),
+        pruned,
+        search,
+    }
+}
+
+/// Every student cell of the finished records, with its gain over its model's baseline.
+fn cells_of(done: &[&RunRecord], n_test: Option<usize>) -> Vec<Cell> {
+    let baseline_of = |seed: u64, model: &str| {
+        done.iter()
+            .find(|r| r.role == Role::Baseline && r.seed == seed && model_of(r) == model)
+            .and_then(|r| r.test_acc)
+    };
+    let mut keys: Vec<(String, Coord)> = Vec::new();
+    for r in done.iter().filter(|r| r.role == Role::Student) {
+        let k = cell_of(r);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let mut cells = Vec::new();
+    for (model, coord) in keys {
+        let rs: Vec<&RunRecord> = done
+            .iter()
+            .copied()
+            .filter(|r| r.role == Role::Student && cell_of(r) == (model.clone(), coord.clone()))
+            .collect();
+        let test: Vec<f64> = rs.iter().filter_map(|r| r.test_acc).collect();
+        let val: Vec<f64> = rs.iter().filter_map(|r| r.val_acc).collect();
+        let pairs: Vec<(f64, f64)> = rs
+            .iter()
+            .filter_map(|r| Some((r.test_acc?, baseline_of(r.seed, &model)?)))
+            .collect();
+        let diffs: Vec<f64> = pairs.iter().map(|(a, b)| a - b).collect();
+        // each difference is measured on the test set: its noise is the floor of the spread
+        let floor = n_test.map_or(0.0, |n| {
+            pairs
+                .iter()
+                .map(|&(a, b)| measurement_sd(a, b, n))
+                .sum::<f64>()
+                / pairs.len().max(1) as f64
+        });
+        let stat_of = |f: fn(&RunRecord) -> Option<f64>| {
+            Stat::of(&rs.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
+        };
+        if let (Some(test), Some(val)) = (Stat::of(&test), Stat::of(&val)) {
+            let text = |g: &Option<crate::distill::GridValue>| {
+                g.as_ref().map_or(String::new(), |g| g.text.clone())
+            };
+            cells.push(Cell {
+                student_model: model,
+                method: coord.method,
+                temperature: text(&coord.temperature),
+                t_value: coord.temperature.as_ref().map_or(f64::NAN, |g| g.value),
+                alpha: text(&coord.alpha),
+                a_value: coord.alpha.as_ref().map_or(f64::NAN, |g| g.value),
+                test,
+                val,
+                gain: Gain::with_floor(&diffs, floor),
+                per_seed: rs
+                    .iter()
+                    .filter_map(|r| Some((r.seed, r.test_acc?)))
+                    .collect(),
+                agreement: stat_of(|r| r.agreement),
+                kl: stat_of(|r| r.kl_to_teacher),
+                coord,
+            });
+        }
+    }
+    cells
+}
+
+/// Each method's best cell by validation (among its cells with the most seeds), and for every method
+/// but logit KD its paired difference from logit KD's best cell over the seeds both have.
+fn method_bests(cells: &[Cell]) -> Vec<MethodBest> {
+    let mut methods: Vec<Method> = Vec::new();
+    for c in cells {
+        if !methods.contains(&c.method) {
+            methods.push(c.method);
+        }
+    }
+    let best = |m: Method| {
+        let most = (cells.iter().filter(|c| c.method == m))
+            .map(|c| c.val.n)
+            .max()
+            .unwrap_or(0);
+        best_by_validation(cells, |c| c.method == m && c.val.n == most)
+    };
+    let logit = best(Method::Logit);
+    methods
+        .into_iter()
+        .filter_map(|m| {
+            let i = best(m)?;
+            let vs_logit = logit.filter(|&l| l != i).and_then(|l| {
+                let diffs: Vec<f64> = (cells[i].per_seed.iter())
+                    .filter_map(|&(s, a)| {
+                        let (_, b) = cells[l].per_seed.iter().find(|(t, _)| *t == s)?;
+                        Some(a - b)
+                    })
+                    .collect();
+                Gain::of(&diffs)
+            });
+            Some(MethodBest {
+                method: m,
+                cell: i,
+                vs_logit,
+            })
+        })
+        .collect()
+}
+
+/// The chosen cell: the best by mean validation accuracy among the cells with the most seeds — after
+/// a confirmation step, the confirmed cells (a cell of two lucky seeds cannot overtake them).
+pub(crate) fn choose(cells: &[Cell]) -> Option<usize> {
+    let most = cells.iter().map(|c| c.val.n).max().unwrap_or(0);
+    best_by_validation(cells, |c| c.val.n == most)
+}
+
+/// The cell with the best mean validation accuracy among those `keep` accepts; ties go to the earlier
+/// cell (method order, then smaller α, then smaller T).
+pub fn best_by_validation(cells: &[Cell], keep: impl Fn(&Cell) -> bool) -> Option<usize> {
+    (0..cells.len())
+        .rev()
+        .filter(|&i| keep(&cells[i]))
+        .max_by(|&i, &j| cells[i].val.mean.total_cmp(&cells[j].val.mean))
+}
+
+/// The pruned cells of a halving search and what it spent, from the records: the searched seeds are
+/// those of the pruned runs; the grid would have trained every cell on them to the finished runs'
+/// epochs.
+fn search_part(records: &[&RunRecord], cells: &[Cell]) -> (Vec<PrunedCell>, Option<SearchSpent>) {
+    let pruned_runs: Vec<&RunRecord> = records
+        .iter()
+        .copied()
+        .filter(|r| r.status == Status::Pruned && r.role == Role::Student)
+        .collect();
+    if pruned_runs.is_empty() {
+        return (Vec::new(), None);
+    }
+    let mut seeds: Vec<u64> = pruned_runs.iter().map(|r| r.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let searched: Vec<&RunRecord> = records
+        .iter()
+        .copied()
+        .filter(|r| r.role == Role::Student && seeds.contains(&r.seed))
+        .filter(|r| r.status != Status::Failed)
+        .collect();
+    // a pruned cell: its runs on the searched seeds stopped at one epoch
+    let mut out: Vec<PrunedCell> = Vec::new();
+    for r in &pruned_runs {
+        let (model, coord) = cell_of(r);
+        if out
+            .iter()
+            .any(|p| p.student_model == model && p.coord == coord)
+        {
+            continue;
+        }
+        let same: Vec<f64> = pruned_runs
+            .iter()
+            .filter(|x| cell_of(x) == (model.clone(), coord.clone()))
+            .filter_map(|x| x.val_acc)
+            .collect();
+        if let Some(val) = Stat::of(&same) {
+            let t = r.temperature.clone().unwrap_or_default();
+            let a = r.alpha.clone().unwrap_or_default();
+            out.push(PrunedCell {
+                student_model: model,
+                method: r.method,
+                t_value: num(&t),
+                a_value: num(&a),
+                temperature: t,
+                alpha: a,
+                coord,
+                epoch: r.epochs,
+                val,
+            });
+        }
+    }
+    out.sort_by(|x, y| cell_order(&x.coord, &y.coord));
+    let full = searched
+        .iter()
+        .filter(|r| r.status == Status::Done)
+        .map(|r| r.epochs)
+        .max()
+        .unwrap_or(0);
+    let mut pruned_at: Vec<(u32, usize)> = Vec::new();
+    for p in &out {
+        match pruned_at.iter_mut().find(|(e, _)| *e == p.epoch) {
+            Some(x) => x.1 += 1,
+            None => pruned_at.push((p.epoch, 1)),
+        }
+    }
+    pruned_at.sort_unstable();
+    let finished = cells
+        .len()
+        .min(cells.iter().filter(|c| c.val.n >= seeds.len()).count());
+    let n_cells = out.len() + finished;
+    let spent = SearchSpent {
+        cells: n_cells,
+        finished,
+        pruned_at,
+        student_epochs: searched.iter().map(|r| r.history.len() as u64).sum(),
+        grid_epochs: (n_cells * seeds.len()) as u64 * full as u64,
+        seeds,
+    };
+    (out, Some(spent))
+}
+
+impl Summary {
+    /// The student models of the sweep's cells and baselines, in order.
+    pub fn student_models(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.baselines.iter().map(|b| b.0.clone()).collect();
+        for c in &self.cells {
+            if !v.contains(&c.student_model) {
+                v.push(c.student_model.clone());
+            }
+        }
+        v
+    }
+
+    /// The part of the summary about one student model: its cells, its baseline, its chosen cell.
+    pub fn for_model(&self, model: &str) -> Summary {
+        let cells: Vec<Cell> = self
+            .cells
+            .iter()
+            .filter(|c| c.student_model == model)
+            .cloned()
+            .collect();
+        let chosen = choose(&cells);
+        let baseline = self.baselines.iter().find(|b| b.0 == model).map(|b| b.1);
+        Summary {
+            teacher: self.teacher,
+            baseline,
+            baselines: self
+                .baselines
+                .iter()
+                .filter(|b| b.0 == model)
+                .cloned()
+                .collect(),
+            baseline_agreement: self.baseline_agreement,
+            verdict: verdict(chosen.map(|i| &cells[i]), self.weak_teacher),
+            methods: method_bests(&cells),
+            cells,
+            chosen,
+            weak_teacher: self.weak_teacher,
+            failed: self.failed,
+            pruned: self
+                .pruned
+                .iter()
+                .filter(|c| c.student_model == model)
+                .cloned()
+                .collect(),
+            search: self.search.clone(),
+        }
+    }
+
+    /// The warning every output gives when the teacher is no better than the student alone.
+    pub fn weak_teacher_warning(&self) -> Option<String> {
+        let (t, b) = (self.teacher?, self.baseline?);
+        self.weak_teacher.then(|| {
+            format!(
+                "the teacher ({:.2} %) is no better than the student trained alone ({:.2} %): \
+                 distillation gains against it are not meaningful (train the teacher longer or give \
+                 it a larger network)",
+                t.mean, b.mean
+            )
+        })
+    }
+}
+
+impl Cell {
+    /// The cell's setting in words: `T=4, α=0.5` for logit KD, `feature, α=0.5`, `dkd T=4, α=1,
+    /// β=8`, `dist T=4, β=2, γ=2`, `multi-t T={2,3,4}, α=0.9`; z-scored cells say so.
+    pub fn setting(&self) -> String {
+        let c = &self.coord;
+        let v = |name: &str, g: &Option<crate::distill::GridValue>| {
+            g.as_ref().map(|g| format!("{name}={g}"))
+        };
+        let mut parts: Vec<String> = Vec::new();
+        parts.extend(v("T", &c.temperature));
+        if !c.temperatures.is_empty() {
+            let ts: Vec<&str> = c.temperatures.iter().map(|t| t.text.as_str()).collect();
+            parts.push(format!("T={{{}}}", ts.join(",")));
+        }
+        parts.extend(v("α", &c.alpha));
+        parts.extend(v("β", &c.beta));
+        parts.extend(v("γ", &c.gamma));
+        if c.zscore {
+            parts.push("z-score".into());
+        }
+        let values = parts.join(", ");
+        match c.method {
+            Method::Logit => values,
+            Method::Feature | Method::Imitation | Method::Ctkd => {
+                format!("{}, {values}", c.method.name())
+            }
+            _ => format!("{} {values}", c.method.name()),
+        }
+    }
+
+    /// The setting, after the student model's name when that is not the tutorial student.
+    pub fn label(&self) -> String {
+        let setting = self.setting();
+        // the tutorial student needs no name: it is every sweep's student unless the file says
+        if self.student_model.is_empty() || self.student_model == "tutorial-student" {
+            setting
+        } else {
+            format!("{}, {setting}", self.student_model)
+        }
+    }
+}
+
+/// One line: does distillation help, judged at the validation-chosen cell; provisional with fewer
+/// than three seeds, and qualified when the teacher is no better than the student alone.
+pub(crate) fn verdict(chosen: Option<&Cell>, weak_teacher: bool) -> String {
+    let Some(c) = chosen else {
+        return "no distilled student finished yet".into();
+    };
+    let at = c.label();
+    let line = match c.gain {
+        None => format!("no baseline to compare with (set `baseline = true`); best by validation: {at}"),
+        Some(g) => match (g.ci95, g.half_width()) {
+            (Some((lo, _)), Some(h)) if lo > 0.0 => format!("distillation helps by {:.2} ± {h:.2} points at {at}", g.mean),
+            (Some((_, hi)), Some(h)) if hi < 0.0 => format!("distillation hurts by {:.2} ± {h:.2} points at {at}", -g.mean),
+            (Some((lo, hi)), _) => format!(
+                "no gain distinguishable from seed noise (best by validation: {at}, {:+.2} points, 95 % CI [{lo:+.2}, {hi:+.2}])",
+                g.mean
+            ),
+            _ => format!("{:+.2} points at {at} with one seed: no confidence interval (use two or more seeds)", g.mean),
+        },
+    };
+    let line = if c.val.n < 3 && c.val.n > 1 {
+        format!(
+            "provisional, from {} seeds (three or more make it firm): {line}",
+            c.val.n
+        )
+    } else {
+        line
+    };
+    if weak_teacher {
+        format!("{line} — but the teacher is no better than the student trained alone, so this says little about distillation")
+    } else {
+        line
+    }
+}
