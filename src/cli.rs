@@ -444,7 +444,7 @@ fn plan(path: &Path, common: &Common, json: bool) -> anyhow::Result<Ended> {
         let v = sweep::plan_json(path, &opts)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print!("{}", sweep::describe(path, &opts)?);
+        print!("{}", crate::run::describe::describe(path, &opts)?);
     }
     Ok(Ended::Success)
 }

@@ -639,9 +639,24 @@ fn a_teacher_stopped_by_sigterm_ctrl_c_twice_and_kill_9_continues_with_the_numbe
         epochs_without_clock(&c.path("whole/ck")),
         epochs_without_clock(&dir)
     );
-    // a finished run leaves no checkpoint behind
+    // a finished run leaves no checkpoint behind, and a finished sweep no empty working folder
     let left = std::fs::read_dir(dir.join("checkpoints")).map_or(0, |rd| rd.count());
     assert_eq!(left, 0, "checkpoints left after the sweep finished");
+    for working in ["checkpoints", "progress"] {
+        assert!(
+            !dir.join(working).exists(),
+            "{working}/ left behind by a finished sweep"
+        );
+    }
+    // the closing line names the page and the charts, which exist
+    let said = text(&o);
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("outputs: "))
+        .unwrap_or("");
+    for name in ["index.html", "summary.md", "runs.csv", "charts/"] {
+        assert!(line.contains(name), "outputs line lacks {name}: {line}");
+    }
 }
 
 #[test]

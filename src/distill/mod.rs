@@ -372,6 +372,35 @@ impl Coord {
         parts.join(" ")
     }
 
+    /// Whether two coordinates are one cell: the same method, z-scoring and axis values (compared
+    /// by value, not as written); the student model is the caller's to compare.
+    pub fn same_values(&self, other: &Coord) -> bool {
+        let v = |g: &Option<GridValue>| g.as_ref().map(|g| g.value);
+        let set = |c: &Coord| c.temperatures.iter().map(|g| g.value).collect::<Vec<_>>();
+        self.method == other.method
+            && self.zscore == other.zscore
+            && v(&self.temperature) == v(&other.temperature)
+            && v(&self.alpha) == v(&other.alpha)
+            && v(&self.beta) == v(&other.beta)
+            && v(&self.gamma) == v(&other.gamma)
+            && set(self) == set(other)
+    }
+
+    /// Whether this cell's students may train in a fused group: the fused step computes plain logit
+    /// KD's loss only (no z-scoring, no other method).
+    pub fn fusable(&self) -> bool {
+        self.method.fusable() && !self.zscore
+    }
+
+    /// The cell's method in words for plan lines: "dkd", "logit + z-score".
+    pub fn method_text(&self) -> String {
+        if self.zscore {
+            format!("{} + z-score", self.method.name())
+        } else {
+            self.method.name().to_string()
+        }
+    }
+
     /// T of a run, 1 for a run without one.
     pub fn temperature_value(&self) -> f64 {
         self.temperature.as_ref().map_or(1.0, |g| g.value)

@@ -143,6 +143,44 @@ pub fn build(sweep: &Sweep, data_fingerprint: &str) -> Plan {
     build_at_version(sweep, data_fingerprint, MODEL_VERSION)
 }
 
+/// The students' networks: one (the [student] model), or the grid's student_model axis, whose runs'
+/// ids then name their model — (model, the tag before the cell in run ids).
+fn student_models(sweep: &Sweep) -> Vec<(Option<Arch>, String)> {
+    if sweep.student_models.is_empty() {
+        vec![(sweep.student.model, String::new())]
+    } else {
+        sweep
+            .student_models
+            .iter()
+            .map(|&m| ((m != Arch::Student).then_some(m), format!("{}-", m.name())))
+            .collect()
+    }
+}
+
+/// A teacher's key: what it is trained on and how, at model version `model_version`.
+fn teacher_key(
+    sweep: &Sweep,
+    data_fingerprint: &str,
+    model_version: u32,
+    seed: u64,
+) -> serde_json::Value {
+    let d = &sweep.data;
+    let mut key = serde_json::json!({
+        "kind": "teacher",
+        "model_version": model_version,
+        "dataset": d.dataset.name(),
+        "data": data_fingerprint,
+        "validation": d.validation,
+        "train_subset": d.train_subset,
+        "test_subset": d.test_subset,
+        "split_seed": d.split_seed,
+        "phase": sweep.teacher,
+        "seed": seed,
+    });
+    how_computed(sweep, &mut key);
+    key
+}
+
 /// [`build`] with the keys of model version `model_version` (tests check that keys of older versions
 /// are computed as they were).
 pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u32) -> Plan {
@@ -169,19 +207,7 @@ pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u3
     };
     let mut teacher_of_seed = Vec::new();
     for &seed in &seeds {
-        let mut key = serde_json::json!({
-            "kind": "teacher",
-            "model_version": model_version,
-            "dataset": d.dataset.name(),
-            "data": data_fingerprint,
-            "validation": d.validation,
-            "train_subset": d.train_subset,
-            "test_subset": d.test_subset,
-            "split_seed": d.split_seed,
-            "phase": sweep.teacher,
-            "seed": seed,
-        });
-        how_computed(sweep, &mut key);
+        let key = teacher_key(sweep, data_fingerprint, model_version, seed);
         teacher_of_seed.push(runs.len());
         let id = format!("teacher-s{seed}");
         let coord = plain(sweep.teacher.model);
@@ -198,18 +224,7 @@ pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u3
             "test_subset": d.test_subset,
             "split_seed": d.split_seed,
         });
-        // the students' networks: one (the [student] model), or the grid's student_model axis, whose
-        // runs' ids then name their model
-        let models: Vec<(Option<Arch>, String)> = if sweep.student_models.is_empty() {
-            vec![(sweep.student.model, String::new())]
-        } else {
-            sweep
-                .student_models
-                .iter()
-                .map(|&m| ((m != Arch::Student).then_some(m), format!("{}-", m.name())))
-                .collect()
-        };
-        for (model, tag) in models {
+        for (model, tag) in student_models(sweep) {
             let phase = crate::config::Phase {
                 model,
                 ..sweep.student.clone()

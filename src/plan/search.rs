@@ -87,10 +87,12 @@ pub fn keep(n: usize, eta: u32) -> usize {
     n.div_ceil(eta.max(1) as usize).clamp(1.min(n), n)
 }
 
-/// One grid point (student model, method, T, α): its runs, one per seed.
+/// One grid point (its coordinate: method, hyper-parameters, student model): its runs, one per seed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cell {
-    /// The run id without its seed: `student-T4-a0.5`.
+    /// The typed coordinate the cell is found by.
+    pub coord: crate::distill::Coord,
+    /// For progress lines: the run id without its seed, `student-T4-a0.5` (never parsed).
     pub label: String,
     /// Plan indices of its runs, in seed order.
     pub runs: Vec<usize>,
@@ -103,11 +105,11 @@ pub fn cells(plan: &Plan, seeds: &[u64]) -> Vec<Cell> {
         if r.role != Role::Student || !seeds.contains(&r.seed) {
             continue;
         }
-        let label = cell_label(&r.id, r.seed);
-        match out.iter_mut().find(|c| c.label == label) {
+        match out.iter_mut().find(|c| c.coord == r.coord) {
             Some(c) => c.runs.push(i),
             None => out.push(Cell {
-                label,
+                coord: r.coord.clone(),
+                label: cell_label(&r.id, r.seed),
                 runs: vec![i],
             }),
         }
@@ -198,20 +200,7 @@ pub fn decide(plan: &Plan, sweep: &Sweep, reached: &[Reached]) -> State {
                 next: Some(Step { label, runs: work }),
             };
         }
-        let mean = |c: usize| {
-            let v: Vec<f64> = cells[c]
-                .runs
-                .iter()
-                .map(|&i| reached[i].val_at(end))
-                .collect();
-            v.iter().sum::<f64>() / v.len().max(1) as f64
-        };
-        let mut ranked: Vec<(usize, f64)> = alive.iter().map(|&c| (c, mean(c))).collect();
-        // best first; a cell with a failed run (NaN) last; ties keep plan order (stable sort)
-        ranked.sort_by(|a, b| match (a.1.is_nan(), b.1.is_nan()) {
-            (false, false) => b.1.total_cmp(&a.1),
-            (x, y) => x.cmp(&y),
-        });
+        let ranked = rank(&cells, &alive, reached, end);
         let kept = if end < epochs {
             keep(ranked.len(), search.eta)
         } else {
@@ -235,7 +224,44 @@ pub fn decide(plan: &Plan, sweep: &Sweep, reached: &[Reached]) -> State {
             }),
         };
     }
-    // confirmation: the best finished cells (no failed run) and the baseline with the extra seeds
+    let (confirmed, next) = confirmation(plan, sweep, &cells, &results, &pending);
+    State {
+        cells,
+        rungs: results,
+        confirmed,
+        next,
+    }
+}
+
+/// The alive cells ranked by their mean validation accuracy at epoch `end`: best first, a cell
+/// with a failed run (NaN) last, ties in plan order (a stable sort).
+fn rank(cells: &[Cell], alive: &[usize], reached: &[Reached], end: u32) -> Vec<(usize, f64)> {
+    let mean = |c: usize| {
+        let v: Vec<f64> = cells[c]
+            .runs
+            .iter()
+            .map(|&i| reached[i].val_at(end))
+            .collect();
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    };
+    let mut ranked: Vec<(usize, f64)> = alive.iter().map(|&c| (c, mean(c))).collect();
+    ranked.sort_by(|a, b| match (a.1.is_nan(), b.1.is_nan()) {
+        (false, false) => b.1.total_cmp(&a.1),
+        (x, y) => x.cmp(&y),
+    });
+    ranked
+}
+
+/// After the last rung: the best finished cells (no failed run) and the baseline with the
+/// confirmation seeds — the cells chosen and the step that trains what of them is pending.
+fn confirmation(
+    plan: &Plan,
+    sweep: &Sweep,
+    cells: &[Cell],
+    results: &[RungResult],
+    pending: &dyn Fn(usize, u32) -> bool,
+) -> (Vec<usize>, Option<Step>) {
+    let search = &sweep.search;
     let confirmed: Vec<usize> = match (search.confirm_seeds.is_empty(), results.last()) {
         (false, Some(last)) => last
             .ranked
@@ -247,30 +273,28 @@ pub fn decide(plan: &Plan, sweep: &Sweep, reached: &[Reached]) -> State {
         _ => Vec::new(),
     };
     let extra = &search.confirm_seeds;
-    let chosen_ids: Vec<String> = confirmed.iter().map(|&c| cells[c].label.clone()).collect();
+    let chosen: Vec<&crate::distill::Coord> = confirmed.iter().map(|&c| &cells[c].coord).collect();
+    let epochs = sweep.student.epochs;
     let todo: Vec<(usize, Option<u32>)> = plan
         .runs
         .iter()
         .enumerate()
         .filter(|(_, r)| extra.contains(&r.seed))
-        .filter(|(_, r)| r.role != Role::Student || chosen_ids.contains(&cell_label(&r.id, r.seed)))
+        .filter(|(_, r)| r.role != Role::Student || chosen.contains(&&r.coord))
         .filter(|(i, _)| !confirmed.is_empty() && pending(*i, epochs))
         .map(|(i, _)| (i, None))
         .collect();
     let next = (!todo.is_empty()).then(|| Step {
         label: format!(
             "confirmation: {} with seed(s) {}",
-            chosen_ids.join(", "),
+            (confirmed.iter().map(|&c| cells[c].label.as_str()))
+                .collect::<Vec<_>>()
+                .join(", "),
             seed_list(extra)
         ),
         runs: todo,
     });
-    State {
-        cells,
-        rungs: results,
-        confirmed,
-        next,
-    }
+    (confirmed, next)
 }
 
 /// Seeds as a sweep file lists them: `2, 3, 4`.

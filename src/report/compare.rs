@@ -49,20 +49,31 @@ pub struct Comparison {
     pub cells: Vec<Vec<Cell>>,
 }
 
+/// The same cell in two sweeps: the same student model and coordinate, compared by value (`0.5`
+/// and `0.50` are one α), every method's axes included.
 fn same(a: &Cell, b: &Cell) -> bool {
-    a.student_model == b.student_model
-        && a.method == b.method
-        && (a.t_value == b.t_value || !a.method.uses_temperature())
-        && a.a_value == b.a_value
+    a.student_model == b.student_model && a.coord.same_values(&b.coord)
 }
 
-/// The method of a cell, with its student model when that is not the tutorial student.
+/// The method of a cell with its hyper-parameters beyond T and α ("dkd β=8"), after its student
+/// model when that is not the tutorial student.
 fn method_label(c: &Cell) -> String {
-    if c.student_model.is_empty() || c.student_model == "tutorial-student" {
+    let extra = c.coord.extra_text();
+    let method = if extra.is_empty() {
         c.method.name().to_string()
     } else {
-        format!("{} · {}", c.student_model, c.method.name())
+        format!("{} {extra}", c.method.name())
+    };
+    if c.student_model.is_empty() || c.student_model == "tutorial-student" {
+        method
+    } else {
+        format!("{} · {method}", c.student_model)
     }
+}
+
+/// Plain logit KD's cells: the ones the overlay draws against T.
+fn plain_logit(c: &Cell) -> bool {
+    charts::Variant::of(c).is_plain_logit()
 }
 
 pub fn compare(loaded: &[Loaded]) -> Comparison {
@@ -250,7 +261,7 @@ where
         .cells
         .iter()
         .flatten()
-        .filter(|x| x.method.uses_temperature())
+        .filter(|x| plain_logit(x))
         .cloned()
         .collect();
     let mut ticks: Vec<(f64, String)> = Vec::new();
@@ -267,9 +278,10 @@ where
     );
     let mut chart = charts::temperature_chart(
         &plot,
-        "student accuracy vs temperature, by sweep",
+        "logit KD student accuracy vs temperature, by sweep",
         &axis,
         (y0, y1),
+        "student test accuracy (%)",
     )?;
     let alphas = charts::alphas(&all);
     let mut entries = Vec::new();
@@ -278,7 +290,7 @@ where
         for (ai, (_, a)) in alphas.iter().enumerate() {
             let pts: Vec<(f64, f64)> = cells
                 .iter()
-                .filter(|x| x.method.uses_temperature() && &x.alpha == a)
+                .filter(|x| plain_logit(x) && &x.alpha == a)
                 .map(|x| (x.t_value, x.test.mean))
                 .collect();
             let style = colour.stroke_width(2);

@@ -121,8 +121,13 @@ fn cell_row(c: &Cell, chosen: bool) -> String {
         ),
         None => ("<td></td>".into(), "<td></td>".into()),
     };
+    let extra = c.coord.extra_text();
+    let kl = match c.kl {
+        Some(k) => format!("<td data-v=\"{:.6}\">{:.4}</td>", k.mean, k.mean),
+        None => "<td></td>".into(),
+    };
     format!(
-        "<tr{}><td class=\"l\">{}</td><td data-v=\"{}\">{t}</td><td data-v=\"{}\">{}</td>{}{}{g}{ci}<td>{}</td></tr>\n",
+        "<tr{}><td class=\"l\">{}</td><td data-v=\"{}\">{t}</td><td data-v=\"{}\">{}</td><td class=\"l\">{}</td>{}{}{g}{ci}{}{kl}<td>{}</td></tr>\n",
         if chosen { " class=\"chosen\"" } else { "" },
         // another student than the tutorial's is named beside the method
         if c.student_model.is_empty() || c.student_model == "tutorial-student" {
@@ -133,21 +138,31 @@ fn cell_row(c: &Cell, chosen: bool) -> String {
         if c.method.uses_temperature() { c.t_value } else { -1.0 },
         c.a_value,
         escape(&c.alpha),
+        if extra.is_empty() { "–".into() } else { escape(&extra) },
         stat_cell(Some(c.test)),
         stat_cell(Some(c.val)),
+        stat_cell(c.agreement),
         c.test.n
     )
 }
 
 fn cells_table(s: &Summary) -> String {
     let mut o = String::from(
-        "<div class=\"scroll\"><table class=\"sortable\" id=\"cells\"><thead><tr><th class=\"l\">method</th><th>T</th><th>α</th>\
-         <th>test accuracy (%)</th><th>validation accuracy (%)</th><th>KD gain (points)</th><th>paired 95 % CI of the gain</th><th>seeds</th></tr></thead><tbody>\n",
+        "<div class=\"scroll\"><table class=\"sortable\" id=\"cells\"><thead><tr><th class=\"l\">method</th><th>T</th><th>α</th><th class=\"l\">other</th>\
+         <th>test accuracy (%)</th><th>validation accuracy (%)</th><th>KD gain (points)</th><th>paired 95 % CI of the gain</th>\
+         <th title=\"top-1 agreement with the teacher on the test set\">agreement with the teacher (%)</th><th title=\"mean KL(teacher ‖ student) at T = 1 on the test set\">KL to the teacher</th><th>seeds</th></tr></thead><tbody>\n",
     );
     for (i, c) in s.cells.iter().enumerate() {
         o.push_str(&cell_row(c, Some(i) == s.chosen));
     }
     o.push_str("</tbody></table></div>\n");
+    if let Some(a) = s.baseline_agreement {
+        let _ = writeln!(
+            o,
+            "<p>The baseline student (no teacher) agrees with its seed's teacher on {} % of the test images.</p>",
+            a.show()
+        );
+    }
     o
 }
 
@@ -195,8 +210,36 @@ fn charts_section(dir: &Path) -> String {
             "Student test accuracy against T, one line per α (mean over seeds, bars ± 1 std); the ring marks the setting chosen by validation accuracy.",
         ),
         (
+            "agreement_vs_temperature",
+            "How often logit KD's students predict their teacher's class on the test set, against T, one line per α; dashed: the baseline student's agreement (a student that learned nothing from its teacher).",
+        ),
+        (
             "kd_gain_heatmap",
             "Logit KD gain over the baseline student, in points, per (T, α).",
+        ),
+        (
+            "gain_heatmap_logit_zscore",
+            "Logit KD with z-scored logits (logit standardisation): gain over the baseline student per (T, α).",
+        ),
+        (
+            "gain_heatmap_dkd",
+            "DKD: gain over the baseline student per ((α, β), T).",
+        ),
+        (
+            "gain_heatmap_dkd_zscore",
+            "DKD with z-scored logits: gain over the baseline student per ((α, β), T).",
+        ),
+        (
+            "gain_heatmap_dist",
+            "DIST: gain over the baseline student per ((β, γ), τ).",
+        ),
+        (
+            "gain_heatmap_multi_t",
+            "Multi-temperature KD: gain over the baseline student per (α, set of temperatures).",
+        ),
+        (
+            "ctkd_temperature",
+            "CTKD: the temperature each cell learned, per epoch (mean over seeds).",
         ),
         (
             "learning_curves",

@@ -29,7 +29,7 @@ fn cell_table(s: &Summary, several: bool) -> String {
         ("", "")
     };
     let mut o = format!(
-        "\n| {student_head}method | T | α | {extra_head}test accuracy | validation accuracy | KD gain (points) | 95 % CI of the gain | agreement with the teacher (%) | seeds |\n|{student_rule}---|---:|---:|{extra_rule}---:|---:|---:|---:|---:|---:|\n"
+        "\n| {student_head}method | T | α | {extra_head}test accuracy | validation accuracy | KD gain (points) | 95 % CI of the gain | agreement with the teacher (%) | KL to the teacher | seeds |\n|{student_rule}---|---:|---:|{extra_rule}---:|---:|---:|---:|---:|---:|---:|\n"
     );
     for (i, c) in s.cells.iter().enumerate() {
         let (g, ci) = gain_cells(&c.gain);
@@ -56,13 +56,14 @@ fn cell_table(s: &Summary, several: bool) -> String {
             String::new()
         };
         o.push_str(&format!(
-            "| {student}{} | {} | {} | {other}{} | {} | {g} | {ci} | {} | {}{mark} |\n",
+            "| {student}{} | {} | {} | {other}{} | {} | {g} | {ci} | {} | {} | {}{mark} |\n",
             c.method.name(),
             dash(&c.temperature),
             dash(&c.alpha),
             c.test.show(),
             c.val.show(),
             c.agreement.map_or("–".into(), |a| a.show()),
+            c.kl.map_or("–".into(), |k| format!("{:.4}", k.mean)),
             c.test.n
         ));
     }

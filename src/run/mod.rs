@@ -4,6 +4,7 @@
 //! a worker (or in-process for `run --task`); [`progress`] shows it; [`signals`] is how Ctrl-C and SIGTERM reach running work.
 
 pub mod coordinator;
+pub mod describe;
 pub mod exec;
 pub mod job;
 pub mod pipeline;

@@ -151,35 +151,6 @@ pub fn finished(p: &Prepared, warn: &dyn Fn(&str)) -> Vec<bool> {
         .collect()
 }
 
-/// How the plan's numbers are computed, for `plan`: the numerics mode (with what of the user's own
-/// environment portable numerics replaces) and GPU determinism.
-fn describe_numerics(p: &Prepared) -> String {
-    use crate::platform::numerics::Numerics;
-    let mut out = match p.sweep.schedule.numerics {
-        Numerics::Portable => {
-            let replaced = crate::platform::numerics::overridden(|k| std::env::var(k).ok());
-            format!(
-                "numerics: portable — ATen, oneDNN and MKL at AVX2 in every worker, the same numbers on                  every x86-64 machine{}\n",
-                if replaced.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (replaces your {})", replaced.join(", "))
-                }
-            )
-        }
-        Numerics::Native => format!(
-            "numerics: native — libtorch's own kernels for this CPU (ATen: {}); numbers are              comparable only with machines that choose the same\n",
-            crate::platform::torch_ext::cpu_capability().unwrap_or_else(|| "unknown".into())
-        ),
-    };
-    if p.sweep.schedule.deterministic {
-        out.push_str(
-            "deterministic: GPU runs use cuDNN's deterministic algorithms without benchmark search              (repeatable bit for bit, slower)\n",
-        );
-    }
-    out
-}
-
 /// Runs of the plan not finished here that have a finished record under the other numerics mode
 /// (the same run computed with other CPU kernels): kept, never mixed in, named by `plan`.
 pub fn other_numerics(
@@ -203,7 +174,7 @@ pub fn other_numerics(
 }
 
 /// The line `plan` and `run` say about [`other_numerics`].
-fn other_numerics_note(p: &Prepared, done: &[bool]) -> Option<String> {
+pub(super) fn other_numerics_note(p: &Prepared, done: &[bool]) -> Option<String> {
     let (other, n) = other_numerics(p, done)?;
     Some(format!(
         "note: {n} run(s) of this plan finished earlier under numerics = \"{}\" (other CPU kernels,          so other last bits); their records are kept and not mixed with numerics = \"{}\" ones —          set `numerics = \"{}\"` in [schedule] (or --numerics {}) to use them",
@@ -336,15 +307,12 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     manifest_of(&p, path, started, &plan_records(&p))
         .write(&p.store.dir)
         .context("writing manifest.json")?;
-    let labels: Vec<String> = p.slots.iter().map(|s| s.device.to_string()).collect();
-    let quiet_warn = |m: &str| eprintln!("{m}");
-    let done = finished(&p, &quiet_warn);
+    let done = finished(&p, &|m: &str| eprintln!("{m}"));
     if let (Some(note), false) = (other_numerics_note(&p, &done), opts.quiet) {
         eprintln!("{note}");
     }
     let n_done = done.iter().filter(|d| **d).count();
-    let adaptive = p.sweep.search.is_adaptive();
-    let intro = if adaptive {
+    let intro = if p.sweep.search.is_adaptive() {
         search_intro(&p)
     } else {
         format!("{} runs ({n_done} already done)", p.plan.runs.len())
@@ -371,13 +339,78 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
         }
     });
     schedule::handle_sigterm();
-    // the search's steps (a grid is one): each is scheduled to its end, then the next is decided from
-    // the records; a (run, pause) already tried in this process is not tried again
+    let (outcome, tried) = run_steps(&p, opts, &lock, done, n_done)?;
+    // what a writer killed before this run started (its coordinator was kill -9'ed) may have left
+    // after the clean-up above
+    store::remove_stale_temps(&p.store.records_dir());
+    let summary = write_outputs(&p, path, started)?;
+    if !outcome.interrupted {
+        // a finished sweep leaves no empty working folders behind
+        p.store.remove_empty_work_dirs();
+    }
+    if !opts.quiet {
+        eprintln!(
+            "\n{}",
+            report::markdown(&report::Meta::of(&p.sweep), &summary)
+        );
+        eprintln!("outputs: {}", outputs_line(&p.store.dir));
+        if outcome.interrupted {
+            eprintln!("interrupted: finished runs are saved; run the same command again to resume");
+        }
+    }
+    // every run the sweep (or its search) still wants without a finished record counts, also one
+    // whose record could not be written
+    let reached = reached_of(&p, &finished(&p, &|_: &str| {}), &tried);
+    let still = crate::plan::search::decide(&p.plan, &p.sweep, &reached)
+        .next
+        .map_or(0, |s| s.runs.len());
+    let failed = reached.iter().filter(|r| r.failed).count() + still;
+    Ok(Finished {
+        failed,
+        worker_peak_rss_kib: outcome.worker_peak_rss_kib.clone(),
+        interrupted: outcome.interrupted,
+        terminated: outcome.interrupted
+            && schedule::TERMINATED.load(std::sync::atomic::Ordering::SeqCst),
+        summary,
+    })
+}
+
+/// The outputs a sweep folder holds, as one line: `<dir>/{runs.csv, …, index.html, charts/}` — only
+/// what exists (after Ctrl-C before the first finished run there are no charts).
+pub fn outputs_line(dir: &Path) -> String {
+    let names = [
+        "index.html",
+        "summary.md",
+        "runs.csv",
+        "epochs.csv",
+        "manifest.json",
+        "charts/",
+    ];
+    let present: Vec<&str> = (names.iter().copied())
+        .filter(|n| dir.join(n.trim_end_matches('/')).exists())
+        .collect();
+    format!("{}/{{{}}}", dir.display(), present.join(", "))
+}
+
+/// The search's steps (a grid is one): each is scheduled to its end, then the next is decided from
+/// the records; a (run, pause) already tried in this process is not tried again. Returns what the
+/// scheduler saw and the (run, pause) pairs tried.
+#[allow(clippy::type_complexity)]
+fn run_steps(
+    p: &Prepared,
+    opts: &Options,
+    lock: &store::CoordinatorLock,
+    mut done: Vec<bool>,
+    n_done: usize,
+) -> anyhow::Result<(
+    schedule::Summary,
+    std::collections::HashSet<(usize, Option<u32>)>,
+)> {
+    let labels: Vec<String> = p.slots.iter().map(|s| s.device.to_string()).collect();
     let mut tried: std::collections::HashSet<(usize, Option<u32>)> = Default::default();
-    let mut done = done;
     let mut outcome = schedule::Summary::default();
     loop {
-        let reached = reached_of(&p, &done, &tried);
+        let reached = reached_of(p, &done, &tried);
         let Some(step) = crate::plan::search::decide(&p.plan, &p.sweep, &reached).next else {
             break;
         };
@@ -390,7 +423,7 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
             mask[i] = false;
             until[i] = u;
         }
-        let progress = if adaptive {
+        let progress = if p.sweep.search.is_adaptive() {
             let progress = Progress::new(step.runs.len(), 0, labels.clone(), opts.quiet);
             progress.note(&format!("{}: {} runs", step.label, step.runs.len()));
             progress
@@ -414,40 +447,9 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
         if outcome.interrupted {
             break;
         }
-        done = finished(&p, &|_: &str| {});
+        done = finished(p, &|_: &str| {});
     }
-    // what a writer killed before this run started (its coordinator was kill -9'ed) may have left
-    // after the clean-up above
-    store::remove_stale_temps(&p.store.records_dir());
-    let summary = write_outputs(&p, path, started)?;
-    if !opts.quiet {
-        eprintln!(
-            "\n{}",
-            report::markdown(&report::Meta::of(&p.sweep), &summary)
-        );
-        eprintln!(
-            "outputs: {}/{{runs.csv, epochs.csv, summary.md, manifest.json, charts/}}",
-            p.store.dir.display()
-        );
-        if outcome.interrupted {
-            eprintln!("interrupted: finished runs are saved; run the same command again to resume");
-        }
-    }
-    // every run the sweep (or its search) still wants without a finished record counts, also one
-    // whose record could not be written
-    let reached = reached_of(&p, &finished(&p, &|_: &str| {}), &tried);
-    let still = crate::plan::search::decide(&p.plan, &p.sweep, &reached)
-        .next
-        .map_or(0, |s| s.runs.len());
-    let failed = reached.iter().filter(|r| r.failed).count() + still;
-    Ok(Finished {
-        failed,
-        worker_peak_rss_kib: outcome.worker_peak_rss_kib.clone(),
-        interrupted: outcome.interrupted,
-        terminated: outcome.interrupted
-            && schedule::TERMINATED.load(std::sync::atomic::Ordering::SeqCst),
-        summary,
-    })
+    Ok((outcome, tried))
 }
 
 /// A search decides between its steps which runs train how far, from the records of the step before;
@@ -471,7 +473,7 @@ pub fn refuse_adaptive(p: &Prepared, path: &Path, command: &str) -> anyhow::Resu
 /// What each run of the plan has reached, for the search: finished (with its validation accuracies),
 /// paused at a rung (a pruned record), failed in this process (`tried`; a failure from an earlier
 /// process is tried again), or nothing yet.
-fn reached_of(
+pub(super) fn reached_of(
     p: &Prepared,
     done: &[bool],
     tried: &std::collections::HashSet<(usize, Option<u32>)>,
@@ -500,7 +502,7 @@ fn reached_of(
 }
 
 /// The first line of an adaptive sweep: what the search trains at most.
-fn search_intro(p: &Prepared) -> String {
+pub(super) fn search_intro(p: &Prepared) -> String {
     let b = crate::plan::search::budget(&p.plan, &p.sweep);
     let s = &p.sweep.search;
     let cells = b.rungs.first().map_or(0, |r| r.0);
@@ -531,7 +533,7 @@ fn search_intro(p: &Prepared) -> String {
 }
 
 /// "cpu (2 workers)", "cuda:0 (1 worker; NVIDIA H200, sm_90, TF32), cuda:1 (…)".
-fn summarize_devices(slots: &[Slot]) -> String {
+pub(super) fn summarize_devices(slots: &[Slot]) -> String {
     let mut devices: Vec<device::DeviceSpec> = slots.iter().map(|s| s.device).collect();
     devices.dedup(); // slots of one device are adjacent (device::slots)
     let items: Vec<String> = devices
@@ -545,309 +547,6 @@ fn summarize_devices(slots: &[Slot]) -> String {
         })
         .collect();
     items.join(", ")
-}
-
-/// `kd-sweep plan`: the runs, what is already done, the devices and the work per device.
-pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
-    let p = prepare(path, opts)?;
-    let warnings = std::cell::RefCell::new(Vec::new());
-    let done = finished(&p, &|m: &str| warnings.borrow_mut().push(m.to_string()));
-    let mut out = String::new();
-    for w in warnings.borrow().iter() {
-        out.push_str(w);
-        out.push('\n');
-    }
-    out.push_str(&format!(
-        "sweep {} → {}\n",
-        p.sweep.name,
-        p.store.dir.display()
-    ));
-    out.push_str(&format!(
-        "workers: {} on {}; teachers {} thread(s) each, students and baselines {}\n",
-        p.slots.len(),
-        summarize_devices(&p.slots),
-        p.sweep.teacher.threads,
-        p.sweep.student.threads
-    ));
-    out.push_str(&describe_numerics(&p));
-    if let Some(note) = other_numerics_note(&p, &done) {
-        out.push_str(&note);
-        out.push('\n');
-    }
-    // the networks of the plan, each measured once (parameters, multiply-adds per image)
-    let shape = p.data_shape;
-    let mut sizes: Vec<(crate::model::Arch, (i64, i64))> = Vec::new();
-    for r in &p.plan.runs {
-        if !sizes.iter().any(|(a, _)| *a == r.arch()) {
-            sizes.push((r.arch(), r.arch().size(shape, p.classes)));
-        }
-    }
-    // how each role trains, when not the default Adam at a constant rate on plain batches
-    for (role, phase) in [("teacher", &p.sweep.teacher), ("student", &p.sweep.student)] {
-        if !phase.recipe.is_default() {
-            out.push_str(&format!(
-                "{role}s train with {}\n",
-                phase.recipe.describe(phase.lr)
-            ));
-        }
-        if !phase.augment.is_none() {
-            out.push_str(&format!(
-                "{role}s train on augmented batches (random crop after 4 pixels of padding, horizontal flip)\n"
-            ));
-        }
-        if !phase.precision.is_fp32() {
-            let on_cpu = p.slots.iter().any(|s| !s.device.is_cuda());
-            out.push_str(&format!(
-                "{role}s train in bf16 (autocast: convolutions and matrix products in bf16, float32 \
-                 weights, the loss in float32){}\n",
-                if on_cpu && !crate::platform::torch_ext::cpu_has_bf16() {
-                    "; this CPU has no bf16 instructions (AVX512-BF16 or AMX), so on the CPU libtorch \
-                     emulates them: slower than float32"
-                } else {
-                    ""
-                }
-            ));
-        }
-    }
-    if let (false, Some(teacher)) = (p.sweep.student.augment.is_none(), p.plan.teachers().next()) {
-        out.push_str(&format!(
-            "augmented students: the teacher's forward pass runs in every distilled student's step (its \
-             cached logits and feature maps are of the plain images) — {:.2} M multiply-adds per image \
-             beside the student's own forward and backward (below); they train unfused\n",
-            macs_of(&sizes, teacher.arch()) / 1e6
-        ));
-    }
-    // the networks, with their sizes for this dataset; fused training takes the tutorial student only
-    let archs: Vec<crate::model::Arch> = sizes.iter().map(|(a, _)| *a).collect();
-    for (a, (params, macs)) in &sizes {
-        let (params, macs) = (*params, *macs);
-        let macs = match a.script() {
-            Some(_) => "(not counted for TorchScript)".to_string(),
-            None => format!("{:>8.2} M", macs as f64 / 1e6),
-        };
-        out.push_str(&format!(
-            "model {:<18} {:>7.3} M parameters, {macs} multiply-adds per image ({}×{}×{}, {} classes)\n",
-            a.name(),
-            params as f64 / 1e6,
-            shape[0],
-            shape[1],
-            shape[2],
-            p.classes
-        ));
-    }
-    let unfused: Vec<String> = archs
-        .iter()
-        .filter(|a| !a.fusable())
-        .filter(|a| {
-            p.plan
-                .runs
-                .iter()
-                .any(|r| r.role == Role::Student && r.arch() == **a)
-        })
-        .map(|a| a.name())
-        .collect();
-    let fuses = p.slots.iter().any(|s| p.sweep.schedule.fuse.on(s.device));
-    if fuses && !unfused.is_empty() {
-        out.push_str(&format!(
-            "fuse: students of {} train one at a time (fused training takes tutorial-student only)\n",
-            unfused.join(", ")
-        ));
-    }
-    out.push('\n');
-    let w = p
-        .plan
-        .runs
-        .iter()
-        .map(|r| r.id.len())
-        .max()
-        .unwrap_or(3)
-        .max(28);
-    // what each run's record says it reached (paused runs show where); a search with nothing left to
-    // decide: the runs it did not choose are not to run
-    let reached = reached_of(&p, &done, &Default::default());
-    let search_over = p.sweep.search.is_adaptive()
-        && crate::plan::search::decide(&p.plan, &p.sweep, &reached)
-            .next
-            .is_none();
-    out.push_str(&format!(
-        "{:<w$} {:<9} {:>6} {:<10} {}\n",
-        "run", "role", "epochs", "status", "needs"
-    ));
-    for ((r, d), reached) in p.plan.runs.iter().zip(&done).zip(&reached) {
-        let pruned =
-            (!d && !reached.val.is_empty()).then(|| format!("paused@{}", reached.val.len()));
-        let status = match (r.role, d) {
-            _ if pruned.is_some() => pruned.as_deref().unwrap_or_default(),
-            (Role::Teacher, true) => "cached",
-            (_, true) => "done",
-            _ if search_over => "not chosen",
-            _ => "to run",
-        };
-        let needs = r
-            .teacher
-            .map(|t| p.plan.runs[t].id.clone())
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "{:<w$} {:<9} {:>6} {:<10} {}\n",
-            r.id,
-            r.role.name(),
-            r.phase(&p.sweep).epochs,
-            status,
-            needs
-        ));
-    }
-    let todo: Vec<_> = p
-        .plan
-        .runs
-        .iter()
-        .zip(&done)
-        .filter(|(_, d)| !**d && !search_over)
-        .map(|(r, _)| r)
-        .collect();
-    let epochs = |role| {
-        todo.iter()
-            .filter(|r| r.role == role)
-            .map(|r| r.phase(&p.sweep).epochs as usize)
-            .sum::<usize>()
-    };
-    let n_train = p
-        .sweep
-        .data
-        .train_subset
-        .unwrap_or(p.sizes.0 - p.sweep.data.validation);
-    out.push_str(&format!(
-        "\n{} of {} runs to train: {} teacher epoch(s) and {} student epoch(s) over {} training images, \
-         spread over {} worker(s) (about {} student epochs per worker)\n",
-        todo.len(),
-        p.plan.runs.len(),
-        epochs(Role::Teacher),
-        epochs(Role::Baseline) + epochs(Role::Student),
-        n_train,
-        p.slots.len(),
-        (epochs(Role::Baseline) + epochs(Role::Student)).div_ceil(p.slots.len().max(1))
-    ));
-    if p.sweep.search.is_adaptive() {
-        out.push_str(&search_lines(&p, &sizes, &todo, n_train));
-    }
-    let flop = work_flop(&p, &sizes, &todo, n_train);
-    if flop > 0.0 {
-        out.push_str(&format!(
-            "work: {} of training (2 × multiply-adds: forward + backward ≈ 3 forwards per image and \
-             epoch, plus the teacher's forward in each step of a student that runs it; TorchScript \
-             networks not counted); time = work ÷ the rate your devices sustain on these networks\n",
-            flop_text(flop)
-        ));
-    }
-    Ok(out)
-}
-
-/// What an adaptive sweep trains at most: its rungs, its student-epochs beside the grid's, the
-/// confirmation's runs, and the work of all that (the table above lists every run it may train).
-fn search_lines(
-    p: &Prepared,
-    sizes: &[(crate::model::Arch, (i64, i64))],
-    todo: &[&plan::RunSpec],
-    n_train: usize,
-) -> String {
-    let b = crate::plan::search::budget(&p.plan, &p.sweep);
-    let s = &p.sweep.search;
-    let cells = b.rungs.first().map_or(0, |r| r.0);
-    let mut out = String::new();
-    let search_share = b.student_epochs as f64 / b.grid_epochs.max(1) as f64;
-    if s.strategy == crate::config::Strategy::Halving {
-        let rungs: Vec<String> = b
-            .rungs
-            .iter()
-            .enumerate()
-            .map(|(i, (n, e))| format!("rung {} → epoch {e}: {n} cells", i + 1))
-            .collect();
-        out.push_str(&format!(
-            "search: successive halving over {cells} cells × {} seed(s), eta {} — {}; at most {} of the \
-             grid's {} student-epochs ({:.0} %); baselines and teachers train in full\n",
-            p.sweep.seeds.len(),
-            s.eta,
-            rungs.join(", "),
-            b.student_epochs,
-            b.grid_epochs,
-            100.0 * search_share
-        ));
-    }
-    let top = (s.confirm_top as usize).min(cells);
-    if !s.confirm_seeds.is_empty() {
-        out.push_str(&format!(
-            "confirmation: the best {top} cell(s) by validation and the baseline with seed(s) {}: at most \
-             {} more runs ({} student-epochs), each seed's teacher from the cache when it is there\n",
-            crate::plan::search::seed_list(&s.confirm_seeds),
-            b.confirm_runs,
-            b.confirm_student_epochs
-        ));
-    }
-    // the most it can train: the search's share of the searched students, the confirmed share of the
-    // confirmation seeds' students, every teacher and baseline
-    let confirm_share = top as f64 / cells.max(1) as f64;
-    let most: f64 = todo
-        .iter()
-        .map(|r| {
-            let share = match (r.role, s.confirm_seeds.contains(&r.seed)) {
-                (Role::Student, false) => search_share,
-                (Role::Student, true) => confirm_share,
-                _ => 1.0,
-            };
-            share * work_flop(p, sizes, &[r], n_train)
-        })
-        .sum();
-    if most > 0.0 {
-        out.push_str(&format!(
-            "at most {} of training for what is left of the search (the run counts above and the work \
-             below are of every run in the table)\n",
-            flop_text(most)
-        ));
-    }
-    out
-}
-
-/// Floating-point operations the runs `todo` take to train on `n_train` images: per image and epoch
-/// three forward passes of the run's network (forward and backward), and one of the teacher's where a
-/// student runs it in its steps (augmented batches, or `cache_teacher_logits = false`).
-fn work_flop(
-    p: &Prepared,
-    sizes: &[(crate::model::Arch, (i64, i64))],
-    todo: &[&plan::RunSpec],
-    n_train: usize,
-) -> f64 {
-    let live = !p.sweep.student.augment.is_none() || !p.sweep.cache_teacher_logits;
-    todo.iter()
-        .map(|r| {
-            let mut per_image = 3.0 * macs_of(sizes, r.arch());
-            if let (Some(t), true) = (r.teacher_arch(), live) {
-                per_image += macs_of(sizes, t);
-            }
-            2.0 * per_image * n_train as f64 * r.phase(&p.sweep).epochs as f64
-        })
-        .sum()
-}
-
-/// Multiply-adds per image of `arch` among the plan's measured `sizes` (every run's network is
-/// there, so a teacher's is too).
-fn macs_of(sizes: &[(crate::model::Arch, (i64, i64))], arch: crate::model::Arch) -> f64 {
-    sizes
-        .iter()
-        .find(|(a, _)| *a == arch)
-        .map_or(0.0, |(_, (_, macs))| *macs as f64)
-}
-
-/// A FLOP count with an SI prefix (TFLOP, PFLOP, …).
-fn flop_text(flop: f64) -> String {
-    let (value, unit) = [
-        (1e18, "EFLOP"),
-        (1e15, "PFLOP"),
-        (1e12, "TFLOP"),
-        (1e9, "GFLOP"),
-    ]
-    .into_iter()
-    .find(|(scale, _)| flop >= *scale)
-    .map_or((flop, "FLOP"), |(scale, unit)| (flop / scale, unit));
-    format!("{value:.1} {unit}")
 }
 
 /// `kd-sweep plan --json`: the plan's nodes (the ids `run --task` takes), what each needs, and whether
@@ -956,15 +655,4 @@ pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOut
         Status::Done | Status::Pruned => TaskOutcome::Done,
         Status::Failed => TaskOutcome::Failed(record.error.unwrap_or_default()),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn flop_counts_read_with_a_prefix() {
-        assert_eq!(super::flop_text(80.6e15), "80.6 PFLOP");
-        assert_eq!(super::flop_text(192.5e12), "192.5 TFLOP");
-        assert_eq!(super::flop_text(2.0e9), "2.0 GFLOP");
-        assert_eq!(super::flop_text(500.0), "500.0 FLOP");
-    }
 }

@@ -248,25 +248,7 @@ pub fn generate(sweep_path: &Path, opts: &Options, o: &SlurmOptions) -> anyhow::
         format!("kd-{name}-report"),
     );
     if o.submit {
-        let busy = queued(&[t_job.clone(), s_job.clone()]);
-        if !busy.is_empty() {
-            // after a teacher's task timed out, failed or was cancelled, its students' `afterok` can
-            // no longer hold: SLURM keeps them pending for ever unless the cluster kills them
-            let stuck: Vec<&str> = busy
-                .iter()
-                .filter(|l| l.contains("DependencyNeverSatisfied"))
-                .filter_map(|l| l.split_whitespace().next())
-                .collect();
-            let hint = if stuck.is_empty() {
-                "wait for them to end (or scancel them) before submitting again".to_string()
-            } else {
-                format!("{} wait(s) for a task that failed, timed out or was cancelled and will never start: `scancel {}`, then submit again (finished runs and checkpoints are kept)", stuck.len(), stuck.join(" "))
-            };
-            anyhow::bail!(
-                "jobs of this sweep are still queued or running:\n  {}\n{hint}",
-                busy.join("\n  ")
-            );
-        }
+        refuse_busy(&t_job, &s_job)?;
     }
     let exe = std::env::current_exe().context("locating the kd-sweep binary")?;
     let command = TaskCommand {
@@ -299,15 +281,49 @@ pub fn generate(sweep_path: &Path, opts: &Options, o: &SlurmOptions) -> anyhow::
     );
     crate::store::write_atomic(&dir.join("report.sbatch"), report.as_bytes())?;
 
+    let subs = submissions(o, &dir, &g);
+    submit(o, &subs, &mut g)?;
+    Ok(g)
+}
+
+/// Refuses to submit while jobs of this sweep are queued or running (saying how to unstick students
+/// whose teachers' tasks can no longer succeed).
+fn refuse_busy(t_job: &str, s_job: &str) -> anyhow::Result<()> {
+    let busy = queued(&[t_job.to_string(), s_job.to_string()]);
+    if !busy.is_empty() {
+        // after a teacher's task timed out, failed or was cancelled, its students' `afterok` can
+        // no longer hold: SLURM keeps them pending for ever unless the cluster kills them
+        let stuck: Vec<&str> = busy
+            .iter()
+            .filter(|l| l.contains("DependencyNeverSatisfied"))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        let hint = if stuck.is_empty() {
+            "wait for them to end (or scancel them) before submitting again".to_string()
+        } else {
+            format!("{} wait(s) for a task that failed, timed out or was cancelled and will never start: `scancel {}`, then submit again (finished runs and checkpoints are kept)", stuck.len(), stuck.join(" "))
+        };
+        anyhow::bail!(
+            "jobs of this sweep are still queued or running:\n  {}\n{hint}",
+            busy.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// One `sbatch` of the submission: its shell variable (T0, T1… S0, S1…, R), its arguments, and the
+/// variables it waits for and how.
+struct Submission {
+    var: String,
+    args: Vec<String>,
+    after: Option<(&'static str, Vec<String>)>,
+}
+
+/// One sbatch per chunk of the task tables, named T0, T1… and S0, S1…; every students' chunk waits
+/// for all teachers' chunks (afterok), the report for everything (afterany).
+fn submissions(o: &SlurmOptions, dir: &Path, g: &Generated) -> Vec<Submission> {
     let max = o.max_array_size.unwrap_or_else(max_array_size);
     let throttle = o.max_parallel.map(|k| format!("%{k}")).unwrap_or_default();
-    // One sbatch per chunk, named T0, T1… and S0, S1…; every students' chunk waits for all teachers'
-    // chunks (afterok), the report for everything (afterany).
-    struct Submission {
-        var: String,
-        args: Vec<String>,
-        after: Option<(&'static str, Vec<String>)>,
-    }
     let mut subs: Vec<Submission> = Vec::new();
     for (kind, n, letter) in [
         ("teachers", g.teachers.len(), "T"),
@@ -339,8 +355,14 @@ pub fn generate(sweep_path: &Path, opts: &Options, o: &SlurmOptions) -> anyhow::
             after: Some(("afterany", everything)),
         });
     }
+    subs
+}
+
+/// The submission's commands as a user would type them (in `g.commands`), and with `--submit` each
+/// one submitted in order, the job ids it got kept in `g`.
+fn submit(o: &SlurmOptions, subs: &[Submission], g: &mut Generated) -> anyhow::Result<()> {
     let mut ids: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-    for sub in &subs {
+    for sub in subs {
         let dep = |name: &dyn Fn(&String) -> String| {
             sub.after.as_ref().map(|(how, vars)| {
                 format!(
@@ -371,7 +393,7 @@ pub fn generate(sweep_path: &Path, opts: &Options, o: &SlurmOptions) -> anyhow::
             ids.insert(sub.var.clone(), id);
         }
     }
-    Ok(g)
+    Ok(())
 }
 
 /// What to print after `generate`.

@@ -86,25 +86,8 @@ pub fn drive(
 ) -> Result<Vec<Result<Fitted, TrainError>>, TrainError> {
     let device = data.train_x.device();
     let width = t.width();
-    let mut order = s.batch_order();
     let (n, bs) = (data.n_train(), s.batch_size as i64);
-    let mut members: Vec<Member> = (0..width)
-        .map(|_| Member {
-            history: Ok(Vec::new()),
-            steps: Vec::new(),
-        })
-        .collect();
-    let (mut first_epoch, mut first_step, mut before) = (1, 0, 0.0);
-    if let Some(first) = hooks.resume.first() {
-        assert_eq!(hooks.resume.len(), width, "a state per member");
-        (first_epoch, first_step, before) = (first.epoch + 1, first.step, first.seconds);
-        order = SplitMix64::new(first.order);
-        t.restore(&hooks.resume);
-        for (m, state) in members.iter_mut().zip(&hooks.resume) {
-            m.history = Ok(state.history.clone());
-            m.steps = state.step_losses.clone();
-        }
-    }
+    let (mut members, mut order, (first_epoch, first_step, before)) = start_at(t, s, &hooks.resume);
     let start = Instant::now();
     let elapsed = || before + start.elapsed().as_secs_f64();
     let every = hooks.checkpoints.first().and_then(|c| c.every());
@@ -177,31 +160,8 @@ pub fn drive(
         }
         let each = losses.finish_each(epoch);
         let val = t.validate(data);
-        let seconds = elapsed();
-        let mut reports = Vec::new();
-        for (i, ((m, loss), mut steps)) in members.iter_mut().zip(each).zip(earlier).enumerate() {
-            let Ok(epochs) = &mut m.history else { continue };
-            match loss {
-                Err(e) => m.history = Err(e),
-                Ok(new) => {
-                    steps.extend(new);
-                    let stats = EpochStats {
-                        epoch,
-                        train_loss: mean(&steps),
-                        val_acc: val[i],
-                        seconds,
-                        learned_temperature: t.note(i),
-                    };
-                    m.steps.extend(steps);
-                    epochs.push(stats.clone());
-                    // a new best epoch (strictly higher validation accuracy)
-                    if best_index(epochs) == Some(epochs.len() - 1) {
-                        t.keep_best(i, epoch == s.epochs)?;
-                    }
-                    reports.push((i, stats));
-                }
-            }
-        }
+        let ended = (epoch, s.epochs, elapsed());
+        let reports = end_epoch(t, &mut members, (each, earlier), &val, ended)?;
         if epoch < s.epochs {
             save(&*t, &members, (epoch, 0, order.state()), &[], elapsed())?;
             saved_at = Instant::now();
@@ -216,21 +176,98 @@ pub fn drive(
                 .collect());
         }
     }
+    finish(t, data, hooks.teacher_test_logits, members)
+}
+
+/// Where training starts: fresh members at epoch 1, or — from checkpoints, one per member — each
+/// member's history and steps so far, the batch order's state and (first epoch, first step of it,
+/// seconds of training before) to continue from, the trainee restored.
+#[allow(clippy::type_complexity)]
+fn start_at(
+    t: &mut dyn Trainee,
+    s: &RunSettings,
+    resume: &[TrainState],
+) -> (Vec<Member>, SplitMix64, (u32, usize, f64)) {
+    let mut members: Vec<Member> = (0..t.width())
+        .map(|_| Member {
+            history: Ok(Vec::new()),
+            steps: Vec::new(),
+        })
+        .collect();
+    let Some(first) = resume.first() else {
+        return (members, s.batch_order(), (1, 0, 0.0));
+    };
+    assert_eq!(resume.len(), t.width(), "a state per member");
+    t.restore(resume);
+    for (m, state) in members.iter_mut().zip(resume) {
+        m.history = Ok(state.history.clone());
+        m.steps = state.step_losses.clone();
+    }
+    let order = SplitMix64::new(first.order);
+    (members, order, (first.epoch + 1, first.step, first.seconds))
+}
+
+/// Each member's step losses of an epoch, or why it failed.
+type EpochLosses = Vec<Result<Vec<f64>, TrainError>>;
+
+/// The end of an epoch for every healthy member: its steps' losses (a member whose loss stopped
+/// being finite fails alone), its epoch's stats, its best weights kept when the epoch is a new best
+/// (strictly higher validation accuracy). Returns the members' new stats.
+fn end_epoch(
+    t: &mut dyn Trainee,
+    members: &mut [Member],
+    (each, earlier): (EpochLosses, Vec<Vec<f64>>),
+    val: &[f64],
+    (epoch, last, seconds): (u32, u32, f64),
+) -> Result<Vec<(usize, EpochStats)>, TrainError> {
+    let mut reports = Vec::new();
+    for (i, ((m, loss), mut steps)) in members.iter_mut().zip(each).zip(earlier).enumerate() {
+        let Ok(epochs) = &mut m.history else { continue };
+        match loss {
+            Err(e) => m.history = Err(e),
+            Ok(new) => {
+                steps.extend(new);
+                let stats = EpochStats {
+                    epoch,
+                    train_loss: mean(&steps),
+                    val_acc: val[i],
+                    seconds,
+                    learned_temperature: t.note(i),
+                };
+                m.steps.extend(steps);
+                epochs.push(stats.clone());
+                if best_index(epochs) == Some(epochs.len() - 1) {
+                    t.keep_best(i, epoch == last)?;
+                }
+                reports.push((i, stats));
+            }
+        }
+    }
+    Ok(reports)
+}
+
+/// After the last epoch: the test set, once, for each member's last weights and its best epoch's,
+/// and how closely each imitates its teacher (when the run is measured against one).
+fn finish(
+    t: &mut dyn Trainee,
+    data: &Dataset,
+    teacher_test_logits: Option<&Tensor>,
+    members: Vec<Member>,
+) -> Result<Vec<Result<Fitted, TrainError>>, TrainError> {
     if members.iter().all(|m| m.history.is_err()) {
         return Ok(members
             .into_iter()
             .map(|m| Err(m.history.unwrap_err()))
             .collect());
     }
-    // the test set, once: each member's last weights and its best epoch's
     let test = t.test(data)?;
-    let imitation: Vec<Option<super::Imitation>> = match hooks.teacher_test_logits {
+    let imitation: Vec<Option<super::Imitation>> = match teacher_test_logits {
         Some(teacher) => t
             .test_logits(data)
             .iter()
             .map(|s| Some(super::Imitation::of(s, teacher)))
             .collect(),
-        None => vec![None; width],
+        None => vec![None; members.len()],
     };
     Ok(members
         .into_iter()

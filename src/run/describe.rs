@@ -1,0 +1,377 @@
+//! `kd-sweep plan`: what a sweep will do, in words — the devices and numerics, how each role trains,
+//! the networks and their sizes, every run with its status, and the work left.
+
+use super::pipeline::{
+    finished, other_numerics_note, prepare, reached_of, summarize_devices, Options, Prepared,
+};
+use crate::plan::{self, Role};
+use std::path::Path;
+
+/// How the plan's numbers are computed, for `plan`: the numerics mode (with what of the user's own
+/// environment portable numerics replaces) and GPU determinism.
+pub(super) fn describe_numerics(p: &Prepared) -> String {
+    use crate::platform::numerics::Numerics;
+    let mut out = match p.sweep.schedule.numerics {
+        Numerics::Portable => {
+            let replaced = crate::platform::numerics::overridden(|k| std::env::var(k).ok());
+            format!(
+                "numerics: portable — ATen, oneDNN and MKL at AVX2 in every worker, the same numbers on every x86-64 machine{}\n",
+                if replaced.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (replaces your {})", replaced.join(", "))
+                }
+            )
+        }
+        Numerics::Native => format!(
+            "numerics: native — libtorch's own kernels for this CPU (ATen: {}); numbers are              comparable only with machines that choose the same\n",
+            crate::platform::torch_ext::cpu_capability().unwrap_or_else(|| "unknown".into())
+        ),
+    };
+    if p.sweep.schedule.deterministic {
+        out.push_str(
+            "deterministic: GPU runs use cuDNN's deterministic algorithms without benchmark search              (repeatable bit for bit, slower)\n",
+        );
+    }
+    out
+}
+
+/// The networks of a plan, each measured once: (network, (parameters, multiply-adds per image)).
+type Sizes = Vec<(crate::model::Arch, (i64, i64))>;
+
+/// `kd-sweep plan`: the runs, what is already done, the devices and the work per device.
+pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
+    let p = prepare(path, opts)?;
+    let warnings = std::cell::RefCell::new(Vec::new());
+    let done = finished(&p, &|m: &str| warnings.borrow_mut().push(m.to_string()));
+    let mut out = String::new();
+    for w in warnings.borrow().iter() {
+        out.push_str(w);
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "sweep {} → {}\n",
+        p.sweep.name,
+        p.store.dir.display()
+    ));
+    out.push_str(&format!(
+        "workers: {} on {}; teachers {} thread(s) each, students and baselines {}\n",
+        p.slots.len(),
+        summarize_devices(&p.slots),
+        p.sweep.teacher.threads,
+        p.sweep.student.threads
+    ));
+    out.push_str(&describe_numerics(&p));
+    if let Some(note) = other_numerics_note(&p, &done) {
+        out.push_str(&note);
+        out.push('\n');
+    }
+    let mut sizes: Sizes = Vec::new();
+    for r in &p.plan.runs {
+        if !sizes.iter().any(|(a, _)| *a == r.arch()) {
+            sizes.push((r.arch(), r.arch().size(p.data_shape, p.classes)));
+        }
+    }
+    out.push_str(&training_lines(&p, &sizes));
+    out.push_str(&network_lines(&p, &sizes));
+    out.push('\n');
+    // a search with nothing left to decide: the runs it did not choose are not to run
+    let reached = reached_of(&p, &done, &Default::default());
+    let search_over = p.sweep.search.is_adaptive()
+        && crate::plan::search::decide(&p.plan, &p.sweep, &reached)
+            .next
+            .is_none();
+    out.push_str(&run_table(&p, &done, &reached, search_over));
+    let todo: Vec<_> = (p.plan.runs.iter().zip(&done))
+        .filter(|(_, d)| !**d && !search_over)
+        .map(|(r, _)| r)
+        .collect();
+    out.push_str(&totals(&p, &sizes, &todo));
+    Ok(out)
+}
+
+/// How each role trains when not the default (Adam at a constant rate on plain float32 batches),
+/// and what augmented students cost.
+fn training_lines(p: &Prepared, sizes: &Sizes) -> String {
+    let mut out = String::new();
+    for (role, phase) in [("teacher", &p.sweep.teacher), ("student", &p.sweep.student)] {
+        if !phase.recipe.is_default() {
+            out.push_str(&format!(
+                "{role}s train with {}\n",
+                phase.recipe.describe(phase.lr)
+            ));
+        }
+        if !phase.augment.is_none() {
+            out.push_str(&format!(
+                "{role}s train on augmented batches (random crop after 4 pixels of padding, horizontal flip)\n"
+            ));
+        }
+        if !phase.precision.is_fp32() {
+            let on_cpu = p.slots.iter().any(|s| !s.device.is_cuda());
+            out.push_str(&format!(
+                "{role}s train in bf16 (autocast: convolutions and matrix products in bf16, float32 \
+                 weights, the loss in float32){}\n",
+                if on_cpu && !crate::platform::torch_ext::cpu_has_bf16() {
+                    "; this CPU has no bf16 instructions (AVX512-BF16 or AMX), so on the CPU libtorch \
+                     emulates them: slower than float32"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    if let (false, Some(teacher)) = (p.sweep.student.augment.is_none(), p.plan.teachers().next()) {
+        out.push_str(&format!(
+            "augmented students: the teacher's forward pass runs in every distilled student's step (its \
+             cached logits and feature maps are of the plain images) — {:.2} M multiply-adds per image \
+             beside the student's own forward and backward (below); they train unfused\n",
+            macs_of(sizes, teacher.arch()) / 1e6
+        ));
+    }
+    out
+}
+
+/// The networks with their sizes for this dataset, and which students train unfused and why
+/// (fused training takes the tutorial student and plain logit KD only).
+fn network_lines(p: &Prepared, sizes: &Sizes) -> String {
+    let mut out = String::new();
+    let shape = p.data_shape;
+    for (a, (params, macs)) in sizes {
+        let macs = match a.script() {
+            Some(_) => "(not counted for TorchScript)".to_string(),
+            None => format!("{:>8.2} M", *macs as f64 / 1e6),
+        };
+        out.push_str(&format!(
+            "model {:<18} {:>7.3} M parameters, {macs} multiply-adds per image ({}×{}×{}, {} classes)\n",
+            a.name(),
+            *params as f64 / 1e6,
+            shape[0],
+            shape[1],
+            shape[2],
+            p.classes
+        ));
+    }
+    let students = || p.plan.runs.iter().filter(|r| r.role == Role::Student);
+    let unfused: Vec<String> = (sizes.iter().map(|(a, _)| *a))
+        .filter(|a| !a.fusable() && students().any(|r| r.arch() == *a))
+        .map(|a| a.name())
+        .collect();
+    let fuses = p.slots.iter().any(|s| p.sweep.schedule.fuse.on(s.device));
+    if fuses && !unfused.is_empty() {
+        out.push_str(&format!(
+            "fuse: students of {} train one at a time (fused training takes tutorial-student only)\n",
+            unfused.join(", ")
+        ));
+    }
+    let mut methods: Vec<String> = Vec::new();
+    for r in students() {
+        if !r.coord.fusable() && !methods.contains(&r.coord.method_text()) {
+            methods.push(r.coord.method_text());
+        }
+    }
+    if fuses && !methods.is_empty() {
+        out.push_str(&format!(
+            "fuse: {} students train one at a time (the fused step computes plain logit KD's loss \
+             only; the other methods' losses run per student)\n",
+            methods.join(", ")
+        ));
+    }
+    out
+}
+
+/// Every run with its role, epochs, status (what its record says it reached: paused runs show
+/// where) and the teacher it needs.
+fn run_table(
+    p: &Prepared,
+    done: &[bool],
+    reached: &[crate::plan::search::Reached],
+    search_over: bool,
+) -> String {
+    let w = (p.plan.runs.iter().map(|r| r.id.len()))
+        .max()
+        .unwrap_or(3)
+        .max(28);
+    let mut out = format!(
+        "{:<w$} {:<9} {:>6} {:<10} {}\n",
+        "run", "role", "epochs", "status", "needs"
+    );
+    for ((r, d), reached) in p.plan.runs.iter().zip(done).zip(reached) {
+        let pruned =
+            (!d && !reached.val.is_empty()).then(|| format!("paused@{}", reached.val.len()));
+        let status = match (r.role, d) {
+            _ if pruned.is_some() => pruned.as_deref().unwrap_or_default(),
+            (Role::Teacher, true) => "cached",
+            (_, true) => "done",
+            _ if search_over => "not chosen",
+            _ => "to run",
+        };
+        let needs = (r.teacher)
+            .map(|t| p.plan.runs[t].id.clone())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{:<w$} {:<9} {:>6} {:<10} {}\n",
+            r.id,
+            r.role.name(),
+            r.phase(&p.sweep).epochs,
+            status,
+            needs
+        ));
+    }
+    out
+}
+
+/// The work left: runs and epochs to train, spread over the workers; a search's bounds; FLOP.
+fn totals(p: &Prepared, sizes: &Sizes, todo: &[&plan::RunSpec]) -> String {
+    let epochs = |role| {
+        todo.iter()
+            .filter(|r| r.role == role)
+            .map(|r| r.phase(&p.sweep).epochs as usize)
+            .sum::<usize>()
+    };
+    let n_train = (p.sweep.data.train_subset).unwrap_or(p.sizes.0 - p.sweep.data.validation);
+    let mut out = format!(
+        "\n{} of {} runs to train: {} teacher epoch(s) and {} student epoch(s) over {} training images, \
+         spread over {} worker(s) (about {} student epochs per worker)\n",
+        todo.len(),
+        p.plan.runs.len(),
+        epochs(Role::Teacher),
+        epochs(Role::Baseline) + epochs(Role::Student),
+        n_train,
+        p.slots.len(),
+        (epochs(Role::Baseline) + epochs(Role::Student)).div_ceil(p.slots.len().max(1))
+    );
+    if p.sweep.search.is_adaptive() {
+        out.push_str(&search_lines(p, sizes, todo, n_train));
+    }
+    let flop = work_flop(p, sizes, todo, n_train);
+    if flop > 0.0 {
+        out.push_str(&format!(
+            "work: {} of training (2 × multiply-adds: forward + backward ≈ 3 forwards per image and \
+             epoch, plus the teacher's forward in each step of a student that runs it; TorchScript \
+             networks not counted); time = work ÷ the rate your devices sustain on these networks\n",
+            flop_text(flop)
+        ));
+    }
+    out
+}
+
+/// What an adaptive sweep trains at most: its rungs, its student-epochs beside the grid's, the
+/// confirmation's runs, and the work of all that (the table above lists every run it may train).
+fn search_lines(
+    p: &Prepared,
+    sizes: &[(crate::model::Arch, (i64, i64))],
+    todo: &[&plan::RunSpec],
+    n_train: usize,
+) -> String {
+    let b = crate::plan::search::budget(&p.plan, &p.sweep);
+    let s = &p.sweep.search;
+    let cells = b.rungs.first().map_or(0, |r| r.0);
+    let mut out = String::new();
+    let search_share = b.student_epochs as f64 / b.grid_epochs.max(1) as f64;
+    if s.strategy == crate::config::Strategy::Halving {
+        let rungs: Vec<String> = b
+            .rungs
+            .iter()
+            .enumerate()
+            .map(|(i, (n, e))| format!("rung {} → epoch {e}: {n} cells", i + 1))
+            .collect();
+        out.push_str(&format!(
+            "search: successive halving over {cells} cells × {} seed(s), eta {} — {}; at most {} of the \
+             grid's {} student-epochs ({:.0} %); baselines and teachers train in full\n",
+            p.sweep.seeds.len(),
+            s.eta,
+            rungs.join(", "),
+            b.student_epochs,
+            b.grid_epochs,
+            100.0 * search_share
+        ));
+    }
+    let top = (s.confirm_top as usize).min(cells);
+    if !s.confirm_seeds.is_empty() {
+        out.push_str(&format!(
+            "confirmation: the best {top} cell(s) by validation and the baseline with seed(s) {}: at most \
+             {} more runs ({} student-epochs), each seed's teacher from the cache when it is there\n",
+            crate::plan::search::seed_list(&s.confirm_seeds),
+            b.confirm_runs,
+            b.confirm_student_epochs
+        ));
+    }
+    // the most it can train: the search's share of the searched students, the confirmed share of the
+    // confirmation seeds' students, every teacher and baseline
+    let confirm_share = top as f64 / cells.max(1) as f64;
+    let most: f64 = todo
+        .iter()
+        .map(|r| {
+            let share = match (r.role, s.confirm_seeds.contains(&r.seed)) {
+                (Role::Student, false) => search_share,
+                (Role::Student, true) => confirm_share,
+                _ => 1.0,
+            };
+            share * work_flop(p, sizes, &[r], n_train)
+        })
+        .sum();
+    if most > 0.0 {
+        out.push_str(&format!(
+            "at most {} of training for what is left of the search (the run counts above and the work \
+             below are of every run in the table)\n",
+            flop_text(most)
+        ));
+    }
+    out
+}
+
+/// Floating-point operations the runs `todo` take to train on `n_train` images: per image and epoch
+/// three forward passes of the run's network (forward and backward), and one of the teacher's where a
+/// student runs it in its steps (augmented batches, or `cache_teacher_logits = false`).
+fn work_flop(
+    p: &Prepared,
+    sizes: &[(crate::model::Arch, (i64, i64))],
+    todo: &[&plan::RunSpec],
+    n_train: usize,
+) -> f64 {
+    let live = !p.sweep.student.augment.is_none() || !p.sweep.cache_teacher_logits;
+    todo.iter()
+        .map(|r| {
+            let mut per_image = 3.0 * macs_of(sizes, r.arch());
+            if let (Some(t), true) = (r.teacher_arch(), live) {
+                per_image += macs_of(sizes, t);
+            }
+            2.0 * per_image * n_train as f64 * r.phase(&p.sweep).epochs as f64
+        })
+        .sum()
+}
+
+/// Multiply-adds per image of `arch` among the plan's measured `sizes` (every run's network is
+/// there, so a teacher's is too).
+fn macs_of(sizes: &[(crate::model::Arch, (i64, i64))], arch: crate::model::Arch) -> f64 {
+    sizes
+        .iter()
+        .find(|(a, _)| *a == arch)
+        .map_or(0.0, |(_, (_, macs))| *macs as f64)
+}
+
+/// A FLOP count with an SI prefix (TFLOP, PFLOP, …).
+fn flop_text(flop: f64) -> String {
+    let (value, unit) = [
+        (1e18, "EFLOP"),
+        (1e15, "PFLOP"),
+        (1e12, "TFLOP"),
+        (1e9, "GFLOP"),
+    ]
+    .into_iter()
+    .find(|(scale, _)| flop >= *scale)
+    .map_or((flop, "FLOP"), |(scale, unit)| (flop / scale, unit));
+    format!("{value:.1} {unit}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn flop_counts_read_with_a_prefix() {
+        assert_eq!(super::flop_text(80.6e15), "80.6 PFLOP");
+        assert_eq!(super::flop_text(192.5e12), "192.5 TFLOP");
+        assert_eq!(super::flop_text(2.0e9), "2.0 GFLOP");
+        assert_eq!(super::flop_text(500.0), "500.0 FLOP");
+    }
+}
+

@@ -1,0 +1,160 @@
+use super::*;
+
+/// Which finished runs a sweep may reuse: the same device class — CPU with CPU; GPU runs only on
+/// the same GPU model, compute capability and precision mode; a GPU record from before models
+/// were recorded matches no GPU the sweep can name.
+#[test]
+fn device_classes_keep_cpus_gpu_models_and_precision_apart() {
+    let h200 = Some("NVIDIA H200, sm_90, TF32");
+    assert_eq!(device_class("cpu", None), "cpu");
+    assert_eq!(device_class("cuda:0", h200), device_class("cuda:3", h200));
+    for other in [
+        device_class("cpu", None),
+        device_class("cuda:0", None),
+        device_class("cuda:0", Some("NVIDIA H100 80GB HBM3, sm_90, TF32")),
+        device_class("cuda:0", Some("NVIDIA H200, sm_90, FP32")),
+    ] {
+        assert_ne!(device_class("cuda:0", h200), other);
+    }
+    assert_eq!(device_class("", None), "");
+}
+
+fn spec() -> RunSpec {
+    RunSpec {
+        id: "student-T2-a0.5-s0".into(),
+        role: crate::record::Role::Student,
+        seed: 0,
+        key: "ab".repeat(32),
+        teacher: None,
+        reference: None,
+        coord: crate::distill::Coord {
+            temperature: None,
+            alpha: None,
+            ..crate::distill::Coord::of(Default::default())
+        },
+        teacher_model: None,
+        numerics: crate::platform::numerics::Numerics::Native,
+        deterministic: false,
+    }
+}
+
+fn stats(epoch: u32, val: f64) -> EpochStats {
+    EpochStats {
+        epoch,
+        train_loss: 1.0,
+        val_acc: val,
+        seconds: epoch as f64,
+        learned_temperature: None,
+    }
+}
+
+/// A fitted run of these validation accuracies, tested once at the end.
+fn fitted(vals: &[f64], test_last: f64, test_best: f64) -> Fitted {
+    let history = (1..).zip(vals).map(|(e, &v)| stats(e, v)).collect();
+    Fitted::new(history, test_last, test_best, Vec::new())
+}
+
+#[test]
+fn best_epoch_is_chosen_by_validation_not_test() {
+    let r = RunRecord::done(
+        &spec(),
+        3,
+        fitted(&[50.0, 70.0, 70.0], 65.0, 60.0),
+        3.0,
+        "cpu",
+    );
+    assert_eq!(
+        r.best_epoch,
+        Some(2),
+        "first epoch with the best validation accuracy"
+    );
+    assert_eq!(r.test_acc_at_best, Some(60.0));
+    assert_eq!(r.test_acc, Some(65.0));
+}
+
+#[test]
+fn record_round_trips_and_detects_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path(), "s");
+    let run = spec();
+    assert!(matches!(store.load_record(&run), Stored::Missing));
+    let r = RunRecord::done(&run, 1, fitted(&[50.0], 51.0, 51.0), 1.0, "cpu");
+    let path = store.save_record(&r).unwrap();
+    match store.load_record(&run) {
+        Stored::Found(got) => assert_eq!(got.test_acc, Some(51.0)),
+        other => panic!("{other:?}"),
+    }
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("51.0", "99.0");
+    std::fs::write(&path, text).unwrap();
+    assert!(matches!(store.load_record(&run), Stored::Corrupt(..)));
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(matches!(store.load_record(&run), Stored::Corrupt(..)));
+}
+
+#[test]
+fn atomic_write_of_a_bare_file_name_uses_the_current_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let here = std::env::current_dir().unwrap();
+    std::env::set_current_dir(dir.path()).unwrap();
+    let r = write_atomic(Path::new("bare.txt"), b"x");
+    std::env::set_current_dir(here).unwrap();
+    r.unwrap();
+    assert_eq!(std::fs::read(dir.path().join("bare.txt")).unwrap(), b"x");
+}
+
+#[test]
+fn atomic_write_leaves_no_temporary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a/b.json");
+    write_atomic(&p, b"one").unwrap();
+    write_atomic(&p, b"two").unwrap();
+    assert_eq!(std::fs::read(&p).unwrap(), b"two");
+    assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+}
+
+#[test]
+fn stale_temporary_files_of_dead_writers_are_removed_and_live_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let me = host();
+    // a pid that cannot exist (above the kernel's pid_max of 2^22)
+    let dead = dir.path().join(format!(".a.json.tmp-{me}-9999999"));
+    let live = dir.path().join(format!(".b.json.{}", tmp_tag()));
+    let other_host = dir.path().join(".c.json.tmp-elsewhere-1");
+    let dead_dir = dir.path().join(format!(".key.old-{me}-9999998"));
+    let record = dir.path().join("d.json");
+    for f in [&dead, &live, &other_host, &record] {
+        std::fs::write(f, b"x").unwrap();
+    }
+    std::fs::create_dir(&dead_dir).unwrap();
+    assert_eq!(remove_stale_temps(dir.path()), 2);
+    assert!(!dead.exists() && !dead_dir.exists());
+    assert!(
+        live.exists() && other_host.exists() && record.exists(),
+        "a live or recent writer's file was removed"
+    );
+}
+
+#[test]
+fn csv_has_the_documented_columns_and_empty_cells() {
+    use crate::record::Role;
+    use crate::report::csv::{epochs_csv, runs_csv};
+    let mut t = spec();
+    t.role = Role::Teacher;
+    t.id = "teacher-s0".into();
+    let r = RunRecord::done(&t, 2, fitted(&[50.0, 60.0], 61.0, 61.0), 1.0, "cpu");
+    let text = String::from_utf8(runs_csv(&[&r]).unwrap()).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "run_id,role,method,teacher_model,student_model,seed,temperature,alpha,epochs,val_acc,test_acc,best_epoch,best_val_acc,test_acc_at_best,agreement,kl_to_teacher,seconds,device,status,error"
+    );
+    assert_eq!(
+        lines.next().unwrap(),
+        "teacher-s0,teacher,,tutorial-teacher,,0,,,2,60.00,61.00,2,60.00,61.00,,,1.0,cpu,done,"
+    );
+    let e = String::from_utf8(epochs_csv(&[&r]).unwrap()).unwrap();
+    assert_eq!(e.lines().count(), 3);
+}
