@@ -1333,3 +1333,54 @@ fn the_crd_cifar100_sweeps_run_end_to_end_on_generated_files() {
         assert!(runs.iter().all(|r| r["status"] == "done"), "{runs:?}");
     }
 }
+
+/// experiments/crd-cifar100*-dkd.toml: mdistiller's DKD setting per CRD pair (α = 1, T = 4, warm-up
+/// 20, β 2 / 6 / 8), with the KD sweeps' teacher recipe — so their teachers' and baselines' keys are
+/// the KD sweeps' (one results root trains each teacher once).
+#[test]
+fn the_crd_dkd_sweeps_share_the_kd_sweeps_teachers() {
+    let c = Case::new(10, 10);
+    let d = c.path("c100");
+    std::fs::create_dir(&d).unwrap();
+    kd_sweep::data::write::cifar100_dir(&d, 84, 16, true, 6).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let plan = |file: &str| {
+        let sweep = std::fs::read_to_string(root.join(format!("experiments/{file}.toml")))
+            .unwrap()
+            .replace("path = \"/usr/share/datasets/cifar100\"", "path = \"c100\"")
+            .replace("validation = 5000", "validation = 20");
+        let s = c.path(&format!("{file}.toml"));
+        std::fs::write(&s, sweep).unwrap();
+        let o = c.run(&["plan", s.to_str().unwrap(), "--json", "--devices", "cpu"]);
+        assert!(o.status.success(), "{file}: {}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["nodes"].as_array().unwrap().clone()
+    };
+    for (file, beta) in [
+        ("crd-cifar100", "2"),
+        ("crd-cifar100-wrn", "6"),
+        ("crd-cifar100-x4", "8"),
+    ] {
+        let kd = plan(file);
+        let dkd = plan(&format!("{file}-dkd"));
+        let key_of = |nodes: &[serde_json::Value], id: &str| {
+            let n = nodes.iter().find(|n| n["id"] == id);
+            n.map(|n| n["key"].clone())
+                .unwrap_or_else(|| panic!("{file}: no {id}"))
+        };
+        for id in ["teacher-s0", "teacher-s2", "baseline-s1"] {
+            assert_eq!(key_of(&kd, id), key_of(&dkd, id), "{file}: {id}");
+        }
+        let students: Vec<&str> = (dkd.iter())
+            .filter(|n| n["role"] == "student")
+            .map(|n| n["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            students,
+            (0..3)
+                .map(|s| format!("student-dkd-T4-a1-b{beta}-s{s}"))
+                .collect::<Vec<_>>(),
+            "{file}"
+        );
+    }
+}

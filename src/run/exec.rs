@@ -115,8 +115,17 @@ pub fn execute_job(
         .iter()
         .zip(each)
         .map(|((_, run), end)| match end {
-            RunEnd::Trained(f) => Some(RunRecord::done(run, epochs, *f, secs, &device)),
-            RunEnd::Paused(history) => Some(RunRecord::pruned(run, history, secs, &device)),
+            // a run's seconds are its training's, as its epochs count them: across every
+            // interruption it was continued from, and the same in the sweep that trained a teacher
+            // and in the sweeps that reuse it from the cache
+            RunEnd::Trained(f) => {
+                let trained = f.history.last().map_or(secs, |e| e.seconds);
+                Some(RunRecord::done(run, epochs, *f, trained, &device))
+            }
+            RunEnd::Paused(history) => {
+                let trained = history.last().map_or(secs, |e| e.seconds);
+                Some(RunRecord::pruned(run, history, trained, &device))
+            }
             RunEnd::Failed(why) => Some(RunRecord::failed(run, epochs, &why, secs, &device)),
             RunEnd::Interrupted => None,
         })
