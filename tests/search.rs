@@ -185,6 +185,19 @@ fn confirmation_trains_the_best_cells_and_the_baseline_with_the_extra_seeds() {
         plan.contains("confirmation: the best 1 cell(s) by validation and the baseline with seed(s) 5, 6: at most 6 more runs (8 student-epochs)"),
         "{plan}"
     );
+    // the confirmation seeds' students run only for the chosen cell: the table and the count say so
+    let confirming: Vec<&str> = (plan.lines())
+        .filter(|l| l.starts_with("student-") && (l.contains("-s5 ") || l.contains("-s6 ")))
+        .collect();
+    assert!(!confirming.is_empty(), "{plan}");
+    assert!(confirming.iter().all(|l| l.contains("if chosen")), "{plan}");
+    assert!(
+        plan.contains(&format!(
+            "({} of them confirmation students marked \"if chosen\": only the best 1's train)",
+            confirming.len()
+        )),
+        "{plan}"
+    );
     let o = c.run(&[s.to_str().unwrap(), "--results", "out", "-q"]);
     assert!(o.status.success(), "{}", text(&o));
     let runs = csv_rows(&c.path("out/conf/runs.csv"));

@@ -125,6 +125,14 @@ pub fn markdown(meta: &Meta, s: &Summary) -> String {
         }
     }
     o.push_str(&cell_table(s, several));
+    let base_seeds = s.baseline.map_or(0, |b| b.n);
+    if s.cells.iter().any(|c| c.test.n < base_seeds) {
+        o.push_str(&format!(
+            "\nEach cell's KD gain is paired over its own seeds (a cell the search trained on fewer \
+             seeds is compared with the baseline on those seeds only); the baseline row above is the \
+             mean over all {base_seeds} of its seeds.\n"
+        ));
+    }
     if s.methods.len() > 1 {
         o.push_str(&methods_table(s));
     }
@@ -210,4 +218,34 @@ fn search_markdown(s: &Summary, sp: &SearchSpent) -> String {
         ));
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::record::Role;
+    use crate::report::{summarize, tests::records, Meta};
+
+    #[test]
+    fn a_cell_on_fewer_seeds_than_the_baseline_says_how_it_is_paired() {
+        let meta = Meta {
+            name: "syn".into(),
+            ..Default::default()
+        };
+        let all = records();
+        let refs: Vec<_> = all.iter().collect();
+        let md = super::markdown(&meta, &summarize(&refs, None));
+        assert!(!md.contains("paired over its own seeds"), "{md}");
+        // the T=4 cell loses seed 2 (as a search that did not take it that far)
+        let fewer: Vec<_> = (all.iter())
+            .filter(|r| {
+                !(r.role == Role::Student && r.seed == 2 && r.temperature.as_deref() == Some("4"))
+            })
+            .collect();
+        let md = super::markdown(&meta, &summarize(&fewer, None));
+        assert!(
+            md.contains("paired over its own seeds")
+                && md.contains("the mean over all 3 of its seeds"),
+            "{md}"
+        );
+    }
 }

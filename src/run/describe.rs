@@ -198,11 +198,16 @@ fn run_table(
     for ((r, d), reached) in p.plan.runs.iter().zip(done).zip(reached) {
         let pruned =
             (!d && !reached.val.is_empty()).then(|| format!("paused@{}", reached.val.len()));
+        // a confirmation seed's students train only for the cells the search chooses
+        let confirming = p.sweep.search.is_adaptive()
+            && r.role == Role::Student
+            && p.sweep.search.confirm_seeds.contains(&r.seed);
         let status = match (r.role, d) {
             _ if pruned.is_some() => pruned.as_deref().unwrap_or_default(),
             (Role::Teacher, true) => "cached",
             (_, true) => "done",
             _ if search_over => "not chosen",
+            _ if confirming => "if chosen",
             _ => "to run",
         };
         let needs = (r.teacher)
@@ -229,11 +234,25 @@ fn totals(p: &Prepared, sizes: &Sizes, todo: &[&plan::RunSpec]) -> String {
             .sum::<usize>()
     };
     let n_train = (p.sweep.data.train_subset).unwrap_or(p.sizes.0 - p.sweep.data.validation);
+    let search = &p.sweep.search;
+    let if_chosen = (todo.iter())
+        .filter(|r| search.is_adaptive() && r.role == Role::Student)
+        .filter(|r| search.confirm_seeds.contains(&r.seed))
+        .count();
+    let counted = if if_chosen > 0 {
+        format!(
+            "{} of {} runs to train ({if_chosen} of them confirmation students marked \"if chosen\": \
+             only the best {}'s train)",
+            todo.len(),
+            p.plan.runs.len(),
+            search.confirm_top
+        )
+    } else {
+        format!("{} of {} runs to train", todo.len(), p.plan.runs.len())
+    };
     let mut out = format!(
-        "\n{} of {} runs to train: {} teacher epoch(s) and {} student epoch(s) over {} training images, \
+        "\n{counted}: {} teacher epoch(s) and {} student epoch(s) over {} training images, \
          spread over {} worker(s) (about {} student epochs per worker)\n",
-        todo.len(),
-        p.plan.runs.len(),
         epochs(Role::Teacher),
         epochs(Role::Baseline) + epochs(Role::Student),
         n_train,
@@ -374,4 +393,3 @@ mod tests {
         assert_eq!(super::flop_text(500.0), "500.0 FLOP");
     }
 }
-

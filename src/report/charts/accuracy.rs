@@ -184,7 +184,13 @@ where
             ),
     ));
     let (x0, x1) = axis.range;
-    let mut chart = temperature_chart(plot, title, &axis, v.y, "student test accuracy (%)")?;
+    let desc = if v.s.pruned.is_empty() {
+        "student test accuracy (%)"
+    } else {
+        // a pruned cell has no test accuracy: its hollow point is its validation accuracy
+        "student accuracy (%): test; hollow: validation when pruned"
+    };
+    let mut chart = temperature_chart(plot, title, &axis, v.y, desc)?;
     for (stat, colour) in [(v.s.teacher, TEACHER), (v.s.baseline, BASELINE)] {
         if let Some(st) = stat {
             chart
@@ -280,10 +286,10 @@ where
             "other methods"
         })
         .axis_desc_style(("sans-serif", 18))
-        .y_desc(if v.logit.is_empty() {
-            "student test accuracy (%)"
-        } else {
-            ""
+        .y_desc(match (v.logit.is_empty(), v.s.pruned.is_empty()) {
+            (false, _) => "",
+            (true, true) => "student test accuracy (%)",
+            (true, false) => "student accuracy (%): test; hollow: validation when pruned",
         })
         .axis_desc_style(("sans-serif", 18))
         .label_style(("sans-serif", 15))
