@@ -111,6 +111,10 @@ pub struct RunRecord {
     /// GPU determinism was asked for (absent when not).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deterministic: bool,
+    /// The sweep (folder name under the same results root) this finished run was reused from: the
+    /// same key, so the same computation; absent for a run trained for this sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<String>,
     /// Unix time at which the record was written.
     pub finished_at: u64,
     /// SHA-256 of this record with an empty checksum.

@@ -664,10 +664,50 @@ fn report_and_compare_work_from_the_records() {
     let c = Case::new(200, 60);
     let a = c.sweep("ga", &body("[0, 1]", "[1, 4]", "[0.5]"));
     let b = c.sweep("gb", &body("[0, 1]", "[4, 8]", "[0.5]"));
+    let mut said = String::new();
     for s in [&a, &b] {
         let o = c.run(&[s.to_str().unwrap(), "--results", "out", "-q"]);
         assert!(o.status.success(), "{}", text(&o));
+        said = text(&o);
     }
+    // run reuse: gb's baselines and its T=4 students are ga's (the same keys): copied, not trained
+    let reused = [
+        "baseline-s0",
+        "baseline-s1",
+        "student-T4-a0.5-s0",
+        "student-T4-a0.5-s1",
+    ];
+    for id in reused {
+        assert!(
+            said.contains(&format!("{id}: reused from sweep ga")),
+            "{id}: {said}"
+        );
+    }
+    assert!(!said.contains("student-T8-a0.5-s0: reused"), "{said}");
+    let record = |sweep: &str, id: &str| -> serde_json::Value {
+        let dir = c.path(&format!("out/{sweep}/records"));
+        let file = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .find(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{id}."))
+            })
+            .unwrap_or_else(|| panic!("{sweep}: no record of {id}"));
+        serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap()
+    };
+    for id in reused {
+        let (ra, rb) = (record("ga", id), record("gb", id));
+        assert_eq!(rb["reused_from"], "ga", "{id}");
+        assert_eq!(ra["reused_from"], serde_json::Value::Null, "{id}");
+        assert_eq!(ra["history"], rb["history"], "{id}");
+        assert_eq!(ra["key"], rb["key"], "{id}");
+    }
+    assert_eq!(
+        record("gb", "student-T8-a0.5-s0")["reused_from"],
+        serde_json::Value::Null
+    );
     // report regenerates summary and charts from records alone
     let dir = c.path("out/ga");
     std::fs::remove_dir_all(dir.join("charts")).unwrap();

@@ -141,7 +141,7 @@ pub fn finished(p: &Prepared, warn: &dyn Fn(&str)) -> Vec<bool> {
             },
             _ => match p.store.load_record(run) {
                 Stored::Found(r) => r.status == Status::Done && same_class(&r),
-                Stored::Missing => false,
+                Stored::Missing => reuse(p, run, &same_class, warn),
                 Stored::Corrupt(path, why) => {
                     warn(&format!("warning: {}: {why}; the run will be redone", path.display()));
                     false
@@ -149,6 +149,41 @@ pub fn finished(p: &Prepared, warn: &dyn Fn(&str)) -> Vec<bool> {
             },
         })
         .collect()
+}
+
+/// A run finished in another sweep under the same results root (the same key: the same
+/// computation) is reused, as a cached teacher is: its record is copied here under this sweep's run
+/// id, saying where it came from. Nothing trains twice.
+fn reuse(
+    p: &Prepared,
+    run: &crate::plan::RunSpec,
+    same_class: &dyn Fn(&RunRecord) -> bool,
+    warn: &dyn Fn(&str),
+) -> bool {
+    let Some((from, mut r)) = p.store.find_elsewhere(run) else {
+        return false;
+    };
+    if !same_class(&r) {
+        return false;
+    }
+    r.run_id = run.id.clone();
+    r.reused_from = Some(from.clone());
+    match p.store.save_record(&r) {
+        Ok(_) => {
+            warn(&format!(
+                "{}: reused from sweep {from} (the same key: the same computation; record copied)",
+                run.id
+            ));
+            true
+        }
+        Err(e) => {
+            warn(&format!(
+                "warning: cannot write the record of {}: {e}",
+                run.id
+            ));
+            false
+        }
+    }
 }
 
 /// Runs of the plan not finished here that have a finished record under the other numerics mode

@@ -65,6 +65,7 @@ impl RunRecord {
             teacher_model: run.teacher_model,
             numerics: run.numerics,
             deterministic: run.deterministic,
+            reused_from: None,
             finished_at: unix_now(),
             checksum: String::new(),
         }
@@ -309,6 +310,42 @@ impl Store {
                 Err(e) => Stored::Corrupt(path, e),
             },
         }
+    }
+
+    /// A finished record of `run` (the same key) in another sweep under this results root, with
+    /// that sweep's folder name: the first in name order. Unreadable or unfinished records are
+    /// passed over.
+    pub fn find_elsewhere(&self, run: &RunSpec) -> Option<(String, RunRecord)> {
+        let suffix = format!(".{}.json", &run.key[..run.key.len().min(16)]);
+        let mut sweeps: Vec<PathBuf> = std::fs::read_dir(&self.root)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|d| *d != self.dir && d.is_dir())
+            .filter(|d| {
+                !d.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        sweeps.sort();
+        for sweep in sweeps {
+            let Ok(entries) = std::fs::read_dir(sweep.join("records")) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if !e.file_name().to_string_lossy().ends_with(&suffix) {
+                    continue;
+                }
+                let Ok(Ok(r)) = std::fs::read(e.path()).map(|b| RunRecord::from_json(&b)) else {
+                    continue;
+                };
+                if r.key == run.key && r.status == Status::Done {
+                    let name = sweep.file_name()?.to_string_lossy().into_owned();
+                    return Some((name, r));
+                }
+            }
+        }
+        None
     }
 
     pub fn save_record(&self, record: &RunRecord) -> std::io::Result<PathBuf> {
