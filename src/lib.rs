@@ -1,18 +1,22 @@
 //! kd-sweep: knowledge-distillation sweeps with libtorch.
 //!
-//! The folders follow the pipeline, each depending only on those before it:
+//! The folders, from the bottom up; each imports only folders above it in this list (no import
+//! cycles):
 //!
-//! - [`platform`]: what the machine offers and how libtorch is set up (devices, numerics modes, the
-//!   switches tch lacks).
+//! - [`platform`], [`util`], [`rng`]: what the machine offers and how libtorch is set up (devices,
+//!   numerics modes, the switches tch lacks); small shared helpers; the random streams.
 //! - [`data`]: the datasets in their real formats, and the tensors a run trains on.
 //! - [`model`]: the networks (the zoo and users' TorchScript files).
-//! - [`train`]: one run's training: settings, the epoch loop (plain and fused), optimizers, losses,
+//! - [`distill`]: the distillation methods (one entry each), the typed grid coordinate, the losses.
+//! - [`record`]: a run's record (what reading results needs, without the training code).
+//! - [`train`]: one run's training: settings, the one epoch driver (plain and fused), optimizers,
 //!   augmentation, the training state a checkpoint keeps.
 //! - [`config`]: the sweep file, raw and validated into a [`config::Sweep`].
 //! - [`plan`]: the grid as runs with content keys, and the search that decides which train how far.
 //! - [`store`]: what lasts: records, the teacher cache, the manifest, atomic writes, locks.
-//! - [`run`]: a sweep end to end: devices and workers, the job protocol, executing a job.
 //! - [`report`]: what a reader sees: CSVs, summary, charts, the page, comparisons, status.
+//! - [`run`]: a sweep end to end: devices and workers, the job protocol, executing a job, writing
+//!   the outputs through [`report`].
 //! - [`tools`]: the benchmark and the SLURM front end.
 //!
 //! [`cli`] is the command line; `main.rs` only hands over its exit code.

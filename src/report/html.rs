@@ -355,6 +355,13 @@ pub fn sweep_page(dir: &Path, meta: &Meta, s: &Summary, records: &[&RunRecord]) 
         "<p class=\"verdict\" id=\"verdict\"><strong>Verdict:</strong> {}.</p>",
         escape(&s.verdict)
     );
+    if let Some(w) = s.weak_teacher_warning() {
+        let _ = writeln!(
+            b,
+            "<p class=\"verdict\" id=\"weak-teacher\"><strong>Warning:</strong> {}.</p>",
+            escape(&w)
+        );
+    }
     if let Some(c) = s.chosen.map(|i| &s.cells[i]) {
         let _ = writeln!(
             b,
@@ -523,6 +530,34 @@ pub fn compare_page(out: &Path, c: &Comparison) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_teacher_no_better_than_the_baseline_is_flagged_on_the_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Meta {
+            name: "syn".into(),
+            ..Default::default()
+        };
+        let mut recs = crate::report::tests::records();
+        let page = |recs: &[RunRecord]| {
+            let refs: Vec<&RunRecord> = recs.iter().collect();
+            let s = crate::report::summarize(&refs, None);
+            sweep_page(dir.path(), &meta, &s, &refs)
+        };
+        assert!(!page(&recs).contains("id=\"weak-teacher\""));
+        for r in recs
+            .iter_mut()
+            .filter(|r| r.role == crate::record::Role::Teacher)
+        {
+            r.test_acc = Some(50.0);
+        }
+        let html = page(&recs);
+        assert!(
+            html.contains("id=\"weak-teacher\"")
+                && html.contains("is no better than the student trained alone"),
+            "{html}"
+        );
+    }
 
     #[test]
     fn text_is_escaped() {
