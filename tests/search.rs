@@ -56,14 +56,16 @@ fn halving_prunes_by_validation_and_its_survivors_are_the_grid_runs_bit_for_bit(
     let o = c.run(&[search.to_str().unwrap(), "--results", "hal"]);
     assert!(o.status.success(), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
+    // a promotion is said as one, not as a recovery from a crash
+    assert!(!err.contains("(+0 steps"), "{err}");
     for want in [
         "successive halving over 4 cells",
         "rung 1 of 3: 4 cells × 2 seed(s) to epoch 1",
         "rung 2 of 3: 2 cells × 2 seed(s) to epoch 2",
         "rung 3 of 3: 1 cells × 2 seed(s) to epoch 4",
         // promotions continue from the pause's checkpoint, they do not start again
-        "continuing from its checkpoint after epoch 1",
-        "continuing from its checkpoint after epoch 2",
+        "promoted by the search, continuing after epoch 1",
+        "promoted by the search, continuing after epoch 2",
     ] {
         assert!(err.contains(want), "{want:?} not in:\n{err}");
     }
@@ -200,6 +202,16 @@ fn confirmation_trains_the_best_cells_and_the_baseline_with_the_extra_seeds() {
     );
     let o = c.run(&[s.to_str().unwrap(), "--results", "out", "-q"]);
     assert!(o.status.success(), "{}", text(&o));
+    // a finished search's unchosen runs are "not trained", not pending work
+    let o = c.run(&["status", "out/conf"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let status = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        status.contains("0 running")
+            && status.contains(" not trained")
+            && !status.contains(" pending"),
+        "{status}"
+    );
     let runs = csv_rows(&c.path("out/conf/runs.csv"));
     let done: Vec<&str> = runs
         .iter()

@@ -155,15 +155,26 @@ impl Snapshot {
         } else {
             String::new()
         };
+        let adaptive = m.sweep.search.is_adaptive();
+        // a search with nothing in flight: its untrained runs are the ones it did not choose (or,
+        // after an interruption, has not reached yet) — not work waiting in a queue
+        let (waiting, word) = if adaptive && running == 0 && stalled == 0 {
+            (pending, "not trained")
+        } else {
+            (pending + stalled, "pending")
+        };
         let _ = writeln!(
             o,
-            "{} ({}): {total} runs — {done} done, {failed} failed{pruned_text}, {running} running, {} pending",
+            "{} ({}): {total} runs — {done} done, {failed} failed{pruned_text}, {running} running, {waiting} {word}",
             m.name,
             m.sweep.data.dataset.name(),
-            pending + stalled,
         );
-        let adaptive = m.sweep.search.is_adaptive();
-        if adaptive {
+        if adaptive && word == "not trained" && waiting > 0 {
+            o.push_str(
+                "  (a [search] sweep: runs it did not choose are never trained; if it was interrupted, \
+                 `kd-sweep run` takes it up where it stopped)\n",
+            );
+        } else if adaptive {
             o.push_str(
                 "  (a [search] sweep: the runs it does not choose are never trained and stay pending; no ETA)\n",
             );

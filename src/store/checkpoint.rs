@@ -51,6 +51,8 @@ pub struct RunCheckpoint {
     run_id: String,
     key: String,
     every: Option<Duration>,
+    /// The run has a record saying a search paused it: continuing is its promotion, not a recovery.
+    paused: bool,
     /// Where warnings go (the worker's stderr).
     warn: fn(&str),
 }
@@ -63,12 +65,20 @@ impl RunCheckpoint {
     /// The checkpoint of `run_id`/`key` in `store`, also saved within an epoch every `every`.
     pub fn new(store: &Store, run_id: &str, key: &str, every: Option<Duration>) -> RunCheckpoint {
         let (json, tensors) = paths(store, run_id, key);
+        let record = store
+            .records_dir()
+            .join(super::record_file_name(run_id, key));
+        let paused = std::fs::read(record)
+            .ok()
+            .and_then(|b| crate::record::RunRecord::from_json(&b).ok())
+            .is_some_and(|r| r.status == crate::record::Status::Pruned);
         RunCheckpoint {
             json,
             tensors,
             run_id: run_id.into(),
             key: key.into(),
             every,
+            paused,
             warn: to_stderr,
         }
     }
@@ -161,10 +171,18 @@ impl Checkpoints for RunCheckpoint {
             Ok(t) => t,
             Err(e) => return self.ignore(&format!("its tensors do not load: {e}")),
         };
-        (self.warn)(&format!(
-            "{}: continuing from its checkpoint after epoch {} (+{} steps, {:.0} s of training kept)",
-            self.run_id, meta.epoch, meta.step, meta.seconds
-        ));
+        if self.paused && meta.step == 0 {
+            // the search chose it to go on: normal operation, said in a word
+            (self.warn)(&format!(
+                "{}: promoted by the search, continuing after epoch {}",
+                self.run_id, meta.epoch
+            ));
+        } else {
+            (self.warn)(&format!(
+                "{}: continuing from its checkpoint after epoch {} (+{} steps, {:.0} s of training kept)",
+                self.run_id, meta.epoch, meta.step, meta.seconds
+            ));
+        }
         Some(TrainState {
             epoch: meta.epoch,
             step: meta.step,
