@@ -79,17 +79,18 @@ fn cell_table(s: &Summary, several: bool) -> String {
 /// Each method's best cell by validation, its gain over the baseline, and how it compares with
 /// logit KD's best cell, paired over the seeds both have.
 fn methods_table(s: &Summary) -> String {
-    let mut o = String::from("\nThe best of each family, chosen by validation accuracy (the last columns: its test accuracy minus logit KD's best cell's, paired over seeds):\n\n| method | setting | validation accuracy | test accuracy | KD gain (points) | 95 % CI of the gain | vs logit KD's best (points) | 95 % CI |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
+    let mut o = String::from("\nThe best of each family, chosen by validation accuracy (the last columns: its test accuracy minus plain logit KD's best cell's, paired over seeds):\n\n| method | setting | validation accuracy | test accuracy | KD gain (points) | 95 % CI of the gain | vs logit KD's best (points) | 95 % CI |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
     for b in &s.methods {
         let c = &s.cells[b.cell];
         let (g, ci) = gain_cells(&c.gain);
-        let (vg, vci) = match (b.method, &b.vs_logit) {
-            (Method::Logit, _) => ("–".into(), "–".into()),
+        let plain_logit = b.method == Method::Logit && !c.coord.zscore;
+        let (vg, vci) = match (plain_logit, &b.vs_logit) {
+            (true, _) => ("–".into(), "–".into()),
             (_, v) => gain_cells(v),
         };
         o.push_str(&format!(
             "| {} | {} | {:.2} | {} | {g} | {ci} | {vg} | {vci} |\n",
-            b.method.name(),
+            c.coord.method_text(),
             c.label(),
             c.val.mean,
             c.test.show()

@@ -280,27 +280,29 @@ fn cells_of(done: &[&RunRecord], n_test: Option<usize>) -> Vec<Cell> {
     cells
 }
 
-/// Each method's best cell by validation (among its cells with the most seeds), and for every method
-/// but logit KD its paired difference from logit KD's best cell over the seeds both have.
+/// Each method's best cell by validation (among its cells with the most seeds) — a method with
+/// z-scored logits apart from the plain one — and for every method but plain logit KD its paired
+/// difference from plain logit KD's best cell over the seeds both have.
 fn method_bests(cells: &[Cell]) -> Vec<MethodBest> {
-    let mut methods: Vec<Method> = Vec::new();
+    let variant = |c: &Cell| (c.method, c.coord.zscore);
+    let mut variants: Vec<(Method, bool)> = Vec::new();
     for c in cells {
-        if !methods.contains(&c.method) {
-            methods.push(c.method);
+        if !variants.contains(&variant(c)) {
+            variants.push(variant(c));
         }
     }
-    let best = |m: Method| {
-        let most = (cells.iter().filter(|c| c.method == m))
+    let best = |v: (Method, bool)| {
+        let most = (cells.iter().filter(|c| variant(c) == v))
             .map(|c| c.val.n)
             .max()
             .unwrap_or(0);
-        best_by_validation(cells, |c| c.method == m && c.val.n == most)
+        best_by_validation(cells, |c| variant(c) == v && c.val.n == most)
     };
-    let logit = best(Method::Logit);
-    methods
+    let logit = best((Method::Logit, false));
+    variants
         .into_iter()
-        .filter_map(|m| {
-            let i = best(m)?;
+        .filter_map(|v| {
+            let i = best(v)?;
             let vs_logit = logit.filter(|&l| l != i).and_then(|l| {
                 let diffs: Vec<f64> = (cells[i].per_seed.iter())
                     .filter_map(|&(s, a)| {
@@ -311,7 +313,7 @@ fn method_bests(cells: &[Cell]) -> Vec<MethodBest> {
                 Gain::of(&diffs)
             });
             Some(MethodBest {
-                method: m,
+                method: v.0,
                 cell: i,
                 vs_logit,
             })

@@ -8,6 +8,9 @@ use super::{
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
+/// The colour of a method without α in the side panel.
+const NO_ALPHA: RGBColor = RGBColor(90, 90, 90);
+
 /// What the accuracy chart shows, prepared apart from the drawing: plain logit KD's cells on the T
 /// axis, the other methods' cells in the side panel (a method whose only axis is α: every cell; one
 /// with more axes: its best cell by validation, its whole grid being in its heatmap), the shared
@@ -59,7 +62,8 @@ impl<'s> AccuracyView<'s> {
                 s.cells
                     .iter()
                     .map(|c| (c.a_value, c.alpha.as_str()))
-                    .chain(s.pruned.iter().map(|p| (p.a_value, p.alpha.as_str()))),
+                    .chain(s.pruned.iter().map(|p| (p.a_value, p.alpha.as_str())))
+                    .filter(|(_, a)| !a.is_empty()),
             ),
             chosen: s.chosen.map(|i| &s.cells[i]),
         }
@@ -68,6 +72,15 @@ impl<'s> AccuracyView<'s> {
     /// The colour rank of an α value.
     fn rank(&self, a: &str) -> usize {
         self.alphas.iter().position(|x| x.1 == a).unwrap_or(0)
+    }
+
+    /// The colour of a cell's α; grey for a method without α (DIST).
+    fn colour(&self, a: &str) -> RGBColor {
+        if a.is_empty() {
+            NO_ALPHA
+        } else {
+            alpha_colour(self.rank(a))
+        }
     }
 
     fn entries(&self) -> Vec<Entry> {
@@ -338,14 +351,14 @@ where
         let mine = |method, zscore| Variant { method, zscore } == *m && m.alpha_only();
         for p in (v.s.pruned.iter()).filter(|p| mine(p.method, p.coord.zscore)) {
             let x = mi as f64 + 0.2 + 0.6 * (v.rank(&p.alpha) as f64 + 0.5) / n_alpha;
-            let colour = alpha_colour(v.rank(&p.alpha));
+            let colour = v.colour(&p.alpha);
             chart
                 .draw_series([Circle::new((x, p.val.mean), 5, colour.stroke_width(2))])
                 .map_err(derr)?;
         }
         for c in v.others.iter().filter(|c| Variant::of(c) == *m) {
             let x = mi as f64 + 0.2 + 0.6 * (v.rank(&c.alpha) as f64 + 0.5) / n_alpha;
-            let colour = alpha_colour(v.rank(&c.alpha));
+            let colour = v.colour(&c.alpha);
             chart
                 .draw_series([Circle::new((x, c.test.mean), 5, colour.filled())])
                 .map_err(derr)?;

@@ -196,7 +196,11 @@ where
 
 /// The sweep's distinct α values (sorted); a value's rank is its colour.
 pub fn alphas(cells: &[Cell]) -> Vec<(f64, String)> {
-    distinct(cells.iter().map(|c| (c.a_value, c.alpha.as_str())))
+    distinct(
+        (cells.iter())
+            .map(|c| (c.a_value, c.alpha.as_str()))
+            .filter(|(_, a)| !a.is_empty()),
+    )
 }
 
 /// Distinct (value, as written) pairs, sorted by value.
