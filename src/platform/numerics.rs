@@ -43,8 +43,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Numerics {
-    /// One fixed CPU kernel level (AVX2 with FMA) on every x86-64 machine: the same numbers
-    /// everywhere.
+    /// One fixed CPU kernel level (AVX2 with FMA) on every x86-64 machine: the same numbers on
+    /// every machine of one CPU vendor (MKL's kernels still differ between Intel and AMD).
     #[default]
     Portable,
     /// libtorch's own choice for this machine.

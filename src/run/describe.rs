@@ -15,7 +15,7 @@ pub(super) fn describe_numerics(p: &Prepared) -> String {
         Numerics::Portable => {
             let replaced = crate::platform::numerics::overridden(|k| std::env::var(k).ok());
             format!(
-                "numerics: portable — ATen, oneDNN and MKL at AVX2 in every worker, the same numbers on every x86-64 machine{}\n",
+                "numerics: portable — ATen, oneDNN and MKL at AVX2 in every worker, the same numbers on every machine of this CPU vendor{}\n",
                 if replaced.is_empty() {
                     String::new()
                 } else {

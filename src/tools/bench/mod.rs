@@ -455,7 +455,7 @@ impl Bench<'_> {
             self.md,
             "## 8. Numerics: portable against native (training steps, batch 128, one fixed batch, Adam)\n\n\
              On the CPU, each mode in a process of its own (libtorch reads the kernel level once per process). Portable: \
-             ATen, oneDNN and MKL at AVX2, the same numbers on every x86-64 machine; native: libtorch's choice \
+             ATen, oneDNN and MKL at AVX2, the same numbers on every machine of one CPU vendor; native: libtorch's choice \
              for this CPU.\n\n\
              | model | threads | portable images/s (ATen level) | native images/s (ATen level) | portable / native |\n|---|---:|---:|---:|---:|"
         );
