@@ -156,10 +156,7 @@ impl Arch {
             });
         }
         let bad = |why: &str| {
-            let near = ZOO
-                .iter()
-                .min_by_key(|z| edit_distance(z, name))
-                .filter(|z| edit_distance(z, name) <= 3)
+            let near = crate::util::nearest(name, ZOO.iter().copied())
                 .map(|z| format!(" (did you mean \"{z}\"?)"))
                 .unwrap_or_default();
             format!(
@@ -331,22 +328,6 @@ impl<'de> serde::Deserialize<'de> for Arch {
         let s = String::deserialize(d)?;
         Arch::parse(&s).map_err(serde::de::Error::custom)
     }
-}
-
-/// Levenshtein distance (for near-miss suggestions).
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 /// A batch-normalised convolution: PyTorch's defaults (weight 1, bias 0, momentum 0.1, ε 1e-5).
