@@ -611,3 +611,19 @@ fn bad_method_tables_point_at_their_key() {
         assert!(e.message.contains(says), "{extra}: {e}");
     }
 }
+
+#[test]
+fn unknown_keys_say_which_key_was_meant() {
+    let e = err(&with("temperature =", "temprature ="));
+    assert!(e.message.starts_with("unknown field `temprature`"), "{e}");
+    assert!(e.message.ends_with("; did you mean `temperature`?"), "{e}");
+    assert_eq!(e.key.as_deref(), Some("grid.temprature"));
+    let e = err(&with("[teacher]", "[teachr]"));
+    assert!(e.message.ends_with("did you mean `teacher`?"), "{e}");
+    // nothing near: no guess
+    let e = err(&with(
+        "lr = 0.001\n\n[student]",
+        "lr = 0.001\nfoo = 1\n\n[student]",
+    ));
+    assert!(!e.message.contains("did you mean"), "{e}");
+}

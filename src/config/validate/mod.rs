@@ -67,6 +67,9 @@ impl Validator<'_> {
         if msg.starts_with("missing field") {
             msg.push_str(" (see experiments/quick.toml for a complete sweep file)");
         }
+        if let Some(near) = unknown_field_nearest(&msg) {
+            msg.push_str(&format!("; did you mean `{near}`?"));
+        }
         let key = e.span().and_then(|sp| self.key_at(sp.start));
         self.err(e.span(), key.as_deref(), &msg)
     }
@@ -240,6 +243,16 @@ impl Validator<'_> {
         self.remember("student.batch_size", s.batch_size.span());
         Ok((teacher, student))
     }
+}
+
+/// For serde's "unknown field `temprature`, expected one of `temperature`, `alpha`, …": the expected
+/// field nearest to the unknown one, when it is a likely slip ([`crate::util::nearest`]).
+pub(super) fn unknown_field_nearest(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, expected) = rest.split_once("`, expected ")?;
+    // the expected names are the odd pieces between backquotes
+    let names = expected.split('`').skip(1).step_by(2);
+    crate::util::nearest(unknown, names)
 }
 
 /// What the sweep asks of a model: its input shape and classes, whether feature distillation runs,
