@@ -2,7 +2,7 @@
 //! decides the exit code in one place ([`exit_code`]): 0 all runs done, 1 some run failed or a
 //! data/IO error, 2 a bad sweep file or usage, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.
 
-use crate::config::{self, ConfigError, DatasetKind};
+use crate::config::{self, ConfigError, ConfigErrors, DatasetKind};
 use crate::run::pipeline::{self as sweep, Options};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -323,6 +323,7 @@ pub fn exit_code(result: &anyhow::Result<Ended>) -> i32 {
         Ok(Ended::Terminated) => 143,
         // A bad sweep file or usage is 2; data, IO and run failures are 1 (DataError among them).
         Err(e) if e.downcast_ref::<ConfigError>().is_some() => 2,
+        Err(e) if e.downcast_ref::<ConfigErrors>().is_some() => 2,
         Err(_) => 1,
     }
 }
@@ -338,9 +339,20 @@ pub fn main() -> i32 {
     };
     let result = cli.run();
     if let Err(e) = &result {
-        eprintln!("error: {e:#}");
+        eprint!("{}", error_text(e));
     }
     exit_code(&result)
+}
+
+/// How an error is printed: `error: ` and the chain of causes; a sweep file's problems one per line,
+/// each with its own `error: `.
+pub fn error_text(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<ConfigErrors>() {
+        Some(all) if e.chain().count() == 1 => {
+            all.iter().map(|c| format!("error: {c}\n")).collect()
+        }
+        _ => format!("error: {e:#}\n"),
+    }
 }
 
 impl Cli {
