@@ -64,36 +64,64 @@ struct Cli {
     /// The sweep file to run (same as `kd-sweep run SWEEP`).
     sweep: Option<PathBuf>,
     #[command(flatten)]
-    common: Common,
+    run: RunOptions,
+}
+
+/// The options of a command that plans a sweep on this machine: where results go, the devices and
+/// workers, the keys the command line can replace, and how much is printed.
+#[derive(Args, Debug, Clone)]
+struct RunOptions {
+    #[command(flatten)]
+    results: ResultsRoot,
+    #[command(flatten)]
+    devices: DevicesArg,
+    /// Runs at once per device (default: one per core on the CPU, one per GPU). Overrides [schedule]
+    /// workers_per_device.
+    #[arg(long, value_name = "N")]
+    workers_per_device: Option<i64>,
+    #[command(flatten)]
+    keys: KeyOptions,
+    #[command(flatten)]
+    quiet: Quiet,
 }
 
 #[derive(Args, Debug, Clone)]
-struct Common {
+struct ResultsRoot {
     /// Output root: results go to DIR/<name>/, cached teachers to DIR/.cache/.
-    #[arg(long, value_name = "DIR", default_value = "results", global = true)]
+    #[arg(long, value_name = "DIR", default_value = "results")]
     results: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+struct DevicesArg {
     /// Devices: "auto" (every CUDA device, else the CPU), "cpu", or a list like cuda:0,cuda:2.
     /// Overrides [schedule] devices.
-    #[arg(long, value_name = "LIST", global = true)]
+    #[arg(long, value_name = "LIST")]
     devices: Option<String>,
-    /// Runs at once per device (default: one per core on the CPU, one per GPU).
-    #[arg(long, value_name = "N", global = true)]
-    workers_per_device: Option<i64>,
+}
+
+/// Sweep-file settings the command line replaces that are part of every run's key.
+#[derive(Args, Debug, Clone)]
+struct KeyOptions {
     /// Intra-op threads of each teacher (default: every core of this machine). Part of the teacher's
     /// key. Overrides [teacher] threads.
-    #[arg(long, value_name = "N", global = true)]
+    #[arg(long, value_name = "N")]
     teacher_threads: Option<i64>,
     /// CPU kernels: "portable" (the default: one fixed AVX2 level, the same numbers on every x86-64
     /// machine) or "native" (libtorch's choice: faster on AVX-512, numbers differ between machines).
     /// Part of every run's key. Overrides [schedule] numerics.
-    #[arg(long, value_name = "MODE", global = true)]
+    #[arg(long, value_name = "MODE")]
     numerics: Option<String>,
     /// GPU runs repeatable bit for bit (cuDNN's deterministic algorithms, no benchmark search):
     /// slower. Part of every run's key. Same as [schedule] deterministic = true.
-    #[arg(long, global = true)]
+    #[arg(long)]
     deterministic: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+struct Quiet {
     /// Print errors only.
-    #[arg(long, short, global = true)]
+    #[arg(long, short)]
     quiet: bool,
 }
 
@@ -101,36 +129,45 @@ struct Common {
 enum Command {
     /// Run a sweep (the default when a file is given directly); rerun to resume.
     Run {
+        /// The sweep file (TOML), such as experiments/quick.toml.
         sweep: PathBuf,
         /// Run exactly one node of the plan (an id from `kd-sweep plan --json`), in this process; for
         /// cluster jobs. A finished node does nothing.
         #[arg(long, value_name = "ID")]
         task: Option<String>,
+        #[command(flatten)]
+        run: RunOptions,
     },
     /// Print the plan without training: runs, what is done or cached, devices and workers.
     Plan {
+        /// The sweep file (TOML), such as experiments/quick.toml.
         sweep: PathBuf,
         /// Print the plan's nodes as JSON (ids, roles, dependencies, done).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        run: RunOptions,
     },
     /// Regenerate runs.csv, epochs.csv, summary.md, the charts and index.html of a sweep's results
     /// folder from its records (no training), and print the summary.
     Report {
         /// A sweep's results folder, such as results/temps.
         dir: PathBuf,
+        /// What to print: the summary as Markdown (text) or the summary's numbers as JSON.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
     /// Compare sweeps side by side: the (T, α) cells they share, each sweep's mean ± std and the
     /// difference, cells only some have, an overlay chart, and DIR/index.html with all of it.
     Compare {
-        /// Two or more sweep results folders.
+        /// Two or more sweep results folders, such as results/quick results/quick-alpha.
         #[arg(num_args = 2.., required = true)]
         dirs: Vec<PathBuf>,
-        /// Where compare_accuracy_vs_temperature.{png,svg} go.
+        /// Folder the comparison is written to: index.html (the sweeps, the shared cells and the
+        /// overlay chart on one page) and compare_accuracy_vs_temperature.{png,svg}.
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
+        /// What to print: the tables as Markdown (text) or the same numbers as JSON.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -155,6 +192,9 @@ enum Command {
         /// Seconds between refreshes with --watch.
         #[arg(long, value_name = "S", default_value_t = 2.0)]
         every: f64,
+        /// With a sweep file: the output root its results folder is in (DIR/<name>/).
+        #[arg(long, value_name = "DIR", default_value = "results")]
+        results: PathBuf,
     },
     /// Show what this machine offers kd-sweep: libtorch's CUDA backend, the NVIDIA driver, the GPUs
     /// libtorch can use, and what `devices = "auto"` resolves to (or why no GPU can be used).
@@ -175,6 +215,7 @@ enum Command {
     },
     #[command(name = "__worker", hide = true)]
     Worker {
+        /// Intra-op threads of this worker's runs.
         #[arg(long, default_value_t = 1)]
         threads: i32,
     },
@@ -182,17 +223,22 @@ enum Command {
     /// mode): prints {"images_per_s", "cpu_capability"} as JSON.
     #[command(name = "__bench-step", hide = true)]
     BenchStep {
+        /// The network's name.
         #[arg(long)]
         arch: String,
         /// C,H,W of an image.
         #[arg(long)]
         shape: String,
+        /// Classes of the data.
         #[arg(long)]
         classes: i64,
+        /// Intra-op threads.
         #[arg(long, default_value_t = 1)]
         threads: i32,
+        /// Training steps to time.
         #[arg(long)]
         steps: usize,
+        /// cpu or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -230,6 +276,8 @@ struct BenchArgs {
     /// fused, numerics, networks (default: all). The ceiling is always measured.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_section)]
     sections: Vec<String>,
+    #[command(flatten)]
+    quiet: Quiet,
 }
 
 fn parse_section(s: &str) -> Result<String, String> {
@@ -241,11 +289,16 @@ fn parse_section(s: &str) -> Result<String, String> {
 
 #[derive(Args, Debug)]
 struct SlurmArgs {
+    /// The sweep file (TOML), such as experiments/quick.toml.
     sweep: PathBuf,
+    /// The partition the tasks run in (`--partition`; default: the cluster's).
     #[arg(long)]
     partition: Option<String>,
+    /// GPUs per task (`--gpus-per-task`; default: none asked).
     #[arg(long, value_name = "N")]
     gpus_per_task: Option<u32>,
+    /// CPU cores per task (`--cpus-per-task`); also the teachers' threads, unless the sweep file or
+    /// --teacher-threads sets them (default: 1).
     #[arg(long, value_name = "N")]
     cpus_per_task: Option<u32>,
     /// Memory per task, as sbatch takes it (e.g. 8G).
@@ -257,6 +310,7 @@ struct SlurmArgs {
     /// At most K tasks of an array at once.
     #[arg(long, value_name = "K")]
     max_parallel: Option<u32>,
+    /// The account the jobs are charged to (`--account`; default: yours).
     #[arg(long, value_name = "A")]
     account: Option<String>,
     /// Submit with sbatch (otherwise print the commands).
@@ -270,6 +324,14 @@ struct SlurmArgs {
     /// continues from its checkpoint).
     #[arg(long)]
     no_requeue: bool,
+    #[command(flatten)]
+    results: ResultsRoot,
+    #[command(flatten)]
+    devices: DevicesArg,
+    #[command(flatten)]
+    keys: KeyOptions,
+    #[command(flatten)]
+    quiet: Quiet,
 }
 
 /// How a report is printed.
@@ -277,6 +339,7 @@ struct SlurmArgs {
 enum Format {
     /// Markdown
     Text,
+    /// JSON, for scripts
     Json,
 }
 
@@ -284,19 +347,43 @@ fn parse_dataset(s: &str) -> Result<DatasetKind, String> {
     DatasetKind::parse(s).ok_or_else(|| format!("allowed: {}", DatasetKind::NAMES))
 }
 
-fn options(c: &Common) -> Options {
+/// The library's options for a command that plans a sweep.
+fn options(
+    results: &ResultsRoot,
+    devices: &DevicesArg,
+    workers_per_device: Option<i64>,
+    keys: &KeyOptions,
+    quiet: &Quiet,
+) -> Options {
     Options {
-        results: c.results.clone(),
+        results: results.results.clone(),
         overrides: config::Overrides {
-            devices: c.devices.clone(),
-            workers_per_device: c.workers_per_device,
-            teacher_threads: c.teacher_threads,
-            numerics: c.numerics.clone(),
-            deterministic: c.deterministic,
+            devices: devices.devices.clone(),
+            workers_per_device,
+            teacher_threads: keys.teacher_threads,
+            numerics: keys.numerics.clone(),
+            deterministic: keys.deterministic,
         },
-        quiet: c.quiet,
-        worker_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("kd-sweep")),
+        quiet: quiet.quiet,
+        worker_exe: worker_exe(),
     }
+}
+
+impl RunOptions {
+    fn options(&self) -> Options {
+        options(
+            &self.results,
+            &self.devices,
+            self.workers_per_device,
+            &self.keys,
+            &self.quiet,
+        )
+    }
+}
+
+/// This binary, which workers and benchmark steps are started from.
+fn worker_exe() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("kd-sweep"))
 }
 
 /// How a command ended, when it did not fail outright.
@@ -357,7 +444,6 @@ pub fn error_text(e: &anyhow::Error) -> String {
 
 impl Cli {
     fn run(self) -> anyhow::Result<Ended> {
-        let c = &self.common;
         match (self.command, self.sweep) {
             (Some(Command::Worker { threads }), _) => {
                 crate::run::worker::main(threads).map(|_| Ended::Success)
@@ -377,11 +463,13 @@ impl Cli {
                 Some(Command::Run {
                     sweep,
                     task: Some(id),
+                    run,
                 }),
                 _,
-            ) => run_task(&sweep, c, &id),
-            (Some(Command::Run { sweep, .. }), _) | (None, Some(sweep)) => run_sweep(&sweep, c),
-            (Some(Command::Plan { sweep, json }), _) => plan(&sweep, c, json),
+            ) => run_task(&sweep, &run.options(), &id),
+            (Some(Command::Run { sweep, run, .. }), _) => run_sweep(&sweep, &run.options()),
+            (None, Some(sweep)) => run_sweep(&sweep, &self.run.options()),
+            (Some(Command::Plan { sweep, json, run }), _) => plan(&sweep, &run.options(), json),
             (Some(Command::Devices { json }), _) => devices(json),
             (Some(Command::Models { dataset, names }), _) => models(dataset, &names),
             (
@@ -389,13 +477,14 @@ impl Cli {
                     target,
                     watch,
                     every,
+                    results,
                 }),
                 _,
-            ) => status(&target, c, watch, every),
+            ) => status(&target, &results, watch, every),
             (Some(Command::Report { dir, format }), _) => report(&dir, format),
             (Some(Command::Compare { dirs, out, format }), _) => compare(&dirs, &out, format),
-            (Some(Command::Bench(args)), _) => bench(args, c),
-            (Some(Command::Slurm(args)), _) => slurm(args, c),
+            (Some(Command::Bench(args)), _) => bench(args),
+            (Some(Command::Slurm(args)), _) => slurm(args),
             (None, None) => {
                 eprintln!(
                     "error: give a sweep file, e.g. `kd-sweep experiments/quick.toml` (see --help)"
@@ -406,14 +495,14 @@ impl Cli {
     }
 }
 
-fn run_sweep(path: &Path, common: &Common) -> anyhow::Result<Ended> {
-    let f = sweep::run(path, &options(common))?;
+fn run_sweep(path: &Path, opts: &Options) -> anyhow::Result<Ended> {
+    let f = sweep::run(path, opts)?;
     Ok(if f.terminated {
         Ended::Terminated
     } else if f.interrupted {
         Ended::Interrupted
     } else if f.failed > 0 {
-        if !common.quiet {
+        if !opts.quiet {
             eprintln!(
                 "{} run(s) failed; rerun the same command to retry them",
                 f.failed
@@ -425,8 +514,8 @@ fn run_sweep(path: &Path, common: &Common) -> anyhow::Result<Ended> {
     })
 }
 
-fn run_task(path: &Path, common: &Common, id: &str) -> anyhow::Result<Ended> {
-    Ok(match sweep::run_task(path, &options(common), id)? {
+fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<Ended> {
+    Ok(match sweep::run_task(path, opts, id)? {
         sweep::TaskOutcome::AlreadyDone => {
             eprintln!("{id}: already done; nothing to do");
             Ended::Success
@@ -450,21 +539,20 @@ fn run_task(path: &Path, common: &Common, id: &str) -> anyhow::Result<Ended> {
     })
 }
 
-fn plan(path: &Path, common: &Common, json: bool) -> anyhow::Result<Ended> {
-    let opts = options(common);
+fn plan(path: &Path, opts: &Options, json: bool) -> anyhow::Result<Ended> {
     if json {
-        let v = sweep::plan_json(path, &opts)?;
+        let v = sweep::plan_json(path, opts)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print!("{}", sweep::describe(path, &opts)?);
+        print!("{}", sweep::describe(path, opts)?);
     }
     Ok(Ended::Success)
 }
 
-fn status(target: &Path, common: &Common, watch: bool, every: f64) -> anyhow::Result<Ended> {
+fn status(target: &Path, results: &Path, watch: bool, every: f64) -> anyhow::Result<Ended> {
     // a sweep file names its folder: <results>/<name>
     let dir = if target.is_file() {
-        common.results.join(config::load(target)?.name)
+        results.join(config::load(target)?.name)
     } else {
         target.to_path_buf()
     };
@@ -495,108 +583,22 @@ fn status(target: &Path, common: &Common, watch: bool, every: f64) -> anyhow::Re
 }
 
 fn models(dataset: DatasetKind, extra: &[String]) -> anyhow::Result<Ended> {
-    use crate::model::{Arch, ZOO};
-    let shape = dataset.image_shape();
-    let classes = dataset.classes() as i64;
-    let mut archs: Vec<Arch> = ZOO
-        .iter()
-        .map(|n| Arch::parse(n))
-        .collect::<Result<_, _>>()
-        .map_err(anyhow::Error::msg)?;
-    for n in extra {
-        let a = Arch::parse_in(n, Path::new(".")).map_err(|why| anyhow::anyhow!("{why}"))?;
-        if !archs.contains(&a) {
-            archs.push(a);
-        }
-    }
-    println!(
-        "models for {} ({}×{}×{} images, {classes} classes):\n",
-        dataset.name(),
-        shape[0],
-        shape[1],
-        shape[2]
+    print!(
+        "{}",
+        crate::model::listing::table(dataset, extra).map_err(anyhow::Error::msg)?
     );
-    println!(
-        "{:<18} {:>12} {:>18}  fused",
-        "model", "parameters", "M multiply-adds"
-    );
-    for a in archs {
-        let (params, macs) = a.size(shape, classes);
-        // a TorchScript network's multiply-adds are not counted
-        let macs = match a.script() {
-            Some(_) => "—".to_string(),
-            None => format!("{:.2}", macs as f64 / 1e6),
-        };
-        println!(
-            "{:<18} {:>12} {:>18}  {}",
-            a.name(),
-            params,
-            macs,
-            if a.fusable() { "yes" } else { "no" }
-        );
-    }
-    println!("\nper image, one forward pass; a training step costs about 3 times that");
     Ok(Ended::Success)
 }
 
 fn devices(json: bool) -> anyhow::Result<Ended> {
-    use crate::platform::device::{resolve, Devices, Probe};
-    let p = Probe::read();
-    let auto = resolve(&Devices::Auto, &p);
+    use crate::platform::machine;
+    let p = crate::platform::device::Probe::read();
+    let libtorch = crate::run::pipeline::LIBTORCH_VERSION;
     if json {
-        let v = serde_json::json!({
-            "has_cudart": p.has_cudart,
-            "cuda_version": p.cuda_version.map(|(a, b)| format!("{a}.{b}")),
-            "driver": p.driver,
-            "gpu_node": p.gpu_node,
-            "device_count": p.device_count,
-            "gpus": (0..p.device_count)
-                .map(|i| crate::platform::device::gpu_of(crate::platform::device::DeviceSpec::Cuda(i)))
-                .collect::<Vec<_>>(),
-            "cuda_visible_devices": p.visible,
-            "libtorch": crate::run::pipeline::LIBTORCH_VERSION,
-            "auto": match &auto {
-                Ok(r) => serde_json::json!(r.devices),
-                Err(e) => serde_json::json!({ "error": e.to_string() }),
-            },
-        });
+        let v = machine::describe_json(&p, libtorch);
         println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(Ended::Success);
-    }
-    let or_none = |o: Option<String>| o.unwrap_or_else(|| "none".into());
-    println!("libtorch {}", crate::run::pipeline::LIBTORCH_VERSION);
-    println!(
-        "CUDA backend: {}",
-        if p.has_cudart {
-            format!(
-                "loaded (CUDA {})",
-                or_none(p.cuda_version.map(|(a, b)| format!("{a}.{b}")))
-            )
-        } else {
-            "none (CPU-only libtorch, or libtorch_cuda.so not loaded)".into()
-        }
-    );
-    println!("NVIDIA driver: {}", or_none(p.driver.clone()));
-    println!("GPUs libtorch can use: {}", p.device_count);
-    for i in 0..p.device_count {
-        let d = crate::platform::device::DeviceSpec::Cuda(i);
-        println!(
-            "  {d}: {}",
-            crate::platform::device::gpu_of(d).unwrap_or_default()
-        );
-    }
-    match auto {
-        Ok(r) => {
-            let names: Vec<String> = r.devices.iter().map(|d| d.to_string()).collect();
-            println!("devices = \"auto\" → {}", names.join(", "));
-            if let Some(n) = r.note {
-                println!("{n}");
-            }
-        }
-        Err(e) => println!("devices = \"auto\" → error: {e}"),
-    }
-    if p.device_count == 0 && p.has_cudart {
-        println!("why no GPU: {}", p.why_no_gpu());
+    } else {
+        print!("{}", machine::describe(&p, libtorch));
     }
     Ok(Ended::Success)
 }
@@ -617,18 +619,7 @@ fn report(dir: &Path, format: Format) -> anyhow::Result<Ended> {
 }
 
 fn compare(dirs: &[PathBuf], out: &Path, format: Format) -> anyhow::Result<Ended> {
-    let warn = |m: &str| eprintln!("{m}");
-    let loaded = dirs
-        .iter()
-        .map(|d| crate::report::load(d, &warn))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let c = crate::report::compare::compare(&loaded);
-    crate::report::compare::chart(out, &c)?;
-    crate::store::write_atomic(
-        &out.join("index.html"),
-        crate::report::html::compare_page(out, &c).as_bytes(),
-    )
-    .with_context(|| format!("writing {}", out.join("index.html").display()))?;
+    let c = crate::report::compare::write(dirs, out, &|m: &str| eprintln!("{m}"))?;
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&c)?),
         Format::Text => {
@@ -677,7 +668,7 @@ fn bench_step(
     Ok(Ended::Success)
 }
 
-fn bench(args: BenchArgs, common: &Common) -> anyhow::Result<Ended> {
+fn bench(args: BenchArgs) -> anyhow::Result<Ended> {
     let device = match args.device {
         Some(d) => {
             crate::platform::device::DeviceSpec::parse(&d).map_err(|message| ConfigError {
@@ -706,13 +697,13 @@ fn bench(args: BenchArgs, common: &Common) -> anyhow::Result<Ended> {
         dataset: args.dataset,
         data: args.data,
         work: args.work,
-        worker_exe: options(common).worker_exe,
+        worker_exe: worker_exe(),
         python: args.python,
         quick: args.quick,
         seeds: args.seeds.map(|n| n as usize),
         sections: args.sections,
     };
-    let quiet = common.quiet;
+    let quiet = args.quiet.quiet;
     let md = crate::tools::bench::run(&opts, &|m: &str| {
         if !quiet {
             eprintln!("{m}")
@@ -726,7 +717,7 @@ fn bench(args: BenchArgs, common: &Common) -> anyhow::Result<Ended> {
     Ok(Ended::Success)
 }
 
-fn slurm(args: SlurmArgs, common: &Common) -> anyhow::Result<Ended> {
+fn slurm(args: SlurmArgs) -> anyhow::Result<Ended> {
     let o = crate::tools::slurm::SlurmOptions {
         partition: args.partition,
         gpus_per_task: args.gpus_per_task,
@@ -740,7 +731,9 @@ fn slurm(args: SlurmArgs, common: &Common) -> anyhow::Result<Ended> {
         signal_secs: args.signal_secs,
         requeue: !args.no_requeue,
     };
-    let g = crate::tools::slurm::generate(&args.sweep, &options(common), &o)?;
+    // SLURM tasks each run one node in their own process: no workers per device here
+    let opts = options(&args.results, &args.devices, None, &args.keys, &args.quiet);
+    let g = crate::tools::slurm::generate(&args.sweep, &opts, &o)?;
     let results = g.dir.parent().map(|d| d.to_path_buf()).unwrap_or_default();
     print!(
         "{}",
@@ -748,3 +741,6 @@ fn slurm(args: SlurmArgs, common: &Common) -> anyhow::Result<Ended> {
     );
     Ok(Ended::Success)
 }
+
+#[cfg(test)]
+mod tests;

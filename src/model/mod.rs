@@ -3,6 +3,7 @@
 //! benchmark's model zoo — CIFAR ResNets, Wide ResNets, VGG with batch norm — for any input shape and
 //! number of classes, all initialised by PyTorch's default rules unless `init = "kaiming"`.
 
+pub mod listing;
 pub mod script;
 
 use script::Script;

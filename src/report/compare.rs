@@ -142,6 +142,27 @@ pub fn compare(loaded: &[Loaded]) -> Comparison {
     }
 }
 
+/// `kd-sweep compare`: reads the sweep folders `dirs` (records that fail their checksum are skipped
+/// with a warning through `warn`), compares them, and writes the overlay chart and `index.html` into
+/// `out`.
+pub fn write(
+    dirs: &[std::path::PathBuf],
+    out: &Path,
+    warn: &dyn Fn(&str),
+) -> anyhow::Result<Comparison> {
+    use anyhow::Context;
+    let loaded = dirs
+        .iter()
+        .map(|d| super::load(d, warn))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let c = compare(&loaded);
+    chart(out, &c)?;
+    let page = out.join("index.html");
+    crate::store::write_atomic(&page, super::html::compare_page(out, &c).as_bytes())
+        .with_context(|| format!("writing {}", page.display()))?;
+    Ok(c)
+}
+
 /// The comparison as Markdown (also printed on the terminal).
 pub fn markdown(c: &Comparison) -> String {
     let mut o = String::from("# comparison\n\n| sweep | folder | dataset | model version | teacher epochs | student epochs | seeds |\n|---|---|---|---:|---:|---:|---|\n");
