@@ -4,6 +4,7 @@
 
 use crate::config::{self, ConfigError, ConfigErrors, DatasetKind};
 use crate::run::pipeline::{self as sweep, Options};
+use crate::util::UsageError;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -408,9 +409,11 @@ pub fn exit_code(result: &anyhow::Result<Ended>) -> i32 {
         Ok(Ended::Usage) => 2,
         Ok(Ended::Interrupted) => 130,
         Ok(Ended::Terminated) => 143,
-        // A bad sweep file or usage is 2; data, IO and run failures are 1 (DataError among them).
+        // A bad sweep file or usage is 2 (README's table); data, IO and run failures and a folder in
+        // use are 1 (DataError among them).
         Err(e) if e.downcast_ref::<ConfigError>().is_some() => 2,
         Err(e) if e.downcast_ref::<ConfigErrors>().is_some() => 2,
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => 2,
         Err(_) => 1,
     }
 }
@@ -583,9 +586,10 @@ fn status(target: &Path, results: &Path, watch: bool, every: f64) -> anyhow::Res
 }
 
 fn models(dataset: DatasetKind, extra: &[String]) -> anyhow::Result<Ended> {
+    // a name that is not a network is a mistake on the command line
     print!(
         "{}",
-        crate::model::listing::table(dataset, extra).map_err(anyhow::Error::msg)?
+        crate::model::listing::table(dataset, extra).map_err(UsageError)?
     );
     Ok(Ended::Success)
 }

@@ -10,6 +10,12 @@ pub fn first_line(s: &str) -> String {
         .to_string()
 }
 
+/// A command used wrongly — a model name that is not one, a folder that is not what the command
+/// takes — said plainly; exit code 2, as a bad sweep file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
 /// Lower-case hexadecimal of `bytes` (SHA-256 digests in keys, file names and checksums).
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

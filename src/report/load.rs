@@ -63,7 +63,7 @@ pub struct Loaded {
 pub fn load(dir: &std::path::Path, warn: &dyn Fn(&str)) -> anyhow::Result<Loaded> {
     use anyhow::Context;
     if !dir.join(crate::store::MANIFEST).exists() {
-        anyhow::bail!("{}: no manifest.json; give a sweep's results folder (such as results/quick) written by `kd-sweep SWEEP.toml`", dir.display());
+        return Err(crate::util::UsageError(format!("{}: no manifest.json; give a sweep's results folder (such as results/quick) written by `kd-sweep SWEEP.toml`", dir.display())).into());
     }
     let m = crate::store::Manifest::read(dir)
         .map_err(anyhow::Error::msg)
