@@ -61,3 +61,56 @@ fn exit_codes_are_the_ones_the_readme_gives() {
         assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
     }
 }
+
+/// Trains a tiny sweep `name` (one seed, T = `temps`, α = 0.5) into `out/<name>`.
+fn tiny(c: &Case, name: &str, temps: &str) {
+    let s = c.sweep(name, &body("[0]", temps, "[0.5]"));
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out", "-q"]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn report_and_compare_say_what_is_wrong_with_the_folders_they_are_given() {
+    let c = Case::new(200, 60);
+    tiny(&c, "tiny", "[1]");
+    tiny(&c, "other", "[8]");
+    // a folder that does not exist, with the sweep it was probably meant to be
+    expect(
+        &c,
+        &["report", "out/tinny"],
+        2,
+        "out/tinny: no such folder; did you mean out/tiny?",
+    );
+    expect(
+        &c,
+        &["report", "nowhere/x"],
+        2,
+        "nowhere/x: no such folder (give",
+    );
+    // the results root: its sweeps, and to pick one
+    expect(
+        &c,
+        &["report", "out"],
+        2,
+        "out is a results root holding 2 sweep(s), not one sweep's folder; pick one: out/other, out/tiny",
+    );
+    expect(&c, &["status", "out"], 2, "pick one: out/other, out/tiny");
+    // a folder compared with itself, however it is spelt
+    expect(
+        &c,
+        &["compare", "out/tiny", "./out/tiny/", "--out", "cmp"],
+        2,
+        "out/tiny and ./out/tiny/ are the same folder",
+    );
+    assert!(!c.path("cmp").exists(), "nothing written");
+    // no cell in common: a sentence, no empty table
+    let o = c.run(&["compare", "out/tiny", "out/other", "--out", "cmp"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("No cell is in every sweep: tiny and other share no (method, T, α) setting"),
+        "{out}"
+    );
+    assert!(!out.contains("\n| method | T | α |"), "{out}");
+    assert!(out.contains("| other | logit | 8 | 0.5 |"), "{out}");
+}

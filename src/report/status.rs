@@ -42,13 +42,10 @@ fn role_of(id: &str) -> Option<Role> {
 
 /// Reads a sweep's results folder as it is now.
 pub fn read(dir: &Path) -> anyhow::Result<Snapshot> {
-    if !dir.join(store::MANIFEST).exists() {
-        return Err(crate::util::UsageError(format!(
-            "{}: no manifest.json: not a sweep's results folder, or the sweep has not started yet \
-             (it is written when `kd-sweep run` or the first `run --task` starts)",
-            dir.display()
-        ))
-        .into());
+    let other = "no manifest.json: not a sweep's results folder, or the sweep has not started yet \
+                 (it is written when `kd-sweep run` or the first `run --task` starts)";
+    if let Some(why) = store::folders::not_a_sweep(dir, other) {
+        return Err(crate::util::UsageError(why).into());
     }
     let manifest = Manifest::read(dir).map_err(anyhow::Error::msg)?;
     let st = Store {

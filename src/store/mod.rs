@@ -10,6 +10,7 @@
 //! ```
 
 pub mod checkpoint;
+pub mod folders;
 
 use crate::plan::RunSpec;
 pub use crate::record::{RunRecord, Status};
