@@ -172,6 +172,16 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Remove what a results folder no longer needs: checkpoints of finished runs and of runs a
+    /// search pruned, progress files of runs no longer in flight, empty checkpoints/ and progress/
+    /// folders. Never records, CSVs, reports or cached teachers; refused while a sweep runs there.
+    Clean {
+        /// A sweep's results folder (such as results/temps), or the results root (every sweep in it).
+        dir: PathBuf,
+        /// List what would be removed, and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Measure kd-sweep on this machine: matrix-multiply ceiling, training and evaluation throughput
     /// (and the same loop in PyTorch), data feeding, the tutorial's 20-student sweep against the
     /// PyTorch tutorial's method on all cores (wall time, FLOP ceiling, accuracies), scaling, memory,
@@ -486,6 +496,7 @@ impl Cli {
             ) => status(&target, &results, watch, every),
             (Some(Command::Report { dir, format }), _) => report(&dir, format),
             (Some(Command::Compare { dirs, out, format }), _) => compare(&dirs, &out, format),
+            (Some(Command::Clean { dir, dry_run }), _) => clean(&dir, dry_run),
             (Some(Command::Bench(args)), _) => bench(args),
             (Some(Command::Slurm(args)), _) => slurm(args),
             (None, None) => {
@@ -635,6 +646,12 @@ fn compare(dirs: &[PathBuf], out: &Path, format: Format) -> anyhow::Result<Ended
             );
         }
     }
+    Ok(Ended::Success)
+}
+
+fn clean(dir: &Path, dry_run: bool) -> anyhow::Result<Ended> {
+    let cleaned = crate::store::clean::clean(dir, dry_run, &|m: &str| eprintln!("{m}"))?;
+    print!("{}", crate::store::clean::render(&cleaned, dry_run));
     Ok(Ended::Success)
 }
 

@@ -114,3 +114,204 @@ fn report_and_compare_say_what_is_wrong_with_the_folders_they_are_given() {
     assert!(!out.contains("\n| method | T | α |"), "{out}");
     assert!(out.contains("| other | logit | 8 | 0.5 |"), "{out}");
 }
+
+/// Every file under `dir` outside checkpoints/ and progress/, with its size and modification time.
+fn kept_files(dir: &std::path::Path) -> Vec<(String, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            if rel.contains("checkpoints") || rel.contains("progress") {
+                continue;
+            }
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                todo.push(p);
+            } else {
+                out.push((rel, m.len(), m.modified().unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A progress file as a coordinator on another host writes it, last updated at `updated_at`.
+fn progress(run_id: &str, updated_at: u64) -> String {
+    serde_json::json!({
+        "run_id": run_id, "key": "0", "epoch": 1, "of": 2, "val_acc": null, "device": "cpu",
+        "host": "another-host", "pid": 1, "started_at": updated_at, "updated_at": updated_at,
+    })
+    .to_string()
+}
+
+#[test]
+fn clean_removes_what_is_no_longer_needed_and_nothing_else() {
+    let c = Case::new(200, 60);
+    // a halving search over two cells: one is pruned after epoch 1 and keeps its checkpoint
+    let search = "[search]\nstrategy = \"halving\"\nmin_epochs = 1\neta = 2\n";
+    let s = c.sweep("h", &(body("[0]", "[1, 4]", "[0.5]") + search));
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out", "-q"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = c.path("out/h");
+    let names = |sub: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir.join(sub))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let pruned: Vec<String> = names("checkpoints");
+    assert_eq!(pruned.len(), 2, "one pruned run's pair: {pruned:?}");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("records").join(&pruned[0])).unwrap())
+            .unwrap();
+    assert_eq!(record["status"], "pruned", "{record}");
+    // what a process killed between writing a record and removing its checkpoint leaves, and
+    // progress files of a gone writer and of a live one (another host, just now)
+    let teacher = names("records")
+        .into_iter()
+        .find(|n| n.starts_with("teacher-s0."))
+        .unwrap();
+    let stem = teacher.strip_suffix(".json").unwrap();
+    std::fs::write(dir.join("checkpoints").join(&teacher), [7u8; 100]).unwrap();
+    std::fs::write(
+        dir.join(format!("checkpoints/{stem}.safetensors")),
+        [7u8; 1000],
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("progress")).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    std::fs::write(dir.join("progress/gone.json"), progress("gone", 0)).unwrap();
+    std::fs::write(dir.join("progress/live.json"), progress("live", now)).unwrap();
+
+    // while a sweep runs there: refused, nothing removed
+    let lock = dir.join(".coordinator.lock");
+    let owner = serde_json::json!({"host": "another-host", "pid": 1, "since": now});
+    std::fs::write(&lock, owner.to_string()).unwrap();
+    expect(&c, &["clean", "out"], 1, "out/h: a sweep is running there");
+    assert_eq!(names("checkpoints").len(), 4);
+    std::fs::remove_file(&lock).unwrap();
+
+    // a sweep that would train the pruned run further (its manifest now a grid) keeps its pair
+    let manifest = std::fs::read(dir.join("manifest.json")).unwrap();
+    let mut m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    m["sweep"].as_object_mut().unwrap().remove("search");
+    std::fs::write(dir.join("manifest.json"), m.to_string()).unwrap();
+    let o = c.run(&["clean", "out/h", "--dry-run"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!out.contains(&pruned[0]), "{out}");
+    assert!(
+        out.contains("kept the checkpoints of 1 paused run(s)"),
+        "{out}"
+    );
+    std::fs::write(dir.join("manifest.json"), &manifest).unwrap();
+
+    // --dry-run lists, removes nothing
+    let before = kept_files(&c.path("out"));
+    let sizes: u64 = [
+        &pruned[0],
+        &pruned[1],
+        &teacher,
+        &format!("{stem}.safetensors"),
+    ]
+    .iter()
+    .map(|n| {
+        std::fs::metadata(dir.join("checkpoints").join(n))
+            .unwrap()
+            .len()
+    })
+    .sum::<u64>()
+        + std::fs::metadata(dir.join("progress/gone.json"))
+            .unwrap()
+            .len();
+    let o = c.run(&["clean", "out/h", "--dry-run"]);
+    let dry = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        dry.contains(&format!(
+            "out/h: would remove 5 file(s), would free {sizes} bytes"
+        )),
+        "{dry}"
+    );
+    assert_eq!(names("checkpoints").len(), 4);
+    assert_eq!(names("progress").len(), 2);
+
+    // the results root: every sweep in it
+    let o = c.run(&["clean", "out"]);
+    let done = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", text(&o));
+    for (name, why) in [
+        (
+            format!("checkpoints/{}", pruned[0]),
+            "checkpoint of a run the search pruned",
+        ),
+        (
+            format!("checkpoints/{}", pruned[1]),
+            "checkpoint of a run the search pruned",
+        ),
+        (
+            format!("checkpoints/{teacher}"),
+            "100 B, checkpoint of a finished run",
+        ),
+        (
+            format!("checkpoints/{stem}.safetensors"),
+            "1000 B, checkpoint of a finished run",
+        ),
+        (
+            "progress/gone.json".into(),
+            "progress file of a run no longer in flight",
+        ),
+    ] {
+        let line = format!("removed out/h/{name} (");
+        assert!(
+            done.lines()
+                .any(|l| l.starts_with(&line) && l.contains(why)),
+            "{line}…{why} not in:\n{done}"
+        );
+        assert!(
+            dry.contains(&format!("would remove out/h/{name} (")),
+            "{dry}"
+        );
+    }
+    assert!(
+        done.contains("removed out/h/checkpoints (empty folder)"),
+        "{done}"
+    );
+    assert!(
+        done.contains(&format!("out/h: removed 5 file(s), freed {sizes} bytes")),
+        "{done}"
+    );
+    assert!(!dir.join("checkpoints").exists());
+    assert_eq!(
+        names("progress"),
+        ["live.json"],
+        "a live writer's file stays"
+    );
+    // records, CSVs, manifest, reports and the teacher cache: untouched
+    assert_eq!(kept_files(&c.path("out")), before);
+    let o = c.run(&["report", "out/h"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = c.run(&["clean", "out"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("out/h: nothing to remove"),
+        "{}",
+        text(&o)
+    );
+    expect(
+        &c,
+        &["clean", "data"],
+        2,
+        "data: neither a sweep's results folder",
+    );
+}

@@ -40,6 +40,7 @@ fn each_subcommand_takes_only_the_options_it_uses() {
         ("plan", [&["json"], RUN].concat()),
         ("report", vec!["format"]),
         ("compare", vec!["out", "format"]),
+        ("clean", vec!["dry-run"]),
         ("bench", bench.to_vec()),
         ("slurm", slurm),
         ("status", vec!["watch", "every", "results"]),
@@ -118,6 +119,8 @@ fn invocations_of_the_readme_and_the_tests_still_parse() {
         "kd-sweep bench --quick --dataset mnist --data data --work w --out B.md -q",
         "kd-sweep devices --json",
         "kd-sweep models --dataset cifar100 resnet26",
+        "kd-sweep clean results --dry-run",
+        "kd-sweep clean results/temps",
     ] {
         let args = line.split_whitespace();
         if let Err(e) = Cli::try_parse_from(args) {
