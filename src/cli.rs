@@ -55,6 +55,7 @@ Examples:
   kd-sweep status results/temps --watch     (from another terminal while it runs)
   kd-sweep report results/temps             (then open results/temps/index.html)
   kd-sweep compare results/quick results/quick2 --out charts/
+  kd-sweep clean results --dry-run          (what every sweep's folder no longer needs)
   kd-sweep experiments/temps.toml --results /data/kd --devices cuda:0,cuda:1";
 
 #[derive(Parser, Debug)]

@@ -315,3 +315,35 @@ fn clean_removes_what_is_no_longer_needed_and_nothing_else() {
         "data: neither a sweep's results folder",
     );
 }
+
+/// The fenced block after the README line that starts with `marker`.
+fn readme_block(readme: &str, marker: &str) -> String {
+    let after = &readme[readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker:?} not in README.md"))..];
+    let open = after.find("```").unwrap();
+    let body = &after[open..];
+    let body = &body[body.find('\n').unwrap() + 1..];
+    body[..body.find("```").unwrap()].to_string()
+}
+
+#[test]
+fn the_readme_s_sweep_file_example_shows_what_kd_sweep_prints() {
+    let readme = readme();
+    let file = readme_block(&readme, "<!-- readme-example: mine.toml");
+    let printed = readme_block(
+        &readme,
+        "<!-- readme-example: what kd-sweep mine.toml prints",
+    );
+    assert!(file.contains("temprature"), "{file}");
+    let c = Case::new(20, 10);
+    std::fs::write(c.path("mine.toml"), &file).unwrap();
+    let o = c.run(&["mine.toml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        printed,
+        "README.md's example is not what kd-sweep prints for its file: update one of them"
+    );
+    assert!(!c.path("results").exists(), "nothing written");
+}
