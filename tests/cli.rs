@@ -147,26 +147,36 @@ fn progress(run_id: &str, updated_at: u64) -> String {
     .to_string()
 }
 
-#[test]
-fn clean_removes_what_is_no_longer_needed_and_nothing_else() {
-    let c = Case::new(200, 60);
+/// The names in `dir/sub`, sorted (none when it does not exist).
+fn names(dir: &std::path::Path, sub: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir.join(sub))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A finished halving search `out/h` with leftovers: the pruned run's checkpoint pair (returned), a
+/// finished run's pair (its record's name, returned), progress files of a gone writer and a live one.
+fn halving_with_leftovers(c: &Case) -> (Vec<String>, String) {
     // a halving search over two cells: one is pruned after epoch 1 and keeps its checkpoint
     let search = "[search]\nstrategy = \"halving\"\nmin_epochs = 1\neta = 2\n";
     let s = c.sweep("h", &(body("[0]", "[1, 4]", "[0.5]") + search));
     let o = c.run(&[s.to_str().unwrap(), "--results", "out", "-q"]);
     assert!(o.status.success(), "{}", text(&o));
     let dir = c.path("out/h");
-    let names = |sub: &str| -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(dir.join(sub))
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    };
+    let names = |sub: &str| names(&dir, sub);
     let pruned: Vec<String> = names("checkpoints");
     assert_eq!(pruned.len(), 2, "one pruned run's pair: {pruned:?}");
     let record: serde_json::Value =
@@ -187,18 +197,24 @@ fn clean_removes_what_is_no_longer_needed_and_nothing_else() {
     )
     .unwrap();
     std::fs::create_dir_all(dir.join("progress")).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = unix_now();
     std::fs::write(dir.join("progress/gone.json"), progress("gone", 0)).unwrap();
     std::fs::write(dir.join("progress/live.json"), progress("live", now)).unwrap();
 
+    (pruned, teacher)
+}
+
+/// `clean` refuses while a sweep runs in `out/h`, and keeps the `pruned` pair while the sweep (as
+/// its manifest says) would train that run further.
+fn refused_while_running_and_keeps_what_the_sweep_continues(c: &Case, pruned: &[String]) {
+    let dir = c.path("out/h");
+    let names = |sub: &str| names(&dir, sub);
+    let now = unix_now();
     // while a sweep runs there: refused, nothing removed
     let lock = dir.join(".coordinator.lock");
     let owner = serde_json::json!({"host": "another-host", "pid": 1, "since": now});
     std::fs::write(&lock, owner.to_string()).unwrap();
-    expect(&c, &["clean", "out"], 1, "out/h: a sweep is running there");
+    expect(c, &["clean", "out"], 1, "out/h: a sweep is running there");
     assert_eq!(names("checkpoints").len(), 4);
     std::fs::remove_file(&lock).unwrap();
 
@@ -216,6 +232,16 @@ fn clean_removes_what_is_no_longer_needed_and_nothing_else() {
         "{out}"
     );
     std::fs::write(dir.join("manifest.json"), &manifest).unwrap();
+}
+
+#[test]
+fn clean_removes_what_is_no_longer_needed_and_nothing_else() {
+    let c = Case::new(200, 60);
+    let (pruned, teacher) = halving_with_leftovers(&c);
+    refused_while_running_and_keeps_what_the_sweep_continues(&c, &pruned);
+    let dir = c.path("out/h");
+    let names = |sub: &str| names(&dir, sub);
+    let stem = teacher.strip_suffix(".json").unwrap();
 
     // --dry-run lists, removes nothing
     let before = kept_files(&c.path("out"));
@@ -300,16 +326,19 @@ fn clean_removes_what_is_no_longer_needed_and_nothing_else() {
     );
     // records, CSVs, manifest, reports and the teacher cache: untouched
     assert_eq!(kept_files(&c.path("out")), before);
+    still_a_sweep_with_nothing_more_to_clean(&c);
+}
+
+/// After cleaning: `out/h` reports, a second clean removes nothing, a folder that is no sweep's and
+/// no root is refused.
+fn still_a_sweep_with_nothing_more_to_clean(c: &Case) {
     let o = c.run(&["report", "out/h"]);
     assert!(o.status.success(), "{}", text(&o));
     let o = c.run(&["clean", "out"]);
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("out/h: nothing to remove"),
-        "{}",
-        text(&o)
-    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("out/h: nothing to remove"), "{}", text(&o));
     expect(
-        &c,
+        c,
         &["clean", "data"],
         2,
         "data: neither a sweep's results folder",

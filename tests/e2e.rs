@@ -878,7 +878,6 @@ fn run_task_trains_exactly_one_node_and_plan_json_lists_them() {
         "--task",
         "nope",
     ]);
-    // a node id that is not in the plan is a mistake on the command line
     assert_eq!(o.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("no node \"nope\""),

@@ -455,7 +455,7 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
 /// refuse an adaptive sweep, saying how to run it.
 pub fn refuse_adaptive(p: &Prepared, path: &Path, command: &str) -> anyhow::Result<()> {
     if p.sweep.search.is_adaptive() {
-        return Err(crate::util::UsageError(format!(
+        Err(crate::util::UsageError(format!(
             "{}: `{command}` cannot run a sweep with a [search] table (strategy = \"halving\" or \
              confirm_seeds): which runs train how far is decided between its steps from the records of \
              the step before, and job arrays fix their runs when they are submitted. Run it with \
@@ -463,8 +463,7 @@ pub fn refuse_adaptive(p: &Prepared, path: &Path, command: &str) -> anyhow::Resu
              every GPU there), or remove [search] to submit the whole grid",
             path.display(),
             path.display()
-        ))
-        .into());
+        )))?;
     }
     Ok(())
 }
