@@ -2,8 +2,9 @@
 //! decides the exit code in one place ([`exit_code`]): 0 all runs done, 1 some run failed or a
 //! data/IO error, 2 a bad sweep file or usage, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.
 
-use crate::config::{self, ConfigError, DatasetKind};
+use crate::config::{self, ConfigError, ConfigErrors, DatasetKind};
 use crate::run::pipeline::{self as sweep, Options};
+use crate::util::UsageError;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -38,12 +39,15 @@ and the grid. Minimal example (see README.md for every key):
 Optional per role ([teacher], [student]): model = \"resnet20\" (`kd-sweep models`) or
 \"torchscript:net.pt\" (your own PyTorch network); optimizer = \"sgd\" with momentum, nesterov,
 weight_decay; schedule = \"multistep\" (milestones, gamma) or \"cosine\", warmup_epochs;
-augment = \"crop-flip\". Optional in [grid]: method = [\"logit\", \"feature\", \"imitation\"],
-student_model = [...]. Optional [search]: strategy = \"halving\" (every cell trains min_epochs, the
+augment = \"crop-flip\". Optional in [grid]: method = [\"logit\", \"dkd\", \"dist\", \"multi-t\",
+\"ctkd\", \"feature\", \"imitation\"] (the newer methods' axes in [grid.dkd], [grid.dist],
+[grid.multi_t], [grid.ctkd]), logit_norm = [\"none\", \"zscore\"], student_model = [...]. Optional [search]: strategy = \"halving\" (every cell trains min_epochs, the
 best 1/eta go on, … survivors finish; pruned runs are kept), confirm_seeds = [2, 3, 4] and
 confirm_top = 3 (then the best cells and the baseline again with more seeds).
 
-Loss: (1 − α)·CE(student, y) + α·T²·KL(softmax(teacher/T) ‖ softmax(student/T)).
+";
+
+const AFTER_END: &str = "\
 Rerunning a sweep resumes it: finished runs and cached teachers are never redone, and a run that was
 stopped (Ctrl-C, SIGTERM, kill -9, a crash) continues from its last checkpoint (after every epoch).
 Exit codes: 0 done, 1 a run failed or a data error, 2 bad sweep file or usage, 130 Ctrl-C, 143 SIGTERM.
@@ -54,46 +58,86 @@ Examples:
   kd-sweep status results/temps --watch     (from another terminal while it runs)
   kd-sweep report results/temps             (then open results/temps/index.html)
   kd-sweep compare results/quick results/quick2 --out charts/
+  kd-sweep clean results --dry-run          (what every sweep's folder no longer needs)
   kd-sweep experiments/temps.toml --results /data/kd --devices cuda:0,cuda:1";
 
+/// The top-level help's text after the options: the sweep file, every method with its loss, how
+/// resuming works, exit codes, examples.
+fn after_help() -> String {
+    let mut methods = String::from("Methods (s: student logits, t: teacher logits, y: labels):\n");
+    for m in crate::distill::Method::ALL {
+        methods.push_str(&format!("  {:<10} {}\n", m.name(), m.loss_text()));
+    }
+    format!("{AFTER}\n{methods}{AFTER_END}")
+}
+
 #[derive(Parser, Debug)]
-#[command(name = "kd-sweep", version, about = ABOUT, after_help = AFTER, args_conflicts_with_subcommands = true)]
+#[command(name = "kd-sweep", version, about = ABOUT, after_help = after_help(), args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// The sweep file to run (same as `kd-sweep run SWEEP`).
     sweep: Option<PathBuf>,
     #[command(flatten)]
-    common: Common,
+    run: RunOptions,
+}
+
+/// The options of a command that plans a sweep on this machine: where results go, the devices and
+/// workers, the keys the command line can replace, and how much is printed.
+#[derive(Args, Debug, Clone)]
+struct RunOptions {
+    #[command(flatten)]
+    results: ResultsRoot,
+    #[command(flatten)]
+    devices: DevicesArg,
+    /// Runs at once per device (default: one per core on the CPU, one per GPU). Overrides [schedule]
+    /// workers_per_device.
+    #[arg(long, value_name = "N")]
+    workers_per_device: Option<i64>,
+    #[command(flatten)]
+    keys: KeyOptions,
+    #[command(flatten)]
+    quiet: Quiet,
 }
 
 #[derive(Args, Debug, Clone)]
-struct Common {
+struct ResultsRoot {
     /// Output root: results go to DIR/<name>/, cached teachers to DIR/.cache/.
-    #[arg(long, value_name = "DIR", default_value = "results", global = true)]
+    #[arg(long, value_name = "DIR", default_value = "results")]
     results: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+struct DevicesArg {
     /// Devices: "auto" (every CUDA device, else the CPU), "cpu", or a list like cuda:0,cuda:2.
     /// Overrides [schedule] devices.
-    #[arg(long, value_name = "LIST", global = true)]
+    #[arg(long, value_name = "LIST")]
     devices: Option<String>,
-    /// Runs at once per device (default: one per core on the CPU, one per GPU).
-    #[arg(long, value_name = "N", global = true)]
-    workers_per_device: Option<i64>,
+}
+
+/// Sweep-file settings the command line replaces that are part of every run's key.
+#[derive(Args, Debug, Clone)]
+struct KeyOptions {
     /// Intra-op threads of each teacher (default: every core of this machine). Part of the teacher's
     /// key. Overrides [teacher] threads.
-    #[arg(long, value_name = "N", global = true)]
+    #[arg(long, value_name = "N")]
     teacher_threads: Option<i64>,
-    /// CPU kernels: "portable" (the default: one fixed AVX2 level, the same numbers on every x86-64
-    /// machine) or "native" (libtorch's choice: faster on AVX-512, numbers differ between machines).
+    /// CPU kernels: "portable" (the default: one fixed AVX2 level, the same numbers on every machine
+    /// of one CPU vendor) or "native" (libtorch's choice: faster on AVX-512, numbers differ between
+    /// machines).
     /// Part of every run's key. Overrides [schedule] numerics.
-    #[arg(long, value_name = "MODE", global = true)]
+    #[arg(long, value_name = "MODE")]
     numerics: Option<String>,
     /// GPU runs repeatable bit for bit (cuDNN's deterministic algorithms, no benchmark search):
     /// slower. Part of every run's key. Same as [schedule] deterministic = true.
-    #[arg(long, global = true)]
+    #[arg(long)]
     deterministic: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+struct Quiet {
     /// Print errors only.
-    #[arg(long, short, global = true)]
+    #[arg(long, short)]
     quiet: bool,
 }
 
@@ -101,38 +145,57 @@ struct Common {
 enum Command {
     /// Run a sweep (the default when a file is given directly); rerun to resume.
     Run {
+        /// The sweep file (TOML), such as experiments/quick.toml.
         sweep: PathBuf,
         /// Run exactly one node of the plan (an id from `kd-sweep plan --json`), in this process; for
         /// cluster jobs. A finished node does nothing.
         #[arg(long, value_name = "ID")]
         task: Option<String>,
+        #[command(flatten)]
+        run: RunOptions,
     },
     /// Print the plan without training: runs, what is done or cached, devices and workers.
     Plan {
+        /// The sweep file (TOML), such as experiments/quick.toml.
         sweep: PathBuf,
         /// Print the plan's nodes as JSON (ids, roles, dependencies, done).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        run: RunOptions,
     },
     /// Regenerate runs.csv, epochs.csv, summary.md, the charts and index.html of a sweep's results
     /// folder from its records (no training), and print the summary.
     Report {
         /// A sweep's results folder, such as results/temps.
         dir: PathBuf,
+        /// What to print: the summary as Markdown (text) or the summary's numbers as JSON.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
     /// Compare sweeps side by side: the (T, α) cells they share, each sweep's mean ± std and the
     /// difference, cells only some have, an overlay chart, and DIR/index.html with all of it.
     Compare {
-        /// Two or more sweep results folders.
+        /// Two or more sweep results folders, such as results/quick results/quick-alpha.
         #[arg(num_args = 2.., required = true)]
         dirs: Vec<PathBuf>,
-        /// Where compare_accuracy_vs_temperature.{png,svg} go.
+        /// Folder the comparison is written to: index.html (the sweeps, the shared cells and the
+        /// overlay chart on one page) and compare_accuracy_vs_temperature.{png,svg}.
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
+        /// What to print: the tables as Markdown (text) or the same numbers as JSON.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// Remove what a results folder no longer needs: checkpoints of finished runs and of runs a
+    /// search pruned, progress files of runs no longer in flight, empty checkpoints/ and progress/
+    /// folders. Never records, CSVs, reports or cached teachers; refused while a sweep runs there.
+    Clean {
+        /// A sweep's results folder (such as results/temps), or the results root (every sweep in it).
+        dir: PathBuf,
+        /// List what would be removed, and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Measure kd-sweep on this machine: matrix-multiply ceiling, training and evaluation throughput
     /// (and the same loop in PyTorch), data feeding, the tutorial's 20-student sweep against the
@@ -155,6 +218,9 @@ enum Command {
         /// Seconds between refreshes with --watch.
         #[arg(long, value_name = "S", default_value_t = 2.0)]
         every: f64,
+        /// With a sweep file: the output root its results folder is in (DIR/<name>/).
+        #[arg(long, value_name = "DIR", default_value = "results")]
+        results: PathBuf,
     },
     /// Show what this machine offers kd-sweep: libtorch's CUDA backend, the NVIDIA driver, the GPUs
     /// libtorch can use, and what `devices = "auto"` resolves to (or why no GPU can be used).
@@ -175,6 +241,7 @@ enum Command {
     },
     #[command(name = "__worker", hide = true)]
     Worker {
+        /// Intra-op threads of this worker's runs.
         #[arg(long, default_value_t = 1)]
         threads: i32,
     },
@@ -182,17 +249,22 @@ enum Command {
     /// mode): prints {"images_per_s", "cpu_capability"} as JSON.
     #[command(name = "__bench-step", hide = true)]
     BenchStep {
+        /// The network's name.
         #[arg(long)]
         arch: String,
         /// C,H,W of an image.
         #[arg(long)]
         shape: String,
+        /// Classes of the data.
         #[arg(long)]
         classes: i64,
+        /// Intra-op threads.
         #[arg(long, default_value_t = 1)]
         threads: i32,
+        /// Training steps to time.
         #[arg(long)]
         steps: usize,
+        /// cpu or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -230,6 +302,8 @@ struct BenchArgs {
     /// fused, numerics, networks (default: all). The ceiling is always measured.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_section)]
     sections: Vec<String>,
+    #[command(flatten)]
+    quiet: Quiet,
 }
 
 fn parse_section(s: &str) -> Result<String, String> {
@@ -241,11 +315,16 @@ fn parse_section(s: &str) -> Result<String, String> {
 
 #[derive(Args, Debug)]
 struct SlurmArgs {
+    /// The sweep file (TOML), such as experiments/quick.toml.
     sweep: PathBuf,
+    /// The partition the tasks run in (`--partition`; default: the cluster's).
     #[arg(long)]
     partition: Option<String>,
+    /// GPUs per task (`--gpus-per-task`; default: none asked).
     #[arg(long, value_name = "N")]
     gpus_per_task: Option<u32>,
+    /// CPU cores per task (`--cpus-per-task`); also the teachers' threads, unless the sweep file or
+    /// --teacher-threads sets them (default: 1).
     #[arg(long, value_name = "N")]
     cpus_per_task: Option<u32>,
     /// Memory per task, as sbatch takes it (e.g. 8G).
@@ -257,6 +336,7 @@ struct SlurmArgs {
     /// At most K tasks of an array at once.
     #[arg(long, value_name = "K")]
     max_parallel: Option<u32>,
+    /// The account the jobs are charged to (`--account`; default: yours).
     #[arg(long, value_name = "A")]
     account: Option<String>,
     /// Submit with sbatch (otherwise print the commands).
@@ -270,6 +350,14 @@ struct SlurmArgs {
     /// continues from its checkpoint).
     #[arg(long)]
     no_requeue: bool,
+    #[command(flatten)]
+    results: ResultsRoot,
+    #[command(flatten)]
+    devices: DevicesArg,
+    #[command(flatten)]
+    keys: KeyOptions,
+    #[command(flatten)]
+    quiet: Quiet,
 }
 
 /// How a report is printed.
@@ -277,6 +365,7 @@ struct SlurmArgs {
 enum Format {
     /// Markdown
     Text,
+    /// JSON, for scripts
     Json,
 }
 
@@ -284,19 +373,43 @@ fn parse_dataset(s: &str) -> Result<DatasetKind, String> {
     DatasetKind::parse(s).ok_or_else(|| format!("allowed: {}", DatasetKind::NAMES))
 }
 
-fn options(c: &Common) -> Options {
+/// The library's options for a command that plans a sweep.
+fn options(
+    results: &ResultsRoot,
+    devices: &DevicesArg,
+    workers_per_device: Option<i64>,
+    keys: &KeyOptions,
+    quiet: &Quiet,
+) -> Options {
     Options {
-        results: c.results.clone(),
+        results: results.results.clone(),
         overrides: config::Overrides {
-            devices: c.devices.clone(),
-            workers_per_device: c.workers_per_device,
-            teacher_threads: c.teacher_threads,
-            numerics: c.numerics.clone(),
-            deterministic: c.deterministic,
+            devices: devices.devices.clone(),
+            workers_per_device,
+            teacher_threads: keys.teacher_threads,
+            numerics: keys.numerics.clone(),
+            deterministic: keys.deterministic,
         },
-        quiet: c.quiet,
-        worker_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("kd-sweep")),
+        quiet: quiet.quiet,
+        worker_exe: worker_exe(),
     }
+}
+
+impl RunOptions {
+    fn options(&self) -> Options {
+        options(
+            &self.results,
+            &self.devices,
+            self.workers_per_device,
+            &self.keys,
+            &self.quiet,
+        )
+    }
+}
+
+/// This binary, which workers and benchmark steps are started from.
+fn worker_exe() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("kd-sweep"))
 }
 
 /// How a command ended, when it did not fail outright.
@@ -321,8 +434,11 @@ pub fn exit_code(result: &anyhow::Result<Ended>) -> i32 {
         Ok(Ended::Usage) => 2,
         Ok(Ended::Interrupted) => 130,
         Ok(Ended::Terminated) => 143,
-        // A bad sweep file or usage is 2; data, IO and run failures are 1 (DataError among them).
+        // A bad sweep file or usage is 2 (README's table); data, IO and run failures and a folder in
+        // use are 1 (DataError among them).
         Err(e) if e.downcast_ref::<ConfigError>().is_some() => 2,
+        Err(e) if e.downcast_ref::<ConfigErrors>().is_some() => 2,
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => 2,
         Err(_) => 1,
     }
 }
@@ -338,14 +454,24 @@ pub fn main() -> i32 {
     };
     let result = cli.run();
     if let Err(e) = &result {
-        eprintln!("error: {e:#}");
+        eprint!("{}", error_text(e));
     }
     exit_code(&result)
 }
 
+/// How an error is printed: `error: ` and the chain of causes; a sweep file's problems one per line,
+/// each with its own `error: `.
+pub fn error_text(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<ConfigErrors>() {
+        Some(all) if e.chain().count() == 1 => {
+            all.iter().map(|c| format!("error: {c}\n")).collect()
+        }
+        _ => format!("error: {e:#}\n"),
+    }
+}
+
 impl Cli {
     fn run(self) -> anyhow::Result<Ended> {
-        let c = &self.common;
         match (self.command, self.sweep) {
             (Some(Command::Worker { threads }), _) => {
                 crate::run::worker::main(threads).map(|_| Ended::Success)
@@ -365,11 +491,13 @@ impl Cli {
                 Some(Command::Run {
                     sweep,
                     task: Some(id),
+                    run,
                 }),
                 _,
-            ) => run_task(&sweep, c, &id),
-            (Some(Command::Run { sweep, .. }), _) | (None, Some(sweep)) => run_sweep(&sweep, c),
-            (Some(Command::Plan { sweep, json }), _) => plan(&sweep, c, json),
+            ) => run_task(&sweep, &run.options(), &id),
+            (Some(Command::Run { sweep, run, .. }), _) => run_sweep(&sweep, &run.options()),
+            (None, Some(sweep)) => run_sweep(&sweep, &self.run.options()),
+            (Some(Command::Plan { sweep, json, run }), _) => plan(&sweep, &run.options(), json),
             (Some(Command::Devices { json }), _) => devices(json),
             (Some(Command::Models { dataset, names }), _) => models(dataset, &names),
             (
@@ -377,13 +505,15 @@ impl Cli {
                     target,
                     watch,
                     every,
+                    results,
                 }),
                 _,
-            ) => status(&target, c, watch, every),
+            ) => status(&target, &results, watch, every),
             (Some(Command::Report { dir, format }), _) => report(&dir, format),
             (Some(Command::Compare { dirs, out, format }), _) => compare(&dirs, &out, format),
-            (Some(Command::Bench(args)), _) => bench(args, c),
-            (Some(Command::Slurm(args)), _) => slurm(args, c),
+            (Some(Command::Clean { dir, dry_run }), _) => clean(&dir, dry_run),
+            (Some(Command::Bench(args)), _) => bench(args),
+            (Some(Command::Slurm(args)), _) => slurm(args),
             (None, None) => {
                 eprintln!(
                     "error: give a sweep file, e.g. `kd-sweep experiments/quick.toml` (see --help)"
@@ -394,14 +524,14 @@ impl Cli {
     }
 }
 
-fn run_sweep(path: &Path, common: &Common) -> anyhow::Result<Ended> {
-    let f = sweep::run(path, &options(common))?;
+fn run_sweep(path: &Path, opts: &Options) -> anyhow::Result<Ended> {
+    let f = sweep::run(path, opts)?;
     Ok(if f.terminated {
         Ended::Terminated
     } else if f.interrupted {
         Ended::Interrupted
     } else if f.failed > 0 {
-        if !common.quiet {
+        if !opts.quiet {
             eprintln!(
                 "{} run(s) failed; rerun the same command to retry them",
                 f.failed
@@ -413,8 +543,8 @@ fn run_sweep(path: &Path, common: &Common) -> anyhow::Result<Ended> {
     })
 }
 
-fn run_task(path: &Path, common: &Common, id: &str) -> anyhow::Result<Ended> {
-    Ok(match sweep::run_task(path, &options(common), id)? {
+fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<Ended> {
+    Ok(match sweep::run_task(path, opts, id)? {
         sweep::TaskOutcome::AlreadyDone => {
             eprintln!("{id}: already done; nothing to do");
             Ended::Success
@@ -438,21 +568,20 @@ fn run_task(path: &Path, common: &Common, id: &str) -> anyhow::Result<Ended> {
     })
 }
 
-fn plan(path: &Path, common: &Common, json: bool) -> anyhow::Result<Ended> {
-    let opts = options(common);
+fn plan(path: &Path, opts: &Options, json: bool) -> anyhow::Result<Ended> {
     if json {
-        let v = sweep::plan_json(path, &opts)?;
+        let v = sweep::plan_json(path, opts)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print!("{}", crate::run::describe::describe(path, &opts)?);
+        print!("{}", crate::run::describe::describe(path, opts)?);
     }
     Ok(Ended::Success)
 }
 
-fn status(target: &Path, common: &Common, watch: bool, every: f64) -> anyhow::Result<Ended> {
+fn status(target: &Path, results: &Path, watch: bool, every: f64) -> anyhow::Result<Ended> {
     // a sweep file names its folder: <results>/<name>
     let dir = if target.is_file() {
-        common.results.join(config::load(target)?.name)
+        results.join(config::load(target)?.name)
     } else {
         target.to_path_buf()
     };
@@ -483,108 +612,23 @@ fn status(target: &Path, common: &Common, watch: bool, every: f64) -> anyhow::Re
 }
 
 fn models(dataset: DatasetKind, extra: &[String]) -> anyhow::Result<Ended> {
-    use crate::model::{Arch, ZOO};
-    let shape = dataset.image_shape();
-    let classes = dataset.classes() as i64;
-    let mut archs: Vec<Arch> = ZOO
-        .iter()
-        .map(|n| Arch::parse(n))
-        .collect::<Result<_, _>>()
-        .map_err(anyhow::Error::msg)?;
-    for n in extra {
-        let a = Arch::parse_in(n, Path::new(".")).map_err(|why| anyhow::anyhow!("{why}"))?;
-        if !archs.contains(&a) {
-            archs.push(a);
-        }
-    }
-    println!(
-        "models for {} ({}×{}×{} images, {classes} classes):\n",
-        dataset.name(),
-        shape[0],
-        shape[1],
-        shape[2]
+    // a name that is not a network is a mistake on the command line
+    print!(
+        "{}",
+        crate::model::listing::table(dataset, extra).map_err(UsageError)?
     );
-    println!(
-        "{:<18} {:>12} {:>18}  fused",
-        "model", "parameters", "M multiply-adds"
-    );
-    for a in archs {
-        let (params, macs) = a.size(shape, classes);
-        // a TorchScript network's multiply-adds are not counted
-        let macs = match a.script() {
-            Some(_) => "—".to_string(),
-            None => format!("{:.2}", macs as f64 / 1e6),
-        };
-        println!(
-            "{:<18} {:>12} {:>18}  {}",
-            a.name(),
-            params,
-            macs,
-            if a.fusable() { "yes" } else { "no" }
-        );
-    }
-    println!("\nper image, one forward pass; a training step costs about 3 times that");
     Ok(Ended::Success)
 }
 
 fn devices(json: bool) -> anyhow::Result<Ended> {
-    use crate::platform::device::{resolve, Devices, Probe};
-    let p = Probe::read();
-    let auto = resolve(&Devices::Auto, &p);
+    use crate::platform::machine;
+    let p = crate::platform::device::Probe::read();
+    let libtorch = crate::run::pipeline::LIBTORCH_VERSION;
     if json {
-        let v = serde_json::json!({
-            "has_cudart": p.has_cudart,
-            "cuda_version": p.cuda_version.map(|(a, b)| format!("{a}.{b}")),
-            "driver": p.driver,
-            "gpu_node": p.gpu_node,
-            "device_count": p.device_count,
-            "gpus": (0..p.device_count)
-                .map(|i| crate::platform::device::gpu_of(crate::platform::device::DeviceSpec::Cuda(i)))
-                .collect::<Vec<_>>(),
-            "cuda_visible_devices": p.visible,
-            "libtorch": crate::run::pipeline::LIBTORCH_VERSION,
-            "auto": match &auto {
-                Ok(r) => serde_json::json!(r.devices),
-                Err(e) => serde_json::json!({ "error": e.to_string() }),
-            },
-        });
+        let v = machine::describe_json(&p, libtorch);
         println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(Ended::Success);
-    }
-    let or_none = |o: Option<String>| o.unwrap_or_else(|| "none".into());
-    println!("libtorch {}", crate::run::pipeline::LIBTORCH_VERSION);
-    println!(
-        "CUDA backend: {}",
-        if p.has_cudart {
-            format!(
-                "loaded (CUDA {})",
-                or_none(p.cuda_version.map(|(a, b)| format!("{a}.{b}")))
-            )
-        } else {
-            "none (CPU-only libtorch, or libtorch_cuda.so not loaded)".into()
-        }
-    );
-    println!("NVIDIA driver: {}", or_none(p.driver.clone()));
-    println!("GPUs libtorch can use: {}", p.device_count);
-    for i in 0..p.device_count {
-        let d = crate::platform::device::DeviceSpec::Cuda(i);
-        println!(
-            "  {d}: {}",
-            crate::platform::device::gpu_of(d).unwrap_or_default()
-        );
-    }
-    match auto {
-        Ok(r) => {
-            let names: Vec<String> = r.devices.iter().map(|d| d.to_string()).collect();
-            println!("devices = \"auto\" → {}", names.join(", "));
-            if let Some(n) = r.note {
-                println!("{n}");
-            }
-        }
-        Err(e) => println!("devices = \"auto\" → error: {e}"),
-    }
-    if p.device_count == 0 && p.has_cudart {
-        println!("why no GPU: {}", p.why_no_gpu());
+    } else {
+        print!("{}", machine::describe(&p, libtorch));
     }
     Ok(Ended::Success)
 }
@@ -605,18 +649,7 @@ fn report(dir: &Path, format: Format) -> anyhow::Result<Ended> {
 }
 
 fn compare(dirs: &[PathBuf], out: &Path, format: Format) -> anyhow::Result<Ended> {
-    let warn = |m: &str| eprintln!("{m}");
-    let loaded = dirs
-        .iter()
-        .map(|d| crate::report::load(d, &warn))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let c = crate::report::compare::compare(&loaded);
-    crate::report::compare::chart(out, &c)?;
-    crate::store::write_atomic(
-        &out.join("index.html"),
-        crate::report::html::compare_page(out, &c).as_bytes(),
-    )
-    .with_context(|| format!("writing {}", out.join("index.html").display()))?;
+    let c = crate::report::compare::write(dirs, out, &|m: &str| eprintln!("{m}"))?;
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&c)?),
         Format::Text => {
@@ -628,6 +661,12 @@ fn compare(dirs: &[PathBuf], out: &Path, format: Format) -> anyhow::Result<Ended
             );
         }
     }
+    Ok(Ended::Success)
+}
+
+fn clean(dir: &Path, dry_run: bool) -> anyhow::Result<Ended> {
+    let cleaned = crate::store::clean::clean(dir, dry_run, &|m: &str| eprintln!("{m}"))?;
+    print!("{}", crate::store::clean::render(&cleaned, dry_run));
     Ok(Ended::Success)
 }
 
@@ -665,7 +704,7 @@ fn bench_step(
     Ok(Ended::Success)
 }
 
-fn bench(args: BenchArgs, common: &Common) -> anyhow::Result<Ended> {
+fn bench(args: BenchArgs) -> anyhow::Result<Ended> {
     let device = match args.device {
         Some(d) => {
             crate::platform::device::DeviceSpec::parse(&d).map_err(|message| ConfigError {
@@ -694,13 +733,13 @@ fn bench(args: BenchArgs, common: &Common) -> anyhow::Result<Ended> {
         dataset: args.dataset,
         data: args.data,
         work: args.work,
-        worker_exe: options(common).worker_exe,
+        worker_exe: worker_exe(),
         python: args.python,
         quick: args.quick,
         seeds: args.seeds.map(|n| n as usize),
         sections: args.sections,
     };
-    let quiet = common.quiet;
+    let quiet = args.quiet.quiet;
     let md = crate::tools::bench::run(&opts, &|m: &str| {
         if !quiet {
             eprintln!("{m}")
@@ -714,7 +753,7 @@ fn bench(args: BenchArgs, common: &Common) -> anyhow::Result<Ended> {
     Ok(Ended::Success)
 }
 
-fn slurm(args: SlurmArgs, common: &Common) -> anyhow::Result<Ended> {
+fn slurm(args: SlurmArgs) -> anyhow::Result<Ended> {
     let o = crate::tools::slurm::SlurmOptions {
         partition: args.partition,
         gpus_per_task: args.gpus_per_task,
@@ -728,7 +767,9 @@ fn slurm(args: SlurmArgs, common: &Common) -> anyhow::Result<Ended> {
         signal_secs: args.signal_secs,
         requeue: !args.no_requeue,
     };
-    let g = crate::tools::slurm::generate(&args.sweep, &options(common), &o)?;
+    // SLURM tasks each run one node in their own process: no workers per device here
+    let opts = options(&args.results, &args.devices, None, &args.keys, &args.quiet);
+    let g = crate::tools::slurm::generate(&args.sweep, &opts, &o)?;
     let results = g.dir.parent().map(|d| d.to_path_buf()).unwrap_or_default();
     print!(
         "{}",
@@ -736,3 +777,6 @@ fn slurm(args: SlurmArgs, common: &Common) -> anyhow::Result<Ended> {
     );
     Ok(Ended::Success)
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,9 +10,45 @@ pub fn first_line(s: &str) -> String {
         .to_string()
 }
 
+/// A command used wrongly — a model name that is not one, a folder that is not what the command
+/// takes — said plainly; exit code 2, as a bad sweep file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
 /// Lower-case hexadecimal of `bytes` (SHA-256 digests in keys, file names and checksums).
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Levenshtein distance (for near-miss suggestions).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The candidate nearest to `name` by [`edit_distance`] (the first of equals, a candidate equal to
+/// `name` skipped), when it is close enough to be a slip of the keyboard — one edit per three
+/// characters of `name`, at least one and at most three: the "did you mean" of a misspelt model name
+/// or sweep-file key (`temprature` → `temperature`, but nothing for `foo` among `epochs` and `lr`).
+pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let most = (name.chars().count() / 3).clamp(1, 3);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(c, name), c))
+        .filter(|&(d, _)| d >= 1 && d <= most)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
 }
 
 /// What is wrong with one key of a sweep-file table, found by the code that owns the key's meaning
@@ -41,5 +77,33 @@ impl KeyProblem {
             element: Some(i),
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_names_a_slip_of_the_keyboard_and_nothing_else() {
+        let keys = ["temperature", "alpha", "method", "baseline"];
+        assert_eq!(nearest("temprature", keys), Some("temperature"));
+        assert_eq!(nearest("alpa", keys), Some("alpha"));
+        assert_eq!(
+            nearest("teachr", ["teacher", "student", "grid"]),
+            Some("teacher")
+        );
+        assert_eq!(
+            nearest("foo", ["epochs", "lr"]),
+            None,
+            "3 edits of 3 letters is no slip"
+        );
+        assert_eq!(
+            nearest("seed", ["seeds", "name", "seed"]),
+            Some("seeds"),
+            "itself is skipped"
+        );
+        assert_eq!(nearest("zzzzzzzzzz", keys), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

@@ -761,7 +761,7 @@ fn report_and_compare_work_from_the_records() {
     assert_eq!(j["only"].as_array().unwrap().len(), 2);
     // a folder that is not a sweep's is a clear error
     let o = c.run(&["report", "data"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("no manifest.json"),
         "{}",
@@ -933,7 +933,7 @@ fn run_task_trains_exactly_one_node_and_plan_json_lists_them() {
         "--task",
         "nope",
     ]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("no node \"nope\""),
         "{}",

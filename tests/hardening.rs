@@ -93,6 +93,36 @@ fn empty_binary_and_missing_files() {
 }
 
 #[test]
+fn every_mistake_of_a_sweep_file_is_reported_at_once_in_file_order() {
+    let c = Case::new(100, 20);
+    // line 3: a seed listed twice (a check of the value); line 9: a misspelt key (serde's error,
+    // which used to be the only one reported, before the earlier line); each with its own text
+    let file = "# two mistakes\nname = \"two\"\nseeds = [0, 0]\n[data]\ndataset = \"mnist\"\n\
+                path = \"data\"\nvalidation = 40\n[teacher]\nbatch_sise = 16\nepochs = 1\n\
+                lr = 0.001\n[student]\nepochs = 1\nbatch_size = 16\nlr = 0.001\n[grid]\n\
+                temperature = [1]\nalpha = [0.5]\n";
+    let lines: Vec<&str> = file.lines().collect();
+    assert_eq!((lines[2], lines[8]), ("seeds = [0, 0]", "batch_sise = 16"));
+    std::fs::write(c.path("two.toml"), file).unwrap();
+    let o = c.run(&["two.toml", "--results", "out"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let printed: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        printed,
+        [
+            "error: two.toml:3:13: `seeds`: seed 0 appears twice; list each seed once",
+            "error: two.toml:9:1: `teacher.batch_sise`: unknown field `batch_sise`, expected one of \
+             `epochs`, `batch_size`, `lr`, `init`, `threads`, `model`, `optimizer`, `momentum`, \
+             `nesterov`, `weight_decay`, `schedule`, `milestones`, `gamma`, `warmup_epochs`, \
+             `augment`, `precision`, `cache_teacher_logits`; did you mean `batch_size`?",
+        ],
+        "{err}"
+    );
+    assert!(!c.path("out").exists());
+}
+
+#[test]
 fn bad_data_exits_1_naming_the_file() {
     let c = Case::new(100, 20);
     let s = c.sweep("bd", &body("[0]", "[2]", "[0.5]"));

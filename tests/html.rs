@@ -227,7 +227,7 @@ fn status_reads_a_finished_sweep_and_writes_nothing() {
     assert_eq!(listing(&c.path("out")), before, "status changed the folder");
     // a folder that is no sweep
     let o = c.run(&["status", "data"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no manifest.json"));
 }
 

@@ -308,7 +308,7 @@ fn search_settings_are_checked_and_slurm_says_to_use_run() {
     }
     let s = c.sweep("ok", &(grid_body() + HALVING));
     let o = c.run(&["slurm", s.to_str().unwrap(), "--results", "out"]);
-    assert!(!o.status.success(), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("cannot run a sweep with a [search] table"),
         "{}",
@@ -316,7 +316,7 @@ fn search_settings_are_checked_and_slurm_says_to_use_run() {
     );
     assert!(!c.path("out/ok/slurm").exists(), "nothing written");
     let o = c.run(&["run", s.to_str().unwrap(), "--task", "teacher-s0"]);
-    assert!(!o.status.success(), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
 
 /// Records of a folder whose status is `pruned` (paused at a rung so far).

@@ -52,3 +52,57 @@ impl SourceMap {
         }
     }
 }
+
+/// Every problem found in a sweep file, in file order (those without a place first), as a compiler
+/// reports them: all at once, so that one edit fixes them all. Never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// `errors` sorted by place (stable: two at one place keep their order), repeats dropped; `None`
+    /// for an empty list.
+    pub fn new(mut errors: Vec<ConfigError>) -> Option<ConfigErrors> {
+        errors.sort_by_key(|e| e.at.unwrap_or((0, 0)));
+        errors.dedup();
+        (!errors.is_empty()).then_some(ConfigErrors(errors))
+    }
+
+    /// The first problem in file order.
+    pub fn first(&self) -> &ConfigError {
+        &self.0[0]
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, ConfigError> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Never true; here for the convention that goes with `len`.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(e: ConfigError) -> ConfigErrors {
+        ConfigErrors(vec![e])
+    }
+}
+
+/// One problem per line (the command line prints `error: ` before each).
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}

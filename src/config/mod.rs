@@ -12,7 +12,7 @@ mod raw;
 pub(crate) mod tests;
 mod validate;
 
-pub use error::{ConfigError, SourceMap};
+pub use error::{ConfigError, ConfigErrors, SourceMap};
 pub use overrides::{load_with, Overrides};
 
 pub use crate::data::{DataConfig, DatasetKind};
@@ -23,7 +23,6 @@ pub use crate::train::Phase;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-use raw::RawSweep;
 pub use validate::check_sizes;
 use validate::Validator;
 
@@ -332,7 +331,7 @@ fn setters(values: &[GridValue], set: fn(&mut Coord, GridValue)) -> Vec<Setter> 
 }
 
 /// Reads and validates a sweep file.
-pub fn load(path: &Path) -> Result<Sweep, ConfigError> {
+pub fn load(path: &Path) -> Result<Sweep, ConfigErrors> {
     let fail = |message: String| ConfigError {
         file: path.to_path_buf(),
         at: None,
@@ -357,22 +356,21 @@ pub fn load(path: &Path) -> Result<Sweep, ConfigError> {
 }
 
 /// Parses and validates sweep-file text; `file` is used in messages and to resolve relative paths.
-pub fn parse(text: &str, file: &Path) -> Result<Sweep, ConfigError> {
-    let v = Validator {
-        text,
-        file: file.to_path_buf(),
-        keys: Default::default(),
-    };
+/// Every problem is reported, in file order.
+pub fn parse(text: &str, file: &Path) -> Result<Sweep, ConfigErrors> {
+    let v = Validator::new(text, file.to_path_buf());
     if text.trim().is_empty() {
-        return Err(v.err(
-            None,
-            None,
-            "the file is empty; a sweep needs at least `name`, `seeds`, [data], [teacher], \
-             [student] and [grid] (see experiments/quick.toml)",
-        ));
+        return Err(v
+            .err(
+                None,
+                None,
+                "the file is empty; a sweep needs at least `name`, `seeds`, [data], [teacher], \
+                 [student] and [grid] (see experiments/quick.toml)",
+            )
+            .into());
     }
-    let raw: RawSweep = toml::from_str(text).map_err(|e| v.toml_error(&e))?;
-    v.validate(raw)
+    let sweep = v.document().and_then(|raw| v.validate(raw));
+    v.finish(sweep)
 }
 
 /// A sweep name becomes a folder under the results root: one plain path component.

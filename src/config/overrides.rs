@@ -1,6 +1,6 @@
 //! Command-line settings that take the place of sweep-file keys, validated by the same conversions.
 
-use super::{load, ConfigError, Devices, Sweep};
+use super::{load, ConfigError, ConfigErrors, Devices, Sweep};
 use std::path::Path;
 
 /// Command-line settings that replace sweep-file keys, as written; [`load_with`] validates them with
@@ -69,7 +69,7 @@ impl Overrides {
 }
 
 /// [`load`], then the command line's overrides, each validated.
-pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Sweep, ConfigError> {
+pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Sweep, ConfigErrors> {
     let mut sweep = load(path)?;
     overrides.apply(&mut sweep)?;
     Ok(sweep)

@@ -27,7 +27,13 @@ temperature = [1, 2.5, 0.1, 1e1]
 alpha = [0, 0.5, 1]
 "#;
 
+/// The first problem of a file that must be rejected.
 fn err(text: &str) -> ConfigError {
+    errs(text).first().clone()
+}
+
+/// Every problem of a file that must be rejected.
+fn errs(text: &str) -> ConfigErrors {
     parse(text, Path::new("s.toml")).expect_err("should be rejected")
 }
 
@@ -516,7 +522,7 @@ fn methods_default_to_logit_and_are_checked() {
 #[test]
 fn missing_file_says_so() {
     let e = load(Path::new("/nonexistent/sweep.toml")).unwrap_err();
-    assert!(e.message.contains("no such file"), "{e}");
+    assert!(e.first().message.contains("no such file"), "{e}");
 }
 
 #[test]
@@ -610,4 +616,113 @@ fn bad_method_tables_point_at_their_key() {
         );
         assert!(e.message.contains(says), "{extra}: {e}");
     }
+}
+
+#[test]
+fn unknown_keys_say_which_key_was_meant() {
+    let e = err(&with("temperature =", "temprature ="));
+    assert!(e.message.starts_with("unknown field `temprature`"), "{e}");
+    assert!(e.message.ends_with("; did you mean `temperature`?"), "{e}");
+    assert_eq!(e.key.as_deref(), Some("grid.temprature"));
+    // a misspelt table: its key's error, and no "missing field `teacher`" echoing it
+    let all = errs(&with("[teacher]", "[teachr]"));
+    assert_eq!(all.len(), 1, "{all}");
+    assert!(
+        all.first().message.ends_with("did you mean `teacher`?"),
+        "{all}"
+    );
+    // a slip stands for the key it was meant to be: its value is checked as that key's
+    let all = errs(&with(
+        "temperature = [1, 2.5, 0.1, 1e1]",
+        "temprature = [1, 0]",
+    ));
+    let keys: Vec<&str> = all.iter().map(|e| e.key.as_deref().unwrap()).collect();
+    assert_eq!(keys, ["grid.temprature", "grid.temperature"], "{all}");
+    assert!(
+        all.iter()
+            .nth(1)
+            .unwrap()
+            .message
+            .contains("0 is not allowed"),
+        "{all}"
+    );
+    // nothing near: no guess
+    let e = err(&with(
+        "lr = 0.001\n\n[student]",
+        "lr = 0.001\nfoo = 1\n\n[student]",
+    ));
+    assert!(!e.message.contains("did you mean"), "{e}");
+}
+
+/// A sweep file with problems on lines 3 (a value), 9 (an unknown key: serde's), 13 (a value of
+/// the wrong type: serde's) and 17 (a value).
+const FOUR_MISTAKES: &str = "# four mistakes
+name = \"t\"
+seeds = [0, -1]
+[data]
+dataset = \"fashion-mnist\"
+[teacher]
+epochs = 1
+batch_size = 64
+betas = [0.9, 0.99]
+lr = 0.001
+[student]
+epochs = 2
+batch_size = \"64\"
+lr = 0.001
+[grid]
+temperature = [1, 2]
+alpha = [0.5, 2]
+";
+
+#[test]
+fn every_problem_is_reported_at_once_in_file_order() {
+    let all = errs(FOUR_MISTAKES);
+    let lines: Vec<usize> = all.iter().map(|e| e.at.unwrap().0).collect();
+    assert_eq!(lines, [3, 9, 13, 17], "{all}");
+    let keys: Vec<&str> = all.iter().map(|e| e.key.as_deref().unwrap()).collect();
+    assert_eq!(
+        keys,
+        ["seeds", "teacher.betas", "student.batch_size", "grid.alpha"]
+    );
+    // each keeps the message it has alone
+    for e in all.iter() {
+        let alone = match e.key.as_deref().unwrap() {
+            "seeds" => err(&with("seeds = [0, 1]", "seeds = [0, -1]")),
+            "teacher.betas" => err(&with(
+                "lr = 0.001\n\n[student]",
+                "lr = 0.001\nbetas = [0.9, 0.99]\n\n[student]",
+            )),
+            "student.batch_size" => err(&with(
+                "epochs = 2\nbatch_size = 64",
+                "epochs = 2\nbatch_size = \"64\"",
+            )),
+            _ => err(&with("alpha = [0, 0.5, 1]", "alpha = [0.5, 2]")),
+        };
+        assert_eq!(e.message, alone.message);
+    }
+    // the printed form: one problem per line, in that order
+    let text = all.to_string();
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .starts_with("s.toml:3:13: `seeds`: "),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_check_that_needs_a_wrong_value_is_skipped_not_repeated() {
+    // an unknown dataset leaves the models unchecked (their image shape is unknown), and reports
+    // the other tables' problems all the same
+    let text = with("dataset = \"fashion-mnist\"", "dataset = \"fashion\"")
+        .replace("epochs = 2", "epochs = 0");
+    let all = errs(&text);
+    let keys: Vec<&str> = all.iter().map(|e| e.key.as_deref().unwrap()).collect();
+    assert_eq!(keys, ["data.dataset", "student.epochs"], "{all}");
+    // a syntax error stops there: nothing after it can be read
+    let all = errs(&with("lr = 0.001", "lr = = 0.001"));
+    assert_eq!(all.len(), 1, "{all}");
 }

@@ -3,6 +3,7 @@
 //! benchmark's model zoo — CIFAR ResNets, Wide ResNets, VGG with batch norm — for any input shape and
 //! number of classes, all initialised by PyTorch's default rules unless `init = "kaiming"`.
 
+pub mod listing;
 pub mod script;
 mod zoo;
 
@@ -159,10 +160,7 @@ impl Arch {
             });
         }
         let bad = |why: &str| {
-            let near = ZOO
-                .iter()
-                .min_by_key(|z| edit_distance(z, name))
-                .filter(|z| edit_distance(z, name) <= 3)
+            let near = crate::util::nearest(name, ZOO.iter().copied())
                 .map(|z| format!(" (did you mean \"{z}\"?)"))
                 .unwrap_or_default();
             format!(
@@ -334,22 +332,6 @@ impl<'de> serde::Deserialize<'de> for Arch {
         let s = String::deserialize(d)?;
         Arch::parse(&s).map_err(serde::de::Error::custom)
     }
-}
-
-/// Levenshtein distance (for near-miss suggestions).
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[derive(Debug)]

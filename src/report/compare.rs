@@ -153,6 +153,59 @@ pub fn compare(loaded: &[Loaded]) -> Comparison {
     }
 }
 
+/// `kd-sweep compare`: reads the sweep folders `dirs` (records that fail their checksum are skipped
+/// with a warning through `warn`), compares them, and writes the overlay chart and `index.html` into
+/// `out`.
+pub fn write(
+    dirs: &[std::path::PathBuf],
+    out: &Path,
+    warn: &dyn Fn(&str),
+) -> anyhow::Result<Comparison> {
+    use anyhow::Context;
+    // the same folder twice (however it is spelt) compares a sweep with itself: a slip
+    let same: Vec<std::path::PathBuf> = dirs
+        .iter()
+        .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()))
+        .collect();
+    for (i, d) in same.iter().enumerate() {
+        if let Some(j) = same[..i].iter().position(|e| e == d) {
+            return Err(crate::util::UsageError(format!(
+                "{} and {} are the same folder: compare needs two or more different sweeps' folders \
+                 (to see one sweep, use `kd-sweep report {}`)",
+                dirs[j].display(),
+                dirs[i].display(),
+                dirs[j].display()
+            ))
+            .into());
+        }
+    }
+    let loaded = dirs
+        .iter()
+        .map(|d| super::load(d, warn))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let c = compare(&loaded);
+    chart(out, &c)?;
+    let page = out.join("index.html");
+    crate::store::write_atomic(&page, super::html::compare_page(out, &c).as_bytes())
+        .with_context(|| format!("writing {}", page.display()))?;
+    Ok(c)
+}
+
+impl Comparison {
+    /// What is said instead of the table of shared cells when the sweeps have no cell in common.
+    pub fn none_shared(&self) -> Option<String> {
+        if !self.shared.is_empty() {
+            return None;
+        }
+        let names: Vec<&str> = self.sweeps.iter().map(|s| s.name.as_str()).collect();
+        Some(format!(
+            "No cell is in every sweep: {} share no (method, T, α) setting, so there are no \
+             differences to show; each sweep's cells are listed below.",
+            names.join(" and ")
+        ))
+    }
+}
+
 /// The comparison as Markdown (also printed on the terminal).
 pub fn markdown(c: &Comparison) -> String {
     let mut o = String::from("# comparison\n\n| sweep | folder | dataset | model version | teacher epochs | student epochs | seeds |\n|---|---|---|---:|---:|---:|---|\n");
@@ -172,6 +225,33 @@ pub fn markdown(c: &Comparison) -> String {
     for w in &c.warnings {
         o.push_str(&format!("\n**warning:** {w}\n"));
     }
+    if let Some(none) = c.none_shared() {
+        o.push_str(&format!("\n{none}\n"));
+    } else {
+        shared_table(&mut o, c);
+    }
+    if !c.only.is_empty() {
+        o.push_str("\nCells not in every sweep:\n\n| only in | method | T | α | test accuracy |\n|---|---|---:|---:|---:|\n");
+        for x in &c.only {
+            o.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                x.sweep,
+                x.method,
+                if x.temperature.is_empty() {
+                    "–"
+                } else {
+                    x.temperature.as_str()
+                },
+                x.alpha,
+                x.test.show()
+            ));
+        }
+    }
+    o
+}
+
+/// The table of the cells every sweep has: each sweep's mean ± std and the differences.
+fn shared_table(o: &mut String, c: &Comparison) {
     let names: Vec<&str> = c.sweeps.iter().map(|s| s.name.as_str()).collect();
     o.push_str("\nStudent test accuracy (%), mean ± std over seeds, for the cells every sweep has:\n\n| method | T | α |");
     for n in &names {
@@ -198,27 +278,6 @@ pub fn markdown(c: &Comparison) -> String {
         }
         o.push('\n');
     }
-    if c.shared.is_empty() {
-        o.push_str("\n(no cell is shared by every sweep)\n");
-    }
-    if !c.only.is_empty() {
-        o.push_str("\nCells not in every sweep:\n\n| only in | method | T | α | test accuracy |\n|---|---|---:|---:|---:|\n");
-        for x in &c.only {
-            o.push_str(&format!(
-                "| {} | {} | {} | {} | {} |\n",
-                x.sweep,
-                x.method,
-                if x.temperature.is_empty() {
-                    "–"
-                } else {
-                    x.temperature.as_str()
-                },
-                x.alpha,
-                x.test.show()
-            ));
-        }
-    }
-    o
 }
 
 /// One colour per sweep.
@@ -415,5 +474,31 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("**warning:**"), "{md}");
+    }
+
+    #[test]
+    fn sweeps_without_a_shared_cell_get_a_sentence_not_an_empty_table() {
+        let a = loaded("a", 1, records());
+        let mut rb = records();
+        for r in rb.iter_mut().filter(|r| r.temperature.is_some()) {
+            r.temperature = Some("16".into());
+        }
+        let c = compare(&[a, loaded("b", 1, rb)]);
+        assert!(c.shared.is_empty());
+        let md = markdown(&c);
+        assert!(
+            md.contains("\nNo cell is in every sweep: a and b share no (method, T, α) setting"),
+            "{md}"
+        );
+        assert!(
+            !md.contains("\n| method | T | α |"),
+            "an empty table's header: {md}"
+        );
+        assert!(md.contains("| b | logit | 16 | 0.5 |"), "{md}");
+        let page = crate::report::html::compare_page(Path::new("."), &c);
+        assert!(page.contains("No cell is in every sweep") && !page.contains("id=\"shared\""));
+        // with a shared cell, the table and no sentence
+        let c = compare(&[loaded("a", 1, records()), loaded("b", 1, records())]);
+        assert!(c.none_shared().is_none() && markdown(&c).contains("\n| method | T | α |"));
     }
 }

@@ -473,7 +473,39 @@ pub fn compare_page(out: &Path, c: &Comparison) -> String {
     for w in &c.warnings {
         let _ = writeln!(b, "<p class=\"verdict\">warning: {}</p>", escape(w));
     }
-    b.push_str("<h2>Shared cells</h2>\n<div class=\"scroll\"><table class=\"sortable\" id=\"shared\"><thead><tr><th class=\"l\">method</th><th>T</th><th>α</th>");
+    b.push_str("<h2>Shared cells</h2>\n");
+    if let Some(none) = c.none_shared() {
+        let _ = writeln!(b, "<p class=\"verdict\">{}</p>", escape(&none));
+    } else {
+        shared_table(&mut b, c);
+    }
+    if !c.only.is_empty() {
+        b.push_str("<h2>Cells only some sweeps have</h2>\n<table class=\"sortable\" id=\"only\"><thead><tr><th class=\"l\">sweep</th><th class=\"l\">method</th><th>T</th><th>α</th><th>test (%)</th></tr></thead><tbody>\n");
+        for o in &c.only {
+            let _ = writeln!(
+                b,
+                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td>{}</tr>",
+                escape(&o.sweep),
+                escape(&o.method),
+                escape(&o.temperature),
+                escape(&o.alpha),
+                stat_cell(Some(o.test))
+            );
+        }
+        b.push_str("</tbody></table>\n");
+    }
+    if let Some(svg) = inline_svg(&out.join("compare_accuracy_vs_temperature.svg")) {
+        let _ = writeln!(
+            b,
+            "<h2>Overlay</h2>\n<figure id=\"overlay\">{svg}<figcaption>Test accuracy against T: one colour per sweep, one line style per α. <a href=\"compare_accuracy_vs_temperature.png\">PNG</a></figcaption></figure>"
+        );
+    }
+    page("kd-sweep comparison", &b)
+}
+
+/// The comparison page's table of the cells every sweep has.
+fn shared_table(b: &mut String, c: &Comparison) {
+    b.push_str("<div class=\"scroll\"><table class=\"sortable\" id=\"shared\"><thead><tr><th class=\"l\">method</th><th>T</th><th>α</th>");
     for s in &c.sweeps {
         let _ = write!(b, "<th>{} test (%)</th>", escape(&s.name));
     }
@@ -503,28 +535,6 @@ pub fn compare_page(out: &Path, c: &Comparison) -> String {
         b.push_str("</tr>\n");
     }
     b.push_str("</tbody></table></div>\n");
-    if !c.only.is_empty() {
-        b.push_str("<h2>Cells only some sweeps have</h2>\n<table class=\"sortable\" id=\"only\"><thead><tr><th class=\"l\">sweep</th><th class=\"l\">method</th><th>T</th><th>α</th><th>test (%)</th></tr></thead><tbody>\n");
-        for o in &c.only {
-            let _ = writeln!(
-                b,
-                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td>{}</tr>",
-                escape(&o.sweep),
-                escape(&o.method),
-                escape(&o.temperature),
-                escape(&o.alpha),
-                stat_cell(Some(o.test))
-            );
-        }
-        b.push_str("</tbody></table>\n");
-    }
-    if let Some(svg) = inline_svg(&out.join("compare_accuracy_vs_temperature.svg")) {
-        let _ = writeln!(
-            b,
-            "<h2>Overlay</h2>\n<figure id=\"overlay\">{svg}<figcaption>Test accuracy against T: one colour per sweep, one line style per α. <a href=\"compare_accuracy_vs_temperature.png\">PNG</a></figcaption></figure>"
-        );
-    }
-    page("kd-sweep comparison", &b)
 }
 
 #[cfg(test)]

@@ -62,8 +62,10 @@ pub struct Loaded {
 /// with a warning through `warn`.
 pub fn load(dir: &std::path::Path, warn: &dyn Fn(&str)) -> anyhow::Result<Loaded> {
     use anyhow::Context;
-    if !dir.join(crate::store::MANIFEST).exists() {
-        anyhow::bail!("{}: no manifest.json; give a sweep's results folder (such as results/quick) written by `kd-sweep SWEEP.toml`", dir.display());
+    let other = "no manifest.json; give a sweep's results folder (such as results/quick) written \
+                 by `kd-sweep SWEEP.toml`";
+    if let Some(why) = crate::store::folders::not_a_sweep(dir, other) {
+        return Err(crate::util::UsageError(why).into());
     }
     let m = crate::store::Manifest::read(dir)
         .map_err(anyhow::Error::msg)

@@ -10,9 +10,6 @@ use crate::store::{self, InFlight, Manifest, RunRecord, Status, Store};
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// A progress file whose writer this long silent is taken for gone when it ran on another host.
-const STALE_SECS: u64 = 30 * 60;
-
 /// A run's state as `status` sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Seen {
@@ -42,12 +39,10 @@ fn role_of(id: &str) -> Option<Role> {
 
 /// Reads a sweep's results folder as it is now.
 pub fn read(dir: &Path) -> anyhow::Result<Snapshot> {
-    if !dir.join(store::MANIFEST).exists() {
-        anyhow::bail!(
-            "{}: no manifest.json: not a sweep's results folder, or the sweep has not started yet \
-             (it is written when `kd-sweep run` or the first `run --task` starts)",
-            dir.display()
-        );
+    let other = "no manifest.json: not a sweep's results folder, or the sweep has not started yet \
+                 (it is written when `kd-sweep run` or the first `run --task` starts)";
+    if let Some(why) = store::folders::not_a_sweep(dir, other) {
+        return Err(crate::util::UsageError(why).into());
     }
     let manifest = Manifest::read(dir).map_err(anyhow::Error::msg)?;
     let st = Store {
@@ -70,12 +65,12 @@ pub fn read(dir: &Path) -> anyhow::Result<Snapshot> {
                 Some(rec) if rec.status == Status::Done => Seen::Done(Box::new(rec)),
                 Some(rec) => match progress.iter().find(|p| p.key == r.key) {
                     // a failed run being retried, or a paused one promoted
-                    Some(p) if alive(p, now) => Seen::Running(p.clone()),
+                    Some(p) if p.alive(now) => Seen::Running(p.clone()),
                     _ if rec.status == Status::Pruned => Seen::Pruned(Box::new(rec)),
                     _ => Seen::Failed(Box::new(rec)),
                 },
                 None => match progress.iter().find(|p| p.key == r.key) {
-                    Some(p) if alive(p, now) => Seen::Running(p.clone()),
+                    Some(p) if p.alive(now) => Seen::Running(p.clone()),
                     Some(p) => Seen::Stalled(p.clone()),
                     None => Seen::Pending,
                 },
@@ -88,11 +83,6 @@ pub fn read(dir: &Path) -> anyhow::Result<Snapshot> {
         runs,
         now,
     })
-}
-
-fn alive(p: &InFlight, now: u64) -> bool {
-    store::writer_alive(&p.host, p.pid)
-        .unwrap_or_else(|| now.saturating_sub(p.updated_at) < STALE_SECS)
 }
 
 fn duration(secs: f64) -> String {

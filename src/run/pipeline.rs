@@ -492,7 +492,7 @@ fn run_steps(
 /// refuse an adaptive sweep, saying how to run it.
 pub fn refuse_adaptive(p: &Prepared, path: &Path, command: &str) -> anyhow::Result<()> {
     if p.sweep.search.is_adaptive() {
-        anyhow::bail!(
+        Err(crate::util::UsageError(format!(
             "{}: `{command}` cannot run a sweep with a [search] table (strategy = \"halving\" or \
              confirm_seeds): which runs train how far is decided between its steps from the records of \
              the step before, and job arrays fix their runs when they are submitted. Run it with \
@@ -500,7 +500,7 @@ pub fn refuse_adaptive(p: &Prepared, path: &Path, command: &str) -> anyhow::Resu
              every GPU there), or remove [search] to submit the whole grid",
             path.display(),
             path.display()
-        );
+        )))?;
     }
     Ok(())
 }
@@ -629,7 +629,7 @@ pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOut
     refuse_adaptive(&p, path, "run --task")?;
     let Some(index) = p.plan.runs.iter().position(|r| r.id == id) else {
         let ids: Vec<&str> = p.plan.runs.iter().take(4).map(|r| r.id.as_str()).collect();
-        anyhow::bail!("{}: the plan has no node {id:?} (ids look like {}…; `kd-sweep plan --json {}` lists them)", path.display(), ids.join(", "), path.display());
+        return Err(crate::util::UsageError(format!("{}: the plan has no node {id:?} (ids look like {}…; `kd-sweep plan --json {}` lists them)", path.display(), ids.join(", "), path.display())).into());
     };
     std::fs::create_dir_all(p.store.records_dir()).with_context(|| {
         format!(

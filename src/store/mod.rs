@@ -10,11 +10,15 @@
 //! ```
 
 pub mod checkpoint;
+pub mod clean;
+pub mod folders;
+mod progress;
 
 use crate::plan::RunSpec;
 pub use crate::record::{RunRecord, Status};
 use crate::train::{EpochStats, Fitted};
 use crate::util::hex;
+pub use progress::InFlight;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -623,51 +627,6 @@ impl Drop for CoordinatorLock {
         if ours {
             let _ = std::fs::remove_file(&self.path);
         }
-    }
-}
-
-/// What a run in flight last reported: `<sweep>/progress/<record file name>`, written by whoever runs
-/// it (the coordinator for its workers, or `run --task`) when it starts and after every epoch, and
-/// removed when its record is written. `kd-sweep status` reads these; nothing else depends on them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InFlight {
-    pub run_id: String,
-    pub key: String,
-    /// Epochs finished so far (0: started).
-    pub epoch: u32,
-    pub of: u32,
-    pub val_acc: Option<f64>,
-    pub device: String,
-    pub host: String,
-    pub pid: u32,
-    pub started_at: u64,
-    pub updated_at: u64,
-}
-
-impl InFlight {
-    pub fn start(run: &RunSpec, of: u32, device: &str) -> InFlight {
-        let now = unix_now();
-        InFlight {
-            run_id: run.id.clone(),
-            key: run.key.clone(),
-            epoch: 0,
-            of,
-            val_acc: None,
-            device: device.to_string(),
-            host: host(),
-            pid: std::process::id(),
-            started_at: now,
-            updated_at: now,
-        }
-    }
-
-    /// What a run reports after an epoch (`stats.seconds` into it).
-    pub fn at_epoch(run: &RunSpec, of: u32, device: &str, stats: &EpochStats) -> InFlight {
-        let mut p = InFlight::start(run, of, device);
-        p.epoch = stats.epoch;
-        p.val_acc = Some(stats.val_acc);
-        p.started_at = p.updated_at.saturating_sub(stats.seconds as u64);
-        p
     }
 }
 

@@ -7,63 +7,68 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 impl Validator<'_> {
-    pub(super) fn data(&self, d: &RawData) -> Result<DataConfig, ConfigError> {
-        let dataset = DatasetKind::parse(d.dataset.get_ref()).ok_or_else(|| {
+    pub(super) fn dataset(&self, raw: &Spanned<String>) -> Result<DatasetKind, ConfigError> {
+        DatasetKind::parse(raw.get_ref()).ok_or_else(|| {
             self.at(
-                &d.dataset,
+                raw,
                 "data.dataset",
                 &format!(
                     "unknown dataset \"{}\"; allowed: {}",
-                    d.dataset.get_ref(),
+                    raw.get_ref(),
                     DatasetKind::NAMES
                 ),
             )
-        })?;
+        })
+    }
+    /// `[data]`, every key checked (each problem kept); `None` when one is wrong or the dataset
+    /// (checked apart, [`Validator::dataset`]) is.
+    pub(super) fn data(&self, d: &RawData, dataset: Option<DatasetKind>) -> Option<DataConfig> {
         let path = match &d.path {
-            Some(p) if p.get_ref().trim().is_empty() => {
-                return Err(self.at(p, "data.path", "is empty; give the folder holding the dataset files, or leave it out for the default"))
-            }
+            Some(p) if p.get_ref().trim().is_empty() => self.keep(Err(self.at(p, "data.path", "is empty; give the folder holding the dataset files, or leave it out for the default"))),
             Some(p) => {
                 self.remember("data.path", p.span());
                 let p = PathBuf::from(p.get_ref());
-                if p.is_relative() {
+                Some(Some(if p.is_relative() {
                     // Relative paths are relative to the sweep file, so a sweep runs the same from any folder.
                     self.file.parent().unwrap_or(Path::new("")).join(p)
                 } else {
                     p
-                }
+                }))
             }
-            None => dataset.default_path(),
+            None => Some(None),
         };
         let validation = match &d.validation {
             Some(s) => {
                 self.remember("data.validation", s.span());
-                self.count(s, "data.validation", 1)?
+                self.keep(self.count(s, "data.validation", 1))
             }
-            None => 5000,
+            None => Some(5000),
         };
-        let subset = |s: &Option<Spanned<i64>>, key: &str| -> Result<Option<usize>, ConfigError> {
-            s.as_ref()
-                .map(|s| {
+        let subset = |s: &Option<Spanned<i64>>, key: &str| -> Option<Option<usize>> {
+            match s {
+                None => Some(None),
+                Some(s) => {
                     self.remember(key, s.span());
-                    self.count(s, key, 1)
-                })
-                .transpose()
+                    self.keep(self.count(s, key, 1)).map(Some)
+                }
+            }
         };
-        let train_subset = subset(&d.train_subset, "data.train_subset")?;
-        let test_subset = subset(&d.test_subset, "data.test_subset")?;
+        let train_subset = subset(&d.train_subset, "data.train_subset");
+        let test_subset = subset(&d.test_subset, "data.test_subset");
         let split_seed = match &d.split_seed {
-            Some(s) => self.count(s, "data.split_seed", 0)? as u64,
-            None => 0,
+            Some(s) => self
+                .keep(self.count(s, "data.split_seed", 0))
+                .map(|v| v as u64),
+            None => Some(0),
         };
-
-        Ok(DataConfig {
+        let dataset = dataset?;
+        Some(DataConfig {
             dataset,
-            path,
-            validation,
-            train_subset,
-            test_subset,
-            split_seed,
+            path: path?.unwrap_or_else(|| dataset.default_path()),
+            validation: validation?,
+            train_subset: train_subset?,
+            test_subset: test_subset?,
+            split_seed: split_seed?,
         })
     }
 }

@@ -7,12 +7,15 @@
 mod data;
 
 pub use data::check_sizes;
+mod document;
 mod grid;
 mod roles;
 mod schedule;
 
 use super::raw::RawSweep;
-use super::{check_name, machine_cores, ConfigError, Method, Phase, SourceMap, Sweep};
+use super::{
+    check_name, machine_cores, ConfigError, ConfigErrors, Method, Phase, SourceMap, Sweep,
+};
 use crate::model::Arch;
 use std::path::PathBuf;
 use toml::Spanned;
@@ -22,9 +25,55 @@ pub(super) struct Validator<'a> {
     pub(super) file: PathBuf,
     /// Positions of keys that later checks point at (see [`SourceMap`]).
     pub(super) keys: std::cell::RefCell<Vec<(String, (usize, usize))>>,
+    /// Every problem found so far: checks go on after one, so that all are reported at once.
+    pub(super) errors: std::cell::RefCell<Vec<ConfigError>>,
+    /// Where a value of the wrong type was replaced by a placeholder of the right type (see
+    /// [`document`]): only the first problem found there is reported.
+    pub(super) placeholders: std::cell::RefCell<Vec<(usize, usize)>>,
 }
 
 impl Validator<'_> {
+    pub(super) fn new(text: &str, file: PathBuf) -> Validator<'_> {
+        Validator {
+            text,
+            file,
+            keys: Default::default(),
+            errors: Default::default(),
+            placeholders: Default::default(),
+        }
+    }
+    /// A check's value; or, when it failed, its error kept for the report and `None`, so that the
+    /// checks after it still run.
+    pub(super) fn keep<T>(&self, checked: Result<T, ConfigError>) -> Option<T> {
+        checked.map_err(|e| self.errors.borrow_mut().push(e)).ok()
+    }
+    /// The sweep, or every problem found, in file order.
+    pub(super) fn finish(&self, sweep: Option<Sweep>) -> Result<Sweep, ConfigErrors> {
+        let mut errors = self.errors.take();
+        // at a placeholder: its type error, not what later checks think of the placeholder
+        let placeholders = self.placeholders.take();
+        let mut seen = Vec::new();
+        errors.retain(|e| match e.at {
+            Some(at) if placeholders.contains(&at) => {
+                let first = !seen.contains(&at);
+                seen.push(at);
+                first
+            }
+            _ => true,
+        });
+        match (sweep, ConfigErrors::new(errors)) {
+            (Some(s), None) => Ok(s),
+            (_, Some(errors)) => Err(errors),
+            // a check that gave no value always keeps its error; this is a safety net
+            (None, None) => Err(self
+                .err(
+                    None,
+                    None,
+                    "is not a valid sweep file (see experiments/quick.toml)",
+                )
+                .into()),
+        }
+    }
     pub(super) fn line_col(&self, offset: usize) -> (usize, usize) {
         let before = &self.text[..offset.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
@@ -66,6 +115,9 @@ impl Validator<'_> {
         }
         if msg.starts_with("missing field") {
             msg.push_str(" (see experiments/quick.toml for a complete sweep file)");
+        }
+        if let Some(near) = unknown_field_nearest(&msg) {
+            msg.push_str(&format!("; did you mean `{near}`?"));
         }
         let key = e.span().and_then(|sp| self.key_at(sp.start));
         self.err(e.span(), key.as_deref(), &msg)
@@ -164,53 +216,76 @@ impl Validator<'_> {
         }
         Ok(seen)
     }
-    /// The whole file, table by table.
-    pub(super) fn validate(&self, raw: RawSweep) -> Result<Sweep, ConfigError> {
-        let name = self.name(&raw.name)?;
-        let seeds = self.seeds(&raw.seeds)?;
-        let data = self.data(&raw.data)?;
+    /// The whole file, table by table. Every problem is kept ([`Validator::keep`]); a check that
+    /// needs another's value is skipped when that one failed, whose problem is reported already.
+    pub(super) fn validate(&self, raw: RawSweep) -> Option<Sweep> {
+        let name = self.keep(self.name(&raw.name));
+        let seeds = self.keep(self.seeds(&raw.seeds));
+        let dataset = self.keep(self.dataset(&raw.data.dataset));
+        let data = self.data(&raw.data, dataset);
         let g = &raw.grid;
-        let methods = self.methods(&g.method)?;
-        // what a model must do in this sweep (TorchScript files are run once to check it)
-        let check = ModelCheck {
-            shape: data.dataset.image_shape(),
-            classes: data.dataset.classes() as i64,
-            features: methods.contains(&Method::Feature),
-            init: Default::default(),
-            in_grid: false,
-            student: false,
+        let methods = self.keep(self.methods(&g.method));
+        // what a model must do in this sweep (TorchScript files are run once to check it); unknown,
+        // and models unchecked, while the dataset or the methods are wrong
+        let check = match (dataset, &methods) {
+            (Some(d), Some(m)) => Some(ModelCheck {
+                shape: d.image_shape(),
+                classes: d.classes() as i64,
+                features: m.contains(&Method::Feature),
+                init: Default::default(),
+                student: false,
+            }),
+            _ => None,
         };
-        let (teacher, student) = self.roles(&raw, check)?;
-        let temperatures = self.temperatures(&g.temperature, "grid.temperature")?;
-        let alphas = self.alphas(&g.alpha, "grid.alpha")?;
-        let (logit_norm, zscore_temperatures) = self.logit_grid(g, &methods)?;
-        let (method_grids, methods_fixed) = self.method_grids(g, &methods, &alphas)?;
-        let check = ModelCheck {
-            init: student.init,
-            student: true,
-            ..check
+        let (teacher, student) = self.roles(&raw, check);
+        let temperatures = self.keep(self.temperatures(&g.temperature, "grid.temperature"));
+        let alphas = self.keep(self.alphas(&g.alpha, "grid.alpha"));
+        let logit = (methods.as_ref()).and_then(|m| self.keep(self.logit_grid(g, m)));
+        let grids = match (&methods, &alphas) {
+            (Some(m), Some(a)) => self.keep(self.method_grids(g, m, a)),
+            _ => None,
         };
-        let student_models = self.student_models(&g.student_model, &raw.student, &check)?;
-        let schedule = self.schedule(&raw.schedule)?;
-        let search = self.search(&raw.search, &seeds, student.epochs)?;
-        Ok(Sweep {
-            name,
-            seeds,
-            data,
-            teacher,
-            student,
+        // the students' init and epochs as their table gives them (a problem there is reported
+        // with [student])
+        let student_init = self.init("student", &raw.student.init).ok();
+        let student_models = match (check, student_init) {
+            (Some(check), Some(init)) => {
+                let check = ModelCheck {
+                    init,
+                    student: true,
+                    ..check
+                };
+                self.keep(self.student_models(&g.student_model, &raw.student, &check))
+            }
+            _ => None,
+        };
+        let schedule = self.schedule(&raw.schedule);
+        let epochs = self
+            .positive(&raw.student.epochs, "student.epochs", "")
+            .ok();
+        let search = match (&seeds, epochs) {
+            (Some(seeds), Some(epochs)) => self.keep(self.search(&raw.search, seeds, epochs)),
+            _ => None,
+        };
+        let ((logit_norm, zscore_temperatures), (method_grids, methods_fixed)) = (logit?, grids?);
+        Some(Sweep {
+            name: name?,
+            seeds: seeds?,
+            data: data?,
+            teacher: teacher?,
+            student: student?,
             cache_teacher_logits: raw
                 .student
                 .cache_teacher_logits
                 .as_ref()
                 .is_none_or(|c| *c.get_ref()),
-            temperatures,
-            alphas,
-            methods,
-            student_models,
+            temperatures: temperatures?,
+            alphas: alphas?,
+            methods: methods?,
+            student_models: student_models?,
             baseline: g.baseline.unwrap_or(true),
-            schedule,
-            search,
+            schedule: schedule?,
+            search: search?,
             method_grids,
             logit_norm,
             zscore_temperatures,
@@ -223,23 +298,29 @@ impl Validator<'_> {
     }
 
     /// [teacher] and [student], with the places of the keys checked later against the data.
-    fn roles(&self, raw: &RawSweep, check: ModelCheck) -> Result<(Phase, Phase), ConfigError> {
+    fn roles(&self, raw: &RawSweep, check: Option<ModelCheck>) -> (Option<Phase>, Option<Phase>) {
         let (t, s) = (&raw.teacher, &raw.student);
-        let teacher = self.phase("teacher", t, machine_cores(), (Arch::Teacher, check))?;
+        let teacher = self.phase("teacher", t, machine_cores(), (Arch::Teacher, false, check));
         let in_grid = raw.grid.student_model.is_some();
-        let student_check = ModelCheck {
-            in_grid,
-            student: true,
-            ..check
-        };
-        let student = self.phase("student", s, 1, (Arch::Student, student_check))?;
+        let student_check = check.map(|c| ModelCheck { student: true, ..c });
+        let student = self.phase("student", s, 1, (Arch::Student, in_grid, student_check));
         self.remember("teacher.batch_size", t.batch_size.span());
         if let Some(th) = &t.threads {
             self.remember("teacher.threads", th.span());
         }
         self.remember("student.batch_size", s.batch_size.span());
-        Ok((teacher, student))
+        (teacher, student)
     }
+}
+
+/// For serde's "unknown field `temprature`, expected one of `temperature`, `alpha`, …": the expected
+/// field nearest to the unknown one, when it is a likely slip ([`crate::util::nearest`]).
+pub(super) fn unknown_field_nearest(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, expected) = rest.split_once("`, expected ")?;
+    // the expected names are the odd pieces between backquotes
+    let names = expected.split('`').skip(1).step_by(2);
+    crate::util::nearest(unknown, names)
 }
 
 /// What the sweep asks of a model: its input shape and classes, whether feature distillation runs,
@@ -250,8 +331,6 @@ pub(super) struct ModelCheck {
     pub(super) classes: i64,
     pub(super) features: bool,
     pub(super) init: crate::model::Init,
-    /// The role's models are `[grid] student_model`'s list.
-    pub(super) in_grid: bool,
     /// A student's model (feature distillation needs its `head` too).
     pub(super) student: bool,
 }

@@ -89,112 +89,143 @@ impl Validator<'_> {
         }
         Ok(arch)
     }
-    /// A role's table ([teacher] or [student]) as its [`Phase`].
+    /// A role's table ([teacher] or [student]) as its [`Phase`], every key checked; `None` when one
+    /// is wrong (each problem kept). Its model is checked against the sweep when `check` is known;
+    /// `in_grid`: the role's models are `[grid] student_model`'s list.
     pub(super) fn phase(
         &self,
         role: &str,
         raw: &RawPhase,
         default_threads: u32,
-        (default_model, check): (crate::model::Arch, ModelCheck),
-    ) -> Result<Phase, ConfigError> {
+        (default_model, in_grid, check): (crate::model::Arch, bool, Option<ModelCheck>),
+    ) -> Option<Phase> {
         let RawPhase {
             epochs,
             batch_size: batch,
             lr,
-            init,
+            init: raw_init,
             threads,
             model,
-            augment,
-            precision,
             ..
         } = raw;
-        if let (Some(c), "teacher") = (&raw.cache_teacher_logits, role) {
-            return Err(self.at(
+        let placed = match (&raw.cache_teacher_logits, role) {
+            (Some(c), "teacher") => self.keep(Err(self.at(
                 c,
                 "teacher.cache_teacher_logits",
                 "is the students' setting (how they get the teacher's logits); put it in [student]",
-            ));
-        }
+            ))),
+            _ => Some(()),
+        };
         let threads = match threads {
-            None => default_threads,
-            Some(t) => self.positive(t, &format!("{role}.threads"), "intra-op threads of a run")?,
+            None => Some(default_threads),
+            Some(t) => {
+                self.keep(self.positive(t, &format!("{role}.threads"), "intra-op threads of a run"))
+            }
         };
-        let raw_init = init;
-        let init = match init {
-            None => crate::model::Init::default(),
-            Some(i) => crate::model::Init::parse(i.get_ref()).ok_or_else(|| {
-                self.at(
-                    i,
-                    &format!("{role}.init"),
-                    &format!(
-                        "unknown initialisation \"{}\"; allowed: {} (PyTorch's default, \
-                         Kaiming-uniform with the ReLU gain, or a TorchScript file's own weights)",
-                        i.get_ref(),
-                        crate::model::Init::NAMES
-                    ),
-                )
-            })?,
+        let init = self.keep(self.init(role, raw_init));
+        let model = match (model, init, check) {
+            (None, _, _) => Some(None),
+            (Some(m), Some(init), Some(check)) => {
+                let check = ModelCheck { init, ..check };
+                self.keep(self.model(m, &format!("{role}.model"), default_model, &check))
+            }
+            // the init or the sweep's data and methods are wrong: reported already
+            _ => None,
         };
-        let check = ModelCheck { init, ..check };
-        let model = match model {
-            None => None,
-            Some(m) => self.model(m, &format!("{role}.model"), default_model, &check)?,
-        };
-        if let (None, Some(i), false) = (model, raw_init, check.in_grid) {
-            if init == crate::model::Init::AsSaved {
-                return Err(self.at(
+        if let (Some(None), Some(i), Some(crate::model::Init::AsSaved)) = (model, raw_init, init) {
+            if !in_grid {
+                self.keep::<()>(Err(self.at(
                     i,
                     &format!("{role}.init"),
                     "\"as-saved\" keeps a TorchScript file's weights, and this role's model is \
                      kd-sweep's tutorial network; set model = \"torchscript:<file>\" or another init",
-                ));
+                )));
             }
         }
         let lr_v = *lr.get_ref();
-        if !(lr_v.is_finite() && lr_v > 0.0) {
-            return Err(self.at(
+        let lr_ok = if lr_v.is_finite() && lr_v > 0.0 {
+            Some(lr_v)
+        } else {
+            self.keep(Err(self.at(
                 lr,
                 &format!("{role}.lr"),
                 &format!(
                     "must be a finite number > 0 (the learning rate, e.g. 0.001 for Adam), got {lr_v}"
                 ),
-            ));
-        }
-        let epochs = self.positive(
+            )))
+        };
+        let epochs = self.keep(self.positive(
             epochs,
             &format!("{role}.epochs"),
             "passes over the training set",
-        )?;
-        let augment = match augment {
-            None => crate::train::augment::Augment::None,
-            Some(a) => crate::train::augment::Augment::parse(a.get_ref()).ok_or_else(|| {
-                self.at(
-                    a,
-                    &format!("{role}.augment"),
-                    &format!(
-                        "unknown augmentation \"{}\"; allowed: {} (a random crop of the image's \
-                         size after 4 pixels of padding, and a horizontal flip)",
-                        a.get_ref(),
-                        crate::train::augment::Augment::NAMES
-                    ),
-                )
-            })?,
+        ));
+        let augment = self.keep(self.augment(role, &raw.augment));
+        let precision = match &raw.precision {
+            None => Some(crate::train::Precision::Fp32),
+            Some(p) => self.keep(
+                crate::train::Precision::parse(p.get_ref())
+                    .map_err(|why| self.at(p, &format!("{role}.precision"), &why)),
+            ),
         };
-        let precision = match precision {
-            None => crate::train::Precision::Fp32,
-            Some(p) => crate::train::Precision::parse(p.get_ref())
-                .map_err(|why| self.at(p, &format!("{role}.precision"), &why))?,
+        let recipe = epochs.and_then(|e| self.keep(self.recipe(role, raw, e)));
+        let batch_size =
+            self.keep(self.positive(batch, &format!("{role}.batch_size"), "images per step"));
+        placed?;
+        Some(Phase {
+            augment: augment?,
+            precision: precision?,
+            recipe: recipe?,
+            epochs: epochs?,
+            batch_size: batch_size?,
+            lr: lr_ok?,
+            init: init?,
+            threads: threads?,
+            model: model?,
+        })
+    }
+    /// A role's `init` (`raw`), PyTorch's rule when absent.
+    pub(super) fn init(
+        &self,
+        role: &str,
+        raw: &Option<Spanned<String>>,
+    ) -> Result<crate::model::Init, ConfigError> {
+        let Some(i) = raw else {
+            return Ok(crate::model::Init::default());
         };
-        Ok(Phase {
-            augment,
-            precision,
-            recipe: self.recipe(role, raw, epochs)?,
-            epochs,
-            batch_size: self.positive(batch, &format!("{role}.batch_size"), "images per step")?,
-            lr: lr_v,
-            init,
-            threads,
-            model,
+        crate::model::Init::parse(i.get_ref()).ok_or_else(|| {
+            self.at(
+                i,
+                &format!("{role}.init"),
+                &format!(
+                    "unknown initialisation \"{}\"; allowed: {} (PyTorch's default, \
+                     Kaiming-uniform with the ReLU gain, or a TorchScript file's own weights)",
+                    i.get_ref(),
+                    crate::model::Init::NAMES
+                ),
+            )
+        })
+    }
+    /// A role's `augment` (`raw`), none when absent.
+    fn augment(
+        &self,
+        role: &str,
+        raw: &Option<Spanned<String>>,
+    ) -> Result<crate::train::augment::Augment, ConfigError> {
+        use crate::train::augment::Augment;
+        let Some(a) = raw else {
+            return Ok(Augment::None);
+        };
+        Augment::parse(a.get_ref()).ok_or_else(|| {
+            self.at(
+                a,
+                &format!("{role}.augment"),
+                &format!(
+                    "unknown augmentation \"{}\"; allowed: {} (a random crop of the image's \
+                     size after 4 pixels of padding, and a horizontal flip)",
+                    a.get_ref(),
+                    Augment::NAMES
+                ),
+            )
         })
     }
     /// `[grid] student_model`: each model once; empty when absent.

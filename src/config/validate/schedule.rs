@@ -7,10 +7,8 @@ use crate::config::{
 };
 
 impl Validator<'_> {
-    pub(super) fn schedule(
-        &self,
-        raw: &Option<RawSchedule>,
-    ) -> Result<ScheduleConfig, ConfigError> {
+    /// `[schedule]`, every key checked (each problem kept); `None` when one is wrong.
+    pub(super) fn schedule(&self, raw: &Option<RawSchedule>) -> Option<ScheduleConfig> {
         let mut schedule = ScheduleConfig {
             devices: Devices::Auto,
             workers_per_device: None,
@@ -20,79 +18,84 @@ impl Validator<'_> {
             numerics: crate::platform::numerics::Numerics::default(),
             deterministic: false,
         };
-        if let Some(sch) = raw {
-            if let Some(n) = &sch.numerics {
-                let names = crate::platform::numerics::Numerics::NAMES;
-                schedule.numerics = match n.get_ref() {
-                    toml::Value::String(s) => crate::platform::numerics::Numerics::parse(s)
-                        .ok_or_else(|| {
-                            self.at(
-                                n,
-                                "schedule.numerics",
-                                &format!("\"{s}\" is not a numerics mode: use {names}"),
-                            )
-                        })?,
-                    other => {
-                        return Err(self.at(
+        let Some(sch) = raw else {
+            return Some(schedule);
+        };
+        let mut ok = true;
+        let mut set = |checked: Option<()>| ok &= checked.is_some();
+        if let Some(n) = &sch.numerics {
+            let names = crate::platform::numerics::Numerics::NAMES;
+            let numerics = match n.get_ref() {
+                toml::Value::String(s) => {
+                    crate::platform::numerics::Numerics::parse(s).ok_or_else(|| {
+                        self.at(
                             n,
                             "schedule.numerics",
-                            &format!("expected {names}, got {other}"),
-                        ))
-                    }
-                };
-            }
-            if let Some(d) = &sch.deterministic {
-                schedule.deterministic = match d.get_ref() {
-                    toml::Value::Boolean(b) => *b,
-                    other => {
-                        return Err(self.at(
-                            d,
-                            "schedule.deterministic",
-                            &format!("expected true or false, got {other}"),
-                        ))
-                    }
-                };
-            }
-            if let Some(m) = &sch.checkpoint_minutes {
-                schedule.checkpoint_minutes = self
-                    .count(m, "schedule.checkpoint_minutes", 0)?
-                    .min(u32::MAX as usize) as u32;
-            }
-            if let Some(dev) = &sch.devices {
-                schedule.devices = match dev.get_ref() {
-                    RawDevices::One(s) => Devices::parse(s),
-                    RawDevices::List(list) => Devices::list(list.iter().map(String::as_str)),
+                            &format!("\"{s}\" is not a numerics mode: use {names}"),
+                        )
+                    })
                 }
-                .map_err(|why| self.at(dev, "schedule.devices", &why))?;
-            }
-            if let Some(w) = &sch.workers_per_device {
-                schedule.workers_per_device = Some(self.positive(
-                    w,
-                    "schedule.workers_per_device",
-                    "runs at once on each device",
-                )?);
-            }
-            if let Some(f) = &sch.fuse {
-                schedule.fuse = match f.get_ref() {
-                    RawFuse::Flag(true) => Fuse::On,
-                    RawFuse::Flag(false) => Fuse::Off,
-                    RawFuse::Word(w) if w == "auto" => Fuse::Auto,
-                    RawFuse::Word(w) => {
-                        return Err(self.at(
-                            f,
-                            "schedule.fuse",
-                            &format!("\"{w}\" is not allowed: use \"auto\", true or false"),
-                        ))
-                    }
-                };
-            }
-            if let Some(m) = &sch.fuse_max {
-                schedule.fuse_max =
-                    self.positive(m, "schedule.fuse_max", "students in one fused group")?;
-            }
+                other => Err(self.at(
+                    n,
+                    "schedule.numerics",
+                    &format!("expected {names}, got {other}"),
+                )),
+            };
+            set(self.keep(numerics).map(|v| schedule.numerics = v));
         }
-
-        Ok(schedule)
+        if let Some(d) = &sch.deterministic {
+            let deterministic = match d.get_ref() {
+                toml::Value::Boolean(b) => Ok(*b),
+                other => Err(self.at(
+                    d,
+                    "schedule.deterministic",
+                    &format!("expected true or false, got {other}"),
+                )),
+            };
+            set(self.keep(deterministic).map(|v| schedule.deterministic = v));
+        }
+        if let Some(m) = &sch.checkpoint_minutes {
+            let minutes = self.count(m, "schedule.checkpoint_minutes", 0);
+            set(self
+                .keep(minutes)
+                .map(|v| schedule.checkpoint_minutes = v.min(u32::MAX as usize) as u32));
+        }
+        if let Some(dev) = &sch.devices {
+            let devices = match dev.get_ref() {
+                RawDevices::One(s) => Devices::parse(s),
+                RawDevices::List(list) => Devices::list(list.iter().map(String::as_str)),
+            }
+            .map_err(|why| self.at(dev, "schedule.devices", &why));
+            set(self.keep(devices).map(|v| schedule.devices = v));
+        }
+        if let Some(w) = &sch.workers_per_device {
+            let workers = self.positive(
+                w,
+                "schedule.workers_per_device",
+                "runs at once on each device",
+            );
+            set(self
+                .keep(workers)
+                .map(|v| schedule.workers_per_device = Some(v)));
+        }
+        if let Some(f) = &sch.fuse {
+            let fuse = match f.get_ref() {
+                RawFuse::Flag(true) => Ok(Fuse::On),
+                RawFuse::Flag(false) => Ok(Fuse::Off),
+                RawFuse::Word(w) if w == "auto" => Ok(Fuse::Auto),
+                RawFuse::Word(w) => Err(self.at(
+                    f,
+                    "schedule.fuse",
+                    &format!("\"{w}\" is not allowed: use \"auto\", true or false"),
+                )),
+            };
+            set(self.keep(fuse).map(|v| schedule.fuse = v));
+        }
+        if let Some(m) = &sch.fuse_max {
+            let most = self.positive(m, "schedule.fuse_max", "students in one fused group");
+            set(self.keep(most).map(|v| schedule.fuse_max = v));
+        }
+        ok.then_some(schedule)
     }
     pub(super) fn search(
         &self,

@@ -1,0 +1,167 @@
+//! The sweep file as TOML, read so that every key's problem is found, not only the first one serde
+//! stops at. A value of the wrong type is reported and stands in the parsed document as a
+//! placeholder of the right type (so a required key does not go missing); an unknown key is reported
+//! and taken out, or, when it is a slip for a key that is not written (`temprature`), renamed to that
+//! key, as a compiler assumes what was meant; then the document is read again, until it reads. Positions stay those of the file,
+//! since the document keeps the spans of what is left, and later checks that find the placeholder
+//! wrong say nothing new ([`Validator::finish`] keeps only the first problem at a placeholder).
+
+use super::{unknown_field_nearest, Validator};
+use crate::config::raw::RawSweep;
+use serde::Deserialize;
+use toml::de::{DeArray, DeFloat, DeInteger, DeString, DeTable, DeValue};
+use toml::Spanned;
+
+/// At most this many problems are found before giving up (a file with more than that has been
+/// reported enough).
+const MOST: usize = 100;
+
+impl Validator<'_> {
+    /// The file as [`RawSweep`], every refused key reported; `None` when it does not read even then
+    /// (a TOML syntax error, a missing required key), with its error reported.
+    pub(in crate::config) fn document(&self) -> Option<RawSweep> {
+        let mut doc = match DeTable::parse(self.text) {
+            Ok(d) => d,
+            Err(e) => return self.keep(Err(self.toml_error(&e))),
+        };
+        // dotted paths of the keys taken out: a later "missing field" may be their echo
+        let mut taken: Vec<String> = Vec::new();
+        for _ in 0..MOST {
+            let e = match RawSweep::deserialize(toml::de::Deserializer::from(doc.clone())) {
+                Ok(raw) => return Some(raw),
+                Err(e) => e,
+            };
+            let span = e.span();
+            if let Some(field) = missing_field(e.message()) {
+                // the table it is missing from: the root's span is empty, a table's is its header
+                let path = match &span {
+                    Some(s) if !s.is_empty() => locate(doc.get_ref(), s.start).unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                // not when it was taken out, or a key taken out beside it was a slip for it
+                // (`[teachr]` for [teacher]): that key's error says so already
+                let table = path.join(".");
+                let echo = taken.iter().any(|t| {
+                    let (within, name) = t.rsplit_once('.').unwrap_or(("", t));
+                    within == table
+                        && (name == field || crate::util::nearest(name, [field]).is_some())
+                });
+                if !echo {
+                    self.keep::<()>(Err(self.toml_error(&e)));
+                }
+                return None;
+            }
+            self.keep::<()>(Err(self.toml_error(&e)));
+            let span = span?;
+            let stand_in = placeholder(e.message());
+            if stand_in.is_some_and(|v| replace(doc.get_mut(), &span, &v)) {
+                self.placeholders
+                    .borrow_mut()
+                    .push(self.line_col(span.start));
+                continue;
+            }
+            let path = locate(doc.get_ref(), span.start)?;
+            let (name, value) = remove(doc.get_mut(), &path)?;
+            // a slip (`temprature`) stands for the key it was meant to be, when that one is not
+            // written too: its value is checked as that key's
+            let meant = unknown_field_nearest(e.message());
+            if let Some(meant) = meant.filter(|m| !has(doc.get_ref(), &path, m)) {
+                let name = Spanned::new(name.span(), DeString::Owned(meant.to_string()));
+                table_of(doc.get_mut(), &path[..path.len() - 1])?.insert(name, value);
+            }
+            taken.push(path.join("."));
+        }
+        None
+    }
+}
+
+/// The field of serde's "missing field `x`".
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
+/// A value of the type serde's "invalid type: …, expected <type>" asks for.
+fn placeholder(message: &str) -> Option<DeValue<'static>> {
+    let expected = message
+        .strip_prefix("invalid type: ")?
+        .rsplit_once(", expected ")?
+        .1;
+    Some(match expected {
+        "i64" => DeValue::Integer(DeInteger::default()),
+        "f64" => DeValue::Float(DeFloat::default()),
+        "a boolean" => DeValue::Boolean(false),
+        "a string" => DeValue::String(DeString::Borrowed("")),
+        "a sequence" => DeValue::Array(DeArray::new()),
+        _ => return None,
+    })
+}
+
+/// Puts `with` in place of the value written at `span` (in a table or an array, at any depth).
+fn replace<'i>(t: &mut DeTable<'i>, span: &std::ops::Range<usize>, with: &DeValue<'i>) -> bool {
+    fn at<'i>(
+        v: &mut Spanned<DeValue<'i>>,
+        span: &std::ops::Range<usize>,
+        with: &DeValue<'i>,
+    ) -> bool {
+        if v.span() == *span {
+            *v.get_mut() = with.clone();
+            return true;
+        }
+        match v.get_mut() {
+            DeValue::Table(t) => replace(t, span, with),
+            DeValue::Array(a) => a.iter_mut().any(|x| at(x, span, with)),
+            _ => false,
+        }
+    }
+    t.iter_mut().any(|(_, v)| at(v, span, with))
+}
+
+/// The path of the innermost key whose name or value lies at `offset` (a table's value is its
+/// header), searched through tables and inline tables.
+fn locate(t: &DeTable, offset: usize) -> Option<Vec<String>> {
+    for (k, v) in t.iter() {
+        let name = k.get_ref().to_string();
+        if let DeValue::Table(inner) = v.get_ref() {
+            if let Some(mut rest) = locate(inner, offset) {
+                rest.insert(0, name);
+                return Some(rest);
+            }
+        }
+        if k.span().contains(&offset) || v.span().contains(&offset) {
+            return Some(vec![name]);
+        }
+    }
+    None
+}
+
+/// Takes the key at `path` out of the document: its name and value; `None` when there is none.
+fn remove<'i>(
+    t: &mut DeTable<'i>,
+    path: &[String],
+) -> Option<(Spanned<DeString<'i>>, Spanned<DeValue<'i>>)> {
+    let (last, within) = path.split_last()?;
+    table_of(t, within)?.remove_entry(last.as_str())
+}
+
+/// The table at `path` (the root when empty).
+fn table_of<'a, 'i>(t: &'a mut DeTable<'i>, path: &[String]) -> Option<&'a mut DeTable<'i>> {
+    match path.split_first() {
+        None => Some(t),
+        Some((first, rest)) => match t.get_mut(first.as_str())?.get_mut() {
+            DeValue::Table(inner) => table_of(inner, rest),
+            _ => None,
+        },
+    }
+}
+
+/// Whether the table holding the key at `path` also has a key `name`.
+fn has(t: &DeTable, path: &[String], name: &str) -> bool {
+    let mut t = t;
+    for p in &path[..path.len().saturating_sub(1)] {
+        match t.get(p.as_str()).map(|v| v.get_ref()) {
+            Some(DeValue::Table(inner)) => t = inner,
+            _ => return false,
+        }
+    }
+    t.get(name).is_some()
+}

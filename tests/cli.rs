@@ -1,0 +1,396 @@
+//! The command line as a newcomer meets it: exit codes as README.md's table gives them, and what
+//! `report`, `compare` and `clean` say about folders that are not what they take.
+
+mod common;
+use common::*;
+
+fn readme() -> String {
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .unwrap()
+}
+
+/// Runs `args` and checks the exit code and that stderr says `says`.
+fn expect(c: &Case, args: &[&str], code: i32, says: &str) {
+    let o = c.run(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "{args:?}: {}", text(&o));
+    assert!(err.contains(says), "{args:?} does not say {says:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+}
+
+#[test]
+fn exit_codes_are_the_ones_the_readme_gives() {
+    // the table the binary is held to (whitespace as one space: the README wraps its lines)
+    let readme = readme().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        readme.contains(
+            "Exit codes: 0 every run done; 1 a run failed, or a data or file error; 2 a bad sweep \
+             file or usage; 130 interrupted (Ctrl-C); 143 stopped by SIGTERM"
+        ),
+        "README.md's exit-code table changed: change this test and the code with it"
+    );
+    let c = Case::new(20, 10);
+    // 2: usage — a model name that is not one (with the nearest name), a bad option or value, no
+    // sweep file, a sweep file that does not exist or has a mistake
+    expect(&c, &["models", "resnet9"], 2, "did you mean \"resnet8\"?");
+    expect(&c, &["models", "--dataset", "nope"], 2, "allowed:");
+    expect(&c, &[], 2, "give a sweep file");
+    expect(&c, &["report", "out", "--results", "r"], 2, "--results");
+    expect(&c, &["missing.toml"], 2, "no such file");
+    let bad = c.sweep("bad", &body("[0]", "[0]", "[0.5]"));
+    expect(
+        &c,
+        &["plan", bad.to_str().unwrap()],
+        2,
+        "`grid.temperature`",
+    );
+    // 1: a data error (here: no dataset where the sweep file says)
+    let nodata = c.sweep(
+        "nodata",
+        &body("[0]", "[1]", "[0.5]").replace("path = \"data\"", "path = \"nothing-here\""),
+    );
+    let o = c.run(&["plan", nodata.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // 0: what works
+    for args in [
+        &["models", "resnet26"][..],
+        &["--help"],
+        &["report", "--help"],
+    ] {
+        let o = c.run(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+    }
+}
+
+/// Trains a tiny sweep `name` (one seed, T = `temps`, α = 0.5) into `out/<name>`.
+fn tiny(c: &Case, name: &str, temps: &str) {
+    let s = c.sweep(name, &body("[0]", temps, "[0.5]"));
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out", "-q"]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn report_and_compare_say_what_is_wrong_with_the_folders_they_are_given() {
+    let c = Case::new(200, 60);
+    tiny(&c, "tiny", "[1]");
+    tiny(&c, "other", "[8]");
+    // a folder that does not exist, with the sweep it was probably meant to be
+    expect(
+        &c,
+        &["report", "out/tinny"],
+        2,
+        "out/tinny: no such folder; did you mean out/tiny?",
+    );
+    expect(
+        &c,
+        &["report", "nowhere/x"],
+        2,
+        "nowhere/x: no such folder (give",
+    );
+    // the results root: its sweeps, and to pick one
+    expect(
+        &c,
+        &["report", "out"],
+        2,
+        "out is a results root holding 2 sweep(s), not one sweep's folder; pick one: out/other, out/tiny",
+    );
+    expect(&c, &["status", "out"], 2, "pick one: out/other, out/tiny");
+    // a folder compared with itself, however it is spelt
+    expect(
+        &c,
+        &["compare", "out/tiny", "./out/tiny/", "--out", "cmp"],
+        2,
+        "out/tiny and ./out/tiny/ are the same folder",
+    );
+    assert!(!c.path("cmp").exists(), "nothing written");
+    // no cell in common: a sentence, no empty table
+    let o = c.run(&["compare", "out/tiny", "out/other", "--out", "cmp"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("No cell is in every sweep: tiny and other share no (method, T, α) setting"),
+        "{out}"
+    );
+    assert!(!out.contains("\n| method | T | α |"), "{out}");
+    assert!(out.contains("| other | logit | 8 | 0.5 |"), "{out}");
+}
+
+/// Every file under `dir` outside checkpoints/ and progress/, with its size and modification time.
+fn kept_files(dir: &std::path::Path) -> Vec<(String, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            if rel.contains("checkpoints") || rel.contains("progress") {
+                continue;
+            }
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                todo.push(p);
+            } else {
+                out.push((rel, m.len(), m.modified().unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A progress file as a coordinator on another host writes it, last updated at `updated_at`.
+fn progress(run_id: &str, updated_at: u64) -> String {
+    serde_json::json!({
+        "run_id": run_id, "key": "0", "epoch": 1, "of": 2, "val_acc": null, "device": "cpu",
+        "host": "another-host", "pid": 1, "started_at": updated_at, "updated_at": updated_at,
+    })
+    .to_string()
+}
+
+/// The names in `dir/sub`, sorted (none when it does not exist).
+fn names(dir: &std::path::Path, sub: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir.join(sub))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A finished halving search `out/h` with leftovers: the pruned run's checkpoint pair (returned), a
+/// finished run's pair (its record's name, returned), progress files of a gone writer and a live one.
+fn halving_with_leftovers(c: &Case) -> (Vec<String>, String) {
+    // a halving search over two cells: one is pruned after epoch 1 and keeps its checkpoint
+    let search = "[search]\nstrategy = \"halving\"\nmin_epochs = 1\neta = 2\n";
+    let s = c.sweep("h", &(body("[0]", "[1, 4]", "[0.5]") + search));
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out", "-q"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = c.path("out/h");
+    let names = |sub: &str| names(&dir, sub);
+    let pruned: Vec<String> = names("checkpoints");
+    assert_eq!(pruned.len(), 2, "one pruned run's pair: {pruned:?}");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("records").join(&pruned[0])).unwrap())
+            .unwrap();
+    assert_eq!(record["status"], "pruned", "{record}");
+    // what a process killed between writing a record and removing its checkpoint leaves, and
+    // progress files of a gone writer and of a live one (another host, just now)
+    let teacher = names("records")
+        .into_iter()
+        .find(|n| n.starts_with("teacher-s0."))
+        .unwrap();
+    let stem = teacher.strip_suffix(".json").unwrap();
+    std::fs::write(dir.join("checkpoints").join(&teacher), [7u8; 100]).unwrap();
+    std::fs::write(
+        dir.join(format!("checkpoints/{stem}.safetensors")),
+        [7u8; 1000],
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("progress")).unwrap();
+    let now = unix_now();
+    std::fs::write(dir.join("progress/gone.json"), progress("gone", 0)).unwrap();
+    std::fs::write(dir.join("progress/live.json"), progress("live", now)).unwrap();
+
+    (pruned, teacher)
+}
+
+/// `clean` refuses while a sweep runs in `out/h`, and keeps the `pruned` pair while the sweep (as
+/// its manifest says) would train that run further.
+fn refused_while_running_and_keeps_what_the_sweep_continues(c: &Case, pruned: &[String]) {
+    let dir = c.path("out/h");
+    let names = |sub: &str| names(&dir, sub);
+    let now = unix_now();
+    // while a sweep runs there: refused, nothing removed
+    let lock = dir.join(".coordinator.lock");
+    let owner = serde_json::json!({"host": "another-host", "pid": 1, "since": now});
+    std::fs::write(&lock, owner.to_string()).unwrap();
+    expect(c, &["clean", "out"], 1, "out/h: a sweep is running there");
+    assert_eq!(names("checkpoints").len(), 4);
+    std::fs::remove_file(&lock).unwrap();
+
+    // a sweep that would train the pruned run further (its manifest now a grid) keeps its pair
+    let manifest = std::fs::read(dir.join("manifest.json")).unwrap();
+    let mut m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    m["sweep"].as_object_mut().unwrap().remove("search");
+    std::fs::write(dir.join("manifest.json"), m.to_string()).unwrap();
+    let o = c.run(&["clean", "out/h", "--dry-run"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!out.contains(&pruned[0]), "{out}");
+    assert!(
+        out.contains("kept the checkpoints of 1 paused run(s)"),
+        "{out}"
+    );
+    std::fs::write(dir.join("manifest.json"), &manifest).unwrap();
+}
+
+#[test]
+fn clean_removes_what_is_no_longer_needed_and_nothing_else() {
+    let c = Case::new(200, 60);
+    let (pruned, teacher) = halving_with_leftovers(&c);
+    refused_while_running_and_keeps_what_the_sweep_continues(&c, &pruned);
+    let dir = c.path("out/h");
+    let names = |sub: &str| names(&dir, sub);
+    let stem = teacher.strip_suffix(".json").unwrap();
+
+    // --dry-run lists, removes nothing
+    let before = kept_files(&c.path("out"));
+    let sizes: u64 = [
+        &pruned[0],
+        &pruned[1],
+        &teacher,
+        &format!("{stem}.safetensors"),
+    ]
+    .iter()
+    .map(|n| {
+        std::fs::metadata(dir.join("checkpoints").join(n))
+            .unwrap()
+            .len()
+    })
+    .sum::<u64>()
+        + std::fs::metadata(dir.join("progress/gone.json"))
+            .unwrap()
+            .len();
+    let o = c.run(&["clean", "out/h", "--dry-run"]);
+    let dry = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        dry.contains(&format!(
+            "out/h: would remove 5 file(s), would free {sizes} bytes"
+        )),
+        "{dry}"
+    );
+    assert_eq!(names("checkpoints").len(), 4);
+    assert_eq!(names("progress").len(), 2);
+
+    // the results root: every sweep in it
+    let o = c.run(&["clean", "out"]);
+    let done = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", text(&o));
+    for (name, why) in [
+        (
+            format!("checkpoints/{}", pruned[0]),
+            "checkpoint of a run the search pruned",
+        ),
+        (
+            format!("checkpoints/{}", pruned[1]),
+            "checkpoint of a run the search pruned",
+        ),
+        (
+            format!("checkpoints/{teacher}"),
+            "100 B, checkpoint of a finished run",
+        ),
+        (
+            format!("checkpoints/{stem}.safetensors"),
+            "1000 B, checkpoint of a finished run",
+        ),
+        (
+            "progress/gone.json".into(),
+            "progress file of a run no longer in flight",
+        ),
+    ] {
+        let line = format!("removed out/h/{name} (");
+        assert!(
+            done.lines()
+                .any(|l| l.starts_with(&line) && l.contains(why)),
+            "{line}…{why} not in:\n{done}"
+        );
+        assert!(
+            dry.contains(&format!("would remove out/h/{name} (")),
+            "{dry}"
+        );
+    }
+    assert!(
+        done.contains("removed out/h/checkpoints (empty folder)"),
+        "{done}"
+    );
+    assert!(
+        done.contains(&format!("out/h: removed 5 file(s), freed {sizes} bytes")),
+        "{done}"
+    );
+    assert!(!dir.join("checkpoints").exists());
+    assert_eq!(
+        names("progress"),
+        ["live.json"],
+        "a live writer's file stays"
+    );
+    // records, CSVs, manifest, reports and the teacher cache: untouched
+    assert_eq!(kept_files(&c.path("out")), before);
+    still_a_sweep_with_nothing_more_to_clean(&c);
+}
+
+/// After cleaning: `out/h` reports, a second clean removes nothing, a folder that is no sweep's and
+/// no root is refused.
+fn still_a_sweep_with_nothing_more_to_clean(c: &Case) {
+    let o = c.run(&["report", "out/h"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = c.run(&["clean", "out"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("out/h: nothing to remove"), "{}", text(&o));
+    expect(
+        c,
+        &["clean", "data"],
+        2,
+        "data: neither a sweep's results folder",
+    );
+}
+
+/// The fenced block after the README line that starts with `marker`.
+fn readme_block(readme: &str, marker: &str) -> String {
+    let after = &readme[readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker:?} not in README.md"))..];
+    let open = after.find("```").unwrap();
+    let body = &after[open..];
+    let body = &body[body.find('\n').unwrap() + 1..];
+    body[..body.find("```").unwrap()].to_string()
+}
+
+#[test]
+fn the_readme_s_sweep_file_example_shows_what_kd_sweep_prints() {
+    let readme = readme();
+    let file = readme_block(&readme, "<!-- readme-example: mine.toml");
+    let printed = readme_block(
+        &readme,
+        "<!-- readme-example: what kd-sweep mine.toml prints",
+    );
+    assert!(file.contains("temprature"), "{file}");
+    let c = Case::new(20, 10);
+    std::fs::write(c.path("mine.toml"), &file).unwrap();
+    let o = c.run(&["mine.toml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        printed,
+        "README.md's example is not what kd-sweep prints for its file: update one of them"
+    );
+    assert!(!c.path("results").exists(), "nothing written");
+}
+
+/// `kd-sweep --help` lists every distillation method with its loss, from the method registry.
+#[test]
+fn help_lists_every_method_with_its_loss() {
+    let c = Case::new(10, 10);
+    let o = c.run(&["--help"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let help = String::from_utf8_lossy(&o.stdout);
+    for m in kd_sweep::distill::Method::ALL {
+        let start: String = m.loss_text().chars().take(24).collect();
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(m.name()) && l.contains(&start)),
+            "{} ({start}) not in:\n{help}",
+            m.name()
+        );
+    }
+}
