@@ -130,6 +130,43 @@ impl Snapshot {
         Some(left / self.manifest.devices.len().max(1) as f64)
     }
 
+    /// The failures grouped by reason, then each run in flight with where it is.
+    fn failures_and_running(&self) -> String {
+        let mut o = String::new();
+        // failures, grouped by reason
+        let mut reasons: Vec<(String, usize)> = Vec::new();
+        for (_, _, s) in &self.runs {
+            if let Seen::Failed(r) = s {
+                let why = r.error.clone().unwrap_or_default();
+                match reasons.iter_mut().find(|(w, _)| *w == why) {
+                    Some((_, n)) => *n += 1,
+                    None => reasons.push((why, 1)),
+                }
+            }
+        }
+        for (why, n) in &reasons {
+            let _ = writeln!(o, "  failed ×{n}: {why}");
+        }
+        for (id, _, s) in &self.runs {
+            if let Seen::Running(p) = s {
+                let val = p
+                    .val_acc
+                    .map(|v| format!(", val {v:.2}%"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    o,
+                    "  running: {id} on {} ({}), epoch {}/{}{val}, {} so far",
+                    p.device,
+                    p.host,
+                    p.epoch,
+                    p.of,
+                    duration(self.now.saturating_sub(p.started_at) as f64)
+                );
+            }
+        }
+        o
+    }
+
     pub fn render(&self) -> String {
         let mut o = String::new();
         let m = &self.manifest;
@@ -175,37 +212,7 @@ impl Snapshot {
                 "  ({stalled} of the pending were started by a process that is gone; they run again on the next `kd-sweep run`)"
             );
         }
-        // failures, grouped by reason
-        let mut reasons: Vec<(String, usize)> = Vec::new();
-        for (_, _, s) in &self.runs {
-            if let Seen::Failed(r) = s {
-                let why = r.error.clone().unwrap_or_default();
-                match reasons.iter_mut().find(|(w, _)| *w == why) {
-                    Some((_, n)) => *n += 1,
-                    None => reasons.push((why, 1)),
-                }
-            }
-        }
-        for (why, n) in &reasons {
-            let _ = writeln!(o, "  failed ×{n}: {why}");
-        }
-        for (id, _, s) in &self.runs {
-            if let Seen::Running(p) = s {
-                let val = p
-                    .val_acc
-                    .map(|v| format!(", val {v:.2}%"))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    o,
-                    "  running: {id} on {} ({}), epoch {}/{}{val}, {} so far",
-                    p.device,
-                    p.host,
-                    p.epoch,
-                    p.of,
-                    duration(self.now.saturating_sub(p.started_at) as f64)
-                );
-            }
-        }
+        o.push_str(&self.failures_and_running());
         match self.eta_secs().filter(|_| !adaptive) {
             _ if adaptive => {}
             Some(s) if done < total => {

@@ -484,7 +484,14 @@ impl<'a> Coordinator<'a> {
                         self.cx.store.clear_progress(&run.id, &run.key);
                         self.disp.requeue(index)
                     }
-                    Outcome::Recorded(record) => self.finished(worker, index, &record),
+                    Outcome::Recorded(record) => {
+                        // the worker cleared the run's progress file when it saved the record, but
+                        // its last epoch's message may have been handled after that and written
+                        // the file again: the run is over, so it goes now
+                        let run = &self.cx.plan.runs[index];
+                        self.cx.store.clear_progress(&run.id, &run.key);
+                        self.finished(worker, index, &record)
+                    }
                 }
             }
             WorkerMsg::Poisoned { reason } => self.cx.progress.note(&format!(

@@ -159,38 +159,7 @@ impl Validator<'_> {
             }
         }
         if let Some(list) = &r.confirm_seeds {
-            if list.get_ref().is_empty() {
-                return Err(self.at(
-                    list,
-                    "search.confirm_seeds",
-                    "is empty; list the extra seeds (e.g. confirm_seeds = [2, 3, 4]) or remove the key",
-                ));
-            }
-            for s in list.get_ref() {
-                let v = *s.get_ref();
-                if v < 0 {
-                    return Err(self.at(
-                        s,
-                        "search.confirm_seeds",
-                        &format!("seeds must be whole numbers ≥ 0, got {v}"),
-                    ));
-                }
-                if seeds.contains(&(v as u64)) || search.confirm_seeds.contains(&(v as u64)) {
-                    return Err(self.at(
-                        s,
-                        "search.confirm_seeds",
-                        &format!(
-                            "seed {v} is already {}; confirmation seeds must be new ones",
-                            if seeds.contains(&(v as u64)) {
-                                "in `seeds`"
-                            } else {
-                                "listed"
-                            }
-                        ),
-                    ));
-                }
-                search.confirm_seeds.push(v as u64);
-            }
+            search.confirm_seeds = self.confirm_seeds(list, seeds)?;
         }
         if let Some(t) = &r.confirm_top {
             search.confirm_top = self.positive(t, "search.confirm_top", "cells to confirm")?;
@@ -203,5 +172,47 @@ impl Validator<'_> {
             }
         }
         Ok(search)
+    }
+
+    /// `[search] confirm_seeds`: new seeds (none of `seeds`, none twice), at least one.
+    fn confirm_seeds(
+        &self,
+        list: &toml::Spanned<Vec<toml::Spanned<i64>>>,
+        seeds: &[u64],
+    ) -> Result<Vec<u64>, ConfigError> {
+        let mut out: Vec<u64> = Vec::new();
+        if list.get_ref().is_empty() {
+            return Err(self.at(
+                list,
+                "search.confirm_seeds",
+                "is empty; list the extra seeds (e.g. confirm_seeds = [2, 3, 4]) or remove the key",
+            ));
+        }
+        for s in list.get_ref() {
+            let v = *s.get_ref();
+            if v < 0 {
+                return Err(self.at(
+                    s,
+                    "search.confirm_seeds",
+                    &format!("seeds must be whole numbers ≥ 0, got {v}"),
+                ));
+            }
+            if seeds.contains(&(v as u64)) || out.contains(&(v as u64)) {
+                return Err(self.at(
+                    s,
+                    "search.confirm_seeds",
+                    &format!(
+                        "seed {v} is already {}; confirmation seeds must be new ones",
+                        if seeds.contains(&(v as u64)) {
+                            "in `seeds`"
+                        } else {
+                            "listed"
+                        }
+                    ),
+                ));
+            }
+            out.push(v as u64);
+        }
+        Ok(out)
     }
 }
