@@ -822,7 +822,7 @@ fn the_three_families_share_the_teacher_and_have_no_temperature_duplicates() {
     let svg =
         std::fs::read_to_string(c.path("out/fam/charts/accuracy_vs_temperature.svg")).unwrap();
     assert!(
-        svg.contains("no temperature") && svg.contains("feature") && svg.contains("imitation"),
+        svg.contains("other methods") && svg.contains("feature") && svg.contains("imitation"),
         "the chart does not place the other families apart"
     );
 }

@@ -45,18 +45,19 @@ fn the_sweep_page_is_self_contained_complete_and_escaped() {
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
     assert_self_contained(&html);
     // charts scale with the page: each inlined SVG has a viewBox
-    assert_eq!(html.matches("<svg ").count(), 3);
+    assert_eq!(html.matches("<svg ").count(), 4);
     assert_eq!(
         html.matches("<svg ").count(),
         html.matches("viewBox=\"0 0 ").count()
     );
-    // the verdict, the tables, three inline charts, the links, the sweep file, where it ran
+    // the verdict, the tables, four inline charts, the links, the sweep file, where it ran
     for want in [
         "id=\"verdict\"",
         "<table class=\"sortable\" id=\"cells\">",
         "<table class=\"sortable\" id=\"runs\">",
         "id=\"accuracy_vs_temperature\"><svg ",
         "id=\"kd_gain_heatmap\"><svg ",
+        "id=\"agreement_vs_temperature\"><svg ",
         "id=\"learning_curves\"><svg ",
         "href=\"runs.csv\"",
         "href=\"epochs.csv\"",
@@ -149,7 +150,7 @@ fn the_sweep_page_renders_in_a_real_browser() {
         dom.contains("<table class=\"sortable\" id=\"cells\">"),
         "{dom}"
     );
-    assert_eq!(dom.matches("<svg").count(), 3, "three charts in the DOM");
+    assert_eq!(dom.matches("<svg").count(), 4, "four charts in the DOM");
     assert!(
         dom.contains("<title>shown — kd-sweep</title>"),
         "the title was not changed"

@@ -191,11 +191,13 @@ pub fn reference_python(explicit: Option<&Path>) -> Option<PathBuf> {
 
 /// The PyTorch side of the comparisons, embedded so that a copied binary needs no checkout: the step
 /// loop, the replay helpers and the tutorial's method.
-const PYTORCH_SCRIPTS: [(&str, &str); 5] = [
+const PYTORCH_SCRIPTS: [(&str, &str); 6] = [
     (
         "cifar_nets.py",
         include_str!("../../../bench/cifar_nets.py"),
     ),
+    // the methods' losses, which pytorch_replay.py imports
+    ("kd_losses.py", include_str!("../../../bench/kd_losses.py")),
     (
         "pytorch_networks.py",
         include_str!("../../../bench/pytorch_networks.py"),
