@@ -331,7 +331,13 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     // one coordinator per sweep folder: a second `kd-sweep run` stops here, having touched nothing
     let lock = store::CoordinatorLock::acquire(&p.store.dir, &|m| eprintln!("{m}"))?;
     // what writers killed mid-write (kill -9, a crash) left behind
-    store::remove_stale_temps(&p.store.records_dir());
+    for dir in [
+        p.store.records_dir(),
+        p.store.progress_dir(),
+        p.store.checkpoints_dir(),
+    ] {
+        store::remove_stale_temps(&dir);
+    }
     let cache = p.store.root.join(".cache").join("teachers");
     store::remove_stale_temps(&cache);
     for t in p.plan.teachers() {
@@ -380,7 +386,13 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     store::remove_stale_temps(&p.store.records_dir());
     let summary = write_outputs(&p, path, started)?;
     if !outcome.interrupted {
-        // a finished sweep leaves no empty working folders behind
+        // a finished run's progress file can outlive it when the process that would have removed it
+        // was killed in between (its record was written first); then the folders left empty go
+        let done = finished(&p, &|_: &str| {});
+        for (run, _) in p.plan.runs.iter().zip(&done).filter(|(_, d)| **d) {
+            p.store.clear_progress(&run.id, &run.key);
+        }
+        store::remove_stale_temps(&p.store.progress_dir());
         p.store.remove_empty_work_dirs();
     }
     if !opts.quiet {
