@@ -13,6 +13,13 @@ import sys
 import torch
 import torch.nn.functional as F
 
+# ε of every cross-entropy term (nn.CrossEntropyLoss(label_smoothing=ε)); the replay sets it
+LABEL_SMOOTHING = 0.0
+
+
+def ce(s, y):
+    return F.cross_entropy(s, y, label_smoothing=LABEL_SMOOTHING)
+
 
 def kl(s, t, temperature):
     """KL(softmax(t/T) || softmax(s/T)), summed over classes, averaged over the batch. The teacher's
@@ -32,7 +39,7 @@ def zscore(z):
 def kd(s, t, y, temperature, alpha, standardize=False):
     """Hinton et al. 2015: (1 - a) CE(s, y) + a T^2 KL; with standardisation the KL takes Z(s), Z(t)."""
     zs, zt = (zscore(s), zscore(t)) if standardize else (s, t)
-    return (1 - alpha) * F.cross_entropy(s, y) + alpha * temperature ** 2 * kl(zs, zt, temperature)
+    return (1 - alpha) * ce(s, y) + alpha * temperature ** 2 * kl(zs, zt, temperature)
 
 
 def dkd(s, t, y, alpha, beta, temperature, warm, standardize=False):
@@ -49,7 +56,7 @@ def dkd(s, t, y, alpha, beta, temperature, warm, standardize=False):
     log_qs = F.log_softmax(zs / temperature - 1000.0 * gt, dim=1)
     qt = F.softmax(zt / temperature - 1000.0 * gt, dim=1)
     nckd = F.kl_div(log_qs, qt, reduction="sum") / b * temperature ** 2
-    return F.cross_entropy(s, y) + warm * (alpha * tckd + beta * nckd)
+    return ce(s, y) + warm * (alpha * tckd + beta * nckd)
 
 
 def mean_pearson(a, b):
@@ -65,13 +72,13 @@ def dist(s, t, y, beta, gamma, tau):
     ys, yt = F.softmax(s / tau, dim=1), F.softmax(t / tau, dim=1)
     inter = 1 - mean_pearson(ys, yt)
     intra = 1 - mean_pearson(ys.t(), yt.t())
-    return F.cross_entropy(s, y) + beta * tau ** 2 * inter + gamma * tau ** 2 * intra
+    return ce(s, y) + beta * tau ** 2 * inter + gamma * tau ** 2 * intra
 
 
 def multi_t(s, t, y, temperatures, alpha):
     """The multi-temperature term of MLKD (Jin et al. 2023), averaged over the set."""
     total = sum(temp ** 2 * kl(s, t, temp) for temp in temperatures)
-    return (1 - alpha) * F.cross_entropy(s, y) + alpha / len(temperatures) * total
+    return (1 - alpha) * ce(s, y) + alpha / len(temperatures) * total
 
 
 class Reverse(torch.autograd.Function):
@@ -99,7 +106,7 @@ def ctkd_temperature(theta, epoch, t_min, t_range, ramp):
 def ctkd(s, t, y, theta, alpha, epoch, t_min, t_range, ramp):
     """Li et al. 2023, global CTKD: logit KD at the learned temperature (T^2 too)."""
     temp = ctkd_temperature(theta, epoch, t_min, t_range, ramp)
-    return ((1 - alpha) * F.cross_entropy(s, y) + alpha * temp ** 2 * kl(s, t, temp)).squeeze()
+    return ((1 - alpha) * ce(s, y) + alpha * temp ** 2 * kl(s, t, temp)).squeeze()
 
 
 def loss(method, s, t, y, p, epoch, theta=None):

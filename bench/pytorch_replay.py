@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cifar_nets import build  # noqa: E402
+import kd_losses  # noqa: E402
 from kd_losses import loss as method_loss  # noqa: E402
 from pytorch_reference import student, teacher  # noqa: E402
 
@@ -41,7 +42,7 @@ def read(path, dtype, shape):
     return torch.frombuffer(data, dtype=dtype).reshape(shape)
 
 
-def tutorial_kd_loss(student_logits, teacher_logits, labels, temperature, alpha):
+def tutorial_kd_loss(student_logits, teacher_logits, labels, temperature, alpha, label_smoothing=0.0):
     """The tutorial's loss: soft targets weighted by alpha (with T²), cross-entropy by 1 − alpha."""
     soft_targets = F.softmax(teacher_logits / temperature, dim=-1)
     soft_prob = F.log_softmax(student_logits / temperature, dim=-1)
@@ -50,7 +51,7 @@ def tutorial_kd_loss(student_logits, teacher_logits, labels, temperature, alpha)
         / soft_prob.size()[0]
         * (temperature**2)
     )
-    label_loss = F.cross_entropy(student_logits, labels)
+    label_loss = F.cross_entropy(student_logits, labels, label_smoothing=label_smoothing)
     return alpha * soft_loss + (1 - alpha) * label_loss
 
 
@@ -86,6 +87,9 @@ def optimizer(model, meta, extra=()):
 def main(folder):
     meta = json.load(open(os.path.join(folder, "meta.json")))
     torch.set_num_threads(1)
+    # nn.CrossEntropyLoss(label_smoothing=eps) in every cross-entropy term, the methods' too
+    eps = meta.get("label_smoothing", 0.0)
+    kd_losses.LABEL_SMOOTHING = eps
     c, h, w = meta["shape"]
     if meta["arch"] == "torchscript":
         # a user's own network, loaded from the very file kd-sweep trained
@@ -136,9 +140,9 @@ def main(folder):
                 if method is not None:
                     loss = method_loss(method, out, logits[idx], ys[idx], meta["method_params"], epoch + 1, theta)
                 elif distil:
-                    loss = tutorial_kd_loss(out, logits[idx], ys[idx], meta["temperature"], meta["alpha"])
+                    loss = tutorial_kd_loss(out, logits[idx], ys[idx], meta["temperature"], meta["alpha"], eps)
                 else:
-                    loss = F.cross_entropy(out, ys[idx])
+                    loss = F.cross_entropy(out, ys[idx], label_smoothing=eps)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -150,6 +150,7 @@ fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
         recipe: Default::default(),
         augment: Default::default(),
         precision: Default::default(),
+        label_smoothing: 0.0,
     };
     let none = || Source::None;
     let cached = || Source::Cached(&logits);
@@ -207,6 +208,7 @@ fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
         settings: RunSettings {
             augment: kd_sweep::train::augment::Augment::CropFlip,
             precision: Default::default(),
+            label_smoothing: 0.0,
             ..settings(train::STUDENT_STREAM)
         },
         signal: &live,

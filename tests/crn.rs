@@ -49,6 +49,7 @@ fn student(seed: u64) -> train::RunSettings {
         recipe: Default::default(),
         augment: Default::default(),
         precision: Default::default(),
+        label_smoothing: 0.0,
     }
 }
 

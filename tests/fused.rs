@@ -32,6 +32,16 @@ fn student(seed: i64, shape: [i64; 3]) -> (nn::VarStore, Net) {
 
 #[test]
 fn one_fused_step_equals_g_separate_steps() {
+    one_fused_step_with(0.0);
+}
+
+/// The same with the cross-entropy label-smoothed (the fused loss computes ATen's formula itself).
+#[test]
+fn one_fused_step_equals_g_separate_steps_with_label_smoothing() {
+    one_fused_step_with(0.1);
+}
+
+fn one_fused_step_with(label_smoothing: f64) {
     let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let shape = [3, 32, 32];
     let (temps, alphas) = ([1.0, 2.0, 4.0, 8.0], [0.0, 0.5, 0.9, 1.0]);
@@ -57,19 +67,21 @@ fn one_fused_step_equals_g_separate_steps() {
     let mut fopt = Optimizer::new(&fvs, 1e-3);
     let t = Tensor::from_slice(&temps.map(|v| v as f32));
     let a = Tensor::from_slice(&alphas.map(|v| v as f32));
-    let (total, per) = fused::fused_kd_loss(&model.forward(&xs, None), &teacher, &ys, &t, &a);
+    let (total, per) = fused::fused_kd_loss(
+        &model.forward(&xs, None),
+        &teacher,
+        &ys,
+        (&t, &a),
+        label_smoothing,
+    );
     fopt.zero_grad();
     total.backward();
 
     for (g, (vs, net)) in students.iter().enumerate() {
         let mut opt = Optimizer::new(vs, 1e-3);
-        let loss = kd_loss(
-            &net.forward_t(&xs, false),
-            &teacher,
-            &ys,
-            temps[g],
-            alphas[g],
-        );
+        let out = net.forward_t(&xs, false);
+        let ce = kd_sweep::distill::losses::ce(&out, &ys, label_smoothing);
+        let loss = kd_loss(ce, &out, &teacher, temps[g], alphas[g]);
         let (l1, l2) = (loss.double_value(&[]), per.double_value(&[g as i64]));
         assert!(
             (l1 - l2).abs() / l1.abs().max(1e-12) < 1e-5,
@@ -149,6 +161,7 @@ fn several_fused_epochs_give_the_numbers_of_separate_runs() {
             recipe,
             augment: Default::default(),
             precision: Default::default(),
+            label_smoothing: 0.0,
         };
         let apart: Vec<train::Fitted> = members
             .iter()
@@ -238,6 +251,7 @@ fn a_diverging_member_of_a_fused_group_fails_alone() {
         recipe: Default::default(),
         augment: Default::default(),
         precision: Default::default(),
+        label_smoothing: 0.0,
     };
     let run = |members: &[(f64, f64)]| fit_group(&data, &logits, members, &settings);
     // T = 0 makes the middle member's KD term NaN at its first step (the config never allows it)
@@ -280,6 +294,7 @@ fn the_naive_way_gives_the_numbers_of_cached_teacher_logits() {
         recipe: Default::default(),
         augment: Default::default(),
         precision: Default::default(),
+        label_smoothing: 0.0,
     };
     let (tvs, teacher) = train::init(Arch::Teacher, &data, Device::Cpu, &t_settings);
     let none = Source::None;

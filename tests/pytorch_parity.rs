@@ -114,6 +114,8 @@ struct Case {
     /// Another distillation method than logit KD at (temperature, alpha), with the sweep's fixed
     /// settings: PyTorch trains with bench/kd_losses.py's loss.
     method: Option<(Coord, Fixed)>,
+    /// ε of every cross-entropy term (`F.cross_entropy(label_smoothing=ε)` in the replay).
+    label_smoothing: f64,
 }
 
 /// Trains `case` in kd-sweep and in PyTorch and compares them; returns the largest step-loss and
@@ -131,6 +133,7 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
         recipe: case.recipe.clone(),
         augment: Default::default(),
         precision: case.precision,
+        label_smoothing: case.label_smoothing,
     };
     let (vs, net) = train::init(case.arch, data, Device::Cpu, &s);
     let (coord, fixed) = case.method.clone().unwrap_or_else(|| {
@@ -140,7 +143,8 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
             Fixed::default(),
         )
     });
-    let mut distiller = Distiller::new(&coord, &fixed, s.epochs);
+    let mut distiller =
+        Distiller::new(&coord, &fixed, s.epochs).with_label_smoothing(case.label_smoothing);
     // the method's own parameters (CTKD's θ) live beside the network's, as in a sweep
     distiller.build(&vs.root(), (0, 0), Init::Pytorch);
     let init = ordered(&vs, case.arch);
@@ -177,6 +181,7 @@ fn compare(python: &Path, data: &Dataset, logits: &Tensor, case: &Case) -> (f64,
             .collect::<Vec<_>>(),
         "temperature": case.temperature,
         "alpha": case.alpha,
+        "label_smoothing": case.label_smoothing,
         "method": case.method.as_ref().map(|(c, _)| c.method.name()),
         "method_params": common::method_params(&coord, &fixed),
         "params": init.iter().map(|(n, t)| serde_json::json!({"name": n, "shape": t.size()})).collect::<Vec<_>>(),
@@ -320,6 +325,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             replay: Precision::Fp32,
             lr: 1e-3,
             method: None,
+            label_smoothing: 0.0,
         },
         Case {
             name: "baseline",
@@ -332,6 +338,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             replay: Precision::Fp32,
             lr: 1e-3,
             method: None,
+            label_smoothing: 0.0,
         },
         Case {
             name: "student T=4 α=0.5",
@@ -344,6 +351,34 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             replay: Precision::Fp32,
             lr: 1e-3,
             method: None,
+            label_smoothing: 0.0,
+        },
+        // label smoothing (ε = 0.1) in a teacher's cross-entropy and in a student's KD loss
+        Case {
+            name: "teacher ε=0.1",
+            arch: Arch::Teacher,
+            stream: train::TEACHER_STREAM,
+            temperature: 1.0,
+            alpha: 0.0,
+            recipe: Recipe::default(),
+            precision: Precision::Fp32,
+            replay: Precision::Fp32,
+            lr: 1e-3,
+            method: None,
+            label_smoothing: 0.1,
+        },
+        Case {
+            name: "student T=4 α=0.5 ε=0.1",
+            arch: Arch::Student,
+            stream: train::STUDENT_STREAM,
+            temperature: 4.0,
+            alpha: 0.5,
+            recipe: Recipe::default(),
+            precision: Precision::Fp32,
+            replay: Precision::Fp32,
+            lr: 1e-3,
+            method: None,
+            label_smoothing: 0.1,
         },
         // the CRD recipe's parts: SGD with Nesterov momentum and weight decay, a multistep schedule;
         // Adam with weight decay after a warm-up into a cosine schedule
@@ -367,6 +402,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             replay: Precision::Fp32,
             lr: 1e-3,
             method: None,
+            label_smoothing: 0.0,
         },
         Case {
             name: "baseline, Adam warm-up cosine",
@@ -384,6 +420,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             replay: Precision::Fp32,
             lr: 1e-3,
             method: None,
+            label_smoothing: 0.0,
         },
         // a zoo network with batch norm (64 parameter tensors in one flat buffer): the CRD
         // recipe's SGD with momentum and weight decay, and Adam as a distilled student
@@ -405,6 +442,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             replay: Precision::Fp32,
             lr: 0.05,
             method: None,
+            label_smoothing: 0.0,
         },
         // (a cross-entropy baseline: Adam's first steps move every parameter by about ±lr whatever
         // its gradient's size, so with batch norm a 1e-7 difference in the KD term's rounding — the
@@ -424,6 +462,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             replay: Precision::Fp32,
             lr: 1e-3,
             method: None,
+            label_smoothing: 0.0,
         },
     ];
     // a user's own network: conv-batchnorm blocks scripted by PyTorch, re-initialised by kd-sweep
@@ -441,6 +480,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
         replay: Precision::Fp32,
         lr: 1e-3,
         method: None,
+        label_smoothing: 0.0,
     };
     for case in cases.iter().chain([&scripted]) {
         let (loss, weights) = compare(&python, &data, &logits, case);
@@ -523,7 +563,14 @@ fn each_method_trains_as_pytorch_does() {
             },
         ),
     ];
-    for (name, coord) in methods {
+    // and one with the cross-entropy label-smoothed (every method takes its CE term from one place):
+    // DIST, whose replay agrees bit for bit without smoothing, so any difference is the CE term's.
+    // (DKD at β = 8 was tried: a one-ulp difference in step 3 grows to 4e-5 by step 20 — its loss
+    // of 15–35 with random labels amplifies rounding — so it shows nothing about the smoothing.)
+    let smoothed = ("DIST ε=0.1", methods[2].1.clone(), 0.1);
+    assert_eq!(methods[2].0, "DIST");
+    let cases = methods.into_iter().map(|(n, c)| (n, c, 0.0));
+    for (name, coord, label_smoothing) in cases.chain([smoothed]) {
         let case = Case {
             name,
             arch: Arch::Student,
@@ -535,6 +582,7 @@ fn each_method_trains_as_pytorch_does() {
             replay: Precision::Fp32,
             lr: 1e-3,
             method: Some((coord, fixed.clone())),
+            label_smoothing,
         };
         let (loss, weights) = compare(&python, &data, &logits, &case);
         eprintln!("{name}: largest relative difference: step loss {loss:.1e}, final weights {weights:.1e}");
@@ -594,6 +642,7 @@ fn bf16_trains_as_pytorch_autocast_does() {
                 1e-3
             },
             method: None,
+            label_smoothing: 0.0,
         };
         let (loss, weights) = compare(
             &python,
@@ -643,6 +692,7 @@ fn initial_weights_follow_pytorchs_default_rule() {
             recipe: Default::default(),
             augment: Default::default(),
             precision: Default::default(),
+            label_smoothing: 0.0,
         };
         let (vs, _) = train::init(Arch::Teacher, &data, Device::Cpu, &s);
         for (name, t) in ordered(&vs, Arch::Teacher) {

@@ -81,6 +81,32 @@ fn numerics_and_determinism_are_read_and_checked() {
 }
 
 #[test]
+fn label_smoothing_is_read_per_role_and_stays_out_of_keys_at_zero() {
+    let s = parse(
+        &with(
+            "[teacher]\nepochs = 1",
+            "[teacher]\nlabel_smoothing = 0.1\nepochs = 1",
+        ),
+        Path::new("s.toml"),
+    )
+    .unwrap();
+    assert_eq!(s.teacher.label_smoothing, 0.1);
+    assert_eq!(s.student.label_smoothing, 0.0);
+    let teacher = serde_json::to_string(&s.teacher).unwrap();
+    assert!(teacher.contains("\"label_smoothing\":0.1"), "{teacher}");
+    let plain = serde_json::to_string(&s.student).unwrap();
+    assert!(!plain.contains("label_smoothing"), "{plain}");
+    for bad in ["1.0", "-0.1", "nan"] {
+        let e = err(&with(
+            "[student]\nepochs = 2",
+            &format!("[student]\nlabel_smoothing = {bad}\nepochs = 2"),
+        ));
+        assert_eq!(e.key.as_deref(), Some("student.label_smoothing"), "{e}");
+        assert!(e.at.is_some() && e.message.contains("[0, 1)"), "{e}");
+    }
+}
+
+#[test]
 fn precision_is_read_per_role_and_fp16_is_refused_with_the_reason() {
     use crate::train::Precision;
     let s = parse(

@@ -4,16 +4,21 @@
 
 use tch::{Kind, Tensor};
 
-/// Hinton's KD: `(1 − α)·CE(s, y) + α·T²·KL(softmax(t/T) ‖ softmax(s/T))`. α = 0 is plain
-/// cross-entropy (the KL term is not computed).
-pub fn kd(
-    student: &Tensor,
-    teacher: &Tensor,
-    labels: &Tensor,
-    temperature: f64,
-    alpha: f64,
-) -> Tensor {
-    let ce = student.cross_entropy_for_logits(labels);
+/// `CE(s, y)` as `nn.CrossEntropyLoss(label_smoothing=ε)` computes it: `(1 − ε)·NLL + ε·mean over
+/// classes of −log softmax(s)`, averaged over the batch. ε = 0 is plain cross-entropy, computed as
+/// before label smoothing existed (the same kernels, so the same bits). Every loss below takes its
+/// cross-entropy term from here.
+pub fn ce(student: &Tensor, labels: &Tensor, smoothing: f64) -> Tensor {
+    if smoothing == 0.0 {
+        student.cross_entropy_for_logits(labels)
+    } else {
+        student.cross_entropy_loss::<Tensor>(labels, None, tch::Reduction::Mean, -100, smoothing)
+    }
+}
+
+/// Hinton's KD: `(1 − α)·CE(s, y) + α·T²·KL(softmax(t/T) ‖ softmax(s/T))`, `ce` the cross-entropy
+/// term ([`ce`]). α = 0 is plain cross-entropy (the KL term is not computed).
+pub fn kd(ce: Tensor, student: &Tensor, teacher: &Tensor, temperature: f64, alpha: f64) -> Tensor {
     if alpha == 0.0 {
         return ce;
     }
@@ -40,13 +45,12 @@ pub fn zscore(z: &Tensor) -> Tensor {
 /// Logit KD on z-scored logits: `(1 − α)·CE(s, y) + α·T²·KL(softmax(Z(t)/T) ‖ softmax(Z(s)/T))`;
 /// the cross-entropy keeps the raw logits.
 pub fn kd_standardized(
+    ce: Tensor,
     student: &Tensor,
     teacher: &Tensor,
-    labels: &Tensor,
     temperature: f64,
     alpha: f64,
 ) -> Tensor {
-    let ce = student.cross_entropy_for_logits(labels);
     ce * (1.0 - alpha)
         + kl(&zscore(student), &zscore(teacher), temperature) * (alpha * temperature * temperature)
 }
@@ -58,22 +62,20 @@ fn kl_sum_over_batch(p: &Tensor, log_q: &Tensor) -> Tensor {
     (p.xlogy(p) - p * log_q).sum(Kind::Float) / b
 }
 
-/// Decoupled KD (Zhao et al. 2022), on logits `zs`, `zt` (z-scored or not) with the cross-entropy on
-/// the raw student logits `raw`: `CE + w·(α·TCKD + β·NCKD)`.
+/// Decoupled KD (Zhao et al. 2022), on logits `zs`, `zt` (z-scored or not) with `ce` the
+/// cross-entropy of the raw student logits: `CE + w·(α·TCKD + β·NCKD)`.
 /// - TCKD: KL between the binary distributions [p(target), p(rest)] of softmax(z/T), × T².
 /// - NCKD: KL between the distributions over the non-target classes — softmax(z/T − 1000·onehot),
 ///   the target's probability underflowing to exactly 0 — × T².
 ///
 /// `w` is the warm-up factor min(epoch / warmup, 1).
 pub fn dkd(
-    zs: &Tensor,
-    zt: &Tensor,
-    raw: &Tensor,
+    ce: Tensor,
+    (zs, zt): (&Tensor, &Tensor),
     labels: &Tensor,
     (alpha, beta, temperature): (f64, f64, f64),
     w: f64,
 ) -> Tensor {
-    let ce = raw.cross_entropy_for_logits(labels);
     let gt = zs
         .zeros_like()
         .to_kind(Kind::Float)
@@ -117,14 +119,11 @@ fn mean_pearson(a: &Tensor, b: &Tensor) -> Tensor {
 /// mean Pearson correlation of softmax(s/τ) with softmax(t/τ), row by row (inter-class relation)
 /// and column by column (intra-class relation).
 pub fn dist(
+    ce: Tensor,
     student: &Tensor,
     teacher: &Tensor,
-    labels: &Tensor,
-    beta: f64,
-    gamma: f64,
-    tau: f64,
+    (beta, gamma, tau): (f64, f64, f64),
 ) -> Tensor {
-    let ce = student.cross_entropy_for_logits(labels);
     let ys = (student / tau).softmax(-1, Kind::Float);
     let yt = (teacher / tau).softmax(-1, Kind::Float);
     let inter = mean_pearson(&ys, &yt).neg() + 1.0;
@@ -135,13 +134,12 @@ pub fn dist(
 
 /// Multi-temperature KD: `(1 − α)·CE + α·mean over T in `temps` of T²·KL_T`.
 pub fn multi_t(
+    ce: Tensor,
     student: &Tensor,
     teacher: &Tensor,
-    labels: &Tensor,
     temps: &[f64],
     alpha: f64,
 ) -> Tensor {
-    let ce = student.cross_entropy_for_logits(labels);
     let mut sum = Tensor::zeros([], (Kind::Float, student.device()));
     for &t in temps {
         sum += kl(student, teacher, t) * (t * t);
@@ -152,13 +150,12 @@ pub fn multi_t(
 /// Logit KD with the temperature a scalar tensor (CTKD's learned one; the gradient flows into it
 /// through the softmaxes and T²).
 pub fn kd_tensor_temperature(
+    ce: Tensor,
     student: &Tensor,
     teacher: &Tensor,
-    labels: &Tensor,
     temperature: &Tensor,
     alpha: f64,
 ) -> Tensor {
-    let ce = student.cross_entropy_for_logits(labels);
     let log_ps = (student / temperature).log_softmax(-1, Kind::Float);
     let log_pt = (teacher / temperature).log_softmax(-1, Kind::Float);
     let kl = (log_pt.exp() * (&log_pt - log_ps))
@@ -184,14 +181,7 @@ pub fn ctkd_lambda(epoch: u32, ramp: u32) -> f64 {
 
 /// White-box (FitNets-style hint): `(1 − α)·CE(s, y) + α·MSE(regressed, teacher_features)`, the MSE
 /// averaged over every element of the feature map.
-pub fn feature(
-    student: &Tensor,
-    labels: &Tensor,
-    regressed: &Tensor,
-    teacher_features: &Tensor,
-    alpha: f64,
-) -> Tensor {
-    let ce = student.cross_entropy_for_logits(labels);
+pub fn feature(ce: Tensor, regressed: &Tensor, teacher_features: &Tensor, alpha: f64) -> Tensor {
     let mse = regressed.mse_loss(teacher_features, tch::Reduction::Mean);
     ce * (1.0 - alpha) + mse * alpha
 }
@@ -211,10 +201,15 @@ pub fn same_size(student: Tensor, teacher: Tensor) -> (Tensor, Tensor) {
     )
 }
 
-/// Black-box (imitation): `(1 − α)·CE(s, y) + α·CE(s, teacher's arg max)`.
-pub fn imitation(student: &Tensor, labels: &Tensor, teacher_labels: &Tensor, alpha: f64) -> Tensor {
-    student.cross_entropy_for_logits(labels) * (1.0 - alpha)
-        + student.cross_entropy_for_logits(teacher_labels) * alpha
+/// Black-box (imitation): `(1 − α)·CE(s, y) + α·CE(s, teacher's arg max)`, both cross-entropies
+/// with the role's label smoothing ε.
+pub fn imitation(
+    student: &Tensor,
+    (labels, teacher_labels): (&Tensor, &Tensor),
+    alpha: f64,
+    smoothing: f64,
+) -> Tensor {
+    ce(student, labels, smoothing) * (1.0 - alpha) + ce(student, teacher_labels, smoothing) * alpha
 }
 
 #[cfg(test)]
@@ -243,7 +238,7 @@ mod tests {
         let y = Tensor::from_slice(&[1i64, 2]);
         // CE = mean(-log p[y]) worked out by hand
         let ce = -(log_softmax(&[1.0, 2.0, 0.5])[1] + log_softmax(&[0.0, -1.0, 3.0])[2]) / 2.0;
-        assert!((val(&kd(&s, &te, &y, 4.0, 0.0)) - ce).abs() < 1e-6);
+        assert!((val(&kd(super::ce(&s, &y, 0.0), &s, &te, 4.0, 0.0)) - ce).abs() < 1e-6);
         assert!((val(&s.cross_entropy_for_logits(&y)) - ce).abs() < 1e-6);
     }
 
@@ -271,10 +266,10 @@ mod tests {
         }
         let (kl, ce) = (kl / 2.0, ce / 2.0); // batch mean
         let want = (1.0 - alpha) * ce + alpha * temp * temp * kl;
-        let got = val(&kd(&s, &te, &y, temp, alpha));
+        let got = val(&kd(super::ce(&s, &y, 0.0), &s, &te, temp, alpha));
         assert!((got - want).abs() < 1e-5, "got {got}, want {want}");
         // T² matters: the same inputs at T = 4 give a different value
-        assert!((val(&kd(&s, &te, &y, 4.0, alpha)) - want).abs() > 1e-3);
+        assert!((val(&kd(super::ce(&s, &y, 0.0), &s, &te, 4.0, alpha)) - want).abs() > 1e-3);
     }
 
     #[test]
@@ -285,9 +280,9 @@ mod tests {
         // regressed vs teacher map: differences 1, -2, 0, 3 → MSE (1 + 4 + 0 + 9) / 4 = 3.5
         let r = Tensor::from_slice(&[1.0f32, 0.0, 2.0, 3.0]).view([1, 1, 2, 2]);
         let f = Tensor::from_slice(&[0.0f32, 2.0, 2.0, 0.0]).view([1, 1, 2, 2]);
-        let got = val(&feature(&s, &y, &r, &f, 0.25));
+        let got = val(&feature(super::ce(&s, &y, 0.0), &r, &f, 0.25));
         assert!((got - (0.75 * ce + 0.25 * 3.5)).abs() < 1e-6, "{got}");
-        assert!((val(&feature(&s, &y, &r, &f, 0.0)) - ce).abs() < 1e-6);
+        assert!((val(&feature(super::ce(&s, &y, 0.0), &r, &f, 0.0)) - ce).abs() < 1e-6);
     }
 
     #[test]
@@ -299,10 +294,10 @@ mod tests {
         let ls1 = log_softmax(&[0.0, -1.0, 3.0]);
         let ce_y = -(ls0[0] + ls1[2]) / 2.0;
         let ce_t = -(ls0[1] + ls1[1]) / 2.0;
-        let got = val(&imitation(&s, &y, &tl, 0.75));
+        let got = val(&imitation(&s, (&y, &tl), 0.75, 0.0));
         assert!((got - (0.25 * ce_y + 0.75 * ce_t)).abs() < 1e-6, "{got}");
         // α = 1 learns from the teacher's answers alone
-        assert!((val(&imitation(&s, &y, &tl, 1.0)) - ce_t).abs() < 1e-6);
+        assert!((val(&imitation(&s, (&y, &tl), 1.0, 0.0)) - ce_t).abs() < 1e-6);
     }
 
     #[test]
@@ -310,7 +305,33 @@ mod tests {
         let s = t(&[1.0, 2.0, 0.5], 1);
         let y = Tensor::from_slice(&[1i64]);
         let ce = val(&s.cross_entropy_for_logits(&y));
-        let got = val(&kd(&s, &s, &y, 3.0, 0.5));
+        let got = val(&kd(super::ce(&s, &y, 0.0), &s, &s, 3.0, 0.5));
         assert!((got - 0.5 * ce).abs() < 1e-6);
+    }
+
+    #[test]
+    fn label_smoothing_mixes_the_target_with_the_uniform_distribution() {
+        // two rows, three classes, ε = 0.1: (1 − ε)·(−log p_y) + ε·mean over classes of (−log p_k)
+        let s = t(&[1.0, 2.0, 0.5, 0.0, -1.0, 3.0], 2);
+        let y = Tensor::from_slice(&[1i64, 2]);
+        let eps = 0.1;
+        let rows = [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]];
+        let want: f64 = rows
+            .iter()
+            .zip([1, 2])
+            .map(|(r, k)| {
+                let ls = log_softmax(r);
+                (1.0 - eps) * -ls[k] + eps * -ls.iter().sum::<f64>() / 3.0
+            })
+            .sum::<f64>()
+            / 2.0;
+        assert!((val(&super::ce(&s, &y, eps)) - want).abs() < 1e-6);
+        let plain = val(&super::ce(&s, &y, 0.0));
+        assert!((plain - want).abs() > 1e-3, "ε changes the loss");
+        // and every method's CE term is this one: KD at α = 0.5 with ε
+        let te = t(&[0.5, 0.1, 0.2, 0.3, 0.3, 0.3], 2);
+        let kd_eps = val(&kd(super::ce(&s, &y, eps), &s, &te, 2.0, 0.5));
+        let kd_0 = val(&kd(super::ce(&s, &y, 0.0), &s, &te, 2.0, 0.5));
+        assert!(((kd_eps - kd_0) - 0.5 * (want - plain)).abs() < 1e-6);
     }
 }

@@ -437,6 +437,8 @@ pub struct Distiller {
     extra: Extra,
     /// Epochs of the run (for schedules within it).
     epochs: u32,
+    /// ε of every cross-entropy term (the role's `label_smoothing`).
+    label_smoothing: f64,
 }
 
 impl Distiller {
@@ -447,6 +449,7 @@ impl Distiller {
             fixed: Fixed::default(),
             extra: Extra::None,
             epochs: 1,
+            label_smoothing: 0.0,
         }
     }
 
@@ -456,7 +459,21 @@ impl Distiller {
             fixed: fixed.clone(),
             extra: Extra::None,
             epochs,
+            label_smoothing: 0.0,
         }
+    }
+
+    /// The same method with the cross-entropy terms label-smoothed by ε (the role's
+    /// `label_smoothing`; `nn.CrossEntropyLoss(label_smoothing=ε)`).
+    pub fn with_label_smoothing(self, label_smoothing: f64) -> Distiller {
+        Distiller {
+            label_smoothing,
+            ..self
+        }
+    }
+
+    pub fn label_smoothing(&self) -> f64 {
+        self.label_smoothing
     }
 
     pub fn coord(&self) -> &Coord {
@@ -532,9 +549,14 @@ impl Distiller {
     ) -> Tensor {
         let c = &self.coord;
         let (t, a) = (c.temperature_value(), c.alpha_value());
+        let eps = self.label_smoothing;
         if self.is_plain() {
-            return logits.cross_entropy_for_logits(labels);
+            return losses::ce(logits, labels, eps);
         }
+        if let (Method::Imitation, TeacherOut::Labels(tl)) = (c.method, teacher) {
+            return losses::imitation(logits, (labels, tl), a, eps);
+        }
+        let ce = losses::ce(logits, labels, eps);
         let z = |x: &Tensor| {
             if c.zscore {
                 losses::zscore(x)
@@ -544,12 +566,11 @@ impl Distiller {
         };
         match (c.method, teacher) {
             (Method::Logit, TeacherOut::Logits(tl)) if !c.zscore => {
-                losses::kd(logits, tl, labels, t, a)
+                losses::kd(ce, logits, tl, t, a)
             }
             (Method::Logit, TeacherOut::Logits(tl)) => {
-                losses::kd_standardized(logits, tl, labels, t, a)
+                losses::kd_standardized(ce, logits, tl, t, a)
             }
-            (Method::Imitation, TeacherOut::Labels(tl)) => losses::imitation(logits, labels, tl, a),
             (Method::Feature, TeacherOut::Features(tf)) => {
                 let Extra::Regressor(r) = &self.extra else {
                     panic!("the feature method's regressor is built before training")
@@ -557,28 +578,28 @@ impl Distiller {
                 let f = features.expect("the feature method takes the student's feature map");
                 let regressed = f.apply(r).to_kind(Kind::Float);
                 let (s, t) = losses::same_size(regressed, tf.shallow_clone());
-                losses::feature(logits, labels, &s, &t, a)
+                losses::feature(ce, &s, &t, a)
             }
             (Method::Dkd, TeacherOut::Logits(tl)) => {
                 let b = c.beta.as_ref().map_or(0.0, |g| g.value);
                 let w = (epoch as f64 / self.fixed.dkd_warmup.max(1) as f64).min(1.0);
-                losses::dkd(&z(logits), &z(tl), logits, labels, (a, b, t), w)
+                losses::dkd(ce, (&z(logits), &z(tl)), labels, (a, b, t), w)
             }
             (Method::Dist, TeacherOut::Logits(tl)) => {
                 let b = c.beta.as_ref().map_or(0.0, |g| g.value);
                 let g = c.gamma.as_ref().map_or(0.0, |g| g.value);
-                losses::dist(logits, tl, labels, b, g, t)
+                losses::dist(ce, logits, tl, (b, g, t))
             }
             (Method::MultiT, TeacherOut::Logits(tl)) => {
                 let ts: Vec<f64> = c.temperatures.iter().map(|g| g.value).collect();
-                losses::multi_t(logits, tl, labels, &ts, a)
+                losses::multi_t(ce, logits, tl, &ts, a)
             }
             (Method::Ctkd, TeacherOut::Logits(tl)) => {
                 let Extra::Theta(theta) = &self.extra else {
                     panic!("CTKD's temperature is built before training")
                 };
                 let temp = self.ctkd_temperature(theta, epoch);
-                losses::kd_tensor_temperature(logits, tl, labels, &temp, a)
+                losses::kd_tensor_temperature(ce, logits, tl, &temp, a)
             }
             (m, _) => panic!(
                 "{}: the teacher gave another signal than it needs",

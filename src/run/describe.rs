@@ -106,6 +106,13 @@ fn training_lines(p: &Prepared, sizes: &Sizes) -> String {
                 "{role}s train on augmented batches (random crop after 4 pixels of padding, horizontal flip)\n"
             ));
         }
+        if phase.label_smoothing > 0.0 {
+            out.push_str(&format!(
+                "{role}s' cross-entropy is label-smoothed: ε = {} (the target is (1 − ε)·one-hot + \
+                 ε/classes)\n",
+                phase.label_smoothing
+            ));
+        }
         if !phase.precision.is_fp32() {
             let on_cpu = p.slots.iter().any(|s| !s.device.is_cuda());
             out.push_str(&format!(

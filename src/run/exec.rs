@@ -334,7 +334,7 @@ fn train_run(
     let init =
         |arch| train::try_init(arch, data, device, &settings, saved).map_err(RunError::Model);
 
-    let plain = Distiller::none();
+    let plain = Distiller::none().with_label_smoothing(settings.label_smoothing);
     let fitted = match job.run.role {
         Role::Teacher => {
             let (vs, net) = init(arch)?;
@@ -395,7 +395,8 @@ fn train_student(
     let teacher = job.teacher.as_ref().ok_or(RunError::NoTeacher)?;
     let dir = store.teacher_dir(&teacher.key);
     let epochs = job.run.phase(&job.sweep).epochs;
-    let mut distiller = Distiller::new(&job.run.coord, &job.sweep.methods_fixed, epochs);
+    let mut distiller = Distiller::new(&job.run.coord, &job.sweep.methods_fixed, epochs)
+        .with_label_smoothing(settings.label_smoothing);
     // augmented batches are new images every epoch: the teacher sees each one in the step (nothing
     // computed on the plain training images applies)
     let live = !settings.augment.is_none()

@@ -138,22 +138,33 @@ impl FusedStudent {
 }
 
 /// The summed KD losses of the G students: logits [G, N, K], teacher logits [N, K], per-student T and
-/// α as [G] tensors. Returns (sum, per-student losses [G]).
+/// α as [G] tensors, the cross-entropy label-smoothed by ε = `smoothing` (as
+/// [`crate::distill::losses::ce`]: `(1 − ε)·NLL + (ε/K)·Σ −log p`, as ATen computes it). Returns
+/// (sum, per-student losses [G]).
 pub fn fused_kd_loss(
     logits: &Tensor,
     teacher: &Tensor,
     labels: &Tensor,
-    temperature: &Tensor,
-    alpha: &Tensor,
+    (temperature, alpha): (&Tensor, &Tensor),
+    smoothing: f64,
 ) -> (Tensor, Tensor) {
     let (g, n, k) = (logits.size()[0], logits.size()[1], logits.size()[2]);
-    let ce = logits
-        .reshape([g * n, k])
-        .log_softmax(-1, Kind::Float)
+    let log_p = logits.reshape([g * n, k]).log_softmax(-1, Kind::Float);
+    let nll = log_p
         .gather(1, &labels.repeat([g]).unsqueeze(1), false)
         .view([g, n])
         .mean_dim(1, false, Kind::Float)
         .neg();
+    let ce = if smoothing == 0.0 {
+        nll
+    } else {
+        let smooth = log_p
+            .sum_dim_intlist(-1, false, Kind::Float)
+            .view([g, n])
+            .mean_dim(1, false, Kind::Float)
+            .neg();
+        nll * (1.0 - smoothing) + smooth * (smoothing / k as f64)
+    };
     let t = temperature.view([g, 1, 1]);
     let log_ps = (logits / &t).log_softmax(-1, Kind::Float);
     let log_pt = (teacher.unsqueeze(0) / &t).log_softmax(-1, Kind::Float);
@@ -233,6 +244,7 @@ struct Fused<'a> {
     temps: Tensor,
     alphas: Tensor,
     precision: super::Precision,
+    label_smoothing: f64,
 }
 
 impl Fused<'_> {
@@ -289,7 +301,13 @@ impl Trainee for Fused<'_> {
         let (total, per) = self.precision.run(device, || {
             // the losses take float32 logits (bf16 autocast's cast up)
             let logits = self.model.forward(&b.xs, Some(&mask)).to_kind(Kind::Float);
-            fused_kd_loss(&logits, &t, &b.ys, &self.temps, &self.alphas)
+            fused_kd_loss(
+                &logits,
+                &t,
+                &b.ys,
+                (&self.temps, &self.alphas),
+                self.label_smoothing,
+            )
         });
         self.opt.backward_step(&total);
         per
@@ -378,6 +396,7 @@ pub fn fit_fused(
         temps: per(&|m| m.temperature),
         alphas: per(&|m| m.alpha),
         precision: s.precision,
+        label_smoothing: s.label_smoothing,
     };
     let mut drive_hooks = DriveHooks {
         on_epoch: &mut *hooks.on_epoch,

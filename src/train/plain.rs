@@ -194,6 +194,11 @@ pub fn fit(
     (source, distiller): (Source, &Distiller),
     hooks: &mut Hooks,
 ) -> Result<Fitted, TrainError> {
+    assert_eq!(
+        distiller.label_smoothing(),
+        s.label_smoothing,
+        "the distiller's label smoothing is the role's (Distiller::with_label_smoothing)"
+    );
     let mut plain = Plain {
         vs,
         net,
@@ -235,6 +240,7 @@ pub fn fit_logit(
         value: v,
     };
     let coord = crate::distill::Coord::logit(value(temperature), value(alpha));
-    let distiller = Distiller::new(&coord, &Default::default(), s.epochs);
+    let distiller = Distiller::new(&coord, &Default::default(), s.epochs)
+        .with_label_smoothing(s.label_smoothing);
     fit((vs, net), data, s, (source, &distiller), hooks)
 }

@@ -31,6 +31,10 @@ pub struct Phase {
     /// float32, so sweeps written before it keep their keys).
     #[serde(default, skip_serializing_if = "Precision::is_fp32")]
     pub precision: Precision,
+    /// ε of `nn.CrossEntropyLoss(label_smoothing=ε)` for every cross-entropy term of the role's loss
+    /// (absent from keys when 0, so sweeps written before it keep their keys).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub label_smoothing: f64,
     /// The optimizer and learning-rate schedule (absent from keys when it is Adam at a constant
     /// rate, so sweeps written before recipes keep their keys).
     #[serde(
@@ -38,6 +42,10 @@ pub struct Phase {
         skip_serializing_if = "crate::train::optim::Recipe::is_default"
     )]
     pub recipe: crate::train::optim::Recipe,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// `precision = "fp32" | "bf16"`: the arithmetic of a role's training steps.
@@ -108,6 +116,8 @@ pub struct RunSettings {
     pub augment: crate::train::augment::Augment,
     /// The training steps' arithmetic.
     pub precision: Precision,
+    /// ε of the cross-entropy terms (`nn.CrossEntropyLoss(label_smoothing=ε)`).
+    pub label_smoothing: f64,
 }
 
 /// The random stream of teachers.
@@ -128,6 +138,7 @@ impl RunSettings {
             recipe: phase.recipe.clone(),
             augment: phase.augment,
             precision: phase.precision,
+            label_smoothing: phase.label_smoothing,
         }
     }
 

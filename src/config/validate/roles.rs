@@ -167,6 +167,24 @@ impl Validator<'_> {
                     .map_err(|why| self.at(p, &format!("{role}.precision"), &why)),
             ),
         };
+        let label_smoothing = match &raw.label_smoothing {
+            None => Some(0.0),
+            Some(e) => {
+                let v = *e.get_ref();
+                if (0.0..1.0).contains(&v) {
+                    Some(v)
+                } else {
+                    self.keep(Err(self.at(
+                        e,
+                        &format!("{role}.label_smoothing"),
+                        &format!(
+                            "must be in [0, 1) (ε of PyTorch's CrossEntropyLoss(label_smoothing=ε): \
+                             the target is (1 − ε)·one-hot + ε/classes; 0.1 is usual), got {v}"
+                        ),
+                    )))
+                }
+            }
+        };
         let recipe = epochs.and_then(|e| self.keep(self.recipe(role, raw, e)));
         let batch_size =
             self.keep(self.positive(batch, &format!("{role}.batch_size"), "images per step"));
@@ -174,6 +192,7 @@ impl Validator<'_> {
         Some(Phase {
             augment: augment?,
             precision: precision?,
+            label_smoothing: label_smoothing?,
             recipe: recipe?,
             epochs: epochs?,
             batch_size: batch_size?,

@@ -95,6 +95,7 @@ fn kd_sweep_epoch(arch: Arch, precision: Precision, z: &Size, device: Device) ->
         },
         augment: Default::default(),
         precision,
+        label_smoothing: 0.0,
     };
     let (vs, net) = train::init(arch, &data, device, &s);
     let fit = |data: &Dataset| {

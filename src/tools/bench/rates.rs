@@ -73,7 +73,13 @@ pub fn step_rate(
         let loss = if arch == Arch::Teacher {
             out.cross_entropy_for_logits(&ys)
         } else {
-            kd_loss(&out, &teacher, &ys, 4.0, 0.5)
+            kd_loss(
+                crate::distill::losses::ce(&out, &ys, 0.0),
+                &out,
+                &teacher,
+                4.0,
+                0.5,
+            )
         };
         opt.backward_step(&loss);
     };
@@ -144,8 +150,8 @@ pub(super) fn fused_rate(
             &model.forward(&xs, Some(&mask)),
             &teacher,
             &ys,
-            &temps,
-            &alphas,
+            (&temps, &alphas),
+            0.0,
         );
         opt.backward_step(&loss);
     };
