@@ -48,6 +48,15 @@ pub struct EpochStats {
     pub learned_temperature: Option<f64>,
 }
 
+/// A teacher's weights after one epoch, as a snapshot students distil from: its validation and
+/// test accuracy (%).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotStats {
+    pub epoch: u32,
+    pub val_acc: f64,
+    pub test_acc: f64,
+}
+
 /// Everything known about one finished (or failed) run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -98,6 +107,13 @@ pub struct RunRecord {
     pub agreement: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kl_to_teacher: Option<f64>,
+    /// The teacher's epoch whose snapshot a student distilled from (`[grid] teacher_epoch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_epoch: Option<u32>,
+    /// A teacher's snapshots taken for `[grid] teacher_epoch`: the accuracy of its weights after
+    /// each of those epochs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<SnapshotStats>,
     /// A student's teacher's network when not the tutorial teacher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teacher_model: Option<crate::model::Arch>,
@@ -152,6 +168,7 @@ impl RunRecord {
             gamma: self.gamma.as_deref().map(value),
             temperatures: self.temperatures.iter().map(|t| value(t)).collect(),
             zscore: self.zscore,
+            teacher_epoch: self.teacher_epoch,
             model: self
                 .models()
                 .1

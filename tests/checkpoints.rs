@@ -90,6 +90,7 @@ fn train(
         resume,
         until: None,
         teacher_test_logits: None,
+        at_epoch_end: None,
     };
     let signal = (run.signal)();
     match train::fit_logit(

@@ -1424,3 +1424,122 @@ fn the_crd_dkd_sweeps_share_the_kd_sweeps_teachers() {
         );
     }
 }
+
+/// `[grid] teacher_epoch`: the teacher trains once and leaves a snapshot per listed epoch; each cell
+/// is distilled from each snapshot. The snapshot after the last epoch is the teacher's last weights
+/// (the same test accuracy as its record's), the one after epoch 1 has epoch 1's validation
+/// accuracy; adding an epoch to the list trains the teacher again but keeps the other snapshots'
+/// students.
+#[test]
+fn teacher_epoch_distils_from_snapshots_of_one_teacher_training() {
+    let c = Case::new(200, 60);
+    let with = |epochs: &str| {
+        body("[0]", "[2]", "[0.5]").replace("[teacher]\nepochs = 1", "[teacher]\nepochs = 3")
+            + &format!("teacher_epoch = {epochs}\n")
+    };
+    let s = c.sweep("snap", &with("[1, 3]"));
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = c.path("out/snap");
+    let rows = csv_rows(&dir.join("runs.csv"));
+    let ids: Vec<&str> = rows.iter().map(|r| r["run_id"].as_str()).collect();
+    for id in [
+        "teacher-s0",
+        "baseline-s0",
+        "student-te1-T2-a0.5-s0",
+        "student-te3-T2-a0.5-s0",
+    ] {
+        assert!(ids.contains(&id), "{id} not in {ids:?}");
+    }
+    assert_eq!(rows.len(), 4, "{ids:?}");
+    // the newest record of run `id` (records are named by id and key: a retrained run has two)
+    let record = |id: &str| -> serde_json::Value {
+        let newest = record_mtimes(&dir)
+            .into_iter()
+            .filter(|(f, _)| f.starts_with(&format!("{id}.")))
+            .max_by_key(|(_, t)| *t)
+            .expect(id);
+        serde_json::from_slice(&std::fs::read(dir.join("records").join(newest.0)).unwrap()).unwrap()
+    };
+    let teacher = record("teacher-s0");
+    let snaps = teacher["snapshots"]
+        .as_array()
+        .expect("the teacher records its snapshots");
+    assert_eq!(snaps.len(), 2, "{teacher}");
+    assert_eq!(snaps[0]["epoch"], 1);
+    assert_eq!(snaps[0]["val_acc"], teacher["history"][0]["val_acc"]);
+    assert_eq!(snaps[1]["epoch"], 3);
+    assert_eq!(snaps[1]["val_acc"], teacher["history"][2]["val_acc"]);
+    assert_eq!(
+        snaps[1]["test_acc"], teacher["test_acc"],
+        "last weights, one test accuracy"
+    );
+    let (s1, s3) = (
+        record("student-te1-T2-a0.5-s0"),
+        record("student-te3-T2-a0.5-s0"),
+    );
+    assert_eq!(
+        (&s1["teacher_epoch"], &s3["teacher_epoch"]),
+        (&1.into(), &3.into())
+    );
+    assert_ne!(s1["key"], s3["key"]);
+    assert_ne!(
+        s1["history"], s3["history"],
+        "two snapshots of a teacher that learns teach differently"
+    );
+    let cache = std::fs::read_dir(c.path("out/.cache/teachers"))
+        .unwrap()
+        .count();
+    assert_eq!(cache, 3, "the teacher and its two snapshots");
+    // the report: a row per snapshot with the teacher's accuracy there, and the chart
+    let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    let row = |e: u32| {
+        md.lines()
+            .find(|l| l.starts_with(&format!("| {e} | ")))
+            .unwrap_or_else(|| panic!("no snapshot row {e}:\n{md}"))
+            .to_string()
+    };
+    let test3 = format!("{:.2}", snaps[1]["test_acc"].as_f64().unwrap());
+    assert!(
+        row(3).contains(&test3) && row(3).contains("teacher@3"),
+        "{}",
+        row(3)
+    );
+    assert!(row(1).contains("teacher@1"), "{}", row(1));
+    for ext in ["png", "svg"] {
+        assert!(dir.join(format!("charts/teacher_epoch.{ext}")).is_file());
+    }
+
+    // a snapshot more: the teacher trains again (its key names its snapshots), the students of the
+    // snapshots it had are kept
+    let before = record_mtimes(&dir);
+    let s = c.sweep("snap", &with("[1, 2, 3]"));
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let after = record_mtimes(&dir);
+    let of = |m: &std::collections::BTreeMap<String, std::time::SystemTime>, id: &str| {
+        let mut found: Vec<_> = m
+            .iter()
+            .filter(|(f, _)| f.starts_with(&format!("{id}.")))
+            .collect();
+        assert_eq!(found.len(), 1, "{id}: {m:?}");
+        found.pop().map(|(f, t)| (f.clone(), *t))
+    };
+    for id in [
+        "student-te1-T2-a0.5-s0",
+        "student-te3-T2-a0.5-s0",
+        "baseline-s0",
+    ] {
+        assert_eq!(of(&before, id), of(&after, id), "{id} was trained again");
+    }
+    let teachers = after
+        .keys()
+        .filter(|f| f.starts_with("teacher-s0."))
+        .count();
+    assert_eq!(teachers, 2, "the teacher trained again under its new key");
+    of(&after, "student-te2-T2-a0.5-s0");
+    assert_eq!(
+        record("teacher-s0")["snapshots"].as_array().unwrap().len(),
+        3
+    );
+}

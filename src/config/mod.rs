@@ -177,6 +177,24 @@ impl Sweep {
     /// and imitation per α; the others over their table's axes in the order of
     /// [`Method::axes`].
     pub fn cells(&self) -> Vec<Coord> {
+        let cells = self.method_cells();
+        if self.teacher_epochs.is_empty() {
+            return cells;
+        }
+        // every cell once per teacher snapshot, the snapshots in the order written
+        self.teacher_epochs
+            .iter()
+            .flat_map(|&e| {
+                cells.iter().map(move |c| Coord {
+                    teacher_epoch: Some(e),
+                    ..c.clone()
+                })
+            })
+            .collect()
+    }
+
+    /// The cells of the methods' axes (one teacher).
+    fn method_cells(&self) -> Vec<Coord> {
         let mut out = Vec::new();
         for &m in &self.methods {
             match m {
@@ -243,6 +261,10 @@ pub struct Sweep {
     /// `[grid] student_model`: the students' networks as a grid axis (empty: `[student] model`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub student_models: Vec<crate::model::Arch>,
+    /// `[grid] teacher_epoch`: the teacher's epochs whose weights students distil from, one snapshot
+    /// each, saved while the teacher trains once (empty: the trained teacher's best epoch).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teacher_epochs: Vec<u32>,
     pub baseline: bool,
     pub schedule: ScheduleConfig,
     #[serde(default, skip_serializing_if = "Search::is_default")]

@@ -72,6 +72,7 @@ pub(super) struct RawGrid {
     pub(super) alpha: Spanned<Vec<Spanned<f64>>>,
     pub(super) method: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) student_model: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) teacher_epoch: Option<Spanned<Vec<Spanned<i64>>>>,
     pub(super) baseline: Option<bool>,
     pub(super) logit_norm: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) zscore_temperature: Option<Spanned<Vec<Spanned<f64>>>>,

@@ -81,6 +81,34 @@ fn numerics_and_determinism_are_read_and_checked() {
 }
 
 #[test]
+fn teacher_epoch_multiplies_the_cells_and_takes_epochs_of_the_teacher_s_training() {
+    let text = |axis: &str| {
+        with("[teacher]\nepochs = 1", "[teacher]\nepochs = 30").replace(
+            "alpha = [0, 0.5, 1]",
+            &format!("alpha = [0, 0.5, 1]\nteacher_epoch = {axis}"),
+        )
+    };
+    let s = parse(&text("[10, 30]"), Path::new("s.toml")).unwrap();
+    assert_eq!(s.teacher_epochs, [10, 30]);
+    let cells = s.cells();
+    assert_eq!(cells.len(), 2 * 4 * 3, "every (T, α) once per snapshot");
+    assert!(cells[..12].iter().all(|c| c.teacher_epoch == Some(10)));
+    assert_eq!(cells[12].id_part(""), "te30-T1-a0");
+    let plain = parse(GOOD, Path::new("s.toml")).unwrap();
+    assert!(plain.cells().iter().all(|c| c.teacher_epoch.is_none()));
+    for (axis, says) in [
+        ("[40]", "from 1 to 30"),
+        ("[0]", "from 1 to 30"),
+        ("[10, 10]", "appears twice"),
+        ("[]", "is empty"),
+    ] {
+        let e = err(&text(axis));
+        assert_eq!(e.key.as_deref(), Some("grid.teacher_epoch"), "{e}");
+        assert!(e.at.is_some() && e.message.contains(says), "{axis}: {e}");
+    }
+}
+
+#[test]
 fn label_smoothing_is_read_per_role_and_stays_out_of_keys_at_zero() {
     let s = parse(
         &with(

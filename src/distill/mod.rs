@@ -245,6 +245,10 @@ pub struct Coord {
     pub zscore: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<Arch>,
+    /// `[grid] teacher_epoch`: the teacher's snapshot after this epoch is the one distilled from
+    /// (absent: the trained teacher).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_epoch: Option<u32>,
 }
 
 impl Coord {
@@ -268,6 +272,7 @@ impl Coord {
             temperatures: Vec::new(),
             zscore: false,
             model: None,
+            teacher_epoch: None,
         }
     }
 
@@ -305,7 +310,10 @@ impl Coord {
                 v(&self.alpha)
             ),
         };
-        format!("{tag}{body}")
+        let snapshot = self
+            .teacher_epoch
+            .map_or(String::new(), |e| format!("te{e}-"));
+        format!("{tag}{snapshot}{body}")
     }
 
     /// The fields this coordinate adds to a student's key. Logit KD's are exactly those of before

@@ -46,6 +46,17 @@ pub struct RunSpec {
     /// GPU determinism asked for (`[schedule] deterministic`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deterministic: bool,
+    /// A teacher's snapshots (`[grid] teacher_epoch`): after which epochs its weights are cached,
+    /// and the cache key of each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<Snapshot>,
+}
+
+/// A teacher's weights after `epoch`, cached under `key` like a trained teacher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub epoch: u32,
+    pub key: String,
 }
 
 impl RunSpec {
@@ -102,6 +113,24 @@ pub struct Plan {
 impl Plan {
     pub fn teachers(&self) -> impl Iterator<Item = &RunSpec> {
         self.runs.iter().filter(|r| r.role == Role::Teacher)
+    }
+
+    /// What run `i` distils from: its teacher's run, or — for a `[grid] teacher_epoch` cell — that
+    /// teacher as its snapshot (the snapshot's cache key in place of the teacher's), so that
+    /// everything that finds a teacher by its key finds the snapshot.
+    pub fn teacher_of(&self, i: usize) -> Option<RunSpec> {
+        let run = &self.runs[i];
+        let teacher = &self.runs[run.teacher?];
+        let Some(e) = run.coord.teacher_epoch else {
+            return Some(teacher.clone());
+        };
+        let snapshot = teacher.snapshots.iter().find(|s| s.epoch == e)?;
+        Some(RunSpec {
+            id: format!("{}-epoch{e}", teacher.id),
+            key: snapshot.key.clone(),
+            snapshots: Vec::new(),
+            ..teacher.clone()
+        })
     }
 }
 
@@ -200,6 +229,7 @@ pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u3
             .flatten(),
         numerics: sweep.schedule.numerics,
         deterministic: sweep.schedule.deterministic,
+        snapshots: Vec::new(),
     };
     let plain = |model: Option<Arch>| Coord {
         model,
@@ -207,11 +237,26 @@ pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u3
     };
     let mut teacher_of_seed = Vec::new();
     for &seed in &seeds {
-        let key = teacher_key(sweep, data_fingerprint, model_version, seed);
+        let mut key = teacher_key(sweep, data_fingerprint, model_version, seed);
         teacher_of_seed.push(runs.len());
         let id = format!("teacher-s{seed}");
         let coord = plain(sweep.teacher.model);
-        runs.push(run(id, Role::Teacher, seed, key_of(&key), None, coord));
+        // a snapshot's key is that of the teacher's training (whatever other snapshots it takes) and
+        // its epoch; the teacher's own key names the snapshots it must leave, so adding one to the
+        // list trains the teacher again, and the snapshots it had keep their keys (and students)
+        let snapshots: Vec<Snapshot> = (sweep.teacher_epochs.iter())
+            .map(|&epoch| Snapshot {
+                epoch,
+                key: key_of(&serde_json::json!({"snapshot_of": key_of(&key), "epoch": epoch})),
+            })
+            .collect();
+        if !snapshots.is_empty() {
+            key["snapshots"] = serde_json::json!(sweep.teacher_epochs);
+        }
+        runs.push(RunSpec {
+            snapshots,
+            ..run(id, Role::Teacher, seed, key_of(&key), None, coord)
+        });
     }
     let cells = sweep.cells();
     for (&seed, &t) in seeds.iter().zip(&teacher_of_seed) {
@@ -247,9 +292,17 @@ pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u3
                     model,
                     ..cell.clone()
                 };
+                // a snapshot student's teacher is the snapshot
+                let teacher_key = match coord.teacher_epoch {
+                    None => &runs[t].key,
+                    Some(e) => {
+                        let s = runs[t].snapshots.iter().find(|s| s.epoch == e);
+                        &s.expect("every teacher_epoch has its snapshot").key
+                    }
+                };
                 let mut key = serde_json::json!({
                     "kind": "student",
-                    "teacher": runs[t].key,
+                    "teacher": teacher_key,
                     "phase": phase,
                     "cache_teacher_logits": sweep.cache_teacher_logits,
                     "seed": seed,

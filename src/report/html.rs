@@ -202,6 +202,10 @@ fn charts_section(dir: &Path) -> String {
     let mut o = String::new();
     let captions = [
         (
+            "teacher_epoch",
+            "Distilling from the teacher's epochs: the teacher's test accuracy after each snapshot epoch (black), the best student distilled from that snapshot (chosen by validation accuracy; bars ± 1 std over seeds) and the baseline student (dashed). The charts below show the cells of the chosen cell's snapshot.",
+        ),
+        (
             "capacity_gap",
             "The best cell of each student model (by validation accuracy): its KD gain over the same model's baseline against the student's parameters, with the 95 % confidence interval.",
         ),

@@ -137,6 +137,9 @@ pub fn markdown(meta: &Meta, s: &Summary) -> String {
     if s.methods.len() > 1 {
         o.push_str(&methods_table(s));
     }
+    if !s.snapshots.is_empty() {
+        o.push_str(&snapshots_table(s));
+    }
     if several {
         o.push_str("\nThe best cell of each student model, chosen by validation accuracy (the capacity-gap picture: does a smaller student gain more or less?):\n\n| student | setting | validation accuracy | test accuracy | baseline | KD gain (points) | 95 % CI of the gain |\n|---|---|---:|---:|---:|---:|---:|\n");
         for m in s.student_models() {
@@ -216,6 +219,39 @@ fn search_markdown(s: &Summary, sp: &SearchSpent) -> String {
             p.epoch,
             p.val.show(),
             p.val.n
+        ));
+    }
+    o
+}
+
+/// `[grid] teacher_epoch`: per snapshot, the teachers' accuracy after that epoch and the best cell
+/// distilled from it.
+fn snapshots_table(s: &Summary) -> String {
+    let mut o = String::from(
+        "\nDistilling from the teacher's epochs: each snapshot's own accuracy and the best cell distilled from it, chosen by validation accuracy:\n\n\
+         | teacher's epoch | teacher validation | teacher test | best setting | student validation | student test | KD gain (points) | 95 % CI of the gain |\n\
+         |---:|---:|---:|---|---:|---:|---:|---:|\n",
+    );
+    for r in &s.snapshots {
+        let stat = |x: &Option<crate::report::Stat>| x.map(|x| x.show()).unwrap_or_default();
+        let (setting, val, test, g, ci) = match r.best.map(|i| &s.cells[i]) {
+            Some(c) => {
+                let (g, ci) = gain_cells(&c.gain);
+                (
+                    c.label(),
+                    format!("{:.2}", c.val.mean),
+                    c.test.show(),
+                    g,
+                    ci,
+                )
+            }
+            None => Default::default(),
+        };
+        o.push_str(&format!(
+            "| {} | {} | {} | {setting} | {val} | {test} | {g} | {ci} |\n",
+            r.epoch,
+            stat(&r.teacher_val),
+            stat(&r.teacher_test),
         ));
     }
     o

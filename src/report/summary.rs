@@ -61,6 +61,49 @@ pub struct Summary {
     /// What the search spent, when it pruned anything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub search: Option<SearchSpent>,
+    /// `[grid] teacher_epoch`: per snapshot epoch, the teacher's accuracy there and the best cell
+    /// distilled from it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<SnapshotRow>,
+}
+
+/// One teacher snapshot of a `[grid] teacher_epoch` sweep: the teachers' test and validation
+/// accuracy after `epoch` (over seeds) and the best cell distilled from those weights (chosen on
+/// validation accuracy).
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotRow {
+    pub epoch: u32,
+    pub teacher_test: Option<Stat>,
+    pub teacher_val: Option<Stat>,
+    /// Index into `Summary::cells`.
+    pub best: Option<usize>,
+}
+
+/// The snapshot rows: every epoch a teacher record or a cell names, in order.
+fn snapshot_rows(done: &[&RunRecord], cells: &[Cell]) -> Vec<SnapshotRow> {
+    let mut epochs: Vec<u32> = (done.iter())
+        .flat_map(|r| r.snapshots.iter().map(|s| s.epoch))
+        .chain(cells.iter().filter_map(|c| c.coord.teacher_epoch))
+        .collect();
+    epochs.sort_unstable();
+    epochs.dedup();
+    epochs
+        .into_iter()
+        .map(|epoch| {
+            let at = |f: fn(&crate::record::SnapshotStats) -> f64| {
+                let xs: Vec<f64> = (done.iter().filter(|r| r.role == Role::Teacher))
+                    .flat_map(|r| r.snapshots.iter().filter(|s| s.epoch == epoch).map(f))
+                    .collect();
+                Stat::of(&xs)
+            };
+            SnapshotRow {
+                epoch,
+                teacher_test: at(|s| s.test_acc),
+                teacher_val: at(|s| s.val_acc),
+                best: best_by_validation(cells, |c| c.coord.teacher_epoch == Some(epoch)),
+            }
+        })
+        .collect()
 }
 
 /// A method's best cell (chosen on validation accuracy) and, for the methods other than logit KD,
@@ -121,9 +164,9 @@ fn cell_order(x: &Coord, y: &Coord) -> std::cmp::Ordering {
     let v =
         |g: &Option<crate::distill::GridValue>| g.as_ref().map_or(f64::NEG_INFINITY, |g| g.value);
     let set = |c: &Coord| c.temperatures.iter().map(|g| g.value).collect::<Vec<_>>();
-    x.method
-        .rank()
-        .cmp(&y.method.rank())
+    x.teacher_epoch
+        .cmp(&y.teacher_epoch)
+        .then(x.method.rank().cmp(&y.method.rank()))
         .then(x.zscore.cmp(&y.zscore))
         .then(v(&x.alpha).total_cmp(&v(&y.alpha)))
         .then(v(&x.temperature).total_cmp(&v(&y.temperature)))
@@ -195,6 +238,7 @@ pub fn summarize(records: &[&RunRecord], n_test: Option<usize>) -> Summary {
         .filter(|r| r.role == Role::Baseline)
         .filter_map(|r| r.agreement)
         .collect();
+    let snapshots = snapshot_rows(&done, &cells);
     Summary {
         teacher,
         baseline,
@@ -211,6 +255,7 @@ pub fn summarize(records: &[&RunRecord], n_test: Option<usize>) -> Summary {
             .count(),
         pruned,
         search,
+        snapshots,
     }
 }
 
@@ -431,6 +476,24 @@ impl Summary {
         v
     }
 
+    /// The part of the summary about the cells distilled from the teachers' snapshot after `epoch`
+    /// (`[grid] teacher_epoch`): those cells, their chosen one, their methods' best.
+    pub fn at_teacher_epoch(&self, epoch: u32) -> Summary {
+        let cells: Vec<Cell> = (self.cells.iter())
+            .filter(|c| c.coord.teacher_epoch == Some(epoch))
+            .cloned()
+            .collect();
+        let chosen = choose(&cells);
+        Summary {
+            verdict: verdict(chosen.map(|i| &cells[i]), self.weak_teacher),
+            methods: method_bests(&cells),
+            cells,
+            chosen,
+            snapshots: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     /// The part of the summary about one student model: its cells, its baseline, its chosen cell.
     pub fn for_model(&self, model: &str) -> Summary {
         let cells: Vec<Cell> = self
@@ -441,6 +504,12 @@ impl Summary {
             .collect();
         let chosen = choose(&cells);
         let baseline = self.baselines.iter().find(|b| b.0 == model).map(|b| b.1);
+        let snapshots = (self.snapshots.iter())
+            .map(|r| SnapshotRow {
+                best: best_by_validation(&cells, |c| c.coord.teacher_epoch == Some(r.epoch)),
+                ..r.clone()
+            })
+            .collect();
         Summary {
             teacher: self.teacher,
             baseline,
@@ -464,6 +533,7 @@ impl Summary {
                 .cloned()
                 .collect(),
             search: self.search.clone(),
+            snapshots,
         }
     }
 
@@ -500,6 +570,9 @@ impl Cell {
         parts.extend(v("γ", &c.gamma));
         if c.zscore {
             parts.push("z-score".into());
+        }
+        if let Some(e) = c.teacher_epoch {
+            parts.insert(0, format!("teacher@{e}"));
         }
         let values = parts.join(", ");
         match c.method {

@@ -436,7 +436,10 @@ impl<'a> Coordinator<'a> {
         let fusable: Vec<bool> = (0..plan.runs.len()).map(|j| self.fusable(j)).collect();
         let until = |j: usize| self.cx.until.get(j).copied().flatten();
         self.disp.take_group(first, size - 1, &|a, b| {
-            fusable[b] && plan.runs[a].teacher == plan.runs[b].teacher && until(a) == until(b)
+            let (ra, rb) = (&plan.runs[a], &plan.runs[b]);
+            fusable[b]
+                && (ra.teacher, ra.coord.teacher_epoch) == (rb.teacher, rb.coord.teacher_epoch)
+                && until(a) == until(b)
         })
     }
 

@@ -143,9 +143,30 @@ pub fn execute_job(
         .map(|((i, run), record)| {
             let outcome = match record {
                 None => Outcome::Interrupted,
-                Some(r) => Outcome::Recorded(Box::new(persist(&store, r, run, secs))),
+                Some(mut r) => {
+                    if r.status == crate::record::Status::Done {
+                        r.snapshots = snapshot_stats(&store, run);
+                    }
+                    Outcome::Recorded(Box::new(persist(&store, r, run, secs)))
+                }
             };
             (*i, outcome)
+        })
+        .collect()
+}
+
+/// A teacher's snapshots' accuracies, from their cache entries (written while it trained, also
+/// before an interruption it continued from).
+fn snapshot_stats(store: &Store, run: &RunSpec) -> Vec<crate::record::SnapshotStats> {
+    run.snapshots
+        .iter()
+        .filter_map(|s| {
+            let entry = store::load_teacher(&store.teacher_dir(&s.key)).ok()??;
+            Some(crate::record::SnapshotStats {
+                epoch: s.epoch,
+                val_acc: entry.record.val_acc?,
+                test_acc: entry.record.test_acc?,
+            })
         })
         .collect()
 }
@@ -324,28 +345,46 @@ fn train_run(
         (Role::Teacher, _) | (_, None) => None,
         (_, Some(t)) => teacher_test_logits(&mut state.test_logits, t, &store, data, device)?,
     };
+    let init =
+        |arch| train::try_init(arch, data, device, &settings, saved).map_err(RunError::Model);
+    // a teacher's network is built first: its snapshots (`[grid] teacher_epoch`) are taken from it
+    // at the end of their epochs
+    let teacher = match job.run.role {
+        Role::Teacher => Some(init(arch)?),
+        _ => None,
+    };
+    let mut snapshot = |epoch: u32, history: &[EpochStats]| -> Result<(), TrainError> {
+        let (Some(s), Some((vs, net))) = (
+            job.run.snapshots.iter().find(|s| s.epoch == epoch),
+            &teacher,
+        ) else {
+            return Ok(());
+        };
+        save_snapshot(job, &store, s, (vs, net), data, history).map_err(|e| {
+            TrainError::Script(format!("the teacher's snapshot after epoch {epoch}: {e}"))
+        })
+    };
     let mut hooks = Hooks {
         on_epoch,
         checkpoints: Some(&checkpoint),
         resume,
         until: job.until,
         teacher_test_logits: reference,
+        at_epoch_end: (!job.run.snapshots.is_empty()).then_some(&mut snapshot),
     };
-    let init =
-        |arch| train::try_init(arch, data, device, &settings, saved).map_err(RunError::Model);
 
     let plain = Distiller::none().with_label_smoothing(settings.label_smoothing);
     let fitted = match job.run.role {
         Role::Teacher => {
-            let (vs, net) = init(arch)?;
+            let (vs, net) = teacher.as_ref().ok_or(RunError::NoTeacher)?;
             let fitted = train::fit(
-                (&vs, &net),
+                (vs, net),
                 data,
                 &settings,
                 (Source::None, &plain),
                 &mut hooks,
             )?;
-            let logits = publish_teacher(job, &store, &vs, &net, data, &fitted)?;
+            let logits = publish_teacher(job, &store, vs, net, data, &fitted)?;
             state.logits = Some((job.run.key.clone(), logits));
             fitted
         }
@@ -458,19 +497,66 @@ fn publish_teacher(
     data: &Dataset,
     fitted: &Fitted,
 ) -> Result<Tensor, RunError> {
-    let logits = train::logits(net, &data.train_x);
     let secs = fitted.history.last().map_or(0.0, |e| e.seconds);
     let epochs = job.run.phase(&job.sweep).epochs;
-    let mut record = RunRecord::done(
+    let record = RunRecord::done(
         &job.run,
         epochs,
         fitted.clone(),
         secs,
         &job.device.to_string(),
     );
+    cache_teacher(job, store, record, (vs, net), data)
+}
+
+/// Caches the teacher's weights after `history`'s last epoch as snapshot `s` — weights, logits and
+/// a record with the validation and test accuracy of these weights — unless the cache has it (the
+/// same snapshot of an earlier training of this teacher).
+fn save_snapshot(
+    job: &Job,
+    store: &Store,
+    s: &crate::plan::Snapshot,
+    (vs, net): (&nn::VarStore, &Net),
+    data: &Dataset,
+    history: &[EpochStats],
+) -> Result<(), RunError> {
+    // an entry that does not verify is written again
+    if matches!(store::load_teacher(&store.teacher_dir(&s.key)), Ok(Some(_))) {
+        return Ok(());
+    }
+    let test_acc = train::accuracy(net, &data.test_x, &data.test_y);
+    let fitted = Fitted {
+        history: history.to_vec(),
+        best_epoch: s.epoch,
+        test_acc,
+        test_acc_at_best: test_acc,
+        step_losses: Vec::new(),
+        imitation: None,
+    };
+    let spec = RunSpec {
+        id: format!("{}-epoch{}", job.run.id, s.epoch),
+        key: s.key.clone(),
+        snapshots: Vec::new(),
+        ..job.run.clone()
+    };
+    let secs = history.last().map_or(0.0, |e| e.seconds);
+    let record = RunRecord::done(&spec, s.epoch, fitted, secs, &job.device.to_string());
+    cache_teacher(job, store, record, (vs, net), data).map(|_| ())
+}
+
+/// Writes a teacher cache entry under `record.key`: the network's weights (a TorchScript one whole),
+/// its logits on the training images and `record`; returns the logits on the network's device.
+fn cache_teacher(
+    job: &Job,
+    store: &Store,
+    mut record: RunRecord,
+    (vs, net): (&nn::VarStore, &Net),
+    data: &Dataset,
+) -> Result<Tensor, RunError> {
+    let logits = train::logits(net, &data.train_x);
     record.threads = Some(job.run.phase(&job.sweep).threads);
     record.gpu = crate::platform::device::gpu_of(job.device);
-    store::save_teacher(&store.teacher_dir(&job.run.key), &record, |dir| {
+    store::save_teacher(&store.teacher_dir(&record.key), &record, |dir| {
         let weights = dir.join(store::WEIGHTS);
         match net.script_state() {
             None => vs.save(weights).map_err(|e| e.to_string())?,

@@ -47,7 +47,8 @@ impl Job {
         Job {
             index,
             run: run.clone(),
-            teacher: run.teacher.map(|t| plan.runs[t].clone()),
+            // a teacher_epoch cell's teacher is the snapshot (its cache key)
+            teacher: plan.teacher_of(index),
             reference: run.reference.map(|t| plan.runs[t].clone()),
             sweep: sweep.clone(),
             results_root: results_root.to_path_buf(),

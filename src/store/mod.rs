@@ -66,6 +66,8 @@ impl RunRecord {
             gpu: None,
             threads: None,
             model: run.coord.model,
+            teacher_epoch: run.coord.teacher_epoch,
+            snapshots: Vec::new(),
             teacher_model: run.teacher_model,
             numerics: run.numerics,
             deterministic: run.deterministic,

@@ -65,7 +65,14 @@ pub struct DriveHooks<'a> {
     /// The teacher's logits on the test images: each finished member's imitation of it is measured
     /// ([`super::Imitation`]); `None`: not measured.
     pub teacher_test_logits: Option<&'a Tensor>,
+    /// Called after each epoch's validation with the epoch and the (single) member's epochs so
+    /// far, before that epoch's checkpoint: a teacher's snapshots are taken here, so a run continued
+    /// from a checkpoint never skips one. An error stops the run.
+    pub at_epoch_end: Option<&'a mut EpochEnd<'a>>,
 }
+
+/// What [`DriveHooks::at_epoch_end`] calls.
+pub type EpochEnd<'a> = dyn FnMut(u32, &[EpochStats]) -> Result<(), TrainError> + 'a;
 
 /// Where each member stands in the loop.
 struct Member {
@@ -162,6 +169,11 @@ pub fn drive(
         let val = t.validate(data);
         let ended = (epoch, s.epochs, elapsed());
         let reports = end_epoch(t, &mut members, (each, earlier), &val, ended)?;
+        if let (Some(f), [Member { history: Ok(h), .. }]) =
+            (hooks.at_epoch_end.as_mut(), &members[..])
+        {
+            f(epoch, h)?;
+        }
         if epoch < s.epochs {
             save(&*t, &members, (epoch, 0, order.state()), &[], elapsed())?;
             saved_at = Instant::now();

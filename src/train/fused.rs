@@ -404,6 +404,7 @@ pub fn fit_fused(
         resume: std::mem::take(&mut hooks.resume),
         until: hooks.until,
         teacher_test_logits: hooks.teacher_test_logits,
+        at_epoch_end: None,
     };
     drive(&mut fused, data, s, &mut drive_hooks)
 }

@@ -63,6 +63,8 @@ pub struct Hooks<'a> {
     pub until: Option<u32>,
     /// The teacher's logits on the test images, to measure the run's imitation of it.
     pub teacher_test_logits: Option<&'a Tensor>,
+    /// Called after each epoch (see [`super::driver::DriveHooks::at_epoch_end`]).
+    pub at_epoch_end: Option<&'a mut super::driver::EpochEnd<'a>>,
 }
 
 impl<'a> Hooks<'a> {
@@ -74,6 +76,7 @@ impl<'a> Hooks<'a> {
             resume: None,
             until: None,
             teacher_test_logits: None,
+            at_epoch_end: None,
         }
     }
 }
@@ -216,6 +219,11 @@ pub fn fit(
         resume: hooks.resume.take().into_iter().collect(),
         until: hooks.until,
         teacher_test_logits: hooks.teacher_test_logits,
+        // a reborrow for this call (the caller's hook outlives it)
+        at_epoch_end: match hooks.at_epoch_end.as_mut() {
+            Some(f) => Some(&mut **f),
+            None => None,
+        },
     };
     drive(&mut plain, data, s, &mut drive_hooks)?
         .pop()

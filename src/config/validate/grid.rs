@@ -365,3 +365,50 @@ impl Validator<'_> {
         Ok((norm, temps))
     }
 }
+
+impl Validator<'_> {
+    /// `[grid] teacher_epoch`: epochs of the teacher's training (each ≥ 1, at most its `epochs`, once
+    /// each) whose weights the students distil from.
+    pub(super) fn teacher_epochs(
+        &self,
+        axis: &Spanned<Vec<Spanned<i64>>>,
+        teacher_epochs: u32,
+    ) -> Result<Vec<u32>, ConfigError> {
+        let key = "grid.teacher_epoch";
+        if axis.get_ref().is_empty() {
+            return Err(self.at(
+                axis,
+                key,
+                "is empty; list the teacher's epochs to distil from (e.g. [10, 30, 60]), or leave the \
+                 key out to distil from the trained teacher",
+            ));
+        }
+        if teacher_epochs == 0 {
+            return Err(self.at(
+                axis,
+                key,
+                "needs a teacher that trains here: with [teacher] epochs = 0 the teacher is used as \
+                 loaded and has no epochs to take snapshots of",
+            ));
+        }
+        let mut seen = Vec::new();
+        for e in axis.get_ref() {
+            let v = *e.get_ref();
+            if v < 1 || v > teacher_epochs as i64 {
+                return Err(self.at(
+                    e,
+                    key,
+                    &format!(
+                        "{v} is not an epoch of the teacher's training; [teacher] epochs = \
+                         {teacher_epochs}, so each value is a whole number from 1 to {teacher_epochs}"
+                    ),
+                ));
+            }
+            if seen.contains(&(v as u32)) {
+                return Err(self.at(e, key, &format!("{v} appears twice; list each epoch once")));
+            }
+            seen.push(v as u32);
+        }
+        Ok(seen)
+    }
+}

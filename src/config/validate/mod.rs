@@ -259,6 +259,11 @@ impl Validator<'_> {
             }
             _ => None,
         };
+        let teacher_epochs = match (&g.teacher_epoch, &teacher) {
+            (None, _) => Some(Vec::new()),
+            (Some(axis), Some(t)) => self.keep(self.teacher_epochs(axis, t.epochs)),
+            (Some(_), None) => None,
+        };
         let schedule = self.schedule(&raw.schedule);
         let epochs = self
             .positive(&raw.student.epochs, "student.epochs", "")
@@ -283,6 +288,7 @@ impl Validator<'_> {
             alphas: alphas?,
             methods: methods?,
             student_models: student_models?,
+            teacher_epochs: teacher_epochs?,
             baseline: g.baseline.unwrap_or(true),
             schedule: schedule?,
             search: search?,

@@ -10,6 +10,7 @@ mod accuracy;
 mod capacity;
 mod curves;
 mod heatmap;
+mod snapshots;
 #[cfg(test)]
 mod tests;
 
@@ -17,6 +18,7 @@ pub use accuracy::{accuracy_vs_temperature, agreement_vs_temperature};
 pub use capacity::{capacity_gap, capacity_points, CapacityPoint};
 pub use curves::{ctkd_temperature, learning_curves};
 pub use heatmap::{diverging, gain_heatmap, GainGrid};
+pub use snapshots::teacher_epoch;
 
 use super::{Cell, Summary};
 use crate::distill::Method;
@@ -402,6 +404,12 @@ pub fn write_all(
             ));
         }
     }
+    if !s.snapshots.is_empty() {
+        let title = format!("{name}: distilling from the teacher's epochs ({dataset})");
+        both!(&charts, "teacher_epoch", CHART_SIZE, |a| teacher_epoch(
+            &a, &title, s
+        ));
+    }
     if records
         .iter()
         .any(|r| r.history.iter().any(|e| e.learned_temperature.is_some()))
@@ -445,9 +453,17 @@ fn per_model(
     model: Option<&String>,
     part: &Summary,
 ) -> anyhow::Result<()> {
-    let (suffix, who) = model.map_or((String::new(), String::new()), |m| {
+    let (suffix, mut who) = model.map_or((String::new(), String::new()), |m| {
         (format!("-{m}"), format!("{m} "))
     });
+    // `[grid] teacher_epoch`: the charts over the methods' axes show the cells of the snapshot the
+    // chosen cell learned from (the teacher_epoch chart compares the snapshots)
+    let snapshot = part.chosen.and_then(|i| part.cells[i].coord.teacher_epoch);
+    let at = snapshot.map(|e| part.at_teacher_epoch(e));
+    let part = at.as_ref().unwrap_or(part);
+    if let Some(e) = snapshot {
+        who = format!("{who}(teacher after epoch {e}) ");
+    }
     if !part.cells.is_empty() {
         let title = format!("{name}{who}student accuracy vs temperature ({dataset})");
         both!(
