@@ -22,7 +22,7 @@ fn idx_raw_and_gzipped_read_the_same() {
             (raw.train.n, raw.train.c, raw.train.h, raw.train.w),
             (5, 1, 8, 8)
         );
-        assert_eq!(raw.train.pixels, px);
+        assert_eq!(raw.train.pixels.as_u8().unwrap(), px);
         assert_eq!(raw.train.labels, lb);
         assert_eq!(raw.test.labels, vec![9, 2]);
     }
@@ -77,7 +77,10 @@ fn cifar_binary_release() {
     // the second record of data_batch_1.bin starts at byte 3073 with its label, then its pixels
     let bytes = std::fs::read(d.path().join("data_batch_1.bin")).unwrap();
     assert_eq!(bytes[3073], raw.train.labels[1]);
-    assert_eq!(&bytes[3074..3074 + 3072], &raw.train.pixels[3072..6144]);
+    assert_eq!(
+        &bytes[3074..3074 + 3072],
+        &raw.train.pixels.as_u8().unwrap()[3072..6144]
+    );
 }
 
 #[test]
@@ -126,13 +129,13 @@ fn matches_expect(dir: &Path, name: &str, split: &data::RawImages, offset: usize
     for img in 0..count {
         let at = (offset + img) * 3072;
         assert_eq!(
-            wide(&split.pixels[at..at + 4]),
+            wide(&split.pixels.as_u8().unwrap()[at..at + 4]),
             first[img * 4..img * 4 + 4],
             "{name} image {img}"
         );
     }
     let sum: u64 = lines.next().unwrap().parse().unwrap();
-    let pixels = &split.pixels[offset * 3072..(offset + count) * 3072];
+    let pixels = &split.pixels.as_u8().unwrap()[offset * 3072..(offset + count) * 3072];
     assert_eq!(wide(pixels).iter().sum::<u64>(), sum, "{name}: pixel sum");
 }
 
@@ -261,7 +264,10 @@ fn cifar100_binary_release_reads_the_fine_labels() {
     // the second record of train.bin: coarse, fine, then its pixels
     let bytes = std::fs::read(d.join("train.bin")).unwrap();
     assert_eq!((bytes[3074], bytes[3075]), (0, raw.train.labels[1]));
-    assert_eq!(&bytes[3076..3076 + 3072], &raw.train.pixels[3072..6144]);
+    assert_eq!(
+        &bytes[3076..3076 + 3072],
+        &raw.train.pixels.as_u8().unwrap()[3072..6144]
+    );
 }
 
 #[test]
