@@ -11,6 +11,9 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
+#[cfg(test)]
+mod tests;
+
 pub(super) const LAYOUT: &str = "set `data.path` to a folder in torchvision's ImageFolder layout: \
      train/<class>/*.png|jpg and test/<class>/*.png|jpg, optionally validation/<class>/* (then the \
      hold-out, in place of data.validation's random draw)";

@@ -629,6 +629,56 @@ mod tests {
     }
 
     #[test]
+    fn given_mean_and_std_normalise_as_torchvision() {
+        // (x/255 - mean)/std per channel, in float32; the padding's black is -mean/std
+        let raw = RawDataset {
+            kind: DatasetKind::Mnist,
+            train: RawImages {
+                n: 4,
+                c: 1,
+                h: 1,
+                w: 2,
+                pixels: Pixels::U8(vec![0, 51, 255, 102, 0, 0, 0, 0]),
+                labels: vec![0, 1, 0, 1],
+            },
+            val: None,
+            test: RawImages {
+                n: 1,
+                c: 1,
+                h: 1,
+                w: 2,
+                pixels: Pixels::U8(vec![0, 255]),
+                labels: vec![1],
+            },
+            classes: 2,
+            class_names: Vec::new(),
+            fingerprint: String::new(),
+        };
+        let mut c = cfg(1, None, None);
+        c.normalize = Some(Normalize {
+            mean: vec![0.5],
+            std: vec![0.25],
+        });
+        let d = Dataset::from_raw(&raw, &c, Device::Cpu);
+        let test: Vec<f32> = Vec::try_from(d.test_x.flatten(0, -1)).unwrap();
+        assert_eq!(test, [-2.0, 2.0]);
+        let all: Vec<f32> = Vec::try_from(d.train_x.flatten(0, -1)).unwrap();
+        let want = |p: u8| (p as f32 / 255.0 - 0.5) / 0.25;
+        assert!(all.iter().all(|v| [0, 51, 255, 102]
+            .map(want)
+            .iter()
+            .any(|w| (v - w).abs() < 1e-6)));
+        assert_eq!(
+            Vec::<f32>::try_from(d.black.flatten(0, -1)).unwrap(),
+            [-2.0]
+        );
+        // the default: the training rows' own statistics, so the same pixels give other values
+        let d = Dataset::from_raw(&raw, &cfg(1, None, None), Device::Cpu);
+        let test: Vec<f32> = Vec::try_from(d.test_x.flatten(0, -1)).unwrap();
+        assert_ne!(test, [-2.0, 2.0]);
+    }
+
+    #[test]
     fn channel_stats_match_hand_values() {
         // one channel, two 1×2 images: pixels 0,255 and 255,255 → mean 0.75, var 0.75-0.5625
         let imgs = RawImages {

@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
+#[cfg(test)]
+mod tests;
+
 pub(super) const LAYOUT: &str = "set `data.path` to one .safetensors or .npz file holding the \
      arrays x_train, y_train, x_test, y_test (optionally x_val, y_val: then the hold-out): images \
      uint8 N×H×W or N×C×H×W (or float32, already normalised), labels uint8, int32 or int64";
@@ -142,7 +145,7 @@ fn open_npz(path: &Path) -> Result<(File, BTreeMap<String, Info>), DataError> {
                 format!("array {name} is in Fortran order; save it with np.ascontiguousarray"),
             ));
         }
-        let dtype = npy.dtype().descr();
+        let dtype = npy.dtype().descr().trim_matches('\'').to_string();
         let elem = match dtype.trim_start_matches(['<', '>', '|', '=']) {
             "u1" => Elem::U8,
             "f4" => Elem::F32,
@@ -271,18 +274,19 @@ fn image_shape(
     name: &str,
     i: &Info,
 ) -> Result<(usize, usize, usize, bool), DataError> {
-    let float =
-        match i.elem {
-            Elem::U8 => false,
-            Elem::F32 => true,
-            _ => return Err(bad(
+    let float = match i.elem {
+        Elem::U8 => false,
+        Elem::F32 => true,
+        _ => {
+            return Err(bad(
                 path,
                 format!(
                     "array {name} is {}; images are uint8 (0..255) or float32 (already normalised)",
                     i.dtype
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let (c, h, w) = match i.shape[..] {
         [_, h, w] => (1, h, w),
         [_, c, _, w] if c > 4 && matches!(w, 1 | 3) => {
