@@ -282,7 +282,7 @@ struct BenchArgs {
     /// cpu or cuda:N (default: cuda:0 when libtorch sees a GPU, else cpu).
     #[arg(long)]
     device: Option<String>,
-    /// fashion-mnist, mnist, cifar10 or cifar100.
+    /// fashion-mnist, mnist, cifar10 or cifar100 (not folder or tensors).
     #[arg(long, default_value = "fashion-mnist", value_parser = parse_dataset)]
     dataset: DatasetKind,
     /// The dataset's folder (default: the dataset's default).
