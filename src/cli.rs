@@ -233,9 +233,16 @@ enum Command {
     /// their parameters and multiply-adds per image for a dataset's image shape and classes
     /// (`kd-sweep models torchscript:FILE` adds your own network's parameters).
     Models {
-        /// fashion-mnist, mnist, cifar10 or cifar100: its image shape and number of classes.
+        /// fashion-mnist, mnist, cifar10, cifar100, folder or tensors: its image shape and number
+        /// of classes (a folder's or tensors file's are read from --data).
         #[arg(long, default_value = "fashion-mnist", value_parser = parse_dataset)]
         dataset: DatasetKind,
+        /// The folder or tensors file of --dataset folder or tensors.
+        #[arg(long, value_name = "PATH")]
+        data: Option<PathBuf>,
+        /// A folder dataset's image_size (as [data] image_size = N).
+        #[arg(long, value_name = "N")]
+        image_size: Option<u32>,
         /// Also these names (e.g. resnet26, wrn-28-4): any valid depth and width.
         names: Vec<String>,
     },
@@ -275,7 +282,7 @@ struct BenchArgs {
     /// cpu or cuda:N (default: cuda:0 when libtorch sees a GPU, else cpu).
     #[arg(long)]
     device: Option<String>,
-    /// fashion-mnist, mnist, cifar10 or cifar100.
+    /// fashion-mnist, mnist, cifar10 or cifar100 (not folder or tensors).
     #[arg(long, default_value = "fashion-mnist", value_parser = parse_dataset)]
     dataset: DatasetKind,
     /// The dataset's folder (default: the dataset's default).
@@ -499,7 +506,15 @@ impl Cli {
             (None, Some(sweep)) => run_sweep(&sweep, &self.run.options()),
             (Some(Command::Plan { sweep, json, run }), _) => plan(&sweep, &run.options(), json),
             (Some(Command::Devices { json }), _) => devices(json),
-            (Some(Command::Models { dataset, names }), _) => models(dataset, &names),
+            (
+                Some(Command::Models {
+                    dataset,
+                    data,
+                    image_size,
+                    names,
+                }),
+                _,
+            ) => models(dataset, data.as_deref(), image_size, &names),
             (
                 Some(Command::Status {
                     target,
@@ -611,12 +626,31 @@ fn status(target: &Path, results: &Path, watch: bool, every: f64) -> anyhow::Res
     }
 }
 
-fn models(dataset: DatasetKind, extra: &[String]) -> anyhow::Result<Ended> {
+fn models(
+    dataset: DatasetKind,
+    data: Option<&Path>,
+    image_size: Option<u32>,
+    extra: &[String],
+) -> anyhow::Result<Ended> {
+    let (shape, classes) = match (dataset.fixed_shape(), dataset.fixed_classes(), data) {
+        (Some(shape), Some(classes), _) => (shape, classes),
+        (_, _, Some(path)) => {
+            let size = image_size.map(|n| [n, n]);
+            let layout = crate::data::peek(dataset, path, size)?;
+            let l = layout.ok_or_else(|| anyhow::anyhow!("no layout for {}", dataset.name()))?;
+            (l.shape, l.classes)
+        }
+        _ => {
+            let why = format!(
+                "--dataset {} takes its image shape and classes from the data: give --data PATH",
+                dataset.name()
+            );
+            return Err(UsageError(why).into());
+        }
+    };
     // a name that is not a network is a mistake on the command line
-    print!(
-        "{}",
-        crate::model::listing::table(dataset, extra).map_err(UsageError)?
-    );
+    let table = crate::model::listing::table(dataset.name(), shape, classes as i64, extra);
+    print!("{}", table.map_err(UsageError)?);
     Ok(Ended::Success)
 }
 

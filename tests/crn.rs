@@ -26,14 +26,7 @@ fn tiny() -> Dataset {
     let d = tempfile::tempdir().unwrap();
     write::synthetic_mnist(d.path(), 64, 16, 1, false).unwrap();
     let raw = data::read(DatasetKind::Mnist, d.path()).unwrap();
-    let cfg = DataConfig {
-        dataset: DatasetKind::Mnist,
-        path: d.path().into(),
-        validation: 8,
-        train_subset: None,
-        test_subset: None,
-        split_seed: 0,
-    };
+    let cfg = DataConfig::of(DatasetKind::Mnist, d.path().into(), 8, 0);
     Dataset::from_raw(&raw, &cfg, Device::Cpu)
 }
 

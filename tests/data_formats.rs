@@ -4,6 +4,8 @@ use kd_sweep::config::DatasetKind;
 use kd_sweep::data::{self, write};
 use std::path::Path;
 
+mod common;
+
 fn mnist_like(dir: &Path, gz: bool) -> (Vec<u8>, Vec<u8>) {
     let train_px: Vec<u8> = (0..5 * 8 * 8).map(|i| (i * 7 % 256) as u8).collect();
     let train_lb = vec![3, 1, 4, 1, 5];
@@ -22,7 +24,7 @@ fn idx_raw_and_gzipped_read_the_same() {
             (raw.train.n, raw.train.c, raw.train.h, raw.train.w),
             (5, 1, 8, 8)
         );
-        assert_eq!(raw.train.pixels, px);
+        assert_eq!(raw.train.pixels.as_u8().unwrap(), px);
         assert_eq!(raw.train.labels, lb);
         assert_eq!(raw.test.labels, vec![9, 2]);
     }
@@ -77,7 +79,10 @@ fn cifar_binary_release() {
     // the second record of data_batch_1.bin starts at byte 3073 with its label, then its pixels
     let bytes = std::fs::read(d.path().join("data_batch_1.bin")).unwrap();
     assert_eq!(bytes[3073], raw.train.labels[1]);
-    assert_eq!(&bytes[3074..3074 + 3072], &raw.train.pixels[3072..6144]);
+    assert_eq!(
+        &bytes[3074..3074 + 3072],
+        &raw.train.pixels.as_u8().unwrap()[3072..6144]
+    );
 }
 
 #[test]
@@ -126,13 +131,13 @@ fn matches_expect(dir: &Path, name: &str, split: &data::RawImages, offset: usize
     for img in 0..count {
         let at = (offset + img) * 3072;
         assert_eq!(
-            wide(&split.pixels[at..at + 4]),
+            wide(&split.pixels.as_u8().unwrap()[at..at + 4]),
             first[img * 4..img * 4 + 4],
             "{name} image {img}"
         );
     }
     let sum: u64 = lines.next().unwrap().parse().unwrap();
-    let pixels = &split.pixels[offset * 3072..(offset + count) * 3072];
+    let pixels = &split.pixels.as_u8().unwrap()[offset * 3072..(offset + count) * 3072];
     assert_eq!(wide(pixels).iter().sum::<u64>(), sum, "{name}: pixel sum");
 }
 
@@ -261,7 +266,10 @@ fn cifar100_binary_release_reads_the_fine_labels() {
     // the second record of train.bin: coarse, fine, then its pixels
     let bytes = std::fs::read(d.join("train.bin")).unwrap();
     assert_eq!((bytes[3074], bytes[3075]), (0, raw.train.labels[1]));
-    assert_eq!(&bytes[3076..3076 + 3072], &raw.train.pixels[3072..6144]);
+    assert_eq!(
+        &bytes[3076..3076 + 3072],
+        &raw.train.pixels.as_u8().unwrap()[3072..6144]
+    );
 }
 
 #[test]
@@ -321,4 +329,167 @@ fn bad_cifar100_files_are_named_with_what_is_wrong() {
     std::fs::write(&p, bytes).unwrap();
     let e = read_err(DatasetKind::Cifar100, d.path());
     assert!(e.contains("150") && e.contains("0..100"), "{e}");
+}
+
+/// The folder's sweep: one epoch each, one cell, on the CPU.
+fn tiny_sweep(c: &common::Case, name: &str, data: &str) -> std::path::PathBuf {
+    c.sweep(
+        name,
+        &format!(
+            "seeds = [0]\n[data]\n{data}\n[teacher]\nepochs = 1\nbatch_size = 8\nlr = 0.001\n\
+             [student]\nepochs = 1\nbatch_size = 8\nlr = 0.001\n[grid]\ntemperature = [4]\nalpha = [0.5]\n"
+        ),
+    )
+}
+
+#[test]
+fn a_folder_dataset_trains_end_to_end_and_reports_without_its_data() {
+    let c = common::Case::new(20, 10);
+    let imgs = c.path("imgs");
+    write::synthetic_folder(&imgs, &["zebra", "Ant", "bee"], &[12, 4], (3, 8, 8), 1).unwrap();
+    tiny_sweep(
+        &c,
+        "f",
+        "dataset = \"folder\"\npath = \"imgs\"\nvalidation = 6\nimage_size = 8",
+    );
+    let o = c.run(&["plan", "f.toml", "--results", "out"]);
+    let plan = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", common::text(&o));
+    assert!(
+        plan.contains("3 classes: Ant, bee, zebra") && plan.contains("3×8×8"),
+        "{plan}"
+    );
+    let o = c.run(&["f.toml", "--results", "out"]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let rows = common::csv_rows(&c.path("out/f/runs.csv"));
+    assert_eq!(rows.len(), 3, "teacher, baseline, student");
+    assert!(
+        std::fs::read_dir(c.path("out/.cache/data"))
+            .unwrap()
+            .count()
+            == 1,
+        "decoded once, cached"
+    );
+    let manifest = std::fs::read_to_string(c.path("out/f/manifest.json")).unwrap();
+    assert!(
+        manifest.contains("\"zebra\""),
+        "the class names are in the manifest"
+    );
+    // the report needs the results only
+    std::fs::remove_dir_all(&imgs).unwrap();
+    let o = c.run(&["report", "out/f"]);
+    assert!(o.status.success(), "{}", common::text(&o));
+}
+
+#[test]
+fn a_tensors_dataset_with_its_own_hold_out_trains_end_to_end() {
+    let c = common::Case::new(20, 10);
+    let mut rng = kd_sweep::rng::SplitMix64::new(4);
+    let x: Vec<u8> = (0..40 * 64).map(|_| rng.next_u64() as u8).collect();
+    let y: Vec<i64> = (0..40).map(|i| i % 4).collect();
+    write::safetensors_file(
+        &c.path("d.safetensors"),
+        &[
+            ("x_train", write::Array::U8(&x[..24 * 64]), &[24, 8, 8]),
+            ("y_train", write::Array::I64(&y[..24]), &[24]),
+            ("x_test", write::Array::U8(&x[24 * 64..32 * 64]), &[8, 8, 8]),
+            ("y_test", write::Array::I64(&y[24..32]), &[8]),
+            ("x_val", write::Array::U8(&x[32 * 64..]), &[8, 1, 8, 8]),
+            ("y_val", write::Array::I64(&y[32..]), &[8]),
+        ],
+    )
+    .unwrap();
+    tiny_sweep(
+        &c,
+        "t",
+        "dataset = \"tensors\"\npath = \"d.safetensors\"\nmean = [0.5]\nstd = [0.25]",
+    );
+    let o = c.run(&["plan", "t.toml", "--results", "out"]);
+    let plan = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        plan.contains("own validation split") && plan.contains("4 classes"),
+        "{plan}"
+    );
+    let o = c.run(&["t.toml", "--results", "out"]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    assert_eq!(common::csv_rows(&c.path("out/t/runs.csv")).len(), 3);
+    let o = c.run(&["models", "--dataset", "tensors", "--data", "d.safetensors"]);
+    let models = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success() && models.contains("1×8×8 images, 4 classes"),
+        "{models}"
+    );
+}
+
+/// Each run's key in `kd-sweep plan --json`.
+fn keys(c: &common::Case, file: &str) -> Vec<(String, String)> {
+    let o = c.run(&["plan", file, "--json", "--results", "out"]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let nodes = v["nodes"].as_array().unwrap();
+    let at = |n: &serde_json::Value, k: &str| n[k].as_str().unwrap().to_string();
+    nodes.iter().map(|n| (at(n, "id"), at(n, "key"))).collect()
+}
+
+#[test]
+fn given_mean_and_std_change_every_key_and_their_absence_none() {
+    let c = common::Case::new(60, 20);
+    tiny_sweep(
+        &c,
+        "a",
+        "dataset = \"mnist\"\npath = \"data\"\nvalidation = 20",
+    );
+    tiny_sweep(
+        &c,
+        "b",
+        "dataset = \"mnist\"\npath = \"data\"\nvalidation = 20\nmean = [0.1307]\nstd = [0.3081]",
+    );
+    let (a, b) = (keys(&c, "a.toml"), keys(&c, "b.toml"));
+    assert_eq!(a.len(), 3);
+    for ((ida, ka), (idb, kb)) in a.iter().zip(&b) {
+        assert_eq!(ida, idb);
+        assert_ne!(ka, kb, "{ida}: the given normalisation is part of the key");
+    }
+    // the same file again, and one that writes nothing new: the same keys (the golden test pins them)
+    tiny_sweep(
+        &c,
+        "a2",
+        "dataset = \"mnist\"\npath = \"data\"\nvalidation = 20\n",
+    );
+    assert_eq!(keys(&c, "a2.toml"), a);
+}
+
+#[test]
+fn bad_data_is_found_by_plan_before_anything_is_written() {
+    let c = common::Case::new(20, 10);
+    let imgs = c.path("imgs");
+    write::synthetic_folder(&imgs, &["a", "b"], &[4, 2], (3, 8, 8), 2).unwrap();
+    tiny_sweep(
+        &c,
+        "f",
+        "dataset = \"folder\"\npath = \"imgs\"\nvalidation = 2",
+    );
+    // a truncated image: a data error (exit 1) naming it
+    let p = imgs.join("train/b/003.png");
+    let good = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &good[..40]).unwrap();
+    let o = c.run(&["plan", "f.toml", "--results", "out"]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("train/b/003.png"), "{err}");
+    std::fs::write(&p, &good).unwrap();
+    // mean and std of the wrong length for 3 channels: a config error at data.mean
+    tiny_sweep(
+        &c,
+        "g",
+        "dataset = \"folder\"\npath = \"imgs\"\nvalidation = 2\nmean = [0.5]\nstd = [0.5]",
+    );
+    let o = c.run(&["plan", "g.toml", "--results", "out"]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("g.toml:") && err.contains("`data.mean`") && err.contains("3 channel"),
+        "{err}"
+    );
+    assert!(!c.path("out").exists(), "nothing written");
 }

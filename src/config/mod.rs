@@ -23,8 +23,8 @@ pub use crate::train::Phase;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-pub use validate::check_sizes;
 use validate::Validator;
+pub use validate::{check_data, check_sizes};
 
 /// The cores this process may use (its CPU affinity and cgroup quota): the teachers' default thread
 /// count.

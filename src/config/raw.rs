@@ -39,6 +39,10 @@ pub(super) struct RawData {
     pub(super) train_subset: Option<Spanned<i64>>,
     pub(super) test_subset: Option<Spanned<i64>>,
     pub(super) split_seed: Option<Spanned<i64>>,
+    pub(super) mean: Option<Spanned<Vec<Spanned<f64>>>>,
+    pub(super) std: Option<Spanned<Vec<Spanned<f64>>>>,
+    /// A folder dataset's resize: N or [H, W].
+    pub(super) image_size: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]

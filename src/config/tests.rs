@@ -780,3 +780,112 @@ fn a_check_that_needs_a_wrong_value_is_skipped_not_repeated() {
     let all = errs(&with("lr = 0.001", "lr = = 0.001"));
     assert_eq!(all.len(), 1, "{all}");
 }
+
+#[test]
+fn mean_and_std_both_or_neither_finite_positive_one_per_channel() {
+    let s = parse(
+        &with(
+            "train_subset = 500",
+            "train_subset = 500\nmean = [0.5]\nstd = [0.25]",
+        ),
+        Path::new("s.toml"),
+    )
+    .unwrap();
+    let n = s.data.normalize.expect("given");
+    assert_eq!((n.mean, n.std), (vec![0.5], vec![0.25]));
+    assert_eq!(
+        parse(GOOD, Path::new("s.toml")).unwrap().data.normalize,
+        None
+    );
+    for (add, key, says) in [
+        ("mean = [0.5]", "data.mean", "without data.std"),
+        ("std = [0.5]", "data.std", "without data.mean"),
+        ("mean = [0.5]\nstd = [0]", "data.std", "> 0"),
+        ("mean = [0.5]\nstd = [-1]", "data.std", "> 0"),
+        ("mean = [nan]\nstd = [1]", "data.mean", "finite"),
+        ("mean = [0.5]\nstd = [inf]", "data.std", "finite"),
+        ("mean = []\nstd = []", "data.mean", "empty"),
+        // fashion-mnist has one channel
+        (
+            "mean = [0.5, 0.5, 0.5]\nstd = [1, 1, 1]",
+            "data.mean",
+            "1 channel",
+        ),
+        ("mean = [0.5]\nstd = [1, 1]", "data.std", "1 channel"),
+    ] {
+        let e = err(&with(
+            "train_subset = 500",
+            &format!("train_subset = 500\n{add}"),
+        ));
+        assert_eq!(e.key.as_deref(), Some(key), "{add}: {e}");
+        assert!(e.message.contains(says) && e.at.is_some(), "{add}: {e}");
+    }
+}
+
+#[test]
+fn image_size_is_a_folder_datasets_and_folder_needs_a_path() {
+    let e = err(&with(
+        "train_subset = 500",
+        "train_subset = 500\nimage_size = 32",
+    ));
+    assert_eq!(e.key.as_deref(), Some("data.image_size"));
+    assert!(e.message.contains("folder"), "{e}");
+    let e = err(&with("\"fashion-mnist\"", "\"folder\""));
+    assert_eq!(e.key.as_deref(), Some("data.path"));
+    assert!(e.message.contains("required"), "{e}");
+    let e = err(&with(
+        "\"fashion-mnist\"",
+        "\"folder\"\npath = \"/nonexistent/imgs\"\nimage_size = [32, 0]",
+    ));
+    assert_eq!(e.key.as_deref(), Some("data.image_size"), "{e}");
+    // the folder's problem points at data.path, with the folder and what to do
+    let e = err(&with(
+        "\"fashion-mnist\"",
+        "\"folder\"\npath = \"/nonexistent/imgs\"",
+    ));
+    assert_eq!(e.key.as_deref(), Some("data.path"));
+    assert!(
+        e.message.contains("/nonexistent/imgs") && e.message.contains("ImageFolder"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_folder_is_peeked_for_its_shape_and_validation_split() {
+    let d = tempfile::tempdir().unwrap();
+    let sizes = (3, 8, 8);
+    crate::data::write::synthetic_folder(&d.path().join("imgs"), &["b", "a"], &[1, 1, 1], sizes, 0)
+        .unwrap();
+    let folder = |extra: &str| {
+        let text = GOOD.replacen(
+            "dataset = \"fashion-mnist\"\nvalidation = 100",
+            &format!("dataset = \"folder\"\npath = \"imgs\"\n{extra}"),
+            1,
+        );
+        parse(&text, &d.path().join("s.toml"))
+    };
+    let s = folder("").unwrap();
+    let l = s.data.layout.clone().expect("peeked");
+    assert_eq!((l.shape, l.classes, l.own_validation), ([3, 8, 8], 2, true));
+    assert_eq!(l.class_names, ["a", "b"]);
+    assert_eq!(
+        (s.data.image_shape(), s.data.classes()),
+        (Some([3, 8, 8]), Some(2))
+    );
+    assert_eq!(s.data.validation, 0, "validation/ is the hold-out");
+    let e = folder("validation = 10").unwrap_err().first().clone();
+    assert_eq!(e.key.as_deref(), Some("data.validation"));
+    assert!(e.message.contains("validation/"), "{e}");
+    let e = folder("mean = [0.5]\nstd = [0.5]")
+        .unwrap_err()
+        .first()
+        .clone();
+    assert!(
+        e.key.as_deref() == Some("data.mean") && e.message.contains("3 channel"),
+        "{e}"
+    );
+    assert_eq!(
+        folder("image_size = 4").unwrap().data.image_shape(),
+        Some([3, 4, 4])
+    );
+}

@@ -5,7 +5,7 @@
 //! then the pixels) and python (`train`, `test`, with `data`, `fine_labels` and `coarse_labels`); the
 //! fine labels (100 classes) are the ones read.
 
-use super::{pickle, read_maybe_gz, DataError, RawImages};
+use super::{pickle, read_maybe_gz, DataError, Pixels, RawImages};
 use sha2::Sha256;
 use std::path::{Path, PathBuf};
 
@@ -115,14 +115,7 @@ fn read_files(
     hasher: &mut Sha256,
     one: Decode,
 ) -> Result<RawImages, DataError> {
-    let mut out = RawImages {
-        n: 0,
-        c: 3,
-        h: 32,
-        w: 32,
-        pixels: Vec::new(),
-        labels: Vec::new(),
-    };
+    let (mut n, mut pixels, mut labels) = (0, Vec::new(), Vec::new());
     for p in paths {
         if !p.is_file() {
             return Err(DataError::new(
@@ -137,11 +130,18 @@ fn read_files(
             ));
         }
         let (px, lb) = one(p, &read_maybe_gz(p, hasher)?)?;
-        out.n += lb.len();
-        out.pixels.extend_from_slice(&px);
-        out.labels.extend_from_slice(&lb);
+        n += lb.len();
+        pixels.extend_from_slice(&px);
+        labels.extend_from_slice(&lb);
     }
-    Ok(out)
+    Ok(RawImages {
+        n,
+        c: 3,
+        h: 32,
+        w: 32,
+        pixels: Pixels::U8(pixels),
+        labels,
+    })
 }
 
 fn read_binary(path: &Path, bytes: &[u8], v: &Variant) -> Result<Batch, DataError> {

@@ -1,7 +1,7 @@
 //! IDX files (MNIST, Fashion-MNIST): big-endian magic `0x0000_08_NN` (unsigned bytes, NN dimensions),
 //! NN big-endian u32 sizes, then the data. Gzipped or not.
 
-use super::{read_maybe_gz, DataError, RawImages};
+use super::{read_maybe_gz, DataError, Pixels, RawImages};
 use sha2::Sha256;
 use std::path::{Path, PathBuf};
 
@@ -107,7 +107,7 @@ fn read_pair(
         c: 1,
         h: isz[1],
         w: isz[2],
-        pixels,
+        pixels: Pixels::U8(pixels),
         labels,
     })
 }

@@ -209,3 +209,134 @@ pub fn synthetic_mnist(
     std::fs::create_dir_all(dir)?;
     mnist_dir(dir, 28, 28, (&train.0, &train.1), (&test.0, &test.1), gz)
 }
+
+/// One array for [`safetensors_file`] and [`npz_file`]: its values (the element type is the file's
+/// dtype) and its shape.
+pub enum Array<'a> {
+    U8(&'a [u8]),
+    F32(&'a [f32]),
+    I32(&'a [i32]),
+    I64(&'a [i64]),
+}
+
+/// A `.safetensors` file of the named arrays, with their shapes.
+pub fn safetensors_file(path: &Path, arrays: &[(&str, Array, &[usize])]) -> std::io::Result<()> {
+    use safetensors::tensor::{Dtype, TensorView};
+    let bytes: Vec<(Dtype, Vec<u8>)> = (arrays.iter())
+        .map(|(_, a, _)| match a {
+            Array::U8(v) => (Dtype::U8, v.to_vec()),
+            Array::F32(v) => (Dtype::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            Array::I32(v) => (Dtype::I32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            Array::I64(v) => (Dtype::I64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        })
+        .collect();
+    let err = |e: safetensors::SafeTensorError| std::io::Error::other(format!("{e:?}"));
+    let mut views = Vec::new();
+    for ((name, _, shape), (dtype, b)) in arrays.iter().zip(&bytes) {
+        views.push((
+            *name,
+            TensorView::new(*dtype, shape.to_vec(), b).map_err(err)?,
+        ));
+    }
+    std::fs::write(
+        path,
+        safetensors::tensor::serialize(views, &None).map_err(err)?,
+    )
+}
+
+/// A NumPy `.npz` file (as `np.savez` writes: one `<name>.npy` per array, C order) of the arrays.
+pub fn npz_file(path: &Path, arrays: &[(&str, Array, &[usize])]) -> std::io::Result<()> {
+    use npyz::WriterBuilder;
+    let mut npz = npyz::npz::NpzWriter::create(path)?;
+    for (name, a, shape) in arrays {
+        let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+        macro_rules! write {
+            ($t:ty, $v:expr) => {{
+                let mut w = (npz.array::<$t>(name, Default::default())?)
+                    .default_dtype()
+                    .shape(&shape)
+                    .begin_nd()?;
+                w.extend($v.iter().copied())?;
+                w.finish()?;
+            }};
+        }
+        match a {
+            Array::U8(v) => write!(u8, v),
+            Array::F32(v) => write!(f32, v),
+            Array::I32(v) => write!(i32, v),
+            Array::I64(v) => write!(i64, v),
+        }
+    }
+    Ok(())
+}
+
+/// An 8-bit image file of `c` (1 or 3) channel-major `h×w` planes: PNG, or JPEG (quality 95) when
+/// the name ends in `.jpg` or `.jpeg`.
+pub fn image_file(path: &Path, c: usize, h: usize, w: usize, planes: &[u8]) -> std::io::Result<()> {
+    let mut interleaved = vec![0u8; planes.len()];
+    for k in 0..c {
+        for i in 0..h * w {
+            interleaved[i * c + k] = planes[k * h * w + i];
+        }
+    }
+    let color = if c == 1 {
+        image::ColorType::L8
+    } else {
+        image::ColorType::Rgb8
+    };
+    let jpeg = (path.extension().and_then(|e| e.to_str()))
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg"));
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let done = if jpeg {
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut f, 95).encode(
+            &interleaved,
+            w as u32,
+            h as u32,
+            color,
+        )
+    } else {
+        use image::ImageEncoder;
+        image::codecs::png::PngEncoder::new(&mut f).write_image(
+            &interleaved,
+            w as u32,
+            h as u32,
+            color,
+        )
+    };
+    done.map_err(std::io::Error::other)?;
+    f.flush()
+}
+
+/// An ImageFolder tree under `dir`: for each split (`train`, `test`, and `validation` when its count
+/// is given) `counts[split]` PNG images of each class in `classes`, `c×h×w` random pixels drawn from
+/// `seed`; returns each split's images (channel-major bytes) and labels, in ImageFolder's order.
+pub fn synthetic_folder(
+    dir: &Path,
+    classes: &[&str],
+    counts: &[usize],
+    (c, h, w): (usize, usize, usize),
+    seed: u64,
+) -> std::io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut rng = crate::rng::SplitMix64::new(seed);
+    let mut sorted: Vec<&str> = classes.to_vec();
+    sorted.sort();
+    let mut out = Vec::new();
+    for (split, &n) in ["train", "test", "validation"].iter().zip(counts) {
+        let (mut px, mut labels) = (Vec::new(), Vec::new());
+        for (label, class) in sorted.iter().enumerate() {
+            let cd = dir.join(split).join(class);
+            std::fs::create_dir_all(&cd)?;
+            for i in 0..n {
+                // the class shifts the pixels, so that a network can tell classes apart
+                let img: Vec<u8> = (0..c * h * w)
+                    .map(|_| (rng.next_u64() % 128) as u8 + (label * 96 / sorted.len()) as u8)
+                    .collect();
+                image_file(&cd.join(format!("{i:03}.png")), c, h, w, &img)?;
+                px.extend_from_slice(&img);
+                labels.push(label as u8);
+            }
+        }
+        out.push((px, labels));
+    }
+    Ok(out)
+}

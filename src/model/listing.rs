@@ -1,16 +1,18 @@
 //! `kd-sweep models`: the networks a sweep file can name, with their sizes for a dataset's images.
 
 use super::{Arch, ZOO};
-use crate::data::DatasetKind;
 use std::fmt::Write;
 use std::path::Path;
 
 /// The table of the zoo and of `extra` names (any valid depth and width, or `torchscript:FILE`
-/// relative to the current folder) for `dataset`'s image shape and classes; an unknown name's
-/// error (with the nearest name) when one is not a network.
-pub fn table(dataset: DatasetKind, extra: &[String]) -> Result<String, String> {
-    let shape = dataset.image_shape();
-    let classes = dataset.classes() as i64;
+/// relative to the current folder) for a dataset (`dataset`, its name) of `shape` images and
+/// `classes` classes; an unknown name's error (with the nearest name) when one is not a network.
+pub fn table(
+    dataset: &str,
+    shape: [i64; 3],
+    classes: i64,
+    extra: &[String],
+) -> Result<String, String> {
     let mut archs: Vec<Arch> = ZOO
         .iter()
         .map(|n| Arch::parse(n))
@@ -23,10 +25,7 @@ pub fn table(dataset: DatasetKind, extra: &[String]) -> Result<String, String> {
     }
     let mut o = format!(
         "models for {} ({}×{}×{} images, {classes} classes):\n\n",
-        dataset.name(),
-        shape[0],
-        shape[1],
-        shape[2]
+        dataset, shape[0], shape[1], shape[2]
     );
     let _ = writeln!(
         o,

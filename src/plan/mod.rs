@@ -206,8 +206,20 @@ fn teacher_key(
         "phase": sweep.teacher,
         "seed": seed,
     });
+    data_options(d, &mut key);
     how_computed(sweep, &mut key);
     key
+}
+
+/// What the data settings add to a key beyond the split, only when given, so that every key of a
+/// sweep without them stays as it was: the given normalisation and a folder dataset's image size.
+fn data_options(d: &crate::config::DataConfig, key: &mut serde_json::Value) {
+    if let Some(n) = &d.normalize {
+        key["normalize"] = serde_json::json!({ "mean": n.mean, "std": n.std });
+    }
+    if let Some(size) = d.image_size {
+        key["image_size"] = serde_json::json!(size);
+    }
 }
 
 /// [`build`] with the keys of model version `model_version` (tests check that keys of older versions
@@ -261,7 +273,7 @@ pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u3
     let cells = sweep.cells();
     for (&seed, &t) in seeds.iter().zip(&teacher_of_seed) {
         // The baseline shares the data identity with the teacher but not its weights.
-        let data_identity = serde_json::json!({
+        let mut data_identity = serde_json::json!({
             "model_version": model_version,
             "data": data_fingerprint,
             "validation": d.validation,
@@ -269,6 +281,7 @@ pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u3
             "test_subset": d.test_subset,
             "split_seed": d.split_seed,
         });
+        data_options(d, &mut data_identity);
         for (model, tag) in student_models(sweep) {
             let phase = crate::config::Phase {
                 model,

@@ -417,6 +417,7 @@ mod tests {
                 teacher_epochs: 1,
                 student_epochs,
                 test_images: None,
+                input: None,
             },
             model_version: 1,
             records: recs,

@@ -18,6 +18,10 @@ pub struct Meta {
     /// Test images each accuracy is measured on (the intervals' noise floor), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_images: Option<usize>,
+    /// The dataset's image shape and classes (the sweep's, which a folder's or tensors file's
+    /// manifest keeps), for the model sizes of the capacity chart.
+    #[serde(skip)]
+    pub input: Option<([i64; 3], i64)>,
 }
 
 impl Meta {
@@ -45,6 +49,7 @@ impl Meta {
             teacher_epochs: sweep.teacher.epochs,
             student_epochs: sweep.student.epochs,
             test_images: sweep.data.test_subset,
+            input: (sweep.data.image_shape()).zip(sweep.data.classes().map(|c| c as i64)),
         }
     }
 }

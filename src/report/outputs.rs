@@ -83,7 +83,13 @@ impl Exporter for Charts {
         "charts/"
     }
     fn write(&self, o: &Outputs) -> anyhow::Result<()> {
-        charts::write_all(o.dir, &o.meta.name, &o.meta.dataset, o.summary, o.records)
+        charts::write_all(
+            o.dir,
+            &o.meta.name,
+            (&o.meta.dataset, o.meta.input),
+            o.summary,
+            o.records,
+        )
     }
 }
 

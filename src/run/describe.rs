@@ -36,6 +36,46 @@ pub(super) fn describe_numerics(p: &Prepared) -> String {
     out
 }
 
+/// A folder's or tensors file's data, and given normalisation, in words (nothing for a fixed dataset
+/// with its default normalisation, whose plan reads as before).
+fn describe_data(p: &Prepared) -> String {
+    let d = &p.sweep.data;
+    let mut out = String::new();
+    if let Some(l) = &d.layout {
+        let [c, h, w] = l.shape;
+        let names = match l.class_names.len() {
+            0 => String::new(),
+            n if n <= 12 => format!(": {}", l.class_names.join(", ")),
+            n => format!(": {}, … ({} more)", l.class_names[..10].join(", "), n - 10),
+        };
+        out.push_str(&format!(
+            "data: {} {}: {} training and {} test images of {c}×{h}×{w}{}, {} classes{names}\n",
+            d.dataset.name(),
+            d.path.display(),
+            p.sizes.0,
+            p.sizes.1,
+            if l.float {
+                " (float32, already normalised)"
+            } else {
+                ""
+            },
+            l.classes,
+        ));
+        out.push_str(if l.own_validation {
+            "hold-out: the dataset's own validation split (data.validation does not apply)\n"
+        } else {
+            "hold-out: a seeded random draw of data.validation training images\n"
+        });
+    }
+    if let Some(n) = &d.normalize {
+        out.push_str(&format!(
+            "normalisation: (pixel/255 - mean) / std with mean {:?}, std {:?}\n",
+            n.mean, n.std
+        ));
+    }
+    out
+}
+
 /// The networks of a plan, each measured once: (network, (parameters, multiply-adds per image)).
 type Sizes = Vec<(crate::model::Arch, (i64, i64))>;
 
@@ -54,6 +94,7 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
         p.sweep.name,
         p.store.dir.display()
     ));
+    out.push_str(&describe_data(&p));
     out.push_str(&format!(
         "workers: {} on {}; teachers {} thread(s) each, students and baselines {}\n",
         p.slots.len(),

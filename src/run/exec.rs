@@ -3,7 +3,6 @@
 //! run's record. Every failure (an error, a libtorch exception, a panic, divergence) becomes a failed
 //! record; a run stopped by Ctrl-C or SIGTERM becomes [`Outcome::Interrupted`] and writes nothing.
 
-use crate::config::Sweep;
 use crate::data::{self, Dataset};
 use crate::distill::{Distiller, Needs};
 use crate::model::Net;
@@ -223,7 +222,7 @@ fn train_fused(
     on_epoch: &mut dyn FnMut(usize, &EpochStats),
 ) -> Result<Vec<Result<Fitted, RunError>>, RunError> {
     let device = job.device.tch();
-    let data = load_data(&mut state.data, &job.sweep, job.device)?;
+    let data = load_data(&mut state.data, job)?;
     let teacher = job.teacher.as_ref().ok_or(RunError::NoTeacher)?;
     let store = Store::new(&job.results_root, &job.sweep.name);
     let logits = teacher_logits(
@@ -279,13 +278,15 @@ fn train_fused(
 /// The worker's copy of the dataset on `device`, loaded once per process.
 fn load_data<'s>(
     slot: &'s mut Option<(String, Dataset)>,
-    sweep: &Sweep,
-    device: DeviceSpec,
+    job: &Job,
 ) -> Result<&'s Dataset, RunError> {
+    let (sweep, device) = (&job.sweep, job.device);
     let data_key = serde_json::to_string(&(&sweep.data, device)).unwrap_or_default();
     if slot.as_ref().is_none_or(|(k, _)| *k != data_key) {
         *slot = None; // free the old tensors before loading the new ones
-        let raw = data::read(sweep.data.dataset, &sweep.data.path)?;
+        let cache = store::data_cache(&job.results_root);
+        let opts = data::ReadOptions::of(&sweep.data, Some(cache));
+        let raw = data::read_with(sweep.data.dataset, &sweep.data.path, &opts)?;
         *slot = Some((data_key, Dataset::from_raw(&raw, &sweep.data, device.tch())));
     }
     Ok(&slot
@@ -327,7 +328,7 @@ fn train_run(
     injected_fault(&job.run.id)?;
     let device = job.device.tch();
     let sweep = &job.sweep;
-    let data = load_data(&mut state.data, sweep, job.device)?;
+    let data = load_data(&mut state.data, job)?;
     let store = Store::new(&job.results_root, &sweep.name);
     let settings = RunSettings::of(job.run.phase(sweep), job.run.seed, job.run.stream());
     let arch = job.run.arch();

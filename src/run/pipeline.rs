@@ -51,8 +51,10 @@ pub fn prepare(path: &Path, opts: &Options) -> anyhow::Result<Prepared> {
     if let (Some(why), false) = (why, opts.quiet) {
         eprintln!("{why}");
     }
-    let raw = data::read(sweep.data.dataset, &sweep.data.path)?;
-    config::check_sizes(&sweep, raw.train.n, raw.test.n)?;
+    let cache = store::data_cache(&opts.results);
+    let read = data::ReadOptions::of(&sweep.data, Some(cache));
+    let raw = data::read_with(sweep.data.dataset, &sweep.data.path, &read)?;
+    config::check_data(&sweep, &raw)?;
     let plan = plan::build(&sweep, &raw.fingerprint);
     let resolved =
         device::resolve(&sweep.schedule.devices, &device::Probe::read()).map_err(|e| {
@@ -252,6 +254,14 @@ pub fn plan_records(p: &Prepared) -> Vec<RunRecord> {
 }
 
 /// The manifest of a sweep as its records stand now.
+/// How the hold-out was made, for the manifest.
+fn hold_out(d: &data::DataConfig) -> String {
+    match &d.layout {
+        Some(l) if l.own_validation => "the dataset's own validation split (a folder's validation/, a tensors file's x_val and y_val)".into(),
+        _ => "seeded random draw of data.validation training images (not stratified), split_seed as above".into(),
+    }
+}
+
 fn manifest_of(p: &Prepared, sweep_file: &Path, started: u64, records: &[RunRecord]) -> Manifest {
     let count = |st: Status| records.iter().filter(|r| r.status == st).count();
     Manifest {
@@ -266,7 +276,7 @@ fn manifest_of(p: &Prepared, sweep_file: &Path, started: u64, records: &[RunReco
             fingerprint: p.fingerprint.clone(),
             train_images: p.sizes.0,
             test_images: p.sizes.1,
-            hold_out: "seeded random draw of data.validation training images (not stratified), split_seed as above".into(),
+            hold_out: hold_out(&p.sweep.data),
         },
         devices: p.slots.clone(),
         plan: p

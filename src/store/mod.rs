@@ -282,6 +282,12 @@ pub enum Stored {
     Corrupt(PathBuf, String),
 }
 
+/// Where a folder dataset's decoded images are cached under the results root `root`
+/// (`<root>/.cache/data/`, beside the teacher cache).
+pub fn data_cache(root: &Path) -> PathBuf {
+    root.join(".cache").join("data")
+}
+
 /// The results folder of one sweep, and the cache shared under its root.
 #[derive(Debug, Clone)]
 pub struct Store {

@@ -159,14 +159,7 @@ pub fn mnist_dataset(
     use kd_sweep::config::{DataConfig, DatasetKind};
     kd_sweep::data::write::synthetic_mnist(dir, n_train, n_test, seed, false).unwrap();
     let raw = kd_sweep::data::read(DatasetKind::Mnist, dir).unwrap();
-    let cfg = DataConfig {
-        dataset: DatasetKind::Mnist,
-        path: dir.into(),
-        validation,
-        train_subset: None,
-        test_subset: None,
-        split_seed: 0,
-    };
+    let cfg = DataConfig::of(DatasetKind::Mnist, dir.into(), validation, 0);
     kd_sweep::data::Dataset::from_raw(&raw, &cfg, tch::Device::Cpu)
 }
 

@@ -6,7 +6,7 @@
 
 mod data;
 
-pub use data::check_sizes;
+pub use data::{check_data, check_sizes};
 mod document;
 mod grid;
 mod roles;
@@ -227,10 +227,11 @@ impl Validator<'_> {
         let methods = self.keep(self.methods(&g.method));
         // what a model must do in this sweep (TorchScript files are run once to check it); unknown,
         // and models unchecked, while the dataset or the methods are wrong
-        let check = match (dataset, &methods) {
-            (Some(d), Some(m)) => Some(ModelCheck {
-                shape: d.image_shape(),
-                classes: d.classes() as i64,
+        let shape = data.as_ref().and_then(|d| d.image_shape().zip(d.classes()));
+        let check = match (shape, &methods) {
+            (Some((shape, classes)), Some(m)) => Some(ModelCheck {
+                shape,
+                classes: classes as i64,
                 features: m.contains(&Method::Feature),
                 init: Default::default(),
                 student: false,

@@ -14,9 +14,9 @@ pub struct CapacityPoint {
 
 /// The points of the capacity-gap chart: each student model's best cell by validation accuracy, and
 /// its gain over that model's baseline (models whose size is unknown for `dataset`, or without a
-/// baseline, are left out).
-pub fn capacity_points(s: &Summary, dataset: &str) -> Vec<CapacityPoint> {
-    let Some(kind) = crate::config::DatasetKind::parse(dataset) else {
+/// baseline, are left out). `input` is the dataset's image shape and classes (none known: no points).
+pub fn capacity_points(s: &Summary, input: Option<([i64; 3], i64)>) -> Vec<CapacityPoint> {
+    let Some((shape, classes)) = input else {
         return Vec::new();
     };
     s.student_models()
@@ -26,7 +26,7 @@ pub fn capacity_points(s: &Summary, dataset: &str) -> Vec<CapacityPoint> {
             let part = s.for_model(&m);
             let c = &part.cells[part.chosen?];
             Some(CapacityPoint {
-                parameters: arch.parameters(kind.image_shape(), kind.classes() as i64) as f64,
+                parameters: arch.parameters(shape, classes) as f64,
                 gain: c.gain?,
                 setting: c.setting(),
                 model: m,

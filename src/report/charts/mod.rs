@@ -379,7 +379,7 @@ impl Variant {
 pub fn write_all(
     dir: &Path,
     name: &str,
-    dataset: &str,
+    (dataset, input): (&str, Option<([i64; 3], i64)>),
     s: &Summary,
     records: &[&RunRecord],
 ) -> anyhow::Result<()> {
@@ -396,7 +396,7 @@ pub fn write_all(
         per_model(&charts, &format!("{name}: "), dataset, *model, part)?;
     }
     if several {
-        let points = capacity_points(s, dataset);
+        let points = capacity_points(s, input);
         if !points.is_empty() {
             let title = format!("{name}: best KD gain against student size ({dataset})");
             both!(&charts, "capacity_gap", CHART_SIZE, |a| capacity_gap(

@@ -1,6 +1,9 @@
 use super::*;
 use crate::report::tests::records;
 
+/// MNIST's image shape and classes, as the sweeps of these tests have them.
+const MNIST: Option<([i64; 3], i64)> = Some(([1, 28, 28], 10));
+
 /// Width, height and number of distinct colours of a PNG.
 pub(crate) fn png_facts(path: &Path) -> (u32, u32, usize) {
     let f = std::fs::File::open(path).unwrap();
@@ -19,7 +22,7 @@ fn the_three_charts_decode_and_carry_their_text() {
     let recs = records();
     let refs: Vec<&RunRecord> = recs.iter().collect();
     let s = crate::report::summarize(&refs, None);
-    write_all(dir.path(), "syn", "mnist", &s, &refs).unwrap();
+    write_all(dir.path(), "syn", ("mnist", MNIST), &s, &refs).unwrap();
     let charts = dir.path().join("charts");
     for stem in [
         "accuracy_vs_temperature",
@@ -121,7 +124,7 @@ fn each_method_gets_its_own_charts_and_no_method_joins_another_s_line() {
     let recs = records_with_methods();
     let refs: Vec<&RunRecord> = recs.iter().collect();
     let s = crate::report::summarize(&refs, None);
-    write_all(dir.path(), "syn", "mnist", &s, &refs).unwrap();
+    write_all(dir.path(), "syn", ("mnist", MNIST), &s, &refs).unwrap();
     let charts = dir.path().join("charts");
     let svg = |stem: &str| std::fs::read_to_string(charts.join(format!("{stem}.svg"))).unwrap();
     for stem in [
@@ -173,7 +176,7 @@ fn a_sweep_of_logit_kd_alone_draws_no_method_charts() {
     let recs = records();
     let refs: Vec<&RunRecord> = recs.iter().collect();
     let s = crate::report::summarize(&refs, None);
-    write_all(dir.path(), "syn", "mnist", &s, &refs).unwrap();
+    write_all(dir.path(), "syn", ("mnist", MNIST), &s, &refs).unwrap();
     let mut names: Vec<String> = std::fs::read_dir(dir.path().join("charts"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -483,12 +483,9 @@ impl Bench<'_> {
         let s = &self.s;
         let validation = s.train / 2;
         let cfg = crate::config::DataConfig {
-            dataset: self.o.dataset,
-            path: self.dir.clone(),
-            validation,
             train_subset: Some(s.train.min(self.raw.train.n - validation)),
             test_subset: Some(s.train / 2),
-            split_seed: 0,
+            ..crate::config::DataConfig::of(self.o.dataset, self.dir.clone(), validation, 0)
         };
         let prepared = crate::data::Dataset::from_raw(&self.raw, &cfg, self.device);
         let (with, without) = feeding(&prepared, self.device, 128, s.student_steps);
@@ -628,7 +625,15 @@ pub fn run(o: &Options, log: &dyn Fn(&str)) -> anyhow::Result<String> {
     if let Some(d) = &o.data {
         o.data = Some(std::path::absolute(d)?);
     }
-    let dir = o.data.clone().unwrap_or_else(|| o.dataset.default_path());
+    // the benchmark measures on the datasets whose shape its sections assume
+    let Some(default) = o.dataset.default_path() else {
+        let why = format!(
+            "bench measures on fashion-mnist, mnist, cifar10 or cifar100, not on a {} dataset",
+            o.dataset.name()
+        );
+        return Err(crate::util::UsageError(why).into());
+    };
+    let dir = o.data.clone().unwrap_or(default);
     let raw = crate::data::read(o.dataset, &dir)?;
     // small datasets: keep the training subset and its half-size hold-out within the data
     let mut s = sizes(o.quick);

@@ -82,12 +82,14 @@ impl Bench<'_> {
     /// The tutorial comparison's data settings.
     fn tutorial_data(&self) -> crate::config::DataConfig {
         crate::config::DataConfig {
-            dataset: self.o.dataset,
-            path: self.dir.clone(),
-            validation: self.s.tutorial_validation,
             train_subset: Some(self.s.tutorial_train),
             test_subset: self.s.tutorial_test,
-            split_seed: 0,
+            ..crate::config::DataConfig::of(
+                self.o.dataset,
+                self.dir.clone(),
+                self.s.tutorial_validation,
+                0,
+            )
         }
     }
 
