@@ -4,7 +4,6 @@
 
 mod cifar;
 mod idx;
-mod pickle;
 pub mod write;
 
 use crate::rng::SplitMix64;
