@@ -119,7 +119,7 @@ pub fn execute_job(
             // interruption it was continued from, and the same in the sweep that trained a teacher
             // and in the sweeps that reuse it from the cache
             RunEnd::Trained(f) => {
-                let trained = f.history.last().map_or(secs, |e| e.seconds);
+                let trained = f.seconds().unwrap_or(secs);
                 Some(RunRecord::done(run, epochs, *f, trained, &device))
             }
             RunEnd::Paused(history) => {
@@ -338,13 +338,23 @@ fn train_run(
     let fitted = match job.run.role {
         Role::Teacher => {
             let (vs, net) = init(arch)?;
-            let fitted = train::fit(
-                (&vs, &net),
-                data,
-                &settings,
-                (Source::None, &plain),
-                &mut hooks,
-            )?;
+            let fitted = match settings.epochs {
+                // used as it is: a kd-sweep network's weights from its file (a TorchScript
+                // network's are its file's already, init = "as-saved"), evaluated, never trained
+                0 => {
+                    if let Some(w) = &job.run.phase(sweep).weights {
+                        (w.load_into(&vs, arch, data.classes)).map_err(RunError::Model)?;
+                    }
+                    train::as_loaded(&net, data)
+                }
+                _ => train::fit(
+                    (&vs, &net),
+                    data,
+                    &settings,
+                    (Source::None, &plain),
+                    &mut hooks,
+                )?,
+            };
             let logits = publish_teacher(job, &store, &vs, &net, data, &fitted)?;
             state.logits = Some((job.run.key.clone(), logits));
             fitted
@@ -458,7 +468,7 @@ fn publish_teacher(
     fitted: &Fitted,
 ) -> Result<Tensor, RunError> {
     let logits = train::logits(net, &data.train_x);
-    let secs = fitted.history.last().map_or(0.0, |e| e.seconds);
+    let secs = fitted.seconds().unwrap_or(0.0);
     let epochs = job.run.phase(&job.sweep).epochs;
     let mut record = RunRecord::done(
         &job.run,
