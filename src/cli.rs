@@ -37,7 +37,9 @@ and the grid. Minimal example (see README.md for every key):
   baseline = true                # also the student without a teacher
 
 Optional per role ([teacher], [student]): model = \"resnet20\" (`kd-sweep models`) or
-\"torchscript:net.pt\" (your own PyTorch network); optimizer = \"sgd\" with momentum, nesterov,
+\"torchscript:net.pt\" (your own PyTorch network); a trained teacher used as it is: [teacher]
+epochs = 0 with weights = \"resnet20.pth\" (a torch.save state dict or .safetensors) or a
+TorchScript file with init = \"as-saved\"; optimizer = \"sgd\" with momentum, nesterov,
 weight_decay; schedule = \"multistep\" (milestones, gamma) or \"cosine\", warmup_epochs;
 augment = \"crop-flip\". Optional in [grid]: method = [\"logit\", \"dkd\", \"dist\", \"multi-t\",
 \"ctkd\", \"feature\", \"imitation\"] (the newer methods' axes in [grid.dkd], [grid.dist],

@@ -3,8 +3,9 @@
 //! The folders, from the bottom up; each imports only folders above it in this list (no import
 //! cycles):
 //!
-//! - [`platform`], [`util`], [`rng`]: what the machine offers and how libtorch is set up (devices,
-//!   numerics modes, the switches tch lacks); small shared helpers; the random streams.
+//! - [`platform`], [`util`], [`rng`], [`pickle`]: what the machine offers and how libtorch is set up
+//!   (devices, numerics modes, the switches tch lacks); small shared helpers; the random streams;
+//!   an inert unpickler (CIFAR's python release, PyTorch's saved state dicts).
 //! - [`data`]: the datasets in their real formats, and the tensors a run trains on.
 //! - [`model`]: the networks (the zoo and users' TorchScript files).
 //! - [`distill`]: the distillation methods (one entry each), the typed grid coordinate, the losses.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod data;
 pub mod distill;
 pub mod model;
+pub mod pickle;
 pub mod plan;
 pub mod platform;
 pub mod record;

@@ -45,7 +45,7 @@ fn each_subcommand_takes_only_the_options_it_uses() {
         ("slurm", slurm),
         ("status", vec!["watch", "every", "results"]),
         ("devices", vec!["json"]),
-        ("models", vec!["dataset"]),
+        ("models", vec!["dataset", "data", "image-size"]),
     ];
     let cli = Cli::command();
     let longs = |c: &clap::Command| -> Vec<String> {

@@ -54,6 +54,8 @@ pub(super) struct RawPhase {
     pub(super) init: Option<Spanned<String>>,
     pub(super) threads: Option<Spanned<i64>>,
     pub(super) model: Option<Spanned<String>>,
+    /// A trained network's state dict or safetensors file ([teacher] with epochs = 0 only).
+    pub(super) weights: Option<Spanned<String>>,
     pub(super) optimizer: Option<Spanned<String>>,
     pub(super) momentum: Option<Spanned<f64>>,
     pub(super) nesterov: Option<Spanned<bool>>,

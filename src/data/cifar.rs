@@ -5,7 +5,8 @@
 //! then the pixels) and python (`train`, `test`, with `data`, `fine_labels` and `coarse_labels`); the
 //! fine labels (100 classes) are the ones read.
 
-use super::{pickle, read_maybe_gz, DataError, Pixels, RawImages};
+use super::{read_maybe_gz, DataError, Pixels, RawImages};
+use crate::pickle;
 use sha2::Sha256;
 use std::path::{Path, PathBuf};
 

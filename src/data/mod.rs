@@ -7,7 +7,6 @@ mod cache;
 mod cifar;
 mod folder;
 mod idx;
-mod pickle;
 mod tensors;
 pub mod write;
 

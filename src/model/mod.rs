@@ -5,6 +5,7 @@
 
 pub mod listing;
 pub mod script;
+pub mod weights;
 mod zoo;
 
 use zoo::Body;

@@ -206,6 +206,9 @@ fn teacher_key(
         "phase": sweep.teacher,
         "seed": seed,
     });
+    if sweep.teacher.epochs == 0 {
+        key["phase"] = as_loaded_phase(&sweep.teacher);
+    }
     data_options(d, &mut key);
     how_computed(sweep, &mut key);
     key
@@ -220,6 +223,18 @@ fn data_options(d: &crate::config::DataConfig, key: &mut serde_json::Value) {
     if let Some(size) = d.image_size {
         key["image_size"] = serde_json::json!(size);
     }
+}
+
+/// A teacher used as it is (epochs = 0) in its key: only what its numbers depend on — its network,
+/// its weights' content (not their path) and its thread count; lr and batch_size are not used, and
+/// its init is a TorchScript file's own weights or none.
+fn as_loaded_phase(p: &Phase) -> serde_json::Value {
+    serde_json::json!({
+        "epochs": 0,
+        "threads": p.threads,
+        "model": p.model,
+        "weights": p.weights.as_ref().map(|w| format!("sha256:{}", w.sha256)),
+    })
 }
 
 /// [`build`] with the keys of model version `model_version` (tests check that keys of older versions
@@ -408,6 +423,36 @@ mod tests {
                 "{}",
                 r.id
             );
+        }
+    }
+
+    #[test]
+    fn a_teacher_used_as_it_is_is_keyed_by_its_weights_content_not_their_path_or_lr() {
+        let as_loaded = |path: &str, sha: &str, lr: f64, batch_size: u32| {
+            let mut s = sweep("");
+            s.teacher.epochs = 0;
+            (s.teacher.lr, s.teacher.batch_size) = (lr, batch_size);
+            s.teacher.weights = Some(crate::model::weights::Weights {
+                path: path.into(),
+                sha256: sha.into(),
+            });
+            build(&s, "fp")
+        };
+        let a = as_loaded("a/t.pt", "aa", 0.01, 8);
+        let moved = as_loaded("b/u.pt", "aa", 0.5, 64);
+        let changed = as_loaded("a/t.pt", "bb", 0.01, 8);
+        for ((x, y), z) in a.runs.iter().zip(&moved.runs).zip(&changed.runs) {
+            assert_eq!(
+                x.key, y.key,
+                "{}: the path, lr and batch size are not used",
+                x.id
+            );
+            assert_eq!(x.key == z.key, x.role == Role::Baseline, "{}", x.id);
+        }
+        // a trained teacher's key has no weights in it: sweeps without them keep their keys
+        let trained = build(&sweep(""), "fp");
+        for (x, y) in trained.runs.iter().zip(&a.runs) {
+            assert_eq!(x.key == y.key, x.role == Role::Baseline, "{}", x.id);
         }
     }
 

@@ -199,6 +199,19 @@ fn network_lines(p: &Prepared, sizes: &Sizes) -> String {
             p.classes
         ));
     }
+    if p.sweep.teacher.epochs == 0 {
+        let from = match &p.sweep.teacher.weights {
+            Some(w) => format!(
+                "{} (sha256 {}…)",
+                w.path.display(),
+                w.sha256.get(..12).unwrap_or(&w.sha256)
+            ),
+            None => "its TorchScript file".into(),
+        };
+        out.push_str(&format!(
+            "teacher used as it is: weights of {from}, evaluated, never trained\n"
+        ));
+    }
     let students = || p.plan.runs.iter().filter(|r| r.role == Role::Student);
     let unfused: Vec<String> = (sizes.iter().map(|(a, _)| *a))
         .filter(|a| !a.fusable() && students().any(|r| r.arch() == *a))

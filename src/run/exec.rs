@@ -118,7 +118,7 @@ pub fn execute_job(
             // interruption it was continued from, and the same in the sweep that trained a teacher
             // and in the sweeps that reuse it from the cache
             RunEnd::Trained(f) => {
-                let trained = f.history.last().map_or(secs, |e| e.seconds);
+                let trained = f.seconds().unwrap_or(secs);
                 Some(RunRecord::done(run, epochs, *f, trained, &device))
             }
             RunEnd::Paused(history) => {
@@ -378,13 +378,23 @@ fn train_run(
     let fitted = match job.run.role {
         Role::Teacher => {
             let (vs, net) = teacher.as_ref().ok_or(RunError::NoTeacher)?;
-            let fitted = train::fit(
-                (vs, net),
-                data,
-                &settings,
-                (Source::None, &plain),
-                &mut hooks,
-            )?;
+            let fitted = match settings.epochs {
+                // used as it is: a kd-sweep network's weights from its file (a TorchScript
+                // network's are its file's already, init = "as-saved"), evaluated, never trained
+                0 => {
+                    if let Some(w) = &job.run.phase(sweep).weights {
+                        (w.load_into(vs, arch, data.classes)).map_err(RunError::Model)?;
+                    }
+                    train::as_loaded(net, data)
+                }
+                _ => train::fit(
+                    (vs, net),
+                    data,
+                    &settings,
+                    (Source::None, &plain),
+                    &mut hooks,
+                )?,
+            };
             let logits = publish_teacher(job, &store, vs, net, data, &fitted)?;
             state.logits = Some((job.run.key.clone(), logits));
             fitted
@@ -498,7 +508,7 @@ fn publish_teacher(
     data: &Dataset,
     fitted: &Fitted,
 ) -> Result<Tensor, RunError> {
-    let secs = fitted.history.last().map_or(0.0, |e| e.seconds);
+    let secs = fitted.seconds().unwrap_or(0.0);
     let epochs = job.run.phase(&job.sweep).epochs;
     let record = RunRecord::done(
         &job.run,
@@ -533,6 +543,7 @@ fn save_snapshot(
         test_acc_at_best: test_acc,
         step_losses: Vec::new(),
         imitation: None,
+        as_loaded: None,
     };
     let spec = RunSpec {
         id: format!("{}-epoch{}", job.run.id, s.epoch),

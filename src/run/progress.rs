@@ -100,6 +100,16 @@ impl Progress {
     pub fn finished(&self, worker: usize, r: &RunRecord) {
         let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         let line = match r.status {
+            // a teacher used as it is ([teacher] epochs = 0)
+            Status::Done if r.epochs == 0 => format!(
+                "[{n}/{}] {} evaluated as loaded in {:.1}s on {}: validation {:.2}%, test {:.2}%",
+                self.total,
+                r.run_id,
+                r.seconds,
+                r.device,
+                r.val_acc.unwrap_or(f64::NAN),
+                r.test_acc.unwrap_or(f64::NAN)
+            ),
             Status::Done => format!(
                 "[{n}/{}] {} done in {:.1}s on {}: test {:.2}% (at best val epoch {}: {:.2}%)",
                 self.total,

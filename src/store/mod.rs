@@ -90,6 +90,14 @@ impl RunRecord {
             r.best_val_acc = Some(b.val_acc);
             r.test_acc_at_best = Some(fit.test_acc_at_best);
         }
+        if let (None, Some(a)) = (fit.history.last(), fit.as_loaded) {
+            // evaluated as loaded: its one evaluation is its last and its best (epoch 0)
+            r.val_acc = Some(a.val_acc);
+            r.test_acc = Some(fit.test_acc);
+            r.best_epoch = Some(0);
+            r.best_val_acc = Some(a.val_acc);
+            r.test_acc_at_best = Some(fit.test_acc_at_best);
+        }
         if let Some(i) = fit.imitation {
             r.agreement = Some(i.agreement);
             r.kl_to_teacher = Some(i.kl);

@@ -20,6 +20,19 @@ pub fn eval_batch(device: Device) -> i64 {
     }
 }
 
+/// A network used as it is (a teacher with `epochs = 0`): its validation and test accuracy, nothing
+/// trained — no epochs, its record's best epoch 0.
+pub fn as_loaded(net: &Net, data: &crate::data::Dataset) -> super::Fitted {
+    let start = std::time::Instant::now();
+    let val_acc = accuracy(net, &data.val_x, &data.val_y);
+    let test = accuracy(net, &data.test_x, &data.test_y);
+    let seconds = start.elapsed().as_secs_f64();
+    super::Fitted {
+        as_loaded: Some(super::AsLoaded { val_acc, seconds }),
+        ..super::Fitted::new(Vec::new(), test, test, Vec::new())
+    }
+}
+
 /// Accuracy in % of `net` (eval mode, [`Net::predict`]) on `xs`/`ys`.
 pub fn accuracy(net: &Net, xs: &Tensor, ys: &Tensor) -> f64 {
     let _guard = tch::no_grad_guard();

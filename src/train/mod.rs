@@ -16,7 +16,9 @@ pub mod settings;
 pub mod state;
 
 pub use driver::{mean, pauses, rows_on, StepLosses, STOP};
-pub use eval::{accuracy, eval_batch, feature_maps, logits, CPU_EVAL_BATCH, GPU_EVAL_BATCH};
+pub use eval::{
+    accuracy, as_loaded, eval_batch, feature_maps, logits, CPU_EVAL_BATCH, GPU_EVAL_BATCH,
+};
 pub use init::{init, init_with, restore, snapshot, snapshot_of, try_init, try_init_with};
 pub use plain::{fit, fit_logit, Hooks, Source};
 pub use settings::{Phase, Precision, RunSettings, STUDENT_STREAM, TEACHER_STREAM};
@@ -37,6 +39,15 @@ pub struct Fitted {
     pub step_losses: Vec<f64>,
     /// How closely the last weights imitate the teacher on the test set, when a teacher was given.
     pub imitation: Option<Imitation>,
+    /// A network evaluated as loaded, never trained (a teacher with `epochs = 0`; no history).
+    pub as_loaded: Option<AsLoaded>,
+}
+
+/// What evaluating a network as loaded measured: validation accuracy (%) and seconds it took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AsLoaded {
+    pub val_acc: f64,
+    pub seconds: f64,
 }
 
 /// How closely a student imitates its teacher on the test set (Stanton et al. 2021): the share of
@@ -80,7 +91,14 @@ impl Fitted {
             test_acc_at_best,
             step_losses,
             imitation: None,
+            as_loaded: None,
         }
+    }
+
+    /// The run's time as its epochs count it (an evaluated network's: its evaluation's); `None`
+    /// when it has neither.
+    pub fn seconds(&self) -> Option<f64> {
+        (self.history.last().map(|e| e.seconds)).or(self.as_loaded.map(|a| a.seconds))
     }
 }
 

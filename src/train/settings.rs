@@ -42,6 +42,10 @@ pub struct Phase {
         skip_serializing_if = "crate::train::optim::Recipe::is_default"
     )]
     pub recipe: crate::train::optim::Recipe,
+    /// A trained network's weights file, for a teacher used as it is (`epochs` = 0; absent
+    /// otherwise, so every other sweep keeps its keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<crate::model::weights::Weights>,
 }
 
 fn is_zero(v: &f64) -> bool {

@@ -241,7 +241,9 @@ pub fn check_sizes(sweep: &Sweep, n_train: usize, n_test: usize) -> Result<(), C
         ("teacher.batch_size", sweep.teacher.batch_size),
         ("student.batch_size", sweep.student.batch_size),
     ] {
-        if bs as usize > train {
+        // a teacher used as it is (epochs = 0) takes no steps
+        let steps = key == "student.batch_size" || sweep.teacher.epochs > 0;
+        if steps && bs as usize > train {
             return Err(src.error(
                 key,
                 format!("{bs} is larger than the {train} training images; use at most {train}"),

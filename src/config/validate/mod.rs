@@ -8,6 +8,7 @@ mod data;
 
 pub use data::{check_data, check_sizes};
 mod document;
+mod evaluated;
 mod grid;
 mod roles;
 mod schedule;

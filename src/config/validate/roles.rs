@@ -100,7 +100,6 @@ impl Validator<'_> {
         (default_model, in_grid, check): (crate::model::Arch, bool, Option<ModelCheck>),
     ) -> Option<Phase> {
         let RawPhase {
-            epochs,
             batch_size: batch,
             lr,
             init: raw_init,
@@ -154,11 +153,9 @@ impl Validator<'_> {
                 ),
             )))
         };
-        let epochs = self.keep(self.positive(
-            epochs,
-            &format!("{role}.epochs"),
-            "passes over the training set",
-        ));
+        let epochs = self.keep(self.epochs(role, raw));
+        let arch = model.map(|m| m.unwrap_or(default_model));
+        let weights = self.keep(self.weights_file(role, raw, arch, check.as_ref()));
         let augment = self.keep(self.augment(role, &raw.augment));
         let precision = match &raw.precision {
             None => Some(crate::train::Precision::Fp32),
@@ -185,7 +182,10 @@ impl Validator<'_> {
                 }
             }
         };
-        let recipe = epochs.and_then(|e| self.keep(self.recipe(role, raw, e)));
+        let recipe = match epochs {
+            Some(0) => self.untrained(role, raw).map(|()| Default::default()),
+            e => e.and_then(|e| self.keep(self.recipe(role, raw, e))),
+        };
         let batch_size =
             self.keep(self.positive(batch, &format!("{role}.batch_size"), "images per step"));
         placed?;
@@ -200,6 +200,7 @@ impl Validator<'_> {
             init: init?,
             threads: threads?,
             model: model?,
+            weights: weights?,
         })
     }
     /// A role's `init` (`raw`), PyTorch's rule when absent.

@@ -51,7 +51,11 @@ fn learning_series(s: &Summary, done: &[&RunRecord]) -> Series {
                 colour,
                 line: Line::Dashed,
             };
-            series.push((entry, val_curve(&rs)));
+            let curve = match val_curve(&rs) {
+                c if c.is_empty() => as_loaded_level(&rs, done),
+                c => c,
+            };
+            series.push((entry, curve));
         }
     }
     let all_alphas = alphas(&s.cells);
@@ -88,6 +92,21 @@ fn learning_series(s: &Summary, done: &[&RunRecord]) -> Series {
         }
     }
     series
+}
+
+/// A teacher used as it is (no epochs, `[teacher] epochs = 0`): its validation accuracy as loaded,
+/// level across the other runs' epochs.
+fn as_loaded_level(teachers: &[&RunRecord], done: &[&RunRecord]) -> Vec<(u32, Stat)> {
+    let vals: Vec<f64> = teachers.iter().filter_map(|r| r.val_acc).collect();
+    let epochs = done
+        .iter()
+        .map(|r| r.history.len())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    Stat::of(&vals).map_or(Vec::new(), |v| {
+        (1..=epochs as u32).map(|e| (e, v)).collect()
+    })
 }
 
 /// `learning_curves`: validation accuracy per epoch for the teacher, the baseline, each α at its

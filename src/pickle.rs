@@ -1,6 +1,10 @@
-//! Just enough of Python's pickle to read CIFAR-10's python release: the opcodes of protocols 0–5 that
-//! plain containers, numbers, strings and numpy arrays (`_reconstruct` and `_frombuffer`) use. Globals
-//! are never called: a `REDUCE` becomes an inert [`Value::Object`] that the reader inspects.
+//! Just enough of Python's pickle to read CIFAR's python releases and PyTorch's saved state dicts:
+//! the opcodes of protocols 0–5 that plain containers, numbers, strings, numpy arrays (`_reconstruct`
+//! and `_frombuffer`) and `torch.save`'s tensors use. Globals are never called: a `REDUCE` becomes an
+//! inert [`Value::Object`] that the reader inspects (only `collections.OrderedDict()` is read as the
+//! empty dict it makes), and a persistent id (`torch.save`'s reference to a storage stored beside the
+//! pickle) stays a [`Value::Persistent`] for the reader to resolve. Used by `data` (CIFAR) and `model`
+//! (state dicts), so it imports nothing of kd-sweep.
 
 use std::collections::HashMap;
 
@@ -21,6 +25,9 @@ pub enum Value {
         args: Box<Value>,
         state: Option<Box<Value>>,
     },
+    /// A persistent id (`BINPERSID`/`PERSID`): what the pickler's `persistent_id` returned, left for
+    /// the reader to resolve (for `torch.save`, `('storage', type, key, location, numel)`).
+    Persistent(Box<Value>),
     Mark,
 }
 
@@ -35,6 +42,14 @@ impl Value {
             Value::Bytes(b) if b == key.as_bytes() => Some(v),
             _ => None,
         })
+    }
+
+    /// The (key, value) pairs of a dict (an `OrderedDict` included).
+    pub fn dict_items(&self) -> Option<&[(Value, Value)]> {
+        match self {
+            Value::Dict(items) => Some(items),
+            _ => None,
+        }
     }
 
     pub fn int_list(&self) -> Option<Vec<i64>> {
@@ -176,9 +191,13 @@ fn utf8(b: &[u8]) -> Result<String, String> {
 }
 
 /// A `REDUCE`: kept inert, except the one call Python 3 uses to write `bytes` at protocol 2,
-/// `_codecs.encode(text, 'latin1')`, which is decoded back to the bytes.
+/// `_codecs.encode(text, 'latin1')`, which is decoded back to the bytes, and `OrderedDict()` (a state
+/// dict, filled by the `SETITEMS` that follow), which is the empty dict it makes.
 fn reduce(callable: Value, args: Value) -> Value {
     if let (Value::Global(m, f), Value::Tuple(a)) = (&callable, &args) {
+        if m == "collections" && f == "OrderedDict" && a.is_empty() {
+            return Value::Dict(Vec::new());
+        }
         if m == "_codecs" && f == "encode" {
             if let [Value::Str(text), Value::Str(enc)] = a.as_slice() {
                 if enc == "latin1" || enc == "latin-1" {
@@ -304,6 +323,14 @@ pub fn load(bytes: &[u8]) -> Result<Value, String> {
                     _ => return Err("STACK_GLOBAL needs two strings".into()),
                 }
             }
+            b'Q' => {
+                let pid = pop(&mut stack)?;
+                stack.push(Value::Persistent(Box::new(pid)));
+            }
+            b'P' => {
+                let pid = r.line()?.to_string();
+                stack.push(Value::Persistent(Box::new(Value::Str(pid))));
+            }
             b'R' | 0x81 => {
                 let args = pop(&mut stack)?;
                 let callable = pop(&mut stack)?;
@@ -313,7 +340,7 @@ pub fn load(bytes: &[u8]) -> Result<Value, String> {
                 let st = pop(&mut stack)?;
                 match stack.last_mut() {
                     Some(Value::Object { state, .. }) => *state = Some(Box::new(st)),
-                    Some(_) => {} // state on a plain value: nothing the CIFAR reader needs
+                    Some(_) => {} // state on a plain value (a state dict's `_metadata`): not needed
                     None => return Err("stack underflow".into()),
                 }
             }
@@ -409,6 +436,48 @@ mod tests {
         assert_eq!(
             v.dict_get("labels").unwrap().int_list().unwrap(),
             vec![1, 300, -2]
+        );
+    }
+
+    #[test]
+    fn persistent_ids_and_ordered_dicts_stay_inert() {
+        // what torch.save writes for {'w': tensor} (protocol 2), the storage's numel and the
+        // tensor's size and stride shortened:
+        // OrderedDict([('w', _rebuild_tensor_v2(pid, 0, (2,), (1,), False, OrderedDict()))])
+        let mut p = vec![0x80, 2];
+        p.extend_from_slice(b"ccollections\nOrderedDict\nq\x00)Rq\x01X\x01\x00\x00\x00w");
+        p.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storage");
+        p.extend_from_slice(b"ctorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x02tQ");
+        p.extend_from_slice(b"K\x00K\x02\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtRs.");
+        let v = load(&p).unwrap();
+        let Value::Object { callable, args, .. } = v.dict_get("w").unwrap() else {
+            panic!("{v:?}")
+        };
+        assert_eq!(
+            **callable,
+            Value::Global("torch._utils".into(), "_rebuild_tensor_v2".into())
+        );
+        let Value::Tuple(a) = args.as_ref() else {
+            panic!()
+        };
+        let Value::Persistent(pid) = &a[0] else {
+            panic!("{:?}", a[0])
+        };
+        assert_eq!(
+            **pid,
+            Value::Tuple(vec![
+                Value::Str("storage".into()),
+                Value::Global("torch".into(), "FloatStorage".into()),
+                Value::Str("0".into()),
+                Value::Str("cpu".into()),
+                Value::Int(2),
+            ])
+        );
+        assert_eq!(a[2].int_list(), Some(vec![2]));
+        assert_eq!(
+            a[5],
+            Value::Dict(Vec::new()),
+            "backward hooks: an empty dict"
         );
     }
 
