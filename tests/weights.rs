@@ -270,3 +270,61 @@ fn a_torchscript_teacher_as_saved_with_no_epochs_is_evaluated_not_trained() {
         text(&o)
     );
 }
+
+/// `[data] mean/std` are torchvision's `Normalize`: a teacher trained and saved in PyTorch on
+/// `ToTensor()` + `Normalize(mean, std)` inputs (tests/fixtures/normalized_teacher.py), loaded with
+/// `epochs = 0` and the same mean and std, classifies exactly as many test images correctly as it did
+/// in PyTorch. Without them (the training images' own statistics) it does not: the file's mean and std
+/// are far from those.
+#[test]
+fn a_pytorch_teacher_normalized_as_in_pytorch_gets_pytorch_s_test_accuracy() {
+    common::portable_numerics();
+    let Some(python) = kd_sweep::tools::bench::reference_python(None) else {
+        common::skip_without_pytorch();
+        return;
+    };
+    let c = Case::new(10, 10);
+    let out = c.path("pt");
+    std::fs::create_dir_all(&out).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/normalized_teacher.py");
+    let status = Command::new(python).arg(script).arg(&out).status().unwrap();
+    assert!(status.success(), "normalized_teacher.py failed");
+    let said: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("pytorch.json")).unwrap()).unwrap();
+    let (correct, n) = (
+        said["correct"].as_u64().unwrap(),
+        said["n_test"].as_u64().unwrap(),
+    );
+    let sweep = |name: &str, normalize: &str| {
+        c.sweep(
+            name,
+            &format!(
+                "seeds = [0]\n[data]\ndataset = \"tensors\"\npath = \"pt/data.safetensors\"\n\
+                 validation = 40\n{normalize}\n\
+                 [teacher]\nmodel = \"tutorial-teacher\"\nweights = \"pt/teacher.pt\"\nepochs = 0\n\
+                 batch_size = 16\nlr = 0.001\n\
+                 [student]\nepochs = 1\nbatch_size = 32\nlr = 0.001\n\
+                 [grid]\ntemperature = [4]\nalpha = [0.5]\nbaseline = false\n"
+            ),
+        )
+    };
+    let teacher_correct = |s: &Path, name: &str| {
+        let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let rows = csv_rows(&c.path(&format!("out/{name}/runs.csv")));
+        let t = rows.iter().find(|r| r["role"] == "teacher").unwrap();
+        let acc: f64 = t["test_acc"].parse().unwrap();
+        acc * n as f64 / 100.0
+    };
+    let given = teacher_correct(&sweep("given", "mean = [0.7]\nstd = [0.2]"), "given");
+    // runs.csv has two decimals: a count off by one image would be 1.0 away
+    assert!(
+        (given - correct as f64).abs() < 0.05,
+        "kd-sweep: {given} of {n} test images right, PyTorch: {correct}"
+    );
+    let own = teacher_correct(&sweep("own", ""), "own");
+    assert!(
+        (own - correct as f64).abs() > 0.5,
+        "the training images' statistics gave PyTorch's count too ({own}): the test shows nothing"
+    );
+}
