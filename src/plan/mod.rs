@@ -237,6 +237,24 @@ fn as_loaded_phase(p: &Phase) -> serde_json::Value {
     })
 }
 
+/// A teacher's snapshots (`[grid] teacher_epoch`), given its key as computed without them. A
+/// snapshot's key is that of the teacher's training (whatever other snapshots it takes) and its epoch;
+/// the teacher's own key then names the snapshots it must leave, so adding one to the list trains the
+/// teacher again while the snapshots it had keep their keys (and so their students).
+fn snapshots_of(sweep: &Sweep, teacher_key: &mut serde_json::Value) -> Vec<Snapshot> {
+    let training = key_of(teacher_key);
+    let snapshots: Vec<Snapshot> = (sweep.teacher_epochs.iter())
+        .map(|&epoch| Snapshot {
+            epoch,
+            key: key_of(&serde_json::json!({"snapshot_of": training, "epoch": epoch})),
+        })
+        .collect();
+    if !snapshots.is_empty() {
+        teacher_key["snapshots"] = serde_json::json!(sweep.teacher_epochs);
+    }
+    snapshots
+}
+
 /// [`build`] with the keys of model version `model_version` (tests check that keys of older versions
 /// are computed as they were).
 pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u32) -> Plan {
@@ -268,18 +286,7 @@ pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u3
         teacher_of_seed.push(runs.len());
         let id = format!("teacher-s{seed}");
         let coord = plain(sweep.teacher.model);
-        // a snapshot's key is that of the teacher's training (whatever other snapshots it takes) and
-        // its epoch; the teacher's own key names the snapshots it must leave, so adding one to the
-        // list trains the teacher again, and the snapshots it had keep their keys (and students)
-        let snapshots: Vec<Snapshot> = (sweep.teacher_epochs.iter())
-            .map(|&epoch| Snapshot {
-                epoch,
-                key: key_of(&serde_json::json!({"snapshot_of": key_of(&key), "epoch": epoch})),
-            })
-            .collect();
-        if !snapshots.is_empty() {
-            key["snapshots"] = serde_json::json!(sweep.teacher_epochs);
-        }
+        let snapshots = snapshots_of(sweep, &mut key);
         runs.push(RunSpec {
             snapshots,
             ..run(id, Role::Teacher, seed, key_of(&key), None, coord)

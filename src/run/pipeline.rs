@@ -298,6 +298,18 @@ fn manifest_of(p: &Prepared, sweep_file: &Path, started: u64, records: &[RunReco
     }
 }
 
+/// A finished run's progress file can outlive it when the process that would have removed it was
+/// killed in between (its record was written first): a sweep that ended uninterrupted removes those,
+/// then the working folders left empty.
+fn tidy_after_a_finished_sweep(p: &Prepared) {
+    let done = finished(p, &|_: &str| {});
+    for (run, _) in p.plan.runs.iter().zip(&done).filter(|(_, d)| **d) {
+        p.store.clear_progress(&run.id, &run.key);
+    }
+    store::remove_stale_temps(&p.store.progress_dir());
+    p.store.remove_empty_work_dirs();
+}
+
 /// Writes every output of the sweep's folder from its records and a fresh manifest (runs.csv,
 /// epochs.csv, manifest.json, summary.md, the charts, index.html: [`report::outputs`]).
 pub fn write_outputs(
@@ -396,14 +408,7 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     store::remove_stale_temps(&p.store.records_dir());
     let summary = write_outputs(&p, path, started)?;
     if !outcome.interrupted {
-        // a finished run's progress file can outlive it when the process that would have removed it
-        // was killed in between (its record was written first); then the folders left empty go
-        let done = finished(&p, &|_: &str| {});
-        for (run, _) in p.plan.runs.iter().zip(&done).filter(|(_, d)| **d) {
-            p.store.clear_progress(&run.id, &run.key);
-        }
-        store::remove_stale_temps(&p.store.progress_dir());
-        p.store.remove_empty_work_dirs();
+        tidy_after_a_finished_sweep(&p);
     }
     if !opts.quiet {
         eprintln!(

@@ -155,25 +155,15 @@ pub fn drive(
             // each step's random draws (dropout) from a seed of its own: a run continued from a
             // checkpoint draws exactly what it would have drawn, fused or not
             tch::manual_seed(s.step_seed(epoch, step));
-            let idx = perm.narrow(0, begin, bs.min(n - begin));
-            let xs = data.train_x.index_select(0, &idx);
-            let xs = match &draws {
-                Some(d) => d.apply(&xs, begin, &data.black),
-                None => xs,
-            };
-            let ys = data.train_y.index_select(0, &idx);
-            let loss = t.step(&Batch { idx, xs, ys }, epoch);
+            let batch = make_batch(data, &perm, (begin, bs.min(n - begin)), draws.as_ref());
+            let loss = t.step(&batch, epoch);
             losses.push(&loss);
         }
         let each = losses.finish_each(epoch);
         let val = t.validate(data);
         let ended = (epoch, s.epochs, elapsed());
         let reports = end_epoch(t, &mut members, (each, earlier), &val, ended)?;
-        if let (Some(f), [Member { history: Ok(h), .. }]) =
-            (hooks.at_epoch_end.as_mut(), &members[..])
-        {
-            f(epoch, h)?;
-        }
+        at_epoch_end(&mut hooks.at_epoch_end, epoch, &members)?;
         if epoch < s.epochs {
             save(&*t, &members, (epoch, 0, order.state()), &[], elapsed())?;
             saved_at = Instant::now();
@@ -189,6 +179,37 @@ pub fn drive(
         }
     }
     finish(t, data, hooks.teacher_test_logits, members)
+}
+
+/// The `len` training rows at `begin` of the epoch's permutation, augmented with the epoch's draws
+/// when there are any.
+fn make_batch(
+    data: &Dataset,
+    perm: &Tensor,
+    (begin, len): (i64, i64),
+    draws: Option<&EpochDraws>,
+) -> Batch {
+    let idx = perm.narrow(0, begin, len);
+    let xs = data.train_x.index_select(0, &idx);
+    let xs = match draws {
+        Some(d) => d.apply(&xs, begin, &data.black),
+        None => xs,
+    };
+    let ys = data.train_y.index_select(0, &idx);
+    Batch { idx, xs, ys }
+}
+
+/// Calls [`DriveHooks::at_epoch_end`] with the single member's epochs so far (a run that has not
+/// failed; a fused group has no such hook).
+fn at_epoch_end(
+    hook: &mut Option<&mut EpochEnd>,
+    epoch: u32,
+    members: &[Member],
+) -> Result<(), TrainError> {
+    match (hook.as_mut(), members) {
+        (Some(f), [Member { history: Ok(h), .. }]) => f(epoch, h),
+        _ => Ok(()),
+    }
 }
 
 /// Where training starts: fresh members at epoch 1, or — from checkpoints, one per member — each

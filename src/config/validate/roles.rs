@@ -164,24 +164,7 @@ impl Validator<'_> {
                     .map_err(|why| self.at(p, &format!("{role}.precision"), &why)),
             ),
         };
-        let label_smoothing = match &raw.label_smoothing {
-            None => Some(0.0),
-            Some(e) => {
-                let v = *e.get_ref();
-                if (0.0..1.0).contains(&v) {
-                    Some(v)
-                } else {
-                    self.keep(Err(self.at(
-                        e,
-                        &format!("{role}.label_smoothing"),
-                        &format!(
-                            "must be in [0, 1) (ε of PyTorch's CrossEntropyLoss(label_smoothing=ε): \
-                             the target is (1 − ε)·one-hot + ε/classes; 0.1 is usual), got {v}"
-                        ),
-                    )))
-                }
-            }
-        };
+        let label_smoothing = self.keep(self.label_smoothing(role, &raw.label_smoothing));
         let recipe = match epochs {
             Some(0) => self.untrained(role, raw).map(|()| Default::default()),
             e => e.and_then(|e| self.keep(self.recipe(role, raw, e))),
@@ -224,6 +207,22 @@ impl Validator<'_> {
                 ),
             )
         })
+    }
+    /// A role's `label_smoothing`: ε in [0, 1), 0 when absent.
+    fn label_smoothing(&self, role: &str, raw: &Option<Spanned<f64>>) -> Result<f64, ConfigError> {
+        let Some(e) = raw else { return Ok(0.0) };
+        let v = *e.get_ref();
+        if (0.0..1.0).contains(&v) {
+            return Ok(v);
+        }
+        Err(self.at(
+            e,
+            &format!("{role}.label_smoothing"),
+            &format!(
+                "must be in [0, 1) (ε of PyTorch's CrossEntropyLoss(label_smoothing=ε): the target \
+                 is (1 − ε)·one-hot + ε/classes; 0.1 is usual), got {v}"
+            ),
+        ))
     }
     /// A role's `augment` (`raw`), none when absent.
     fn augment(
