@@ -16,8 +16,12 @@ import struct
 import sys
 import zlib
 
-CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
-           "ankle-boot"]
+# ImageFolder numbers classes in the sorted order of their folder names: the label's digit first keeps
+# Fashion-MNIST's numbering, which the teacher trained in PyTorch on the IDX files predicts. (Named
+# "bag", "coat", … alone they would sort into another order, and the teacher's outputs would mean
+# other classes: 35 % test accuracy instead of 88.8 %, seen.)
+CLASSES = ["0-t-shirt", "1-trouser", "2-pullover", "3-dress", "4-coat", "5-sandal", "6-shirt",
+           "7-sneaker", "8-bag", "9-ankle-boot"]
 
 
 def idx(path):
