@@ -21,6 +21,25 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A file a sweep names (a relative `path` is relative to `base`, the sweep file's folder), read and
+/// hashed: its path and the hex SHA-256 of its bytes; or its path and why it cannot be read.
+pub fn read_hashed(
+    path: &str,
+    base: &std::path::Path,
+) -> Result<(std::path::PathBuf, String), String> {
+    use sha2::{Digest, Sha256};
+    let p = std::path::Path::new(path);
+    let p = if p.is_relative() {
+        base.join(p)
+    } else {
+        p.to_path_buf()
+    };
+    match std::fs::read(&p) {
+        Ok(bytes) => Ok((p, hex(&Sha256::digest(&bytes)))),
+        Err(e) => Err(format!("{} ({e})", p.display())),
+    }
+}
+
 /// Levenshtein distance (for near-miss suggestions).
 pub fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();

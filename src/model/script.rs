@@ -94,19 +94,10 @@ impl Script {
                 "\"{PREFIX}\" needs a file after it, e.g. \"{PREFIX}nets/student.pt\""
             ));
         }
-        let p = Path::new(path);
-        let p = if p.is_relative() {
-            base.join(p)
-        } else {
-            p.to_path_buf()
-        };
-        let bytes = std::fs::read(&p).map_err(|e| {
-            format!(
-                "cannot read the TorchScript file {} ({e}); a relative path is relative to the sweep file",
-                p.display()
-            )
+        let (p, sha256) = crate::util::read_hashed(path, base).map_err(|why| {
+            format!("cannot read the TorchScript file {why}; a relative path is relative to the sweep file")
         })?;
-        Ok(Script::intern(p, hex(&Sha256::digest(&bytes))))
+        Ok(Script::intern(p, sha256))
     }
 
     /// The name runs, charts and tables use: the file's name (characters other than letters,

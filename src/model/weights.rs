@@ -40,22 +40,12 @@ impl Weights {
         if path.is_empty() {
             return Err("is empty; name a state dict (.pt, .pth) or a .safetensors file".into());
         }
-        let p = Path::new(path);
-        let p = if p.is_relative() {
-            base.join(p)
-        } else {
-            p.to_path_buf()
-        };
-        let bytes = std::fs::read(&p).map_err(|e| {
+        let (path, sha256) = crate::util::read_hashed(path, base).map_err(|why| {
             format!(
-                "cannot read the weights file {} ({e}); a relative path is relative to the sweep file",
-                p.display()
+                "cannot read the weights file {why}; a relative path is relative to the sweep file"
             )
         })?;
-        Ok(Weights {
-            path: p,
-            sha256: hex(&Sha256::digest(&bytes)),
-        })
+        Ok(Weights { path, sha256 })
     }
 
     /// The file's tensors, checked to be the file that was planned.

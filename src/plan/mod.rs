@@ -89,6 +89,11 @@ impl RunSpec {
         }
     }
 
+    /// A teacher's snapshot after `epoch` (`[grid] teacher_epoch`).
+    pub fn snapshot(&self, epoch: u32) -> Option<&Snapshot> {
+        self.snapshots.iter().find(|s| s.epoch == epoch)
+    }
+
     /// The distillation method of a student (logit for teachers and baselines).
     pub fn method(&self) -> Method {
         self.coord.method
@@ -124,7 +129,7 @@ impl Plan {
         let Some(e) = run.coord.teacher_epoch else {
             return Some(teacher.clone());
         };
-        let snapshot = teacher.snapshots.iter().find(|s| s.epoch == e)?;
+        let snapshot = teacher.snapshot(e)?;
         Some(RunSpec {
             id: format!("{}-epoch{e}", teacher.id),
             key: snapshot.key.clone(),
@@ -331,7 +336,7 @@ pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u3
                 let teacher_key = match coord.teacher_epoch {
                     None => &runs[t].key,
                     Some(e) => {
-                        let s = runs[t].snapshots.iter().find(|s| s.epoch == e);
+                        let s = runs[t].snapshot(e);
                         &s.expect("every teacher_epoch has its snapshot").key
                     }
                 };

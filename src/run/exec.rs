@@ -355,10 +355,7 @@ fn train_run(
         _ => None,
     };
     let mut snapshot = |epoch: u32, history: &[EpochStats]| -> Result<(), TrainError> {
-        let (Some(s), Some((vs, net))) = (
-            job.run.snapshots.iter().find(|s| s.epoch == epoch),
-            &teacher,
-        ) else {
+        let (Some(s), Some((vs, net))) = (job.run.snapshot(epoch), &teacher) else {
             return Ok(());
         };
         save_snapshot(job, &store, s, (vs, net), data, history).map_err(|e| {

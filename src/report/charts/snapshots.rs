@@ -2,7 +2,7 @@
 //! snapshot was taken after, the teachers' own test accuracy there and the best student distilled
 //! from it (chosen on validation), beside the baseline student.
 
-use super::{alpha_colour, derr, Area, BASELINE, TEACHER};
+use super::{alpha_colour, derr, y_range, Area, BASELINE, TEACHER};
 use crate::report::Summary;
 use plotters::prelude::*;
 
@@ -24,23 +24,20 @@ where
     let student: Vec<(f64, &crate::report::Cell)> = (s.snapshots.iter())
         .filter_map(|r| Some((r.epoch as f64, &s.cells[r.best?])))
         .collect();
-    let ends = (teacher.iter().map(|p| p.1))
-        .chain(
-            student
-                .iter()
-                .flat_map(|(_, c)| [c.test.mean - c.test.std, c.test.mean + c.test.std]),
-        )
-        .chain(s.baseline.map(|b| b.mean))
-        .filter(|v| v.is_finite());
-    let (lo, hi) = ends.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
-        (l.min(v), h.max(v))
-    });
-    if !lo.is_finite() {
+    if teacher.is_empty() && student.is_empty() {
         return Ok(());
     }
-    let pad = ((hi - lo) * 0.15).max(0.5);
+    let (y0, y1) = y_range(
+        (teacher.iter().map(|p| p.1))
+            .chain(
+                student
+                    .iter()
+                    .flat_map(|(_, c)| [c.test.mean - c.test.std, c.test.mean + c.test.std]),
+            )
+            .chain(s.baseline.map(|b| b.mean)),
+    );
     let last = s.snapshots.iter().map(|r| r.epoch).max().unwrap_or(1) as f64;
-    let x = (0.0..last * 1.08 + 1.0, lo - pad..hi + pad);
+    let x = (0.0..last * 1.08 + 1.0, y0..y1);
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 22).into_font())
         .margin(20)
