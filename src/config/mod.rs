@@ -286,7 +286,44 @@ pub struct Sweep {
     pub source: SourceMap,
 }
 
+/// An axis' values as a method table gives them.
+pub enum AxisValues {
+    One(Vec<GridValue>),
+    /// Sets of values (multi-T's temperature sets).
+    Sets(Vec<Vec<GridValue>>),
+}
+
 impl MethodGrid {
+    /// A method's grid with no values yet (plain logits only).
+    pub fn empty(method: Method) -> MethodGrid {
+        MethodGrid {
+            method,
+            temperature: Vec::new(),
+            alpha: Vec::new(),
+            beta: Vec::new(),
+            gamma: Vec::new(),
+            temperatures: Vec::new(),
+            logit_norm: vec![false],
+            zscore_temperature: Vec::new(),
+        }
+    }
+
+    /// Gives `axis` its values (sets only for the temperature sets, single values for the rest).
+    pub fn set(&mut self, axis: crate::distill::Axis, values: AxisValues) {
+        use crate::distill::Axis;
+        match (axis, values) {
+            (Axis::Temperatures, AxisValues::Sets(sets)) => self.temperatures = sets,
+            (Axis::Temperatures, AxisValues::One(one)) => self.temperatures = vec![one],
+            (axis, AxisValues::Sets(sets)) => {
+                self.set(axis, AxisValues::One(sets.into_iter().flatten().collect()))
+            }
+            (Axis::Temperature, AxisValues::One(v)) => self.temperature = v,
+            (Axis::Alpha, AxisValues::One(v)) => self.alpha = v,
+            (Axis::Beta, AxisValues::One(v)) => self.beta = v,
+            (Axis::Gamma, AxisValues::One(v)) => self.gamma = v,
+        }
+    }
+
     /// The cells of this table: the product of its method's axes (in [`Method::axes`] order, the
     /// last varying fastest), plain logits before z-scored ones.
     pub fn cells(&self) -> Vec<Coord> {

@@ -82,53 +82,94 @@ pub(super) struct RawGrid {
     pub(super) baseline: Option<bool>,
     pub(super) logit_norm: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) zscore_temperature: Option<Spanned<Vec<Spanned<f64>>>>,
-    pub(super) dkd: Option<Spanned<RawDkd>>,
-    pub(super) dist: Option<Spanned<RawDist>>,
-    pub(super) multi_t: Option<Spanned<RawMultiT>>,
-    pub(super) ctkd: Option<Spanned<RawCtkd>>,
+    /// The `[grid.<name>]` tables, taken out of `[grid]` before it is read (the document reader
+    /// does) and read as written: each is checked against its method's declared keys
+    /// ([`crate::distill::Table`]), so no method has a struct here.
+    #[serde(skip)]
+    pub(super) tables: Vec<RawTable>,
+}
+
+/// A `[grid.<name>]` table as written: its name, its place (the header) and its keys' values.
+pub(super) struct RawTable {
+    pub(super) name: String,
+    pub(super) span: std::ops::Range<usize>,
+    /// In the order written; `Err(kind)` when `[grid] <name>` is not a table.
+    pub(super) keys: Result<Vec<(String, Spanned<RawValue>)>, &'static str>,
+}
+
+/// Any TOML value, with the place of every value inside it (for a method table's keys, whose types
+/// the table's declaration gives).
+#[derive(Debug)]
+pub(super) enum RawValue {
+    Integer(i64),
+    Float(f64),
+    Boolean,
+    String(String),
+    Array(Vec<Spanned<RawValue>>),
+    /// A table or a date: never what a method-table key takes.
+    Other,
+}
+
+impl RawValue {
+    /// The value's kind in words, for "expected …, found …".
+    pub(super) fn kind(&self) -> &'static str {
+        match self {
+            Self::Integer(_) => "an integer",
+            Self::Float(_) => "a float",
+            Self::Boolean => "a boolean",
+            Self::String(_) => "a string",
+            Self::Array(_) => "an array",
+            Self::Other => "a table or a date",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(RawValueVisitor)
+    }
+}
+
+struct RawValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for RawValueVisitor {
+    type Value = RawValue;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a TOML value")
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<RawValue, E> {
+        Ok(RawValue::Integer(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<RawValue, E> {
+        Ok(i64::try_from(v).map_or(RawValue::Float(v as f64), RawValue::Integer))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<RawValue, E> {
+        Ok(RawValue::Float(v))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<RawValue, E> {
+        Ok(RawValue::Boolean)
+    }
+    fn visit_str<E>(self, v: &str) -> Result<RawValue, E> {
+        Ok(RawValue::String(v.to_string()))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawValue, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Spanned<RawValue>>()? {
+            items.push(item);
+        }
+        Ok(RawValue::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawValue, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(RawValue::Other)
+    }
 }
 
 /// An axis as written: values with their places.
 pub(super) type RawAxis = Spanned<Vec<Spanned<f64>>>;
-
-/// `[grid.dkd]`: Decoupled KD's axes (α weights TCKD, β NCKD) and its warm-up.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawDkd {
-    pub(super) alpha: Option<RawAxis>,
-    pub(super) beta: Option<RawAxis>,
-    pub(super) temperature: Option<RawAxis>,
-    pub(super) warmup: Option<Spanned<i64>>,
-    pub(super) logit_norm: Option<Spanned<Vec<Spanned<String>>>>,
-    pub(super) zscore_temperature: Option<RawAxis>,
-}
-
-/// `[grid.dist]`: DIST's weights of the inter- and intra-class relations and its τ.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawDist {
-    pub(super) beta: Option<RawAxis>,
-    pub(super) gamma: Option<RawAxis>,
-    pub(super) temperature: Option<RawAxis>,
-}
-
-/// `[grid.multi_t]`: sets of temperatures (one cell per set) and α.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawMultiT {
-    pub(super) temperatures: Option<Spanned<Vec<RawAxis>>>,
-    pub(super) alpha: Option<RawAxis>,
-}
-
-/// `[grid.ctkd]`: α, the learned temperature's range and λ's ramp.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawCtkd {
-    pub(super) alpha: Option<RawAxis>,
-    pub(super) t_min: Option<Spanned<f64>>,
-    pub(super) t_range: Option<Spanned<f64>>,
-    pub(super) ramp_epochs: Option<Spanned<i64>>,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

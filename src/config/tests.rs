@@ -629,6 +629,38 @@ fn bad_method_tables_point_at_their_key() {
     for (extra, key, says) in [
         // β on a method without β
         ("[grid.multi_t]\nbeta = [1]", None, "unknown field `beta`"),
+        // the tables are read from the methods' declarations: a slip, a wrong type, an unknown table
+        (
+            "[grid.dkd]\nbetta = [1]",
+            Some("grid.dkd.betta"),
+            "did you mean `beta`?",
+        ),
+        (
+            "[grid.dkd]\nbeta = [\"x\"]",
+            Some("grid.dkd.beta"),
+            "expected a number, found a string",
+        ),
+        (
+            "[grid.dkd]\nwarmup = 1.5",
+            Some("grid.dkd.warmup"),
+            "expected a whole number, found a float",
+        ),
+        (
+            "[grid.dkd]\nwarmup = 0",
+            Some("grid.dkd.warmup"),
+            "whole number ≥ 1",
+        ),
+        (
+            "[grid.multi_t]\ntemperatures = [2, 3]",
+            Some("grid.multi_t.temperatures"),
+            "expected sets of temperatures",
+        ),
+        (
+            "[grid.dkdd]\nbeta = [1]",
+            Some("grid.dkdd"),
+            "did you mean [grid.dkd]?",
+        ),
+        ("dkd = 3", Some("grid.dkd"), "must be a table of dkd's keys"),
         ("[grid.dkd]\nbeta = []", Some("grid.dkd.beta"), "is empty"),
         (
             "[grid.dkd]\ntemperature = [0]",

@@ -7,9 +7,12 @@
 //! model. Plan, records, search cells and report cells all use it; run ids, keys and CSV cells are
 //! generated from it ([`Coord::id_part`], [`Coord::key_fields`]) and never parsed back.
 //!
-//! A new method touches: its loss in `losses.rs`, its entry here (a variant, its name, axes, needs and
-//! the arm of [`Distiller::loss`]), and its test — plus, when it takes new axes, the `[grid.<name>]`
-//! table's keys in config.
+//! A new method touches two files under src/: its loss in `losses.rs`, and its entry here (a
+//! variant with its name, loss text, [`Table`] of grid keys with their defaults, id, and the arm of
+//! [`Distiller::loss`]) — plus its test. The sweep file's reader checks a `[grid.<name>]` table
+//! against the declared [`Table`] alone and knows no method by name; reports, CSVs and charts work
+//! from the [`Coord`]. Only a new *kind* of axis (beyond T, α, β, γ and temperature sets) reaches
+//! further: the coordinate's field, the record's and the CSV's column.
 
 pub mod losses;
 
@@ -128,15 +131,29 @@ impl Method {
         }
     }
 
-    /// The `[grid.<table>]` that holds this method's axes (the logit, feature and imitation methods
-    /// take theirs from `[grid]`).
-    pub fn table(self) -> Option<&'static str> {
+    /// The `[grid.<name>]` table that holds this method's axes and settings, its keys declared in
+    /// [`Table`] (the logit, feature and imitation methods take theirs from `[grid]`). The config
+    /// reads every table from these declarations alone.
+    pub fn table(self) -> Option<&'static Table> {
         match self {
             Self::Logit | Self::Feature | Self::Imitation => None,
-            Self::Dkd => Some("dkd"),
-            Self::Dist => Some("dist"),
-            Self::MultiT => Some("multi_t"),
-            Self::Ctkd => Some("ctkd"),
+            Self::Dkd => Some(&DKD_TABLE),
+            Self::Dist => Some(&DIST_TABLE),
+            Self::MultiT => Some(&MULTI_T_TABLE),
+            Self::Ctkd => Some(&CTKD_TABLE),
+        }
+    }
+
+    /// The method's name in prose, for captions: "DKD", "Multi-temperature KD".
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Logit => "Logit KD",
+            Self::Feature => "Feature KD",
+            Self::Imitation => "Imitation KD",
+            Self::Dkd => "DKD",
+            Self::Dist => "DIST",
+            Self::MultiT => "Multi-temperature KD",
+            Self::Ctkd => "CTKD",
         }
     }
 
@@ -166,14 +183,13 @@ impl Method {
         *self == Self::Logit
     }
 
-    /// The hyper-parameters this method sweeps.
-    pub fn axes(self) -> &'static [Axis] {
-        match self {
-            Self::Logit => &[Axis::Temperature, Axis::Alpha],
-            Self::Feature | Self::Imitation | Self::Ctkd => &[Axis::Alpha],
-            Self::Dkd => &[Axis::Alpha, Axis::Beta, Axis::Temperature],
-            Self::Dist => &[Axis::Beta, Axis::Gamma, Axis::Temperature],
-            Self::MultiT => &[Axis::Temperatures, Axis::Alpha],
+    /// The hyper-parameters this method sweeps, in the order its cells vary (the last fastest): a
+    /// table's axes in its keys' order.
+    pub fn axes(self) -> Vec<Axis> {
+        match (self, self.table()) {
+            (_, Some(table)) => table.axes().collect(),
+            (Self::Logit, None) => vec![Axis::Temperature, Axis::Alpha],
+            (_, None) => vec![Axis::Alpha],
         }
     }
 
@@ -200,6 +216,217 @@ impl Method {
         self == Self::Logit
     }
 }
+
+/// A method's `[grid.<name>]` table: every key it takes, with what each value must be and its
+/// default. The sweep file's reader knows no method: it checks a table against this declaration.
+pub struct Table {
+    pub name: &'static str,
+    pub keys: &'static [Key],
+}
+
+/// A key of a method's table.
+pub struct Key {
+    pub name: &'static str,
+    pub kind: KeyKind,
+}
+
+/// What a method-table key holds.
+pub enum KeyKind {
+    /// A grid axis: each value allowed by `rule`, `default` where the key is absent.
+    Axis {
+        axis: Axis,
+        rule: Rule,
+        default: Values,
+    },
+    /// `logit_norm`: the method's cells with plain and/or z-scored logits.
+    LogitNorm,
+    /// `zscore_temperature`: the z-scored cells' temperatures (default: the method's own).
+    ZscoreTemperature,
+    /// A whole number of epochs ≥ 1 (one value per sweep, not an axis), kept by `set`.
+    Epochs {
+        what: &'static str,
+        set: fn(&mut Fixed, u32),
+    },
+    /// A finite number > 0 (one value per sweep), kept by `set`.
+    Positive { set: fn(&mut Fixed, f64) },
+}
+
+/// What an axis' values must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// A weight: finite and ≥ 0.
+    Weight,
+    /// A share against the cross-entropy: in [0, 1].
+    Fraction,
+    /// A temperature: finite and > 0.
+    Temperature,
+    /// Sets of at least two temperatures.
+    TemperatureSets,
+}
+
+/// An axis' values where its key is absent.
+pub enum Values {
+    /// These values, as written.
+    Of(&'static [&'static str]),
+    /// These sets of values.
+    Sets(&'static [&'static [&'static str]]),
+    /// `[grid] alpha`.
+    GridAlpha,
+}
+
+impl Table {
+    /// The table's axes, in its keys' order.
+    pub fn axes(&self) -> impl Iterator<Item = Axis> + '_ {
+        self.keys.iter().filter_map(|k| match k.kind {
+            KeyKind::Axis { axis, .. } => Some(axis),
+            _ => None,
+        })
+    }
+
+    /// The keys' names, for errors: "`alpha`, `beta`, `temperature`".
+    pub fn key_names(&self) -> String {
+        let names: Vec<String> = self.keys.iter().map(|k| format!("`{}`", k.name)).collect();
+        names.join(", ")
+    }
+}
+
+/// `[grid.dkd]`: α (TCKD's weight), β (NCKD's), T, default α = 1, β = 8, T = 4 and a warm-up of 20
+/// epochs (mdistiller's CIFAR-100 settings); logit standardisation.
+static DKD_TABLE: Table = Table {
+    name: "dkd",
+    keys: &[
+        Key {
+            name: "alpha",
+            kind: KeyKind::Axis {
+                axis: Axis::Alpha,
+                rule: Rule::Weight,
+                default: Values::Of(&["1"]),
+            },
+        },
+        Key {
+            name: "beta",
+            kind: KeyKind::Axis {
+                axis: Axis::Beta,
+                rule: Rule::Weight,
+                default: Values::Of(&["8"]),
+            },
+        },
+        Key {
+            name: "temperature",
+            kind: KeyKind::Axis {
+                axis: Axis::Temperature,
+                rule: Rule::Temperature,
+                default: Values::Of(&["4"]),
+            },
+        },
+        Key {
+            name: "warmup",
+            kind: KeyKind::Epochs {
+                what: "epochs over which the KD terms ramp in",
+                set: |f, v| f.dkd_warmup = v,
+            },
+        },
+        Key {
+            name: "logit_norm",
+            kind: KeyKind::LogitNorm,
+        },
+        Key {
+            name: "zscore_temperature",
+            kind: KeyKind::ZscoreTemperature,
+        },
+    ],
+};
+
+/// `[grid.dist]`: β and γ (the inter- and intra-class relations' weights) and τ, default β = γ = 2,
+/// τ = 4 (DIST's CIFAR settings).
+static DIST_TABLE: Table = Table {
+    name: "dist",
+    keys: &[
+        Key {
+            name: "beta",
+            kind: KeyKind::Axis {
+                axis: Axis::Beta,
+                rule: Rule::Weight,
+                default: Values::Of(&["2"]),
+            },
+        },
+        Key {
+            name: "gamma",
+            kind: KeyKind::Axis {
+                axis: Axis::Gamma,
+                rule: Rule::Weight,
+                default: Values::Of(&["2"]),
+            },
+        },
+        Key {
+            name: "temperature",
+            kind: KeyKind::Axis {
+                axis: Axis::Temperature,
+                rule: Rule::Temperature,
+                default: Values::Of(&["4"]),
+            },
+        },
+    ],
+};
+
+/// `[grid.multi_t]`: sets of temperatures (one cell per set, default MLKD's {2, 3, 4, 5, 6}) and α
+/// (default `[grid] alpha`).
+static MULTI_T_TABLE: Table = Table {
+    name: "multi_t",
+    keys: &[
+        Key {
+            name: "temperatures",
+            kind: KeyKind::Axis {
+                axis: Axis::Temperatures,
+                rule: Rule::TemperatureSets,
+                default: Values::Sets(&[&["2", "3", "4", "5", "6"]]),
+            },
+        },
+        Key {
+            name: "alpha",
+            kind: KeyKind::Axis {
+                axis: Axis::Alpha,
+                rule: Rule::Fraction,
+                default: Values::GridAlpha,
+            },
+        },
+    ],
+};
+
+/// `[grid.ctkd]`: α (default `[grid] alpha`), the learned temperature's range T_min + T_range·
+/// sigmoid(θ) (default 1 + 20·sigmoid) and λ's ramp (default 10 epochs), CTKD's settings.
+static CTKD_TABLE: Table = Table {
+    name: "ctkd",
+    keys: &[
+        Key {
+            name: "alpha",
+            kind: KeyKind::Axis {
+                axis: Axis::Alpha,
+                rule: Rule::Fraction,
+                default: Values::GridAlpha,
+            },
+        },
+        Key {
+            name: "t_min",
+            kind: KeyKind::Positive {
+                set: |f, v| f.ctkd_t_min = v,
+            },
+        },
+        Key {
+            name: "t_range",
+            kind: KeyKind::Positive {
+                set: |f, v| f.ctkd_t_range = v,
+            },
+        },
+        Key {
+            name: "ramp_epochs",
+            kind: KeyKind::Epochs {
+                what: "epochs over which λ ramps in",
+                set: |f, v| f.ctkd_ramp = v,
+            },
+        },
+    ],
+};
 
 /// Settings of a method that are not grid axes (one value per sweep).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -200,7 +200,7 @@ fn runs_table(records: &[&RunRecord]) -> String {
 
 fn charts_section(dir: &Path) -> String {
     let mut o = String::new();
-    let captions = [
+    let fixed = [
         (
             "teacher_epoch",
             "Distilling from the teacher's epochs: the teacher's test accuracy after each snapshot epoch (black), the best student distilled from that snapshot (chosen by validation accuracy; bars ± 1 std over seeds) and the baseline student (dashed). The charts below show the cells of the chosen cell's snapshot.",
@@ -222,26 +222,6 @@ fn charts_section(dir: &Path) -> String {
             "Logit KD gain over the baseline student, in points, per (T, α).",
         ),
         (
-            "gain_heatmap_logit_zscore",
-            "Logit KD with z-scored logits (logit standardisation): gain over the baseline student per (T, α).",
-        ),
-        (
-            "gain_heatmap_dkd",
-            "DKD: gain over the baseline student per ((α, β), T).",
-        ),
-        (
-            "gain_heatmap_dkd_zscore",
-            "DKD with z-scored logits: gain over the baseline student per ((α, β), T).",
-        ),
-        (
-            "gain_heatmap_dist",
-            "DIST: gain over the baseline student per ((β, γ), τ).",
-        ),
-        (
-            "gain_heatmap_multi_t",
-            "Multi-temperature KD: gain over the baseline student per (α, set of temperatures).",
-        ),
-        (
             "ctkd_temperature",
             "CTKD: the temperature each cell learned, per epoch (mean over seeds).",
         ),
@@ -250,6 +230,13 @@ fn charts_section(dir: &Path) -> String {
             "Validation accuracy per epoch (mean over seeds, band ± 1 std).",
         ),
     ];
+    // the methods' gain heatmaps sit before CTKD's temperature, in report order
+    let (before, after) = fixed.split_at(fixed.len() - 2);
+    let captions: Vec<(String, String)> = (before.iter())
+        .map(|(f, c)| (f.to_string(), c.to_string()))
+        .chain(heatmap_captions())
+        .chain(after.iter().map(|(f, c)| (f.to_string(), c.to_string())))
+        .collect();
     // each chart, then its per-student-model versions (`<chart>-<model>`, in name order)
     let mut files: Vec<(String, &str)> = Vec::new();
     let mut names: Vec<String> = std::fs::read_dir(dir.join("charts"))
@@ -266,9 +253,12 @@ fn charts_section(dir: &Path) -> String {
         })
         .unwrap_or_default();
     names.sort();
-    for (stem, caption) in captions {
+    for (stem, caption) in &captions {
         for n in &names {
-            if n == stem || n.strip_prefix(stem).is_some_and(|r| r.starts_with('-')) {
+            if n == stem
+                || n.strip_prefix(stem.as_str())
+                    .is_some_and(|r| r.starts_with('-'))
+            {
                 files.push((n.clone(), caption));
             }
         }
@@ -282,6 +272,51 @@ fn charts_section(dir: &Path) -> String {
         }
     }
     o
+}
+
+/// A caption for every method's gain heatmap but plain logit KD's (`kd_gain_heatmap`), from the
+/// method's axes: rows its weights, columns its temperature or set of temperatures.
+fn heatmap_captions() -> Vec<(String, String)> {
+    use crate::distill::Axis;
+    use crate::report::charts::Variant;
+    let mut out = Vec::new();
+    for m in crate::config::Method::ALL {
+        let axes = m.axes();
+        let col = if axes.contains(&Axis::Temperature) {
+            "T"
+        } else if axes.contains(&Axis::Temperatures) {
+            "set of temperatures"
+        } else {
+            continue; // no heatmap: its cells sit beside the accuracy chart
+        };
+        let rows: Vec<&str> = (axes.iter())
+            .filter_map(|a| match a {
+                Axis::Alpha => Some("α"),
+                Axis::Beta => Some("β"),
+                Axis::Gamma => Some("γ"),
+                _ => None,
+            })
+            .collect();
+        let rows = match rows.as_slice() {
+            [one] => one.to_string(),
+            many => format!("({})", many.join(", ")),
+        };
+        for zscore in [false, true] {
+            if (zscore && !m.standardizable()) || (!zscore && m.is_logit()) {
+                continue;
+            }
+            let title = match zscore {
+                true => format!("{} with z-scored logits (logit standardisation)", m.title()),
+                false => m.title().to_string(),
+            };
+            let stem = Variant { method: m, zscore }.stem();
+            out.push((
+                format!("gain_heatmap_{stem}"),
+                format!("{title}: gain over the baseline student per ({rows}, {col})."),
+            ));
+        }
+    }
+    out
 }
 
 fn where_it_ran(m: &Manifest) -> String {

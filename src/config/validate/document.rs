@@ -7,8 +7,10 @@
 //! wrong say nothing new ([`Validator::finish`] keeps only the first problem at a placeholder).
 
 use super::{unknown_field_nearest, Validator};
-use crate::config::raw::RawSweep;
+use crate::config::raw::{RawSweep, RawTable, RawValue};
+use crate::config::ConfigError;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use toml::de::{DeArray, DeFloat, DeInteger, DeString, DeTable, DeValue};
 use toml::Spanned;
 
@@ -24,11 +26,15 @@ impl Validator<'_> {
             Ok(d) => d,
             Err(e) => return self.keep(Err(self.toml_error(&e))),
         };
+        let tables = self.keep(self.method_tables(doc.get_mut()))?;
         // dotted paths of the keys taken out: a later "missing field" may be their echo
         let mut taken: Vec<String> = Vec::new();
         for _ in 0..MOST {
             let e = match RawSweep::deserialize(toml::de::Deserializer::from(doc.clone())) {
-                Ok(raw) => return Some(raw),
+                Ok(mut raw) => {
+                    raw.grid.tables = tables;
+                    return Some(raw);
+                }
                 Err(e) => e,
             };
             let span = e.span();
@@ -72,6 +78,49 @@ impl Validator<'_> {
             taken.push(path.join("."));
         }
         None
+    }
+}
+
+impl Validator<'_> {
+    /// Takes the `[grid.<name>]` tables out of `[grid]` (every table there, and every key named as a
+    /// method's table), read as written: their keys are checked against the methods' declarations, not
+    /// by serde.
+    fn method_tables(&self, doc: &mut DeTable) -> Result<Vec<RawTable>, ConfigError> {
+        let Some(DeValue::Table(grid)) = doc.get_mut("grid").map(|g| g.get_mut()) else {
+            return Ok(Vec::new());
+        };
+        let names: Vec<String> = grid
+            .iter()
+            .filter(|(k, v)| {
+                matches!(v.get_ref(), DeValue::Table(_))
+                    || crate::distill::Method::ALL
+                        .iter()
+                        .any(|m| m.table().is_some_and(|t| t.name == k.get_ref().as_ref()))
+            })
+            .map(|(k, _)| k.get_ref().to_string())
+            .collect();
+        let mut out = Vec::new();
+        for name in names {
+            let Some((_, value)) = grid.remove_entry(name.as_str()) else {
+                continue;
+            };
+            let span = value.span();
+            let keys = match value.into_inner() {
+                DeValue::Table(t) => {
+                    let read = BTreeMap::<String, Spanned<RawValue>>::deserialize(
+                        toml::de::Deserializer::from(Spanned::new(span.clone(), t)),
+                    );
+                    let mut keys: Vec<_> =
+                        read.map_err(|e| self.toml_error(&e))?.into_iter().collect();
+                    keys.sort_by_key(|(_, v)| v.span().start);
+                    Ok(keys)
+                }
+                other => Err(other.type_str()),
+            };
+            out.push(RawTable { name, span, keys });
+        }
+        out.sort_by_key(|t| t.span.start);
+        Ok(out)
     }
 }
 

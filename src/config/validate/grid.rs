@@ -1,11 +1,11 @@
 //! `[grid]`: the temperature and α axes, the methods, the students' models, and each method's
-//! own table (`[grid.dkd]`, `[grid.dist]`, `[grid.multi_t]`, `[grid.ctkd]`) whose keys are that
-//! method's axes ([`crate::distill::Method::axes`]).
+//! own table (`[grid.dkd]` …), read against the table its method declares
+//! ([`crate::distill::Table`]): no method is named here, so a new one adds nothing to this file.
 
 use super::Validator;
-use crate::config::raw::{RawAxis, RawCtkd, RawDist, RawDkd, RawGrid, RawMultiT};
-use crate::config::{ConfigError, GridValue, Method, MethodGrid};
-use crate::distill::Fixed;
+use crate::config::raw::{RawAxis, RawGrid, RawValue};
+use crate::config::{AxisValues, ConfigError, GridValue, Method, MethodGrid};
+use crate::distill::{Fixed, KeyKind, Rule, Table, Values};
 use toml::Spanned;
 
 impl Validator<'_> {
@@ -152,196 +152,268 @@ impl Validator<'_> {
         self.axis(raw, key, "numbers in [0, 1]", |v| (0.0..=1.0).contains(&v))
     }
 
-    /// The `[grid.<method>]` tables: each given table's method must be in `methods`, and every
-    /// listed method with a table of its own gets its axes (its defaults where the table is absent,
-    /// α from `[grid] alpha` for multi-T and CTKD). Returns the grids in `methods` order and the
-    /// methods' fixed settings.
+    /// The `[grid.<name>]` tables: each one a method's ([`Method::table`]) and that method in
+    /// `methods`; every listed method with a table gets its axes, read against the table's
+    /// declaration (its defaults where a key or the whole table is absent). Returns the grids in
+    /// `methods` order and the methods' fixed settings.
     pub(super) fn method_grids(
         &self,
         g: &RawGrid,
         methods: &[Method],
         alphas: &[GridValue],
     ) -> Result<(Vec<MethodGrid>, Fixed), ConfigError> {
-        let given: [(Method, Option<std::ops::Range<usize>>); 4] = [
-            (Method::Dkd, g.dkd.as_ref().map(|t| t.span())),
-            (Method::Dist, g.dist.as_ref().map(|t| t.span())),
-            (Method::MultiT, g.multi_t.as_ref().map(|t| t.span())),
-            (Method::Ctkd, g.ctkd.as_ref().map(|t| t.span())),
-        ];
-        for (m, span) in &given {
-            if let (Some(span), false) = (span, methods.contains(m)) {
-                let table = m.table().unwrap_or_default();
-                return Err(self.err(
-                    Some(span.clone()),
-                    Some(&format!("grid.{table}")),
-                    &format!(
-                        "[grid.{table}] is given, but \"{}\" is not in [grid] method; add it there \
-                         or remove the table",
-                        m.name()
-                    ),
-                ));
+        let declared: Vec<&Table> = Method::ALL.iter().filter_map(|m| m.table()).collect();
+        for t in &g.tables {
+            let key = format!("grid.{}", t.name);
+            let here = |msg: &str| self.err(Some(t.span.clone()), Some(&key), msg);
+            let Some(m) = Method::ALL
+                .into_iter()
+                .find(|m| m.table().is_some_and(|d| d.name == t.name))
+            else {
+                let names: Vec<String> = declared
+                    .iter()
+                    .map(|d| format!("[grid.{}]", d.name))
+                    .collect();
+                let hint = crate::util::nearest(&t.name, declared.iter().map(|d| d.name))
+                    .map_or(String::new(), |n| format!("; did you mean [grid.{n}]?"));
+                return Err(here(&format!(
+                    "[grid.{}] is not a method's table; the methods' tables are {}{hint}",
+                    t.name,
+                    names.join(", ")
+                )));
+            };
+            if !methods.contains(&m) {
+                return Err(here(&format!(
+                    "[grid.{}] is given, but \"{}\" is not in [grid] method; add it there or \
+                     remove the table",
+                    t.name,
+                    m.name()
+                )));
+            }
+            if let Err(kind) = t.keys {
+                let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                return Err(here(&format!(
+                    "must be a table of {}'s keys ({}), found {article} {kind}",
+                    m.name(),
+                    declared_keys(m)
+                )));
             }
         }
         let mut fixed = Fixed::default();
         let mut grids = Vec::new();
         for &m in methods {
-            let grid = match m {
-                Method::Dkd => self.dkd(g.dkd.as_ref().map(|t| t.get_ref()), &mut fixed)?,
-                Method::Dist => self.dist(g.dist.as_ref().map(|t| t.get_ref()))?,
-                Method::MultiT => self.multi_t(g.multi_t.as_ref().map(|t| t.get_ref()), alphas)?,
-                Method::Ctkd => {
-                    self.ctkd(g.ctkd.as_ref().map(|t| t.get_ref()), alphas, &mut fixed)?
-                }
-                Method::Logit | Method::Feature | Method::Imitation => continue,
+            let Some(table) = m.table() else { continue };
+            let written = g.tables.iter().find(|t| t.name == table.name);
+            let keys = match written.map(|t| &t.keys) {
+                Some(Ok(keys)) => keys.as_slice(),
+                _ => &[],
             };
-            grids.push(grid);
+            grids.push(self.method_table(m, table, keys, alphas, &mut fixed)?);
         }
         Ok((grids, fixed))
     }
 
-    /// `[grid.dkd]`: α (TCKD's weight), β (NCKD's), T; defaults α = [1], β = [8], T = [4] and a
-    /// warm-up of 20 epochs (mdistiller's CIFAR-100 settings).
-    fn dkd(&self, t: Option<&RawDkd>, fixed: &mut Fixed) -> Result<MethodGrid, ConfigError> {
-        let mut grid = defaults(Method::Dkd);
-        grid.alpha = vec![GridValue::of("1")];
-        grid.beta = vec![GridValue::of("8")];
-        grid.temperature = vec![GridValue::of("4")];
-        let Some(t) = t else { return Ok(grid) };
-        if let Some(a) = &t.alpha {
-            grid.alpha = self.weights(a, "grid.dkd.alpha")?;
-        }
-        if let Some(b) = &t.beta {
-            grid.beta = self.weights(b, "grid.dkd.beta")?;
-        }
-        if let Some(x) = &t.temperature {
-            grid.temperature = self.temperatures(x, "grid.dkd.temperature")?;
-        }
-        if let Some(w) = &t.warmup {
-            fixed.dkd_warmup = self.positive(
-                w,
-                "grid.dkd.warmup",
-                "epochs over which the KD terms ramp in",
-            )?;
-        }
-        grid.logit_norm = self.logit_norm(&t.logit_norm, "grid.dkd.logit_norm")?;
-        if let Some(z) = &t.zscore_temperature {
-            if !grid.logit_norm.contains(&true) {
-                return Err(self.at(z, "grid.dkd.zscore_temperature", ZSCORE_ONLY));
-            }
-            grid.zscore_temperature = self.temperatures(z, "grid.dkd.zscore_temperature")?;
-        }
-        Ok(grid)
-    }
-
-    /// `[grid.dist]`: β, γ and τ; defaults β = γ = [2], τ = [4] (DIST's CIFAR settings: CE + 2·τ²·
-    /// (inter + intra)).
-    fn dist(&self, t: Option<&RawDist>) -> Result<MethodGrid, ConfigError> {
-        let mut grid = defaults(Method::Dist);
-        grid.beta = vec![GridValue::of("2")];
-        grid.gamma = vec![GridValue::of("2")];
-        grid.temperature = vec![GridValue::of("4")];
-        let Some(t) = t else { return Ok(grid) };
-        if let Some(b) = &t.beta {
-            grid.beta = self.weights(b, "grid.dist.beta")?;
-        }
-        if let Some(g) = &t.gamma {
-            grid.gamma = self.weights(g, "grid.dist.gamma")?;
-        }
-        if let Some(x) = &t.temperature {
-            grid.temperature = self.temperatures(x, "grid.dist.temperature")?;
-        }
-        Ok(grid)
-    }
-
-    /// `[grid.multi_t]`: sets of at least two temperatures (default [[2, 3, 4, 5, 6]], MLKD's) and α
-    /// (default: `[grid] alpha`).
-    fn multi_t(
+    /// One method's table: every written key one the table declares, each value as its kind asks;
+    /// the declared defaults for the rest.
+    fn method_table(
         &self,
-        t: Option<&RawMultiT>,
-        alphas: &[GridValue],
-    ) -> Result<MethodGrid, ConfigError> {
-        let mut grid = defaults(Method::MultiT);
-        grid.alpha = alphas.to_vec();
-        grid.temperatures = vec![["2", "3", "4", "5", "6"].map(GridValue::of).to_vec()];
-        let Some(t) = t else { return Ok(grid) };
-        if let Some(a) = &t.alpha {
-            grid.alpha = self.alphas(a, "grid.multi_t.alpha")?;
-        }
-        if let Some(sets) = &t.temperatures {
-            let key = "grid.multi_t.temperatures";
-            if sets.get_ref().is_empty() {
-                return Err(self.at(
-                    sets,
-                    key,
-                    "is empty; give sets of temperatures, e.g. [[2, 3, 4, 5, 6]]",
-                ));
-            }
-            grid.temperatures = Vec::new();
-            for set in sets.get_ref() {
-                let values = self.temperatures(set, key)?;
-                if values.len() < 2 {
-                    return Err(self.at(
-                        set,
-                        key,
-                        "a set needs at least two temperatures (one is plain logit KD)",
-                    ));
-                }
-                grid.temperatures.push(values);
-            }
-        }
-        Ok(grid)
-    }
-
-    /// `[grid.ctkd]`: α (default: `[grid] alpha`), the learned temperature's range T_min + T_range·
-    /// sigmoid(θ) (default 1 + 20·sigmoid) and λ's ramp (default 10 epochs), CTKD's settings.
-    fn ctkd(
-        &self,
-        t: Option<&RawCtkd>,
+        method: Method,
+        table: &Table,
+        written: &[(String, Spanned<RawValue>)],
         alphas: &[GridValue],
         fixed: &mut Fixed,
     ) -> Result<MethodGrid, ConfigError> {
-        let mut grid = defaults(Method::Ctkd);
-        grid.alpha = alphas.to_vec();
-        let Some(t) = t else { return Ok(grid) };
-        if let Some(a) = &t.alpha {
-            grid.alpha = self.alphas(a, "grid.ctkd.alpha")?;
-        }
-        for (raw, key, into) in [
-            (&t.t_min, "grid.ctkd.t_min", &mut fixed.ctkd_t_min),
-            (&t.t_range, "grid.ctkd.t_range", &mut fixed.ctkd_t_range),
-        ] {
-            if let Some(v) = raw {
-                let x = *v.get_ref();
-                if !(x.is_finite() && x > 0.0) {
-                    return Err(self.at(v, key, &format!("must be a finite number > 0, got {x}")));
-                }
-                *into = x;
+        for (name, v) in written {
+            if !table.keys.iter().any(|k| k.name == name) {
+                let hint = crate::util::nearest(name, table.keys.iter().map(|k| k.name))
+                    .map_or(String::new(), |n| format!("; did you mean `{n}`?"));
+                return Err(self.at(
+                    v,
+                    &format!("grid.{}.{name}", table.name),
+                    &format!(
+                        "unknown field `{name}`: {} takes {}{hint}",
+                        method.name(),
+                        table.key_names()
+                    ),
+                ));
             }
         }
-        if let Some(r) = &t.ramp_epochs {
-            fixed.ctkd_ramp =
-                self.positive(r, "grid.ctkd.ramp_epochs", "epochs over which λ ramps in")?;
+        let mut grid = MethodGrid::empty(method);
+        for key in table.keys {
+            let path = format!("grid.{}.{}", table.name, key.name);
+            let value = written.iter().find(|(n, _)| n == key.name).map(|(_, v)| v);
+            match (&key.kind, value) {
+                (KeyKind::Axis { axis, default, .. }, None) => {
+                    grid.set(*axis, default_values(default, alphas))
+                }
+                (KeyKind::Axis { axis, rule, .. }, Some(v)) => {
+                    grid.set(*axis, self.axis_of(v, &path, *rule)?)
+                }
+                (KeyKind::LogitNorm, v) => {
+                    let words = v.map(|v| self.words(v, &path)).transpose()?;
+                    grid.logit_norm = self.logit_norm(&words, &path)?;
+                }
+                (KeyKind::ZscoreTemperature, Some(v)) => {
+                    if !grid.logit_norm.contains(&true) {
+                        return Err(self.at(v, &path, ZSCORE_ONLY));
+                    }
+                    let numbers = self.numbers(v, &path)?;
+                    grid.zscore_temperature = self.temperatures(&numbers, &path)?;
+                }
+                (KeyKind::Epochs { what, set }, Some(v)) => {
+                    set(fixed, self.positive(&self.integer(v, &path)?, &path, what)?)
+                }
+                (KeyKind::Positive { set }, Some(v)) => {
+                    let x = self.number(v, &path)?;
+                    if !(x.is_finite() && x > 0.0) {
+                        return Err(self.at(
+                            v,
+                            &path,
+                            &format!("must be a finite number > 0, got {x}"),
+                        ));
+                    }
+                    set(fixed, x)
+                }
+                (_, None) => {}
+            }
         }
         Ok(grid)
+    }
+
+    /// An axis of a method's table, its values checked by `rule`.
+    fn axis_of(
+        &self,
+        v: &Spanned<RawValue>,
+        key: &str,
+        rule: Rule,
+    ) -> Result<AxisValues, ConfigError> {
+        if rule == Rule::TemperatureSets {
+            return self.temperature_sets(v, key).map(AxisValues::Sets);
+        }
+        let numbers = self.numbers(v, key)?;
+        let values = match rule {
+            Rule::Weight => self.weights(&numbers, key)?,
+            Rule::Fraction => self.alphas(&numbers, key)?,
+            _ => self.temperatures(&numbers, key)?,
+        };
+        Ok(AxisValues::One(values))
+    }
+
+    /// Sets of at least two temperatures each (multi-T's `temperatures = [[2, 3, 4, 5, 6]]`).
+    fn temperature_sets(
+        &self,
+        v: &Spanned<RawValue>,
+        key: &str,
+    ) -> Result<Vec<Vec<GridValue>>, ConfigError> {
+        const EXAMPLE: &str = "sets of temperatures, e.g. [[2, 3, 4, 5, 6]]";
+        let RawValue::Array(sets) = v.get_ref() else {
+            return Err(self.expected(v, key, EXAMPLE));
+        };
+        if sets.is_empty() {
+            return Err(self.at(v, key, &format!("is empty; give {EXAMPLE}")));
+        }
+        let mut out = Vec::new();
+        for set in sets {
+            if !matches!(set.get_ref(), RawValue::Array(_)) {
+                return Err(self.expected(set, key, EXAMPLE));
+            }
+            let values = self.temperatures(&self.numbers(set, key)?, key)?;
+            if values.len() < 2 {
+                return Err(self.at(
+                    set,
+                    key,
+                    "a set needs at least two temperatures (one is plain logit KD)",
+                ));
+            }
+            out.push(values);
+        }
+        Ok(out)
+    }
+
+    /// An array of numbers (integers or floats) with their places.
+    fn numbers(&self, v: &Spanned<RawValue>, key: &str) -> Result<RawAxis, ConfigError> {
+        let RawValue::Array(items) = v.get_ref() else {
+            return Err(self.expected(v, key, "an array of numbers, e.g. [2, 8]"));
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let x = self.number(item, key)?;
+            out.push(Spanned::new(item.span(), x));
+        }
+        Ok(Spanned::new(v.span(), out))
+    }
+
+    /// An array of words (`logit_norm = ["none", "zscore"]`).
+    fn words(
+        &self,
+        v: &Spanned<RawValue>,
+        key: &str,
+    ) -> Result<Spanned<Vec<Spanned<String>>>, ConfigError> {
+        let what = "an array of strings, e.g. [\"none\", \"zscore\"]";
+        let RawValue::Array(items) = v.get_ref() else {
+            return Err(self.expected(v, key, what));
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let RawValue::String(s) = item.get_ref() else {
+                return Err(self.expected(item, key, what));
+            };
+            out.push(Spanned::new(item.span(), s.clone()));
+        }
+        Ok(Spanned::new(v.span(), out))
+    }
+
+    /// A number (an integer stands for its float, as serde reads `beta = [8]`).
+    fn number(&self, v: &Spanned<RawValue>, key: &str) -> Result<f64, ConfigError> {
+        match v.get_ref() {
+            RawValue::Integer(i) => Ok(*i as f64),
+            RawValue::Float(x) => Ok(*x),
+            _ => Err(self.expected(v, key, "a number")),
+        }
+    }
+
+    /// A whole number.
+    fn integer(&self, v: &Spanned<RawValue>, key: &str) -> Result<Spanned<i64>, ConfigError> {
+        match v.get_ref() {
+            RawValue::Integer(i) => Ok(Spanned::new(v.span(), *i)),
+            _ => Err(self.expected(v, key, "a whole number")),
+        }
+    }
+
+    /// "expected …, found …" at `v`.
+    fn expected(&self, v: &Spanned<RawValue>, key: &str, what: &str) -> ConfigError {
+        self.at(
+            v,
+            key,
+            &format!("expected {what}, found {}", v.get_ref().kind()),
+        )
+    }
+}
+
+/// A method's keys as the declaration lists them.
+fn declared_keys(m: Method) -> String {
+    m.table().map_or(String::new(), |t| t.key_names())
+}
+
+/// The values of an axis where its key is absent.
+fn default_values(default: &Values, alphas: &[GridValue]) -> AxisValues {
+    match default {
+        Values::Of(texts) => AxisValues::One(texts.iter().map(|t| GridValue::of(t)).collect()),
+        Values::Sets(sets) => AxisValues::Sets(
+            sets.iter()
+                .map(|set| set.iter().map(|t| GridValue::of(t)).collect())
+                .collect(),
+        ),
+        Values::GridAlpha => AxisValues::One(alphas.to_vec()),
     }
 }
 
 const ZSCORE_ONLY: &str =
     "gives the temperatures of z-scored cells; add \"zscore\" to logit_norm, or leave it out";
-
-/// A method's grid with no values yet.
-fn defaults(method: Method) -> MethodGrid {
-    MethodGrid {
-        method,
-        temperature: Vec::new(),
-        alpha: Vec::new(),
-        beta: Vec::new(),
-        gamma: Vec::new(),
-        temperatures: Vec::new(),
-        logit_norm: vec![false],
-        zscore_temperature: Vec::new(),
-    }
-}
 
 /// `[grid] logit_norm` and `zscore_temperature` for logit KD: (plain and/or z-scored, the
 /// z-scored cells' temperatures).
