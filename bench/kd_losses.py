@@ -109,6 +109,15 @@ def ctkd(s, t, y, theta, alpha, epoch, t_min, t_range, ramp):
     return ((1 - alpha) * ce(s, y) + alpha * temp ** 2 * kl(s, t, temp)).squeeze()
 
 
+def ttm(s, t, y, beta, temperature):
+    """Zheng & Yang 2024, transformed teacher matching: CE + b KL(p_t^gamma / sum p_t^gamma || softmax(s)),
+    the teacher's probabilities power-transformed with gamma = 1/T, the student's left at T = 1, no T^2."""
+    p_t = torch.softmax(t, dim=1) ** (1.0 / temperature)
+    p_t = p_t / p_t.sum(dim=1, keepdim=True)
+    div = F.kl_div(F.log_softmax(s, dim=1), p_t, reduction="none").sum(dim=1).mean()
+    return ce(s, y) + beta * div
+
+
 def loss(method, s, t, y, p, epoch, theta=None):
     """The loss of `method` with hyper-parameters `p` (kd-sweep's names) in `epoch` (from 1)."""
     if method == "logit":
@@ -120,6 +129,8 @@ def loss(method, s, t, y, p, epoch, theta=None):
         return dist(s, t, y, p["beta"], p["gamma"], p["temperature"])
     if method == "multi-t":
         return multi_t(s, t, y, p["temperatures"], p["alpha"])
+    if method == "ttm":
+        return ttm(s, t, y, p["beta"], p["temperature"])
     if method == "ctkd":
         return ctkd(s, t, y, theta, p["alpha"], epoch, p["t_min"], p["t_range"], p["ramp"])
     raise ValueError(method)

@@ -55,6 +55,15 @@ fn cases() -> Vec<(&'static str, Coord, u32)> {
             1,
         ),
         (
+            "TTM",
+            Coord {
+                temperature: g("10"),
+                beta: g("3"),
+                ..Coord::of(Method::Ttm)
+            },
+            1,
+        ),
+        (
             "CTKD (λ ramping)",
             Coord {
                 alpha: g("0.9"),

@@ -562,6 +562,14 @@ fn each_method_trains_as_pytorch_does() {
                 ..Coord::of(Method::Ctkd)
             },
         ),
+        (
+            "TTM",
+            Coord {
+                temperature: g("4"),
+                beta: g("3"),
+                ..Coord::of(Method::Ttm)
+            },
+        ),
     ];
     // and one with the cross-entropy label-smoothed (every method takes its CE term from one place):
     // DIST, whose replay agrees bit for bit without smoothing, so any difference is the CE term's.

@@ -619,6 +619,24 @@ fn method_tables_give_each_method_its_axes() {
 }
 
 #[test]
+fn ttm_s_table_gives_its_cells_from_its_declaration() {
+    let text = with(
+        "alpha = [0, 0.5, 1]",
+        "alpha = [0.5]\nmethod = [\"ttm\"]\n[grid.ttm]\ntemperature = [2, 4.0]",
+    );
+    let cells = parse(&text, Path::new("s.toml")).unwrap().cells();
+    let ids: Vec<String> = cells.iter().map(|c| c.id_part("")).collect();
+    // β from its default, T as written
+    assert_eq!(ids, ["ttm-T2-b45", "ttm-T4.0-b45"]);
+    let e = err(&with(
+        "alpha = [0, 0.5, 1]",
+        "alpha = [0.5]\nmethod = [\"ttm\"]\n[grid.ttm]\ngamma = [1]",
+    ));
+    assert_eq!(e.key.as_deref(), Some("grid.ttm.gamma"), "{e}");
+    assert!(e.message.contains("ttm takes `beta`, `temperature`"), "{e}");
+}
+
+#[test]
 fn bad_method_tables_point_at_their_key() {
     let grid = |extra: &str| {
         with(

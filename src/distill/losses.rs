@@ -34,6 +34,24 @@ pub fn kl(student: &Tensor, teacher: &Tensor, temperature: f64) -> Tensor {
         .mean(Kind::Float)
 }
 
+/// Transformed teacher matching (Zheng & Yang, ICLR 2024): `CE(s, y) + β·KL(softmax(t/T) ‖
+/// softmax(s))` — the temperature on the teacher only (its probabilities power-transformed by γ =
+/// 1/T, `softmax(t)^γ / Σ softmax(t)^γ` = softmax(t/T)), the student's own distribution at T = 1,
+/// and no T² factor.
+pub fn ttm(
+    ce: Tensor,
+    student: &Tensor,
+    teacher: &Tensor,
+    (beta, temperature): (f64, f64),
+) -> Tensor {
+    let log_ps = student.log_softmax(-1, Kind::Float);
+    let log_pt = (teacher / temperature).log_softmax(-1, Kind::Float);
+    let kl = (log_pt.exp() * (&log_pt - log_ps))
+        .sum_dim_intlist(-1, false, Kind::Float)
+        .mean(Kind::Float);
+    ce + kl * beta
+}
+
 /// Logit standardisation (Sun et al. 2024): each row z-scored over its classes, `(z − mean) /
 /// (std + 1e-7)` with the unbiased standard deviation, as the reference code computes it.
 pub fn zscore(z: &Tensor) -> Tensor {

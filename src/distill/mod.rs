@@ -67,6 +67,9 @@ pub enum Method {
     /// Curriculum temperature KD (Li et al. 2023), global: logit KD with a learned T, trained
     /// adversarially through gradient reversal with a cosine-ramped λ.
     Ctkd,
+    /// Transformed teacher matching (Zheng & Yang 2024): CE + β·KL(softmax(t/T) ‖ softmax(s)), the
+    /// temperature on the teacher's side only.
+    Ttm,
 }
 
 /// What a method needs from the teacher in each step.
@@ -94,18 +97,19 @@ pub enum Axis {
 
 impl Method {
     /// Every method, in the order reports list them. `every_method_is_listed` fails for one missing.
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 8] = [
         Method::Logit,
         Method::Dkd,
         Method::Dist,
         Method::MultiT,
         Method::Ctkd,
+        Method::Ttm,
         Method::Feature,
         Method::Imitation,
     ];
 
     pub const NAMES: &'static str =
-        "\"logit\", \"dkd\", \"dist\", \"multi-t\", \"ctkd\", \"feature\" or \"imitation\"";
+        "\"logit\", \"dkd\", \"dist\", \"multi-t\", \"ctkd\", \"ttm\", \"feature\" or \"imitation\"";
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.name() == s)
@@ -128,6 +132,7 @@ impl Method {
             Self::Dist => "dist",
             Self::MultiT => "multi-t",
             Self::Ctkd => "ctkd",
+            Self::Ttm => "ttm",
         }
     }
 
@@ -141,6 +146,7 @@ impl Method {
             Self::Dist => Some(&DIST_TABLE),
             Self::MultiT => Some(&MULTI_T_TABLE),
             Self::Ctkd => Some(&CTKD_TABLE),
+            Self::Ttm => Some(&TTM_TABLE),
         }
     }
 
@@ -154,6 +160,7 @@ impl Method {
             Self::Dist => "DIST",
             Self::MultiT => "Multi-temperature KD",
             Self::Ctkd => "CTKD",
+            Self::Ttm => "TTM",
         }
     }
 
@@ -176,6 +183,7 @@ impl Method {
                 "(1 − α)·CE(s, y) + α·T²·KL_T with T = T_min + T_range·sigmoid(θ) learned through \
                  gradient reversal (λ ramped in over ramp_epochs by a cosine)"
             }
+            Self::Ttm => "CE(s, y) + β·KL(softmax(t/T) ‖ softmax(s)): T on the teacher only, no T²",
         }
     }
 
@@ -428,6 +436,30 @@ static CTKD_TABLE: Table = Table {
     ],
 };
 
+/// `[grid.ttm]`: β and T (the teacher's temperature, γ = 1/T in the paper's power transform), default
+/// β = 45, T = 10 (γ = 0.1: the TTM repository's example, vgg13 → vgg8 on CIFAR-100).
+static TTM_TABLE: Table = Table {
+    name: "ttm",
+    keys: &[
+        Key {
+            name: "beta",
+            kind: KeyKind::Axis {
+                axis: Axis::Beta,
+                rule: Rule::Weight,
+                default: Values::Of(&["45"]),
+            },
+        },
+        Key {
+            name: "temperature",
+            kind: KeyKind::Axis {
+                axis: Axis::Temperature,
+                rule: Rule::Temperature,
+                default: Values::Of(&["10"]),
+            },
+        },
+    ],
+};
+
 /// Settings of a method that are not grid axes (one value per sweep).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fixed {
@@ -527,6 +559,7 @@ impl Coord {
                 v(&self.beta),
                 v(&self.gamma)
             ),
+            Method::Ttm => format!("ttm-T{}-b{}", v(&self.temperature), v(&self.beta)),
             Method::MultiT => format!(
                 "multi-t-T{}-a{}",
                 self.temperatures
@@ -836,6 +869,10 @@ impl Distiller {
                 let temp = self.ctkd_temperature(theta, epoch);
                 losses::kd_tensor_temperature(ce, logits, tl, &temp, a)
             }
+            (Method::Ttm, TeacherOut::Logits(tl)) => {
+                let b = c.beta.as_ref().map_or(0.0, |g| g.value);
+                losses::ttm(ce, logits, tl, (b, t))
+            }
             (m, _) => panic!(
                 "{}: the teacher gave another signal than it needs",
                 m.name()
@@ -864,7 +901,8 @@ mod tests {
                 | Method::Dkd
                 | Method::Dist
                 | Method::MultiT
-                | Method::Ctkd => {}
+                | Method::Ctkd
+                | Method::Ttm => {}
             }
             assert_eq!(Method::ALL.iter().filter(|x| **x == m).count(), 1);
             assert_eq!(Method::parse(m.name()), Some(m));
