@@ -8,42 +8,23 @@
 //! generated from it ([`Coord::id_part`], [`Coord::key_fields`]) and never parsed back.
 //!
 //! A new method touches two files under src/: its loss in `losses.rs`, and its entry here (a
-//! variant with its name, loss text, [`Table`] of grid keys with their defaults, id, and the arm of
-//! [`Distiller::loss`]) — plus its test. The sweep file's reader checks a `[grid.<name>]` table
+//! variant with its name, title and loss text, its [`Table`] — the `[grid.<name>]` keys with their
+//! rules and defaults, and the key field of its settings — and the arm of [`Distiller::loss`]) —
+//! plus its test. Run ids and keys are generated from the [`Coord`] (`coord.rs`) for any method. The sweep file's reader checks a `[grid.<name>]` table
 //! against the declared [`Table`] alone and knows no method by name; reports, CSVs and charts work
 //! from the [`Coord`]. Only a new *kind* of axis (beyond T, α, β, γ and temperature sets) reaches
 //! further: the coordinate's field, the record's and the CSV's column.
 
+mod coord;
 pub mod losses;
+mod table;
 
-use crate::model::Arch;
+pub use coord::{Coord, GridValue};
+
+pub use table::{Key, KeyKind, Rule, Table, Values};
+
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use tch::{nn, Kind, Tensor};
-
-/// A grid value exactly as written in the file (`0.1` stays `0.1` in run ids, file names and CSVs)
-/// together with its numeric value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GridValue {
-    pub text: String,
-    pub value: f64,
-}
-
-impl fmt::Display for GridValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-impl GridValue {
-    /// A value written as `text` (for defaults and tests).
-    pub fn of(text: &str) -> GridValue {
-        GridValue {
-            text: text.into(),
-            value: text.parse().unwrap_or(f64::NAN),
-        }
-    }
-}
 
 /// How a student learns from its teacher.
 #[derive(
@@ -225,79 +206,6 @@ impl Method {
     }
 }
 
-/// A method's `[grid.<name>]` table: every key it takes, with what each value must be and its
-/// default. The sweep file's reader knows no method: it checks a table against this declaration.
-pub struct Table {
-    pub name: &'static str,
-    pub keys: &'static [Key],
-}
-
-/// A key of a method's table.
-pub struct Key {
-    pub name: &'static str,
-    pub kind: KeyKind,
-}
-
-/// What a method-table key holds.
-pub enum KeyKind {
-    /// A grid axis: each value allowed by `rule`, `default` where the key is absent.
-    Axis {
-        axis: Axis,
-        rule: Rule,
-        default: Values,
-    },
-    /// `logit_norm`: the method's cells with plain and/or z-scored logits.
-    LogitNorm,
-    /// `zscore_temperature`: the z-scored cells' temperatures (default: the method's own).
-    ZscoreTemperature,
-    /// A whole number of epochs ≥ 1 (one value per sweep, not an axis), kept by `set`.
-    Epochs {
-        what: &'static str,
-        set: fn(&mut Fixed, u32),
-    },
-    /// A finite number > 0 (one value per sweep), kept by `set`.
-    Positive { set: fn(&mut Fixed, f64) },
-}
-
-/// What an axis' values must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
-    /// A weight: finite and ≥ 0.
-    Weight,
-    /// A share against the cross-entropy: in [0, 1].
-    Fraction,
-    /// A temperature: finite and > 0.
-    Temperature,
-    /// Sets of at least two temperatures.
-    TemperatureSets,
-}
-
-/// An axis' values where its key is absent.
-pub enum Values {
-    /// These values, as written.
-    Of(&'static [&'static str]),
-    /// These sets of values.
-    Sets(&'static [&'static [&'static str]]),
-    /// `[grid] alpha`.
-    GridAlpha,
-}
-
-impl Table {
-    /// The table's axes, in its keys' order.
-    pub fn axes(&self) -> impl Iterator<Item = Axis> + '_ {
-        self.keys.iter().filter_map(|k| match k.kind {
-            KeyKind::Axis { axis, .. } => Some(axis),
-            _ => None,
-        })
-    }
-
-    /// The keys' names, for errors: "`alpha`, `beta`, `temperature`".
-    pub fn key_names(&self) -> String {
-        let names: Vec<String> = self.keys.iter().map(|k| format!("`{}`", k.name)).collect();
-        names.join(", ")
-    }
-}
-
 /// `[grid.dkd]`: α (TCKD's weight), β (NCKD's), T, default α = 1, β = 8, T = 4 and a warm-up of 20
 /// epochs (mdistiller's CIFAR-100 settings); logit standardisation.
 static DKD_TABLE: Table = Table {
@@ -343,6 +251,7 @@ static DKD_TABLE: Table = Table {
             kind: KeyKind::ZscoreTemperature,
         },
     ],
+    settings_key: Some(("warmup", |f| serde_json::json!(f.dkd_warmup))),
 };
 
 /// `[grid.dist]`: β and γ (the inter- and intra-class relations' weights) and τ, default β = γ = 2,
@@ -375,6 +284,7 @@ static DIST_TABLE: Table = Table {
             },
         },
     ],
+    settings_key: None,
 };
 
 /// `[grid.multi_t]`: sets of temperatures (one cell per set, default MLKD's {2, 3, 4, 5, 6}) and α
@@ -399,6 +309,7 @@ static MULTI_T_TABLE: Table = Table {
             },
         },
     ],
+    settings_key: None,
 };
 
 /// `[grid.ctkd]`: α (default `[grid] alpha`), the learned temperature's range T_min + T_range·
@@ -434,6 +345,9 @@ static CTKD_TABLE: Table = Table {
             },
         },
     ],
+    settings_key: Some(("ctkd", |f| {
+        serde_json::json!([f.ctkd_t_min, f.ctkd_t_range, f.ctkd_ramp])
+    })),
 };
 
 /// `[grid.ttm]`: β and T (the teacher's temperature, γ = 1/T in the paper's power transform), default
@@ -458,6 +372,7 @@ static TTM_TABLE: Table = Table {
             },
         },
     ],
+    settings_key: None,
 };
 
 /// Settings of a method that are not grid axes (one value per sweep).
@@ -480,203 +395,6 @@ impl Default for Fixed {
             ctkd_t_range: 20.0,
             ctkd_ramp: 10,
         }
-    }
-}
-
-/// One student's grid coordinate: the method, its hyper-parameters, whether logits are z-scored
-/// first, and the student's network (`None`: the sweep's one student model).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Coord {
-    pub method: Method,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<GridValue>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alpha: Option<GridValue>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub beta: Option<GridValue>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gamma: Option<GridValue>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub temperatures: Vec<GridValue>,
-    /// Logit standardisation: teacher and student logits z-scored per sample before the
-    /// temperature.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub zscore: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<Arch>,
-    /// `[grid] teacher_epoch`: the teacher's snapshot after this epoch is the one distilled from
-    /// (absent: the trained teacher).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub teacher_epoch: Option<u32>,
-}
-
-impl Coord {
-    /// Logit KD at (T, α): the coordinate every sweep had before methods.
-    pub fn logit(t: GridValue, a: GridValue) -> Coord {
-        Coord {
-            temperature: Some(t),
-            alpha: Some(a),
-            ..Coord::of(Method::Logit)
-        }
-    }
-
-    /// A coordinate of `method` with no values yet.
-    pub fn of(method: Method) -> Coord {
-        Coord {
-            method,
-            temperature: None,
-            alpha: None,
-            beta: None,
-            gamma: None,
-            temperatures: Vec::new(),
-            zscore: false,
-            model: None,
-            teacher_epoch: None,
-        }
-    }
-
-    /// The part of a run id that names this cell (after `student-`, before `-s<seed>`), with the
-    /// model's tag first when the sweep has a student-model axis (`tag`: "resnet8-" or ""). Logit KD
-    /// keeps the ids of every sweep before methods (`T4-a0.5`); feature and imitation theirs
-    /// (`feature-a0.5`).
-    pub fn id_part(&self, tag: &str) -> String {
-        let v = |g: &Option<GridValue>| g.as_ref().map_or(String::new(), |g| g.text.clone());
-        let z = if self.zscore { "zscore-" } else { "" };
-        let body = match self.method {
-            Method::Logit => format!("{z}T{}-a{}", v(&self.temperature), v(&self.alpha)),
-            Method::Feature | Method::Imitation | Method::Ctkd => {
-                format!("{}-a{}", self.method.name(), v(&self.alpha))
-            }
-            Method::Dkd => format!(
-                "dkd-{z}T{}-a{}-b{}",
-                v(&self.temperature),
-                v(&self.alpha),
-                v(&self.beta)
-            ),
-            Method::Dist => format!(
-                "dist-T{}-b{}-g{}",
-                v(&self.temperature),
-                v(&self.beta),
-                v(&self.gamma)
-            ),
-            Method::Ttm => format!("ttm-T{}-b{}", v(&self.temperature), v(&self.beta)),
-            Method::MultiT => format!(
-                "multi-t-T{}-a{}",
-                self.temperatures
-                    .iter()
-                    .map(|t| t.text.as_str())
-                    .collect::<Vec<_>>()
-                    .join("_"),
-                v(&self.alpha)
-            ),
-        };
-        let snapshot = self
-            .teacher_epoch
-            .map_or(String::new(), |e| format!("te{e}-"));
-        format!("{tag}{snapshot}{body}")
-    }
-
-    /// The fields this coordinate adds to a student's key. Logit KD's are exactly those of before
-    /// methods ({temperature, alpha}); feature and imitation add their method; the newer methods add
-    /// their method, their other axes and, when they apply, the sweep's fixed settings.
-    pub fn key_fields(&self, fixed: &Fixed) -> serde_json::Map<String, serde_json::Value> {
-        use serde_json::json;
-        let mut m = serde_json::Map::new();
-        m.insert(
-            "temperature".into(),
-            json!(self.temperature.as_ref().map(|g| g.value)),
-        );
-        m.insert(
-            "alpha".into(),
-            json!(self.alpha.as_ref().map_or(0.0, |g| g.value)),
-        );
-        if !self.method.is_logit() {
-            m.insert("method".into(), self.method.name().into());
-        }
-        for (name, g) in [("beta", &self.beta), ("gamma", &self.gamma)] {
-            if let Some(g) = g {
-                m.insert(name.into(), json!(g.value));
-            }
-        }
-        if !self.temperatures.is_empty() {
-            let ts: Vec<f64> = self.temperatures.iter().map(|g| g.value).collect();
-            m.insert("temperatures".into(), json!(ts));
-        }
-        if self.zscore {
-            m.insert("zscore".into(), true.into());
-        }
-        match self.method {
-            Method::Dkd => {
-                m.insert("warmup".into(), json!(fixed.dkd_warmup));
-            }
-            Method::Ctkd => {
-                m.insert(
-                    "ctkd".into(),
-                    json!([fixed.ctkd_t_min, fixed.ctkd_t_range, fixed.ctkd_ramp]),
-                );
-            }
-            _ => {}
-        }
-        m
-    }
-
-    /// The hyper-parameters beyond T and α as one readable cell ("β=8", "T={2,3,4}", "z-score"),
-    /// empty for the methods of before.
-    pub fn extra_text(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(b) = &self.beta {
-            parts.push(format!("β={b}"));
-        }
-        if let Some(g) = &self.gamma {
-            parts.push(format!("γ={g}"));
-        }
-        if !self.temperatures.is_empty() {
-            let ts: Vec<&str> = self.temperatures.iter().map(|t| t.text.as_str()).collect();
-            parts.push(format!("T={{{}}}", ts.join(",")));
-        }
-        if self.zscore {
-            parts.push("z-score".into());
-        }
-        parts.join(" ")
-    }
-
-    /// Whether two coordinates are one cell: the same method, z-scoring and axis values (compared
-    /// by value, not as written); the student model is the caller's to compare.
-    pub fn same_values(&self, other: &Coord) -> bool {
-        let v = |g: &Option<GridValue>| g.as_ref().map(|g| g.value);
-        let set = |c: &Coord| c.temperatures.iter().map(|g| g.value).collect::<Vec<_>>();
-        self.method == other.method
-            && self.zscore == other.zscore
-            && v(&self.temperature) == v(&other.temperature)
-            && v(&self.alpha) == v(&other.alpha)
-            && v(&self.beta) == v(&other.beta)
-            && v(&self.gamma) == v(&other.gamma)
-            && set(self) == set(other)
-    }
-
-    /// Whether this cell's students may train in a fused group: the fused step computes plain logit
-    /// KD's loss only (no z-scoring, no other method).
-    pub fn fusable(&self) -> bool {
-        self.method.fusable() && !self.zscore
-    }
-
-    /// The cell's method in words for plan lines: "dkd", "logit + z-score".
-    pub fn method_text(&self) -> String {
-        if self.zscore {
-            format!("{} + z-score", self.method.name())
-        } else {
-            self.method.name().to_string()
-        }
-    }
-
-    /// T of a run, 1 for a run without one.
-    pub fn temperature_value(&self) -> f64 {
-        self.temperature.as_ref().map_or(1.0, |g| g.value)
-    }
-
-    /// α of a run, 0 (plain cross-entropy) for a run without one.
-    pub fn alpha_value(&self) -> f64 {
-        self.alpha.as_ref().map_or(0.0, |g| g.value)
     }
 }
 
@@ -887,82 +605,4 @@ impl Distiller {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_method_is_listed_once_with_a_name_that_parses() {
-        for m in Method::ALL {
-            // a new variant fails to compile here until it is given its place
-            match m {
-                Method::Logit
-                | Method::Feature
-                | Method::Imitation
-                | Method::Dkd
-                | Method::Dist
-                | Method::MultiT
-                | Method::Ctkd
-                | Method::Ttm => {}
-            }
-            assert_eq!(Method::ALL.iter().filter(|x| **x == m).count(), 1);
-            assert_eq!(Method::parse(m.name()), Some(m));
-            assert!(Method::NAMES.contains(&format!("\"{}\"", m.name())));
-            let json = serde_json::to_string(&m).unwrap();
-            assert_eq!(
-                json,
-                format!("\"{}\"", m.name()),
-                "records spell it as the file does"
-            );
-        }
-        let ranks: Vec<usize> = Method::ALL.iter().map(|m| m.rank()).collect();
-        assert_eq!(ranks, (0..Method::ALL.len()).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn ids_of_the_methods_of_before_are_kept() {
-        let c = Coord::logit(GridValue::of("4"), GridValue::of("0.5"));
-        assert_eq!(c.id_part(""), "T4-a0.5");
-        assert_eq!(c.id_part("resnet8-"), "resnet8-T4-a0.5");
-        let f = Coord {
-            alpha: Some(GridValue::of("0.9")),
-            ..Coord::of(Method::Feature)
-        };
-        assert_eq!(f.id_part(""), "feature-a0.9");
-        // and the newer ones name their method and every axis, so no two cells share an id
-        let d = Coord {
-            temperature: Some(GridValue::of("4")),
-            alpha: Some(GridValue::of("1")),
-            beta: Some(GridValue::of("8")),
-            zscore: true,
-            ..Coord::of(Method::Dkd)
-        };
-        assert_eq!(d.id_part(""), "dkd-zscore-T4-a1-b8");
-        let z = Coord {
-            zscore: true,
-            ..c.clone()
-        };
-        assert_ne!(z.id_part(""), c.id_part(""));
-        let m = Coord {
-            temperatures: ["2", "4", "6"].map(GridValue::of).to_vec(),
-            alpha: Some(GridValue::of("0.9")),
-            ..Coord::of(Method::MultiT)
-        };
-        assert_eq!(m.id_part(""), "multi-t-T2_4_6-a0.9");
-    }
-
-    #[test]
-    fn logit_keys_hold_exactly_the_fields_of_before() {
-        let c = Coord::logit(GridValue::of("4"), GridValue::of("0.5"));
-        let k = serde_json::Value::Object(c.key_fields(&Fixed::default()));
-        assert_eq!(k, serde_json::json!({"temperature": 4.0, "alpha": 0.5}));
-        let f = Coord {
-            alpha: Some(GridValue::of("0.5")),
-            ..Coord::of(Method::Imitation)
-        };
-        let k = serde_json::Value::Object(f.key_fields(&Fixed::default()));
-        assert_eq!(
-            k,
-            serde_json::json!({"temperature": null, "alpha": 0.5, "method": "imitation"})
-        );
-    }
-}
+mod tests;
