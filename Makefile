@@ -17,10 +17,11 @@ quick: build
 	target/release/kd-sweep experiments/quick.toml
 
 # The SLURM tests start a single-node cluster (scripts/slurm-local.sh); it is stopped afterwards.
-# `setup.sh --test` also installs Chromium for the browser test of index.html.
+# `setup.sh --test` also installs Chromium for the browser test of index.html. scripts/test.sh runs
+# what `cargo test --release` runs, its test binaries in two lanes at once (its header says why).
 test:
 	@bash scripts/setup.sh --test
-	$(CARGO) test --release; status=$$?; bash scripts/slurm-local.sh stop; exit $$status
+	bash scripts/test.sh; status=$$?; bash scripts/slurm-local.sh stop; exit $$status
 
 lint: setup
 	$(CARGO) fmt --check
