@@ -211,30 +211,14 @@ impl Method {
 static DKD_TABLE: Table = Table {
     name: "dkd",
     keys: &[
-        Key {
-            name: "alpha",
-            kind: KeyKind::Axis {
-                axis: Axis::Alpha,
-                rule: Rule::Weight,
-                default: Values::Of(&["1"]),
-            },
-        },
-        Key {
-            name: "beta",
-            kind: KeyKind::Axis {
-                axis: Axis::Beta,
-                rule: Rule::Weight,
-                default: Values::Of(&["8"]),
-            },
-        },
-        Key {
-            name: "temperature",
-            kind: KeyKind::Axis {
-                axis: Axis::Temperature,
-                rule: Rule::Temperature,
-                default: Values::Of(&["4"]),
-            },
-        },
+        Key::axis("alpha", Axis::Alpha, Rule::Weight, Values::Of(&["1"])),
+        Key::axis("beta", Axis::Beta, Rule::Weight, Values::Of(&["8"])),
+        Key::axis(
+            "temperature",
+            Axis::Temperature,
+            Rule::Temperature,
+            Values::Of(&["4"]),
+        ),
         Key {
             name: "warmup",
             kind: KeyKind::Epochs {
@@ -259,30 +243,14 @@ static DKD_TABLE: Table = Table {
 static DIST_TABLE: Table = Table {
     name: "dist",
     keys: &[
-        Key {
-            name: "beta",
-            kind: KeyKind::Axis {
-                axis: Axis::Beta,
-                rule: Rule::Weight,
-                default: Values::Of(&["2"]),
-            },
-        },
-        Key {
-            name: "gamma",
-            kind: KeyKind::Axis {
-                axis: Axis::Gamma,
-                rule: Rule::Weight,
-                default: Values::Of(&["2"]),
-            },
-        },
-        Key {
-            name: "temperature",
-            kind: KeyKind::Axis {
-                axis: Axis::Temperature,
-                rule: Rule::Temperature,
-                default: Values::Of(&["4"]),
-            },
-        },
+        Key::axis("beta", Axis::Beta, Rule::Weight, Values::Of(&["2"])),
+        Key::axis("gamma", Axis::Gamma, Rule::Weight, Values::Of(&["2"])),
+        Key::axis(
+            "temperature",
+            Axis::Temperature,
+            Rule::Temperature,
+            Values::Of(&["4"]),
+        ),
     ],
     settings_key: None,
 };
@@ -292,22 +260,13 @@ static DIST_TABLE: Table = Table {
 static MULTI_T_TABLE: Table = Table {
     name: "multi_t",
     keys: &[
-        Key {
-            name: "temperatures",
-            kind: KeyKind::Axis {
-                axis: Axis::Temperatures,
-                rule: Rule::TemperatureSets,
-                default: Values::Sets(&[&["2", "3", "4", "5", "6"]]),
-            },
-        },
-        Key {
-            name: "alpha",
-            kind: KeyKind::Axis {
-                axis: Axis::Alpha,
-                rule: Rule::Fraction,
-                default: Values::GridAlpha,
-            },
-        },
+        Key::axis(
+            "temperatures",
+            Axis::Temperatures,
+            Rule::TemperatureSets,
+            Values::Sets(&[&["2", "3", "4", "5", "6"]]),
+        ),
+        Key::axis("alpha", Axis::Alpha, Rule::Fraction, Values::GridAlpha),
     ],
     settings_key: None,
 };
@@ -317,14 +276,7 @@ static MULTI_T_TABLE: Table = Table {
 static CTKD_TABLE: Table = Table {
     name: "ctkd",
     keys: &[
-        Key {
-            name: "alpha",
-            kind: KeyKind::Axis {
-                axis: Axis::Alpha,
-                rule: Rule::Fraction,
-                default: Values::GridAlpha,
-            },
-        },
+        Key::axis("alpha", Axis::Alpha, Rule::Fraction, Values::GridAlpha),
         Key {
             name: "t_min",
             kind: KeyKind::Positive {
@@ -355,22 +307,13 @@ static CTKD_TABLE: Table = Table {
 static TTM_TABLE: Table = Table {
     name: "ttm",
     keys: &[
-        Key {
-            name: "beta",
-            kind: KeyKind::Axis {
-                axis: Axis::Beta,
-                rule: Rule::Weight,
-                default: Values::Of(&["45"]),
-            },
-        },
-        Key {
-            name: "temperature",
-            kind: KeyKind::Axis {
-                axis: Axis::Temperature,
-                rule: Rule::Temperature,
-                default: Values::Of(&["10"]),
-            },
-        },
+        Key::axis("beta", Axis::Beta, Rule::Weight, Values::Of(&["45"])),
+        Key::axis(
+            "temperature",
+            Axis::Temperature,
+            Rule::Temperature,
+            Values::Of(&["10"]),
+        ),
     ],
     settings_key: None,
 };

@@ -67,6 +67,20 @@ pub enum Values {
     GridAlpha,
 }
 
+impl Key {
+    /// An axis key: `name` holds `axis`, each value allowed by `rule`, `default` where absent.
+    pub const fn axis(name: &'static str, axis: Axis, rule: Rule, default: Values) -> Key {
+        Key {
+            name,
+            kind: KeyKind::Axis {
+                axis,
+                rule,
+                default,
+            },
+        }
+    }
+}
+
 impl Table {
     /// The table's axes, in its keys' order.
     pub fn axes(&self) -> impl Iterator<Item = Axis> + '_ {
