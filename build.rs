@@ -41,22 +41,79 @@ fn main() {
 }
 
 /// Compiles csrc/shim.cpp, the few libtorch switches tch does not expose (deterministic algorithms,
-/// bf16 autocast on the CPU and CUDA, the CPU capability in use), against the headers of the
-/// libtorch in use (`<lib>/../include`, as a pip wheel and a libtorch archive both lay them out).
+/// bf16 autocast on the CPU and CUDA, the CPU capability in use), and csrc/graph.cpp (CUDA graphs),
+/// against the headers of the libtorch in use (`<lib>/../include`, as a pip wheel and a libtorch
+/// archive both lay them out).
 fn shim(lib: &std::path::Path) {
     println!("cargo:rerun-if-changed=csrc/shim.cpp");
+    println!("cargo:rerun-if-changed=csrc/graph.cpp");
+    println!("cargo:rerun-if-env-changed=CUDA_HOME");
     let include = lib.parent().map(|p| p.join("include")).unwrap_or_default();
     // torch's own wheels and archives since 2.6 use the C++11 string ABI; torch-sys reads the same
     // variable with the same default
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
-    cc::Build::new()
+    let mut build = cc::Build::new();
+    build
         .cpp(true)
         .file("csrc/shim.cpp")
+        .file("csrc/graph.cpp")
         .include(&include)
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag_if_supported("-Wno-unused-parameter")
-        .warnings(false)
-        .compile("kd_shim");
+        .warnings(false);
+    // CUDA graphs need the CUDA runtime's headers (ATen's CUDA headers include them) and libc10_cuda
+    let mut cuda = cuda_include(lib);
+    if !lib.join("libc10_cuda.so").exists() {
+        cuda.clear();
+    }
+    if !cuda.is_empty() {
+        // the runtime's folder first: the compiler's copy only fills in crt/
+        build.includes(&cuda).define("KD_CUDA_GRAPHS", None);
+    }
+    build.compile("kd_shim");
+    if !cuda.is_empty() {
+        println!("cargo:rustc-link-search=native={}", lib.display());
+        println!("cargo:rustc-link-lib=dylib=c10_cuda");
+    }
+}
+
+/// The folders with the CUDA runtime's headers for a CUDA libtorch at `lib`: the runtime's
+/// (`cuda_runtime_api.h`: the pip wheel's `nvidia/cu13` or older wheels' `nvidia/cuda_runtime`
+/// package beside torch, `$CUDA_HOME/include`, /usr/local/cuda/include), and one with the compiler
+/// configuration headers they include (`crt/host_config.h`: a toolkit has them beside the runtime's;
+/// the wheels leave them to the CUDA compiler's package, and triton — a dependency of torch's CUDA
+/// wheels — carries a copy). Empty for a CPU-only libtorch or when one is missing (graphs are then
+/// not built).
+fn cuda_include(lib: &std::path::Path) -> Vec<std::path::PathBuf> {
+    use std::path::{Path, PathBuf};
+    let site = match lib.parent().and_then(Path::parent) {
+        Some(site) if lib.join("libtorch_cuda.so").exists() => site.to_path_buf(),
+        _ => return Vec::new(),
+    };
+    let mut toolkit: Vec<PathBuf> = Vec::new();
+    if let Ok(home) = std::env::var("CUDA_HOME") {
+        toolkit.push(Path::new(&home).join("include"));
+    }
+    toolkit.push("/usr/local/cuda/include".into());
+    let runtime = [
+        site.join("nvidia/cu13/include"),
+        site.join("nvidia/cuda_runtime/include"),
+    ]
+    .into_iter()
+    .chain(toolkit.iter().cloned())
+    .find(|d| d.join("cuda_runtime_api.h").exists());
+    let Some(runtime) = runtime else {
+        return Vec::new();
+    };
+    let crt = std::iter::once(runtime.clone())
+        .chain(std::iter::once(site.join("triton/backends/nvidia/include")))
+        .chain(toolkit)
+        .find(|d| d.join("crt/host_config.h").exists());
+    match crt {
+        Some(crt) if crt == runtime => vec![runtime],
+        Some(crt) => vec![runtime, crt],
+        None => Vec::new(),
+    }
 }

@@ -136,6 +136,10 @@ struct KeyOptions {
     /// slower. Part of every run's key. Same as [schedule] deterministic = true.
     #[arg(long)]
     deterministic: bool,
+    /// GPU training steps captured once as CUDA graphs and replayed (SGD roles; each step one
+    /// launch instead of hundreds). Part of every run's key. Same as [schedule] cuda_graphs = true.
+    #[arg(long)]
+    cuda_graphs: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -400,6 +404,7 @@ fn options(
             teacher_threads: keys.teacher_threads,
             numerics: keys.numerics.clone(),
             deterministic: keys.deterministic,
+            cuda_graphs: keys.cuda_graphs,
         },
         quiet: quiet.quiet,
         worker_exe: worker_exe(),

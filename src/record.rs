@@ -127,6 +127,9 @@ pub struct RunRecord {
     /// GPU determinism was asked for (absent when not).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deterministic: bool,
+    /// GPU steps as CUDA graphs were asked for (absent when not).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cuda_graphs: bool,
     /// The sweep (folder name under the same results root) this finished run was reused from: the
     /// same key, so the same computation; absent for a run trained for this sweep.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -92,6 +92,10 @@ fn native_keys_are_the_keys_of_before() {
     }
     let det = keys(&c, &s, &["--numerics", "native", "--deterministic"]);
     assert!(native.iter().zip(&det).all(|(a, b)| a.1 != b.1));
+    // so are runs whose GPU steps are graphs
+    let graphs = keys(&c, &s, &["--numerics", "native", "--cuda-graphs"]);
+    assert!(native.iter().zip(&graphs).all(|(a, b)| a.1 != b.1));
+    assert!(det.iter().zip(&graphs).all(|(a, b)| a.1 != b.1));
 }
 
 fn sweep_native(s: &kd_sweep::config::Sweep) -> kd_sweep::config::Sweep {

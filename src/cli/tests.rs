@@ -14,6 +14,7 @@ fn each_subcommand_takes_only_the_options_it_uses() {
         "teacher-threads",
         "numerics",
         "deterministic",
+        "cuda-graphs",
         "quiet",
     ];
     let slurm_own = [

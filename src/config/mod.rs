@@ -53,6 +53,9 @@ pub struct ScheduleConfig {
     /// PyTorch's deterministic-algorithms switch and a fixed cuBLAS workspace.
     #[serde(default)]
     pub deterministic: bool,
+    /// Training steps on a GPU captured once as CUDA graphs and replayed ([`crate::train::graph`]).
+    #[serde(default)]
+    pub cuda_graphs: bool,
 }
 
 pub(crate) fn default_checkpoint_minutes() -> u32 {

@@ -18,6 +18,8 @@ pub struct Overrides {
     pub numerics: Option<String>,
     /// `--deterministic`, in place of `[schedule] deterministic = true`.
     pub deterministic: bool,
+    /// `--cuda-graphs`, in place of `[schedule] cuda_graphs = true`.
+    pub cuda_graphs: bool,
 }
 
 impl Overrides {
@@ -63,6 +65,9 @@ impl Overrides {
         }
         if self.deterministic {
             sweep.schedule.deterministic = true;
+        }
+        if self.cuda_graphs {
+            sweep.schedule.cuda_graphs = true;
         }
         Ok(())
     }

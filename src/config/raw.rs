@@ -181,6 +181,7 @@ pub(super) struct RawSchedule {
     pub(super) checkpoint_minutes: Option<Spanned<i64>>,
     pub(super) numerics: Option<Spanned<toml::Value>>,
     pub(super) deterministic: Option<Spanned<toml::Value>>,
+    pub(super) cuda_graphs: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]

@@ -48,13 +48,17 @@ fn numerics_and_determinism_are_read_and_checked() {
     let s = parse(GOOD, Path::new("s.toml")).unwrap();
     assert_eq!(s.schedule.numerics, Numerics::Portable, "the default");
     assert!(!s.schedule.deterministic);
+    assert!(!s.schedule.cuda_graphs);
     let s = parse(
-        &format!("{GOOD}\n[schedule]\nnumerics = \"native\"\ndeterministic = true\n"),
+        &format!(
+            "{GOOD}\n[schedule]\nnumerics = \"native\"\ndeterministic = true\ncuda_graphs = true\n"
+        ),
         Path::new("s.toml"),
     )
     .unwrap();
     assert_eq!(s.schedule.numerics, Numerics::Native);
     assert!(s.schedule.deterministic);
+    assert!(s.schedule.cuda_graphs);
     let lines = GOOD.lines().count();
     for (keys, key, says) in [
         (
@@ -72,6 +76,7 @@ fn numerics_and_determinism_are_read_and_checked() {
             "schedule.deterministic",
             "true or false",
         ),
+        ("cuda_graphs = 1", "schedule.cuda_graphs", "true or false"),
     ] {
         let e = err(&format!("{GOOD}\n[schedule]\n{keys}\n"));
         assert_eq!(e.key.as_deref(), Some(key), "{e}");

@@ -46,6 +46,9 @@ pub struct RunSpec {
     /// GPU determinism asked for (`[schedule] deterministic`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deterministic: bool,
+    /// GPU steps as CUDA graphs asked for (`[schedule] cuda_graphs`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cuda_graphs: bool,
     /// A teacher's snapshots (`[grid] teacher_epoch`): after which epochs its weights are cached,
     /// and the cache key of each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -148,6 +151,9 @@ fn how_computed(sweep: &Sweep, key: &mut serde_json::Value) {
     }
     if sweep.schedule.deterministic {
         key["deterministic"] = true.into();
+    }
+    if sweep.schedule.cuda_graphs {
+        key["cuda_graphs"] = true.into();
     }
 }
 
@@ -279,6 +285,7 @@ pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u3
             .flatten(),
         numerics: sweep.schedule.numerics,
         deterministic: sweep.schedule.deterministic,
+        cuda_graphs: sweep.schedule.cuda_graphs,
         snapshots: Vec::new(),
     };
     let plain = |model: Option<Arch>| Coord {

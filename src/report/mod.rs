@@ -61,6 +61,7 @@ pub(crate) mod tests {
             teacher_model: None,
             numerics: crate::platform::numerics::Numerics::Native,
             deterministic: false,
+            cuda_graphs: false,
             snapshots: Vec::new(),
         };
         RunRecord::done(

@@ -36,6 +36,9 @@ pub enum RunError {
     /// This process cannot compute the numbers the sweep asks for (numerics mode, determinism).
     #[error("numerics: {0}")]
     Numerics(String),
+    /// CUDA graphs were asked for and this binary cannot make them.
+    #[error("{0}")]
+    Graphs(String),
     /// A libtorch exception (tch panics with it) or another panic: its first line.
     #[error("libtorch/panic: {0}")]
     Panic(String),
@@ -188,6 +191,18 @@ fn how_to_compute(
             .map_err(RunError::Numerics)?;
         crate::platform::torch_ext::set_cudnn_benchmark(!schedule.deterministic);
     }
+    let graphs = schedule.cuda_graphs && device.is_cuda();
+    if graphs && !crate::platform::cuda_graph::built() {
+        return Err(RunError::Graphs(
+            "cuda_graphs = true, but this kd-sweep was built without CUDA graphs (the CUDA \
+             runtime's headers were not found beside libtorch at build time): run without it"
+                .into(),
+        ));
+    }
+    crate::train::graph::set_mode(match graphs {
+        true => crate::train::graph::Mode::Cuda,
+        false => crate::train::graph::Mode::Off,
+    });
     Ok(())
 }
 
@@ -298,12 +313,7 @@ fn load_data<'s>(
 /// The first line of a panic's message: libtorch errors arrive as panics from tch, and their first
 /// line says what happened.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let msg = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown panic".into());
-    crate::util::first_line(&msg)
+    crate::util::first_line(&crate::platform::panic_message(payload))
 }
 
 /// Writes a run's record and returns it — or, when it cannot be written, a failed record saying so.

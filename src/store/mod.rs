@@ -71,6 +71,7 @@ impl RunRecord {
             teacher_model: run.teacher_model,
             numerics: run.numerics,
             deterministic: run.deterministic,
+            cuda_graphs: run.cuda_graphs,
             reused_from: None,
             finished_at: unix_now(),
             checksum: String::new(),

@@ -35,6 +35,7 @@ fn spec() -> RunSpec {
         teacher_model: None,
         numerics: crate::platform::numerics::Numerics::Native,
         deterministic: false,
+        cuda_graphs: false,
         snapshots: Vec::new(),
     }
 }

@@ -114,12 +114,33 @@ fn sbatch_header(o: &SlurmOptions, job: &str, logs: &Path, training: bool) -> St
     h
 }
 
-/// What every array task runs: `exe run sweep --results root --teacher-threads N --task ID`.
+/// What every array task runs: `exe run sweep --results root --teacher-threads N --numerics M
+/// [--deterministic] [--cuda-graphs] --task ID` — every setting of the plan that is part of the
+/// runs' keys, also when it was given on the command line, so that the keys the tasks compute are
+/// the plan's.
 struct TaskCommand<'a> {
     exe: &'a Path,
     sweep: &'a Path,
     root: &'a Path,
     teacher_threads: u32,
+    schedule: &'a crate::config::ScheduleConfig,
+}
+
+impl TaskCommand<'_> {
+    /// The schedule's key settings as flags (a leading space before each).
+    fn key_flags(&self) -> String {
+        let s = self.schedule;
+        let mut flags = format!(" --numerics {}", s.numerics.name());
+        for (on, flag) in [
+            (s.deterministic, " --deterministic"),
+            (s.cuda_graphs, " --cuda-graphs"),
+        ] {
+            if on {
+                flags.push_str(flag);
+            }
+        }
+        flags
+    }
 }
 
 fn array_script(
@@ -137,12 +158,13 @@ fn array_script(
          line=$(( ${{KD_OFFSET:-0}} + SLURM_ARRAY_TASK_ID + 1 ))\n\
          task=$(sed -n \"${{line}}p\" {})\n\
          echo \"kd-sweep task $task on $(hostname)\"\n\
-         exec {} run {} --results {} --teacher-threads {} --task \"$task\"\n",
+         exec {} run {} --results {} --teacher-threads {}{} --task \"$task\"\n",
         shell_quote(&table.display().to_string()),
         shell_quote(&cmd.exe.display().to_string()),
         shell_quote(&cmd.sweep.display().to_string()),
         shell_quote(&cmd.root.display().to_string()),
         cmd.teacher_threads,
+        cmd.key_flags(),
     );
     s
 }
@@ -256,6 +278,7 @@ pub fn generate(sweep_path: &Path, opts: &Options, o: &SlurmOptions) -> anyhow::
         sweep: &sweep_path,
         root: &p.store.root,
         teacher_threads: p.sweep.teacher.threads,
+        schedule: &p.sweep.schedule,
     };
     for (kind, ids, job) in [
         ("teachers", &g.teachers, &t_job),
@@ -488,6 +511,16 @@ mod tests {
                 sweep: Path::new("/e/x.toml"),
                 root: Path::new("/r"),
                 teacher_threads: 4,
+                schedule: &crate::config::ScheduleConfig {
+                    devices: crate::config::Devices::Auto,
+                    workers_per_device: None,
+                    fuse: crate::config::Fuse::Auto,
+                    fuse_max: 64,
+                    checkpoint_minutes: 10,
+                    numerics: Default::default(),
+                    deterministic: true,
+                    cuda_graphs: false,
+                },
             },
         );
         for line in [
@@ -503,7 +536,8 @@ mod tests {
             "#SBATCH --time=01:00:00",
             "line=$(( ${KD_OFFSET:-0} + SLURM_ARRAY_TASK_ID + 1 ))",
             "task=$(sed -n \"${line}p\" /r/x/slurm/teachers.tsv)",
-            "exec /bin/kd-sweep run /e/x.toml --results /r --teacher-threads 4 --task \"$task\"",
+            "exec /bin/kd-sweep run /e/x.toml --results /r --teacher-threads 4 --numerics portable \
+             --deterministic --task \"$task\"",
         ] {
             assert!(s.lines().any(|l| l == line), "missing {line:?} in\n{s}");
         }

@@ -1,7 +1,7 @@
 //! One run's training. [`settings`]: a role's phase and a run's settings; [`init`]: the network from
 //! its seed; [`driver`]: the one epoch loop of plain and fused training, around a step that
 //! [`plain`] (one network, any method) or [`fused`] (G logit students as one model) takes;
-//! [`optim`]: PyTorch's optimizers over one flat buffer; [`augment`]: crop-flip on the device;
+//! [`optim`]: PyTorch's optimizers over one flat buffer; [`graph`]: steps as CUDA graphs; [`augment`]: crop-flip on the device;
 //! [`state`]: what a checkpoint keeps; [`eval`]: accuracy, logits and feature maps. Training code
 //! reports events through callbacks; it never prints.
 
@@ -9,6 +9,7 @@ pub mod augment;
 pub mod driver;
 pub mod eval;
 pub mod fused;
+pub mod graph;
 pub mod init;
 pub mod optim;
 pub mod plain;
@@ -125,4 +126,7 @@ pub enum TrainError {
     /// A TorchScript network's state could not be saved or loaded.
     #[error("{0}")]
     Script(String),
+    /// CUDA graphs were asked for and cannot be made here.
+    #[error("CUDA graphs: {0}")]
+    Graph(String),
 }

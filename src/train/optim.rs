@@ -414,6 +414,17 @@ impl Optimizer {
         self.lr = lr;
     }
 
+    /// The learning rate now.
+    pub fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    /// Counts a step taken by replaying a CUDA graph of an earlier one ([`super::graph`]): the
+    /// update ran on the device, the host's count did not move.
+    pub fn count_replayed_step(&mut self) {
+        self.step += 1;
+    }
+
     /// Back-propagates `loss` to the trainable variables and takes one step. The gradients are
     /// computed for the variables directly (as `torch.autograd.grad` does) rather than accumulated
     /// into each variable's `.grad`, so there is nothing to zero before the next step.

@@ -4,8 +4,9 @@
 
 use super::driver::{drive, rows_on, Batch, DriveHooks, Trainee};
 use super::eval::accuracy;
+use super::graph::{Stepper, Taken};
 use super::init::{restore, snapshot, snapshot_of};
-use super::optim::Optimizer;
+use super::optim::{Algorithm, Optimizer};
 use super::settings::RunSettings;
 use super::state::{restore_state, tensors_of, Checkpoints, TrainState};
 use super::{EpochStats, Fitted, TrainError};
@@ -91,18 +92,14 @@ struct Plain<'a> {
     precision: super::Precision,
     /// The best epoch's weights when it is not the last (kept in memory).
     best: Option<Vec<(String, Tensor)>>,
+    /// The steps as CUDA graphs ([`super::graph`]), when this thread asks for them.
+    graphs: Option<Stepper>,
 }
 
-impl Trainee for Plain<'_> {
-    fn width(&self) -> usize {
-        1
-    }
-
-    fn set_lr(&mut self, lr: f64) {
-        self.opt.set_lr(lr);
-    }
-
-    fn step(&mut self, b: &Batch, epoch: u32) -> Tensor {
+impl Plain<'_> {
+    /// One step as written: the teacher's signal, the loss (under autocast for bf16), backward and
+    /// the optimizer's update.
+    fn eager_step(&mut self, b: &Batch, epoch: u32) -> Tensor {
         let device = self.vs.device();
         let (net, d) = (self.net, self.distiller);
         let teacher = self.source.teacher(d.needs(), &b.idx, &b.xs, device);
@@ -119,6 +116,31 @@ impl Trainee for Plain<'_> {
             d.loss(&out, features.as_ref(), &teacher, &b.ys, epoch)
         });
         self.opt.backward_step(&loss);
+        loss
+    }
+}
+
+impl Trainee for Plain<'_> {
+    fn width(&self) -> usize {
+        1
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.opt.set_lr(lr);
+    }
+
+    fn step(&mut self, b: &Batch, epoch: u32) -> Tensor {
+        let Some(mut graphs) = self.graphs.take() else {
+            return self.eager_step(b, epoch);
+        };
+        let at = (epoch, self.opt.lr());
+        let taken = graphs.step(b, at, &mut |batch| self.eager_step(batch, epoch));
+        // a step that cannot be graphed stops the run with the reason (its record says it)
+        let (loss, taken) = taken.unwrap_or_else(|why| panic!("{why} (run without cuda_graphs)"));
+        if taken == Taken::Replayed {
+            self.opt.count_replayed_step();
+        }
+        self.graphs = Some(graphs);
         loss
     }
 
@@ -202,6 +224,15 @@ pub fn fit(
         s.label_smoothing,
         "the distiller's label smoothing is the role's (Distiller::with_label_smoothing)"
     );
+    // graphs need every input of the step on its device and an update without per-step scalars
+    let graphable = match &source {
+        Source::Cached(t) => t.device() == vs.device(),
+        _ => true,
+    } && s.recipe.optimizer == Algorithm::Sgd;
+    let graphs = match graphable {
+        true => Stepper::for_mode(vs.device(), s.batch_size as i64).map_err(TrainError::Graph)?,
+        false => None,
+    };
     let mut plain = Plain {
         vs,
         net,
@@ -210,6 +241,7 @@ pub fn fit(
         distiller,
         precision: s.precision,
         best: None,
+        graphs,
     };
     let on_epoch = &mut *hooks.on_epoch;
     let mut report = |_: usize, e: &EpochStats| on_epoch(e);

@@ -7,6 +7,18 @@ use crate::config::{
 };
 
 impl Validator<'_> {
+    /// A `true`/`false` key.
+    fn switch(
+        &self,
+        v: &toml::Spanned<toml::Value>,
+        key: &str,
+    ) -> Result<bool, crate::config::ConfigError> {
+        match v.get_ref() {
+            toml::Value::Boolean(b) => Ok(*b),
+            other => Err(self.at(v, key, &format!("expected true or false, got {other}"))),
+        }
+    }
+
     /// `[schedule]`, every key checked (each problem kept); `None` when one is wrong.
     pub(super) fn schedule(&self, raw: &Option<RawSchedule>) -> Option<ScheduleConfig> {
         let mut schedule = ScheduleConfig {
@@ -17,6 +29,7 @@ impl Validator<'_> {
             checkpoint_minutes: default_checkpoint_minutes(),
             numerics: crate::platform::numerics::Numerics::default(),
             deterministic: false,
+            cuda_graphs: false,
         };
         let Some(sch) = raw else {
             return Some(schedule);
@@ -44,15 +57,12 @@ impl Validator<'_> {
             set(self.keep(numerics).map(|v| schedule.numerics = v));
         }
         if let Some(d) = &sch.deterministic {
-            let deterministic = match d.get_ref() {
-                toml::Value::Boolean(b) => Ok(*b),
-                other => Err(self.at(
-                    d,
-                    "schedule.deterministic",
-                    &format!("expected true or false, got {other}"),
-                )),
-            };
+            let deterministic = self.switch(d, "schedule.deterministic");
             set(self.keep(deterministic).map(|v| schedule.deterministic = v));
+        }
+        if let Some(g) = &sch.cuda_graphs {
+            let graphs = self.switch(g, "schedule.cuda_graphs");
+            set(self.keep(graphs).map(|v| schedule.cuda_graphs = v));
         }
         if let Some(m) = &sch.checkpoint_minutes {
             let minutes = self.count(m, "schedule.checkpoint_minutes", 0);
