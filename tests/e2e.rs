@@ -857,9 +857,14 @@ fn the_benchmark_runs_and_writes_its_report() {
         "| work by FLOP count, tutorial ÷ kd-sweep (the ceiling at equal speed per FLOP) |",
         "| model | default layout, batches of 1024: images/s |",
         "| mean student test accuracy (20 runs) |",
+        "## 9. The field's networks",
+        "| resnet20 | fp32, graphs |",
+        "| resnet56 | bf16, graphs |",
     ] {
         assert!(md.contains(section), "the report lacks {section:?}:\n{md}");
     }
+    // the graph protocol (rehearsed on the CPU) trained every network
+    assert!(!md.contains("failed:"), "{md}");
     // the PyTorch side's result for the seed stays in the work folder, and is what the report shows
     let kept = std::fs::read(c.path("bench-work/tutorial-pytorch/seed-0.json")).unwrap();
     let kept: serde_json::Value = serde_json::from_slice(&kept).unwrap();

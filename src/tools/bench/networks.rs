@@ -8,6 +8,7 @@ use super::{pytorch_script, reference_python, sync, Bench};
 use crate::data::Dataset;
 use crate::distill::Distiller;
 use crate::model::{Arch, Init};
+use crate::train::graph;
 use crate::train::optim::{Algorithm, Recipe};
 use crate::train::{self, Precision, RunSettings, Source};
 use anyhow::Context;
@@ -57,6 +58,15 @@ fn size(quick: bool, device: Device) -> Size {
     }
 }
 
+/// ", graphs" for a variant whose steps are CUDA graphs.
+fn graph_label(graphs: bool) -> &'static str {
+    if graphs {
+        ", graphs"
+    } else {
+        ""
+    }
+}
+
 /// A dataset of `n` random images resident on `device` (no hold-out to speak of: the section times
 /// training steps).
 fn random_data(n: i64, z: &Size, device: Device) -> Dataset {
@@ -76,8 +86,27 @@ fn random_data(n: i64, z: &Size, device: Device) -> Dataset {
 }
 
 /// Seconds of one epoch of `arch` in kd-sweep's training loop (the CRD recipe's SGD, cross-entropy),
-/// after a warm-up of a few steps.
-fn kd_sweep_epoch(arch: Arch, precision: Precision, z: &Size, device: Device) -> f64 {
+/// after a warm-up of a few steps; with `graphs`, its steps as CUDA graphs (rehearsed on the CPU).
+/// Err: the reason a graphed epoch failed.
+fn kd_sweep_epoch(
+    arch: Arch,
+    precision: Precision,
+    graphs: bool,
+    z: &Size,
+    device: Device,
+) -> Result<f64, String> {
+    let mode = match (graphs, device) {
+        (false, _) => graph::Mode::Off,
+        (true, Device::Cpu) => graph::Mode::Rehearse,
+        (true, _) => graph::Mode::Cuda,
+    };
+    graph::set_mode(mode);
+    let timed = std::panic::catch_unwind(|| timed_epoch(arch, precision, z, device));
+    graph::set_mode(graph::Mode::Off);
+    timed.map_err(|p| crate::platform::panic_message(&*p))
+}
+
+fn timed_epoch(arch: Arch, precision: Precision, z: &Size, device: Device) -> f64 {
     tch::manual_seed(0);
     let data = random_data(z.images, z, device);
     let s = RunSettings {
@@ -108,9 +137,12 @@ fn kd_sweep_epoch(arch: Arch, precision: Precision, z: &Size, device: Device) ->
             &mut train::Hooks::epochs(&mut quiet),
         )
     };
+    // the warm-up ends with a batch of the timed epoch's last, shorter shape: cuDNN's benchmark
+    // search for it (seconds in bf16) is then not timed, as it is not in a long run's epochs
+    let warm_rows = z.warmup * z.batch + z.images % z.batch;
     let warm = Dataset {
-        train_x: data.train_x.narrow(0, 0, z.warmup * z.batch),
-        train_y: data.train_y.narrow(0, 0, z.warmup * z.batch),
+        train_x: data.train_x.narrow(0, 0, warm_rows),
+        train_y: data.train_y.narrow(0, 0, warm_rows),
         val_x: data.val_x.shallow_clone(),
         val_y: data.val_y.shallow_clone(),
         test_x: data.test_x.shallow_clone(),
@@ -119,10 +151,17 @@ fn kd_sweep_epoch(arch: Arch, precision: Precision, z: &Size, device: Device) ->
         classes: data.classes,
         black: data.black.shallow_clone(),
     };
-    let _ = fit(&warm);
+    // a graph that cannot be made is the measurement's failure; other outcomes (random labels) are
+    // timed as they come
+    let checked = |r: Result<train::Fitted, train::TrainError>| {
+        if let Err(train::TrainError::Graph(why)) = r {
+            panic!("{why}");
+        }
+    };
+    checked(fit(&warm));
     sync(device);
     let start = Instant::now();
-    let _ = fit(&data);
+    checked(fit(&data));
     sync(device);
     start.elapsed().as_secs_f64()
 }
@@ -137,13 +176,22 @@ impl Bench<'_> {
             crate::platform::torch_ext::set_cudnn_benchmark(true);
         }
         tch::set_num_threads(self.cores as i32);
-        let precisions = [Precision::Fp32, Precision::Bf16];
+        // (precision, steps as CUDA graphs)
+        let variants = [
+            (Precision::Fp32, false),
+            (Precision::Bf16, false),
+            (Precision::Fp32, true),
+            (Precision::Bf16, true),
+        ];
         let mut ours = Vec::new();
         for name in NETWORKS {
             let arch = Arch::parse(name).map_err(anyhow::Error::msg)?;
-            for p in precisions {
-                (self.log)(&format!("bench: {name} {p:?} in kd-sweep"));
-                ours.push(kd_sweep_epoch(arch, p, &z, self.device));
+            for (p, graphs) in variants {
+                (self.log)(&format!(
+                    "bench: {name} {p:?}{} in kd-sweep",
+                    graph_label(graphs)
+                ));
+                ours.push(kd_sweep_epoch(arch, p, graphs, &z, self.device));
             }
         }
         tch::set_num_threads(1);
@@ -153,16 +201,22 @@ impl Bench<'_> {
         let _ = writeln!(
             self.md,
             "## 9. The field's networks: one epoch (batch {}, {c}×{h}×{w}, {} classes, SGD momentum 0.9, weight decay 5e-4)\n\n\
-             kd-sweep's training loop (`train::fit`: flat multi-tensor optimizer, bf16 through autocast) against plain \
+             kd-sweep's training loop (`train::fit`: flat multi-tensor optimizer, bf16 through autocast; \"graphs\": \
+             `cuda_graphs = true`, each step captured once per epoch and replayed{}) against plain \
              PyTorch (`bench/pytorch_networks.py`: `torch.optim.SGD(foreach=True)`, `torch.autocast`), the same networks \
-             (`bench/cifar_nets.py`), data resident on `{}`, cuDNN's benchmark search on for both, {} warm-up steps, \
-             timed with the device synchronised. {} images per timed epoch{}.\n\n\
+             (`bench/cifar_nets.py`), data resident on `{}`, cuDNN's benchmark search on for both, {} warm-up steps \
+             (the last of the epoch's last shape), timed with the device synchronised. {} images per timed epoch{}.\n\n\
              | network | precision | kd-sweep s/epoch | PyTorch s/epoch | kd-sweep speed / PyTorch | / PyTorch float32 |\n\
              |---|---|---:|---:|---:|---:|",
             z.batch,
             z.classes,
+            if self.device.is_cuda() {
+                ""
+            } else {
+                "; on the CPU rehearsed without capture, so its times say nothing of a GPU's"
+            },
             self.o.device,
-            z.warmup,
+            z.warmup + i64::from(z.images % z.batch > 0),
             z.images,
             if per_epoch > 1.0 {
                 format!("; seconds are scaled to a 45,000-image epoch (×{per_epoch:.1})")
@@ -172,18 +226,26 @@ impl Bench<'_> {
         );
         for (i, name) in NETWORKS.iter().enumerate() {
             let py32 = theirs.as_ref().and_then(|t| t[name]["fp32"].as_f64());
-            for (j, p) in precisions.iter().enumerate() {
-                let k = ours[2 * i + j] * per_epoch;
+            for (j, (p, graphs)) in variants.iter().enumerate() {
                 let key = if *p == Precision::Fp32 {
                     "fp32"
                 } else {
                     "bf16"
                 };
+                let label = format!("{key}{}", graph_label(*graphs));
+                let k = match &ours[variants.len() * i + j] {
+                    Ok(k) => k * per_epoch,
+                    Err(why) => {
+                        let why = why.replace('|', "/");
+                        let _ = writeln!(self.md, "| {name} | {label} | failed: {why} | | | |");
+                        continue;
+                    }
+                };
                 let py = theirs.as_ref().and_then(|t| t[name][key].as_f64());
                 let cell = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("–".into(), f);
                 let _ = writeln!(
                     self.md,
-                    "| {name} | {key} | {k:.2} | {} | {} | {} |",
+                    "| {name} | {label} | {k:.2} | {} | {} | {} |",
                     cell(py, &|v| format!("{:.2}", v * per_epoch)),
                     cell(py, &|v| format!("{:.2}×", v * per_epoch / k)),
                     cell(py32, &|v| format!("{:.2}×", v * per_epoch / k)),
