@@ -615,8 +615,14 @@ fn each_method_trains_as_pytorch_does() {
         let (loss, weights) = compare(&python, &data, &logits, &case);
         eprintln!("{name}: largest relative difference: step loss {loss:.1e}, final weights {weights:.1e}");
         assert!(loss < 1e-5, "{name}: step losses differ by {loss:e}");
+        // multi-T's replay is one ulp apart from the first step's loss on; 20 Adam steps amplify that
+        // on parameters whose gradients are near zero (Adam moves them by about ±lr whatever their
+        // size) by an amount that depends on the CPU: final weights 7.4e-4 apart on a 2-core Intel
+        // Xeon with AMX (its step losses 1.8e-6), under 1e-5 on the AMD EPYCs. Its step losses are
+        // held to 1e-5 as every method's; its weights to what the Intel machine showed, with margin.
+        let tolerance = if name == "multi-T" { 2e-3 } else { 1e-5 };
         assert!(
-            weights < 1e-5,
+            weights < tolerance,
             "{name}: final weights differ by {weights:e}"
         );
     }
