@@ -17,6 +17,14 @@
 #include <cstring>
 #include <string>
 
+namespace {
+void write_error(const std::string& what, char* err, int len) {
+  if (err == nullptr || len <= 0) return;
+  std::strncpy(err, what.c_str(), static_cast<size_t>(len) - 1);
+  err[len - 1] = '\0';
+}
+}  // namespace
+
 #ifdef KD_CUDA_GRAPHS
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAFunctions.h>
@@ -27,11 +35,6 @@
 
 namespace {
 
-void write_error(const std::string& what, char* err, int len) {
-  if (err == nullptr || len <= 0) return;
-  std::strncpy(err, what.c_str(), static_cast<size_t>(len) - 1);
-  err[len - 1] = '\0';
-}
 
 // The CUDA runtime's event functions, found in the process (cudaError_t is an int; 0 is success).
 struct Runtime {
@@ -61,7 +64,6 @@ struct Graph {
   Runtime rt;
   void* entered = nullptr;  // recorded on the caller's stream, waited for by the side stream
   void* left = nullptr;     // recorded on the side stream, waited for by the caller's
-  bool capturing = false;
 
   Graph(c10::DeviceIndex d)
       : device(d),
@@ -83,7 +85,33 @@ struct Graph {
   }
 };
 
+// Runs `f` on the graph behind `handle`: 0, or -1 with libtorch's message in `err`.
+template <class F>
+int guarded(void* handle, char* err, int len, F f) {
+  try {
+    f(*static_cast<Graph*>(handle));
+    return 0;
+  } catch (const std::exception& e) {
+    write_error(e.what(), err, len);
+    return -1;
+  }
+}
+
 }  // namespace
+#endif
+
+// What a function answers in a binary built without graphs.
+namespace {
+const char* const kNotBuilt =
+    "this kd-sweep was built without CUDA graphs (no CUDA headers at build time)";
+}  // namespace
+#ifdef KD_CUDA_GRAPHS
+#define KD_NOT_BUILT(handle, err, len)
+#else
+#define KD_NOT_BUILT(handle, err, len)                                                         \
+  (void)(handle);                                                                              \
+  write_error(kNotBuilt, err, len);                                                                   \
+  return -1;
 #endif
 
 extern "C" {
@@ -115,7 +143,7 @@ void* kd_graph_new(int device, char* err, int len) {
   }
 #else
   (void)device;
-  write_error("this kd-sweep was built without CUDA graphs (no CUDA headers at build time)", err, len);
+  write_error(kNotBuilt, err, len);
   return nullptr;
 #endif
 }
@@ -133,40 +161,24 @@ void kd_graph_free(void* handle) {
 
 // The side stream waits for the caller's stream and becomes current. 0, or -1 (err).
 int kd_graph_enter(void* handle, char* err, int len) {
+  KD_NOT_BUILT(handle, err, len)
 #ifdef KD_CUDA_GRAPHS
-  try {
-    auto* g = static_cast<Graph*>(handle);
-    g->caller = c10::cuda::getCurrentCUDAStream(g->device);
-    g->order(g->entered, g->caller, g->side);
-    c10::cuda::setCurrentCUDAStream(g->side);
-    return 0;
-  } catch (const std::exception& e) {
-    write_error(e.what(), err, len);
-    return -1;
-  }
-#else
-  (void)handle;
-  write_error("not built", err, len);
-  return -1;
+  return guarded(handle, err, len, [](Graph& g) {
+    g.caller = c10::cuda::getCurrentCUDAStream(g.device);
+    g.order(g.entered, g.caller, g.side);
+    c10::cuda::setCurrentCUDAStream(g.side);
+  });
 #endif
 }
 
 // The caller's stream waits for the side stream and is current again. 0, or -1 (err).
 int kd_graph_exit(void* handle, char* err, int len) {
+  KD_NOT_BUILT(handle, err, len)
 #ifdef KD_CUDA_GRAPHS
-  try {
-    auto* g = static_cast<Graph*>(handle);
-    g->order(g->left, g->side, g->caller);
-    c10::cuda::setCurrentCUDAStream(g->caller);
-    return 0;
-  } catch (const std::exception& e) {
-    write_error(e.what(), err, len);
-    return -1;
-  }
-#else
-  (void)handle;
-  write_error("not built", err, len);
-  return -1;
+  return guarded(handle, err, len, [](Graph& g) {
+    g.order(g.left, g.side, g.caller);
+    c10::cuda::setCurrentCUDAStream(g.caller);
+  });
 #endif
 }
 
@@ -174,65 +186,40 @@ int kd_graph_exit(void* handle, char* err, int len) {
 // stream's work into a new one, as `torch.cuda.graph` does: the device synchronised first, the
 // default CUDA generator registered (so dropout draws from the seed set before each replay).
 int kd_graph_capture_begin(void* handle, char* err, int len) {
+  KD_NOT_BUILT(handle, err, len)
 #ifdef KD_CUDA_GRAPHS
-  try {
-    auto* g = static_cast<Graph*>(handle);
-    g->graph.reset();
+  return guarded(handle, err, len, [](Graph& g) {
+    g.graph.reset();
     c10::cuda::device_synchronize();
-    g->graph = std::make_unique<at::cuda::CUDAGraph>();
-    g->graph->capture_begin();
-    g->capturing = true;
-    return 0;
-  } catch (const std::exception& e) {
-    write_error(e.what(), err, len);
-    return -1;
-  }
-#else
-  (void)handle;
-  write_error("not built", err, len);
-  return -1;
+    g.graph = std::make_unique<at::cuda::CUDAGraph>();
+    g.graph->capture_begin();
+  });
 #endif
 }
 
 // Ends the capture (and instantiates the graph). On failure the graph is dropped. 0, or -1.
 int kd_graph_capture_end(void* handle, char* err, int len) {
+  KD_NOT_BUILT(handle, err, len)
 #ifdef KD_CUDA_GRAPHS
-  auto* g = static_cast<Graph*>(handle);
-  try {
-    g->capturing = false;
-    g->graph->capture_end();
-    return 0;
-  } catch (const std::exception& e) {
-    write_error(e.what(), err, len);
+  int ended = guarded(handle, err, len, [](Graph& g) { g.graph->capture_end(); });
+  if (ended != 0) {
     try {
-      g->graph.reset();
+      static_cast<Graph*>(handle)->graph.reset();
     } catch (...) {
     }
-    return -1;
   }
-#else
-  (void)handle;
-  write_error("not built", err, len);
-  return -1;
+  return ended;
 #endif
 }
 
 // Replays the captured graph on the current (side) stream. 0, or -1.
 int kd_graph_replay(void* handle, char* err, int len) {
+  KD_NOT_BUILT(handle, err, len)
 #ifdef KD_CUDA_GRAPHS
-  try {
-    auto* g = static_cast<Graph*>(handle);
-    TORCH_CHECK(g->graph != nullptr, "no graph has been captured");
-    g->graph->replay();
-    return 0;
-  } catch (const std::exception& e) {
-    write_error(e.what(), err, len);
-    return -1;
-  }
-#else
-  (void)handle;
-  write_error("not built", err, len);
-  return -1;
+  return guarded(handle, err, len, [](Graph& g) {
+    TORCH_CHECK(g.graph != nullptr, "no graph has been captured");
+    g.graph->replay();
+  });
 #endif
 }
 }
