@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -38,24 +38,43 @@ fn slurm_cmd(conf: &PathBuf, program: &str) -> Command {
     c
 }
 
-/// Waits until none of this sweep's jobs is queued or running.
-fn wait_for(conf: &PathBuf, name: &str) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
+/// Waits until none of this sweep's jobs is queued or running. The deadline only detects a hang: a
+/// loaded 2-core CI machine (the other test lane beside this one) has run a task 3× slower than an
+/// idle one, and 5 minutes were once too few. When it trips, the tasks' logs say whether they were
+/// still making progress.
+fn wait_for(conf: &PathBuf, results: &Path, name: &str) {
+    let mut out = String::new();
+    let gone = common::wait_for(15 * 60, 500, || {
         let o = slurm_cmd(conf, "squeue")
             .args(["-h", "-o", "%i %j %T"])
             .output()
             .unwrap();
-        let out = String::from_utf8_lossy(&o.stdout).into_owned();
-        if !out.lines().any(|l| l.contains(&format!("kd-{name}-"))) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "SLURM jobs still queued after 5 minutes:\n{out}"
+        out = String::from_utf8_lossy(&o.stdout).into_owned();
+        !out.lines().any(|l| l.contains(&format!("kd-{name}-")))
+    });
+    if !gone {
+        panic!(
+            "SLURM jobs still queued after 15 minutes:\n{out}\nthe tasks' logs, last lines:\n{}",
+            log_tails(&results.join(name).join("slurm/logs"))
         );
-        std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// The last lines of every log in `dir`, each under its file name.
+fn log_tails(dir: &Path) -> String {
+    let mut logs: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    logs.sort();
+    logs.iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(8)..].join("\n");
+            format!("── {}\n{tail}", p.display())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The job ids `kd-sweep slurm --submit` printed for the students' arrays.
@@ -124,7 +143,7 @@ fn a_sweep_submitted_as_job_arrays_runs_every_node_exactly_once() {
     ] {
         assert!(slurm.join(f).is_file(), "{f}");
     }
-    wait_for(&conf, "sl");
+    wait_for(&conf, &c.path("out"), "sl");
     let ids = run_ids(&c, "sl");
     assert_eq!(ids.len(), 12, "{ids:?}");
     let mut unique = ids.clone();
@@ -169,7 +188,7 @@ fn after_cancelling_part_of_the_students_only_the_missing_tasks_run() {
         "scancel: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    wait_for(&conf, "sc");
+    wait_for(&conf, &c.path("out"), "sc");
     let before = run_ids(&c, "sc");
     assert_eq!(
         before.len(),
@@ -189,7 +208,7 @@ fn after_cancelling_part_of_the_students_only_the_missing_tasks_run() {
         2,
         "only the missing tasks are submitted: {table}"
     );
-    wait_for(&conf, "sc");
+    wait_for(&conf, &c.path("out"), "sc");
     let after = run_ids(&c, "sc");
     assert_eq!(after.len(), 5, "{after:?}");
     let now = record_mtimes(&c.path("out/sc"));
@@ -312,7 +331,7 @@ fn a_task_killed_by_its_time_limit_continues_after_resubmission_with_the_same_nu
     let left: Vec<String> = queued(&conf, "tl").into_iter().map(|j| j.0).collect();
     let o = slurm_cmd(&conf, "scancel").args(&left).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    wait_for(&conf, "tl");
+    wait_for(&conf, &c.path("out"), "tl");
     for f in std::fs::read_dir(dir.join("slurm/logs")).unwrap().flatten() {
         std::fs::remove_file(f.path()).unwrap();
     }
@@ -323,7 +342,7 @@ fn a_task_killed_by_its_time_limit_continues_after_resubmission_with_the_same_nu
         out.contains("unfinished nodes: 1 teacher(s), 1 student(s)"),
         "{out}"
     );
-    wait_for(&conf, "tl");
+    wait_for(&conf, &c.path("out"), "tl");
     let second = log("kd-tl-teachers_");
     assert!(
         second.contains("teacher-s0: continuing from its checkpoint"),
