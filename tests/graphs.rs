@@ -140,5 +140,5 @@ fn the_protocol_captures_once_per_epoch_and_replays_the_rest() {
     assert_eq!(losses, want, "and returned its own loss");
     // eager: the 3 warm-up steps and the 2 short batches; a capture at epoch 1 step 4 and epoch 2's
     // first step; replays: the other full batches
-    assert_eq!((stepper.captures, stepper.replays), (2, 5));
+    assert_eq!(stepper.counts(), (2, 5));
 }

@@ -76,6 +76,49 @@ pub enum Taken {
     Replayed,
 }
 
+/// What the step protocol needs of a graph: capture a step and replay it. The protocol
+/// ([`Protocol::step`]) is one piece of code for both engines, so the CPU rehearsal checks the very
+/// decisions (eager, capture, replay, the buffers in and out) that a GPU run takes.
+trait Engine {
+    /// Captures `run` on the static inputs and runs it once; the captured loss (a static buffer).
+    fn capture(&mut self, run: Run, statics: &Batch) -> Result<Tensor, String>;
+    /// Runs the captured step again on the static inputs, writing its loss into `loss`.
+    fn replay(&mut self, run: Run, statics: &Batch, loss: &Tensor) -> Result<Taken, String>;
+}
+
+type Run<'a> = &'a mut dyn FnMut(&Batch) -> Tensor;
+
+impl Engine for Graph {
+    fn capture(&mut self, run: Run, statics: &Batch) -> Result<Tensor, String> {
+        let loss = Graph::capture(self, || run(statics))
+            .map_err(|why| format!("capturing a training step as a CUDA graph failed: {why}"))?;
+        // capturing records the kernels without running them: the step itself is the first replay
+        Graph::replay(self)?;
+        Ok(loss)
+    }
+
+    fn replay(&mut self, _: Run, _: &Batch, _: &Tensor) -> Result<Taken, String> {
+        Graph::replay(self)?;
+        Ok(Taken::Replayed)
+    }
+}
+
+/// [`Mode::Rehearse`]: "capture" runs the step eagerly on the static inputs; "replay" runs it again
+/// there and writes its loss into the static loss buffer, as a replayed graph does. The step
+/// function runs each time, so its host-side effects happen ([`Taken::Ran`]).
+struct Rehearsal;
+
+impl Engine for Rehearsal {
+    fn capture(&mut self, run: Run, statics: &Batch) -> Result<Tensor, String> {
+        Ok(run(statics))
+    }
+
+    fn replay(&mut self, run: Run, statics: &Batch, loss: &Tensor) -> Result<Taken, String> {
+        loss.shallow_clone().copy_(&run(statics));
+        Ok(Taken::Ran)
+    }
+}
+
 enum Backend {
     Cuda(Graph),
     Rehearse,
@@ -84,6 +127,11 @@ enum Backend {
 /// Takes a run's steps through a graph.
 pub struct Stepper {
     backend: Backend,
+    protocol: Protocol,
+}
+
+/// The protocol's state: when to capture, and the captured step's static buffers.
+struct Protocol {
     /// The full batch's rows: only batches of this length are graphed.
     rows: i64,
     /// Inputs and loss of the captured step (static: the graph reads and writes these buffers).
@@ -91,9 +139,8 @@ pub struct Stepper {
     loss: Option<Tensor>,
     key: Option<Key>,
     eager: u64,
-    /// Graphs captured and steps replayed so far.
-    pub captures: u32,
-    pub replays: u64,
+    captures: u32,
+    replays: u64,
 }
 
 impl Stepper {
@@ -106,8 +153,7 @@ impl Stepper {
             (Mode::Cuda, tch::Device::Cuda(i)) => Backend::Cuda(Graph::new(i)?),
             (Mode::Cuda, other) => return Err(format!("CUDA graphs on {other:?}")),
         };
-        Ok(Some(Stepper {
-            backend,
+        let protocol = Protocol {
             rows,
             inputs: None,
             loss: None,
@@ -115,7 +161,13 @@ impl Stepper {
             eager: 0,
             captures: 0,
             replays: 0,
-        }))
+        };
+        Ok(Some(Stepper { backend, protocol }))
+    }
+
+    /// Graphs captured and steps replayed so far.
+    pub fn counts(&self) -> (u32, u64) {
+        (self.protocol.captures, self.protocol.replays)
     }
 
     /// One step of batch `b` at `(epoch, lr)`: eager (`run(b)`), captured (`run` on the static
@@ -124,95 +176,55 @@ impl Stepper {
         &mut self,
         b: &Batch,
         (epoch, lr): (u32, f64),
-        run: &mut dyn FnMut(&Batch) -> Tensor,
+        run: Run,
     ) -> Result<(Tensor, Taken), String> {
         let key = Key {
             epoch,
             lr: lr.to_bits(),
             rows: b.xs.size()[0],
         };
-        let graphed = key.rows == self.rows && self.eager >= WARMUP;
+        let p = &mut self.protocol;
         match &mut self.backend {
-            Backend::Rehearse => Ok(self.rehearse(b, key, graphed, run)),
-            Backend::Cuda(g) => {
-                let (inputs, loss, state) = (&mut self.inputs, &mut self.loss, &mut self.key);
-                let counts = (&mut self.eager, &mut self.captures, &mut self.replays);
-                g.on_side_stream(|g| {
-                    cuda_step(g, b, key, graphed, run, (inputs, loss, state), counts)
-                })?
-            }
+            Backend::Rehearse => p.step(&mut Rehearsal, b, key, run),
+            // every step of the run, eager ones too, on the graph's stream
+            Backend::Cuda(g) => g.on_side_stream(|g| p.step(g, b, key, run))?,
         }
-    }
-
-    /// [`Mode::Rehearse`]: what the CUDA path does, with "capture and replay" as one eager run on
-    /// the static inputs and "replay" as another.
-    fn rehearse(
-        &mut self,
-        b: &Batch,
-        key: Key,
-        graphed: bool,
-        run: &mut dyn FnMut(&Batch) -> Tensor,
-    ) -> (Tensor, Taken) {
-        if !graphed {
-            self.eager += 1;
-            return (run(b), Taken::Ran);
-        }
-        if self.key != Some(key) {
-            self.inputs = Some(static_copy(b));
-            self.key = Some(key);
-            self.captures += 1;
-        } else {
-            copy_into(self.inputs.as_ref().expect("captured"), b);
-            self.replays += 1;
-        }
-        let loss = run(self.inputs.as_ref().expect("captured"));
-        // the captured loss is a static buffer: what the caller keeps is a copy
-        (loss.copy(), Taken::Ran)
     }
 }
 
-type Statics<'a> = (
-    &'a mut Option<Batch>,
-    &'a mut Option<Tensor>,
-    &'a mut Option<Key>,
-);
-
-/// The CUDA path of [`Stepper::step`], on the graph's side stream.
-fn cuda_step(
-    g: &mut Graph,
-    b: &Batch,
-    key: Key,
-    graphed: bool,
-    run: &mut dyn FnMut(&Batch) -> Tensor,
-    (inputs, loss, state): Statics,
-    (eager, captures, replays): (&mut u64, &mut u32, &mut u64),
-) -> Result<(Tensor, Taken), String> {
-    if !graphed {
-        *eager += 1;
-        return Ok((run(b), Taken::Ran));
+impl Protocol {
+    fn step(
+        &mut self,
+        engine: &mut dyn Engine,
+        b: &Batch,
+        key: Key,
+        run: Run,
+    ) -> Result<(Tensor, Taken), String> {
+        if key.rows != self.rows || self.eager < WARMUP {
+            self.eager += 1;
+            return Ok((run(b), Taken::Ran));
+        }
+        if self.key == Some(key) {
+            let inputs = self.inputs.as_ref().expect("captured");
+            let loss = self.loss.as_ref().expect("captured");
+            copy_into(inputs, b);
+            let taken = engine.replay(run, inputs, loss)?;
+            self.replays += 1;
+            // the captured loss is a static buffer: what the caller keeps is a copy
+            return Ok((loss.copy(), taken));
+        }
+        // a new graph: the old one's buffers go first (its loss lives in the old graph's memory
+        // pool), the new inputs are allocated before the capture, outside the new graph's pool
+        self.key = None;
+        self.loss = None;
+        self.inputs = None;
+        let statics = static_copy(b);
+        let loss = engine.capture(run, &statics)?;
+        let out = loss.copy();
+        (self.inputs, self.loss, self.key) = (Some(statics), Some(loss), Some(key));
+        self.captures += 1;
+        Ok((out, Taken::Ran))
     }
-    if *state == Some(key) {
-        copy_into(inputs.as_ref().expect("captured"), b);
-        g.replay()?;
-        *replays += 1;
-        return Ok((loss.as_ref().expect("captured").copy(), Taken::Replayed));
-    }
-    // a new graph: the old one's buffers go first (its loss lives in the old graph's memory pool),
-    // the new inputs are allocated before the capture, outside the new graph's pool
-    *state = None;
-    *loss = None;
-    *inputs = None;
-    let statics = static_copy(b);
-    let captured = g
-        .capture(|| run(&statics))
-        .map_err(|why| format!("capturing a training step as a CUDA graph failed: {why}"))?;
-    g.replay()?;
-    *inputs = Some(statics);
-    *state = Some(key);
-    *captures += 1;
-    let out = captured.copy();
-    *loss = Some(captured);
-    Ok((out, Taken::Ran))
 }
 
 /// Buffers of the batch's shapes holding its values.
