@@ -216,169 +216,187 @@ fn reduce(callable: Value, args: Value) -> Value {
 /// Unpickles `bytes` into an inert value tree.
 pub fn load(bytes: &[u8]) -> Result<Value, String> {
     let mut r = Reader { b: bytes, pos: 0 };
-    let mut stack: Vec<Value> = Vec::new();
-    let mut memo: HashMap<u64, Value> = HashMap::new();
-    let pop = |stack: &mut Vec<Value>| stack.pop().ok_or_else(|| "stack underflow".to_string());
-    let pop_mark = |stack: &mut Vec<Value>| -> Result<Vec<Value>, String> {
-        let m = stack
-            .iter()
-            .rposition(|v| *v == Value::Mark)
-            .ok_or("no mark on the stack")?;
-        let items = stack.split_off(m + 1);
-        stack.pop();
-        Ok(items)
+    let mut m = Machine {
+        stack: Vec::new(),
+        memo: HashMap::new(),
     };
     loop {
         let op = r.u8()?;
+        if op == b'.' {
+            return m.pop();
+        }
+        match literal(op, &mut r)? {
+            Some(v) => m.stack.push(v),
+            None => m.apply(op, &mut r)?,
+        }
+    }
+}
+
+/// The value an opcode that pushes one new value pushes, read from the stream; `None` when `op`
+/// works on the stack instead.
+fn literal(op: u8, r: &mut Reader) -> Result<Option<Value>, String> {
+    let bytes = |r: &mut Reader, n: usize| -> Result<Value, String> {
+        let n = r.len(n)?;
+        Ok(Value::Bytes(r.take(n)?.to_vec()))
+    };
+    let text = |r: &mut Reader, n: usize| -> Result<Value, String> {
+        let n = r.len(n)?;
+        Ok(Value::Str(utf8(r.take(n)?)?))
+    };
+    Ok(Some(match op {
+        b'(' => Value::Mark,
+        b'}' => Value::Dict(Vec::new()),
+        b']' => Value::List(Vec::new()),
+        b')' => Value::Tuple(Vec::new()),
+        b'N' => Value::None,
+        0x88 => Value::Bool(true),
+        0x89 => Value::Bool(false),
+        b'J' => Value::Int(r.le(4)? as u32 as i32 as i64),
+        b'K' => Value::Int(r.le(1)? as i64),
+        b'M' => Value::Int(r.le(2)? as i64),
+        0x8a => long1(r)?,
+        b'I' | b'L' => match r.line()?.trim_end_matches('L') {
+            "01" => Value::Bool(true),
+            "00" => Value::Bool(false),
+            t => Value::Int(t.parse().map_err(|_| format!("bad integer {t:?}"))?),
+        },
+        b'G' => {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(r.take(8)?);
+            Value::Float(f64::from_be_bytes(a))
+        }
+        b'T' | b'B' => bytes(r, 4)?,
+        b'U' | b'C' => bytes(r, 1)?,
+        0x8e | 0x96 => bytes(r, 8)?,
+        b'X' => text(r, 4)?,
+        0x8c => text(r, 1)?,
+        0x8d => text(r, 8)?,
+        b'c' => {
+            let module = r.line()?.to_string();
+            Value::Global(module, r.line()?.to_string())
+        }
+        b'P' => Value::Persistent(Box::new(Value::Str(r.line()?.to_string()))),
+        _ => return Ok(None),
+    }))
+}
+
+/// `LONG1`: a little-endian two's-complement integer of a given number of bytes (at most 8 here).
+fn long1(r: &mut Reader) -> Result<Value, String> {
+    let n = r.u8()? as usize;
+    let b = r.take(n)?;
+    if n > 8 {
+        return Err("integer too large".into());
+    }
+    let mut v: i64 = 0;
+    for (i, &x) in b.iter().enumerate() {
+        v |= (x as i64) << (8 * i);
+    }
+    if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 {
+        v -= 1i64 << (8 * n);
+    }
+    Ok(Value::Int(v))
+}
+
+/// The unpickler's stack and memo.
+struct Machine {
+    stack: Vec<Value>,
+    memo: HashMap<u64, Value>,
+}
+
+impl Machine {
+    fn pop(&mut self) -> Result<Value, String> {
+        self.stack
+            .pop()
+            .ok_or_else(|| "stack underflow".to_string())
+    }
+
+    /// The values above the topmost mark, and the mark gone.
+    fn pop_mark(&mut self) -> Result<Vec<Value>, String> {
+        let m = self
+            .stack
+            .iter()
+            .rposition(|v| *v == Value::Mark)
+            .ok_or("no mark on the stack")?;
+        let items = self.stack.split_off(m + 1);
+        self.stack.pop();
+        Ok(items)
+    }
+
+    fn top(&mut self) -> Result<&mut Value, String> {
+        self.stack
+            .last_mut()
+            .ok_or_else(|| "stack underflow".to_string())
+    }
+
+    /// An opcode that works on the stack or the memo.
+    fn apply(&mut self, op: u8, r: &mut Reader) -> Result<(), String> {
         match op {
-            0x80 => {
-                r.u8()?;
-            } // PROTO
-            0x95 => {
-                r.take(8)?;
-            } // FRAME
-            b'.' => return pop(&mut stack),
-            b'(' => stack.push(Value::Mark),
-            b'}' => stack.push(Value::Dict(Vec::new())),
-            b']' => stack.push(Value::List(Vec::new())),
-            b')' => stack.push(Value::Tuple(Vec::new())),
+            0x80 => drop(r.u8()?),    // PROTO
+            0x95 => drop(r.take(8)?), // FRAME
+            0x98 => {}                // READONLY_BUFFER: no effect on an in-band buffer
+            0x97 => return Err("out-of-band buffers are not supported".into()),
             b't' => {
-                let items = pop_mark(&mut stack)?;
-                stack.push(Value::Tuple(items));
+                let items = self.pop_mark()?;
+                self.stack.push(Value::Tuple(items));
             }
             0x85..=0x87 => {
                 let n = (op - 0x84) as usize;
-                if stack.len() < n {
+                if self.stack.len() < n {
                     return Err("stack underflow".into());
                 }
-                let items = stack.split_off(stack.len() - n);
-                stack.push(Value::Tuple(items));
-            }
-            b'N' => stack.push(Value::None),
-            0x88 => stack.push(Value::Bool(true)),
-            0x89 => stack.push(Value::Bool(false)),
-            b'J' => stack.push(Value::Int(r.le(4)? as u32 as i32 as i64)),
-            b'K' => stack.push(Value::Int(r.le(1)? as i64)),
-            b'M' => stack.push(Value::Int(r.le(2)? as i64)),
-            0x8a => {
-                let n = r.u8()? as usize;
-                let b = r.take(n)?;
-                if n > 8 {
-                    return Err("integer too large".into());
-                }
-                let mut v: i64 = 0;
-                for (i, &x) in b.iter().enumerate() {
-                    v |= (x as i64) << (8 * i);
-                }
-                if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 {
-                    v -= 1i64 << (8 * n);
-                }
-                stack.push(Value::Int(v));
-            }
-            b'I' | b'L' => {
-                let t = r.line()?.trim_end_matches('L');
-                stack.push(match t {
-                    "01" => Value::Bool(true),
-                    "00" => Value::Bool(false),
-                    t => Value::Int(t.parse().map_err(|_| format!("bad integer {t:?}"))?),
-                });
-            }
-            b'G' => {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(r.take(8)?);
-                stack.push(Value::Float(f64::from_be_bytes(a)));
-            }
-            b'T' | b'U' => {
-                let n = if op == b'T' { r.len(4)? } else { r.len(1)? };
-                stack.push(Value::Bytes(r.take(n)?.to_vec()));
-            }
-            b'X' | 0x8c | 0x8d => {
-                let n = match op {
-                    b'X' => r.len(4)?,
-                    0x8c => r.len(1)?,
-                    _ => r.len(8)?,
-                };
-                stack.push(Value::Str(utf8(r.take(n)?)?));
-            }
-            b'B' | b'C' | 0x8e | 0x96 => {
-                let n = match op {
-                    b'B' => r.len(4)?,
-                    b'C' => r.len(1)?,
-                    _ => r.len(8)?,
-                };
-                stack.push(Value::Bytes(r.take(n)?.to_vec()));
-            }
-            0x98 => {} // READONLY_BUFFER: no effect on an in-band buffer
-            0x97 => return Err("out-of-band buffers are not supported".into()),
-            b'c' => {
-                let module = r.line()?.to_string();
-                let name = r.line()?.to_string();
-                stack.push(Value::Global(module, name));
+                let items = self.stack.split_off(self.stack.len() - n);
+                self.stack.push(Value::Tuple(items));
             }
             0x93 => {
-                let name = pop(&mut stack)?;
-                let module = pop(&mut stack)?;
-                match (module, name) {
-                    (Value::Str(m), Value::Str(n)) => stack.push(Value::Global(m, n)),
+                let name = self.pop()?;
+                match (self.pop()?, name) {
+                    (Value::Str(m), Value::Str(n)) => self.stack.push(Value::Global(m, n)),
                     _ => return Err("STACK_GLOBAL needs two strings".into()),
                 }
             }
             b'Q' => {
-                let pid = pop(&mut stack)?;
-                stack.push(Value::Persistent(Box::new(pid)));
-            }
-            b'P' => {
-                let pid = r.line()?.to_string();
-                stack.push(Value::Persistent(Box::new(Value::Str(pid))));
+                let pid = self.pop()?;
+                self.stack.push(Value::Persistent(Box::new(pid)));
             }
             b'R' | 0x81 => {
-                let args = pop(&mut stack)?;
-                let callable = pop(&mut stack)?;
-                stack.push(reduce(callable, args));
+                let args = self.pop()?;
+                let callable = self.pop()?;
+                self.stack.push(reduce(callable, args));
             }
             b'b' => {
-                let st = pop(&mut stack)?;
-                match stack.last_mut() {
-                    Some(Value::Object { state, .. }) => *state = Some(Box::new(st)),
-                    Some(_) => {} // state on a plain value (a state dict's `_metadata`): not needed
-                    None => return Err("stack underflow".into()),
+                let st = self.pop()?;
+                // state on a plain value (a state dict's `_metadata`) is not needed
+                if let Value::Object { state, .. } = self.top()? {
+                    *state = Some(Box::new(st));
                 }
             }
-            b'a' => {
-                let v = pop(&mut stack)?;
-                match stack.last_mut() {
-                    Some(Value::List(l)) => l.push(v),
+            b'a' | b'e' => {
+                let items = match op {
+                    b'a' => vec![self.pop()?],
+                    _ => self.pop_mark()?,
+                };
+                match self.top() {
+                    Ok(Value::List(l)) => l.extend(items),
                     _ => return Err("APPEND to a non-list".into()),
                 }
             }
-            b'e' => {
-                let items = pop_mark(&mut stack)?;
-                match stack.last_mut() {
-                    Some(Value::List(l)) => l.extend(items),
-                    _ => return Err("APPENDS to a non-list".into()),
-                }
-            }
-            b's' => {
-                let v = pop(&mut stack)?;
-                let k = pop(&mut stack)?;
-                match stack.last_mut() {
-                    Some(Value::Dict(d)) => d.push((k, v)),
-                    _ => return Err("SETITEM on a non-dict".into()),
-                }
-            }
-            b'u' => {
-                let items = pop_mark(&mut stack)?;
+            b's' | b'u' => {
+                let items = match op {
+                    b's' => {
+                        let v = self.pop()?;
+                        vec![self.pop()?, v]
+                    }
+                    _ => self.pop_mark()?,
+                };
                 if items.len() % 2 != 0 {
                     return Err("SETITEMS with an odd number of items".into());
                 }
-                match stack.last_mut() {
-                    Some(Value::Dict(d)) => {
-                        let mut it = items.into_iter();
-                        while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                            d.push((k, v));
-                        }
-                    }
-                    _ => return Err("SETITEMS on a non-dict".into()),
+                let Ok(Value::Dict(d)) = self.top() else {
+                    return Err("SETITEM on a non-dict".into());
+                };
+                let mut it = items.into_iter();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    d.push((k, v));
                 }
             }
             b'q' | b'r' | b'p' | 0x94 => {
@@ -386,10 +404,10 @@ pub fn load(bytes: &[u8]) -> Result<Value, String> {
                     b'q' => r.le(1)?,
                     b'r' => r.le(4)?,
                     b'p' => r.line()?.parse().map_err(|_| "bad memo key")?,
-                    _ => memo.len() as u64,
+                    _ => self.memo.len() as u64,
                 };
-                let top = stack.last().ok_or("stack underflow")?.clone();
-                memo.insert(key, top);
+                let top = self.top()?.clone();
+                self.memo.insert(key, top);
             }
             b'h' | b'j' | b'g' => {
                 let key = match op {
@@ -397,25 +415,21 @@ pub fn load(bytes: &[u8]) -> Result<Value, String> {
                     b'j' => r.le(4)?,
                     _ => r.line()?.parse().map_err(|_| "bad memo key")?,
                 };
-                stack.push(memo.get(&key).ok_or("unknown memo key")?.clone());
+                let v = self.memo.get(&key).ok_or("unknown memo key")?.clone();
+                self.stack.push(v);
             }
-            b'0' => {
-                pop(&mut stack)?;
-            }
-            b'1' => {
-                pop_mark(&mut stack)?;
-            }
+            b'0' => drop(self.pop()?),
+            b'1' => drop(self.pop_mark()?),
             b'2' => {
-                let top = stack.last().ok_or("stack underflow")?.clone();
-                stack.push(top);
+                let top = self.top()?.clone();
+                self.stack.push(top);
             }
             _ => {
-                return Err(format!(
-                    "unsupported pickle opcode 0x{op:02x} at byte {}",
-                    r.pos - 1
-                ))
+                let at = r.pos - 1;
+                return Err(format!("unsupported pickle opcode 0x{op:02x} at byte {at}"));
             }
         }
+        Ok(())
     }
 }
 
