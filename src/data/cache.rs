@@ -60,11 +60,20 @@ pub(super) fn save(path: &Path, splits: &[RawImages]) -> std::io::Result<()> {
         views.push((format!("split{i}"), view));
     }
     let bytes = safetensors::tensor::serialize(views, &None).map_err(err)?;
+    replace(path, &bytes)
+}
+
+/// Writes `bytes` to `path` under a temporary name (its folder made when missing) and renames it
+/// into place, so that a reader sees the old file or the new one whole (the temporary name is this
+/// process's and this call's: workers in one process may write the same file at once).
+pub(super) fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, &bytes)?;
+    let tmp = dir.join(format!(".{name}.tmp-{}-{call}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })

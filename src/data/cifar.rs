@@ -5,7 +5,7 @@
 //! then the pixels) and python (`train`, `test`, with `data`, `fine_labels` and `coarse_labels`); the
 //! fine labels (100 classes) are the ones read.
 
-use super::{read_maybe_gz, DataError, Pixels, RawImages};
+use super::{read_maybe_gz, DataError, Label, Pixels, RawImages};
 use crate::pickle;
 use sha2::Sha256;
 use std::path::{Path, PathBuf};
@@ -105,7 +105,7 @@ pub fn read_dir(
 }
 
 /// Pixels and labels of one batch file.
-type Batch = (Vec<u8>, Vec<u8>);
+type Batch = (Vec<u8>, Vec<Label>);
 
 /// Decodes one batch file (its path, for errors, and its bytes).
 type Decode<'a> = &'a dyn Fn(&Path, &[u8]) -> Result<Batch, DataError>;
@@ -153,7 +153,7 @@ fn read_binary(path: &Path, bytes: &[u8], v: &Variant) -> Result<Batch, DataErro
     let mut px = Vec::with_capacity(bytes.len() / record * IMAGE);
     let mut lb = Vec::with_capacity(bytes.len() / record);
     for rec in bytes.chunks_exact(record) {
-        lb.push(rec[v.label_bytes - 1]);
+        lb.push(Label::from(rec[v.label_bytes - 1]));
         px.extend_from_slice(&rec[v.label_bytes..]);
     }
     Ok((px, lb))
@@ -179,11 +179,11 @@ fn read_python(path: &Path, bytes: &[u8], v: &Variant) -> Result<Batch, DataErro
     let (shape, raw) = data
         .ndarray_u8()
         .ok_or_else(|| bad("`data` is not a uint8 array".into()))?;
-    let labels: Vec<u8> = labels
+    let labels: Vec<Label> = labels
         .int_list()
         .ok_or_else(|| bad(format!("`{}` is not a list of integers", v.label_key)))?
         .into_iter()
-        .map(|l| u8::try_from(l).unwrap_or(u8::MAX))
+        .map(|l| Label::try_from(l).unwrap_or(Label::MAX))
         .collect();
     if shape.len() != 2
         || shape[1] != IMAGE

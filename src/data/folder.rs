@@ -5,7 +5,10 @@
 //! folders in path order). Files are hashed and decoded in parallel (rayon), and the decoded bytes
 //! are cached by the folder's content ([`super::cache`]).
 
-use super::{cache, check_side, DataError, DatasetKind, Layout, Pixels, RawDataset, RawImages};
+use super::{
+    cache, check_side, digests, DataError, DatasetKind, Label, Layout, Pixels, RawDataset,
+    RawImages, MAX_CLASSES,
+};
 use image::{ImageBuffer, Pixel};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -22,15 +25,12 @@ pub(super) const LAYOUT: &str = "set `data.path` to a folder in torchvision's Im
 const READ: [&str; 3] = ["png", "jpg", "jpeg"];
 const UNSUPPORTED: [&str; 6] = ["bmp", "ppm", "pgm", "tif", "tiff", "webp"];
 
-/// At most this many classes: labels are held as bytes.
-const MAX_CLASSES: usize = 256;
-
 /// One image file: its path from the dataset's folder (hashed, so moving the folder keeps the
 /// fingerprint), where it is, and its class.
 struct Entry {
     rel: Vec<u8>,
     path: PathBuf,
-    label: u8,
+    label: Label,
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> DataError {
@@ -136,7 +136,7 @@ fn class_difference(split: &str, train: &[String], other: &[String]) -> String {
 fn entries(dir: &Path) -> Result<(Vec<String>, Vec<Vec<Entry>>), DataError> {
     let classes = list_classes(&dir.join("train"))?;
     if classes.len() > MAX_CLASSES {
-        return Err(DataError::new(&dir.join("train"), format!("{} class folders; kd-sweep holds labels as bytes, so at most {MAX_CLASSES} classes", classes.len())));
+        return Err(DataError::new(&dir.join("train"), format!("{} class folders; kd-sweep holds labels in 16 bits, so at most {MAX_CLASSES} classes", classes.len())));
     }
     let mut splits = Vec::new();
     for split in ["train", "test", "validation"] {
@@ -164,7 +164,7 @@ fn entries(dir: &Path) -> Result<(Vec<String>, Vec<Vec<Entry>>), DataError> {
                 list.push(Entry {
                     rel,
                     path,
-                    label: label as u8,
+                    label: label as Label,
                 });
             }
         }
@@ -355,21 +355,24 @@ pub(super) fn peek(dir: &Path, image_size: Option<[u32; 2]>) -> Result<Layout, D
     })
 }
 
-/// Reads the folder: lists it, hashes every file (in parallel), then takes the decoded images from
-/// the cache or decodes them (in parallel) and caches them.
+/// Reads the folder: lists it, hashes every file (in parallel; with a cache, only the files changed
+/// since the last read, [`digests`]), then takes the decoded images from the cache or decodes them
+/// (in parallel) and caches them.
 pub(super) fn read(dir: &Path, opts: &super::ReadOptions) -> Result<RawDataset, DataError> {
     let (classes, splits) = entries(dir)?;
     let all: Vec<&Entry> = splits.iter().flatten().collect();
-    let digests: Vec<Vec<u8>> = all
-        .par_iter()
-        .map(|e| {
-            let b = std::fs::read(&e.path).map_err(|x| io_error(&e.path, x))?;
-            Ok(Sha256::digest(&b).to_vec())
+    let files: Vec<digests::File> = (all.iter())
+        .map(|e| digests::File {
+            rel: &e.rel,
+            path: &e.path,
         })
-        .collect::<Result<_, DataError>>()?;
+        .collect();
+    let memo = opts.cache.as_ref().map(|c| digests::memo_path(c, dir));
+    let digests = digests::sha256_all(&files, memo.as_deref(), digests::SETTLED)
+        .map_err(|(path, e)| io_error(&path, e))?;
     let mut hasher = Sha256::new();
     hasher.update(b"kd-sweep image folder\0");
-    for (e, d) in all.iter().zip(&digests) {
+    for (e, d) in all.iter().zip(&digests.sha256) {
         hasher.update((e.rel.len() as u64).to_le_bytes());
         hasher.update(&e.rel);
         hasher.update(d);
@@ -379,7 +382,7 @@ pub(super) fn read(dir: &Path, opts: &super::ReadOptions) -> Result<RawDataset, 
         .cache
         .as_ref()
         .map(|c| cache::path(c, &fingerprint, opts.image_size));
-    let labels = |s: &[Entry]| s.iter().map(|e| e.label).collect::<Vec<u8>>();
+    let labels = |s: &[Entry]| s.iter().map(|e| e.label).collect::<Vec<Label>>();
     let counts: Vec<usize> = splits.iter().map(Vec::len).collect();
     let hit = cached.as_ref().and_then(|p| cache::load(p, &counts));
     let mut images = match hit {
@@ -423,6 +426,7 @@ pub(super) fn read(dir: &Path, opts: &super::ReadOptions) -> Result<RawDataset, 
     let (Some(train), Some(test)) = (train, test) else {
         return Err(DataError::new(dir, "no training or test images"));
     };
+    digests.remember();
     Ok(RawDataset {
         kind: DatasetKind::Folder,
         train,

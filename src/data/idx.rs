@@ -1,7 +1,7 @@
 //! IDX files (MNIST, Fashion-MNIST): big-endian magic `0x0000_08_NN` (unsigned bytes, NN dimensions),
 //! NN big-endian u32 sizes, then the data. Gzipped or not.
 
-use super::{read_maybe_gz, DataError, Pixels, RawImages};
+use super::{read_maybe_gz, DataError, Label, Pixels, RawImages};
 use sha2::Sha256;
 use std::path::{Path, PathBuf};
 
@@ -108,7 +108,7 @@ fn read_pair(
         h: isz[1],
         w: isz[2],
         pixels: Pixels::U8(pixels),
-        labels,
+        labels: labels.into_iter().map(Label::from).collect(),
     })
 }
 

@@ -5,6 +5,7 @@
 
 mod cache;
 mod cifar;
+mod digests;
 mod folder;
 mod idx;
 mod tensors;
@@ -60,7 +61,13 @@ impl Pixels {
     }
 }
 
-/// Images as stored: `n` images of `c×h×w` values (channel-major), and one label byte each.
+/// A class label, 0..K-1. Sixteen bits: a folder of ImageNet-21k's classes fits.
+pub type Label = u16;
+
+/// The most classes a dataset may have (every [`Label`]).
+pub const MAX_CLASSES: usize = Label::MAX as usize + 1;
+
+/// Images as stored: `n` images of `c×h×w` values (channel-major), and one label each.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawImages {
     pub n: usize,
@@ -68,7 +75,7 @@ pub struct RawImages {
     pub h: usize,
     pub w: usize,
     pub pixels: Pixels,
-    pub labels: Vec<u8>,
+    pub labels: Vec<Label>,
 }
 
 impl RawImages {

@@ -4,7 +4,7 @@
 //! `uint8`, `int32` or `int64`, every class 0..K-1 present in `y_train`. The fingerprint is the
 //! file's SHA-256.
 
-use super::{DataError, DatasetKind, Layout, Pixels, RawDataset, RawImages};
+use super::{DataError, DatasetKind, Label, Layout, Pixels, RawDataset, RawImages, MAX_CLASSES};
 use safetensors::tensor::Dtype;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -330,14 +330,16 @@ fn check_headers(
     first.ok_or_else(|| bad(path, "no images"))
 }
 
-/// Labels as bytes: none negative, every class 0..K-1 in the training labels; K.
-fn labels(path: &Path, all: &[(&str, Vec<i64>)]) -> Result<(Vec<Vec<u8>>, usize), DataError> {
+/// Labels as [`Label`]s: none negative, every class 0..K-1 in the training labels; K.
+fn labels(path: &Path, all: &[(&str, Vec<i64>)]) -> Result<(Vec<Vec<Label>>, usize), DataError> {
     let mut max = 0;
     for (name, ys) in all {
-        if let Some(bad_label) = ys.iter().find(|&&l| !(0..256).contains(&l)) {
+        if let Some(bad_label) = ys.iter().find(|&&l| !(0..MAX_CLASSES as i64).contains(&l)) {
             return Err(bad(
                 path,
-                format!("array {name} has label {bad_label}; labels are 0..K-1 with K ≤ 256"),
+                format!(
+                    "array {name} has label {bad_label}; labels are 0..K-1 with K ≤ {MAX_CLASSES}"
+                ),
             ));
         }
         max = max.max(ys.iter().copied().max().unwrap_or(0));
@@ -348,11 +350,11 @@ fn labels(path: &Path, all: &[(&str, Vec<i64>)]) -> Result<(Vec<Vec<u8>>, usize)
     if let Some(gap) = seen.iter().position(|s| !s) {
         return Err(bad(path, format!("class {gap} has no training image (y_train lacks it, labels go up to {max}); labels must be 0..K-1 with every class in y_train")));
     }
-    let bytes = all
+    let labels = all
         .iter()
-        .map(|(_, ys)| ys.iter().map(|&l| l as u8).collect())
+        .map(|(_, ys)| ys.iter().map(|&l| l as Label).collect())
         .collect();
-    Ok((bytes, classes))
+    Ok((labels, classes))
 }
 
 /// Reads the label arrays (all of them).
@@ -360,7 +362,7 @@ fn read_labels(
     path: &Path,
     file: &mut File,
     infos: &BTreeMap<String, Info>,
-) -> Result<(Vec<Vec<u8>>, usize), DataError> {
+) -> Result<(Vec<Vec<Label>>, usize), DataError> {
     let mut all = Vec::new();
     for (_, y) in pairs(path, infos)? {
         let ys = match file.load(path, y, &infos[y])? {

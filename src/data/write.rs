@@ -316,7 +316,7 @@ pub fn synthetic_folder(
     counts: &[usize],
     (c, h, w): (usize, usize, usize),
     seed: u64,
-) -> std::io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+) -> std::io::Result<Vec<(Vec<u8>, Vec<super::Label>)>> {
     let mut rng = crate::rng::SplitMix64::new(seed);
     let mut sorted: Vec<&str> = classes.to_vec();
     sorted.sort();
@@ -333,7 +333,7 @@ pub fn synthetic_folder(
                     .collect();
                 image_file(&cd.join(format!("{i:03}.png")), c, h, w, &img)?;
                 px.extend_from_slice(&img);
-                labels.push(label as u8);
+                labels.push(label as super::Label);
             }
         }
         out.push((px, labels));

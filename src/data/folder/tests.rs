@@ -240,3 +240,15 @@ fn peek_reads_the_classes_and_the_first_header() {
     let e = peek(d.path(), Some([6, 6])).unwrap_err().to_string();
     assert!(e.contains("divisible by 4"), "{e}");
 }
+
+#[test]
+fn a_folder_may_have_more_classes_than_a_byte_holds() {
+    let d = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..300).map(|i| format!("c{i:03}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let want = synthetic_folder(d.path(), &names, &[1, 1], (1, 4, 4), 9).unwrap();
+    let raw = read(DatasetKind::Folder, d.path()).unwrap();
+    assert_eq!((raw.classes, raw.class_names[299].as_str()), (300, "c299"));
+    assert_eq!(raw.train.labels, want[0].1);
+    assert_eq!(raw.test.labels[256..258], [256, 257]);
+}

@@ -143,3 +143,31 @@ fn bad_files_name_the_arrays() {
     let e = err(&p);
     assert!(e.contains("truncated"), "{e}");
 }
+
+#[test]
+fn labels_go_past_a_byte_up_to_the_sixteen_bit_limit() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("wide.npz");
+    let k = 300usize;
+    let x = vec![7u8; k * 16];
+    let y: Vec<i64> = (0..k as i64).rev().collect();
+    let (x_shape, y_shape) = ([k, 4, 4], [k]);
+    let mut arrays: Arrays = vec![
+        ("x_train", Array::U8(&x), &x_shape),
+        ("y_train", Array::I64(&y), &y_shape),
+        ("x_test", Array::U8(&x[..32]), &[2, 4, 4]),
+        ("y_test", Array::I64(&[299, 256]), &[2]),
+    ];
+    write(&p, &arrays);
+    let raw = read(DatasetKind::Tensors, &p).unwrap();
+    assert_eq!(raw.classes, 300);
+    assert_eq!((raw.train.labels[0], raw.train.labels[299]), (299, 0));
+    assert_eq!(raw.test.labels, [299, 256]);
+    arrays[3] = ("y_test", Array::I64(&[65_536, 0]), &[2]);
+    write(&p, &arrays);
+    let e = err(&p);
+    assert!(
+        e.contains("y_test has label 65536") && e.contains("K ≤ 65536"),
+        "{e}"
+    );
+}
