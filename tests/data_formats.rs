@@ -383,21 +383,29 @@ fn a_folder_dataset_trains_end_to_end_and_reports_without_its_data() {
     assert!(o.status.success(), "{}", common::text(&o));
 }
 
+/// Also past a byte's labels: 300 classes, every one in y_train.
 #[test]
 fn a_tensors_dataset_with_its_own_hold_out_trains_end_to_end() {
     let c = common::Case::new(20, 10);
     let mut rng = kd_sweep::rng::SplitMix64::new(4);
-    let x: Vec<u8> = (0..40 * 64).map(|_| rng.next_u64() as u8).collect();
-    let y: Vec<i64> = (0..40).map(|i| i % 4).collect();
+    let (train, k) = (300usize, 300i64);
+    let n = train + 16;
+    let x: Vec<u8> = (0..n * 64).map(|_| rng.next_u64() as u8).collect();
+    let y: Vec<i64> = (0..n as i64).map(|i| (i * 7) % k).collect();
+    let (xs, ys) = (
+        |a: usize, b: usize| &x[a * 64..b * 64],
+        |a: usize, b: usize| &y[a..b],
+    );
+    let t = train;
     write::safetensors_file(
         &c.path("d.safetensors"),
         &[
-            ("x_train", write::Array::U8(&x[..24 * 64]), &[24, 8, 8]),
-            ("y_train", write::Array::I64(&y[..24]), &[24]),
-            ("x_test", write::Array::U8(&x[24 * 64..32 * 64]), &[8, 8, 8]),
-            ("y_test", write::Array::I64(&y[24..32]), &[8]),
-            ("x_val", write::Array::U8(&x[32 * 64..]), &[8, 1, 8, 8]),
-            ("y_val", write::Array::I64(&y[32..]), &[8]),
+            ("x_train", write::Array::U8(xs(0, t)), &[t, 8, 8]),
+            ("y_train", write::Array::I64(ys(0, t)), &[t]),
+            ("x_test", write::Array::U8(xs(t, t + 8)), &[8, 8, 8]),
+            ("y_test", write::Array::I64(ys(t, t + 8)), &[8]),
+            ("x_val", write::Array::U8(xs(t + 8, n)), &[8, 1, 8, 8]),
+            ("y_val", write::Array::I64(ys(t + 8, n)), &[8]),
         ],
     )
     .unwrap();
@@ -409,7 +417,7 @@ fn a_tensors_dataset_with_its_own_hold_out_trains_end_to_end() {
     let o = c.run(&["plan", "t.toml", "--results", "out"]);
     let plan = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
-        plan.contains("own validation split") && plan.contains("4 classes"),
+        plan.contains("own validation split") && plan.contains("300 classes"),
         "{plan}"
     );
     let o = c.run(&["t.toml", "--results", "out"]);
@@ -418,7 +426,7 @@ fn a_tensors_dataset_with_its_own_hold_out_trains_end_to_end() {
     let o = c.run(&["models", "--dataset", "tensors", "--data", "d.safetensors"]);
     let models = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
-        o.status.success() && models.contains("1×8×8 images, 4 classes"),
+        o.status.success() && models.contains("1×8×8 images, 300 classes"),
         "{models}"
     );
 }
