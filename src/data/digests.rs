@@ -1,6 +1,6 @@
 //! The SHA-256 of each file of a folder dataset, remembered between reads by the files' metadata, as
-//! git's index remembers blobs: a file whose path, size, modification and change times, inode and
-//! device are what they were when it was hashed is not read again. Every worker and every run reads
+//! git's index remembers blobs: a file whose path, size, modification and change times and inode are
+//! what they were when it was hashed is not read again. Every worker and every run reads
 //! the folder; without this each re-read every image file (gigabytes, for a large folder) only to
 //! find the fingerprint it already knew.
 //!
@@ -10,7 +10,9 @@
 //! but not its change time (which no program sets), so a change is seen even when the modification
 //! time is put back. A file touched too close to the hashing to be told apart from a later change
 //! within the same timestamp tick ("racily clean", in git's words) is not remembered: it is hashed
-//! again next time. A memo that does not read back is ignored and written anew.
+//! again next time. A memo that does not read back is ignored and written anew. The device number is
+//! left out: on a shared file system (NFS, a SLURM cluster's) each node numbers the mount its own
+//! way, while inodes and times are the server's, so every node can use one memo.
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -32,7 +34,6 @@ struct Stat {
     mtime: (i64, i64),
     ctime: (i64, i64),
     ino: u64,
-    dev: u64,
 }
 
 impl Stat {
@@ -42,7 +43,6 @@ impl Stat {
             mtime: (m.mtime(), m.mtime_nsec()),
             ctime: (m.ctime(), m.ctime_nsec()),
             ino: m.ino(),
-            dev: m.dev(),
         }
     }
 
@@ -52,7 +52,7 @@ impl Stat {
     }
 
     fn write(&self, out: &mut Vec<u8>) {
-        for v in [self.size, self.ino, self.dev] {
+        for v in [self.size, self.ino] {
             out.extend_from_slice(&v.to_le_bytes());
         }
         for v in [self.mtime.0, self.mtime.1, self.ctime.0, self.ctime.1] {
@@ -61,7 +61,7 @@ impl Stat {
     }
 
     fn read(b: &mut &[u8]) -> Option<Stat> {
-        let [size, ino, dev] = [take_u64(b)?, take_u64(b)?, take_u64(b)?];
+        let [size, ino] = [take_u64(b)?, take_u64(b)?];
         let mut t = [0i64; 4];
         for v in &mut t {
             *v = take_u64(b)? as i64;
@@ -71,7 +71,6 @@ impl Stat {
             mtime: (t[0], t[1]),
             ctime: (t[2], t[3]),
             ino,
-            dev,
         })
     }
 }
