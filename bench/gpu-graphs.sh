@@ -13,7 +13,7 @@
 # HOW TO RUN
 #   here:   cargo build --release && mkdir -p target/gpu
 #           objcopy --strip-debug target/release/kd-sweep target/gpu/kd-sweep
-#           cp bench/gpu-graphs.sh target/gpu/
+#           cp bench/gpu-graphs.sh target/gpu/ && git describe --always --dirty > target/gpu/COMMIT
 #   there:  device run, carry ["target/gpu"], command: bash target/gpu/gpu-graphs.sh
 #           (the checkout's bench/*.py travel with the working tree; results land in $OUT)
 set -u
@@ -30,7 +30,7 @@ export LD_LIBRARY_PATH="${TORCH_LIB}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1' && [ -e /usr/local/nvidia/lib64/libcuda.so.1 ]; then
   export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:/usr/local/nvidia/lib64"
 fi
-log "binary: $BIN; torch lib: $TORCH_LIB"
+log "binary: $BIN (commit $(cat "$SELF_DIR/COMMIT" 2>/dev/null || echo unknown)); torch lib: $TORCH_LIB"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee -a "$OUT/summary.txt"
 
 # --- data: 10 classes of noisy 28x28 templates, IDX files as MNIST's ---------------------------
