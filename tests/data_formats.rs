@@ -363,8 +363,18 @@ fn a_folder_dataset_trains_end_to_end_and_reports_without_its_data() {
         plan.contains("3 classes: Ant, bee, zebra") && plan.contains("3×8×8"),
         "{plan}"
     );
+    let said = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        said.contains("imgs: decoding 48 images (once: kept in "),
+        "{said}"
+    );
     let o = c.run(&["f.toml", "--results", "out"]);
     assert!(o.status.success(), "{}", common::text(&o));
+    let said = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        !said.contains("decoding"),
+        "plan's read decoded them: {said}"
+    );
     let rows = common::csv_rows(&c.path("out/f/runs.csv"));
     assert_eq!(rows.len(), 3, "teacher, baseline, student");
     let cached: Vec<String> = (std::fs::read_dir(c.path("out/.cache/data")).unwrap())

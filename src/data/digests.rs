@@ -105,8 +105,7 @@ pub(super) fn memo_path(cache: &Path, dir: &Path) -> PathBuf {
 pub(super) struct Digests {
     /// Each file's SHA-256, in order.
     pub sha256: Vec<[u8; 32]>,
-    /// How many files were read to find them (what the tests check the memo by).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// How many files were read to find them.
     pub hashed: usize,
     /// The memo's path and its new contents, when it learned something.
     learned: Option<(PathBuf, Vec<u8>)>,

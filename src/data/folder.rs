@@ -355,10 +355,14 @@ pub(super) fn peek(dir: &Path, image_size: Option<[u32; 2]>) -> Result<Layout, D
     })
 }
 
+/// A folder read slower than this (seconds) says how long it took, and why, when progress is asked for.
+const SLOW_READ: f64 = 2.0;
+
 /// Reads the folder: lists it, hashes every file (in parallel; with a cache, only the files changed
 /// since the last read, [`digests`]), then takes the decoded images from the cache or decodes them
 /// (in parallel) and caches them.
 pub(super) fn read(dir: &Path, opts: &super::ReadOptions) -> Result<RawDataset, DataError> {
+    let started = std::time::Instant::now();
     let (classes, splits) = entries(dir)?;
     let all: Vec<&Entry> = splits.iter().flatten().collect();
     let files: Vec<digests::File> = (all.iter())
@@ -385,9 +389,21 @@ pub(super) fn read(dir: &Path, opts: &super::ReadOptions) -> Result<RawDataset, 
     let labels = |s: &[Entry]| s.iter().map(|e| e.label).collect::<Vec<Label>>();
     let counts: Vec<usize> = splits.iter().map(Vec::len).collect();
     let hit = cached.as_ref().and_then(|p| cache::load(p, &counts));
+    let decoded = hit.is_none();
     let mut images = match hit {
         Some(images) => images,
         None => {
+            if opts.progress {
+                let kept = match &cached {
+                    Some(p) => format!("kept in {} for later runs and workers", p.display()),
+                    None => "not cached".into(),
+                };
+                eprintln!(
+                    "{}: decoding {} images (once: {kept})",
+                    dir.display(),
+                    all.len()
+                );
+            }
             let decoded: Vec<Decoded> = all
                 .par_iter()
                 .map(|e| decode(&e.path, opts.image_size))
@@ -427,6 +443,27 @@ pub(super) fn read(dir: &Path, opts: &super::ReadOptions) -> Result<RawDataset, 
         return Err(DataError::new(dir, "no training or test images"));
     };
     digests.remember();
+    let took = started.elapsed().as_secs_f64();
+    if opts.progress && took >= SLOW_READ {
+        let n = all.len();
+        let hashed = match digests.hashed {
+            h if h == n => "all hashed".to_string(),
+            0 => "none changed since the last read".to_string(),
+            h => format!(
+                "{h} hashed, the other {} unchanged since the last read",
+                n - h
+            ),
+        };
+        let decoded = if decoded {
+            "decoded"
+        } else {
+            "the decoded images from the cache"
+        };
+        eprintln!(
+            "{}: {n} image files read in {took:.1} s ({hashed}; {decoded})",
+            dir.display()
+        );
+    }
     Ok(RawDataset {
         kind: DatasetKind::Folder,
         train,

@@ -106,6 +106,9 @@ pub struct RawDataset {
 pub struct ReadOptions {
     pub image_size: Option<[u32; 2]>,
     pub cache: Option<PathBuf>,
+    /// Say on stderr when a folder's images are decoded (once; the cache keeps them) and how long a
+    /// slow read took: the coordinator does, unless quiet; workers and tests do not.
+    pub progress: bool,
 }
 
 impl ReadOptions {
@@ -114,6 +117,7 @@ impl ReadOptions {
         ReadOptions {
             image_size: cfg.image_size,
             cache,
+            progress: false,
         }
     }
 }

@@ -52,7 +52,10 @@ pub fn prepare(path: &Path, opts: &Options) -> anyhow::Result<Prepared> {
         eprintln!("{why}");
     }
     let cache = store::data_cache(&opts.results);
-    let read = data::ReadOptions::of(&sweep.data, Some(cache));
+    let read = data::ReadOptions {
+        progress: !opts.quiet,
+        ..data::ReadOptions::of(&sweep.data, Some(cache))
+    };
     let raw = data::read_with(sweep.data.dataset, &sweep.data.path, &read)?;
     config::check_data(&sweep, &raw)?;
     let plan = plan::build(&sweep, &raw.fingerprint);

@@ -123,6 +123,7 @@ fn resize_and_crop_follow_torchvision() {
     let opts = ReadOptions {
         image_size: Some([8, 8]),
         cache: None,
+        progress: false,
     };
     let raw = read_with(DatasetKind::Folder, d.path(), &opts).unwrap();
     assert_eq!((raw.train.h, raw.train.w), (8, 8));
@@ -147,6 +148,7 @@ fn decoded_images_are_cached_by_content() {
     let opts = ReadOptions {
         image_size: None,
         cache: Some(cache.clone()),
+        progress: false,
     };
     let first = read_with(DatasetKind::Folder, &data, &opts).unwrap();
     assert!(first.val.is_some(), "validation/ is the hold-out");
