@@ -328,6 +328,28 @@ impl Machine {
             .ok_or_else(|| "stack underflow".to_string())
     }
 
+    /// SETITEM (a key and a value) or SETITEMS (`many`: key-value pairs down to the mark) into the
+    /// dict below them.
+    fn set_items(&mut self, many: bool) -> Result<(), String> {
+        let items = if many {
+            self.pop_mark()?
+        } else {
+            let v = self.pop()?;
+            vec![self.pop()?, v]
+        };
+        if items.len() % 2 != 0 {
+            return Err("SETITEMS with an odd number of items".into());
+        }
+        let Ok(Value::Dict(d)) = self.top() else {
+            return Err("SETITEM on a non-dict".into());
+        };
+        let mut it = items.into_iter();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            d.push((k, v));
+        }
+        Ok(())
+    }
+
     /// An opcode that works on the stack or the memo.
     fn apply(&mut self, op: u8, r: &mut Reader) -> Result<(), String> {
         match op {
@@ -380,25 +402,7 @@ impl Machine {
                     _ => return Err("APPEND to a non-list".into()),
                 }
             }
-            b's' | b'u' => {
-                let items = match op {
-                    b's' => {
-                        let v = self.pop()?;
-                        vec![self.pop()?, v]
-                    }
-                    _ => self.pop_mark()?,
-                };
-                if items.len() % 2 != 0 {
-                    return Err("SETITEMS with an odd number of items".into());
-                }
-                let Ok(Value::Dict(d)) = self.top() else {
-                    return Err("SETITEM on a non-dict".into());
-                };
-                let mut it = items.into_iter();
-                while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                    d.push((k, v));
-                }
-            }
+            b's' | b'u' => self.set_items(op == b'u')?,
             b'q' | b'r' | b'p' | 0x94 => {
                 let key = match op {
                     b'q' => r.le(1)?,

@@ -392,47 +392,7 @@ pub(super) fn read(dir: &Path, opts: &super::ReadOptions) -> Result<RawDataset, 
     let decoded = hit.is_none();
     let mut images = match hit {
         Some(images) => images,
-        None => {
-            if opts.progress {
-                let kept = match &cached {
-                    Some(p) => format!("kept in {} for later runs and workers", p.display()),
-                    None => "not cached".into(),
-                };
-                eprintln!(
-                    "{}: decoding {} images (once: {kept})",
-                    dir.display(),
-                    all.len()
-                );
-            }
-            let decoded: Vec<Decoded> = all
-                .par_iter()
-                .map(|e| decode(&e.path, opts.image_size))
-                .collect::<Result<_, DataError>>()?;
-            check_same(&all, &decoded, dir)?;
-            let (c, h, w) = (decoded[0].0, decoded[0].1, decoded[0].2);
-            let mut decoded = decoded.into_iter();
-            let images: Vec<RawImages> = (splits.iter())
-                .map(|s| {
-                    let mut px = Vec::with_capacity(s.len() * c * h * w);
-                    for d in decoded.by_ref().take(s.len()) {
-                        px.extend_from_slice(&d.3);
-                    }
-                    RawImages {
-                        n: s.len(),
-                        c,
-                        h,
-                        w,
-                        pixels: Pixels::U8(px),
-                        labels: labels(s),
-                    }
-                })
-                .collect();
-            if let Some(p) = &cached {
-                // a cache that cannot be written only costs the next run the decoding
-                let _ = cache::save(p, &images);
-            }
-            images
-        }
+        None => decode_all(dir, &splits, opts, cached.as_deref())?,
     };
     for (img, s) in images.iter_mut().zip(&splits) {
         img.labels = labels(s);
@@ -445,24 +405,7 @@ pub(super) fn read(dir: &Path, opts: &super::ReadOptions) -> Result<RawDataset, 
     digests.remember();
     let took = started.elapsed().as_secs_f64();
     if opts.progress && took >= SLOW_READ {
-        let n = all.len();
-        let hashed = match digests.hashed {
-            h if h == n => "all hashed".to_string(),
-            0 => "none changed since the last read".to_string(),
-            h => format!(
-                "{h} hashed, the other {} unchanged since the last read",
-                n - h
-            ),
-        };
-        let decoded = if decoded {
-            "decoded"
-        } else {
-            "the decoded images from the cache"
-        };
-        eprintln!(
-            "{}: {n} image files read in {took:.1} s ({hashed}; {decoded})",
-            dir.display()
-        );
+        say_read(dir, all.len(), digests.hashed, decoded, took);
     }
     Ok(RawDataset {
         kind: DatasetKind::Folder,
@@ -473,4 +416,75 @@ pub(super) fn read(dir: &Path, opts: &super::ReadOptions) -> Result<RawDataset, 
         class_names: classes,
         fingerprint,
     })
+}
+
+/// Decodes every image of the splits (in parallel), checks they agree in channels and size, and
+/// caches them at `cached`; labels are left to the caller. Says so first when progress is asked for.
+fn decode_all(
+    dir: &Path,
+    splits: &[Vec<Entry>],
+    opts: &super::ReadOptions,
+    cached: Option<&Path>,
+) -> Result<Vec<RawImages>, DataError> {
+    let all: Vec<&Entry> = splits.iter().flatten().collect();
+    if opts.progress {
+        let kept = match cached {
+            Some(p) => format!("kept in {} for later runs and workers", p.display()),
+            None => "not cached".into(),
+        };
+        eprintln!(
+            "{}: decoding {} images (once: {kept})",
+            dir.display(),
+            all.len()
+        );
+    }
+    let decoded: Vec<Decoded> = all
+        .par_iter()
+        .map(|e| decode(&e.path, opts.image_size))
+        .collect::<Result<_, DataError>>()?;
+    check_same(&all, &decoded, dir)?;
+    let (c, h, w) = (decoded[0].0, decoded[0].1, decoded[0].2);
+    let mut decoded = decoded.into_iter();
+    let images: Vec<RawImages> = (splits.iter())
+        .map(|s| {
+            let mut px = Vec::with_capacity(s.len() * c * h * w);
+            for d in decoded.by_ref().take(s.len()) {
+                px.extend_from_slice(&d.3);
+            }
+            RawImages {
+                n: s.len(),
+                c,
+                h,
+                w,
+                pixels: Pixels::U8(px),
+                labels: Vec::new(),
+            }
+        })
+        .collect();
+    if let Some(p) = cached {
+        // a cache that cannot be written only costs the next run the decoding
+        let _ = cache::save(p, &images);
+    }
+    Ok(images)
+}
+
+/// The line a slow read leaves on stderr: how many of its `n` files were hashed, whether it decoded.
+fn say_read(dir: &Path, n: usize, hashed: usize, decoded: bool, took: f64) {
+    let hashed = match hashed {
+        h if h == n => "all hashed".to_string(),
+        0 => "none changed since the last read".to_string(),
+        h => format!(
+            "{h} hashed, the other {} unchanged since the last read",
+            n - h
+        ),
+    };
+    let decoded = if decoded {
+        "decoded"
+    } else {
+        "the decoded images from the cache"
+    };
+    eprintln!(
+        "{}: {n} image files read in {took:.1} s ({hashed}; {decoded})",
+        dir.display()
+    );
 }
