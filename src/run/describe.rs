@@ -186,8 +186,6 @@ fn training_lines(p: &Prepared, sizes: &Sizes) -> String {
     out
 }
 
-/// The networks with their sizes for this dataset, and which students train unfused and why
-/// (fused training takes the tutorial student and plain logit KD only).
 /// What bf16 costs on this CPU, for the plan: emulated (float32 instructions) without AVX512-BF16 or
 /// AMX, and under portable numerics, which hold oneDNN at AVX2, even with them — measured on a 2-core
 /// Intel Xeon with AMX: a Fashion-MNIST teacher epoch took 668 s emulated, about 60 s in float32, and
@@ -208,6 +206,8 @@ fn bf16_on_cpu(has_bf16: bool, numerics: crate::platform::numerics::Numerics) ->
     }
 }
 
+/// The networks with their sizes for this dataset, and which students train unfused and why
+/// (fused training takes the tutorial student and plain logit KD only).
 fn network_lines(p: &Prepared, sizes: &Sizes) -> String {
     let mut out = String::new();
     let shape = p.data_shape;
