@@ -3,9 +3,10 @@
 //! The folders, from the bottom up; each imports only folders above it in this list (no import
 //! cycles):
 //!
-//! - [`platform`], [`util`], [`rng`], [`pickle`]: what the machine offers and how libtorch is set up
-//!   (devices, numerics modes, the switches tch lacks); small shared helpers; the random streams;
-//!   an inert unpickler (CIFAR's python release, PyTorch's saved state dicts).
+//! - [`platform`], [`util`], [`files`], [`rng`], [`pickle`]: what the machine offers and how libtorch
+//!   is set up (devices, numerics modes, the switches tch lacks); small shared helpers; files written
+//!   whole or not at all, and the temporaries killed writers leave; the random streams; an inert
+//!   unpickler (CIFAR's python release, PyTorch's saved state dicts).
 //! - [`data`]: the datasets in their real formats, and the tensors a run trains on.
 //! - [`model`]: the networks (the zoo and users' TorchScript files).
 //! - [`distill`]: the distillation methods (one entry each), the typed grid coordinate, the losses.
@@ -14,7 +15,7 @@
 //!   augmentation, the training state a checkpoint keeps.
 //! - [`config`]: the sweep file, raw and validated into a [`config::Sweep`].
 //! - [`plan`]: the grid as runs with content keys, and the search that decides which train how far.
-//! - [`store`]: what lasts: records, the teacher cache, the manifest, atomic writes, locks.
+//! - [`store`]: what lasts: records, the teacher cache, the manifest, locks.
 //! - [`report`]: what a reader sees: CSVs, summary, charts, the page, comparisons, status.
 //! - [`run`]: a sweep end to end: devices and workers, the job protocol, executing a job, writing
 //!   the outputs through [`report`].
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod distill;
+pub mod files;
 pub mod model;
 pub mod pickle;
 pub mod plan;

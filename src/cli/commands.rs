@@ -200,7 +200,7 @@ pub(super) fn bench(args: BenchArgs) -> anyhow::Result<Ended> {
         }
     })?;
     if let Some(out) = args.out {
-        crate::store::write_atomic(&out, md.as_bytes())
+        crate::files::write_atomic(&out, md.as_bytes())
             .with_context(|| format!("writing {}", out.display()))?;
     }
     print!("{md}");

@@ -1,7 +1,7 @@
 //! Decoded images of a folder dataset, kept so that a second run does not decode again:
 //! `<results>/.cache/data/folder-<key>.safetensors`, keyed by the folder's content hash and
 //! `image_size` (so moving the folder keeps its cache), one `uint8` N×C×H×W tensor per split. Written
-//! under a temporary name and renamed into place; a file that does not read back as expected is
+//! whole or not at all ([`crate::files::write_atomic`]); a file that does not read back as expected is
 //! ignored and written again.
 
 use super::{Pixels, RawImages};
@@ -60,21 +60,5 @@ pub(super) fn save(path: &Path, splits: &[RawImages]) -> std::io::Result<()> {
         views.push((format!("split{i}"), view));
     }
     let bytes = safetensors::tensor::serialize(views, &None).map_err(err)?;
-    replace(path, &bytes)
-}
-
-/// Writes `bytes` to `path` under a temporary name (its folder made when missing) and renames it
-/// into place, so that a reader sees the old file or the new one whole (the temporary name is this
-/// process's and this call's: workers in one process may write the same file at once).
-pub(super) fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}-{call}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    crate::files::write_atomic(path, &bytes)
 }

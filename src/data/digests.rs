@@ -116,7 +116,7 @@ impl Digests {
     /// leaves nothing behind; a memo that cannot be written only costs the next read its hashing.
     pub(super) fn remember(&self) {
         if let Some((path, bytes)) = &self.learned {
-            let _ = super::cache::replace(path, bytes);
+            let _ = crate::files::write_atomic(path, bytes);
         }
     }
 }

@@ -186,7 +186,7 @@ pub fn write(
     let c = compare(&loaded);
     chart(out, &c)?;
     let page = out.join("index.html");
-    crate::store::write_atomic(&page, super::html::compare_page(out, &c).as_bytes())
+    crate::files::write_atomic(&page, super::html::compare_page(out, &c).as_bytes())
         .with_context(|| format!("writing {}", page.display()))?;
     Ok(c)
 }

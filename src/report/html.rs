@@ -483,7 +483,7 @@ pub fn write_sweep_page(
     s: &Summary,
     records: &[&RunRecord],
 ) -> std::io::Result<()> {
-    crate::store::write_atomic(
+    crate::files::write_atomic(
         &dir.join("index.html"),
         sweep_page(dir, meta, s, records).as_bytes(),
     )

@@ -3,8 +3,9 @@
 //! derived from the records (and the manifest), so they can always be written again.
 
 use super::{charts, html, markdown, summarize, Meta, Summary};
+use crate::files::write_atomic;
 use crate::record::RunRecord;
-use crate::store::{write_atomic, Manifest};
+use crate::store::Manifest;
 use anyhow::Context;
 use std::path::Path;
 

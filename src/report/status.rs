@@ -50,7 +50,7 @@ pub fn read(dir: &Path) -> anyhow::Result<Snapshot> {
         dir: dir.to_path_buf(),
     };
     let progress = st.read_progress();
-    let now = store::unix_now();
+    let now = crate::files::unix_now();
     let runs = manifest
         .plan
         .iter()

@@ -2,13 +2,14 @@
 
 use crate::config::{self, Sweep};
 use crate::data;
+use crate::files::{remove_stale_temps, unix_now};
 use crate::model::MODEL_VERSION;
 use crate::plan::{self, Plan, Role};
 use crate::platform::device::{self, Slot};
 use crate::report;
 use crate::run::coordinator as schedule;
 use crate::run::progress::Progress;
-use crate::store::{self, unix_now, Manifest, RunRecord, Status, Store, Stored};
+use crate::store::{self, Manifest, RunRecord, Status, Store, Stored};
 use anyhow::Context;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -309,7 +310,7 @@ fn tidy_after_a_finished_sweep(p: &Prepared) {
     for (run, _) in p.plan.runs.iter().zip(&done).filter(|(_, d)| **d) {
         p.store.clear_progress(&run.id, &run.key);
     }
-    store::remove_stale_temps(&p.store.progress_dir());
+    remove_stale_temps(&p.store.progress_dir());
     p.store.remove_empty_work_dirs();
 }
 
@@ -361,12 +362,13 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
         p.store.progress_dir(),
         p.store.checkpoints_dir(),
     ] {
-        store::remove_stale_temps(&dir);
+        remove_stale_temps(&dir);
     }
     let cache = p.store.root.join(".cache").join("teachers");
-    store::remove_stale_temps(&cache);
+    remove_stale_temps(&cache);
+    remove_stale_temps(&store::data_cache(&p.store.root));
     for t in p.plan.teachers() {
-        store::remove_stale_temps(&p.store.teacher_dir(&t.key));
+        remove_stale_temps(&p.store.teacher_dir(&t.key));
     }
     let started = unix_now();
     // a manifest from the start, so that `kd-sweep status` and `report` can read a sweep in flight
@@ -408,7 +410,7 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     let (outcome, tried) = run_steps(&p, opts, &lock, done, n_done)?;
     // what a writer killed before this run started (its coordinator was kill -9'ed) may have left
     // after the clean-up above
-    store::remove_stale_temps(&p.store.records_dir());
+    remove_stale_temps(&p.store.records_dir());
     let summary = write_outputs(&p, path, started)?;
     if !outcome.interrupted {
         tidy_after_a_finished_sweep(&p);

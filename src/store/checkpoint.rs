@@ -7,7 +7,8 @@
 //! pair is removed when the run's record is written (`Store::save_record`), so disk use is bounded by
 //! one checkpoint per run in flight.
 
-use crate::store::{record_file_name, write_atomic, write_atomic_with, Store};
+use crate::files::{write_atomic, write_atomic_with};
+use crate::store::{record_file_name, Store};
 use crate::train::{Checkpoints, EpochStats, TrainState};
 use crate::util::hex;
 use serde::{Deserialize, Serialize};

@@ -11,9 +11,8 @@
 //! and a sweep that runs there makes `clean` refuse.
 
 use super::folders::{classify, Folder};
-use super::{
-    unix_now, CoordinatorLock, InFlight, LockError, Manifest, RunRecord, Status, MANIFEST,
-};
+use super::{CoordinatorLock, InFlight, LockError, Manifest, RunRecord, Status, MANIFEST};
+use crate::files::unix_now;
 use crate::util::UsageError;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -14,6 +14,7 @@ pub mod clean;
 pub mod folders;
 mod progress;
 
+use crate::files::{host, tmp_tag, unix_now, write_atomic, writer_alive};
 use crate::plan::RunSpec;
 pub use crate::record::{RunRecord, Status};
 use crate::train::{EpochStats, Fitted};
@@ -23,13 +24,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 impl RunRecord {
     fn base(run: &RunSpec, epochs: u32, seconds: f64, device: &str) -> RunRecord {
@@ -138,148 +132,6 @@ impl RunRecord {
         r.error = Some(reason.to_string());
         r
     }
-}
-
-fn host() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let name = if ok {
-        String::from_utf8_lossy(&buf[..buf.iter().position(|&b| b == 0).unwrap_or(0)]).into_owned()
-    } else {
-        String::new()
-    };
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// The suffix of this process's temporary files: `tmp-<host>-<pid>`, so a later run can tell whether
-/// the writer is gone.
-fn tmp_tag() -> String {
-    format!("tmp-{}-{}", host(), std::process::id())
-}
-
-/// Whether process `pid` exists on this host and is not a zombie (a writer killed with its coordinator
-/// can linger as a zombie for a moment; it writes nothing more).
-fn process_alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks whether the process exists.
-    if unsafe { libc::kill(pid, 0) } != 0 {
-        return false;
-    }
-    // /proc/<pid>/stat: "pid (comm) S …"; the state follows the last ')'
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| matches!(rest.trim_start().chars().next(), Some('Z' | 'X'))),
-        Err(_) => true,
-    }
-}
-
-/// Whether the process that wrote a file is alive: `Some` on this host, `None` when it ran elsewhere
-/// (another node of a cluster), where only the file's age can tell.
-pub fn writer_alive(writer_host: &str, pid: u32) -> Option<bool> {
-    (writer_host == host()).then(|| process_alive(pid as i32))
-}
-
-/// Removes temporary files and folders (`.<name>.tmp-<host>-<pid>`, `.<name>.old-…`) left in `dir` by
-/// writers that were killed: on this host when their process no longer exists, from other hosts when
-/// they are over an hour old. A live writer's files are never touched. Returns how many were removed.
-pub fn remove_stale_temps(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let me = host();
-    let mut removed = 0;
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.starts_with('.') {
-            continue;
-        }
-        let Some(tag) = name
-            .rsplit_once(".tmp-")
-            .or_else(|| name.rsplit_once(".old-"))
-            .map(|(_, t)| t.to_string())
-        else {
-            continue;
-        };
-        let (tag_host, pid) = match tag.rsplit_once('-') {
-            Some((h, p)) => (h.to_string(), p.parse::<i32>().ok()),
-            None => (String::new(), tag.parse::<i32>().ok()),
-        };
-        let dead_here = tag_host == me
-            && pid.is_some_and(|p| p != std::process::id() as i32 && !process_alive(p));
-        let old = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|d| d.as_secs() > 3600));
-        if dead_here || old {
-            let p = e.path();
-            let ok = if p.is_dir() {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
-            removed += ok.is_ok() as usize;
-        }
-    }
-    removed
-}
-
-/// Testing hook: `KD_SWEEP_FAIL_WRITE=<text>` makes writes of files whose path contains the text
-/// fail half-way with "No space left on device", as a full disk would.
-fn injected_full_disk(path: &Path) -> bool {
-    std::env::var("KD_SWEEP_FAIL_WRITE")
-        .is_ok_and(|pat| !pat.is_empty() && path.to_string_lossy().contains(&pat))
-}
-
-/// Writes `bytes` to `path` so that readers see either the old file or the whole new one: a temporary
-/// file in the same folder, fsync, rename, fsync of the folder.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_atomic_with(path, |tmp| {
-        let mut f = std::fs::File::create(tmp)?;
-        if injected_full_disk(path) {
-            f.write_all(&bytes[..bytes.len() / 2])?;
-            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
-        }
-        f.write_all(bytes)
-    })
-}
-
-/// [`write_atomic`] for a writer that wants a path (a library that writes files itself): `write`
-/// creates the temporary file it is given; it is then fsynced and renamed onto `path`, and the folder
-/// fsynced. On failure the temporary file is removed.
-pub fn write_atomic_with(
-    path: &Path,
-    write: impl FnOnce(&Path) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    // a bare file name has an empty parent: that is the current folder
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}", tmp_tag()));
-    let result = (|| {
-        write(&tmp)?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// What is on disk for one run.
@@ -727,7 +579,7 @@ pub fn save_teacher(
         write_atomic(&tmp.join(ENTRY), &json).map_err(|e| e.to_string())?;
         // a corrupt entry being replaced moves out of the way first
         if dir.exists() {
-            let old = parent.join(format!(".{name}.old-{}-{}", host(), std::process::id()));
+            let old = parent.join(crate::files::old_name(&name));
             std::fs::rename(dir, &old).map_err(|e| e.to_string())?;
             let _ = std::fs::remove_dir_all(&old);
         }
@@ -758,14 +610,16 @@ pub fn load_features(dir: &Path) -> Option<tch::Tensor> {
         .map(|(_, t)| t)
 }
 
-/// Stores feature maps beside a cached teacher: the file under a temporary name, its checksum, then
-/// the rename, so a reader sees the whole file or none.
+/// Stores feature maps beside a cached teacher: the checksum first, then the file (written whole or
+/// not at all), so a reader sees the whole file with its checksum, or a mismatch it recomputes.
 pub fn save_features(dir: &Path, maps: &tch::Tensor) -> Result<(), String> {
-    let tmp = dir.join(format!(".{FEATURES}.{}", tmp_tag()));
-    tch::Tensor::write_safetensors(&[("features", maps)], &tmp).map_err(|e| e.to_string())?;
-    let sha = sha_file(&tmp).map_err(|e| e.to_string())?;
-    write_atomic(&dir.join(FEATURES_SHA), sha.as_bytes()).map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, dir.join(FEATURES)).map_err(|e| e.to_string())
+    crate::files::write_atomic_with(&dir.join(FEATURES), |tmp| {
+        tch::Tensor::write_safetensors(&[("features", maps)], tmp)
+            .map_err(std::io::Error::other)?;
+        let sha = sha_file(tmp)?;
+        write_atomic(&dir.join(FEATURES_SHA), sha.as_bytes())
+    })
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

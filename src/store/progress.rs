@@ -1,7 +1,7 @@
 //! Progress files: what a run in flight last reported, for `kd-sweep status` to show and
 //! `kd-sweep clean` to tell a live run from a gone one.
 
-use super::{host, unix_now, writer_alive};
+use crate::files::{host, unix_now, writer_alive};
 use crate::plan::RunSpec;
 use crate::train::EpochStats;
 use serde::{Deserialize, Serialize};

@@ -97,49 +97,6 @@ fn record_round_trips_and_detects_tampering() {
 }
 
 #[test]
-fn atomic_write_of_a_bare_file_name_uses_the_current_folder() {
-    let dir = tempfile::tempdir().unwrap();
-    let here = std::env::current_dir().unwrap();
-    std::env::set_current_dir(dir.path()).unwrap();
-    let r = write_atomic(Path::new("bare.txt"), b"x");
-    std::env::set_current_dir(here).unwrap();
-    r.unwrap();
-    assert_eq!(std::fs::read(dir.path().join("bare.txt")).unwrap(), b"x");
-}
-
-#[test]
-fn atomic_write_leaves_no_temporary_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("a/b.json");
-    write_atomic(&p, b"one").unwrap();
-    write_atomic(&p, b"two").unwrap();
-    assert_eq!(std::fs::read(&p).unwrap(), b"two");
-    assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
-}
-
-#[test]
-fn stale_temporary_files_of_dead_writers_are_removed_and_live_ones_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    let me = host();
-    // a pid that cannot exist (above the kernel's pid_max of 2^22)
-    let dead = dir.path().join(format!(".a.json.tmp-{me}-9999999"));
-    let live = dir.path().join(format!(".b.json.{}", tmp_tag()));
-    let other_host = dir.path().join(".c.json.tmp-elsewhere-1");
-    let dead_dir = dir.path().join(format!(".key.old-{me}-9999998"));
-    let record = dir.path().join("d.json");
-    for f in [&dead, &live, &other_host, &record] {
-        std::fs::write(f, b"x").unwrap();
-    }
-    std::fs::create_dir(&dead_dir).unwrap();
-    assert_eq!(remove_stale_temps(dir.path()), 2);
-    assert!(!dead.exists() && !dead_dir.exists());
-    assert!(
-        live.exists() && other_host.exists() && record.exists(),
-        "a live or recent writer's file was removed"
-    );
-}
-
-#[test]
 fn csv_has_the_documented_columns_and_empty_cells() {
     use crate::record::Role;
     use crate::report::csv::{epochs_csv, runs_csv};

@@ -289,8 +289,8 @@ pub fn generate(sweep_path: &Path, opts: &Options, o: &SlurmOptions) -> anyhow::
         if !text.is_empty() {
             text.push('\n');
         }
-        crate::store::write_atomic(&table, text.as_bytes())?;
-        crate::store::write_atomic(
+        crate::files::write_atomic(&table, text.as_bytes())?;
+        crate::files::write_atomic(
             &dir.join(format!("{kind}.sbatch")),
             array_script(o, job, &logs, &table, &command).as_bytes(),
         )?;
@@ -302,7 +302,7 @@ pub fn generate(sweep_path: &Path, opts: &Options, o: &SlurmOptions) -> anyhow::
         shell_quote(&exe.display().to_string()),
         shell_quote(&p.store.dir.display().to_string())
     );
-    crate::store::write_atomic(&dir.join("report.sbatch"), report.as_bytes())?;
+    crate::files::write_atomic(&dir.join("report.sbatch"), report.as_bytes())?;
 
     let subs = submissions(o, &dir, &g);
     submit(o, &subs, &mut g)?;
