@@ -276,7 +276,8 @@ fn fused_groups_continue_bit_for_bit(
     logits: &Tensor,
     settings: &RunSettings,
 ) {
-    use kd_sweep::train::fused::{self, FusedHooks, Member};
+    use kd_sweep::train::fused::{self, Member};
+    use kd_sweep::train::DriveHooks;
     let grid = [(4.0, 0.5), (1.0, 0.9), (8.0, 0.25)];
     let members: Vec<Member> = grid
         .iter()
@@ -291,12 +292,13 @@ fn fused_groups_continue_bit_for_bit(
             .collect::<Option<Vec<_>>>()
             .unwrap_or_default();
         let mut on_epoch = |_: usize, _: &train::EpochStats| {};
-        let mut hooks = FusedHooks {
+        let mut hooks = DriveHooks {
             on_epoch: &mut on_epoch,
             checkpoints,
             resume,
             until: None,
             teacher_test_logits: None,
+            at_epoch_end: None,
         };
         match fused::fit_fused(&init, data, logits, &members, settings, &mut hooks) {
             Ok(each) => Some(each.into_iter().map(|r| r.unwrap()).collect::<Vec<_>>()),
@@ -357,12 +359,13 @@ fn fused_groups_continue_bit_for_bit(
             .unwrap_or_default();
         let mut trained = Vec::new();
         let mut on_epoch = |_: usize, e: &train::EpochStats| trained.push(e.epoch);
-        let mut hooks = FusedHooks {
+        let mut hooks = DriveHooks {
             on_epoch: &mut on_epoch,
             checkpoints: cks.iter().map(|c| c as &dyn Checkpoints).collect(),
             resume,
             until,
             teacher_test_logits: None,
+            at_epoch_end: None,
         };
         let each = fused::fit_fused(&init, data, logits, &members, settings, &mut hooks).unwrap();
         // the promotion trains only the epochs after the pause
@@ -404,12 +407,13 @@ fn fused_groups_continue_bit_for_bit(
     }];
     train::STOP.store(false, Ordering::SeqCst);
     let mut on_epoch = |_: usize, _: &train::EpochStats| {};
-    let mut hooks = FusedHooks {
+    let mut hooks = DriveHooks {
         on_epoch: &mut on_epoch,
         checkpoints: stop_first.iter().map(|s| s as &dyn Checkpoints).collect(),
         resume: Vec::new(),
         until: None,
         teacher_test_logits: None,
+        at_epoch_end: None,
     };
     let one = [Member {
         temperature: grid[0].0,

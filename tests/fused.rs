@@ -359,7 +359,7 @@ fn fit_group(
         logits,
         &ms,
         settings,
-        &mut fused::FusedHooks::epochs(&mut |_, _| {}),
+        &mut kd_sweep::train::DriveHooks::epochs(&mut |_, _| {}),
     )
     .unwrap()
 }

@@ -268,7 +268,7 @@ fn train_fused(
             })
             .collect();
         let mut report = |j: usize, e: &EpochStats| on_epoch(part[j], e);
-        let mut hooks = crate::train::fused::FusedHooks {
+        let mut hooks = crate::train::DriveHooks {
             on_epoch: &mut report,
             checkpoints: part
                 .iter()
@@ -277,6 +277,7 @@ fn train_fused(
             resume,
             until: job.until,
             teacher_test_logits: reference,
+            at_epoch_end: None,
         };
         let fitted =
             crate::train::fused::fit_fused(&init, data, logits, &sub, &settings, &mut hooks)?;

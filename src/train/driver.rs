@@ -74,6 +74,20 @@ pub struct DriveHooks<'a> {
 /// What [`DriveHooks::at_epoch_end`] calls.
 pub type EpochEnd<'a> = dyn FnMut(u32, &[EpochStats]) -> Result<(), TrainError> + 'a;
 
+impl<'a> DriveHooks<'a> {
+    /// Epoch reports only: no checkpoints, from the start, to the last epoch.
+    pub fn epochs(on_epoch: &'a mut dyn FnMut(usize, &EpochStats)) -> DriveHooks<'a> {
+        DriveHooks {
+            on_epoch,
+            checkpoints: Vec::new(),
+            resume: Vec::new(),
+            until: None,
+            teacher_test_logits: None,
+            at_epoch_end: None,
+        }
+    }
+}
+
 /// Where each member stands in the loop.
 struct Member {
     /// Its epochs so far, or why it stopped.

@@ -15,7 +15,7 @@ use super::driver::{drive, rows_on, Batch, DriveHooks, Trainee};
 use crate::data::Dataset;
 use crate::model::{dropout_mask, Arch, Net, DROPOUT};
 use crate::train::optim::Optimizer;
-use crate::train::{Checkpoints, EpochStats, Fitted, RunSettings, TrainError, TrainState};
+use crate::train::{Fitted, RunSettings, TrainError, TrainState};
 use tch::{nn, Kind, Tensor};
 
 /// G students stacked along a group dimension.
@@ -181,34 +181,6 @@ pub struct Member {
     pub alpha: f64,
 }
 
-/// What `fit_fused` reports to and keeps through.
-pub struct FusedHooks<'a> {
-    /// (member, its epoch)
-    pub on_epoch: &'a mut dyn FnMut(usize, &EpochStats),
-    /// One per member, or none: each member keeps its own checkpoint, in the layout of an unfused
-    /// run's, so that it can continue fused or apart.
-    pub checkpoints: Vec<&'a dyn Checkpoints>,
-    /// Every member's state at one common position (see [`resume_groups`]), or empty: from the start.
-    pub resume: Vec<TrainState>,
-    /// Every member stops after this epoch (a search rung; see [`crate::train::Hooks::until`]).
-    pub until: Option<u32>,
-    /// The teacher's logits on the test images, to measure each member's imitation of it.
-    pub teacher_test_logits: Option<&'a Tensor>,
-}
-
-impl<'a> FusedHooks<'a> {
-    /// Epoch reports only: no checkpoints, from the start.
-    pub fn epochs(on_epoch: &'a mut dyn FnMut(usize, &EpochStats)) -> FusedHooks<'a> {
-        FusedHooks {
-            on_epoch,
-            checkpoints: Vec::new(),
-            resume: Vec::new(),
-            until: None,
-            teacher_test_logits: None,
-        }
-    }
-}
-
 /// Members train together only from one common position (they share the batch order and each step's
 /// seed): splits a group by where each member's checkpoint left it — those without one from the start
 /// (first), then each position — as (member indices, their states).
@@ -368,16 +340,21 @@ impl Trainee for Fused<'_> {
 /// Trains G logit students of one seed together. A member whose loss stops being finite fails alone
 /// (its error in its place of the result); the others train on (their gradients and optimizer
 /// updates never mix with a diverged member's). `init` is the common initial student (all members
-/// start from it, as unfused students of a seed do). Returns each member's epochs and test
-/// accuracies (measured once).
+/// start from it, as unfused students of a seed do). `hooks` are the epoch loop's, one entry per
+/// member (its `at_epoch_end` is a single run's and stays `None`). Returns each member's epochs and
+/// test accuracies (measured once).
 pub fn fit_fused(
     init: &nn::VarStore,
     data: &Dataset,
     teacher_logits: &Tensor,
     members: &[Member],
     s: &RunSettings,
-    hooks: &mut FusedHooks,
+    hooks: &mut DriveHooks,
 ) -> Result<Vec<Result<Fitted, TrainError>>, TrainError> {
+    debug_assert!(
+        hooks.at_epoch_end.is_none(),
+        "at_epoch_end is a single run's hook"
+    );
     let device = init.device();
     let vs = nn::VarStore::new(device);
     let copies: Vec<&nn::VarStore> = members.iter().map(|_| init).collect();
@@ -398,15 +375,7 @@ pub fn fit_fused(
         precision: s.precision,
         label_smoothing: s.label_smoothing,
     };
-    let mut drive_hooks = DriveHooks {
-        on_epoch: &mut *hooks.on_epoch,
-        checkpoints: hooks.checkpoints.clone(),
-        resume: std::mem::take(&mut hooks.resume),
-        until: hooks.until,
-        teacher_test_logits: hooks.teacher_test_logits,
-        at_epoch_end: None,
-    };
-    drive(&mut fused, data, s, &mut drive_hooks)
+    drive(&mut fused, data, s, hooks)
 }
 
 /// Images per evaluation chunk for a group of `g`: 1024 for up to 16 students, fewer beyond, so that

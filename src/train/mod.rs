@@ -16,7 +16,7 @@ pub mod plain;
 pub mod settings;
 pub mod state;
 
-pub use driver::{mean, pauses, rows_on, StepLosses, STOP};
+pub use driver::{mean, pauses, rows_on, DriveHooks, StepLosses, STOP};
 pub use eval::{
     accuracy, as_loaded, eval_batch, feature_maps, logits, CPU_EVAL_BATCH, GPU_EVAL_BATCH,
 };
