@@ -280,19 +280,6 @@ fn shared_table(o: &mut String, c: &Comparison) {
     }
 }
 
-/// One colour per sweep.
-fn sweep_colour(i: usize) -> RGBColor {
-    const C: [RGBColor; 6] = [
-        RGBColor(0, 114, 178),
-        RGBColor(213, 94, 0),
-        RGBColor(0, 158, 115),
-        RGBColor(204, 121, 167),
-        RGBColor(230, 159, 0),
-        RGBColor(90, 90, 90),
-    ];
-    C[i % C.len()]
-}
-
 /// One line style per α.
 const STYLES: [Line; 4] = [Line::Solid, Line::Dashed, Line::Dotted, Line::LongDash];
 
@@ -345,7 +332,7 @@ where
     let alphas = charts::alphas(&all);
     let mut entries = Vec::new();
     for (si, cells) in c.cells.iter().enumerate() {
-        let colour = sweep_colour(si);
+        let colour = charts::series_colour(si);
         for (ai, (_, a)) in alphas.iter().enumerate() {
             let pts: Vec<(f64, f64)> = cells
                 .iter()

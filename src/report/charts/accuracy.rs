@@ -2,7 +2,7 @@
 //! the student's agreement with its teacher against T (Stanton et al. 2021).
 
 use super::{
-    alpha_colour, derr, distinct, legend, temperature_chart, y_range, Area, Cell, Entry, Line,
+    derr, distinct, legend, series_colour, temperature_chart, y_range, Area, Cell, Entry, Line,
     Summary, TAxis, Variant, BASELINE, LEGEND_WIDTH, TEACHER,
 };
 use plotters::coord::types::RangedCoordf64;
@@ -79,7 +79,7 @@ impl<'s> AccuracyView<'s> {
         if a.is_empty() {
             NO_ALPHA
         } else {
-            alpha_colour(self.rank(a))
+            series_colour(self.rank(a))
         }
     }
 
@@ -100,7 +100,7 @@ impl<'s> AccuracyView<'s> {
         for (r, (_, a)) in self.alphas.iter().enumerate() {
             entries.push(Entry {
                 label: format!("α = {a}"),
-                colour: alpha_colour(r),
+                colour: series_colour(r),
                 line: Line::Solid,
             });
         }
@@ -217,7 +217,7 @@ where
         }
     }
     for (r, (_, a)) in v.alphas.iter().enumerate() {
-        let colour = alpha_colour(r);
+        let colour = series_colour(r);
         let pts: Vec<&&Cell> = v.logit.iter().filter(|c| &c.alpha == a).collect();
         chart
             .draw_series(LineSeries::new(
@@ -428,7 +428,7 @@ where
         });
     }
     for (r, (_, a)) in alphas.iter().enumerate() {
-        let colour = alpha_colour(r);
+        let colour = series_colour(r);
         let pts: Vec<(f64, crate::report::Stat)> = (cells.iter())
             .filter(|(c, _)| &c.alpha == a)
             .map(|(c, st)| (c.t_value, *st))

@@ -1,6 +1,6 @@
 //! The capacity-gap chart: each student model's best KD gain against its size.
 
-use super::{alpha_colour, derr, Area};
+use super::{derr, series_colour, Area};
 use crate::report::{Gain, Summary};
 use plotters::prelude::*;
 
@@ -81,7 +81,7 @@ where
             BLACK.mix(0.4),
         ))
         .map_err(derr)?;
-    let colour = alpha_colour(0);
+    let colour = series_colour(0);
     for (i, p) in points.iter().enumerate() {
         // neighbours' labels alternate below and above their points, so close sizes stay readable
         let nudge = if i % 2 == 1 { 0.07 * (y1 - y0) } else { 0.0 };

@@ -2,7 +2,7 @@
 //! temperature per epoch, both drawn by [`epoch_chart`].
 
 use super::{
-    alpha_colour, alphas, derr, legend, y_range, Area, Entry, Line, Summary, Variant, BASELINE,
+    alphas, derr, legend, series_colour, y_range, Area, Entry, Line, Summary, Variant, BASELINE,
     LEGEND_WIDTH, TEACHER,
 };
 use crate::distill::Method;
@@ -71,7 +71,7 @@ fn learning_series(s: &Summary, done: &[&RunRecord]) -> Series {
         if let Some(b) = best_by_validation(&s.cells, plain).map(|i| &s.cells[i]) {
             let entry = Entry {
                 label: format!("α = {a}, T = {}", b.temperature),
-                colour: alpha_colour(rank(a)),
+                colour: series_colour(rank(a)),
                 line: Line::Solid,
             };
             series.push((entry, val_curve(&runs_of(b))));
@@ -85,7 +85,7 @@ fn learning_series(s: &Summary, done: &[&RunRecord]) -> Series {
         if let Some(b) = best_by_validation(&s.cells, mine).map(|i| &s.cells[i]) {
             let entry = Entry {
                 label: b.setting(),
-                colour: alpha_colour(rank(&b.alpha)),
+                colour: series_colour(rank(&b.alpha)),
                 line: Line::Dotted,
             };
             series.push((entry, val_curve(&runs_of(b))));
@@ -182,7 +182,7 @@ where
                     "{who}ctkd, α = {}",
                     c.alpha.as_ref().map_or("", |a| &a.text)
                 ),
-                colour: alpha_colour(i),
+                colour: series_colour(i),
                 line: Line::Solid,
             };
             (entry, curve(&rs, |h| h.learned_temperature))

@@ -28,8 +28,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
 
-/// Colours per α, by the α's rank among the sweep's α values (colour-blind-safe palette).
-pub fn alpha_colour(rank: usize) -> RGBColor {
+/// The charts' colours, one per series (colour-blind-safe): an α by its rank among the sweep's α
+/// values, a sweep of a comparison by its place.
+pub fn series_colour(rank: usize) -> RGBColor {
     const PALETTE: [RGBColor; 8] = [
         RGBColor(0, 114, 178),
         RGBColor(213, 94, 0),

@@ -2,7 +2,7 @@
 //! snapshot was taken after, the teachers' own test accuracy there and the best student distilled
 //! from it (chosen on validation), beside the baseline student.
 
-use super::{alpha_colour, derr, y_range, Area, BASELINE, TEACHER};
+use super::{derr, series_colour, y_range, Area, BASELINE, TEACHER};
 use crate::report::Summary;
 use plotters::prelude::*;
 
@@ -71,7 +71,7 @@ where
     chart
         .draw_series(teacher.iter().map(|&p| Circle::new(p, 4, TEACHER.filled())))
         .map_err(derr)?;
-    let colour = alpha_colour(0);
+    let colour = series_colour(0);
     let line: Vec<(f64, f64)> = student.iter().map(|(e, c)| (*e, c.test.mean)).collect();
     chart
         .draw_series(LineSeries::new(line, colour.stroke_width(2)))
