@@ -55,9 +55,11 @@ pub trait Trainee {
 pub struct DriveHooks<'a> {
     /// (member, its epoch)
     pub on_epoch: &'a mut dyn FnMut(usize, &EpochStats),
-    /// One per member, or none: each member keeps its own checkpoint.
+    /// One per member, or none: each member keeps its own checkpoint, in the layout of an unfused
+    /// run's, so that a fused member can continue fused or apart.
     pub checkpoints: Vec<&'a dyn Checkpoints>,
-    /// Every member's state at one common position, or empty: from the start.
+    /// Every member's state at one common position (see [`super::fused::resume_groups`]), or
+    /// empty: from the start.
     pub resume: Vec<TrainState>,
     /// Every member stops after this epoch when it comes before the last (a search rung), with
     /// [`TrainError::Paused`]; never part of a run's key.

@@ -340,8 +340,8 @@ impl Trainee for Fused<'_> {
 /// Trains G logit students of one seed together. A member whose loss stops being finite fails alone
 /// (its error in its place of the result); the others train on (their gradients and optimizer
 /// updates never mix with a diverged member's). `init` is the common initial student (all members
-/// start from it, as unfused students of a seed do). `hooks` are the epoch loop's, one entry per
-/// member (its `at_epoch_end` is a single run's and stays `None`). Returns each member's epochs and
+/// start from it, as unfused students of a seed do). `hooks` are the epoch loop's, one checkpoint
+/// per member (its `at_epoch_end` is called for a single member only). Returns each member's epochs and
 /// test accuracies (measured once).
 pub fn fit_fused(
     init: &nn::VarStore,
@@ -351,10 +351,6 @@ pub fn fit_fused(
     s: &RunSettings,
     hooks: &mut DriveHooks,
 ) -> Result<Vec<Result<Fitted, TrainError>>, TrainError> {
-    debug_assert!(
-        hooks.at_epoch_end.is_none(),
-        "at_epoch_end is a single run's hook"
-    );
     let device = init.device();
     let vs = nn::VarStore::new(device);
     let copies: Vec<&nn::VarStore> = members.iter().map(|_| init).collect();
