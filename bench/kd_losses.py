@@ -3,7 +3,7 @@ tests/methods_parity.rs (each loss and its gradient on random logits) and for be
 (a few training steps of each method replayed in PyTorch). Independent of kd-sweep's code: where a
 paper's reference repository fixes a detail (a reduction, an epsilon), it is followed and noted.
 
-    python kd_losses.py DIR   # DIR/case.json + logits in DIR/*.bin -> DIR/torch.json (loss, grads)
+    python kd_losses.py DIR...   # DIR/case.json + logits in DIR/*.bin -> DIR/torch.json (loss, grads)
 """
 import json
 import math
@@ -164,4 +164,8 @@ def main(folder):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if len(sys.argv) < 2:
+        sys.exit("usage: kd_losses.py DIR...")
+    # several folders in one process: torch's import takes seconds, a loss a millisecond
+    for folder in sys.argv[1:]:
+        main(folder)

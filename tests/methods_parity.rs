@@ -102,6 +102,8 @@ fn each_methods_loss_and_gradient_are_its_papers() {
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/kd_losses.py");
     tch::manual_seed(7);
+    // kd-sweep's loss and gradients for every case, each case's inputs written to a folder of its own
+    let mut ours_all = Vec::new();
     for (name, coord, epoch) in cases() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -132,16 +134,24 @@ fn each_methods_loss_and_gradient_are_its_papers() {
             "params": common::method_params(&coord, &f),
         });
         std::fs::write(d.join("case.json"), case.to_string()).unwrap();
-        let out = std::process::Command::new(&python)
-            .arg(&script)
-            .arg(d)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // CTKD's θ gradient, the only one of the method's own parameters
+        let theta = (coord.method == Method::Ctkd)
+            .then(|| vs.variables()["ctkd_theta"].grad().double_value(&[0]));
+        ours_all.push((name, dir, ours, grad, theta));
+    }
+    // PyTorch from the equations, every case in one process (torch's import takes seconds)
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .args(ours_all.iter().map(|c| c.1.path()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kd_losses.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (name, dir, ours, grad, theta) in ours_all {
+        let d = dir.path();
         let torch_out: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(d.join("torch.json")).unwrap()).unwrap();
         let their_loss = torch_out["loss"].as_f64().unwrap();
@@ -163,12 +173,11 @@ fn each_methods_loss_and_gradient_are_its_papers() {
             "{name}: loss {ours} vs {their_loss}"
         );
         assert!(grad_rel < 1e-6, "{name}: gradient differs by {grad_rel:e}");
-        if coord.method == Method::Ctkd {
+        if let Some(theta) = theta {
             // The temperature's gradient, reversed and scaled by λ, reaches θ as PyTorch's does.
             // It is one number summed from every logit's share with cancellation (T² and KL pull
             // opposite ways), so float32 results are compared with the float64 one: ours must be
             // as close to it as PyTorch's float32 is (or within 1e-6 relative).
-            let theta = vs.variables()["ctkd_theta"].grad().double_value(&[0]);
             let theirs = torch_out["theta_grad"].as_f64().unwrap();
             let exact = torch_out["theta_grad_f64"].as_f64().unwrap();
             eprintln!("{name}: θ gradient {theta:.7e} (PyTorch {theirs:.7e}, float64 {exact:.7e})");
