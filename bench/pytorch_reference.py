@@ -32,7 +32,7 @@ def kd_loss(s, t, y, temperature=4.0, alpha=0.5):
     return (1 - alpha) * ce + alpha * temperature * temperature * kl
 
 
-def rate(model, steps, shape, device, distil):
+def rate(model, warmup, steps, shape, device, distil):
     torch.manual_seed(0)
     model = model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -47,7 +47,7 @@ def rate(model, steps, shape, device, distil):
         loss.backward()
         opt.step()
 
-    for _ in range(3):
+    for _ in range(warmup):
         step()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -62,6 +62,7 @@ def rate(model, steps, shape, device, distil):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--warmup-steps", type=int, default=3)
     p.add_argument("--teacher-steps", type=int, default=30)
     p.add_argument("--student-steps", type=int, default=300)
     p.add_argument("--shape", default="1,28,28")
@@ -71,8 +72,8 @@ def main():
     c, h, w = map(int, a.shape.split(","))
     print(json.dumps({
         "torch": torch.__version__,
-        "teacher_images_per_s": rate(teacher(c, h, w), a.teacher_steps, (c, h, w), a.device, False),
-        "student_images_per_s": rate(student(c, h, w), a.student_steps, (c, h, w), a.device, True),
+        "teacher_images_per_s": rate(teacher(c, h, w), a.warmup_steps, a.teacher_steps, (c, h, w), a.device, False),
+        "student_images_per_s": rate(student(c, h, w), a.warmup_steps, a.student_steps, (c, h, w), a.device, True),
     }))
 
 

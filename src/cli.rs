@@ -276,6 +276,9 @@ enum Command {
         /// Intra-op threads.
         #[arg(long, default_value_t = 1)]
         threads: i32,
+        /// Untimed training steps first.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
         /// Training steps to time.
         #[arg(long)]
         steps: usize,
@@ -498,11 +501,12 @@ impl Cli {
                     shape,
                     classes,
                     threads,
+                    warmup,
                     steps,
                     device,
                 }),
                 _,
-            ) => bench_step(&arch, &shape, classes, threads, steps, &device),
+            ) => bench_step(&arch, &shape, classes, threads, (warmup, steps), &device),
             (
                 Some(Command::Run {
                     sweep,

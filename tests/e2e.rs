@@ -532,7 +532,7 @@ fn ctrl_c_stops_cleanly_and_the_rerun_resumes() {
 #[test]
 fn a_teacher_stopped_by_sigterm_ctrl_c_twice_and_kill_9_continues_with_the_numbers_of_an_uninterrupted_run(
 ) {
-    let c = Case::new(900, 100);
+    let c = Case::new(600, 100);
     let body = body("[0]", "[2]", "[0.5]")
         .replace("[teacher]\nepochs = 1", "[teacher]\nepochs = 5")
         .replace("[student]\nepochs = 2", "[student]\nepochs = 1")

@@ -129,7 +129,7 @@ pub(super) fn bench_step(
     shape: &str,
     classes: i64,
     threads: i32,
-    steps: usize,
+    (warmup, steps): (usize, usize),
     device: &str,
 ) -> anyhow::Result<Ended> {
     let arch = crate::model::Arch::parse(arch).map_err(anyhow::Error::msg)?;
@@ -146,7 +146,7 @@ pub(super) fn bench_step(
         ([dims[0], dims[1], dims[2]], classes),
         device.tch(),
         128,
-        steps,
+        (warmup, steps),
     );
     println!(
         "{}",

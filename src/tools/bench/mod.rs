@@ -62,6 +62,8 @@ struct Sizes {
     tutorial_student_epochs: u32,
     matmul_n: i64,
     min_secs: f64,
+    /// Untimed training steps before each step-throughput measurement (allocator, kernel choice).
+    warmup_steps: usize,
     teacher_steps: usize,
     student_steps: usize,
     /// Images per evaluation pass in the evaluation-throughput rows.
@@ -302,6 +304,7 @@ impl Bench<'_> {
         let out = std::process::Command::new(py)
             .arg(script)
             .args(["--threads", "1"])
+            .args(["--warmup-steps", &self.s.warmup_steps.to_string()])
             .args(["--teacher-steps", &self.s.teacher_steps.to_string()])
             .args(["--student-steps", &self.s.student_steps.to_string()])
             .args([
@@ -327,8 +330,21 @@ impl Bench<'_> {
         // training ≈ forward + backward ≈ 3 × the forward pass; 2 FLOPs per multiply-accumulate
         let flops = |macs: i64| 3.0 * 2.0 * macs as f64;
         let input = (shape, self.classes);
-        let t_rate = step_rate(Arch::Teacher, input, self.device, 128, self.s.teacher_steps);
-        let s_rate = step_rate(Arch::Student, input, self.device, 128, self.s.student_steps);
+        let (warm, s) = (self.s.warmup_steps, &self.s);
+        let t_rate = step_rate(
+            Arch::Teacher,
+            input,
+            self.device,
+            128,
+            (warm, s.teacher_steps),
+        );
+        let s_rate = step_rate(
+            Arch::Student,
+            input,
+            self.device,
+            128,
+            (warm, s.student_steps),
+        );
         let reference = self.pytorch_reference();
         let md = &mut self.md;
         let _ = writeln!(
@@ -414,6 +430,7 @@ impl Bench<'_> {
             ])
             .args(["--classes", &self.classes.to_string()])
             .args(["--threads", &threads.to_string()])
+            .args(["--warmup", &self.s.warmup_steps.to_string()])
             .args(["--steps", &steps.to_string()])
             // CPU kernels are what the two modes differ in, whatever device the bench is for
             .args(["--device", "cpu"]);
@@ -595,8 +612,9 @@ fn sizes(quick: bool) -> Sizes {
             tutorial_student_epochs: 1,
             matmul_n: 256,
             min_secs: 0.2,
-            teacher_steps: 2,
-            student_steps: 5,
+            warmup_steps: 1,
+            teacher_steps: 1,
+            student_steps: 3,
             eval_images: 64,
             train: 256,
             student_epochs: 1,
@@ -610,6 +628,7 @@ fn sizes(quick: bool) -> Sizes {
             tutorial_student_epochs: 3,
             matmul_n: 1024,
             min_secs: 3.0,
+            warmup_steps: 3,
             teacher_steps: 30,
             student_steps: 300,
             eval_images: 2048,

@@ -59,7 +59,7 @@ pub fn step_rate(
     (shape, classes): ([i64; 3], i64),
     device: Device,
     batch: i64,
-    steps: usize,
+    (warmup, steps): (usize, usize),
 ) -> f64 {
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
@@ -83,7 +83,7 @@ pub fn step_rate(
         };
         opt.backward_step(&loss);
     };
-    let secs = timed(device, 3, steps, || step(&mut opt));
+    let secs = timed(device, warmup, steps, || step(&mut opt));
     (steps as f64 * batch as f64) / secs
 }
 
