@@ -18,7 +18,7 @@ quick: build
 
 # The SLURM tests start a single-node cluster (scripts/slurm-local.sh); it is stopped afterwards.
 # `setup.sh --test` also installs Chromium for the browser test of index.html. scripts/test.sh runs
-# what `cargo test --release` runs, its test binaries in two lanes at once (its header says why).
+# what `cargo test --release` runs, its test binaries two at a time from one queue (its header says why).
 test:
 	@bash scripts/setup.sh --test
 	bash scripts/test.sh; status=$$?; bash scripts/slurm-local.sh stop; exit $$status
