@@ -88,7 +88,8 @@ type Sizes = Vec<(crate::model::Arch, (i64, i64))>;
 pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
     let p = prepare(path, opts)?;
     let warnings = std::cell::RefCell::new(Vec::new());
-    let done = finished(&p, &|m: &str| warnings.borrow_mut().push(m.to_string()));
+    let keep = |m: &str| warnings.borrow_mut().push(m.to_string());
+    let done = finished(&p, &keep, &keep);
     let mut out = String::new();
     for w in warnings.borrow().iter() {
         out.push_str(w);

@@ -98,8 +98,9 @@ pub fn prepare(path: &Path, opts: &Options) -> anyhow::Result<Prepared> {
 
 /// Which runs are finished, reporting (and scheduling for redo) corrupt records and cache entries.
 /// A teacher counts as finished when its cache entry is intact; its record is copied into this
-/// sweep's folder if this sweep has none yet (a teacher reused from another sweep).
-pub fn finished(p: &Prepared, warn: &dyn Fn(&str)) -> Vec<bool> {
+/// sweep's folder if this sweep has none yet (a teacher reused from another sweep). `warn` gets what
+/// is wrong, `note` each run reused from another sweep (progress, which `--quiet` leaves out).
+pub fn finished(p: &Prepared, warn: &dyn Fn(&str), note: &dyn Fn(&str)) -> Vec<bool> {
     let classes: Vec<String> = (p.slots.iter())
         .map(|s| {
             let gpu = device::gpu_of(s.device);
@@ -147,7 +148,7 @@ pub fn finished(p: &Prepared, warn: &dyn Fn(&str)) -> Vec<bool> {
             },
             _ => match p.store.load_record(run) {
                 Stored::Found(r) => r.status == Status::Done && same_class(&r),
-                Stored::Missing => reuse(p, run, &same_class, warn),
+                Stored::Missing => reuse(p, run, &same_class, warn, note),
                 Stored::Corrupt(path, why) => {
                     warn(&format!("warning: {}: {why}; the run will be redone", path.display()));
                     false
@@ -165,6 +166,7 @@ fn reuse(
     run: &crate::plan::RunSpec,
     same_class: &dyn Fn(&RunRecord) -> bool,
     warn: &dyn Fn(&str),
+    note: &dyn Fn(&str),
 ) -> bool {
     let Some((from, mut r)) = p.store.find_elsewhere(run) else {
         return false;
@@ -176,7 +178,7 @@ fn reuse(
     r.reused_from = Some(from.clone());
     match p.store.save_record(&r) {
         Ok(_) => {
-            warn(&format!(
+            note(&format!(
                 "{}: reused from sweep {from} (the same key: the same computation; record copied)",
                 run.id
             ));
@@ -306,7 +308,7 @@ fn manifest_of(p: &Prepared, sweep_file: &Path, started: u64, records: &[RunReco
 /// killed in between (its record was written first): a sweep that ended uninterrupted removes those,
 /// then the working folders left empty.
 fn tidy_after_a_finished_sweep(p: &Prepared) {
-    let done = finished(p, &|_: &str| {});
+    let done = finished(p, &|_: &str| {}, &|_: &str| {});
     for (run, _) in p.plan.runs.iter().zip(&done).filter(|(_, d)| **d) {
         p.store.clear_progress(&run.id, &run.key);
     }
@@ -375,7 +377,12 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     manifest_of(&p, path, started, &plan_records(&p))
         .write(&p.store.dir)
         .context("writing manifest.json")?;
-    let done = finished(&p, &|m: &str| eprintln!("{m}"));
+    let say = |m: &str| eprintln!("{m}");
+    let done = finished(&p, &say, &|m: &str| {
+        if !opts.quiet {
+            say(m)
+        }
+    });
     if let (Some(note), false) = (other_numerics_note(&p, &done), opts.quiet) {
         eprintln!("{note}");
     }
@@ -427,7 +434,7 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     }
     // every run the sweep (or its search) still wants without a finished record counts, also one
     // whose record could not be written
-    let reached = reached_of(&p, &finished(&p, &|_: &str| {}), &tried);
+    let reached = reached_of(&p, &finished(&p, &|_: &str| {}, &|_: &str| {}), &tried);
     let still = crate::plan::search::decide(&p.plan, &p.sweep, &reached)
         .next
         .map_or(0, |s| s.runs.len());
@@ -514,7 +521,7 @@ fn run_steps(
         if outcome.interrupted {
             break;
         }
-        done = finished(p, &|_: &str| {});
+        done = finished(p, &|_: &str| {}, &|_: &str| {});
     }
     Ok((outcome, tried))
 }
@@ -620,7 +627,8 @@ pub(super) fn summarize_devices(slots: &[Slot]) -> String {
 /// it is finished.
 pub fn plan_json(path: &Path, opts: &Options) -> anyhow::Result<serde_json::Value> {
     let p = prepare(path, opts)?;
-    let done = finished(&p, &|m: &str| eprintln!("{m}"));
+    let say = |m: &str| eprintln!("{m}");
+    let done = finished(&p, &say, &say);
     let nodes: Vec<serde_json::Value> = p
         .plan
         .runs
@@ -669,8 +677,8 @@ pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOut
             p.store.dir.display()
         )
     })?;
-    let warn = |m: &str| eprintln!("{m}");
-    let done = finished(&p, &warn);
+    let say = |m: &str| eprintln!("{m}");
+    let done = finished(&p, &say, &say);
     if done[index] {
         return Ok(TaskOutcome::AlreadyDone);
     }

@@ -244,7 +244,8 @@ pub fn generate(sweep_path: &Path, opts: &Options, o: &SlurmOptions) -> anyhow::
             p.store.dir.display()
         )
     })?;
-    let done = sweep::finished(&p, &|m: &str| eprintln!("{m}"));
+    let say = |m: &str| eprintln!("{m}");
+    let done = sweep::finished(&p, &say, &say);
     let dir = p.store.dir.join("slurm");
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;

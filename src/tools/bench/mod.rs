@@ -152,6 +152,15 @@ fn timed_sweep(o: &Options, root: &Path, file: &str, name: &str) -> anyhow::Resu
     );
     let p = sweep::prepare(&path, &opts)?;
     let records = sweep::plan_records(&p);
+    // a run reused from another sweep under `root` (the same key) is a copied record, not training
+    if let Some(r) = records.iter().find(|r| r.reused_from.is_some()) {
+        anyhow::bail!(
+            "the benchmark sweep {name} reused {} from sweep {} instead of training it, so its time \
+             would not be training time; each benchmark sweep must train what it times",
+            r.run_id,
+            r.reused_from.as_deref().unwrap_or("?")
+        );
+    }
     let accs = records
         .iter()
         .filter_map(|r| Some((r.run_id.clone(), r.test_acc?)))
@@ -533,6 +542,14 @@ impl Bench<'_> {
             &self.sweep("warm", self.cores, "[1]", "[0.5]"),
             "warm",
         )?;
+        // The sweeps below share students (one key each), and a finished run with the same key is
+        // reused from another sweep under the same root, not trained: each sweep's folder goes once
+        // measured, so that the next trains all its students. The teacher stays in the root's cache.
+        let done_with = |name: &str| {
+            let dir = root.join(name);
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
+        };
+        done_with("warm")?;
         // on the CPU: workers up to the number of cores; on a GPU: workers sharing the one device
         let (counts, what): (Vec<usize>, &str) = if o.device.is_cuda() {
             (vec![1, 2, 4, 8], "workers on one GPU")
@@ -545,6 +562,7 @@ impl Bench<'_> {
         for w in counts {
             let name = format!("scale{w}");
             let m = timed_sweep(o, &root, &self.sweep(&name, w, temps, alphas), &name)?;
+            done_with(&name)?;
             if w == 1 {
                 base = m.secs;
                 rss_12 = m.rss.iter().copied().max().unwrap_or(0);
