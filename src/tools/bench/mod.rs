@@ -339,21 +339,10 @@ impl Bench<'_> {
         // training ≈ forward + backward ≈ 3 × the forward pass; 2 FLOPs per multiply-accumulate
         let flops = |macs: i64| 3.0 * 2.0 * macs as f64;
         let input = (shape, self.classes);
-        let (warm, s) = (self.s.warmup_steps, &self.s);
-        let t_rate = step_rate(
-            Arch::Teacher,
-            input,
-            self.device,
-            128,
-            (warm, s.teacher_steps),
-        );
-        let s_rate = step_rate(
-            Arch::Student,
-            input,
-            self.device,
-            128,
-            (warm, s.student_steps),
-        );
+        let rate =
+            |arch, steps| step_rate(arch, input, self.device, 128, (self.s.warmup_steps, steps));
+        let t_rate = rate(Arch::Teacher, self.s.teacher_steps);
+        let s_rate = rate(Arch::Student, self.s.student_steps);
         let reference = self.pytorch_reference();
         let md = &mut self.md;
         let _ = writeln!(
