@@ -661,7 +661,34 @@ pub fn run(cx: Context, done: &[bool], slots: &[Slot]) -> anyhow::Result<Summary
         .iter()
         .filter_map(|w| peak_rss_kib(w.child.id()))
         .collect();
-    Ok(c.summary) // dropping the workers closes their stdin, which ends idle ones
+    end_workers(c.workers);
+    Ok(c.summary)
+}
+
+/// Ends the workers and waits for them: closing its stdin ends an idle worker, and one still alive
+/// after a few seconds is killed. Waiting matters where one process runs several sweeps (`bench`,
+/// a halving search's rungs): a worker never waited for stays a zombie until that process exits.
+fn end_workers(workers: Vec<Worker>) {
+    let children: Vec<Child> = (workers.into_iter())
+        .map(|w| {
+            drop(w.stdin);
+            w.child
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for mut child in children {
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if std::time::Instant::now() >= deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
