@@ -666,6 +666,18 @@ fn report_and_compare_work_from_the_records() {
     let b = c.sweep("gb", &body("[0, 1]", "[4, 8]", "[0.5]"));
     let o = c.run(&[a.to_str().unwrap(), "--results", "out", "-q"]);
     assert!(o.status.success(), "{}", text(&o));
+    // plan says what gb would reuse and writes nothing: no folder, no copied record
+    let o = c.run(&["plan", b.to_str().unwrap(), "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("baseline-s0: to be reused from sweep ga"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !c.path("out/gb/records").exists(),
+        "plan wrote gb's records"
+    );
     let o = c.run(&[b.to_str().unwrap(), "--results", "out"]);
     assert!(o.status.success(), "{}", text(&o));
     let said = text(&o);

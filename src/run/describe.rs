@@ -89,7 +89,7 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
     let p = prepare(path, opts)?;
     let warnings = std::cell::RefCell::new(Vec::new());
     let keep = |m: &str| warnings.borrow_mut().push(m.to_string());
-    let done = finished(&p, &keep, &keep);
+    let done = finished(&p, &keep, &keep, false);
     let mut out = String::new();
     for w in warnings.borrow().iter() {
         out.push_str(w);

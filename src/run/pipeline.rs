@@ -100,7 +100,8 @@ pub fn prepare(path: &Path, opts: &Options) -> anyhow::Result<Prepared> {
 /// A teacher counts as finished when its cache entry is intact; its record is copied into this
 /// sweep's folder if this sweep has none yet (a teacher reused from another sweep). `warn` gets what
 /// is wrong, `note` each run reused from another sweep (progress, which `--quiet` leaves out).
-pub fn finished(p: &Prepared, warn: &dyn Fn(&str), note: &dyn Fn(&str)) -> Vec<bool> {
+/// `copy`: false for `plan`, which says what a run would reuse and writes nothing.
+pub fn finished(p: &Prepared, warn: &dyn Fn(&str), note: &dyn Fn(&str), copy: bool) -> Vec<bool> {
     let classes: Vec<String> = (p.slots.iter())
         .map(|s| {
             let gpu = device::gpu_of(s.device);
@@ -133,7 +134,7 @@ pub fn finished(p: &Prepared, warn: &dyn Fn(&str), note: &dyn Fn(&str)) -> Vec<b
             Role::Teacher => match store::load_teacher(&p.store.teacher_dir(&run.key)) {
                 Ok(Some(entry)) if !same_class(&entry.record) => false,
                 Ok(Some(entry)) => {
-                    if !matches!(p.store.load_record(run), Stored::Found(ref r) if r.status == Status::Done) {
+                    if copy && !matches!(p.store.load_record(run), Stored::Found(ref r) if r.status == Status::Done) {
                         if let Err(e) = p.store.save_record(&entry.record) {
                             warn(&format!("warning: cannot write the record of {}: {e}", run.id));
                         }
@@ -148,7 +149,7 @@ pub fn finished(p: &Prepared, warn: &dyn Fn(&str), note: &dyn Fn(&str)) -> Vec<b
             },
             _ => match p.store.load_record(run) {
                 Stored::Found(r) => r.status == Status::Done && same_class(&r),
-                Stored::Missing => reuse(p, run, &same_class, warn, note),
+                Stored::Missing => reuse(p, run, &same_class, (warn, note), copy),
                 Stored::Corrupt(path, why) => {
                     warn(&format!("warning: {}: {why}; the run will be redone", path.display()));
                     false
@@ -158,6 +159,9 @@ pub fn finished(p: &Prepared, warn: &dyn Fn(&str), note: &dyn Fn(&str)) -> Vec<b
         .collect()
 }
 
+/// Where `finished` says things: what is wrong, and progress.
+type Say<'a> = (&'a dyn Fn(&str), &'a dyn Fn(&str));
+
 /// A run finished in another sweep under the same results root (the same key: the same
 /// computation) is reused, as a cached teacher is: its record is copied here under this sweep's run
 /// id, saying where it came from. Nothing trains twice.
@@ -165,14 +169,22 @@ fn reuse(
     p: &Prepared,
     run: &crate::plan::RunSpec,
     same_class: &dyn Fn(&RunRecord) -> bool,
-    warn: &dyn Fn(&str),
-    note: &dyn Fn(&str),
+    (warn, note): Say,
+    copy: bool,
 ) -> bool {
     let Some((from, mut r)) = p.store.find_elsewhere(run) else {
         return false;
     };
     if !same_class(&r) {
         return false;
+    }
+    if !copy {
+        note(&format!(
+            "{}: to be reused from sweep {from} (the same key: the same computation; the run \
+             copies its record)",
+            run.id
+        ));
+        return true;
     }
     r.run_id = run.id.clone();
     r.reused_from = Some(from.clone());
@@ -308,7 +320,7 @@ fn manifest_of(p: &Prepared, sweep_file: &Path, started: u64, records: &[RunReco
 /// killed in between (its record was written first): a sweep that ended uninterrupted removes those,
 /// then the working folders left empty.
 fn tidy_after_a_finished_sweep(p: &Prepared) {
-    let done = finished(p, &|_: &str| {}, &|_: &str| {});
+    let done = finished(p, &|_: &str| {}, &|_: &str| {}, true);
     for (run, _) in p.plan.runs.iter().zip(&done).filter(|(_, d)| **d) {
         p.store.clear_progress(&run.id, &run.key);
     }
@@ -378,11 +390,12 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
         .write(&p.store.dir)
         .context("writing manifest.json")?;
     let say = |m: &str| eprintln!("{m}");
-    let done = finished(&p, &say, &|m: &str| {
+    let progress = |m: &str| {
         if !opts.quiet {
             say(m)
         }
-    });
+    };
+    let done = finished(&p, &say, &progress, true);
     if let (Some(note), false) = (other_numerics_note(&p, &done), opts.quiet) {
         eprintln!("{note}");
     }
@@ -434,7 +447,11 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     }
     // every run the sweep (or its search) still wants without a finished record counts, also one
     // whose record could not be written
-    let reached = reached_of(&p, &finished(&p, &|_: &str| {}, &|_: &str| {}), &tried);
+    let reached = reached_of(
+        &p,
+        &finished(&p, &|_: &str| {}, &|_: &str| {}, true),
+        &tried,
+    );
     let still = crate::plan::search::decide(&p.plan, &p.sweep, &reached)
         .next
         .map_or(0, |s| s.runs.len());
@@ -521,7 +538,7 @@ fn run_steps(
         if outcome.interrupted {
             break;
         }
-        done = finished(p, &|_: &str| {}, &|_: &str| {});
+        done = finished(p, &|_: &str| {}, &|_: &str| {}, true);
     }
     Ok((outcome, tried))
 }
@@ -628,7 +645,7 @@ pub(super) fn summarize_devices(slots: &[Slot]) -> String {
 pub fn plan_json(path: &Path, opts: &Options) -> anyhow::Result<serde_json::Value> {
     let p = prepare(path, opts)?;
     let say = |m: &str| eprintln!("{m}");
-    let done = finished(&p, &say, &say);
+    let done = finished(&p, &say, &say, false);
     let nodes: Vec<serde_json::Value> = p
         .plan
         .runs
@@ -678,7 +695,7 @@ pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOut
         )
     })?;
     let say = |m: &str| eprintln!("{m}");
-    let done = finished(&p, &say, &say);
+    let done = finished(&p, &say, &say, true);
     if done[index] {
         return Ok(TaskOutcome::AlreadyDone);
     }
