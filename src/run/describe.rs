@@ -3,6 +3,7 @@
 
 use super::pipeline::{
     finished, other_numerics_note, prepare, reached_of, summarize_devices, Options, Prepared,
+    Reused,
 };
 use crate::plan::{self, Role};
 use std::path::Path;
@@ -89,7 +90,7 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
     let p = prepare(path, opts)?;
     let warnings = std::cell::RefCell::new(Vec::new());
     let keep = |m: &str| warnings.borrow_mut().push(m.to_string());
-    let done = finished(&p, &keep, &keep, false);
+    let done = finished(&p, &keep, &keep, Reused::Report);
     let mut out = String::new();
     for w in warnings.borrow().iter() {
         out.push_str(w);

@@ -100,8 +100,13 @@ pub fn prepare(path: &Path, opts: &Options) -> anyhow::Result<Prepared> {
 /// A teacher counts as finished when its cache entry is intact; its record is copied into this
 /// sweep's folder if this sweep has none yet (a teacher reused from another sweep). `warn` gets what
 /// is wrong, `note` each run reused from another sweep (progress, which `--quiet` leaves out).
-/// `copy`: false for `plan`, which says what a run would reuse and writes nothing.
-pub fn finished(p: &Prepared, warn: &dyn Fn(&str), note: &dyn Fn(&str), copy: bool) -> Vec<bool> {
+/// `reused`: what to do with a run finished elsewhere (`plan` only says what a run would reuse).
+pub fn finished(
+    p: &Prepared,
+    warn: &dyn Fn(&str),
+    note: &dyn Fn(&str),
+    reused: Reused,
+) -> Vec<bool> {
     let classes: Vec<String> = (p.slots.iter())
         .map(|s| {
             let gpu = device::gpu_of(s.device);
@@ -134,7 +139,7 @@ pub fn finished(p: &Prepared, warn: &dyn Fn(&str), note: &dyn Fn(&str), copy: bo
             Role::Teacher => match store::load_teacher(&p.store.teacher_dir(&run.key)) {
                 Ok(Some(entry)) if !same_class(&entry.record) => false,
                 Ok(Some(entry)) => {
-                    if copy && !matches!(p.store.load_record(run), Stored::Found(ref r) if r.status == Status::Done) {
+                    if reused == Reused::Copy && !matches!(p.store.load_record(run), Stored::Found(ref r) if r.status == Status::Done) {
                         if let Err(e) = p.store.save_record(&entry.record) {
                             warn(&format!("warning: cannot write the record of {}: {e}", run.id));
                         }
@@ -149,7 +154,7 @@ pub fn finished(p: &Prepared, warn: &dyn Fn(&str), note: &dyn Fn(&str), copy: bo
             },
             _ => match p.store.load_record(run) {
                 Stored::Found(r) => r.status == Status::Done && same_class(&r),
-                Stored::Missing => reuse(p, run, &same_class, (warn, note), copy),
+                Stored::Missing => reuse(p, run, &same_class, warn, note, reused),
                 Stored::Corrupt(path, why) => {
                     warn(&format!("warning: {}: {why}; the run will be redone", path.display()));
                     false
@@ -159,18 +164,27 @@ pub fn finished(p: &Prepared, warn: &dyn Fn(&str), note: &dyn Fn(&str), copy: bo
         .collect()
 }
 
-/// Where `finished` says things: what is wrong, and progress.
-type Say<'a> = (&'a dyn Fn(&str), &'a dyn Fn(&str));
+/// What [`finished`] does with a run finished in another sweep under the same root (and with a
+/// cached teacher's record): copies the record into this sweep (a run), or only says so (`plan`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Reused {
+    Copy,
+    Report,
+}
+
+/// For [`finished`] where nothing it says is shown.
+fn silent(_: &str) {}
 
 /// A run finished in another sweep under the same results root (the same key: the same
 /// computation) is reused, as a cached teacher is: its record is copied here under this sweep's run
-/// id, saying where it came from. Nothing trains twice.
+/// id, saying where it came from (with `Reused::Report`, only said). Nothing trains twice.
 fn reuse(
     p: &Prepared,
     run: &crate::plan::RunSpec,
     same_class: &dyn Fn(&RunRecord) -> bool,
-    (warn, note): Say,
-    copy: bool,
+    warn: &dyn Fn(&str),
+    note: &dyn Fn(&str),
+    reused: Reused,
 ) -> bool {
     let Some((from, mut r)) = p.store.find_elsewhere(run) else {
         return false;
@@ -178,7 +192,7 @@ fn reuse(
     if !same_class(&r) {
         return false;
     }
-    if !copy {
+    if reused == Reused::Report {
         note(&format!(
             "{}: to be reused from sweep {from} (the same key: the same computation; the run \
              copies its record)",
@@ -320,7 +334,7 @@ fn manifest_of(p: &Prepared, sweep_file: &Path, started: u64, records: &[RunReco
 /// killed in between (its record was written first): a sweep that ended uninterrupted removes those,
 /// then the working folders left empty.
 fn tidy_after_a_finished_sweep(p: &Prepared) {
-    let done = finished(p, &|_: &str| {}, &|_: &str| {}, true);
+    let done = finished(p, &silent, &silent, Reused::Copy);
     for (run, _) in p.plan.runs.iter().zip(&done).filter(|(_, d)| **d) {
         p.store.clear_progress(&run.id, &run.key);
     }
@@ -395,9 +409,9 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
             say(m)
         }
     };
-    let done = finished(&p, &say, &progress, true);
-    if let (Some(note), false) = (other_numerics_note(&p, &done), opts.quiet) {
-        eprintln!("{note}");
+    let done = finished(&p, &say, &progress, Reused::Copy);
+    if let Some(note) = other_numerics_note(&p, &done) {
+        progress(&note);
     }
     let n_done = done.iter().filter(|d| **d).count();
     let intro = if p.sweep.search.is_adaptive() {
@@ -447,11 +461,7 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     }
     // every run the sweep (or its search) still wants without a finished record counts, also one
     // whose record could not be written
-    let reached = reached_of(
-        &p,
-        &finished(&p, &|_: &str| {}, &|_: &str| {}, true),
-        &tried,
-    );
+    let reached = reached_of(&p, &finished(&p, &silent, &silent, Reused::Copy), &tried);
     let still = crate::plan::search::decide(&p.plan, &p.sweep, &reached)
         .next
         .map_or(0, |s| s.runs.len());
@@ -538,7 +548,7 @@ fn run_steps(
         if outcome.interrupted {
             break;
         }
-        done = finished(p, &|_: &str| {}, &|_: &str| {}, true);
+        done = finished(p, &silent, &silent, Reused::Copy);
     }
     Ok((outcome, tried))
 }
@@ -645,7 +655,7 @@ pub(super) fn summarize_devices(slots: &[Slot]) -> String {
 pub fn plan_json(path: &Path, opts: &Options) -> anyhow::Result<serde_json::Value> {
     let p = prepare(path, opts)?;
     let say = |m: &str| eprintln!("{m}");
-    let done = finished(&p, &say, &say, false);
+    let done = finished(&p, &say, &say, Reused::Report);
     let nodes: Vec<serde_json::Value> = p
         .plan
         .runs
@@ -695,7 +705,7 @@ pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOut
         )
     })?;
     let say = |m: &str| eprintln!("{m}");
-    let done = finished(&p, &say, &say, true);
+    let done = finished(&p, &say, &say, Reused::Copy);
     if done[index] {
         return Ok(TaskOutcome::AlreadyDone);
     }

@@ -245,7 +245,7 @@ pub fn generate(sweep_path: &Path, opts: &Options, o: &SlurmOptions) -> anyhow::
         )
     })?;
     let say = |m: &str| eprintln!("{m}");
-    let done = sweep::finished(&p, &say, &say, true);
+    let done = sweep::finished(&p, &say, &say, sweep::Reused::Copy);
     let dir = p.store.dir.join("slurm");
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
