@@ -7,8 +7,10 @@
 #           --deterministic, once eager and once with --cuda-graphs, in fresh folders: are the runs'
 #           numbers (train losses, accuracies) bit-identical? Graph replays read the generator's seed
 #           and offset set before each step, so they should be. Wall and training seconds of each.
-#   bench   `kd-sweep bench --device cuda:0 --sections networks`: the field's networks, one epoch,
-#           kd-sweep eager and with graphs, fp32 and bf16, against plain PyTorch (#29's targets).
+#   bench   `kd-sweep bench --device cuda:0 --sections networks`: the field's networks (15,000
+#           images timed, scaled to a 45,000-image epoch), kd-sweep eager and with graphs, fp32 and
+#           bf16, against plain PyTorch (#29's targets); then the same with --channels-last on both
+#           sides (#29 item 3: does channels-last help on the GPU, in bf16 above all?).
 #
 # HOW TO RUN
 #   here:   cargo build --release && mkdir -p target/gpu
@@ -123,10 +125,15 @@ for name in ("tutorial-teacher", "resnet8"):
 PY
 tar czf "$OUT/graphs-runs.tar.gz" -C "$W" results-eager results-graphs 2>/dev/null
 
-# --- bench: the field's networks -----------------------------------------------------------------
-log "bench networks"
-timeout 330 "$BIN" bench --device "$DEVICE" --sections networks ${KDG_QUICK:+--quick} --python python3 --out "$OUT/bench-networks.md" \
-  > "$OUT/bench.log" 2>&1
-log "bench exit $?"
-cat "$OUT/bench-networks.md" >> "$OUT/summary.txt" 2>/dev/null
+# --- bench: the field's networks, in the default layout and channels-last ------------------------
+# (each run with a limit of its own, so that a slow one leaves the other's numbers; the PyTorch side
+# stops itself after 150 s)
+for layout in default channels-last; do
+  flag=(); [ "$layout" = channels-last ] && flag=(--channels-last)
+  log "bench networks ($layout)"
+  timeout 270 "$BIN" bench --device "$DEVICE" --sections networks "${flag[@]}" ${KDG_QUICK:+--quick} --python python3 \
+    --work "$W/bench-$layout" --out "$OUT/bench-networks-$layout.md" > "$OUT/bench-$layout.log" 2>&1
+  log "bench ($layout) exit $?"
+  cat "$OUT/bench-networks-$layout.md" >> "$OUT/summary.txt" 2>/dev/null
+done
 cat "$OUT/summary.txt"

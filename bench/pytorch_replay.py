@@ -21,7 +21,8 @@ matched by name (meta["params"] lists kd-sweep's names in init.bin's order). met
 present, names the optimizer and learning-rate schedule (torch.optim's, with foreach=True: the
 multi-tensor path; see `optimizer`). meta["precision"] = "bf16" runs the forward pass under
 torch.autocast(dtype=torch.bfloat16) and the loss on the logits cast to float32, as kd-sweep's
-`precision = "bf16"` does. meta["method"], when present, trains with that distillation method's loss
+`precision = "bf16"` does; meta["channels_last"] = true puts the network and its inputs in
+torch.channels_last. meta["method"], when present, trains with that distillation method's loss
 from bench/kd_losses.py (hyper-parameters in meta["method_params"]); CTKD's temperature parameter θ
 (starting at 1, as kd-sweep's) is trained by the same optimizer and written to steps.json.
 """
@@ -125,6 +126,10 @@ def main(folder):
             p.copy_(flat[at : at + n].reshape(p.shape))
             at += n
     assert at == flat.numel()
+    # meta["channels_last"]: the network and its inputs in torch.channels_last, as a PyTorch user
+    # writes it (kd-sweep's `channels_last = true`)
+    fmt = torch.channels_last if meta.get("channels_last") else torch.contiguous_format
+    model.to(memory_format=fmt)
     n = meta["n_train"]
     xs = read(os.path.join(folder, "train_x.bin"), torch.float32, (n, c, h, w))
     ys = read(os.path.join(folder, "train_y.bin"), torch.int64, (n,))
@@ -147,7 +152,7 @@ def main(folder):
             torch.manual_seed(next(step_seeds))
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=meta.get("precision") == "bf16"):
                 # the loss in float32 (bf16 logits are cast up first, as kd-sweep's losses take them)
-                out = model(xs[idx]).float()
+                out = model(xs[idx].contiguous(memory_format=fmt)).float()
                 if method is not None:
                     loss = method_loss(method, out, logits[idx], ys[idx], meta["method_params"], epoch + 1, theta)
                 elif distil:
@@ -162,7 +167,7 @@ def main(folder):
         # evaluation-mode logits: batch norm's running statistics at work
         model.eval()
         with torch.no_grad():
-            out = model(xs[: meta["eval_rows"]])
+            out = model(xs[: meta["eval_rows"]].contiguous(memory_format=fmt))
         with open(os.path.join(folder, "eval.bin"), "wb") as f:
             f.write(raw(out))
     with open(os.path.join(folder, "final.bin"), "wb") as f:

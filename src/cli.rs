@@ -320,6 +320,10 @@ struct BenchArgs {
     /// fused, numerics, networks (default: all). The ceiling is always measured.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_section)]
     sections: Vec<String>,
+    /// Section 9 (networks) with the convolutions channels-last on both sides (kd-sweep's
+    /// `channels_last = true`; PyTorch's `torch.channels_last`), to compare with a run without.
+    #[arg(long)]
+    channels_last: bool,
     #[command(flatten)]
     quiet: Quiet,
 }

@@ -99,6 +99,55 @@ impl KeyProblem {
     }
 }
 
+/// Runs `cmd` to its end and collects its output, as `Command::output` does, unless it runs past
+/// `limit`: then it is killed and `Ok(None)` returned (a benchmark's reference run must not take the
+/// whole of a lent machine's time).
+pub fn output_within(
+    cmd: &mut std::process::Command,
+    limit: std::time::Duration,
+) -> std::io::Result<Option<std::process::Output>> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // drained on threads of their own, so that a chatty child never blocks on a full pipe
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    Ok(status.map(|status| std::process::Output {
+        status,
+        stdout,
+        stderr,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +173,29 @@ mod tests {
         );
         assert_eq!(nearest("zzzzzzzzzz", keys), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn output_within_collects_a_quick_command_and_stops_a_slow_one() {
+        use std::process::Command;
+        use std::time::{Duration, Instant};
+        let out = output_within(
+            Command::new("sh").args(["-c", "echo out; echo err >&2"]),
+            Duration::from_secs(60),
+        )
+        .unwrap()
+        .expect("finished");
+        assert!(out.status.success());
+        assert_eq!(
+            (&out.stdout[..], &out.stderr[..]),
+            (&b"out\n"[..], &b"err\n"[..])
+        );
+        let start = Instant::now();
+        let slow = output_within(Command::new("sleep").arg("30"), Duration::from_millis(300));
+        assert!(slow.unwrap().is_none(), "stopped at its limit");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "and killed, not waited for"
+        );
     }
 }

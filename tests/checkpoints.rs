@@ -151,6 +151,7 @@ fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
         recipe: Default::default(),
         augment: Default::default(),
         precision: Default::default(),
+        channels_last: false,
         label_smoothing: 0.0,
     };
     let none = || Source::None;
@@ -209,6 +210,7 @@ fn a_continued_run_gives_the_numbers_of_an_uninterrupted_one() {
         settings: RunSettings {
             augment: kd_sweep::train::augment::Augment::CropFlip,
             precision: Default::default(),
+            channels_last: false,
             label_smoothing: 0.0,
             ..settings(train::STUDENT_STREAM)
         },

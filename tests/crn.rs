@@ -42,6 +42,7 @@ fn student(seed: u64) -> train::RunSettings {
         recipe: Default::default(),
         augment: Default::default(),
         precision: Default::default(),
+        channels_last: false,
         label_smoothing: 0.0,
     }
 }

@@ -161,6 +161,7 @@ fn several_fused_epochs_give_the_numbers_of_separate_runs() {
             recipe,
             augment: Default::default(),
             precision: Default::default(),
+            channels_last: false,
             label_smoothing: 0.0,
         };
         let apart: Vec<train::Fitted> = members
@@ -251,6 +252,7 @@ fn a_diverging_member_of_a_fused_group_fails_alone() {
         recipe: Default::default(),
         augment: Default::default(),
         precision: Default::default(),
+        channels_last: false,
         label_smoothing: 0.0,
     };
     let run = |members: &[(f64, f64)]| fit_group(&data, &logits, members, &settings);
@@ -294,6 +296,7 @@ fn the_naive_way_gives_the_numbers_of_cached_teacher_logits() {
         recipe: Default::default(),
         augment: Default::default(),
         precision: Default::default(),
+        channels_last: false,
         label_smoothing: 0.0,
     };
     let (tvs, teacher) = train::init(Arch::Teacher, &data, Device::Cpu, &t_settings);

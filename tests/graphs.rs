@@ -34,6 +34,7 @@ fn settings(stream: &'static str, optimizer: Algorithm) -> RunSettings {
         },
         augment: Default::default(),
         precision: Default::default(),
+        channels_last: false,
         label_smoothing: 0.0,
     }
 }

@@ -122,6 +122,9 @@ struct Case {
     /// kd-sweep's precision, and the replay's (the same, but for the test that they differ).
     precision: Precision,
     replay: Precision,
+    /// Convolutions channels-last (`channels_last = true`; the replay's network and inputs in
+    /// `torch.channels_last`).
+    channels_last: bool,
     /// The learning rate (Adam's 1e-3, or the CRD recipe's SGD rate).
     lr: f64,
     /// Another distillation method than logit KD at (temperature, alpha), with the sweep's fixed
@@ -181,6 +184,7 @@ fn train_ours<'a>(data: &'a Dataset, logits: &Tensor, case: &'a Case) -> Trained
         recipe: case.recipe.clone(),
         augment: Default::default(),
         precision: case.precision,
+        channels_last: case.channels_last,
         label_smoothing: case.label_smoothing,
     };
     let (vs, net) = train::init(case.arch, data, Device::Cpu, &s);
@@ -213,6 +217,7 @@ fn train_ours<'a>(data: &'a Dataset, logits: &Tensor, case: &'a Case) -> Trained
             zoo => zoo.name(),
         },
         "precision": case.replay,
+        "channels_last": case.channels_last,
         "script": case.arch.script().map(|s| s.path.clone()),
         "eval_rows": eval_rows,
         "shape": data.shape,
@@ -385,6 +390,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             recipe: Recipe::default(),
             precision: Precision::Fp32,
             replay: Precision::Fp32,
+            channels_last: false,
             lr: 1e-3,
             method: None,
             label_smoothing: 0.0,
@@ -398,6 +404,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             recipe: Recipe::default(),
             precision: Precision::Fp32,
             replay: Precision::Fp32,
+            channels_last: false,
             lr: 1e-3,
             method: None,
             label_smoothing: 0.0,
@@ -411,6 +418,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             recipe: Recipe::default(),
             precision: Precision::Fp32,
             replay: Precision::Fp32,
+            channels_last: false,
             lr: 1e-3,
             method: None,
             label_smoothing: 0.0,
@@ -427,6 +435,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             recipe: Recipe::default(),
             precision: Precision::Fp32,
             replay: Precision::Fp32,
+            channels_last: false,
             lr: 1e-3,
             method: None,
             label_smoothing: 0.1,
@@ -440,6 +449,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             recipe: Recipe::default(),
             precision: Precision::Fp32,
             replay: Precision::Fp32,
+            channels_last: false,
             lr: 1e-3,
             method: None,
             label_smoothing: 0.1,
@@ -464,6 +474,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             },
             precision: Precision::Fp32,
             replay: Precision::Fp32,
+            channels_last: false,
             lr: 1e-3,
             method: None,
             label_smoothing: 0.0,
@@ -482,6 +493,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             },
             precision: Precision::Fp32,
             replay: Precision::Fp32,
+            channels_last: false,
             lr: 1e-3,
             method: None,
             label_smoothing: 0.0,
@@ -504,6 +516,30 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             },
             precision: Precision::Fp32,
             replay: Precision::Fp32,
+            channels_last: false,
+            lr: 0.05,
+            method: None,
+            label_smoothing: 0.0,
+        },
+        // the same in the channels-last layout on both sides (kd-sweep's channels_last = true
+        // against `model.to(memory_format=torch.channels_last)` and channels-last batches)
+        Case {
+            name: "resnet20 channels-last, SGD momentum weight decay",
+            arch: Arch::parse("resnet20").unwrap(),
+            stream: train::TEACHER_STREAM,
+            temperature: 1.0,
+            alpha: 0.0,
+            recipe: Recipe {
+                optimizer: Algorithm::Sgd,
+                momentum: 0.9,
+                weight_decay: 5e-4,
+                schedule: Schedule::Multistep,
+                milestones: vec![2],
+                ..Recipe::default()
+            },
+            precision: Precision::Fp32,
+            replay: Precision::Fp32,
+            channels_last: true,
             lr: 0.05,
             method: None,
             label_smoothing: 0.0,
@@ -524,6 +560,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
             },
             precision: Precision::Fp32,
             replay: Precision::Fp32,
+            channels_last: false,
             lr: 1e-3,
             method: None,
             label_smoothing: 0.0,
@@ -542,6 +579,7 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
         recipe: Recipe::default(),
         precision: Precision::Fp32,
         replay: Precision::Fp32,
+        channels_last: false,
         lr: 1e-3,
         method: None,
         label_smoothing: 0.0,
@@ -662,6 +700,7 @@ fn each_method_trains_as_pytorch_does() {
             recipe: Recipe::default(),
             precision: Precision::Fp32,
             replay: Precision::Fp32,
+            channels_last: false,
             lr: 1e-3,
             method: Some((coord, fixed.clone())),
             label_smoothing,
@@ -720,6 +759,7 @@ fn bf16_trains_as_pytorch_autocast_does() {
         recipe,
         precision: Precision::Bf16,
         replay,
+        channels_last: false,
         method: None,
         label_smoothing: 0.0,
     };
@@ -786,6 +826,7 @@ fn initial_weights_follow_pytorchs_default_rule() {
             recipe: Default::default(),
             augment: Default::default(),
             precision: Default::default(),
+            channels_last: false,
             label_smoothing: 0.0,
         };
         let (vs, _) = train::init(Arch::Teacher, &data, Device::Cpu, &s);

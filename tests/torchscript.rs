@@ -136,6 +136,7 @@ fn settings(seed: u64, init: Init) -> RunSettings {
         recipe: Default::default(),
         augment: Default::default(),
         precision: Default::default(),
+        channels_last: false,
         label_smoothing: 0.0,
     }
 }

@@ -192,6 +192,7 @@ pub(super) fn bench(args: BenchArgs) -> anyhow::Result<Ended> {
         quick: args.quick,
         seeds: args.seeds.map(|n| n as usize),
         sections: args.sections,
+        channels_last: args.channels_last,
     };
     let quiet = args.quiet.quiet;
     let md = crate::tools::bench::run(&opts, &|m: &str| {

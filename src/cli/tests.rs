@@ -34,7 +34,17 @@ fn each_subcommand_takes_only_the_options_it_uses() {
         .chain(RUN.iter().copied().filter(|o| *o != "workers-per-device"))
         .collect();
     let bench = [
-        "device", "dataset", "data", "out", "work", "python", "quick", "seeds", "sections", "quiet",
+        "device",
+        "dataset",
+        "data",
+        "out",
+        "work",
+        "python",
+        "quick",
+        "seeds",
+        "sections",
+        "channels-last",
+        "quiet",
     ];
     let expected: Vec<(&str, Vec<&str>)> = vec![
         ("run", [&["task"], RUN].concat()),

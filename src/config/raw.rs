@@ -66,6 +66,7 @@ pub(super) struct RawPhase {
     pub(super) warmup_epochs: Option<Spanned<i64>>,
     pub(super) augment: Option<Spanned<String>>,
     pub(super) precision: Option<Spanned<String>>,
+    pub(super) channels_last: Option<Spanned<bool>>,
     pub(super) label_smoothing: Option<Spanned<f64>>,
     /// The students' setting ([student] only; in [teacher] an error that says so).
     pub(super) cache_teacher_logits: Option<Spanned<bool>>,

@@ -172,6 +172,42 @@ fn precision_is_read_per_role_and_fp16_is_refused_with_the_reason() {
 }
 
 #[test]
+fn channels_last_is_read_per_role_and_stays_out_of_keys_when_off() {
+    let s = parse(
+        &with(
+            "[teacher]\nepochs = 1",
+            "[teacher]\nchannels_last = true\nepochs = 1",
+        ),
+        Path::new("s.toml"),
+    )
+    .unwrap();
+    assert!(s.teacher.channels_last && !s.student.channels_last);
+    let teacher = serde_json::to_string(&s.teacher).unwrap();
+    assert!(teacher.contains("\"channels_last\":true"), "{teacher}");
+    // off, said or not: the phase serializes (and so keys) as before the setting existed
+    let good = parse(GOOD, Path::new("s.toml")).unwrap();
+    let off = parse(
+        &with(
+            "[student]\nepochs = 2",
+            "[student]\nchannels_last = false\nepochs = 2",
+        ),
+        Path::new("s.toml"),
+    )
+    .unwrap();
+    let json = |p: &Phase| serde_json::to_string(p).unwrap();
+    assert_eq!(json(&off.student), json(&good.student));
+    assert!(!json(&good.student).contains("channels_last"));
+    let e = err(&with(
+        "[student]\nepochs = 2",
+        "[student]\nchannels_last = \"yes\"\nepochs = 2",
+    ));
+    assert!(
+        e.at.is_some() && e.to_string().contains("channels_last"),
+        "{e}"
+    );
+}
+
+#[test]
 fn optimizers_and_schedules_are_read_and_checked() {
     use crate::train::optim::{Algorithm, Schedule};
     let teacher = |keys: &str| {

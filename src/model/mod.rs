@@ -344,6 +344,9 @@ pub struct Net {
     macs: AtomicI64,
     /// While set, convolutions run in the channels-last layout (see [`Net::predict`]).
     channels_last: AtomicBool,
+    /// The layout the network trains and computes in ([`Net::set_channels_last`]): what
+    /// `channels_last` returns to after a [`Net::predict`].
+    layout_channels_last: AtomicBool,
 }
 
 impl Net {
@@ -381,7 +384,17 @@ impl Net {
             counting: AtomicBool::new(false),
             macs: AtomicI64::new(0),
             channels_last: AtomicBool::new(false),
+            layout_channels_last: AtomicBool::new(false),
         }
+    }
+
+    /// Every pass of the network (training, logits, feature maps) with its convolutions in the
+    /// channels-last layout (a role's `channels_last`), or not. The values are the same function of
+    /// the weights; libtorch sums them in another order, so the numbers differ by rounding. A
+    /// TorchScript network gets its inputs in that layout, which its convolutions then follow.
+    pub fn set_channels_last(&self, on: bool) {
+        self.layout_channels_last.store(on, Ordering::Relaxed);
+        self.channels_last.store(on, Ordering::Relaxed);
     }
 
     /// A TorchScript network for evaluation only (no var store) from its [`script::state`].
@@ -418,6 +431,12 @@ impl Net {
         };
         let mut guard = m.lock().unwrap_or_else(|e| e.into_inner());
         let (module, mode) = &mut *guard;
+        // the role's layout only: predict's CPU shortcut does not reach a TorchScript network
+        let x = &if x.dim() == 4 && self.layout_channels_last.load(Ordering::Relaxed) {
+            channels_last(x)
+        } else {
+            x.shallow_clone()
+        };
         if *mode != Some(train) {
             if train {
                 module.set_train();
@@ -558,10 +577,11 @@ impl Net {
     /// always use `forward_t`: their bytes are part of what a run computes.
     pub fn predict(&self, xs: &Tensor) -> Tensor {
         // a TorchScript network runs its own forward: the flag does not reach it
-        let fast = xs.device() == tch::Device::Cpu;
+        let layout = self.layout_channels_last.load(Ordering::Relaxed);
+        let fast = layout || xs.device() == tch::Device::Cpu;
         self.channels_last.store(fast, Ordering::Relaxed);
         let out = self.forward_t(xs, false);
-        self.channels_last.store(false, Ordering::Relaxed);
+        self.channels_last.store(layout, Ordering::Relaxed);
         out
     }
 }

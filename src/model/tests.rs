@@ -162,6 +162,52 @@ fn predict_gives_forward_t_s_classes_for_every_model() {
     }
 }
 
+/// `channels_last = true` runs every pass of kd-sweep's networks (training and evaluation, feature
+/// maps and logits) with channels-last convolutions — on a GPU too, where this is what cuDNN's
+/// tensor-core kernels want — to the same values up to rounding, and `predict` leaves that layout
+/// in place.
+#[test]
+fn channels_last_runs_every_pass_in_that_layout() {
+    // N×C×H×W strides of an N×H×W×C array
+    let is_channels_last = |t: &Tensor| {
+        let [_, c, h, w] = t.size()[..] else {
+            panic!("a feature map")
+        };
+        t.stride() == [h * w * c, 1, w * c, c]
+    };
+    for name in ["resnet8", "wrn-16-2", "vgg8", "tutorial-teacher"] {
+        let arch = Arch::parse(name).unwrap();
+        let (_vs, net) = build(arch, [3, 32, 32]);
+        let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let plain = tch::no_grad(|| net.features_t(&x, false));
+        let plain_logits = tch::no_grad(|| net.forward_t(&x, false));
+        assert!(plain.is_contiguous(), "{name}: default layout");
+        net.set_channels_last(true);
+        let maps = tch::no_grad(|| net.features_t(&x, false));
+        assert!(is_channels_last(&maps), "{name}: channels-last maps");
+        let diff = (&maps - &plain).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "{name}: feature maps differ by {diff}");
+        let logits = tch::no_grad(|| net.forward_t(&x, false));
+        let diff = (&logits - &plain_logits).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "{name}: logits differ by {diff}");
+        // (a training pass moves batch norm's running statistics: last)
+        let maps = net.features_t(&x, true);
+        assert!(
+            is_channels_last(&maps),
+            "{name}: channels-last maps in training"
+        );
+        let _ = tch::no_grad(|| net.predict(&x));
+        let after = tch::no_grad(|| net.features_t(&x, false));
+        assert!(
+            is_channels_last(&after),
+            "{name}: predict kept the role's layout"
+        );
+        net.set_channels_last(false);
+        let _ = tch::no_grad(|| net.predict(&x));
+        assert!(tch::no_grad(|| net.features_t(&x, false)).is_contiguous());
+    }
+}
+
 #[test]
 fn batch_norm_trains_on_batch_statistics_and_keeps_running_ones() {
     let vs = nn::VarStore::new(Device::Cpu);

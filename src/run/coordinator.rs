@@ -7,7 +7,7 @@
 //! worker. A worker on a GPU is pinned to it with `CUDA_VISIBLE_DEVICES`.
 
 use crate::config::Sweep;
-use crate::plan::{Plan, Role};
+use crate::plan::{Plan, Role, RunSpec};
 use crate::platform::device::{DeviceSpec, Slot};
 use crate::run::job::{self, Job, Outcome, WorkerMsg};
 use crate::run::progress::Progress;
@@ -351,12 +351,7 @@ struct Coordinator<'a> {
 impl<'a> Coordinator<'a> {
     /// Whether run `j` may be trained in a fused group.
     fn fusable(&self, j: usize) -> bool {
-        let r = &self.cx.plan.runs[j];
-        r.role == Role::Student
-            && r.coord.fusable()
-            && r.arch().fusable()
-            && self.cx.sweep.cache_teacher_logits
-            && self.cx.sweep.student.augment.is_none()
+        fusable(self.cx.sweep, &self.cx.plan.runs[j])
     }
 
     fn fuses(&self, w: &Worker) -> bool {
@@ -663,6 +658,19 @@ pub fn run(cx: Context, done: &[bool], slots: &[Slot]) -> anyhow::Result<Summary
         .collect();
     end_workers(c.workers);
     Ok(c.summary)
+}
+
+/// Whether run `r` of `sweep` can train in a fused group: a logit student of the tutorial network on
+/// cached teacher logits and plain batches, in the default layout (the fused model's convolutions
+/// run in that layout only; the tutorial student's one-channel 28×28 convolutions gain nothing from
+/// channels-last).
+fn fusable(sweep: &Sweep, r: &RunSpec) -> bool {
+    r.role == Role::Student
+        && r.coord.fusable()
+        && r.arch().fusable()
+        && sweep.cache_teacher_logits
+        && sweep.student.augment.is_none()
+        && !sweep.student.channels_last
 }
 
 /// Ends the workers and waits for them: closing its stdin ends an idle worker, and one still alive

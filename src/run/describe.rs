@@ -161,6 +161,12 @@ fn training_lines(p: &Prepared, sizes: &Sizes) -> String {
                 phase.label_smoothing
             ));
         }
+        if phase.channels_last {
+            out.push_str(&format!(
+                "{role}s' convolutions run in the channels-last layout (the same arithmetic in \
+                 another order: numbers differ from the default layout's by rounding)\n"
+            ));
+        }
         if !phase.precision.is_fp32() {
             let on_cpu = p.slots.iter().any(|s| !s.device.is_cuda());
             out.push_str(&format!(
@@ -252,6 +258,12 @@ fn network_lines(p: &Prepared, sizes: &Sizes) -> String {
             "fuse: students of {} train one at a time (fused training takes tutorial-student only)\n",
             unfused.join(", ")
         ));
+    }
+    if fuses && p.sweep.student.channels_last && students().any(|r| r.arch().fusable()) {
+        out.push_str(
+            "fuse: students train one at a time (channels_last = true: the fused model runs its \
+             convolutions in the default layout only)\n",
+        );
     }
     let mut methods: Vec<String> = Vec::new();
     for r in students() {

@@ -247,7 +247,14 @@ fn train_fused(
         data,
         device,
     )?;
-    let reference = teacher_test_logits(&mut state.test_logits, teacher, &store, data, device)?;
+    let layout = job.sweep.teacher.channels_last;
+    let reference = teacher_test_logits(
+        &mut state.test_logits,
+        (teacher, layout),
+        &store,
+        data,
+        device,
+    )?;
     let runs = job.runs();
     let settings = RunSettings::of(&job.sweep.student, job.run.seed, job.run.stream());
     let init = crate::train::fused::common_init(data, device, &settings);
@@ -355,7 +362,10 @@ fn train_run(
         job.teacher.as_ref().or(job.reference.as_ref()),
     ) {
         (Role::Teacher, _) | (_, None) => None,
-        (_, Some(t)) => teacher_test_logits(&mut state.test_logits, t, &store, data, device)?,
+        (_, Some(t)) => {
+            let teacher = (t, job.sweep.teacher.channels_last);
+            teacher_test_logits(&mut state.test_logits, teacher, &store, data, device)?
+        }
     };
     let init =
         |arch| train::try_init(arch, data, device, &settings, saved).map_err(RunError::Model);
@@ -462,7 +472,12 @@ fn train_student(
     // a teacher network is built before the student is seeded, so the student's initial weights
     // and dropout masks match the cached way
     let signal = match distiller.needs() {
-        _ if live => Signal::Net(Box::new(load_teacher_net(teacher, &dir, data, device)?)),
+        _ if live => Signal::Net(Box::new(load_teacher_net(
+            (teacher, job.sweep.teacher.channels_last),
+            &dir,
+            data,
+            device,
+        )?)),
         Needs::Nothing | Needs::Logits => {
             Signal::Rows(teacher_logits(logits_slot, teacher, &dir, data, device)?)
         }
@@ -471,7 +486,7 @@ fn train_student(
         ),
         Needs::Features => Signal::Rows(teacher_features(
             features_slot,
-            teacher,
+            (teacher, job.sweep.teacher.channels_last),
             &dir,
             data,
             device,
@@ -596,7 +611,7 @@ fn cache_teacher(
 
 /// The cached teacher's network, weights loaded.
 fn load_teacher_net(
-    teacher: &RunSpec,
+    (teacher, channels_last): (&RunSpec, bool),
     dir: &std::path::Path,
     data: &Dataset,
     device: Device,
@@ -608,7 +623,9 @@ fn load_teacher_net(
             .iter()
             .find(|(n, _)| n == crate::model::script::STATE)
             .ok_or("teacher weights: no TorchScript module in them")?;
-        return Net::script_from_state(teacher.arch(), state, device);
+        let net = Net::script_from_state(teacher.arch(), state, device)?;
+        net.set_channels_last(channels_last);
+        return Ok(net);
     }
     let mut tvs = nn::VarStore::new(device);
     // the initialisation is overwritten by the load; PyTorch's rule draws as many numbers as any
@@ -621,6 +638,7 @@ fn load_teacher_net(
     );
     tvs.load(dir.join(store::WEIGHTS))
         .map_err(|e| format!("teacher weights: {e}"))?;
+    tnet.set_channels_last(channels_last);
     Ok(tnet)
 }
 
@@ -672,7 +690,7 @@ fn teacher_logits<'s>(
 /// `None` when the teacher is not in the cache (a baseline's teacher that failed).
 fn teacher_test_logits<'s>(
     slot: &'s mut Option<(String, Tensor)>,
-    teacher: &RunSpec,
+    (teacher, channels_last): (&RunSpec, bool),
     store: &Store,
     data: &Dataset,
     device: Device,
@@ -682,7 +700,7 @@ fn teacher_test_logits<'s>(
         return Ok(None);
     }
     kept(slot, &teacher.key, || {
-        let net = load_teacher_net(teacher, &dir, data, device)?;
+        let net = load_teacher_net((teacher, channels_last), &dir, data, device)?;
         Ok(train::logits(&net, &data.test_x).to_device(device))
     })
     .map(Some)
@@ -693,7 +711,7 @@ fn teacher_test_logits<'s>(
 /// kept in the worker between runs.
 fn teacher_features<'s>(
     slot: &'s mut Option<(String, Tensor)>,
-    teacher: &RunSpec,
+    (teacher, channels_last): (&RunSpec, bool),
     dir: &std::path::Path,
     data: &Dataset,
     device: Device,
@@ -702,7 +720,7 @@ fn teacher_features<'s>(
         let maps = match store::load_features(dir) {
             Some(m) if m.size()[0] == data.n_train() => m,
             _ => {
-                let tnet = load_teacher_net(teacher, dir, data, device)?;
+                let tnet = load_teacher_net((teacher, channels_last), dir, data, device)?;
                 let m = train::feature_maps(&tnet, &data.train_x);
                 store::save_features(dir, &m)?;
                 m

@@ -69,7 +69,9 @@ fn by_chunks(xs: &Tensor, chunk: i64, f: impl Fn(&Tensor) -> Tensor) -> Tensor {
         .step_by(chunk as usize)
         .map(|s| f(&xs.narrow(0, s, (n - s).min(chunk))).to_device(Device::Cpu))
         .collect();
-    Tensor::cat(&parts, 0)
+    // a channels-last network's feature maps come in that layout: stored and compared as
+    // contiguous (a no-op for every other network)
+    Tensor::cat(&parts, 0).contiguous()
 }
 
 /// The teacher's last feature map (eval mode) on every row of `xs`, in order, on the CPU.

@@ -33,6 +33,7 @@ pub fn try_init_with<T>(
     let x = extra(&vs.root());
     seed_torch(s.seed, s.stream);
     let net = Net::try_new(&vs.root(), arch, data.shape, data.classes, s.init, saved)?;
+    net.set_channels_last(s.channels_last);
     tch::manual_seed(s.dropout_seed());
     Ok((vs, net, x))
 }
@@ -55,6 +56,7 @@ pub fn try_init(
     seed_torch(s.seed, s.stream);
     let vs = nn::VarStore::new(device);
     let net = Net::try_new(&vs.root(), arch, data.shape, data.classes, s.init, saved)?;
+    net.set_channels_last(s.channels_last);
     tch::manual_seed(s.dropout_seed());
     Ok((vs, net))
 }

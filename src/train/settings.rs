@@ -31,6 +31,11 @@ pub struct Phase {
     /// float32, so sweeps written before it keep their keys).
     #[serde(default, skip_serializing_if = "Precision::is_fp32")]
     pub precision: Precision,
+    /// Convolutions in the channels-last memory layout (PyTorch's `torch.channels_last`): the same
+    /// arithmetic in another order, so other roundings (absent from keys when off, so sweeps written
+    /// before it keep their keys).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub channels_last: bool,
     /// ε of `nn.CrossEntropyLoss(label_smoothing=ε)` for every cross-entropy term of the role's loss
     /// (absent from keys when 0, so sweeps written before it keep their keys).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -120,6 +125,8 @@ pub struct RunSettings {
     pub augment: crate::train::augment::Augment,
     /// The training steps' arithmetic.
     pub precision: Precision,
+    /// Convolutions in the channels-last layout ([`Phase::channels_last`]).
+    pub channels_last: bool,
     /// ε of the cross-entropy terms (`nn.CrossEntropyLoss(label_smoothing=ε)`).
     pub label_smoothing: f64,
 }
@@ -142,6 +149,7 @@ impl RunSettings {
             recipe: phase.recipe.clone(),
             augment: phase.augment,
             precision: phase.precision,
+            channels_last: phase.channels_last,
             label_smoothing: phase.label_smoothing,
         }
     }

@@ -98,6 +98,10 @@ impl Validator<'_> {
             ("augment", raw.augment.as_ref().map(|v| v.span())),
             ("precision", raw.precision.as_ref().map(|v| v.span())),
             (
+                "channels_last",
+                raw.channels_last.as_ref().map(|v| v.span()),
+            ),
+            (
                 "label_smoothing",
                 raw.label_smoothing.as_ref().map(|v| v.span()),
             ),

@@ -175,6 +175,7 @@ impl Validator<'_> {
         Some(Phase {
             augment: augment?,
             precision: precision?,
+            channels_last: raw.channels_last.as_ref().is_some_and(|v| *v.get_ref()),
             label_smoothing: label_smoothing?,
             recipe: recipe?,
             epochs: epochs?,

@@ -2,15 +2,31 @@ use super::*;
 use crate::plan::Role;
 use std::path::Path;
 
-fn plan(seeds: &str) -> Plan {
+fn sweep(seeds: &str, student: &str) -> crate::config::Sweep {
     let text = format!(
         "name = \"p\"\nseeds = {seeds}\n[data]\ndataset = \"mnist\"\n[teacher]\nepochs = 1\nbatch_size = 8\nlr = 0.01\n\
-         [student]\nepochs = 1\nbatch_size = 8\nlr = 0.01\n[grid]\ntemperature = [1, 4]\nalpha = [0.5]\n"
+         [student]\nepochs = 1\nbatch_size = 8\nlr = 0.01\n{student}\n[grid]\ntemperature = [1, 4]\nalpha = [0.5]\n"
     );
-    crate::plan::build(
-        &crate::config::parse(&text, Path::new("p.toml")).unwrap(),
-        "fp",
-    )
+    crate::config::parse(&text, Path::new("p.toml")).unwrap()
+}
+
+fn plan(seeds: &str) -> Plan {
+    crate::plan::build(&sweep(seeds, ""), "fp")
+}
+
+#[test]
+fn logit_students_fuse_unless_a_setting_the_fused_model_lacks_is_on() {
+    let fusing = |student: &str| {
+        let s = sweep("[0]", student);
+        let p = crate::plan::build(&s, "fp");
+        (p.runs.iter())
+            .filter(|r| fusable(&s, r))
+            .map(|r| r.id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fusing(""), ["student-T1-a0.5-s0", "student-T4-a0.5-s0"]);
+    assert!(fusing("channels_last = true").is_empty());
+    assert!(fusing("augment = \"crop-flip\"").is_empty());
 }
 
 #[test]

@@ -39,6 +39,8 @@ pub struct Options {
     pub seeds: Option<usize>,
     /// The sections to run ([`SECTIONS`]); empty: all.
     pub sections: Vec<String>,
+    /// Section 9 in the channels-last layout on both sides.
+    pub channels_last: bool,
 }
 
 /// The sections of the benchmark, by the names `--sections` takes, in report order.
