@@ -353,6 +353,31 @@ fn check(t: &Trained) -> (f64, f64) {
     (worst_loss, worst_weight)
 }
 
+/// The CRD recipe's teacher step on a zoo network with batch norm.
+fn resnet20_sgd() -> Case {
+    Case {
+        name: "resnet20, SGD momentum weight decay",
+        arch: Arch::parse("resnet20").unwrap(),
+        stream: train::TEACHER_STREAM,
+        temperature: 1.0,
+        alpha: 0.0,
+        recipe: Recipe {
+            optimizer: Algorithm::Sgd,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            schedule: Schedule::Multistep,
+            milestones: vec![2],
+            ..Recipe::default()
+        },
+        precision: Precision::Fp32,
+        replay: Precision::Fp32,
+        channels_last: false,
+        lr: 0.05,
+        method: None,
+        label_smoothing: 0.0,
+    }
+}
+
 #[test]
 fn kd_sweep_trains_exactly_as_pytorch_does() {
     common::portable_numerics();
@@ -500,49 +525,13 @@ fn kd_sweep_trains_exactly_as_pytorch_does() {
         },
         // a zoo network with batch norm (64 parameter tensors in one flat buffer): the CRD
         // recipe's SGD with momentum and weight decay, and Adam as a distilled student
-        Case {
-            name: "resnet20, SGD momentum weight decay",
-            arch: Arch::parse("resnet20").unwrap(),
-            stream: train::TEACHER_STREAM,
-            temperature: 1.0,
-            alpha: 0.0,
-            recipe: Recipe {
-                optimizer: Algorithm::Sgd,
-                momentum: 0.9,
-                weight_decay: 5e-4,
-                schedule: Schedule::Multistep,
-                milestones: vec![2],
-                ..Recipe::default()
-            },
-            precision: Precision::Fp32,
-            replay: Precision::Fp32,
-            channels_last: false,
-            lr: 0.05,
-            method: None,
-            label_smoothing: 0.0,
-        },
+        resnet20_sgd(),
         // the same in the channels-last layout on both sides (kd-sweep's channels_last = true
         // against `model.to(memory_format=torch.channels_last)` and channels-last batches)
         Case {
             name: "resnet20 channels-last, SGD momentum weight decay",
-            arch: Arch::parse("resnet20").unwrap(),
-            stream: train::TEACHER_STREAM,
-            temperature: 1.0,
-            alpha: 0.0,
-            recipe: Recipe {
-                optimizer: Algorithm::Sgd,
-                momentum: 0.9,
-                weight_decay: 5e-4,
-                schedule: Schedule::Multistep,
-                milestones: vec![2],
-                ..Recipe::default()
-            },
-            precision: Precision::Fp32,
-            replay: Precision::Fp32,
             channels_last: true,
-            lr: 0.05,
-            method: None,
-            label_smoothing: 0.0,
+            ..resnet20_sgd()
         },
         // (a cross-entropy baseline: Adam's first steps move every parameter by about ±lr whatever
         // its gradient's size, so with batch norm a 1e-7 difference in the KD term's rounding — the
