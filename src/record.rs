@@ -35,7 +35,7 @@ pub enum Status {
     Pruned,
 }
 
-/// Metrics after one epoch. The test set is not looked at during training: see [`Fitted`].
+/// Metrics after one epoch. The test set is not looked at during training: see [`crate::train::Fitted`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochStats {
     pub epoch: u32,

@@ -1,6 +1,6 @@
-//! Stage 1: the sweep file. [`raw`] is a serde-shaped view of the TOML (`deny_unknown_fields`,
-//! spans kept); [`validate`] turns it into a [`Sweep`], which cannot hold an invalid value; every
-//! error ([`error`]) names the file, the line:column, the key, and what is allowed; [`overrides`]
+//! Stage 1: the sweep file. `raw` is a serde-shaped view of the TOML (`deny_unknown_fields`,
+//! spans kept); `validate` turns it into a [`Sweep`], which cannot hold an invalid value; every
+//! error (`error`) names the file, the line:column, the key, and what is allowed; `overrides`
 //! are the command line's replacements for keys. The schema is here; the types it is made of live
 //! with their owners (a role's [`Phase`] in train, [`DataConfig`] in data, methods in distill,
 //! devices and numerics in platform) and are re-exported.

@@ -1,5 +1,5 @@
 //! The losses, as functions of tensors: student logits `s` [B, C], teacher logits `t` [B, C] (no
-//! gradient), labels `y` [B]. Every KL is summed over classes and averaged over the batch, as the
+//! gradient), labels `y` \[B\]. Every KL is summed over classes and averaged over the batch, as the
 //! reference implementations do (`reduction="batchmean"`, or `size_average=False` then ÷ B).
 
 use tch::{Kind, Tensor};

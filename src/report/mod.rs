@@ -1,8 +1,8 @@
 //! Stage 6: what people read. [`summary`] aggregates run records over seeds — honestly: gains over the
 //! baseline come with a 95 % confidence interval from per-seed paired differences ([`stats`]), and
 //! the recommended setting is chosen on validation accuracy, never on the test set; [`outputs`]
-//! writes every file of a sweep's folder ([`csv`], [`markdown`], [`charts`], [`html`]) in one call;
-//! [`load`] reads a folder back; [`compare`] lines sweeps up; [`status`] shows one in flight.
+//! writes every file of a sweep's folder ([`csv`], [`markdown`](mod@markdown), [`charts`], [`html`]) in one call;
+//! [`load`](mod@load) reads a folder back; [`compare`] lines sweeps up; [`status`] shows one in flight.
 //! Everything here reads records only: no libtorch work.
 
 pub mod charts;

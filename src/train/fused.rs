@@ -138,9 +138,9 @@ impl FusedStudent {
 }
 
 /// The summed KD losses of the G students: logits [G, N, K], teacher logits [N, K], per-student T and
-/// α as [G] tensors, the cross-entropy label-smoothed by ε = `smoothing` (as
+/// α as \[G\] tensors, the cross-entropy label-smoothed by ε = `smoothing` (as
 /// [`crate::distill::losses::ce`]: `(1 − ε)·NLL + (ε/K)·Σ −log p`, as ATen computes it). Returns
-/// (sum, per-student losses [G]).
+/// (sum, per-student losses \[G\]).
 pub fn fused_kd_loss(
     logits: &Tensor,
     teacher: &Tensor,

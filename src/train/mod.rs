@@ -1,4 +1,4 @@
-//! One run's training. [`settings`]: a role's phase and a run's settings; [`init`]: the network from
+//! One run's training. [`settings`]: a role's phase and a run's settings; [`init`](mod@init): the network from
 //! its seed; [`driver`]: the one epoch loop of plain and fused training, around a step that
 //! [`plain`] (one network, any method) or [`fused`] (G logit students as one model) takes;
 //! [`optim`]: PyTorch's optimizers over one flat buffer; [`graph`]: steps as CUDA graphs; [`augment`]: crop-flip on the device;

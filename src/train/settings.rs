@@ -14,7 +14,7 @@ pub struct Phase {
     /// How the network is initialised (PyTorch's default unless the file says otherwise).
     pub init: crate::model::Init,
     /// Intra-op threads of each run of this role (part of its key: a thread count can change how
-    /// libtorch sums). Teachers: every core of the machine by default ([`machine_cores`]); students
+    /// libtorch sums). Teachers: every core of the machine by default ([`crate::config::machine_cores`]); students
     /// and baselines: 1.
     pub threads: u32,
     /// The network, when not the role's tutorial one (absent from keys then, so sweeps written before
