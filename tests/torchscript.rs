@@ -194,10 +194,11 @@ fn sweep_error(dir: &Path, body: &str) -> String {
 fn sweep_file_errors_name_the_file_and_what_it_must_do() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (Some(_), Some(_), Some(_)) = (
+    let (Some(_), Some(_), Some(_), Some(_)) = (
         common::scripted(&d.join("plain.pt"), "plain", 1, 10, 1),
         common::scripted(&d.join("five.pt"), "bn", 1, 5, 1),
         common::scripted(&d.join("feats.pt"), "features-only", 1, 10, 1),
+        common::scripted(&d.join("viewed.pt"), "viewed", 3, 10, 1),
     ) else {
         return common::skip_without_pytorch();
     };
@@ -244,6 +245,16 @@ fn sweep_file_errors_name_the_file_and_what_it_must_do() {
             vec!["`teacher.init`", "torchscript:<file>"],
         ),
     ];
+    // channels_last = true gives a network channels-last inputs: one that cannot take them is
+    // stopped by plan, not by its first training step
+    let viewed = body("tutorial-teacher", "torchscript:viewed.pt", logit)
+        .replace("dataset = \"mnist\"", "dataset = \"cifar10\"");
+    config::parse(&format!("name = \"e\"\n{viewed}"), &d.join("e.toml"))
+        .expect("a .view() network runs in the default layout");
+    let cases = cases.into_iter().chain([(
+        viewed.replace("[student]\n", "[student]\nchannels_last = true\n"),
+        vec!["`student.model`", "channels-last inputs", ".reshape()"],
+    )]);
     // a teacher needs only features(x) for feature distillation
     let teacher_ok = body("torchscript:feats.pt", "tutorial-student", "[\"feature\"]");
     let text = format!("name = \"e\"\n{teacher_ok}");

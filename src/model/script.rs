@@ -66,6 +66,9 @@ pub struct Probe {
     /// Whether it exports `head`, with `head(features(x))` of `forward`'s shape (a student's
     /// feature distillation needs both; a teacher's only `features`).
     pub head: bool,
+    /// Why `forward` fails on the same images in the channels-last layout (`channels_last = true`),
+    /// e.g. a `.view` of a convolution's output; `None`: it runs.
+    pub channels_last_error: Option<String>,
 }
 
 /// Every script a process has named, so that one file is loaded and probed once.
@@ -182,6 +185,8 @@ impl Script {
                 first_line(&e.to_string())
             )
         })?;
+        let channels_last_error =
+            (m.forward_ts(&[&super::channels_last(&x)]).err()).map(|e| interpreter_error(&e));
         let features = m.method_ts("features", &[&x]).ok();
         let head = features.as_ref().is_some_and(|f| {
             m.method_ts("head", &[f])
@@ -198,8 +203,19 @@ impl Script {
             logits: logits.size(),
             features: features.map(|f| f.size()),
             head,
+            channels_last_error,
         })
     }
+}
+
+/// What a TorchScript failure says: the interpreter's last "…Error: reason" line (its first line
+/// only says that an operation failed), else the first line.
+fn interpreter_error(e: &tch::TchError) -> String {
+    let text = e.to_string();
+    (text.lines().rev())
+        .find_map(|l| l.trim().split_once("Error: ").map(|(_, why)| why.trim()))
+        .filter(|why| !why.is_empty())
+        .map_or_else(|| first_line(&text), str::to_string)
 }
 
 /// A module from TorchScript bytes on `device`. TorchScript's optimising executor is turned off: it

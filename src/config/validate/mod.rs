@@ -236,6 +236,7 @@ impl Validator<'_> {
                 features: m.contains(&Method::Feature),
                 init: Default::default(),
                 student: false,
+                channels_last: false,
             }),
             _ => None,
         };
@@ -255,6 +256,7 @@ impl Validator<'_> {
                 let check = ModelCheck {
                     init,
                     student: true,
+                    channels_last: on(&raw.student.channels_last),
                     ..check
                 };
                 self.keep(self.student_models(&g.student_model, &raw.student, &check))
@@ -341,4 +343,11 @@ pub(super) struct ModelCheck {
     pub(super) init: crate::model::Init,
     /// A student's model (feature distillation needs its `head` too).
     pub(super) student: bool,
+    /// The role's `channels_last`: a TorchScript network must run on channels-last inputs.
+    pub(super) channels_last: bool,
+}
+
+/// A boolean key's value, false when absent.
+pub(super) fn on(key: &Option<toml::Spanned<bool>>) -> bool {
+    key.as_ref().is_some_and(|v| *v.get_ref())
 }

@@ -79,6 +79,13 @@ impl Validator<'_> {
                     .into(),
             );
         }
+        if let (true, Some(why)) = (check.channels_last, &probe.channels_last_error) {
+            return fail(format!(
+                "fails on channels-last inputs, which channels_last = true gives it ({why}); a \
+                 .view() of a convolution's output needs .reshape() or .flatten() in the network \
+                 before scripting it, or remove channels_last"
+            ));
+        }
         if check.features && check.student && !probe.head {
             return fail(
                 "exports features(x) but no head(f) with head(features(x)) = forward(x), which a \
@@ -125,7 +132,12 @@ impl Validator<'_> {
         let model = match (model, init, check) {
             (None, _, _) => Some(None),
             (Some(m), Some(init), Some(check)) => {
-                let check = ModelCheck { init, ..check };
+                let channels_last = super::on(&raw.channels_last);
+                let check = ModelCheck {
+                    init,
+                    channels_last,
+                    ..check
+                };
                 self.keep(self.model(m, &format!("{role}.model"), default_model, &check))
             }
             // the init or the sweep's data and methods are wrong: reported already
@@ -175,7 +187,7 @@ impl Validator<'_> {
         Some(Phase {
             augment: augment?,
             precision: precision?,
-            channels_last: raw.channels_last.as_ref().is_some_and(|v| *v.get_ref()),
+            channels_last: super::on(&raw.channels_last),
             label_smoothing: label_smoothing?,
             recipe: recipe?,
             epochs: epochs?,
