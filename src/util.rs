@@ -137,14 +137,12 @@ pub fn output_within(
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    let (stdout, stderr) = (
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default(),
-    );
+    // after a kill the readers are left behind: a grandchild holding the pipes open must not
+    // hold this call past its limit
     Ok(status.map(|status| std::process::Output {
         status,
-        stdout,
-        stderr,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
     }))
 }
 
@@ -191,7 +189,11 @@ mod tests {
             (&b"out\n"[..], &b"err\n"[..])
         );
         let start = Instant::now();
-        let slow = output_within(Command::new("sleep").arg("30"), Duration::from_millis(300));
+        // (a grandchild keeps the pipes open after the shell is killed)
+        let slow = output_within(
+            Command::new("sh").args(["-c", "sleep 30; true"]),
+            Duration::from_millis(300),
+        );
         assert!(slow.unwrap().is_none(), "stopped at its limit");
         assert!(
             start.elapsed() < Duration::from_secs(20),

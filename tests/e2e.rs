@@ -901,6 +901,38 @@ fn the_benchmark_runs_and_writes_its_report() {
         kept["teacher_test_acc"].as_f64().unwrap()
     );
     assert!(md.contains(&row), "the report lacks {row:?}:\n{md}");
+    // section 9 with channels-last convolutions on both sides (bench/gpu-graphs.sh's second run)
+    let quick = [
+        "bench",
+        "--quick",
+        "--dataset",
+        "mnist",
+        "--data",
+        "data",
+        "-q",
+    ];
+    let o = c.run(&[&quick[..], &["--sections", "networks", "--channels-last"]].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    let md = String::from_utf8_lossy(&o.stdout);
+    for row in [
+        "channels-last on both sides",
+        "| wrn-40-2 | bf16 |",
+        "| resnet8x4 | fp32 |",
+    ] {
+        assert!(md.contains(row), "the report lacks {row:?}:\n{md}");
+    }
+    assert!(
+        !md.contains("failed:") && !md.contains("not measured"),
+        "{md}"
+    );
+    // the flag shapes section 9 only: asked without it, a usage error
+    let o = c.run(&[&quick[..], &["--sections", "ceiling", "--channels-last"]].concat());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("add networks to --sections"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]

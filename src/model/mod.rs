@@ -397,6 +397,11 @@ impl Net {
         self.channels_last.store(on, Ordering::Relaxed);
     }
 
+    /// The layout [`Net::set_channels_last`] gave the network.
+    pub fn is_channels_last(&self) -> bool {
+        self.layout_channels_last.load(Ordering::Relaxed)
+    }
+
     /// A TorchScript network for evaluation only (no var store) from its [`script::state`].
     pub fn script_from_state(
         arch: Arch,

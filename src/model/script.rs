@@ -66,8 +66,9 @@ pub struct Probe {
     /// Whether it exports `head`, with `head(features(x))` of `forward`'s shape (a student's
     /// feature distillation needs both; a teacher's only `features`).
     pub head: bool,
-    /// Why `forward` fails on the same images in the channels-last layout (`channels_last = true`),
-    /// e.g. a `.view` of a convolution's output; `None`: it runs.
+    /// Why `forward` (or `features`, or `head` on its output) fails on the same images in the
+    /// channels-last layout (`channels_last = true`), e.g. a `.view` of a convolution's output;
+    /// `None`: they run.
     pub channels_last_error: Option<String>,
 }
 
@@ -185,13 +186,29 @@ impl Script {
                 first_line(&e.to_string())
             )
         })?;
-        let channels_last_error =
-            (m.forward_ts(&[&super::channels_last(&x)]).err()).map(|e| interpreter_error(&e));
         let features = m.method_ts("features", &[&x]).ok();
         let head = features.as_ref().is_some_and(|f| {
             m.method_ts("head", &[f])
                 .is_ok_and(|h| h.size() == logits.size())
         });
+        // every method a run may call, on what it gets with channels_last = true (4-D inputs
+        // channels-last: Net::script_call)
+        let cl = super::channels_last(&x);
+        let channels_last_error = (m.forward_ts(&[&cl]).map(|_| ()))
+            .and_then(|()| match &features {
+                None => Ok(()),
+                Some(_) => m
+                    .method_ts("features", &[&cl])
+                    .and_then(|f| match (head, f.dim()) {
+                        (true, 4) => m
+                            .method_ts("head", &[&super::channels_last(&f)])
+                            .map(|_| ()),
+                        (true, _) => m.method_ts("head", &[&f]).map(|_| ()),
+                        (false, _) => Ok(()),
+                    }),
+            })
+            .err()
+            .map(|e| interpreter_error(&e));
         let parameters = m
             .named_parameters()
             .map_err(|e| e.to_string())?

@@ -186,6 +186,7 @@ impl Trainee for Plain<'_> {
             Some(state) => {
                 let best_net = Net::script_from_state(net.arch(), state, device)
                     .map_err(TrainError::Script)?;
+                best_net.set_channels_last(net.is_channels_last());
                 accuracy(&best_net, &data.test_x, &data.test_y)
             }
             None => {

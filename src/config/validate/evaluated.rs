@@ -98,10 +98,6 @@ impl Validator<'_> {
             ("augment", raw.augment.as_ref().map(|v| v.span())),
             ("precision", raw.precision.as_ref().map(|v| v.span())),
             (
-                "channels_last",
-                raw.channels_last.as_ref().map(|v| v.span()),
-            ),
-            (
                 "label_smoothing",
                 raw.label_smoothing.as_ref().map(|v| v.span()),
             ),
@@ -122,6 +118,14 @@ impl Validator<'_> {
                      loaded); remove it",
                 );
             }
+        }
+        if let Some(c) = &raw.channels_last {
+            refuse(
+                Some(c.span()),
+                "channels_last",
+                "is not offered for a teacher used as it is (epochs = 0): its logits and feature \
+                 maps are computed in the default layout; remove it",
+            );
         }
         let as_saved = raw.init.as_ref().map(|i| i.get_ref().as_str()) == Some("as-saved");
         match (&raw.init, raw.weights.is_some(), scripted(raw)) {

@@ -659,6 +659,10 @@ pub fn run(o: &Options, log: &dyn Fn(&str)) -> anyhow::Result<String> {
     if let Some(d) = &o.data {
         o.data = Some(std::path::absolute(d)?);
     }
+    if o.channels_last && !o.sections.is_empty() && !o.sections.iter().any(|s| s == "networks") {
+        let why = "--channels-last applies to section 9 only: add networks to --sections";
+        return Err(crate::util::UsageError(why.into()).into());
+    }
     // the benchmark measures on the datasets whose shape its sections assume
     let Some(default) = o.dataset.default_path() else {
         let why = format!(
