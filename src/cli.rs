@@ -43,7 +43,8 @@ Optional per role ([teacher], [student]): model = \"resnet20\" (`kd-sweep models
 epochs = 0 with weights = \"resnet20.pth\" (a torch.save state dict or .safetensors) or a
 TorchScript file with init = \"as-saved\"; optimizer = \"sgd\" with momentum, nesterov,
 weight_decay; schedule = \"multistep\" (milestones, gamma) or \"cosine\", warmup_epochs;
-augment = \"crop-flip\". Optional in [grid]: method = [\"logit\", \"dkd\", \"dist\", \"multi-t\",
+augment = \"crop-flip\"; precision = \"bf16\" and channels_last = true (speed; the numbers differ by
+rounding: README, Numerics). Optional in [grid]: method = [\"logit\", \"dkd\", \"dist\", \"multi-t\",
 \"ctkd\", \"feature\", \"imitation\"] (the newer methods' axes in [grid.dkd], [grid.dist],
 [grid.multi_t], [grid.ctkd]), logit_norm = [\"none\", \"zscore\"], student_model = [...]. Optional [search]: strategy = \"halving\" (every cell trains min_epochs, the
 best 1/eta go on, … survivors finish; pruned runs are kept), confirm_seeds = [2, 3, 4] and
