@@ -372,19 +372,9 @@ pub struct Finished {
     pub summary: report::Summary,
 }
 
-/// Runs a sweep file to the end (or to Ctrl-C) and writes every output.
-pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
-    let p = prepare(path, opts)?;
-    check_same_study(&p)?;
-    std::fs::create_dir_all(p.store.records_dir()).with_context(|| {
-        format!(
-            "cannot create the results folder {}; choose another root with --results",
-            p.store.dir.display()
-        )
-    })?;
-    // one coordinator per sweep folder: a second `kd-sweep run` stops here, having touched nothing
-    let lock = store::CoordinatorLock::acquire(&p.store.dir, &|m| eprintln!("{m}"))?;
-    // what writers killed mid-write (kill -9, a crash) left behind
+/// Removes what writers killed mid-write (kill -9, a crash) left behind in the sweep's folders and
+/// the caches it uses.
+fn remove_stale_writes(p: &Prepared) {
     for dir in [
         p.store.records_dir(),
         p.store.progress_dir(),
@@ -398,6 +388,35 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     for t in p.plan.teachers() {
         remove_stale_temps(&p.store.teacher_dir(&t.key));
     }
+}
+
+/// Ctrl-C once: running runs stop cleanly; twice: workers are killed (the coordinator checks every
+/// 100 ms). After the second press SIGINT's default comes back, so a third ends the process even if
+/// it is stuck writing outputs — nothing here calls exit. SIGTERM stops as the first Ctrl-C does.
+fn handle_stops() {
+    let _ = ctrlc::set_handler(|| {
+        let n = schedule::INTERRUPTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n >= 1 {
+            // SAFETY: restoring the default disposition of a signal is always sound.
+            unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
+        }
+    });
+    schedule::handle_sigterm();
+}
+
+/// Runs a sweep file to the end (or to Ctrl-C) and writes every output.
+pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
+    let p = prepare(path, opts)?;
+    check_same_study(&p)?;
+    std::fs::create_dir_all(p.store.records_dir()).with_context(|| {
+        format!(
+            "cannot create the results folder {}; choose another root with --results",
+            p.store.dir.display()
+        )
+    })?;
+    // one coordinator per sweep folder: a second `kd-sweep run` stops here, having touched nothing
+    let lock = store::CoordinatorLock::acquire(&p.store.dir, &|m| eprintln!("{m}"))?;
+    remove_stale_writes(&p);
     let started = unix_now();
     // a manifest from the start, so that `kd-sweep status` and `report` can read a sweep in flight
     manifest_of(&p, path, started, &plan_records(&p))
@@ -430,17 +449,7 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
             p.store.dir.display()
         );
     }
-    // Ctrl-C once: running runs stop cleanly; twice: workers are killed (the coordinator checks every
-    // 100 ms). After the second press SIGINT's default comes back, so a third ends the process even if
-    // it is stuck writing outputs — nothing here calls exit.
-    let _ = ctrlc::set_handler(|| {
-        let n = schedule::INTERRUPTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if n >= 1 {
-            // SAFETY: restoring the default disposition of a signal is always sound.
-            unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
-        }
-    });
-    schedule::handle_sigterm();
+    handle_stops();
     let (outcome, tried) = run_steps(&p, opts, &lock, done, n_done)?;
     // what a writer killed before this run started (its coordinator was kill -9'ed) may have left
     // after the clean-up above
