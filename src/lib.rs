@@ -23,6 +23,24 @@
 //!
 //! [`cli`] is the command line; `main.rs` only hands over its exit code.
 
+/// The standard printing macros, shadowed crate-wide by ones that never panic: std's panic when
+/// their stream's reader has gone (`kd-sweep run … 2>&1 | head`, a closed terminal), which would end
+/// a sweep with a panic and exit 101. A line that cannot be written is lost, the stream is marked
+/// closed ([`util::output_closed`]), and the coordinator then stops as after a first Ctrl-C: running
+/// runs checkpoint, and the sweep resumes when run again.
+macro_rules! println {
+    ($($arg:tt)*) => { $crate::util::write_out(false, format_args!("{}\n", format_args!($($arg)*))) };
+}
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::util::write_out(false, format_args!($($arg)*)) };
+}
+macro_rules! eprintln {
+    ($($arg:tt)*) => { $crate::util::write_out(true, format_args!("{}\n", format_args!($($arg)*))) };
+}
+macro_rules! eprint {
+    ($($arg:tt)*) => { $crate::util::write_out(true, format_args!($($arg)*)) };
+}
+
 pub mod cli;
 pub mod config;
 pub mod data;

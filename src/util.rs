@@ -146,6 +146,29 @@ pub fn output_within(
     }))
 }
 
+static OUTPUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes to stderr (`err`) or stdout, never panicking: what the crate's `println!` and
+/// `eprintln!` call (lib.rs). A stream whose reader has gone loses the text and is remembered as
+/// closed.
+pub fn write_out(err: bool, args: std::fmt::Arguments) {
+    use std::io::Write;
+    let written = if err {
+        std::io::stderr().lock().write_fmt(args)
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_fmt(args).and_then(|()| out.flush())
+    };
+    if written.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
+        OUTPUT_CLOSED.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Whether stdout or stderr was closed by its reader (see [`write_out`]).
+pub fn output_closed() -> bool {
+    OUTPUT_CLOSED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

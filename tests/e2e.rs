@@ -529,6 +529,35 @@ fn ctrl_c_stops_cleanly_and_the_rerun_resumes() {
     }
 }
 
+/// A reader that goes away (`kd-sweep run … 2>&1 | head -1`, a closed terminal) stops the sweep as
+/// a first Ctrl-C does — never a panic (exit 101) — and the rerun finishes it.
+#[test]
+fn a_closed_output_stops_the_sweep_cleanly_and_the_rerun_finishes_it() {
+    use std::io::BufRead;
+    let c = Case::new(400, 60);
+    let body = body("[0]", "[1, 4]", "[0.5]").replace("epochs = 2", "epochs = 6");
+    let s = c.sweep("gone", &body);
+    let mut child = c
+        .cmd()
+        .args([s.to_str().unwrap(), "--results", "out"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    assert!(!first.is_empty(), "nothing was said");
+    drop((err, child.stdout.take()));
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{first}");
+    let o = c.run(&[s.to_str().unwrap(), "--results", "out", "-q"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let runs = csv_rows(&c.path("out/gone/runs.csv"));
+    assert_eq!(runs.len(), 4);
+    assert!(runs.iter().all(|r| r["status"] == "done"), "{runs:?}");
+}
+
 #[test]
 fn a_teacher_stopped_by_sigterm_ctrl_c_twice_and_kill_9_continues_with_the_numbers_of_an_uninterrupted_run(
 ) {

@@ -626,7 +626,10 @@ pub fn run(cx: Context, done: &[bool], slots: &[Slot]) -> anyhow::Result<Summary
             (c.cx.heartbeat)();
             beat = std::time::Instant::now();
         }
-        if c.on_interrupt(INTERRUPTS.load(Ordering::Relaxed)) {
+        // a reader gone from our output (`| head`) stops the sweep as a first Ctrl-C does
+        let presses = INTERRUPTS.load(Ordering::Relaxed);
+        let presses = presses.max(usize::from(crate::util::output_closed()));
+        if c.on_interrupt(presses) {
             break;
         }
         if !c.stopping {
