@@ -25,18 +25,18 @@ pub(super) fn describe_numerics(p: &Prepared) -> String {
             )
         }
         Numerics::Native => format!(
-            "numerics: native — libtorch's own kernels for this CPU (ATen: {}); numbers are              comparable only with machines that choose the same\n",
+            "numerics: native — libtorch's own kernels for this CPU (ATen: {}); numbers are comparable only with machines that choose the same\n",
             crate::platform::torch_ext::cpu_capability().unwrap_or_else(|| "unknown".into())
         ),
     };
     if p.sweep.schedule.cuda_graphs {
         out.push_str(
-            "cuda_graphs: SGD training steps on a GPU are captured once per epoch as CUDA graphs and              replayed (CPU runs, Adam roles and fused groups train eagerly)\n",
+            "cuda_graphs: SGD training steps on a GPU are captured once per epoch as CUDA graphs and replayed (CPU runs, Adam roles and fused groups train eagerly)\n",
         );
     }
     if p.sweep.schedule.deterministic {
         out.push_str(
-            "deterministic: GPU runs use cuDNN's deterministic algorithms without benchmark search              (repeatable bit for bit, slower)\n",
+            "deterministic: GPU runs use cuDNN's deterministic algorithms without benchmark search (repeatable bit for bit, slower)\n",
         );
     }
     out

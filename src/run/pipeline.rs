@@ -246,7 +246,7 @@ pub fn other_numerics(
 pub(super) fn other_numerics_note(p: &Prepared, done: &[bool]) -> Option<String> {
     let (other, n) = other_numerics(p, done)?;
     Some(format!(
-        "note: {n} run(s) of this plan finished earlier under numerics = \"{}\" (other CPU kernels,          so other last bits); their records are kept and not mixed with numerics = \"{}\" ones —          set `numerics = \"{}\"` in [schedule] (or --numerics {}) to use them",
+        "note: {n} run(s) of this plan finished earlier under numerics = \"{}\" (other CPU kernels, so other last bits); their records are kept and not mixed with numerics = \"{}\" ones — set `numerics = \"{}\"` in [schedule] (or --numerics {}) to use them",
         other.name(),
         p.sweep.schedule.numerics.name(),
         other.name(),

@@ -201,7 +201,12 @@ impl Bench<'_> {
                     graph_label(graphs)
                 ));
                 let how = (p, graphs, self.o.channels_last);
-                ours.push(kd_sweep_epoch(arch, how, &z, self.device));
+                let measured = kd_sweep_epoch(arch, how, &z, self.device);
+                // each number as it comes: a run stopped by an outer time limit still leaves them
+                if let Ok(seconds) = &measured {
+                    (self.log)(&format!("bench: {seconds:.3} s for {} images", z.images));
+                }
+                ours.push(measured);
             }
         }
         tch::set_num_threads(1);
