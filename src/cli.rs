@@ -303,7 +303,8 @@ struct BenchArgs {
     /// Also write the report to this file.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// Scratch folder for the benchmark's sweeps (emptied first). Section 4 leaves kd-sweep's
+    /// Scratch folder for the benchmark's sweeps (emptied first; a non-empty folder bench did not
+    /// make is refused). Section 4 leaves kd-sweep's
     /// records in DIR/tutorial and each PyTorch seed's result in DIR/tutorial-pytorch/seed-N.json.
     #[arg(long, value_name = "DIR", default_value = "results/.bench")]
     work: PathBuf,

@@ -962,6 +962,17 @@ fn the_benchmark_runs_and_writes_its_report() {
         "{}",
         text(&o)
     );
+    // a --work folder that holds something bench did not make is refused, not emptied
+    std::fs::create_dir_all(c.path("mine")).unwrap();
+    std::fs::write(c.path("mine/keep.txt"), "results").unwrap();
+    let o = c.run(&[&quick[..], &["--sections", "ceiling", "--work", "mine"]].concat());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("not a folder kd-sweep bench made"),
+        "{}",
+        text(&o)
+    );
+    assert!(c.path("mine/keep.txt").exists());
 }
 
 #[test]

@@ -647,13 +647,38 @@ fn sizes(quick: bool) -> Sizes {
     }
 }
 
+/// What marks a folder as a benchmark's scratch folder, which the next benchmark may empty.
+const WORK_MARK: &str = ".kd-sweep-bench";
+
+/// Empties `work` for a benchmark — only when it is empty, one a benchmark made (its
+/// [`WORK_MARK`]), or the default `results/.bench`: `--work` pointed by mistake at a folder of
+/// results must not wipe them.
+fn empty_work_folder(work: &Path) -> anyhow::Result<()> {
+    if let Ok(mut entries) = std::fs::read_dir(work) {
+        let foreign = entries.next().is_some()
+            && !work.join(WORK_MARK).exists()
+            && work != Path::new("results/.bench");
+        if foreign {
+            let why = format!(
+                "--work {} is not empty and not a folder kd-sweep bench made (no {WORK_MARK} in \
+                 it); bench empties its --work folder first, so give it a new or empty one",
+                work.display()
+            );
+            return Err(crate::util::UsageError(why).into());
+        }
+        std::fs::remove_dir_all(work).with_context(|| format!("emptying {}", work.display()))?;
+    }
+    std::fs::create_dir_all(work)?;
+    std::fs::write(
+        work.join(WORK_MARK),
+        "kd-sweep bench's scratch folder: emptied by each run\n",
+    )?;
+    Ok(())
+}
+
 /// The whole benchmark; returns the Markdown report. `log` gets progress lines.
 pub fn run(o: &Options, log: &dyn Fn(&str)) -> anyhow::Result<String> {
-    if o.work.exists() {
-        std::fs::remove_dir_all(&o.work)
-            .with_context(|| format!("emptying {}", o.work.display()))?;
-    }
-    std::fs::create_dir_all(&o.work)?;
+    empty_work_folder(&o.work)?;
     // the benchmark's sweep files live in `work`: a relative data path must not be read from there
     let mut o = o.clone();
     if let Some(d) = &o.data {
