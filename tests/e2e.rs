@@ -1424,6 +1424,18 @@ fn an_augmented_sgd_sweep_distils_every_family_with_the_teacher_in_each_step() {
         "{}",
         text(&o)
     );
+    assert!(!text(&o).contains("earlier settings"), "{}", text(&o));
+    // the students' layout changed: plan says that their records are of earlier settings
+    let cl = c.sweep(
+        "crd",
+        &body.replace("[student]\n", "[student]\nchannels_last = true\n"),
+    );
+    let o = c.run(&["plan", cl.to_str().unwrap(), "--results", "out"]);
+    assert!(
+        text(&o).contains("note: 4 run(s) of this plan have records from earlier settings"),
+        "{}",
+        text(&o)
+    );
 }
 
 /// experiments/crd-cifar100*.toml, the CRD benchmark's three pairs with the paper's recipe, run end to

@@ -6,6 +6,7 @@ use crate::files::{remove_stale_temps, unix_now};
 use crate::model::MODEL_VERSION;
 use crate::plan::{self, Plan, Role};
 use crate::platform::device::{self, Slot};
+use crate::platform::numerics::Numerics;
 use crate::report;
 use crate::run::coordinator as schedule;
 use crate::run::progress::Progress;
@@ -220,20 +221,21 @@ fn reuse(
     }
 }
 
-/// Runs of the plan not finished here that have a finished record under the other numerics mode
-/// (the same run computed with other CPU kernels): kept, never mixed in, named by `plan`.
-pub fn other_numerics(
-    p: &Prepared,
-    done: &[bool],
-) -> Option<(crate::platform::numerics::Numerics, usize)> {
-    use crate::platform::numerics::Numerics;
+/// The other numerics mode, and this sweep's plan under it (the same runs, other keys).
+fn other_numerics_plan(p: &Prepared) -> (Numerics, Plan) {
     let other = match p.sweep.schedule.numerics {
         Numerics::Portable => Numerics::Native,
         Numerics::Native => Numerics::Portable,
     };
     let mut sweep = p.sweep.clone();
     sweep.schedule.numerics = other;
-    let there = plan::build(&sweep, &p.fingerprint);
+    (other, plan::build(&sweep, &p.fingerprint))
+}
+
+/// Runs of the plan not finished here that have a finished record under the other numerics mode
+/// (the same run computed with other CPU kernels): kept, never mixed in, named by `plan`.
+pub fn other_numerics(p: &Prepared, done: &[bool]) -> Option<(Numerics, usize)> {
+    let (other, there) = other_numerics_plan(p);
     let n = (there.runs.iter().zip(done))
         .filter(|(r, d)| {
             !**d && matches!(p.store.load_record(r), Stored::Found(rec) if rec.status == Status::Done)
@@ -252,6 +254,46 @@ pub(super) fn other_numerics_note(p: &Prepared, done: &[bool]) -> Option<String>
         other.name(),
         other.name()
     ))
+}
+
+/// Runs of the plan not finished here that have a record under another key (another file name
+/// `<id>.<key>.json` of theirs): the sweep file's settings changed since they ran (a learning rate,
+/// `precision`, `channels_last`, …). Those under the other numerics mode are said apart
+/// ([`other_numerics`]) and not counted.
+fn earlier_settings(p: &Prepared, done: &[bool]) -> usize {
+    let Ok(entries) = std::fs::read_dir(p.store.records_dir()) else {
+        return 0;
+    };
+    let names: std::collections::HashSet<String> = (entries.flatten())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let (_, other) = other_numerics_plan(p);
+    let key_part = |n: &str| n.len() == 16 && n.bytes().all(|b| b.is_ascii_hexdigit());
+    (p.plan.runs.iter().zip(&other.runs).zip(done))
+        .filter(|((r, o), d)| {
+            let mine = [
+                store::record_file_name(&r.id, &r.key),
+                store::record_file_name(&o.id, &o.key),
+            ];
+            !**d && names.iter().any(|n| {
+                let rest = n.strip_prefix(&r.id).and_then(|n| n.strip_prefix('.'));
+                let key = rest.and_then(|n| n.strip_suffix(".json"));
+                key.is_some_and(key_part) && !mine.contains(n)
+            })
+        })
+        .count()
+}
+
+/// The line `plan` and `run` say about [`earlier_settings`].
+pub(super) fn earlier_settings_note(p: &Prepared, done: &[bool]) -> Option<String> {
+    let n = earlier_settings(p, done);
+    (n > 0).then(|| {
+        format!(
+            "note: {n} run(s) of this plan have records from earlier settings of this sweep file \
+             (other keys: another learning rate, precision, channels_last, …); those records are \
+             kept and not used, and these runs train anew"
+        )
+    })
 }
 
 /// Refuses a results folder that holds a different study under the same name.
@@ -429,8 +471,11 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
         }
     };
     let done = finished(&p, &say, &progress, Reused::Copy);
-    if let Some(note) = other_numerics_note(&p, &done) {
-        progress(&note);
+    for note in [
+        other_numerics_note(&p, &done),
+        earlier_settings_note(&p, &done),
+    ] {
+        note.inspect(|n| progress(n));
     }
     let n_done = done.iter().filter(|d| **d).count();
     let intro = if p.sweep.search.is_adaptive() {
