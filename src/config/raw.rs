@@ -198,3 +198,30 @@ pub(super) enum RawDevices {
     One(String),
     List(Vec<String>),
 }
+
+/// Where each key of a sweep file goes: the tables and the keys serde takes in each, read once from
+/// the list serde gives for an unknown key (so they never drift from the structs above).
+pub(super) fn keys_by_table() -> &'static [(&'static str, Vec<String>)] {
+    fn keys<T: serde::de::DeserializeOwned>() -> Vec<String> {
+        let message = toml::from_str::<T>("kd_sweep_no_such_key = 0")
+            .err()
+            .map(|e| e.message().to_string())
+            .unwrap_or_default();
+        let expected = message.split_once(", expected ").map_or("", |(_, l)| l);
+        // the names are the odd pieces between backquotes
+        (expected.split('`').skip(1).step_by(2))
+            .map(str::to_string)
+            .collect()
+    }
+    static KEYS: std::sync::LazyLock<Vec<(&str, Vec<String>)>> = std::sync::LazyLock::new(|| {
+        vec![
+            ("the top level (before any table)", keys::<RawSweep>()),
+            ("[data]", keys::<RawData>()),
+            ("[teacher] and [student]", keys::<RawPhase>()),
+            ("[grid]", keys::<RawGrid>()),
+            ("[schedule]", keys::<RawSchedule>()),
+            ("[search]", keys::<RawSearch>()),
+        ]
+    });
+    &KEYS
+}

@@ -208,6 +208,33 @@ fn channels_last_is_read_per_role_and_stays_out_of_keys_when_off() {
 }
 
 #[test]
+fn a_key_in_the_wrong_table_is_told_where_it_goes() {
+    for (from, to, home) in [
+        (
+            "[grid]\n",
+            "[grid]\nchannels_last = true\n",
+            "is a key of [teacher] and [student]",
+        ),
+        (
+            "[grid]\n",
+            "[grid]\nnumerics = \"native\"\n",
+            "is a key of [schedule]",
+        ),
+        (
+            "[data]\n",
+            "[data]\nseeds = [1]\n",
+            "is a key of the top level",
+        ),
+    ] {
+        let e = err(&with(from, to));
+        assert!(e.at.is_some() && e.message.contains(home), "{to}: {e}");
+    }
+    // a slip of the keyboard is still named as one
+    let e = err(&with("[student]\n", "[student]\nchannel_last = true\n"));
+    assert!(e.message.contains("did you mean `channels_last`"), "{e}");
+}
+
+#[test]
 fn optimizers_and_schedules_are_read_and_checked() {
     use crate::train::optim::{Algorithm, Schedule};
     let teacher = |keys: &str| {

@@ -119,6 +119,8 @@ impl Validator<'_> {
         }
         if let Some(near) = unknown_field_nearest(&msg) {
             msg.push_str(&format!("; did you mean `{near}`?"));
+        } else if let Some(home) = home_of_unknown_field(&msg) {
+            msg.push_str(&home);
         }
         let key = e.span().and_then(|sp| self.key_at(sp.start));
         self.err(e.span(), key.as_deref(), &msg)
@@ -331,6 +333,18 @@ pub(super) fn unknown_field_nearest(message: &str) -> Option<&str> {
     // the expected names are the odd pieces between backquotes
     let names = expected.split('`').skip(1).step_by(2);
     crate::util::nearest(unknown, names)
+}
+
+/// For serde's "unknown field `channels_last`, …" in a table that does not take it: the tables
+/// that do ("; `channels_last` is a key of [teacher] and [student]").
+fn home_of_unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, _) = rest.split_once('`')?;
+    let homes: Vec<&str> = (super::raw::keys_by_table().iter())
+        .filter(|(_, keys)| keys.iter().any(|k| k == unknown))
+        .map(|(table, _)| *table)
+        .collect();
+    (!homes.is_empty()).then(|| format!("; `{unknown}` is a key of {}", homes.join(" and of ")))
 }
 
 /// What the sweep asks of a model: its input shape and classes, whether feature distillation runs,
