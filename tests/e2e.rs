@@ -885,7 +885,8 @@ fn the_three_families_share_the_teacher_and_have_no_temperature_duplicates() {
 
 #[test]
 fn the_benchmark_runs_and_writes_its_report() {
-    // --quick: tiny sizes, so this checks that every section runs, not the numbers
+    // --quick: tiny sizes, so this checks that every section runs, not the numbers; section 9 (the
+    // same code in either layout) runs below, channels-last, as the GPU script's second run does
     let c = Case::new(300, 100);
     let o = c.run(&[
         "bench",
@@ -898,6 +899,8 @@ fn the_benchmark_runs_and_writes_its_report() {
         "bench-work",
         "--out",
         "BENCH.md",
+        "--sections",
+        "ceiling,throughput,feeding,tutorial,scaling,fused,numerics",
         "-q",
     ]);
     assert!(o.status.success(), "{}", text(&o));
@@ -913,14 +916,9 @@ fn the_benchmark_runs_and_writes_its_report() {
         "| work by FLOP count, tutorial ÷ kd-sweep (the ceiling at equal speed per FLOP) |",
         "| model | default layout, batches of 1024: images/s |",
         "| mean student test accuracy (20 runs) |",
-        "## 9. The field's networks",
-        "| resnet20 | fp32, graphs |",
-        "| resnet56 | bf16, graphs |",
     ] {
         assert!(md.contains(section), "the report lacks {section:?}:\n{md}");
     }
-    // the graph protocol (rehearsed on the CPU) trained every network
-    assert!(!md.contains("failed:"), "{md}");
     // the PyTorch side's result for the seed stays in the work folder, and is what the report shows
     let kept = std::fs::read(c.path("bench-work/tutorial-pytorch/seed-0.json")).unwrap();
     let kept: serde_json::Value = serde_json::from_slice(&kept).unwrap();
@@ -944,12 +942,16 @@ fn the_benchmark_runs_and_writes_its_report() {
     assert!(o.status.success(), "{}", text(&o));
     let md = String::from_utf8_lossy(&o.stdout);
     for row in [
+        "## 9. The field's networks",
         "channels-last on both sides",
+        "| resnet20 | fp32, graphs |",
+        "| resnet56 | bf16, graphs |",
         "| wrn-40-2 | bf16 |",
         "| resnet8x4 | fp32 |",
     ] {
         assert!(md.contains(row), "the report lacks {row:?}:\n{md}");
     }
+    // every network trained (the graph protocol rehearsed on the CPU too), and PyTorch's side ran
     assert!(
         !md.contains("failed:") && !md.contains("not measured"),
         "{md}"
