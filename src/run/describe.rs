@@ -2,8 +2,7 @@
 //! the networks and their sizes, every run with its status, and the work left.
 
 use super::pipeline::{
-    earlier_settings_note, finished, other_numerics_note, prepare, reached_of, summarize_devices,
-    Options, Prepared, Reused,
+    finished, prepare, reached_of, record_notes, summarize_devices, Options, Prepared, Reused,
 };
 use crate::plan::{self, Role};
 use std::path::Path;
@@ -110,13 +109,7 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
         p.sweep.student.threads
     ));
     out.push_str(&describe_numerics(&p));
-    for note in [
-        other_numerics_note(&p, &done),
-        earlier_settings_note(&p, &done),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for note in record_notes(&p, &done) {
         out.push_str(&note);
         out.push('\n');
     }

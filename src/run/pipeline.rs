@@ -221,55 +221,56 @@ fn reuse(
     }
 }
 
-/// The other numerics mode, and this sweep's plan under it (the same runs, other keys).
-fn other_numerics_plan(p: &Prepared) -> (Numerics, Plan) {
+/// What `plan` and `run` say about records of this plan's unfinished runs that are not theirs: those
+/// finished under the other numerics mode (the same runs computed with other CPU kernels), and those
+/// of earlier settings of the sweep file (a run id's record under another key: a learning rate,
+/// `precision`, `channels_last`, … changed since). Both are kept, never mixed in.
+pub(super) fn record_notes(p: &Prepared, done: &[bool]) -> Vec<String> {
     let other = match p.sweep.schedule.numerics {
         Numerics::Portable => Numerics::Native,
         Numerics::Native => Numerics::Portable,
     };
     let mut sweep = p.sweep.clone();
     sweep.schedule.numerics = other;
-    (other, plan::build(&sweep, &p.fingerprint))
-}
-
-/// Runs of the plan not finished here that have a finished record under the other numerics mode
-/// (the same run computed with other CPU kernels): kept, never mixed in, named by `plan`.
-pub fn other_numerics(p: &Prepared, done: &[bool]) -> Option<(Numerics, usize)> {
-    let (other, there) = other_numerics_plan(p);
+    let there = plan::build(&sweep, &p.fingerprint);
+    let mut notes = Vec::new();
     let n = (there.runs.iter().zip(done))
         .filter(|(r, d)| {
             !**d && matches!(p.store.load_record(r), Stored::Found(rec) if rec.status == Status::Done)
         })
         .count();
-    (n > 0).then_some((other, n))
-}
-
-/// The line `plan` and `run` say about [`other_numerics`].
-pub(super) fn other_numerics_note(p: &Prepared, done: &[bool]) -> Option<String> {
-    let (other, n) = other_numerics(p, done)?;
-    Some(format!(
-        "note: {n} run(s) of this plan finished earlier under numerics = \"{}\" (other CPU kernels, so other last bits); their records are kept and not mixed with numerics = \"{}\" ones — set `numerics = \"{}\"` in [schedule] (or --numerics {}) to use them",
-        other.name(),
-        p.sweep.schedule.numerics.name(),
-        other.name(),
-        other.name()
-    ))
+    if n > 0 {
+        notes.push(format!(
+            "note: {n} run(s) of this plan finished earlier under numerics = \"{}\" (other CPU kernels, so other last bits); their records are kept and not mixed with numerics = \"{}\" ones — set `numerics = \"{}\"` in [schedule] (or --numerics {}) to use them",
+            other.name(),
+            p.sweep.schedule.numerics.name(),
+            other.name(),
+            other.name()
+        ));
+    }
+    let n = earlier_settings(p, done, &there);
+    if n > 0 {
+        notes.push(format!(
+            "note: {n} run(s) of this plan have records from earlier settings of this sweep file \
+             (other keys: another learning rate, precision, channels_last, …); those records are \
+             kept and not used, and these runs train anew"
+        ));
+    }
+    notes
 }
 
 /// Runs of the plan not finished here that have a record under another key (another file name
-/// `<id>.<key>.json` of theirs): the sweep file's settings changed since they ran (a learning rate,
-/// `precision`, `channels_last`, …). Those under the other numerics mode are said apart
-/// ([`other_numerics`]) and not counted.
-fn earlier_settings(p: &Prepared, done: &[bool]) -> usize {
+/// `<id>.<key>.json` of theirs) than theirs here or under the other numerics mode (`there`, said
+/// apart by [`record_notes`]).
+fn earlier_settings(p: &Prepared, done: &[bool], there: &Plan) -> usize {
     let Ok(entries) = std::fs::read_dir(p.store.records_dir()) else {
         return 0;
     };
     let names: std::collections::HashSet<String> = (entries.flatten())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    let (_, other) = other_numerics_plan(p);
     let key_part = |n: &str| n.len() == 16 && n.bytes().all(|b| b.is_ascii_hexdigit());
-    (p.plan.runs.iter().zip(&other.runs).zip(done))
+    (p.plan.runs.iter().zip(&there.runs).zip(done))
         .filter(|((r, o), d)| {
             let mine = [
                 store::record_file_name(&r.id, &r.key),
@@ -282,18 +283,6 @@ fn earlier_settings(p: &Prepared, done: &[bool]) -> usize {
             })
         })
         .count()
-}
-
-/// The line `plan` and `run` say about [`earlier_settings`].
-pub(super) fn earlier_settings_note(p: &Prepared, done: &[bool]) -> Option<String> {
-    let n = earlier_settings(p, done);
-    (n > 0).then(|| {
-        format!(
-            "note: {n} run(s) of this plan have records from earlier settings of this sweep file \
-             (other keys: another learning rate, precision, channels_last, …); those records are \
-             kept and not used, and these runs train anew"
-        )
-    })
 }
 
 /// Refuses a results folder that holds a different study under the same name.
@@ -471,11 +460,8 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
         }
     };
     let done = finished(&p, &say, &progress, Reused::Copy);
-    for note in [
-        other_numerics_note(&p, &done),
-        earlier_settings_note(&p, &done),
-    ] {
-        note.inspect(|n| progress(n));
+    for note in record_notes(&p, &done) {
+        progress(&note);
     }
     let n_done = done.iter().filter(|d| **d).count();
     let intro = if p.sweep.search.is_adaptive() {
