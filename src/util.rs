@@ -99,6 +99,24 @@ impl KeyProblem {
     }
 }
 
+/// Waits for `child` to end, or kills it at `deadline`: its exit status, `None` when killed.
+pub fn wait_or_kill(
+    child: &mut std::process::Child,
+    deadline: std::time::Instant,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Runs `cmd` to its end and collects its output, as `Command::output` does, unless it runs past
 /// `limit`: then it is killed and `Ok(None)` returned (a benchmark's reference run must not take the
 /// whole of a lent machine's time).
@@ -125,18 +143,7 @@ pub fn output_within(
     };
     let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
     let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
-    let deadline = std::time::Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let status = wait_or_kill(&mut child, std::time::Instant::now() + limit)?;
     // after a kill the readers are left behind: a grandchild holding the pipes open must not
     // hold this call past its limit
     Ok(status.map(|status| std::process::Output {

@@ -688,17 +688,7 @@ fn end_workers(workers: Vec<Worker>) {
         .collect();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     for mut child in children {
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if std::time::Instant::now() >= deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            }
-        }
+        let _ = crate::util::wait_or_kill(&mut child, deadline);
     }
 }
 
