@@ -678,15 +678,14 @@ fn empty_work_folder(work: &Path) -> anyhow::Result<()> {
 
 /// The whole benchmark; returns the Markdown report. `log` gets progress lines.
 pub fn run(o: &Options, log: &dyn Fn(&str)) -> anyhow::Result<String> {
-    empty_work_folder(&o.work)?;
+    if o.channels_last && !o.sections.is_empty() && !o.sections.iter().any(|s| s == "networks") {
+        let why = "--channels-last applies to section 9 only: add networks to --sections";
+        return Err(crate::util::UsageError(why.into()).into());
+    }
     // the benchmark's sweep files live in `work`: a relative data path must not be read from there
     let mut o = o.clone();
     if let Some(d) = &o.data {
         o.data = Some(std::path::absolute(d)?);
-    }
-    if o.channels_last && !o.sections.is_empty() && !o.sections.iter().any(|s| s == "networks") {
-        let why = "--channels-last applies to section 9 only: add networks to --sections";
-        return Err(crate::util::UsageError(why.into()).into());
     }
     // the benchmark measures on the datasets whose shape its sections assume
     let Some(default) = o.dataset.default_path() else {
@@ -696,6 +695,8 @@ pub fn run(o: &Options, log: &dyn Fn(&str)) -> anyhow::Result<String> {
         );
         return Err(crate::util::UsageError(why).into());
     };
+    // the usage checks above leave the scratch folder as it was
+    empty_work_folder(&o.work)?;
     let dir = o.data.clone().unwrap_or(default);
     let raw = crate::data::read(o.dataset, &dir)?;
     // small datasets: keep the training subset and its half-size hold-out within the data
