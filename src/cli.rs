@@ -182,8 +182,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Compare sweeps side by side: the (T, α) cells they share, each sweep's mean ± std and the
-    /// difference, cells only some have, an overlay chart, and DIR/index.html with all of it.
+    /// Compare sweeps side by side: the settings they differ in, the (T, α) cells they share, each
+    /// sweep's mean ± std and the difference, cells only some have, an overlay chart, and
+    /// DIR/index.html with all of it.
     Compare {
         /// Two or more sweep results folders, such as results/quick results/quick-alpha.
         #[arg(num_args = 2.., required = true)]

@@ -692,7 +692,15 @@ fn a_teacher_stopped_by_sigterm_ctrl_c_twice_and_kill_9_continues_with_the_numbe
 fn report_and_compare_work_from_the_records() {
     let c = Case::new(200, 60);
     let a = c.sweep("ga", &body("[0, 1]", "[1, 4]", "[0.5]"));
-    let b = c.sweep("gb", &body("[0, 1]", "[4, 8]", "[0.5]"));
+    // gb checkpoints more often: a setting outside the keys (so its runs are still ga's), which
+    // `compare` lists as the one setting the sweeps differ in
+    let b = c.sweep(
+        "gb",
+        &format!(
+            "{}[schedule]\ncheckpoint_minutes = 5\n",
+            body("[0, 1]", "[4, 8]", "[0.5]")
+        ),
+    );
     let o = c.run(&[a.to_str().unwrap(), "--results", "out", "-q"]);
     assert!(o.status.success(), "{}", text(&o));
     // plan says what gb would reuse and writes nothing: no folder, no copied record
@@ -806,6 +814,12 @@ fn report_and_compare_work_from_the_records() {
         "{out}"
     );
     assert!(
+        out.contains(
+            "| setting | ga | gb |\n|---|---|---|\n| schedule.checkpoint_minutes | 10 | 5 |\n\n"
+        ),
+        "{out}"
+    );
+    assert!(
         c.path("cmp/compare_accuracy_vs_temperature.png").is_file()
             && c.path("cmp/compare_accuracy_vs_temperature.svg").is_file()
     );
@@ -815,6 +829,7 @@ fn report_and_compare_work_from_the_records() {
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["shared"].as_array().unwrap().len(), 1);
     assert_eq!(j["only"].as_array().unwrap().len(), 2);
+    assert_eq!(j["settings"].as_array().unwrap().len(), 1, "{j}");
     // a folder that is not a sweep's is a clear error
     let o = c.run(&["report", "data"]);
     assert_eq!(o.status.code(), Some(2));

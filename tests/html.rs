@@ -103,6 +103,10 @@ fn the_comparison_page_has_the_shared_cells_and_the_overlay() {
     // T = 4 is the one shared temperature, at two α values
     assert_eq!(rows_of(&html, "shared"), 2);
     assert!(html.contains("<td class=\"l\">logit</td><td>4</td><td>0.5</td>"));
+    // the two sweeps differ in their grids alone
+    assert!(html.contains(
+        "<h2>Settings</h2>\n<p>The sweeps ran with the same settings apart from their grids.</p>"
+    ));
 }
 
 /// Debian's Chromium, when installed.

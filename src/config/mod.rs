@@ -6,6 +6,7 @@
 //! devices and numerics in platform) and are re-exported.
 
 mod error;
+mod listing;
 mod overrides;
 mod raw;
 #[cfg(test)]
@@ -13,6 +14,7 @@ pub(crate) mod tests;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors, SourceMap};
+pub use listing::settings;
 pub use overrides::{load_with, Overrides};
 
 pub use crate::data::{DataConfig, DatasetKind};

@@ -1007,3 +1007,74 @@ fn a_folder_is_peeked_for_its_shape_and_validation_split() {
         Some([3, 4, 4])
     );
 }
+
+#[test]
+fn settings_are_listed_under_the_file_s_names_with_defaults_filled_in() {
+    let list = |text: &str| settings(&parse(text, Path::new("s.toml")).unwrap());
+    let good = list(GOOD);
+    let get = |l: &[(String, String)], k: &str| {
+        let v = l.iter().find(|(n, _)| n == k);
+        v.map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{k} not listed: {l:?}"))
+    };
+    // unset: the defaults, by the names the file would use
+    for (k, v) in [
+        ("teacher.optimizer", "adam"),
+        ("teacher.precision", "fp32"),
+        ("student.model", "tutorial-student"),
+        ("student.cache_teacher_logits", "true"),
+        ("data.train_subset", "500"),
+        ("data.mean", "—"),
+        ("grid.baseline", "true"),
+        ("grid.dkd.warmup", "20"),
+        ("search.strategy", "grid"),
+        ("schedule.numerics", "portable"),
+    ] {
+        assert_eq!(get(&good, k), v, "{k}");
+    }
+    assert_eq!(good[0], ("seeds".to_string(), "[0, 1]".to_string()));
+    // the grid axes and the name are compared elsewhere
+    assert!(
+        !good
+            .iter()
+            .any(|(n, _)| ["name", "temperatures", "alphas", "methods"]
+                .iter()
+                .any(|x| n.rsplit('.').next() == Some(*x))),
+        "{good:?}"
+    );
+    // set: the values written
+    let sgd = list(&with(
+        "[teacher]\nepochs = 1",
+        "[teacher]\noptimizer = \"sgd\"\nmomentum = 0.9\nweight_decay = 5e-4\nepochs = 1",
+    ));
+    assert_eq!(get(&sgd, "teacher.optimizer"), "sgd");
+    assert_eq!(get(&sgd, "teacher.momentum"), "0.9");
+    assert_eq!(get(&sgd, "teacher.weight_decay"), "0.0005");
+    assert_eq!(get(&sgd, "student.optimizer"), "adam");
+    // every name is a key the sweep file takes, in the table it names
+    let tables = raw::keys_by_table();
+    let method_keys = |m: &str| {
+        let method = Method::parse(m).unwrap_or_else(|| panic!("{m}: no such method"));
+        let table = method.table().expect("a method with a table");
+        table
+            .keys
+            .iter()
+            .map(|k| k.name.to_string())
+            .collect::<Vec<_>>()
+    };
+    for (name, _) in &good[1..] {
+        let (table, key) = name.rsplit_once('.').expect("a table and a key");
+        let keys = match table {
+            "teacher" | "student" => tables[2].1.clone(),
+            "data" => tables[1].1.clone(),
+            "grid" => tables[3].1.clone(),
+            "schedule" => tables[4].1.clone(),
+            "search" => tables[5].1.clone(),
+            t => method_keys(t.strip_prefix("grid.").expect("a method's table")),
+        };
+        assert!(
+            keys.iter().any(|k| k == key),
+            "{name}: not a key of its table {keys:?}"
+        );
+    }
+}

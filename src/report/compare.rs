@@ -1,6 +1,6 @@
 //! `kd-sweep compare`: the (T, α) cells several sweeps share, side by side, with each sweep's mean ± std
 //! and the difference from the first; cells present in only some sweeps listed apart; a warning when
-//! the sweeps differ in dataset, models or epochs; an overlay chart.
+//! the sweeps differ in dataset, models or epochs; the settings they differ in; an overlay chart.
 
 use super::charts::{self, derr, legend, Entry, Line, TAxis};
 use super::{summarize, Cell, Loaded, Stat};
@@ -30,6 +30,15 @@ pub struct SharedCell {
     pub diff: Vec<f64>,
 }
 
+/// A setting whose value is not the same in every sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingDiff {
+    /// As the sweep file names it (`teacher.lr`).
+    pub setting: String,
+    /// One per sweep, in the order given ("—": not set, no default).
+    pub values: Vec<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct OnlyIn {
     pub sweep: String,
@@ -43,6 +52,8 @@ pub struct OnlyIn {
 pub struct Comparison {
     pub sweeps: Vec<SweepInfo>,
     pub warnings: Vec<String>,
+    /// The settings beyond the grid that differ between the sweeps (empty: none).
+    pub settings: Vec<SettingDiff>,
     pub shared: Vec<SharedCell>,
     pub only: Vec<OnlyIn>,
     #[serde(skip)]
@@ -89,7 +100,26 @@ pub fn compare(loaded: &[Loaded]) -> Comparison {
             seeds: l.meta.seeds.clone(),
         })
         .collect();
+    let mut sweeps = sweeps;
+    // two sweeps of one name (the same file under two results roots) are told apart by folder
+    let names: Vec<String> = sweeps.iter().map(|s| s.name.clone()).collect();
+    for s in &mut sweeps {
+        if names.iter().filter(|n| **n == s.name).count() > 1 {
+            s.name = format!("{} ({})", s.name, s.dir);
+        }
+    }
     let mut warnings = Vec::new();
+    for (s, l) in sweeps.iter().zip(loaded) {
+        if l.records.len() < l.planned {
+            warnings.push(format!(
+                "{} has not finished: {} of its {} runs have records (run its sweep file again to \
+                 finish it); its cells are over the runs finished so far",
+                s.name,
+                l.records.len(),
+                l.planned
+            ));
+        }
+    }
     let differ = |what: &str, f: &dyn Fn(&SweepInfo) -> String| {
         let vals: Vec<String> = sweeps.iter().map(f).collect();
         (vals.iter().any(|v| *v != vals[0])).then(|| {
@@ -147,10 +177,38 @@ pub fn compare(loaded: &[Loaded]) -> Comparison {
     Comparison {
         sweeps,
         warnings,
+        settings: differing_settings(loaded),
         shared,
         only,
         cells,
     }
+}
+
+/// The settings whose values are not the same in every sweep, in the first sweep's order (then the
+/// ones only later sweeps list); a setting a sweep does not list is "—" there.
+fn differing_settings(loaded: &[Loaded]) -> Vec<SettingDiff> {
+    let mut names: Vec<&str> = Vec::new();
+    for (name, _) in loaded.iter().flat_map(|l| &l.settings) {
+        if !names.contains(&name.as_str()) {
+            names.push(name);
+        }
+    }
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let values: Vec<String> = loaded
+                .iter()
+                .map(|l| {
+                    let v = l.settings.iter().find(|(n, _)| n == name);
+                    v.map_or("—", |(_, v)| v.as_str()).to_string()
+                })
+                .collect();
+            (values.iter().any(|v| *v != values[0])).then(|| SettingDiff {
+                setting: name.to_string(),
+                values,
+            })
+        })
+        .collect()
 }
 
 /// `kd-sweep compare`: reads the sweep folders `dirs` (records that fail their checksum are skipped
@@ -197,6 +255,18 @@ impl Comparison {
         if !self.shared.is_empty() {
             return None;
         }
+        let empty: Vec<&str> = (self.sweeps.iter().zip(&self.cells))
+            .filter(|(_, cells)| cells.is_empty())
+            .map(|(s, _)| s.name.as_str())
+            .collect();
+        if !empty.is_empty() {
+            return Some(format!(
+                "No cell is in every sweep: {} {} no finished student yet, so there are no \
+                 differences to show.",
+                empty.join(" and "),
+                if empty.len() == 1 { "has" } else { "have" }
+            ));
+        }
         let names: Vec<&str> = self.sweeps.iter().map(|s| s.name.as_str()).collect();
         Some(format!(
             "No cell is in every sweep: {} share no (method, T, α) setting, so there are no \
@@ -225,6 +295,7 @@ pub fn markdown(c: &Comparison) -> String {
     for w in &c.warnings {
         o.push_str(&format!("\n**warning:** {w}\n"));
     }
+    settings_table(&mut o, c);
     if let Some(none) = c.none_shared() {
         o.push_str(&format!("\n{none}\n"));
     } else {
@@ -249,6 +320,35 @@ pub fn markdown(c: &Comparison) -> String {
     }
     o
 }
+
+/// The settings the sweeps differ in, or a sentence that they differ in none.
+fn settings_table(o: &mut String, c: &Comparison) {
+    if c.settings.is_empty() {
+        o.push_str(&format!("\n{}\n", SAME_SETTINGS));
+        return;
+    }
+    o.push_str(&format!("\n{}\n\n| setting |", SETTINGS_INTRO));
+    for s in &c.sweeps {
+        o.push_str(&format!(" {} |", s.name));
+    }
+    o.push_str("\n|---|");
+    o.push_str(&"---|".repeat(c.sweeps.len()));
+    o.push('\n');
+    for d in &c.settings {
+        o.push_str(&format!("| {} |", d.setting));
+        for v in &d.values {
+            o.push_str(&format!(" {v} |"));
+        }
+        o.push('\n');
+    }
+}
+
+/// Said above the table of differing settings (the page says it too).
+pub const SETTINGS_INTRO: &str = "Settings that differ between the sweeps (the values each ran \
+     with, defaults included; the grids are compared cell by cell below):";
+
+/// Said instead of that table when no setting differs.
+pub const SAME_SETTINGS: &str = "The sweeps ran with the same settings apart from their grids.";
 
 /// The table of the cells every sweep has: each sweep's mean ± std and the differences.
 fn shared_table(o: &mut String, c: &Comparison) {
@@ -408,7 +508,82 @@ mod tests {
             },
             model_version: 1,
             records: recs,
+            settings: vec![
+                ("teacher.lr".into(), "0.001".into()),
+                ("student.precision".into(), "fp32".into()),
+            ],
+            planned: 0,
         }
+    }
+
+    #[test]
+    fn a_partial_sweep_and_two_sweeps_of_one_name_are_told_apart() {
+        let mut a = loaded("s1", 1, records());
+        a.dir = "R2/s1".into();
+        a.planned = a.records.len();
+        // the same sweep file under another root, stopped before any student finished
+        let mut b = loaded("s1", 1, Vec::new());
+        b.dir = "R7/s1".into();
+        b.planned = 12;
+        let c = compare(&[a, b]);
+        let names: Vec<&str> = c.sweeps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["s1 (R2/s1)", "s1 (R7/s1)"]);
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].starts_with("s1 (R7/s1) has not finished: 0 of its 12 runs have records"),
+            "{:?}",
+            c.warnings
+        );
+        assert_eq!(
+            c.none_shared().unwrap(),
+            "No cell is in every sweep: s1 (R7/s1) has no finished student yet, so there are no \
+             differences to show."
+        );
+    }
+
+    #[test]
+    fn settings_that_differ_are_listed_and_the_same_ones_are_not() {
+        let c = compare(&[loaded("a", 1, records()), loaded("b", 1, records())]);
+        assert!(c.settings.is_empty());
+        assert!(markdown(&c).contains(SAME_SETTINGS), "{}", markdown(&c));
+        let mut b = loaded("b", 1, records());
+        b.settings[1].1 = "bf16".into();
+        b.settings
+            .push(("search.strategy".into(), "halving".into()));
+        let c = compare(&[loaded("a", 1, records()), b]);
+        let rows: Vec<(&str, Vec<&str>)> = c
+            .settings
+            .iter()
+            .map(|d| {
+                (
+                    d.setting.as_str(),
+                    d.values.iter().map(|v| v.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("student.precision", vec!["fp32", "bf16"]),
+                ("search.strategy", vec!["—", "halving"]),
+            ]
+        );
+        let md = markdown(&c);
+        assert!(
+            md.contains(&format!(
+                "{SETTINGS_INTRO}\n\n| setting | a | b |\n|---|---|---|\n| student.precision | fp32 | bf16 |\n"
+            )),
+            "{md}"
+        );
+        assert!(
+            !md.contains("teacher.lr") && !md.contains(SAME_SETTINGS),
+            "{md}"
+        );
+        let page = crate::report::html::compare_page(Path::new("."), &c);
+        assert!(
+            page.contains("<tr><td class=\"l\">student.precision</td><td class=\"l\">fp32</td><td class=\"l\">bf16</td></tr>"),
+            "{page}"
+        );
     }
 
     #[test]

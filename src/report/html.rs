@@ -512,6 +512,7 @@ pub fn compare_page(out: &Path, c: &Comparison) -> String {
     for w in &c.warnings {
         let _ = writeln!(b, "<p class=\"verdict\">warning: {}</p>", escape(w));
     }
+    settings_table(&mut b, c);
     b.push_str("<h2>Shared cells</h2>\n");
     if let Some(none) = c.none_shared() {
         let _ = writeln!(b, "<p class=\"verdict\">{}</p>", escape(&none));
@@ -540,6 +541,31 @@ pub fn compare_page(out: &Path, c: &Comparison) -> String {
         );
     }
     page("kd-sweep comparison", &b)
+}
+
+/// The comparison page's table of the settings the sweeps differ in (or the sentence that they
+/// differ in none).
+fn settings_table(b: &mut String, c: &Comparison) {
+    use super::compare::{SAME_SETTINGS, SETTINGS_INTRO};
+    b.push_str("<h2>Settings</h2>\n");
+    if c.settings.is_empty() {
+        let _ = writeln!(b, "<p>{}</p>", escape(SAME_SETTINGS));
+        return;
+    }
+    let _ = writeln!(b, "<p>{}</p>", escape(SETTINGS_INTRO));
+    b.push_str("<table id=\"settings\"><thead><tr><th class=\"l\">setting</th>");
+    for s in &c.sweeps {
+        let _ = write!(b, "<th class=\"l\">{}</th>", escape(&s.name));
+    }
+    b.push_str("</tr></thead><tbody>\n");
+    for d in &c.settings {
+        let _ = write!(b, "<tr><td class=\"l\">{}</td>", escape(&d.setting));
+        for v in &d.values {
+            let _ = write!(b, "<td class=\"l\">{}</td>", escape(v));
+        }
+        b.push_str("</tr>\n");
+    }
+    b.push_str("</tbody></table>\n");
 }
 
 /// The comparison page's table of the cells every sweep has.

@@ -61,6 +61,11 @@ pub struct Loaded {
     pub meta: Meta,
     pub model_version: u64,
     pub records: Vec<RunRecord>,
+    /// The sweep's settings beyond its grid, name and seeds ([`crate::config::settings`]), then the
+    /// kd-sweep and libtorch versions it last ran with: what `compare` lists where sweeps differ.
+    pub settings: Vec<(String, String)>,
+    /// Runs the sweep's plan has (the records hold those finished so far).
+    pub planned: usize,
 }
 
 /// Reads `<dir>/manifest.json` and the records it lists. Records that fail their checksum are skipped
@@ -92,10 +97,15 @@ pub fn load(dir: &std::path::Path, warn: &dyn Fn(&str)) -> anyhow::Result<Loaded
             }
         }
     }
+    let mut settings = crate::config::settings(&m.sweep);
+    settings.push(("kd-sweep version".into(), m.kd_sweep_version.clone()));
+    settings.push(("libtorch version".into(), m.libtorch_version.clone()));
     Ok(Loaded {
         dir: dir.to_path_buf(),
         meta,
         model_version: m.model_version as u64,
         records,
+        settings,
+        planned: m.plan.len(),
     })
 }
