@@ -551,11 +551,27 @@ fn a_closed_output_stops_the_sweep_cleanly_and_the_rerun_finishes_it() {
     drop((err, child.stdout.take()));
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{first}");
+    // the outputs of a stopped sweep say so: its tables are over the runs finished so far
+    let summary = || std::fs::read_to_string(c.path("out/gone/summary.md")).unwrap();
+    let page = || std::fs::read_to_string(c.path("out/gone/index.html")).unwrap();
+    assert!(
+        summary().contains("**Not finished:** this sweep has not finished: ")
+            && summary().contains("runs have no record yet")
+            && summary().contains("**Verdict (so far):**"),
+        "{}",
+        summary()
+    );
+    assert!(page().contains("id=\"unfinished\""));
     let o = c.run(&[s.to_str().unwrap(), "--results", "out", "-q"]);
     assert!(o.status.success(), "{}", text(&o));
     let runs = csv_rows(&c.path("out/gone/runs.csv"));
     assert_eq!(runs.len(), 4);
     assert!(runs.iter().all(|r| r["status"] == "done"), "{runs:?}");
+    assert!(
+        !summary().contains("Not finished") && !page().contains("id=\"unfinished\""),
+        "{}",
+        summary()
+    );
 }
 
 #[test]

@@ -503,8 +503,7 @@ mod tests {
                 confirm_seeds: Vec::new(),
                 teacher_epochs: 1,
                 student_epochs,
-                test_images: None,
-                input: None,
+                ..Meta::default()
             },
             model_version: 1,
             records: recs,

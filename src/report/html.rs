@@ -389,9 +389,21 @@ pub fn sweep_page(dir: &Path, meta: &Meta, s: &Summary, records: &[&RunRecord]) 
         meta.student_epochs
     );
     b.push_str("<nav><a href=\"#cells\">cells</a><a href=\"#charts\">charts</a><a href=\"#runs\">runs</a><a href=\"#sweep\">sweep file</a><a href=\"runs.csv\">runs.csv</a><a href=\"epochs.csv\">epochs.csv</a><a href=\"manifest.json\">manifest.json</a><a href=\"summary.md\">summary.md</a></nav>\n");
+    if let Some(u) = s.unfinished {
+        let _ = writeln!(
+            b,
+            "<p class=\"verdict\" id=\"unfinished\"><strong>Not finished:</strong> {}.</p>",
+            escape(&u.sentence())
+        );
+    }
     let _ = writeln!(
         b,
-        "<p class=\"verdict\" id=\"verdict\"><strong>Verdict:</strong> {}.</p>",
+        "<p class=\"verdict\" id=\"verdict\"><strong>Verdict{}:</strong> {}.</p>",
+        if s.unfinished.is_some() {
+            " (so far)"
+        } else {
+            ""
+        },
         escape(&s.verdict)
     );
     if let Some(w) = s.weak_teacher_warning() {

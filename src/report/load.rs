@@ -22,6 +22,13 @@ pub struct Meta {
     /// manifest keeps), for the model sizes of the capacity chart.
     #[serde(skip)]
     pub input: Option<([i64; 3], i64)>,
+    /// Runs the sweep's plan has, when known (a results folder's manifest, a running sweep).
+    #[serde(skip)]
+    pub planned: Option<usize>,
+    /// A `[search]` sweep decides what to train as it goes: runs it does not choose never get a
+    /// record, so a missing record does not mean it has not finished.
+    #[serde(skip)]
+    pub adaptive: bool,
 }
 
 impl Meta {
@@ -50,7 +57,38 @@ impl Meta {
             student_epochs: sweep.student.epochs,
             test_images: sweep.data.test_subset,
             input: (sweep.data.image_shape()).zip(sweep.data.classes().map(|c| c as i64)),
+            planned: None,
+            adaptive: sweep.search.is_adaptive(),
         }
+    }
+
+    /// How far a sweep with `finished` records of its runs is from finishing: `None` when every
+    /// run has one, when the plan is not known, or for a `[search]` sweep.
+    pub fn unfinished(&self, finished: usize) -> Option<Unfinished> {
+        let planned = self.planned.filter(|_| !self.adaptive)?;
+        (finished < planned).then_some(Unfinished { finished, planned })
+    }
+}
+
+/// A sweep some of whose runs have no record yet: stopped before the end, or still running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Unfinished {
+    /// Runs with a record (done, failed or pruned).
+    pub finished: usize,
+    pub planned: usize,
+}
+
+impl Unfinished {
+    /// The sentence `summary.md` and `index.html` open with.
+    pub fn sentence(&self) -> String {
+        format!(
+            "this sweep has not finished: {} of its {} runs have no record yet (it was stopped, or \
+             is still running), so the tables are over the {} finished so far; `kd-sweep status` \
+             on this folder lists what is left, and running the sweep file again finishes it",
+            self.planned - self.finished,
+            self.planned,
+            self.finished
+        )
     }
 }
 
@@ -82,6 +120,7 @@ pub fn load(dir: &std::path::Path, warn: &dyn Fn(&str)) -> anyhow::Result<Loaded
         .context("run the sweep again with this kd-sweep to refresh it")?;
     let meta = Meta {
         test_images: m.sweep.data.test_subset.or(Some(m.data.test_images)),
+        planned: Some(m.plan.len()),
         ..Meta::of(&m.sweep)
     };
     let mut records = Vec::new();

@@ -110,6 +110,9 @@ pub fn markdown(meta: &Meta, s: &Summary) -> String {
         meta.teacher_epochs,
         meta.student_epochs
     ));
+    if let Some(u) = s.unfinished {
+        o.push_str(&format!("**Not finished:** {}.\n\n", u.sentence()));
+    }
     o.push_str("| model | test accuracy | seeds |\n|---|---:|---:|\n");
     let several = s.baselines.len() > 1 || s.student_models().len() > 1;
     let mut rows = vec![("teacher".to_string(), s.teacher)];
@@ -164,7 +167,12 @@ pub fn markdown(meta: &Meta, s: &Summary) -> String {
             c.test.show()
         ));
     }
-    o.push_str(&format!("\n**Verdict:** {}.\n", s.verdict));
+    let so_far = if s.unfinished.is_some() {
+        " (so far)"
+    } else {
+        ""
+    };
+    o.push_str(&format!("\n**Verdict{so_far}:** {}.\n", s.verdict));
     if let Some(w) = s.weak_teacher_warning() {
         o.push_str(&format!("\n**Warning:** {w}.\n"));
     }

@@ -212,6 +212,37 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_unfinished_sweep_says_so_and_a_search_or_finished_one_does_not() {
+        let recs = records();
+        let meta = |planned: usize, adaptive: bool| Meta {
+            planned: Some(planned),
+            adaptive,
+            ..Default::default()
+        };
+        let n = recs.len();
+        assert_eq!(meta(n, false).unfinished(n), None);
+        assert_eq!(Meta::default().unfinished(n), None, "plan not known");
+        assert_eq!(meta(n + 4, true).unfinished(n), None, "a [search] sweep");
+        let u = meta(n + 4, false).unfinished(n);
+        assert_eq!(
+            u,
+            Some(load::Unfinished {
+                finished: n,
+                planned: n + 4
+            })
+        );
+        let refs: Vec<&RunRecord> = recs.iter().collect();
+        let mut s = summarize(&refs, None);
+        s.unfinished = u;
+        let md = markdown(&Meta::default(), &s);
+        assert!(
+            md.contains(&format!("**Not finished:** this sweep has not finished: 4 of its {} runs have no record yet", n + 4))
+                && md.contains("**Verdict (so far):**"),
+            "{md}"
+        );
+    }
+
+    #[test]
     fn one_seed_gives_no_interval() {
         let recs: Vec<RunRecord> = records().into_iter().filter(|r| r.seed == 0).collect();
         let refs: Vec<&RunRecord> = recs.iter().collect();

@@ -122,7 +122,8 @@ pub fn write_all(
     records: &[&RunRecord],
     manifest: Option<&Manifest>,
 ) -> anyhow::Result<Summary> {
-    let summary = summarize(records, meta.test_images);
+    let mut summary = summarize(records, meta.test_images);
+    summary.unfinished = meta.unfinished(records.len());
     let o = Outputs {
         dir,
         meta,

@@ -65,6 +65,9 @@ pub struct Summary {
     /// distilled from it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub snapshots: Vec<SnapshotRow>,
+    /// Set when some of the sweep's runs have no record yet ([`crate::report::Meta::unfinished`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unfinished: Option<super::load::Unfinished>,
 }
 
 /// One teacher snapshot of a `[grid] teacher_epoch` sweep: the teachers' test and validation
@@ -256,6 +259,7 @@ pub fn summarize(records: &[&RunRecord], n_test: Option<usize>) -> Summary {
         pruned,
         search,
         snapshots,
+        unfinished: None,
     }
 }
 
@@ -534,6 +538,7 @@ impl Summary {
                 .collect(),
             search: self.search.clone(),
             snapshots,
+            unfinished: self.unfinished,
         }
     }
 

@@ -385,6 +385,7 @@ pub fn write_outputs(
     let manifest = manifest_of(p, sweep_file, started, &records);
     let meta = report::Meta {
         test_images: p.sweep.data.test_subset.or(Some(p.sizes.1)),
+        planned: Some(p.plan.runs.len()),
         ..report::Meta::of(&p.sweep)
     };
     report::write_all(&p.store.dir, &meta, &refs, Some(&manifest))
