@@ -95,8 +95,22 @@ fn images_of(class_dir: &Path) -> Result<Vec<PathBuf>, DataError> {
             if UNSUPPORTED.contains(&ext.as_str()) {
                 return Err(DataError::new(&p, format!("a .{ext} image, which ImageFolder would read but kd-sweep does not; convert it to PNG (lossless) or remove it")));
             }
-            if READ.contains(&ext.as_str()) && std::fs::metadata(&p).is_ok_and(|m| m.is_file()) {
-                files.push(p);
+            if !READ.contains(&ext.as_str()) {
+                continue;
+            }
+            match std::fs::metadata(&p) {
+                Ok(m) if m.is_file() => files.push(p),
+                Ok(_) => {} // a folder named like an image: walked above
+                // ImageFolder would fail on it: a link to nothing is a hole in the data
+                Err(e) if p.is_symlink() => {
+                    let to = std::fs::read_link(&p)
+                        .map_or(String::new(), |t| format!(" to {}", t.display()));
+                    return Err(DataError::new(
+                        &p,
+                        format!("a link{to} that leads nowhere ({e}); fix the link or remove it"),
+                    ));
+                }
+                Err(e) => return Err(io_error(&p, e)),
             }
         }
         files.sort_by_key(bytes);
@@ -333,15 +347,14 @@ fn check_same(entries: &[&Entry], decoded: &[Decoded], dir: &Path) -> Result<(),
 /// The folder's class names, its first image's channels and size (or `image_size`), and whether it
 /// has its own validation split.
 pub(super) fn peek(dir: &Path, image_size: Option<[u32; 2]>) -> Result<Layout, DataError> {
-    let classes = list_classes(&dir.join("train"))?;
-    let first_class = dir.join("train").join(&classes[0]);
-    let Some(first) = images_of(&first_class)?.into_iter().next() else {
-        return Err(DataError::new(&first_class, "class folder has no PNG or JPEG image (.png, .jpg, .jpeg); add its images or remove the class from every split"));
-    };
-    let (c, h, w) = header(&first)?;
+    // the whole layout (splits, class folders, the files in them; nothing decoded), so that every
+    // problem of the folder's shape is found when the sweep file is checked
+    let (classes, splits) = entries(dir)?;
+    let first = &splits[0][0].path;
+    let (c, h, w) = header(first)?;
     let [h, w] = image_size.unwrap_or([h, w]);
     check_side(
-        &first,
+        first,
         h as usize,
         w as usize,
         "set [data] image_size, e.g. 32",

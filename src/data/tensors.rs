@@ -323,6 +323,19 @@ fn check_headers(
                 ),
             ));
         }
+        if xi.shape[0] == 0 {
+            return Err(bad(
+                path,
+                format!(
+                    "array {x} holds no images (shape {:?}); every split needs at least one",
+                    xi.shape
+                ),
+            ));
+        }
+        if yi.shape.len() > 1 && yi.shape[0] == xi.shape[0] && yi.shape[1..].iter().all(|&d| d == 1)
+        {
+            return Err(bad(path, format!("array {y} has shape {:?}: one label per image, but as a column; store it flat, shape [{}] (y.reshape(-1))", yi.shape, xi.shape[0])));
+        }
         if yi.shape.len() != 1 || yi.shape[0] != xi.shape[0] {
             return Err(bad(path, format!("array {x} has {} images (shape {:?}) but {y} has shape {:?}; give one label per image", xi.shape[0], xi.shape, yi.shape)));
         }
@@ -404,7 +417,14 @@ pub(super) fn read(path: &Path) -> Result<RawDataset, DataError> {
     for ((x, _), labels) in pairs(path, &infos)?.into_iter().zip(ys.drain(..)) {
         let pixels = match file.load(path, x, &infos[x])? {
             Values::U8(b) => Pixels::U8(b),
-            Values::F32(f) => Pixels::F32(f),
+            Values::F32(f) => {
+                // a NaN would otherwise train as a diverged loss, blamed on the learning rate
+                if let Some(at) = f.iter().position(|v| !v.is_finite()) {
+                    let image = at / (c * h * w).max(1);
+                    return Err(bad(path, format!("array {x} holds {} (image {image}, element {at}); float32 images must be finite numbers", f[at])));
+                }
+                Pixels::F32(f)
+            }
             Values::Int(_) => return Err(bad(path, format!("array {x} is not images"))),
         };
         splits.push(RawImages {

@@ -212,6 +212,7 @@ pub fn synthetic_mnist(
 
 /// One array for [`safetensors_file`] and [`npz_file`]: its values (the element type is the file's
 /// dtype) and its shape.
+#[derive(Clone, Copy)]
 pub enum Array<'a> {
     U8(&'a [u8]),
     F32(&'a [f32]),

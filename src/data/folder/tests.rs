@@ -17,6 +17,15 @@ fn err(dir: &Path) -> String {
         .to_string()
 }
 
+/// A problem of the folder's layout: refused by the read, and already by `peek` (when the sweep
+/// file is checked, so at `data.path` with exit code 2), with the same words.
+fn layout_err(dir: &Path) -> String {
+    let e = err(dir);
+    let peeked = peek(dir, None).expect_err("peek should refuse it too");
+    assert_eq!(peeked.to_string(), e);
+    e
+}
+
 #[test]
 fn classes_and_files_are_in_imagefolder_order() {
     let d = tempfile::tempdir().unwrap();
@@ -197,7 +206,7 @@ fn bad_trees_are_named_with_what_to_do() {
     std::fs::remove_file(d.path().join("train/dog/002.png")).unwrap();
     // a class missing from test, one test has that train lacks
     std::fs::rename(d.path().join("test/dog"), d.path().join("test/dingo")).unwrap();
-    let e = err(d.path());
+    let e = layout_err(d.path());
     assert!(
         e.contains("test/") && e.contains("lacks train/'s class(es) dog") && e.contains("dingo"),
         "{e}"
@@ -205,7 +214,7 @@ fn bad_trees_are_named_with_what_to_do() {
     std::fs::rename(d.path().join("test/dingo"), d.path().join("test/dog")).unwrap();
     // an empty class folder
     std::fs::remove_file(d.path().join("test/dog/000.png")).unwrap();
-    let e = err(d.path());
+    let e = layout_err(d.path());
     assert!(
         e.contains("test/dog") && e.contains("no PNG or JPEG"),
         "{e}"
@@ -213,15 +222,23 @@ fn bad_trees_are_named_with_what_to_do() {
     flat(&d.path().join("test/dog/000.png"), 1);
     // a format ImageFolder reads but kd-sweep does not
     std::fs::write(d.path().join("train/cat/x.bmp"), b"BM").unwrap();
-    let e = err(d.path());
+    let e = layout_err(d.path());
     assert!(
         e.contains("x.bmp") && e.contains("convert it to PNG"),
         "{e}"
     );
     std::fs::remove_file(d.path().join("train/cat/x.bmp")).unwrap();
+    // a link to nothing: ImageFolder fails on it, so it is not skipped
+    std::os::unix::fs::symlink("/nonexistent/x.png", d.path().join("train/dog/dang.png")).unwrap();
+    let e = layout_err(d.path());
+    assert!(
+        e.contains("dang.png") && e.contains("a link to /nonexistent/x.png that leads nowhere"),
+        "{e}"
+    );
+    std::fs::remove_file(d.path().join("train/dog/dang.png")).unwrap();
     // no test/ at all
     std::fs::remove_dir_all(d.path().join("test")).unwrap();
-    let e = err(d.path());
+    let e = layout_err(d.path());
     assert!(
         e.contains("test") && e.contains("missing") && e.contains("ImageFolder"),
         "{e}"

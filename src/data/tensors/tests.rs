@@ -84,6 +84,19 @@ fn float_images_and_the_hold_out_arrays() {
         assert_eq!((val.n, val.labels), (1, vec![1]));
         let l = peek(&p).unwrap();
         assert!(l.float && l.own_validation && l.shape == [3, 4, 4]);
+        // a NaN is the file's fault, said as such, not a diverged run blamed on the learning rate
+        let mut nan = x.clone();
+        nan[48 + 5] = f32::NAN;
+        let mut arrays = arrays;
+        arrays[0].1 = Array::F32(&nan);
+        write(&p, &arrays);
+        let e = err(&p);
+        assert!(
+            e.contains(
+                "array x_train holds NaN (image 1, element 53); float32 images must be finite"
+            ),
+            "{name}: {e}"
+        );
     }
 }
 
@@ -110,6 +123,25 @@ fn bad_files_name_the_arrays() {
         let e = err(&p);
         assert!(
             e.contains("x_train has 4 images") && e.contains("y_train has shape [3]"),
+            "{ext}: {e}"
+        );
+        // one label per image, but as a column: say to flatten it
+        arrays[1] = ("y_train", Array::I64(&[0, 1, 1, 0]), &[4, 1]);
+        write(&p, &arrays);
+        let e = err(&p);
+        assert!(
+            e.contains("y_train has shape [4, 1]: one label per image, but as a column")
+                && e.contains("shape [4] (y.reshape(-1))"),
+            "{ext}: {e}"
+        );
+        // no training image at all
+        let mut no_train = arrays.clone();
+        no_train[0] = ("x_train", Array::U8(&[]), &[0, 4, 4]);
+        no_train[1] = ("y_train", Array::I64(&[]), &[0]);
+        write(&p, &no_train);
+        let e = err(&p);
+        assert!(
+            e.contains("array x_train holds no images (shape [0, 4, 4])"),
             "{ext}: {e}"
         );
         arrays[1] = ("y_train", Array::I64(&[0, 1, -1, 1]), &[4]);
