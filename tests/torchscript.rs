@@ -251,10 +251,17 @@ fn sweep_file_errors_name_the_file_and_what_it_must_do() {
         .replace("dataset = \"mnist\"", "dataset = \"cifar10\"");
     config::parse(&format!("name = \"e\"\n{viewed}"), &d.join("e.toml"))
         .expect("a .view() network runs in the default layout");
-    let cases = cases.into_iter().chain([(
-        viewed.replace("[student]\n", "[student]\nchannels_last = true\n"),
-        vec!["`student.model`", "channels-last inputs", ".reshape()"],
-    )]);
+    let cases = cases.into_iter().chain([
+        (
+            viewed.replace("[student]\n", "[student]\nchannels_last = true\n"),
+            vec!["`student.model`", "channels-last inputs", ".reshape()"],
+        ),
+        // a 3-channel network on 1-channel images: the interpreter's reason, not only that it failed
+        (
+            body("tutorial-teacher", "torchscript:viewed.pt", logit),
+            vec!["`student.model`", "forward fails", "3 channels, but got 1"],
+        ),
+    ]);
     // a teacher needs only features(x) for feature distillation
     let teacher_ok = body("torchscript:feats.pt", "tutorial-student", "[\"feature\"]");
     let text = format!("name = \"e\"\n{teacher_ok}");

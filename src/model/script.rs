@@ -183,7 +183,7 @@ impl Script {
                 shape[0],
                 shape[1],
                 shape[2],
-                first_line(&e.to_string())
+                interpreter_error(&e)
             )
         })?;
         let features = m.method_ts("features", &[&x]).ok();
@@ -240,8 +240,18 @@ fn interpreter_error(e: &tch::TchError) -> String {
 /// differ from an uninterrupted one.
 pub fn from_bytes(bytes: &[u8], device: Device) -> Result<CModule, String> {
     tch::jit::set_graph_executor_optimize(false);
-    CModule::load_data_on_device(&mut &bytes[..], device)
-        .map_err(|e| format!("not a TorchScript module ({})", first_line(&e.to_string())))
+    CModule::load_data_on_device(&mut &bytes[..], device).map_err(|e| {
+        if super::weights::is_torch_save(bytes) {
+            // libtorch would call it "corrupted"
+            "is a file torch.save wrote (a state dict or a pickled model), not TorchScript: export \
+             your network with torch.jit.script(model).save(path), or, for a network of the zoo \
+             (`kd-sweep models`), name that model and give this file as its weights \
+             (weights = \"<file>\" with epochs = 0)"
+                .to_string()
+        } else {
+            format!("not a TorchScript module ({})", first_line(&e.to_string()))
+        }
+    })
 }
 
 /// The module's whole state (parameters and buffers) as TorchScript bytes in a `u8` CPU tensor.

@@ -176,23 +176,40 @@ fn as_float(t: Tensor) -> Tensor {
     }
 }
 
+/// A zip PyTorch wrote: its `<archive>/data.pkl` entry, and whether it is TorchScript's
+/// (`torch.jit.save` adds `<archive>/code/`) rather than `torch.save`'s. `None`: no such entry.
+fn torch_archive(names: &[String]) -> Option<(&str, bool)> {
+    let pkl = names
+        .iter()
+        .find(|n| n.ends_with("/data.pkl") && n.matches('/').count() == 1)?;
+    let prefix = &pkl[..pkl.len() - "data.pkl".len()];
+    let script = names
+        .iter()
+        .any(|n| n.starts_with(&format!("{prefix}code/")));
+    Some((pkl, script))
+}
+
+/// Whether `bytes` are a file `torch.save` wrote (a state dict or a pickled module), which is not
+/// TorchScript: for the error of a `torchscript:` model given one.
+pub(crate) fn is_torch_save(bytes: &[u8]) -> bool {
+    let Ok(zip) = zip::ZipArchive::new(std::io::Cursor::new(bytes)) else {
+        return false;
+    };
+    let names: Vec<String> = zip.file_names().map(str::to_string).collect();
+    torch_archive(&names).is_some_and(|(_, script)| !script)
+}
+
 /// A `torch.save` zip: `<archive>/data.pkl` (the object, its storages as persistent ids) and the
 /// storages' bytes in `<archive>/data/<key>`.
 fn read_torch_zip(bytes: &[u8]) -> Result<Named, String> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| format!("is not a readable zip ({e})"))?;
     let names: Vec<String> = zip.file_names().map(str::to_string).collect();
-    let Some(pkl) = names
-        .iter()
-        .find(|n| n.ends_with("/data.pkl") && n.matches('/').count() == 1)
-    else {
+    let Some((pkl, script)) = torch_archive(&names) else {
         return Err("is a zip without <archive>/data.pkl, so not a file torch.save wrote".into());
     };
     let prefix = &pkl[..pkl.len() - "data.pkl".len()];
-    if names
-        .iter()
-        .any(|n| n.starts_with(&format!("{prefix}code/")))
-    {
+    if script {
         return Err(
             "is a TorchScript file (torch.jit.save), not a state dict: name it as \
                     model = \"torchscript:<file>\" with init = \"as-saved\" instead"

@@ -60,8 +60,13 @@ impl Validator<'_> {
         }
         if scripted(raw) {
             return fail(
-                "is for kd-sweep's own networks; a TorchScript file holds its weights: remove \
-                 weights and set init = \"as-saved\"",
+                if raw.init.as_ref().map(|i| i.get_ref().as_str()) == Some("as-saved") {
+                    "is for kd-sweep's own networks; a TorchScript file holds its weights, which \
+                     init = \"as-saved\" uses: remove weights"
+                } else {
+                    "is for kd-sweep's own networks; a TorchScript file holds its weights: remove \
+                     weights and set init = \"as-saved\""
+                },
             );
         }
         if *raw.epochs.get_ref() != 0 {
@@ -129,7 +134,8 @@ impl Validator<'_> {
         }
         let as_saved = raw.init.as_ref().map(|i| i.get_ref().as_str()) == Some("as-saved");
         match (&raw.init, raw.weights.is_some(), scripted(raw)) {
-            (Some(i), true, _) => refuse(
+            // a TorchScript file's `weights` has its own error, which says what init must be
+            (Some(i), true, false) => refuse(
                 Some(i.span()),
                 "init",
                 "has no effect: the weights are the file's; remove it",

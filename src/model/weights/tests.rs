@@ -284,6 +284,31 @@ fn a_torch_zip_checkpoint_is_read_with_offsets_strides_and_float16() {
 }
 
 #[test]
+fn a_torch_save_file_named_as_torchscript_is_said_to_be_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.pth");
+    torch_zip(
+        &path,
+        &checkpoint_pickle(),
+        &[("0", vec![0; 28]), ("1", vec![0; 4])],
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(is_torch_save(&bytes));
+    // libtorch's own words call it corrupted; the error says what it is and what to do
+    let e = crate::model::script::from_bytes(&bytes, Device::Cpu)
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        e.starts_with(
+            "is a file torch.save wrote (a state dict or a pickled model), not TorchScript"
+        ) && e.contains("torch.jit.script(model).save(path)")
+            && e.contains("weights = \"<file>\""),
+        "{e}"
+    );
+    assert!(!is_torch_save(b"not a zip"));
+}
+
+#[test]
 fn a_view_past_its_storage_is_refused_not_read() {
     let dir = tempfile::tempdir().unwrap();
     let floats: Vec<u8> = (0..6).flat_map(|i| (i as f32).to_le_bytes()).collect();
