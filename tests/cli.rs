@@ -95,6 +95,22 @@ fn report_and_compare_say_what_is_wrong_with_the_folders_they_are_given() {
         "out is a results root holding 2 sweep(s), not one sweep's folder; pick one: out/other, out/tiny",
     );
     expect(&c, &["status", "out"], 2, "pick one: out/other, out/tiny");
+    // a sweep file that ran under another root: say which root was looked in, and the option
+    expect(
+        &c,
+        &["status", "tiny.toml"],
+        2,
+        "results/tiny: no such folder: tiny.toml has not run under the results root results (give \
+         the root it ran with: --results DIR)",
+    );
+    let o = c.run(&["status", "tiny.toml", "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // everything done: nothing left, so no ETA
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.starts_with("tiny (mnist): ") && !out.contains("ETA"),
+        "{out}"
+    );
     // a folder compared with itself, however it is spelt
     expect(
         &c,

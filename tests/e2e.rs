@@ -322,6 +322,13 @@ fn a_failing_run_fails_alone_and_a_rerun_retries_it() {
         .iter()
         .filter(|r| r["run_id"] != "student-T2-a0.5-s0")
         .all(|r| r["status"] == "done"));
+    // nothing is left to train until the next run retries it: no ETA
+    let o = c.run(&["status", "out/fail"]);
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains("3 done, 1 failed, 0 running, 0 pending") && !said.contains("ETA"),
+        "{said}"
+    );
     let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(

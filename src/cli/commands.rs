@@ -16,7 +16,18 @@ pub(super) fn status(
 ) -> anyhow::Result<Ended> {
     // a sweep file names its folder: <results>/<name>
     let dir = if target.is_file() {
-        results.join(config::load(target)?.name)
+        let dir = results.join(config::load(target)?.name);
+        if !dir.exists() {
+            return Err(UsageError(format!(
+                "{}: no such folder: {} has not run under the results root {} (give the root it \
+                 ran with: --results DIR)",
+                dir.display(),
+                target.display(),
+                results.display()
+            ))
+            .into());
+        }
+        dir
     } else {
         target.to_path_buf()
     };

@@ -441,13 +441,16 @@ fn match_names(arch: Arch, wanted: &[(String, Vec<i64>)], file: Named) -> Result
     let pytorch: Vec<String> = wanted.iter().map(|(n, _)| pytorch_name(arch, n)).collect();
     let own: Vec<String> = wanted.iter().map(|(n, _)| n.clone()).collect();
     let common = |names: &[String]| names.iter().filter(|n| file.contains_key(*n)).count();
-    let names = if common(&own) > common(&pytorch) {
+    // kd-sweep's own names only for a file written with most of them: a file of another network
+    // that shares a name or two is listed by the PyTorch names the README gives
+    let names = if common(&own) > common(&pytorch) && 2 * common(&own) > own.len() {
         own
     } else {
         pytorch
     };
     let mut missing = Vec::new();
     let mut shapes = Vec::new();
+    let mut kinds = Vec::new();
     let mut out = Vec::new();
     for ((var, shape), name) in wanted.iter().zip(&names) {
         match file.remove(name) {
@@ -457,16 +460,13 @@ fn match_names(arch: Arch, wanted: &[(String, Vec<i64>)], file: Named) -> Result
                 t.size(),
                 arch.name()
             )),
-            Some(t) if t.kind() != Kind::Float => shapes.push(format!(
-                "{name}: file has {:?}, not floating point",
-                t.kind()
-            )),
+            Some(t) if t.kind() != Kind::Float => kinds.push(format!("{name} ({:?})", t.kind())),
             Some(t) => out.push((var.clone(), t)),
         }
     }
     let mut unexpected: Vec<String> = file.into_keys().collect();
     unexpected.sort();
-    if missing.is_empty() && unexpected.is_empty() && shapes.is_empty() {
+    if missing.is_empty() && unexpected.is_empty() && shapes.is_empty() && kinds.is_empty() {
         return Ok(out);
     }
     // a shape's entry has commas of its own: entries of that list are parted by semicolons
@@ -481,6 +481,7 @@ fn match_names(arch: Arch, wanted: &[(String, Vec<i64>)], file: Named) -> Result
     };
     Err([
         list("shapes differ:", &shapes, "; "),
+        list("not floating point in the file:", &kinds, ", "),
         list("missing from the file:", &missing, ", "),
         list("in the file but not in the network:", &unexpected, ", "),
     ]

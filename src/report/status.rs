@@ -213,9 +213,11 @@ impl Snapshot {
             );
         }
         o.push_str(&self.failures_and_running());
+        // runs still to train (a failed run waits for the next `kd-sweep run`, not for this one)
+        let left = waiting + running > 0;
         match self.eta_secs().filter(|_| !adaptive) {
             _ if adaptive => {}
-            Some(s) if done < total => {
+            Some(s) if left => {
                 let _ = writeln!(
                     o,
                     "ETA: about {} (measured run times, {} worker(s))",
@@ -223,7 +225,7 @@ impl Snapshot {
                     m.devices.len().max(1)
                 );
             }
-            None if done < total => {
+            None if left => {
                 o.push_str("ETA: unknown until a run of each remaining role has finished\n");
             }
             _ => {}

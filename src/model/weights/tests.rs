@@ -186,6 +186,30 @@ fn a_file_of_another_network_lists_what_does_not_fit() {
             && e.contains("(40 in all)"),
         "{e}"
     );
+    // a tensor of the right shape but an integer type: said as such, not as a shape
+    let named: Vec<(String, Tensor)> = (vs.variables().into_iter())
+        .map(|(n, t)| match n.as_str() {
+            "fc.bias" => (n, t.to_kind(Kind::Int64)),
+            _ => (n, t),
+        })
+        .collect();
+    Tensor::write_safetensors(&named, dir.path().join("int.safetensors")).unwrap();
+    let e = (Weights::open("int.safetensors", dir.path()).unwrap())
+        .check(r8, shape, 10)
+        .unwrap_err();
+    assert!(
+        e.contains("not floating point in the file: fc.bias (Int64)")
+            && !e.contains("shapes differ"),
+        "{e}"
+    );
+    // the tutorial network shares one name with resnet8's file (conv1.weight): what is missing is
+    // still listed by the PyTorch names the README gives (features.N), not kd-sweep's own
+    let e = w.check(Arch::Teacher, shape, 10).unwrap_err();
+    assert!(
+        e.contains("missing from the file: features.0.bias, features.0.weight")
+            && !e.contains("conv2."),
+        "{e}"
+    );
 }
 
 #[test]
