@@ -639,6 +639,21 @@ fn a_teacher_stopped_by_sigterm_ctrl_c_twice_and_kill_9_continues_with_the_numbe
         record_mtimes(&dir).is_empty(),
         "the teacher was not finished"
     );
+    // plan and status say the teacher continues from its checkpoint (no run in between)
+    let o = c.run(&["plan", sweep, "--results", "part"]);
+    let said = text(&o);
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("teacher-s0 ") && l.contains(" resumes@")),
+        "{said}"
+    );
+    let o = c.run(&["status", "part/ck"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("(1 of the runs not in flight continue from their checkpoints"),
+        "{}",
+        text(&o)
+    );
     // 2. continued, then kill -9 (coordinator and, through PDEATHSIG, its worker) in epoch 3 of 5
     let mut child = start();
     assert!(

@@ -29,6 +29,8 @@ pub struct Snapshot {
     /// The plan's runs in order: (id, role, state).
     pub runs: Vec<(String, Option<Role>, Seen)>,
     pub now: u64,
+    /// Runs not in flight that have a checkpoint to continue from.
+    pub resumable: usize,
 }
 
 fn role_of(id: &str) -> Option<Role> {
@@ -77,11 +79,16 @@ pub fn read(dir: &Path) -> anyhow::Result<Snapshot> {
             };
             (r.id.clone(), role_of(&r.id), state)
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let resumable = (manifest.plan.iter().zip(&runs))
+        .filter(|(_, (_, _, s))| matches!(s, Seen::Pending | Seen::Stalled(_)))
+        .filter(|(r, _)| store::checkpoint::reached(&st, &r.id, &r.key).is_some())
+        .count();
     Ok(Snapshot {
         manifest,
         runs,
         now,
+        resumable,
     })
 }
 
@@ -204,6 +211,13 @@ impl Snapshot {
         } else if adaptive {
             o.push_str(
                 "  (a [search] sweep: the runs it does not choose are never trained and stay pending; no ETA)\n",
+            );
+        }
+        if self.resumable > 0 && running + stalled + pending > 0 {
+            let _ = writeln!(
+                o,
+                "  ({} of the runs not in flight continue from their checkpoints when the sweep runs again)",
+                self.resumable
             );
         }
         if stalled > 0 {

@@ -296,6 +296,7 @@ fn run_table(
         "{:<w$} {:<9} {:>6} {:<10} {}\n",
         "run", "role", "epochs", "status", "needs"
     );
+    let mut resuming = 0;
     for ((r, d), reached) in p.plan.runs.iter().zip(done).zip(reached) {
         let pruned =
             (!d && !reached.val.is_empty()).then(|| format!("paused@{}", reached.val.len()));
@@ -303,8 +304,14 @@ fn run_table(
         let confirming = p.sweep.search.is_adaptive()
             && r.role == Role::Student
             && p.sweep.search.confirm_seeds.contains(&r.seed);
+        let resumes = (!d && pruned.is_none())
+            .then(|| crate::store::checkpoint::reached(&p.store, &r.id, &r.key))
+            .flatten()
+            .map(|(epoch, _)| format!("resumes@{epoch}"));
+        resuming += usize::from(resumes.is_some());
         let status = match (r.role, d) {
             _ if pruned.is_some() => pruned.as_deref().unwrap_or_default(),
+            _ if resumes.is_some() => resumes.as_deref().unwrap_or_default(),
             (Role::Teacher, true) => "cached",
             (_, true) => "done",
             _ if search_over => "not chosen",
@@ -321,6 +328,12 @@ fn run_table(
             r.phase(&p.sweep).epochs,
             status,
             needs
+        ));
+    }
+    if resuming > 0 {
+        out.push_str(&format!(
+            "({resuming} run(s) marked resumes@N continue from their checkpoint after epoch N; the \
+             epochs and work below count them in full)\n"
         ));
     }
     out

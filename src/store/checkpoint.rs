@@ -131,6 +131,19 @@ fn paths(store: &Store, run_id: &str, key: &str) -> (PathBuf, PathBuf) {
     (json, tensors)
 }
 
+/// The epoch (and steps into the next) a run's checkpoint reached, read from its description alone:
+/// what `plan` and `status` show. `None`: no checkpoint, or one a run would ignore for its
+/// description (a run also checks its tensors when it continues).
+pub fn reached(store: &Store, run_id: &str, key: &str) -> Option<(u32, usize)> {
+    let (json, _) = paths(store, run_id, key);
+    let meta: Meta = serde_json::from_slice(&std::fs::read(json).ok()?).ok()?;
+    let usable = meta.format == FORMAT
+        && meta.checksum == meta.digest()
+        && meta.run_id == run_id
+        && meta.key == key;
+    usable.then_some((meta.epoch, meta.step))
+}
+
 /// Removes a run's checkpoint (after its record is written).
 pub fn remove(store: &Store, run_id: &str, key: &str) {
     let (json, tensors) = paths(store, run_id, key);
@@ -179,9 +192,13 @@ impl Checkpoints for RunCheckpoint {
                 self.run_id, meta.epoch
             ));
         } else {
+            let steps = match meta.step {
+                0 => String::new(),
+                n => format!(" and {n} step(s) of the next"),
+            };
             (self.warn)(&format!(
-                "{}: continuing from its checkpoint after epoch {} (+{} steps, {:.0} s of training kept)",
-                self.run_id, meta.epoch, meta.step, meta.seconds
+                "{}: continuing from its checkpoint after epoch {}{steps} ({:.1} s of training kept)",
+                self.run_id, meta.epoch, meta.seconds
             ));
         }
         Some(TrainState {
