@@ -374,6 +374,35 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// The page's verdict, after a word that the sweep has not finished when it has not, and the
+/// weak-teacher warning.
+fn verdict_lines(b: &mut String, s: &Summary) {
+    if let Some(u) = s.unfinished {
+        let _ = writeln!(
+            *b,
+            "<p class=\"verdict\" id=\"unfinished\"><strong>Not finished:</strong> {}.</p>",
+            escape(&u.sentence())
+        );
+    }
+    let _ = writeln!(
+        *b,
+        "<p class=\"verdict\" id=\"verdict\"><strong>Verdict{}:</strong> {}.</p>",
+        if s.unfinished.is_some() {
+            " (so far)"
+        } else {
+            ""
+        },
+        escape(&s.verdict)
+    );
+    if let Some(w) = s.weak_teacher_warning() {
+        let _ = writeln!(
+            *b,
+            "<p class=\"verdict\" id=\"weak-teacher\"><strong>Warning:</strong> {}.</p>",
+            escape(&w)
+        );
+    }
+}
+
 /// The page of a sweep's results folder, from what `report::publish` has written (the charts' SVG
 /// files) and the manifest, when there is one.
 pub fn sweep_page(dir: &Path, meta: &Meta, s: &Summary, records: &[&RunRecord]) -> String {
@@ -389,30 +418,7 @@ pub fn sweep_page(dir: &Path, meta: &Meta, s: &Summary, records: &[&RunRecord]) 
         meta.student_epochs
     );
     b.push_str("<nav><a href=\"#cells\">cells</a><a href=\"#charts\">charts</a><a href=\"#runs\">runs</a><a href=\"#sweep\">sweep file</a><a href=\"runs.csv\">runs.csv</a><a href=\"epochs.csv\">epochs.csv</a><a href=\"manifest.json\">manifest.json</a><a href=\"summary.md\">summary.md</a></nav>\n");
-    if let Some(u) = s.unfinished {
-        let _ = writeln!(
-            b,
-            "<p class=\"verdict\" id=\"unfinished\"><strong>Not finished:</strong> {}.</p>",
-            escape(&u.sentence())
-        );
-    }
-    let _ = writeln!(
-        b,
-        "<p class=\"verdict\" id=\"verdict\"><strong>Verdict{}:</strong> {}.</p>",
-        if s.unfinished.is_some() {
-            " (so far)"
-        } else {
-            ""
-        },
-        escape(&s.verdict)
-    );
-    if let Some(w) = s.weak_teacher_warning() {
-        let _ = writeln!(
-            b,
-            "<p class=\"verdict\" id=\"weak-teacher\"><strong>Warning:</strong> {}.</p>",
-            escape(&w)
-        );
-    }
+    verdict_lines(&mut b, s);
     if let Some(c) = s.chosen.map(|i| &s.cells[i]) {
         let _ = writeln!(
             b,

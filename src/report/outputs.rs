@@ -137,3 +137,20 @@ pub fn write_all(
     }
     Ok(summary)
 }
+
+/// The outputs a sweep folder holds, as one line: `<dir>/{runs.csv, …, index.html, charts/}` — only
+/// what exists (after Ctrl-C before the first finished run there are no charts).
+pub fn line(dir: &Path) -> String {
+    let names = [
+        "index.html",
+        "summary.md",
+        "runs.csv",
+        "epochs.csv",
+        "manifest.json",
+        "charts/",
+    ];
+    let present: Vec<&str> = (names.iter().copied())
+        .filter(|n| dir.join(n.trim_end_matches('/')).exists())
+        .collect();
+    format!("{}/{{{}}}", dir.display(), present.join(", "))
+}

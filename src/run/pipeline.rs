@@ -495,7 +495,7 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
             "\n{}",
             report::markdown(&report::Meta::of(&p.sweep), &summary)
         );
-        eprintln!("outputs: {}", outputs_line(&p.store.dir));
+        eprintln!("outputs: {}", report::outputs::line(&p.store.dir));
         if outcome.interrupted {
             eprintln!("interrupted: finished runs are saved; run the same command again to resume");
         }
@@ -515,23 +515,6 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
             && schedule::TERMINATED.load(std::sync::atomic::Ordering::SeqCst),
         summary,
     })
-}
-
-/// The outputs a sweep folder holds, as one line: `<dir>/{runs.csv, …, index.html, charts/}` — only
-/// what exists (after Ctrl-C before the first finished run there are no charts).
-pub fn outputs_line(dir: &Path) -> String {
-    let names = [
-        "index.html",
-        "summary.md",
-        "runs.csv",
-        "epochs.csv",
-        "manifest.json",
-        "charts/",
-    ];
-    let present: Vec<&str> = (names.iter().copied())
-        .filter(|n| dir.join(n.trim_end_matches('/')).exists())
-        .collect();
-    format!("{}/{{{}}}", dir.display(), present.join(", "))
 }
 
 /// The search's steps (a grid is one): each is scheduled to its end, then the next is decided from

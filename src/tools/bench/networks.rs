@@ -245,8 +245,22 @@ impl Bench<'_> {
                 String::new()
             }
         );
+        self.network_rows(&ours, theirs.as_ref(), &variants, per_epoch);
+        self.md.push('\n');
+        Ok(())
+    }
+
+    /// Section 9's table rows: each network and variant, kd-sweep's seconds per epoch against
+    /// PyTorch's (`theirs`), in the order `ours` was measured.
+    fn network_rows(
+        &mut self,
+        ours: &[Result<f64, String>],
+        theirs: Option<&serde_json::Value>,
+        variants: &[(Precision, bool)],
+        per_epoch: f64,
+    ) {
         for (i, name) in NETWORKS.iter().enumerate() {
-            let py32 = theirs.as_ref().and_then(|t| t[name]["fp32"].as_f64());
+            let py32 = theirs.and_then(|t| t[name]["fp32"].as_f64());
             for (j, (p, graphs)) in variants.iter().enumerate() {
                 let key = if *p == Precision::Fp32 {
                     "fp32"
@@ -262,7 +276,7 @@ impl Bench<'_> {
                         continue;
                     }
                 };
-                let py = theirs.as_ref().and_then(|t| t[name][key].as_f64());
+                let py = theirs.and_then(|t| t[name][key].as_f64());
                 let cell = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("–".into(), f);
                 let _ = writeln!(
                     self.md,
@@ -279,8 +293,6 @@ impl Bench<'_> {
                 "\n(PyTorch side not measured: no Python with torch found.)"
             );
         }
-        self.md.push('\n');
-        Ok(())
     }
 
     /// The PyTorch side of section 9, seconds per timed epoch by network and precision.
