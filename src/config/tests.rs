@@ -818,6 +818,25 @@ fn unknown_keys_say_which_key_was_meant() {
             .contains("0 is not allowed"),
         "{all}"
     );
+    // a slip with a value of the wrong type: the type error names the key it was read as
+    let all = errs(&with(
+        "[student]\nepochs = 2",
+        "[student]\nchannel_last = 1\nepochs = 2",
+    ));
+    let keys: Vec<&str> = all.iter().map(|e| e.key.as_deref().unwrap()).collect();
+    assert_eq!(
+        keys,
+        ["student.channel_last", "student.channels_last"],
+        "{all}"
+    );
+    assert!(
+        all.iter()
+            .nth(1)
+            .unwrap()
+            .message
+            .contains("expected true or false"),
+        "{all}"
+    );
     // nothing near: no guess
     let e = err(&with(
         "lr = 0.001\n\n[student]",

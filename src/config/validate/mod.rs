@@ -31,6 +31,9 @@ pub(super) struct Validator<'a> {
     /// Where a value of the wrong type was replaced by a placeholder of the right type (see
     /// [`document`]): only the first problem found there is reported.
     pub(super) placeholders: std::cell::RefCell<Vec<(usize, usize)>>,
+    /// A misspelt key read as the key it was meant to be (see [`document`]): the offset of its
+    /// line's start and that key's name, so that a later problem with its value names that key.
+    pub(super) renamed: std::cell::RefCell<Vec<(usize, String)>>,
 }
 
 impl Validator<'_> {
@@ -41,6 +44,7 @@ impl Validator<'_> {
             keys: Default::default(),
             errors: Default::default(),
             placeholders: Default::default(),
+            renamed: Default::default(),
         }
     }
     /// A check's value; or, when it failed, its error kept for the report and `None`, so that the
@@ -131,7 +135,9 @@ impl Validator<'_> {
         let line_start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
         let line = self.text[line_start..].lines().next().unwrap_or("");
         let (name, _) = line.split_once('=')?;
-        let name = name.trim();
+        let renamed = self.renamed.borrow();
+        let meant = renamed.iter().find(|(at, _)| *at == line_start);
+        let name = meant.map_or(name.trim(), |(_, m)| m.as_str());
         if name.is_empty()
             || !name
                 .chars()
