@@ -928,6 +928,26 @@ fn the_three_families_share_the_teacher_and_have_no_temperature_duplicates() {
     ] {
         assert!(summary.contains(t), "summary lacks {t:?}:\n{summary}");
     }
+    // index.html lists the same best of each family as summary.md, row for row
+    let page = std::fs::read_to_string(c.path("out/fam/index.html")).unwrap();
+    let table = &page[page.find("id=\"families\"").expect("no families table")..];
+    let table = &table[..table.find("</table>").unwrap()];
+    let md_rows: Vec<Vec<&str>> = (summary.split("The best of each family").nth(1).unwrap())
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| method "))
+        .map(|l| l.split(" | ").collect())
+        .collect();
+    assert_eq!(md_rows.len(), 3, "{summary}");
+    assert_eq!(table.matches("<tr>").count(), 1 + 3, "{table}");
+    for r in &md_rows {
+        let (family, setting) = (r[0].trim_start_matches("| "), r[1]);
+        assert!(
+            table.contains(&format!(
+                "<td class=\"l\">{family}</td><td class=\"l\">{setting}</td>"
+            )),
+            "{family} {setting}: {table}"
+        );
+    }
     let svg =
         std::fs::read_to_string(c.path("out/fam/charts/accuracy_vs_temperature.svg")).unwrap();
     assert!(
@@ -1677,6 +1697,25 @@ fn teacher_epoch_distils_from_snapshots_of_one_teacher_training() {
         row(3)
     );
     assert!(row(1).contains("teacher@1"), "{}", row(1));
+    // the cells table and runs.csv tell the two snapshots' cells apart
+    let cell_rows: Vec<&str> = md
+        .lines()
+        .filter(|l| l.starts_with("| logit | 2 | 0.5 |"))
+        .collect();
+    assert_eq!(cell_rows.len(), 2, "{md}");
+    assert!(
+        cell_rows[0].contains("| teacher@1 |") && cell_rows[1].contains("| teacher@3 |"),
+        "{cell_rows:?}"
+    );
+    let te: Vec<(&str, &str)> = (rows.iter())
+        .map(|r| (r["run_id"].as_str(), r["teacher_epoch"].as_str()))
+        .collect();
+    assert!(
+        te.contains(&("student-te1-T2-a0.5-s0", "1"))
+            && te.contains(&("student-te3-T2-a0.5-s0", "3"))
+            && te.contains(&("teacher-s0", "")),
+        "{te:?}"
+    );
     for ext in ["png", "svg"] {
         assert!(dir.join(format!("charts/teacher_epoch.{ext}")).is_file());
     }

@@ -150,10 +150,14 @@ impl Coord {
         m
     }
 
-    /// The hyper-parameters beyond T and α as one readable cell ("β=8", "T={2,3,4}", "z-score"),
-    /// empty for the methods of before.
+    /// The hyper-parameters beyond T and α as one readable cell ("teacher@2", "β=8", "T={2,3,4}",
+    /// "z-score"), empty for the methods of before.
     pub fn extra_text(&self) -> String {
         let mut parts = Vec::new();
+        // a `[grid] teacher_epoch` cell: the snapshot it distilled from tells it from its twins
+        if let Some(e) = self.teacher_epoch {
+            parts.push(format!("teacher@{e}"));
+        }
         if let Some(b) = &self.beta {
             parts.push(format!("β={b}"));
         }
@@ -176,6 +180,7 @@ impl Coord {
         let v = |g: &Option<GridValue>| g.as_ref().map(|g| g.value);
         let set = |c: &Coord| c.temperatures.iter().map(|g| g.value).collect::<Vec<_>>();
         self.method == other.method
+            && self.teacher_epoch == other.teacher_epoch
             && self.zscore == other.zscore
             && v(&self.temperature) == v(&other.temperature)
             && v(&self.alpha) == v(&other.alpha)

@@ -1,7 +1,7 @@
 //! `runs.csv` (one row per run) and `epochs.csv` (one row per run and epoch), from the records.
 //! Columns that only some methods have — β, γ, a set of temperatures, z-scoring, CTKD's learned
-//! temperature — appear when a record of the sweep has them, so the files of a plain T × α sweep
-//! keep their columns.
+//! temperature, the teacher's epoch a student distilled from — appear when a record of the sweep has
+//! them, so the files of a plain T × α sweep keep their columns.
 
 use crate::record::{Role, RunRecord, Status};
 
@@ -23,6 +23,9 @@ fn extra_columns(records: &[&RunRecord]) -> Vec<&'static str> {
     }
     if records.iter().any(|r| r.zscore) {
         out.push("logit_norm");
+    }
+    if records.iter().any(|r| r.teacher_epoch.is_some()) {
+        out.push("teacher_epoch");
     }
     out
 }
@@ -52,6 +55,7 @@ fn run_cells(r: &RunRecord, extra: &[&str]) -> Vec<String> {
             "beta" => r.beta.clone().unwrap_or_default(),
             "gamma" => r.gamma.clone().unwrap_or_default(),
             "temperatures" => r.temperatures.join(" "),
+            "teacher_epoch" => r.teacher_epoch.map(|e| e.to_string()).unwrap_or_default(),
             _ if r.role != Role::Student => String::new(),
             _ => if r.zscore { "zscore" } else { "none" }.to_string(),
         });

@@ -5,7 +5,7 @@
 //! that came from a file goes through [`escape`].
 
 use super::compare::Comparison;
-use super::{best_by_validation, Cell, Meta, Stat, Summary};
+use super::{Cell, Gain, Meta, Stat, Summary};
 use crate::store::{Manifest, RunRecord, Status};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -105,13 +105,9 @@ fn opt_num(v: Option<f64>, digits: usize) -> String {
     }
 }
 
-fn cell_row(c: &Cell, chosen: bool) -> String {
-    let t = if c.method.uses_temperature() {
-        escape(&c.temperature)
-    } else {
-        "–".into()
-    };
-    let (g, ci) = match &c.gain {
+/// A paired gain's two cells, its mean and its 95 % interval (empty cells for none).
+fn gain_cells(g: &Option<Gain>) -> (String, String) {
+    match g {
         Some(g) => (
             format!("<td data-v=\"{:.6}\">{:+.2}</td>", g.mean, g.mean),
             match g.ci95 {
@@ -120,7 +116,37 @@ fn cell_row(c: &Cell, chosen: bool) -> String {
             },
         ),
         None => ("<td></td>".into(), "<td></td>".into()),
+    }
+}
+
+/// The best of each family (`Summary::methods`, as summary.md lists them): chosen by validation,
+/// with its test accuracy, its gain and its paired difference from plain logit KD's best.
+fn families_table(s: &Summary) -> String {
+    let mut b = String::from("<h2>The best of each family</h2>\n<p class=\"meta\">Each family's cell chosen by validation accuracy; the last columns: its test accuracy minus plain logit KD's best cell's, paired over seeds.</p>\n<table class=\"sortable\" id=\"families\"><thead><tr><th class=\"l\">family</th><th class=\"l\">setting</th><th>validation (%)</th><th>test (%)</th><th>KD gain (points)</th><th>95 % CI</th><th>vs logit KD's best (points)</th><th>95 % CI</th></tr></thead><tbody>\n");
+    for m in &s.methods {
+        let c = &s.cells[m.cell];
+        let (g, ci) = gain_cells(&c.gain);
+        let (vg, vci) = gain_cells(&m.vs_logit);
+        let _ = writeln!(
+            b,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td>{}{}{g}{ci}{vg}{vci}</tr>",
+            escape(&m.family),
+            escape(&c.label()),
+            stat_cell(Some(c.val)),
+            stat_cell(Some(c.test)),
+        );
+    }
+    b.push_str("</tbody></table>\n");
+    b
+}
+
+fn cell_row(c: &Cell, chosen: bool) -> String {
+    let t = if c.method.uses_temperature() {
+        escape(&c.temperature)
+    } else {
+        "–".into()
     };
+    let (g, ci) = gain_cells(&c.gain);
     let extra = c.coord.extra_text();
     let kl = match c.kl {
         Some(k) => format!("<td data-v=\"{:.6}\">{:.4}</td>", k.mean, k.mean),
@@ -451,22 +477,8 @@ pub fn sweep_page(dir: &Path, meta: &Meta, s: &Summary, records: &[&RunRecord]) 
     }
     b.push_str("</tbody></table>\n<h2>Cells</h2>\n<p class=\"meta\">Click a heading to sort. The KD gain is the per-seed paired difference from the baseline student; its interval is a Student-t 95 % interval over seeds.</p>\n");
     b.push_str(&cells_table(s));
-    let methods: Vec<_> = crate::config::Method::ALL
-        .into_iter()
-        .filter(|m| s.cells.iter().any(|c| c.method == *m))
-        .collect();
-    if methods.len() > 1 {
-        b.push_str("<p>The best of each family, chosen by validation accuracy: ");
-        let best: Vec<String> = methods
-            .iter()
-            .filter_map(|m| best_by_validation(&s.cells, |c| c.method == *m))
-            .map(|i| {
-                let c = &s.cells[i];
-                format!("{} ({} %)", escape(&c.label()), c.test.show())
-            })
-            .collect();
-        b.push_str(&best.join(" · "));
-        b.push_str(".</p>\n");
+    if s.methods.len() > 1 {
+        b.push_str(&families_table(s));
     }
     b.push_str("<h2 id=\"charts\">Charts</h2>\n");
     b.push_str(&charts_section(dir));

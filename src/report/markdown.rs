@@ -90,7 +90,7 @@ fn methods_table(s: &Summary) -> String {
         };
         o.push_str(&format!(
             "| {} | {} | {:.2} | {} | {g} | {ci} | {vg} | {vci} |\n",
-            c.coord.method_text(),
+            b.family,
             c.label(),
             c.val.mean,
             c.test.show()

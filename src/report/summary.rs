@@ -114,6 +114,8 @@ fn snapshot_rows(done: &[&RunRecord], cells: &[Cell]) -> Vec<SnapshotRow> {
 #[derive(Debug, Clone, Serialize)]
 pub struct MethodBest {
     pub method: Method,
+    /// The family as the tables name it: the method, "+ z-score" for z-scored logits.
+    pub family: String,
     /// Index into `Summary::cells`.
     pub cell: usize,
     pub vs_logit: Option<Gain>,
@@ -363,6 +365,7 @@ fn method_bests(cells: &[Cell]) -> Vec<MethodBest> {
             });
             Some(MethodBest {
                 method: v.0,
+                family: cells[i].coord.method_text(),
                 cell: i,
                 vs_logit,
             })
