@@ -103,6 +103,26 @@ fn report_and_compare_say_what_is_wrong_with_the_folders_they_are_given() {
         "results/tiny: no such folder: tiny.toml has not run under the results root results (give \
          the root it ran with: --results DIR)",
     );
+    // GPU-only settings on a CPU-only machine: plan says they change only the keys
+    let o = c.run(&[
+        "plan",
+        "tiny.toml",
+        "--results",
+        "out",
+        "--deterministic",
+        "--cuda-graphs",
+    ]);
+    assert!(
+        text(&o).contains(
+            "note: every worker here is on the CPU, where deterministic and cuda_graphs change \
+             nothing but the runs' keys (a CPU run repeats bit for bit without them)"
+        ) && text(&o).contains(
+            "(since it last ran here: schedule.cuda_graphs false → true, schedule.deterministic \
+             false → true)"
+        ),
+        "{}",
+        text(&o)
+    );
     let o = c.run(&["status", "tiny.toml", "--results", "out"]);
     assert!(o.status.success(), "{}", text(&o));
     // everything done: nothing left, so no ETA

@@ -1507,7 +1507,10 @@ fn an_augmented_sgd_sweep_distils_every_family_with_the_teacher_in_each_step() {
     );
     let o = c.run(&["plan", cl.to_str().unwrap(), "--results", "out"]);
     assert!(
-        text(&o).contains("note: 4 run(s) of this plan have records from earlier settings"),
+        text(&o).contains(
+            "note: 4 run(s) of this plan have records from earlier settings of this sweep file \
+             (since it last ran here: student.channels_last false → true)"
+        ),
         "{}",
         text(&o)
     );

@@ -49,6 +49,9 @@ pub fn settings(sweep: &Sweep) -> Vec<(String, String)> {
     }
     if let Some(Value::Object(data)) = all.get_mut("data") {
         data.remove("layout"); // what the data held when checked, not a setting
+                               // one folder however the sweep file was named (`data` beside it, or its absolute path)
+        let path = std::fs::canonicalize(&sweep.data.path).unwrap_or(sweep.data.path.clone());
+        data.insert("path".into(), to_value(path));
         let normalize = data
             .remove("normalize")
             .unwrap_or(json!({"mean": null, "std": null}));

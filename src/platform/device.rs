@@ -340,6 +340,21 @@ pub struct Slot {
     pub threads: u32,
 }
 
+/// "cpu (2 workers)", "cuda:0 (1 worker; NVIDIA H200, sm_90, TF32), cuda:1 (…)".
+pub fn summary(slots: &[Slot]) -> String {
+    let mut devices: Vec<DeviceSpec> = slots.iter().map(|s| s.device).collect();
+    devices.dedup(); // slots of one device are adjacent (device::slots)
+    let items: Vec<String> = devices
+        .into_iter()
+        .map(|d| {
+            let n = slots.iter().filter(|x| x.device == d).count();
+            let gpu = gpu_of(d).map(|g| format!("; {g}")).unwrap_or_default();
+            format!("{d} ({n} worker{}{gpu})", if n == 1 { "" } else { "s" })
+        })
+        .collect();
+    items.join(", ")
+}
+
 /// Workers for the devices. On the CPU one per core with one thread each by default (measured: two
 /// single-thread workers beat one two-thread worker on students); on a GPU one per device. When GPUs
 /// are listed beside the CPU, the CPU gets one worker only by default, so that CPU workers do not take

@@ -1,9 +1,7 @@
 //! `kd-sweep plan`: what a sweep will do, in words — the devices and numerics, how each role trains,
 //! the networks and their sizes, every run with its status, and the work left.
 
-use super::pipeline::{
-    finished, prepare, reached_of, record_notes, summarize_devices, Options, Prepared, Reused,
-};
+use super::pipeline::{finished, prepare, reached_of, record_notes, Options, Prepared, Reused};
 use crate::plan::{self, Role};
 use std::path::Path;
 
@@ -37,6 +35,25 @@ pub(super) fn describe_numerics(p: &Prepared) -> String {
         out.push_str(
             "deterministic: GPU runs use cuDNN's deterministic algorithms without benchmark search (repeatable bit for bit, slower)\n",
         );
+    }
+    let gpu_only = [
+        ("deterministic", p.sweep.schedule.deterministic),
+        ("cuda_graphs", p.sweep.schedule.cuda_graphs),
+    ];
+    let set: Vec<&str> = (gpu_only.iter().filter(|(_, on)| *on))
+        .map(|(name, _)| *name)
+        .collect();
+    if !set.is_empty() && p.slots.iter().all(|s| !s.device.is_cuda()) {
+        let (verb, it) = if set.len() == 1 {
+            ("changes", "it")
+        } else {
+            ("change", "them")
+        };
+        out.push_str(&format!(
+            "note: every worker here is on the CPU, where {} {verb} nothing but the runs' keys (a \
+             CPU run repeats bit for bit without {it}): runs finished without {it} are not reused\n",
+            set.join(" and ")
+        ));
     }
     out
 }
@@ -104,7 +121,7 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
     out.push_str(&format!(
         "workers: {} on {}; teachers {} thread(s) each, students and baselines {}\n",
         p.slots.len(),
-        summarize_devices(&p.slots),
+        crate::platform::device::summary(&p.slots),
         p.sweep.teacher.threads,
         p.sweep.student.threads
     ));

@@ -114,7 +114,7 @@ pub fn finished(
             store::device_class(&s.device.to_string(), gpu.as_deref())
         })
         .collect();
-    let ours = summarize_devices(&p.slots);
+    let ours = device::summary(&p.slots);
     // a finished run from another class of device (CPU or GPU; GPU model, TF32) is not mixed in
     let same_class = |r: &RunRecord| {
         let ok = classes.contains(&store::device_class(&r.device, r.gpu.as_deref()));
@@ -252,11 +252,32 @@ pub(super) fn record_notes(p: &Prepared, done: &[bool]) -> Vec<String> {
     if n > 0 {
         notes.push(format!(
             "note: {n} run(s) of this plan have records from earlier settings of this sweep file \
-             (other keys: another learning rate, precision, channels_last, …); those records are \
-             kept and not used, and these runs train anew"
+             ({}); those records are kept and not used, and these runs train anew",
+            changed_since_last_run(p)
         ));
     }
     notes
+}
+
+/// The settings the sweep as it last ran here (its manifest) differs in, as `compare` names them
+/// ("since it last ran: teacher.lr 0.001 → 0.003"); the kinds of change in general when that run
+/// is not known or differs in none (the records are older than it).
+fn changed_since_last_run(p: &Prepared) -> String {
+    let general = "other keys: another learning rate, precision, channels_last, …";
+    let Ok(last) = Manifest::read(&p.store.dir) else {
+        return general.into();
+    };
+    let before = crate::config::settings(&last.sweep);
+    let changed: Vec<String> = (crate::config::settings(&p.sweep).into_iter())
+        .filter_map(|(name, now)| {
+            let was = before.iter().find(|(n, _)| *n == name).map(|(_, v)| v)?;
+            (*was != now).then(|| format!("{name} {was} → {now}"))
+        })
+        .collect();
+    if changed.is_empty() {
+        return general.into();
+    }
+    format!("since it last ran here: {}", changed.join(", "))
 }
 
 /// Runs of the plan not finished here that have a record under another key (another file name
@@ -475,7 +496,7 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
             "{}: {intro} on {}; teachers first, {} thread(s) each, then students and baselines, {} \
              thread(s) each; results in {}",
             p.sweep.name,
-            summarize_devices(&p.slots),
+            device::summary(&p.slots),
             p.sweep.teacher.threads,
             p.sweep.student.threads,
             p.store.dir.display()
@@ -655,23 +676,6 @@ pub(super) fn search_intro(p: &Prepared) -> String {
         ));
     }
     out
-}
-
-/// "cpu (2 workers)", "cuda:0 (1 worker; NVIDIA H200, sm_90, TF32), cuda:1 (…)".
-pub(super) fn summarize_devices(slots: &[Slot]) -> String {
-    let mut devices: Vec<device::DeviceSpec> = slots.iter().map(|s| s.device).collect();
-    devices.dedup(); // slots of one device are adjacent (device::slots)
-    let items: Vec<String> = devices
-        .into_iter()
-        .map(|d| {
-            let n = slots.iter().filter(|x| x.device == d).count();
-            let gpu = device::gpu_of(d)
-                .map(|g| format!("; {g}"))
-                .unwrap_or_default();
-            format!("{d} ({n} worker{}{gpu})", if n == 1 { "" } else { "s" })
-        })
-        .collect();
-    items.join(", ")
 }
 
 /// `kd-sweep plan --json`: the plan's nodes (the ids `run --task` takes), what each needs, and whether
