@@ -103,6 +103,13 @@ fn report_and_compare_say_what_is_wrong_with_the_folders_they_are_given() {
         "results/tiny: no such folder: tiny.toml has not run under the results root results (give \
          the root it ran with: --results DIR)",
     );
+    // a results root that is a file: refused before anything (plan warned of corrupt caches)
+    expect(
+        &c,
+        &["plan", "tiny.toml", "--results", "tiny.toml"],
+        2,
+        "--results tiny.toml: is a file, not a folder",
+    );
     // GPU-only settings on a CPU-only machine: plan says they change only the keys
     let o = c.run(&[
         "plan",

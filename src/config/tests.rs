@@ -764,6 +764,11 @@ fn bad_method_tables_point_at_their_key() {
             "at least two temperatures",
         ),
         (
+            "[grid.multi_t]\ntemperatures = [[2, 4], [4, 2]]",
+            Some("grid.multi_t.temperatures"),
+            "[4, 2] is the set [2, 4] again",
+        ),
+        (
             "[grid.dist]\nbeta = [1]",
             Some("grid.dist"),
             "\"dist\" is not in [grid] method",

@@ -47,6 +47,14 @@ pub const LIBTORCH_VERSION: &str = match option_env!("KD_SWEEP_LIBTORCH_VERSION"
 /// Loads and checks everything that can be checked before training.
 pub fn prepare(path: &Path, opts: &Options) -> anyhow::Result<Prepared> {
     let mut sweep = config::load_with(path, &opts.overrides)?;
+    if opts.results.exists() && !opts.results.is_dir() {
+        return Err(crate::util::UsageError(format!(
+            "--results {}: is a file, not a folder; give the folder that holds (or will hold) the \
+             sweeps' results",
+            opts.results.display()
+        ))
+        .into());
+    }
     // portable numerics where this machine has them, else native (recorded so, said once)
     let (numerics, why) = crate::platform::numerics::effective(sweep.schedule.numerics);
     sweep.schedule.numerics = numerics;

@@ -329,6 +329,31 @@ impl Validator<'_> {
                     "a set needs at least two temperatures (one is plain logit KD)",
                 ));
             }
+            // the loss averages over the set: its order changes nothing
+            let as_set = |v: &[GridValue]| {
+                let mut x: Vec<f64> = v.iter().map(|g| g.value).collect();
+                x.sort_by(f64::total_cmp);
+                x
+            };
+            if let Some(same) = out
+                .iter()
+                .find(|o: &&Vec<GridValue>| as_set(o) == as_set(&values))
+            {
+                let text = |v: &[GridValue]| {
+                    let t: Vec<&str> = v.iter().map(|g| g.text.as_str()).collect();
+                    format!("[{}]", t.join(", "))
+                };
+                return Err(self.at(
+                    set,
+                    key,
+                    &format!(
+                        "{} is the set {} again (the loss averages over a set, so its order \
+                         changes nothing); give each set once",
+                        text(&values),
+                        text(same)
+                    ),
+                ));
+            }
             out.push(values);
         }
         Ok(out)
