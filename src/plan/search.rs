@@ -317,6 +317,9 @@ pub struct Budget {
     /// Runs the confirmation adds at most: teachers, baselines and students of the extra seeds.
     pub confirm_runs: usize,
     pub confirm_student_epochs: u64,
+    /// Cells the confirmation trains at most: `confirm_top`, or fewer when fewer finish the search
+    /// (the last rung's cells).
+    pub confirm_cells: usize,
 }
 
 pub fn budget(plan: &Plan, sweep: &Sweep) -> Budget {
@@ -334,10 +337,12 @@ pub fn budget(plan: &Plan, sweep: &Sweep) -> Budget {
         alive = keep(alive, sweep.search.eta);
     }
     let s = &sweep.search;
+    // chosen among the cells that reach the last rung
+    let finishing = out.last().map_or(n, |&(cells, _)| cells);
     let top = if s.confirm_seeds.is_empty() {
         0
     } else {
-        (s.confirm_top as usize).min(n)
+        (s.confirm_top as usize).min(finishing)
     };
     let extra = s.confirm_seeds.len();
     let per_seed_others = plan
@@ -355,6 +360,7 @@ pub fn budget(plan: &Plan, sweep: &Sweep) -> Budget {
             extra * (per_seed_others + top)
         },
         confirm_student_epochs: (extra * top) as u64 * epochs,
+        confirm_cells: top,
     }
 }
 
@@ -472,6 +478,14 @@ mod tests {
         assert_eq!(b.rungs, vec![(20, 1), (7, 3), (3, 5)]);
         // teacher + baseline + 2 cells for the one extra seed
         assert_eq!((b.confirm_runs, b.confirm_student_epochs), (4, 10));
+        // confirm_top beyond the cells that reach the last rung: those 3 at most
+        let mut more = s.clone();
+        more.search.confirm_top = 10;
+        let b = budget(&plan, &more);
+        assert_eq!(
+            (b.confirm_cells, b.confirm_runs, b.confirm_student_epochs),
+            (3, 5, 15)
+        );
         // the pruned cells never trained past their rung
         let worst = &cells[0];
         assert!(worst

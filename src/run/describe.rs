@@ -376,7 +376,7 @@ fn totals(p: &Prepared, sizes: &Sizes, todo: &[&plan::RunSpec]) -> String {
              only the best {}'s train)",
             todo.len(),
             p.plan.runs.len(),
-            search.confirm_top
+            crate::plan::search::budget(&p.plan, &p.sweep).confirm_cells
         )
     } else {
         format!("{} of {} runs to train", todo.len(), p.plan.runs.len())
@@ -436,7 +436,7 @@ fn search_lines(
             100.0 * search_share
         ));
     }
-    let top = (s.confirm_top as usize).min(cells);
+    let top = b.confirm_cells;
     if !s.confirm_seeds.is_empty() {
         out.push_str(&format!(
             "confirmation: the best {top} cell(s) by validation and the baseline with seed(s) {}: at most \
