@@ -103,6 +103,23 @@ fn report_and_compare_say_what_is_wrong_with_the_folders_they_are_given() {
         "results/tiny: no such folder: tiny.toml has not run under the results root results (give \
          the root it ran with: --results DIR)",
     );
+    // a ramp longer than the students' training: plan says what the cells then measure
+    let dk = c.sweep(
+        "dk",
+        &body("[0]", "[1]", "[0.5]").replace(
+            "alpha = [0.5]",
+            "alpha = [0.5]\nmethod = [\"logit\", \"dkd\", \"ctkd\"]",
+        ),
+    );
+    let o = c.run(&["plan", dk.to_str().unwrap(), "--results", "out"]);
+    assert!(
+        text(&o).contains(
+            "note: DKD's terms ramp in over [grid.dkd] warmup = 20 epochs, more than the students' 2: \
+             they reach at most 2/20 of their weight"
+        ) && text(&o).contains("[grid.ctkd] ramp_epochs = 10 epochs"),
+        "{}",
+        text(&o)
+    );
     // a results root that is a file: refused before anything (plan warned of corrupt caches)
     expect(
         &c,

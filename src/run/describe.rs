@@ -58,6 +58,33 @@ pub(super) fn describe_numerics(p: &Prepared) -> String {
     out
 }
 
+/// A method whose terms ramp in over more epochs than the students train: said, since its cells then
+/// measure the ramp rather than the method (mdistiller's DKD warm-up of 20 epochs suits its
+/// 240-epoch recipe, not a 2-epoch sweep).
+fn ramp_notes(p: &Prepared) -> String {
+    let epochs = p.sweep.student.epochs;
+    let f = &p.sweep.methods_fixed;
+    let mut out = String::new();
+    let has = |m: crate::config::Method| p.sweep.methods.contains(&m);
+    if has(crate::config::Method::Dkd) && f.dkd_warmup > epochs {
+        out.push_str(&format!(
+            "note: DKD's terms ramp in over [grid.dkd] warmup = {} epochs, more than the students' \
+             {epochs}: they reach at most {epochs}/{} of their weight; set warmup ≤ {epochs} to \
+             measure DKD itself\n",
+            f.dkd_warmup, f.dkd_warmup
+        ));
+    }
+    if has(crate::config::Method::Ctkd) && f.ctkd_ramp > epochs {
+        out.push_str(&format!(
+            "note: CTKD's reversed gradient ramps in over [grid.ctkd] ramp_epochs = {} epochs, more \
+             than the students' {epochs}: its temperature is barely learned adversarially; set \
+             ramp_epochs ≤ {epochs}\n",
+            f.ctkd_ramp
+        ));
+    }
+    out
+}
+
 /// A folder's or tensors file's data, and given normalisation, in words (nothing for a fixed dataset
 /// with its default normalisation, whose plan reads as before).
 fn describe_data(p: &Prepared) -> String {
@@ -126,6 +153,7 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
         p.sweep.student.threads
     ));
     out.push_str(&describe_numerics(&p));
+    out.push_str(&ramp_notes(&p));
     for note in record_notes(&p, &done) {
         out.push_str(&note);
         out.push('\n');
