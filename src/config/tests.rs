@@ -796,6 +796,26 @@ fn bad_method_tables_point_at_their_key() {
 }
 
 #[test]
+fn every_problem_of_every_method_table_is_reported_at_once() {
+    let text = with("alpha = [0, 0.5, 1]", "alpha = [0, 0.5, 1]\nmethod = [\"dkd\", \"ctkd\"]")
+        + "[grid.dkd]\nalpha = [-2]\nbeta = [-1]\nwarmup = 0\n[grid.ctkd]\nt_min = 0\nt_range = -1\ntau = 1\n";
+    let all = errs(&text);
+    let keys: Vec<&str> = all.iter().map(|e| e.key.as_deref().unwrap()).collect();
+    assert_eq!(
+        keys,
+        [
+            "grid.dkd.alpha",
+            "grid.dkd.beta",
+            "grid.dkd.warmup",
+            "grid.ctkd.t_min",
+            "grid.ctkd.t_range",
+            "grid.ctkd.tau",
+        ],
+        "{all}"
+    );
+}
+
+#[test]
 fn unknown_keys_say_which_key_was_meant() {
     let e = err(&with("temperature =", "temprature ="));
     assert!(e.message.starts_with("unknown field `temprature`"), "{e}");

@@ -205,6 +205,8 @@ impl Validator<'_> {
         }
         let mut fixed = Fixed::default();
         let mut grids = Vec::new();
+        // every table's problems, not only the first table's
+        let mut first: Option<ConfigError> = None;
         for &m in methods {
             let Some(table) = m.table() else { continue };
             let written = g.tables.iter().find(|t| t.name == table.name);
@@ -212,9 +214,19 @@ impl Validator<'_> {
                 Some(Ok(keys)) => keys.as_slice(),
                 _ => &[],
             };
-            grids.push(self.method_table(m, table, keys, alphas, &mut fixed)?);
+            match self.method_table(m, table, keys, alphas, &mut fixed) {
+                Ok(grid) => grids.push(grid),
+                Err(e) => {
+                    first.get_or_insert(e.clone());
+                    self.keep::<()>(Err(e));
+                }
+            }
         }
-        Ok((grids, fixed))
+        // the caller keeps this one too: the report drops the repeat
+        match first {
+            Some(e) => Err(e),
+            None => Ok((grids, fixed)),
+        }
     }
 
     /// One method's table: every written key one the table declares, each value as its kind asks;
@@ -227,11 +239,13 @@ impl Validator<'_> {
         alphas: &[GridValue],
         fixed: &mut Fixed,
     ) -> Result<MethodGrid, ConfigError> {
+        // every key's problem is kept (the report lists them all); the first is returned
+        let mut errors: Vec<ConfigError> = Vec::new();
         for (name, v) in written {
             if !table.keys.iter().any(|k| k.name == name) {
                 let hint = crate::util::nearest(name, table.keys.iter().map(|k| k.name))
                     .map_or(String::new(), |n| format!("; did you mean `{n}`?"));
-                return Err(self.at(
+                errors.push(self.at(
                     v,
                     &format!("grid.{}.{name}", table.name),
                     &format!(
@@ -246,42 +260,63 @@ impl Validator<'_> {
         for key in table.keys {
             let path = format!("grid.{}.{}", table.name, key.name);
             let value = written.iter().find(|(n, _)| n == key.name).map(|(_, v)| v);
-            match (&key.kind, value) {
-                (KeyKind::Axis { axis, default, .. }, None) => {
-                    grid.set(*axis, default_values(default, alphas))
-                }
-                (KeyKind::Axis { axis, rule, .. }, Some(v)) => {
-                    grid.set(*axis, self.axis_of(v, &path, *rule)?)
-                }
-                (KeyKind::LogitNorm, v) => {
-                    let words = v.map(|v| self.words(v, &path)).transpose()?;
-                    grid.logit_norm = self.logit_norm(&words, &path)?;
-                }
-                (KeyKind::ZscoreTemperature, Some(v)) => {
-                    if !grid.logit_norm.contains(&true) {
-                        return Err(self.at(v, &path, ZSCORE_ONLY));
-                    }
-                    let numbers = self.numbers(v, &path)?;
-                    grid.zscore_temperature = self.temperatures(&numbers, &path)?;
-                }
-                (KeyKind::Epochs { what, set }, Some(v)) => {
-                    set(fixed, self.positive(&self.integer(v, &path)?, &path, what)?)
-                }
-                (KeyKind::Positive { set }, Some(v)) => {
-                    let x = self.number(v, &path)?;
-                    if !(x.is_finite() && x > 0.0) {
-                        return Err(self.at(
-                            v,
-                            &path,
-                            &format!("must be a finite number > 0, got {x}"),
-                        ));
-                    }
-                    set(fixed, x)
-                }
-                (_, None) => {}
+            if let Err(e) = self.method_key(key, value, &path, alphas, &mut grid, fixed) {
+                errors.push(e);
             }
         }
-        Ok(grid)
+        match errors.len() {
+            0 => Ok(grid),
+            _ => {
+                let first = errors.remove(0);
+                errors.into_iter().for_each(|e| {
+                    self.keep::<()>(Err(e));
+                });
+                Err(first)
+            }
+        }
+    }
+
+    /// One key of a method's table: its value as its kind asks (written), or its default.
+    fn method_key(
+        &self,
+        key: &crate::distill::Key,
+        value: Option<&Spanned<RawValue>>,
+        path: &str,
+        alphas: &[GridValue],
+        grid: &mut MethodGrid,
+        fixed: &mut Fixed,
+    ) -> Result<(), ConfigError> {
+        match (&key.kind, value) {
+            (KeyKind::Axis { axis, default, .. }, None) => {
+                grid.set(*axis, default_values(default, alphas))
+            }
+            (KeyKind::Axis { axis, rule, .. }, Some(v)) => {
+                grid.set(*axis, self.axis_of(v, path, *rule)?)
+            }
+            (KeyKind::LogitNorm, v) => {
+                let words = v.map(|v| self.words(v, path)).transpose()?;
+                grid.logit_norm = self.logit_norm(&words, path)?;
+            }
+            (KeyKind::ZscoreTemperature, Some(v)) => {
+                if !grid.logit_norm.contains(&true) {
+                    return Err(self.at(v, path, ZSCORE_ONLY));
+                }
+                let numbers = self.numbers(v, path)?;
+                grid.zscore_temperature = self.temperatures(&numbers, path)?;
+            }
+            (KeyKind::Epochs { what, set }, Some(v)) => {
+                set(fixed, self.positive(&self.integer(v, path)?, path, what)?)
+            }
+            (KeyKind::Positive { set }, Some(v)) => {
+                let x = self.number(v, path)?;
+                if !(x.is_finite() && x > 0.0) {
+                    return Err(self.at(v, path, &format!("must be a finite number > 0, got {x}")));
+                }
+                set(fixed, x)
+            }
+            (_, None) => {}
+        }
+        Ok(())
     }
 
     /// An axis of a method's table, its values checked by `rule`.
