@@ -224,7 +224,11 @@ fn status_reads_a_finished_sweep_and_writes_nothing() {
         out.contains("st (mnist): 12 runs — 12 done, 0 failed, 0 running, 0 pending"),
         "{out}"
     );
-    assert!(out.contains("◀ best so far"), "{out}");
+    // everything finished: the best and the verdict are final, not "so far"
+    assert!(
+        out.contains("◀ best\n") && out.contains("\nverdict: ") && !out.contains("so far"),
+        "{out}"
+    );
     assert!(!out.contains("ETA"), "{out}");
     // by its sweep file too
     let o = c.run(&["status", "st.toml", "--results", "out"]);

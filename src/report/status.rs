@@ -259,14 +259,17 @@ impl Snapshot {
         );
         if !s.cells.is_empty() {
             o.push('\n');
-            o.push_str(&cells_so_far(&Meta::of(&m.sweep), &s));
+            // nothing in flight or waiting (a search's unchosen runs never train): final, not "so far"
+            let over = running + stalled == 0 && (adaptive || pending == 0);
+            o.push_str(&cells_so_far(&Meta::of(&m.sweep), &s, over));
         }
         o
     }
 }
 
 /// The finished cells, best by validation first (at most 10), and the current best.
-fn cells_so_far(meta: &Meta, s: &report::Summary) -> String {
+fn cells_so_far(meta: &Meta, s: &report::Summary, over: bool) -> String {
+    let so_far = if over { "" } else { " so far" };
     let mut o = String::new();
     for (name, st) in [("teacher", s.teacher), ("baseline", s.baseline)] {
         if let Some(st) = st {
@@ -297,16 +300,16 @@ fn cells_so_far(meta: &Meta, s: &report::Summary) -> String {
             gain,
             c.test.n,
             if Some(i) == s.chosen {
-                "  ◀ best so far"
+                format!("  ◀ best{so_far}")
             } else {
-                ""
+                String::new()
             }
         );
     }
     if s.cells.len() > 10 {
         let _ = writeln!(o, "  … {} more", s.cells.len() - 10);
     }
-    let _ = writeln!(o, "verdict so far: {}", s.verdict);
+    let _ = writeln!(o, "verdict{so_far}: {}", s.verdict);
     o
 }
 
