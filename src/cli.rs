@@ -474,6 +474,11 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
+            let args: Vec<String> = std::env::args().collect();
+            if let (true, Some(fix)) = (e.use_stderr(), options_before_command(&args)) {
+                eprintln!("error: {fix}");
+                return 2;
+            }
             let _ = e.print();
             return if e.use_stderr() { 2 } else { 0 };
         }
@@ -483,6 +488,29 @@ pub fn main() -> i32 {
         eprint!("{}", error_text(e));
     }
     exit_code(&result)
+}
+
+/// For a command line clap refused with options before the command (`kd-sweep --results r plan
+/// s.toml`, as git takes them): the same line with the options after it, which is how kd-sweep
+/// takes them.
+fn options_before_command(args: &[String]) -> Option<String> {
+    use clap::CommandFactory;
+    let names: Vec<String> = (Cli::command().get_subcommands())
+        .map(|c| c.get_name().to_string())
+        .collect();
+    let at = 1 + args.iter().skip(1).position(|a| names.contains(a))?;
+    let before = &args[1..at];
+    if !before.first()?.starts_with('-') {
+        return None;
+    }
+    let moved: Vec<&str> = (args[at..].iter().chain(before))
+        .map(String::as_str)
+        .collect();
+    Some(format!(
+        "options go after the command: kd-sweep {} (`kd-sweep {} --help` lists its options)",
+        moved.join(" "),
+        args[at]
+    ))
 }
 
 /// How an error is printed: `error: ` and the chain of causes; a sweep file's problems one per line,

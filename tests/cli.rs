@@ -120,6 +120,13 @@ fn report_and_compare_say_what_is_wrong_with_the_folders_they_are_given() {
         "{}",
         text(&o)
     );
+    // options before the command, as git takes them: the line as kd-sweep takes it
+    expect(
+        &c,
+        &["--results", "out", "plan", "tiny.toml"],
+        2,
+        "error: options go after the command: kd-sweep plan tiny.toml --results out",
+    );
     // a results root that is a file: refused before anything (plan warned of corrupt caches)
     expect(
         &c,
