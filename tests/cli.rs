@@ -34,6 +34,18 @@ fn exit_codes_are_the_ones_the_readme_gives() {
     // sweep file, a sweep file that does not exist or has a mistake
     expect(&c, &["models", "resnet9"], 2, "did you mean \"resnet8\"?");
     expect(&c, &["models", "--dataset", "nope"], 2, "allowed:");
+    expect(
+        &c,
+        &["models", "--image-size", "32"],
+        2,
+        "--image-size resizes a folder dataset's images; fashion-mnist's are 1×28×28",
+    );
+    expect(
+        &c,
+        &["models", "torchscript:nope.pt"],
+        2,
+        "a relative path is relative to the current folder",
+    );
     expect(&c, &[], 2, "give a sweep file");
     expect(&c, &["report", "out", "--results", "r"], 2, "--results");
     expect(&c, &["missing.toml"], 2, "no such file");

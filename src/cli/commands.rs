@@ -64,6 +64,13 @@ pub(super) fn models(
     extra: &[String],
 ) -> anyhow::Result<Ended> {
     let (shape, classes) = match (dataset.fixed_shape(), dataset.fixed_classes(), data) {
+        (Some([c, h, w]), Some(_), _) if image_size.is_some() => {
+            let why = format!(
+                "--image-size resizes a folder dataset's images; {}'s are {c}×{h}×{w}",
+                dataset.name()
+            );
+            return Err(UsageError(why).into());
+        }
         (Some(shape), Some(classes), _) => (shape, classes),
         (_, _, Some(path)) => {
             let size = image_size.map(|n| [n, n]);
@@ -81,7 +88,14 @@ pub(super) fn models(
     };
     // a name that is not a network is a mistake on the command line
     let table = crate::model::listing::table(dataset.name(), shape, classes as i64, extra);
-    print!("{}", table.map_err(UsageError)?);
+    // a file named here is found from the current folder (there is no sweep file)
+    let here = |e: String| {
+        UsageError(e.replace(
+            "relative to the sweep file",
+            "relative to the current folder",
+        ))
+    };
+    print!("{}", table.map_err(here)?);
     Ok(Ended::Success)
 }
 
