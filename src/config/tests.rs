@@ -779,6 +779,11 @@ fn bad_method_tables_point_at_their_key() {
             "add \"zscore\" to logit_norm",
         ),
         (
+            "[grid.dkd]\nlogit_norm = [\"zscore\", \"zscore\"]",
+            Some("grid.dkd.logit_norm"),
+            "\"zscore\" appears twice",
+        ),
+        (
             "[grid.dkd]\nlogit_norm = [\"l2\"]",
             Some("grid.dkd.logit_norm"),
             "\"none\"",

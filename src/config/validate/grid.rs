@@ -124,7 +124,8 @@ impl Validator<'_> {
                 }
             };
             if out.contains(&z) {
-                return Err(self.at(v, key, "appears twice; list each once"));
+                let word = if z { "zscore" } else { "none" };
+                return Err(self.at(v, key, &format!("\"{word}\" appears twice; list each once")));
             }
             out.push(z);
         }
