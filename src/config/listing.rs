@@ -25,8 +25,8 @@ const NOT_LISTED: [&str; 9] = [
 ];
 
 /// Every setting of `sweep` that is not a grid axis or the name: `(name as in the sweep file, value
-/// as text)`, in the file's order (`seeds`, then [data], [teacher], [student], [grid], [schedule],
-/// [search]). A setting that is not set and has no default (a dataset's `mean`) is "—".
+/// as text)`, in the file's order (`seeds`, then `[data]`, `[teacher]`, `[student]`, `[grid]`,
+/// `[schedule]`, `[search]`). A setting that is not set and has no default (a dataset's `mean`) is "—".
 pub fn settings(sweep: &Sweep) -> Vec<(String, String)> {
     let Ok(Value::Object(mut all)) = serde_json::to_value(sweep) else {
         return Vec::new();
