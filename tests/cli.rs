@@ -413,6 +413,15 @@ fn clean_removes_what_is_no_longer_needed_and_nothing_else() {
 fn still_a_sweep_with_nothing_more_to_clean(c: &Case) {
     let o = c.run(&["report", "out/h"]);
     assert!(o.status.success(), "{}", text(&o));
+    // the pruned runs lost their checkpoints: plan says they start again, not "paused@1"
+    let o = c.run(&["plan", "h.toml", "--results", "out"]);
+    assert!(
+        !text(&o).contains("paused@")
+            && text(&o).contains(" restarts ")
+            && text(&o).contains("have lost their checkpoint"),
+        "{}",
+        text(&o)
+    );
     let o = c.run(&["clean", "out"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("out/h: nothing to remove"), "{}", text(&o));

@@ -341,10 +341,19 @@ fn run_table(
         "{:<w$} {:<9} {:>6} {:<10} {}\n",
         "run", "role", "epochs", "status", "needs"
     );
-    let mut resuming = 0;
+    let (mut resuming, mut restarting) = (0, 0);
     for ((r, d), reached) in p.plan.runs.iter().zip(done).zip(reached) {
+        // a paused run whose checkpoint `clean` removed starts again from its beginning
         let pruned =
-            (!d && !reached.val.is_empty()).then(|| format!("paused@{}", reached.val.len()));
+            (!d && !reached.val.is_empty()).then(|| {
+                match crate::store::checkpoint::reached(&p.store, &r.id, &r.key) {
+                    Some(_) => format!("paused@{}", reached.val.len()),
+                    None => {
+                        restarting += 1;
+                        "restarts".to_string()
+                    }
+                }
+            });
         // a confirmation seed's students train only for the cells the search chooses
         let confirming = p.sweep.search.is_adaptive()
             && r.role == Role::Student
@@ -373,6 +382,13 @@ fn run_table(
             r.phase(&p.sweep).epochs,
             status,
             needs
+        ));
+    }
+    if restarting > 0 {
+        out.push_str(&format!(
+            "({restarting} run(s) marked restarts were paused by the search and have lost their \
+             checkpoint (`kd-sweep clean` removes a pruned run's): promoted, they train from their \
+             beginning)\n"
         ));
     }
     if resuming > 0 {

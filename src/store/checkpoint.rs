@@ -154,6 +154,15 @@ pub fn remove(store: &Store, run_id: &str, key: &str) {
 impl Checkpoints for RunCheckpoint {
     fn load(&self) -> Option<TrainState> {
         let bytes = match std::fs::read(&self.json) {
+            // a paused run promoted after `kd-sweep clean` took its checkpoint: said, not silent
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.paused => {
+                (self.warn)(&format!(
+                    "warning: {}: promoted by the search, but its checkpoint is gone (`kd-sweep \
+                     clean` removes a pruned run's); it trains from its beginning",
+                    self.run_id
+                ));
+                return None;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
             Err(e) => return self.ignore(&format!("unreadable: {e}")),
             Ok(b) => b,
