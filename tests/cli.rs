@@ -192,6 +192,14 @@ fn report_and_compare_say_what_is_wrong_with_the_folders_they_are_given() {
     );
     assert!(!out.contains("\n| method | T | α |"), "{out}");
     assert!(out.contains("| other | logit | 8 | 0.5 |"), "{out}");
+    // `run` names what changed too, though it rewrites the manifest before it speaks
+    let o = c.run(&["tiny.toml", "--results", "out", "--cuda-graphs"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("(since it last ran here: schedule.cuda_graphs false → true)"),
+        "{}",
+        text(&o)
+    );
 }
 
 /// Every file under `dir` outside checkpoints/ and progress/, with its size and modification time.

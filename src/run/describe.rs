@@ -154,7 +154,8 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
     ));
     out.push_str(&describe_numerics(&p));
     out.push_str(&ramp_notes(&p));
-    for note in record_notes(&p, &done) {
+    let last = crate::store::Manifest::read(&p.store.dir).ok();
+    for note in record_notes(&p, &done, last.as_ref()) {
         out.push_str(&note);
         out.push('\n');
     }

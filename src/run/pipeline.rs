@@ -233,7 +233,8 @@ fn reuse(
 /// finished under the other numerics mode (the same runs computed with other CPU kernels), and those
 /// of earlier settings of the sweep file (a run id's record under another key: a learning rate,
 /// `precision`, `channels_last`, … changed since). Both are kept, never mixed in.
-pub(super) fn record_notes(p: &Prepared, done: &[bool]) -> Vec<String> {
+/// `last`: the sweep's manifest as it was before this command (`run` rewrites it before it speaks).
+pub(super) fn record_notes(p: &Prepared, done: &[bool], last: Option<&Manifest>) -> Vec<String> {
     let other = match p.sweep.schedule.numerics {
         Numerics::Portable => Numerics::Native,
         Numerics::Native => Numerics::Portable,
@@ -261,7 +262,7 @@ pub(super) fn record_notes(p: &Prepared, done: &[bool]) -> Vec<String> {
         notes.push(format!(
             "note: {n} run(s) of this plan have records from earlier settings of this sweep file \
              ({}); those records are kept and not used, and these runs train anew",
-            changed_since_last_run(p)
+            changed_since_last_run(p, last)
         ));
     }
     notes
@@ -270,9 +271,9 @@ pub(super) fn record_notes(p: &Prepared, done: &[bool]) -> Vec<String> {
 /// The settings the sweep as it last ran here (its manifest) differs in, as `compare` names them
 /// ("since it last ran: teacher.lr 0.001 → 0.003"); the kinds of change in general when that run
 /// is not known or differs in none (the records are older than it).
-fn changed_since_last_run(p: &Prepared) -> String {
+fn changed_since_last_run(p: &Prepared, last: Option<&Manifest>) -> String {
     let general = "other keys: another learning rate, precision, channels_last, …";
-    let Ok(last) = Manifest::read(&p.store.dir) else {
+    let Some(last) = last else {
         return general.into();
     };
     let before = crate::config::settings(&last.sweep);
@@ -479,6 +480,8 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     let lock = store::CoordinatorLock::acquire(&p.store.dir, &|m| eprintln!("{m}"))?;
     remove_stale_writes(&p);
     let started = unix_now();
+    // the settings it last ran with, for the notes below
+    let last = Manifest::read(&p.store.dir).ok();
     // a manifest from the start, so that `kd-sweep status` and `report` can read a sweep in flight
     manifest_of(&p, path, started, &plan_records(&p))
         .write(&p.store.dir)
@@ -490,7 +493,7 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
         }
     };
     let done = finished(&p, &say, &progress, Reused::Copy);
-    for note in record_notes(&p, &done) {
+    for note in record_notes(&p, &done, last.as_ref()) {
         progress(&note);
     }
     let n_done = done.iter().filter(|d| **d).count();
