@@ -48,8 +48,9 @@ pub fn settings(sweep: &Sweep) -> Vec<(String, String)> {
         }
     }
     if let Some(Value::Object(data)) = all.get_mut("data") {
-        data.remove("layout"); // what the data held when checked, not a setting
-                               // one folder however the sweep file was named (`data` beside it, or its absolute path)
+        // what the data held when checked is not a setting
+        data.remove("layout");
+        // one folder however the sweep file named it (`data` beside it, or its absolute path)
         let path = std::fs::canonicalize(&sweep.data.path).unwrap_or(sweep.data.path.clone());
         data.insert("path".into(), to_value(path));
         let normalize = data
@@ -110,6 +111,29 @@ pub fn settings(sweep: &Sweep) -> Vec<(String, String)> {
     };
     out.sort_by(|a, b| (rank(&a.0), &a.0).cmp(&(rank(&b.0), &b.0)));
     out
+}
+
+/// The settings whose values are not the same in every one of `lists` ([`settings`] of several
+/// sweeps): each name, in the first list's order (then the ones only later lists have), with its
+/// value in each list ("—" where a list lacks it).
+pub fn differing(lists: &[Vec<(String, String)>]) -> Vec<(String, Vec<String>)> {
+    let mut names: Vec<&str> = Vec::new();
+    for (name, _) in lists.iter().flatten() {
+        if !names.contains(&name.as_str()) {
+            names.push(name);
+        }
+    }
+    let value = |list: &[(String, String)], name: &str| {
+        let v = list.iter().find(|(n, _)| n == name);
+        v.map_or("—", |(_, v)| v.as_str()).to_string()
+    };
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let values: Vec<String> = lists.iter().map(|l| value(l, name)).collect();
+            (values.iter().any(|v| *v != values[0])).then(|| (name.to_string(), values))
+        })
+        .collect()
 }
 
 fn to_value<T: serde::Serialize>(v: T) -> Value {

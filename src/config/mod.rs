@@ -14,7 +14,7 @@ pub(crate) mod tests;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors, SourceMap};
-pub use listing::settings;
+pub use listing::{differing, settings};
 pub use overrides::{load_with, Overrides};
 
 pub use crate::data::{DataConfig, DatasetKind};

@@ -187,27 +187,9 @@ pub fn compare(loaded: &[Loaded]) -> Comparison {
 /// The settings whose values are not the same in every sweep, in the first sweep's order (then the
 /// ones only later sweeps list); a setting a sweep does not list is "—" there.
 fn differing_settings(loaded: &[Loaded]) -> Vec<SettingDiff> {
-    let mut names: Vec<&str> = Vec::new();
-    for (name, _) in loaded.iter().flat_map(|l| &l.settings) {
-        if !names.contains(&name.as_str()) {
-            names.push(name);
-        }
-    }
-    names
-        .into_iter()
-        .filter_map(|name| {
-            let values: Vec<String> = loaded
-                .iter()
-                .map(|l| {
-                    let v = l.settings.iter().find(|(n, _)| n == name);
-                    v.map_or("—", |(_, v)| v.as_str()).to_string()
-                })
-                .collect();
-            (values.iter().any(|v| *v != values[0])).then(|| SettingDiff {
-                setting: name.to_string(),
-                values,
-            })
-        })
+    let lists: Vec<Vec<(String, String)>> = loaded.iter().map(|l| l.settings.clone()).collect();
+    (crate::config::differing(&lists).into_iter())
+        .map(|(setting, values)| SettingDiff { setting, values })
         .collect()
 }
 

@@ -276,12 +276,9 @@ fn changed_since_last_run(p: &Prepared, last: Option<&Manifest>) -> String {
     let Some(last) = last else {
         return general.into();
     };
-    let before = crate::config::settings(&last.sweep);
-    let changed: Vec<String> = (crate::config::settings(&p.sweep).into_iter())
-        .filter_map(|(name, now)| {
-            let was = before.iter().find(|(n, _)| *n == name).map(|(_, v)| v)?;
-            (*was != now).then(|| format!("{name} {was} → {now}"))
-        })
+    let lists = [&last.sweep, &p.sweep].map(crate::config::settings);
+    let changed: Vec<String> = (crate::config::differing(&lists).into_iter())
+        .map(|(name, v)| format!("{name} {} → {}", v[0], v[1]))
         .collect();
     if changed.is_empty() {
         return general.into();
