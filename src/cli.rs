@@ -199,7 +199,8 @@ enum Command {
     },
     /// Remove what a results folder no longer needs: checkpoints of finished runs and of runs a
     /// search pruned, progress files of runs no longer in flight, empty checkpoints/ and progress/
-    /// folders. Never records, CSVs, reports or cached teachers; refused while a sweep runs there.
+    /// folders. Never records, CSVs, reports or cached teachers; refused while a sweep runs there
+    /// (in a results root, that folder is left alone).
     Clean {
         /// A sweep's results folder (such as results/temps), or the results root (every sweep in it).
         dir: PathBuf,

@@ -301,7 +301,16 @@ fn refused_while_running_and_keeps_what_the_sweep_continues(c: &Case, pruned: &[
     let lock = dir.join(".coordinator.lock");
     let owner = serde_json::json!({"host": "another-host", "pid": 1, "since": now});
     std::fs::write(&lock, owner.to_string()).unwrap();
-    expect(c, &["clean", "out"], 1, "out/h: a sweep is running there");
+    expect(c, &["clean", "out/h"], 1, "out/h: a sweep is running there");
+    assert_eq!(names("checkpoints").len(), 4);
+    // in a results root, that sweep's folder is left alone and said, the rest cleaned
+    let o = c.run(&["clean", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("out/h: a sweep is running there") && err.contains("left as it is"),
+        "{err}"
+    );
     assert_eq!(names("checkpoints").len(), 4);
     std::fs::remove_file(&lock).unwrap();
 

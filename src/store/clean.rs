@@ -8,7 +8,7 @@
 //! touched: records, `runs.csv`, `epochs.csv`, the manifest, the reports and charts, the teacher
 //! cache, SLURM's folder, and writers' temporary files (removed by the next run that finds their
 //! writer gone). The folder's coordinator lock is held while cleaning, so no sweep starts meanwhile,
-//! and a sweep that runs there makes `clean` refuse.
+//! and a sweep that runs there makes `clean` refuse (in a results root: skip that folder, said).
 
 use super::folders::{classify, Folder};
 use super::{CoordinatorLock, InFlight, LockError, Manifest, RunRecord, Status, MANIFEST};
@@ -40,11 +40,13 @@ const STALE: &str = "progress file of a run no longer in flight";
 const EMPTY: &str = "empty folder";
 
 /// Cleans `target` — a sweep's folder, or a results root (every sweep in it) — removing nothing
-/// when `dry_run`. Refused, with nothing removed, while a sweep runs in any of the folders.
+/// when `dry_run`. Refused, with nothing removed, while a sweep runs in the sweep's folder; in a
+/// results root, the folders where one runs are left alone (and `warn` says so).
 pub fn clean(target: &Path, dry_run: bool, warn: &dyn Fn(&str)) -> anyhow::Result<Vec<Cleaned>> {
-    let dirs: Vec<PathBuf> = match classify(target) {
-        Folder::Sweep => vec![target.to_path_buf()],
-        Folder::Root(names) => names.iter().map(|n| target.join(n)).collect(),
+    // (the folders, whether `target` is one sweep's)
+    let (dirs, one): (Vec<PathBuf>, bool) = match classify(target) {
+        Folder::Sweep => (vec![target.to_path_buf()], true),
+        Folder::Root(names) => (names.iter().map(|n| target.join(n)).collect(), false),
         Folder::Missing => {
             return Err(UsageError(format!("{}: no such folder", target.display())).into())
         }
@@ -58,21 +60,34 @@ pub fn clean(target: &Path, dry_run: bool, warn: &dyn Fn(&str)) -> anyhow::Resul
             .into())
         }
     };
-    // every lock first: a running sweep anywhere stops it before anything is removed
+    // every lock first: in a sweep's folder a running sweep stops it before anything is removed;
+    // in a results root that sweep's folder is left alone and said, the others cleaned
     let mut locks = Vec::new();
+    let mut cleanable = Vec::new();
     for d in &dirs {
         match CoordinatorLock::acquire(d, warn) {
-            Ok(l) => locks.push(l),
-            Err(LockError::Held { owner, age, .. }) => anyhow::bail!(
-                "{}: a sweep is running there (kd-sweep pid {} on host {}, since {age} s ago); \
-                 clean it once that has ended, or stop it first",
-                d.display(),
-                owner.pid,
-                owner.host
-            ),
+            Ok(l) => {
+                locks.push(l);
+                cleanable.push(d.clone());
+            }
+            Err(LockError::Held { owner, age, .. }) => {
+                let running = format!(
+                    "{}: a sweep is running there (kd-sweep pid {} on host {}, since {age} s ago)",
+                    d.display(),
+                    owner.pid,
+                    owner.host
+                );
+                if one {
+                    anyhow::bail!("{running}; clean it once that has ended, or stop it first");
+                }
+                warn(&format!(
+                    "{running}: left as it is; clean it once that has ended"
+                ));
+            }
             Err(e) => return Err(e.into()),
         }
     }
+    let dirs = cleanable;
     let mut out = Vec::new();
     for d in &dirs {
         let (removed, kept_paused) = what_goes(d);
