@@ -16,6 +16,15 @@ pub fn first_line(s: &str) -> String {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// Items in prose: "a", "a and b", "a, b and c".
+pub fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 /// Lower-case hexadecimal of `bytes` (SHA-256 digests in keys, file names and checksums).
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -132,6 +132,15 @@ fn report_and_compare_say_what_is_wrong_with_the_folders_they_are_given() {
         "{}",
         text(&o)
     );
+    // [grid]'s T and α do not reach DKD's cells (its table's defaults); CTKD takes [grid] alpha
+    assert!(
+        text(&o).contains(
+            "note: [grid] temperature and alpha do not reach every method: dkd keeps α = 1 and \
+             T = 4 ([grid.dkd]'s defaults); write values in those tables to sweep others"
+        ),
+        "{}",
+        text(&o)
+    );
     // options before the command, as git takes them: the line as kd-sweep takes it
     expect(
         &c,

@@ -75,8 +75,10 @@ pub(super) struct RawPhase {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawGrid {
-    pub(super) temperature: Spanned<Vec<Spanned<f64>>>,
-    pub(super) alpha: Spanned<Vec<Spanned<f64>>>,
+    /// Logit KD's temperatures: required only where a listed method takes them.
+    pub(super) temperature: Option<Spanned<Vec<Spanned<f64>>>>,
+    /// The α of logit, feature and imitation KD (and the default of the tables that take it).
+    pub(super) alpha: Option<Spanned<Vec<Spanned<f64>>>>,
     pub(super) method: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) student_model: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) teacher_epoch: Option<Spanned<Vec<Spanned<i64>>>>,
@@ -88,6 +90,9 @@ pub(super) struct RawGrid {
     /// ([`crate::distill::Table`]), so no method has a struct here.
     #[serde(skip)]
     pub(super) tables: Vec<RawTable>,
+    /// Where `[grid]` is written (its header), for a key missing from it.
+    #[serde(skip)]
+    pub(super) span: std::ops::Range<usize>,
 }
 
 /// A `[grid.<name>]` table as written: its name, its place (the header) and its keys' values.

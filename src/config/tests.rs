@@ -1127,3 +1127,37 @@ fn settings_are_listed_under_the_file_s_names_with_defaults_filled_in() {
         );
     }
 }
+
+#[test]
+fn grid_temperature_and_alpha_are_required_only_by_the_methods_that_take_them() {
+    let grid = "[grid]\ntemperature = [1, 2.5, 0.1, 1e1]\nalpha = [0, 0.5, 1]\n";
+    let line = GOOD.lines().position(|l| l == "[grid]").unwrap() + 1;
+    let ok = |g: &str| parse(&GOOD.replacen(grid, g, 1), Path::new("s.toml"));
+    // DKD and TTM keep their own tables' T and α: neither key is needed
+    let s = ok("[grid]\nmethod = [\"dkd\", \"ttm\"]\n").unwrap();
+    assert!(s.temperatures.is_empty() && s.alphas.is_empty());
+    let ids: Vec<String> = s.cells().iter().map(|c| c.id_part("")).collect();
+    assert_eq!(ids, ["dkd-T4-a1-b8", "ttm-T10-b45"]);
+    // multi-t takes [grid] alpha unless its table gives one
+    assert!(ok("[grid]\nmethod = [\"multi-t\"]\n[grid.multi_t]\nalpha = [0.9]\n").is_ok());
+    for (g, key, says) in [
+        // logit KD is the default method
+        ("[grid]\nalpha = [0.5]\n", "grid.temperature", "Logit KD takes it"),
+        (
+            "[grid]\nmethod = [\"feature\"]\ntemperature = [2]\n",
+            "grid.alpha",
+            "Feature KD takes it",
+        ),
+        (
+            "[grid]\nmethod = [\"dkd\", \"multi-t\", \"ctkd\"]\n[grid.ctkd]\nalpha = [0.5]\n",
+            "grid.alpha",
+            "Multi-temperature KD (its [grid.multi_t] alpha is not written) takes it",
+        ),
+    ] {
+        let e = ok(g).expect_err(g).first().clone();
+        assert_eq!(e.key.as_deref(), Some(key), "{e}");
+        assert_eq!(e.at, Some((line, 1)), "at [grid]'s header: {e}");
+        assert!(e.message.starts_with("missing field"), "{e}");
+        assert!(e.message.contains(says), "{e}");
+    }
+}

@@ -58,13 +58,15 @@ pub(super) fn describe_numerics(p: &Prepared) -> String {
     out
 }
 
-/// A method whose terms ramp in over more epochs than the students train: said, since its cells then
+/// What the methods' settings do that a reader of the sweep file may not expect: axes that
+/// `[grid]`'s values do not reach ([`own_axes_note`]), and a method whose terms ramp in over more
+/// epochs than the students train, since its cells then
 /// measure the ramp rather than the method (mdistiller's DKD warm-up of 20 epochs suits its
 /// 240-epoch recipe, not a 2-epoch sweep).
-fn ramp_notes(p: &Prepared) -> String {
+fn method_notes(p: &Prepared) -> String {
     let epochs = p.sweep.student.epochs;
     let f = &p.sweep.methods_fixed;
-    let mut out = String::new();
+    let mut out = own_axes_note(&p.sweep);
     let has = |m: crate::config::Method| p.sweep.methods.contains(&m);
     if has(crate::config::Method::Dkd) && f.dkd_warmup > epochs {
         out.push_str(&format!(
@@ -83,6 +85,54 @@ fn ramp_notes(p: &Prepared) -> String {
         ));
     }
     out
+}
+
+/// Methods whose temperature or α come from their own table's defaults while `[grid]` gives values
+/// for logit KD: said, since a sweep file with `temperature = [2, 4, 8]` reads as if every method
+/// swept those (DKD keeps its T = 4, TTM its 10).
+fn own_axes_note(sweep: &crate::config::Sweep) -> String {
+    use crate::distill::{Axis, KeyKind, Values};
+    let mut said = Vec::new();
+    for m in &sweep.methods {
+        let Some(table) = m.table() else { continue };
+        let mut axes = Vec::new();
+        for k in table.keys {
+            let KeyKind::Axis {
+                axis,
+                default: Values::Of(texts),
+                ..
+            } = k.kind
+            else {
+                continue;
+            };
+            let (symbol, in_grid) = match axis {
+                Axis::Temperature => ("T", !sweep.temperatures.is_empty()),
+                Axis::Alpha => ("α", !sweep.alphas.is_empty()),
+                _ => continue,
+            };
+            let written = sweep.source.has(&format!("grid.{}.{}", table.name, k.name));
+            if in_grid && !written {
+                axes.push(format!("{symbol} = {}", texts.join(", ")));
+            }
+        }
+        if !axes.is_empty() {
+            let s = if axes.len() == 1 { "" } else { "s" };
+            said.push(format!(
+                "{} keeps {} ([grid.{}]'s default{s})",
+                m.name(),
+                crate::util::and_list(&axes),
+                table.name
+            ));
+        }
+    }
+    match said.is_empty() {
+        true => String::new(),
+        false => format!(
+            "note: [grid] temperature and alpha do not reach every method: {}; write values in \
+             those tables to sweep others\n",
+            crate::util::and_list(&said)
+        ),
+    }
 }
 
 /// A folder's or tensors file's data, and given normalisation, in words (nothing for a fixed dataset
@@ -153,7 +203,7 @@ pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
         p.sweep.student.threads
     ));
     out.push_str(&describe_numerics(&p));
-    out.push_str(&ramp_notes(&p));
+    out.push_str(&method_notes(&p));
     let last = crate::store::Manifest::read(&p.store.dir).ok();
     for note in record_notes(&p, &done, last.as_ref()) {
         out.push_str(&note);

@@ -27,12 +27,14 @@ impl Validator<'_> {
             Err(e) => return self.keep(Err(self.toml_error(&e))),
         };
         let tables = self.keep(self.method_tables(doc.get_mut()))?;
+        let grid_span = doc.get_ref().get("grid").map(|g| g.span());
         // dotted paths of the keys taken out: a later "missing field" may be their echo
         let mut taken: Vec<String> = Vec::new();
         for _ in 0..MOST {
             let e = match RawSweep::deserialize(toml::de::Deserializer::from(doc.clone())) {
                 Ok(mut raw) => {
                     raw.grid.tables = tables;
+                    raw.grid.span = grid_span.unwrap_or_default();
                     return Some(raw);
                 }
                 Err(e) => e,

@@ -132,6 +132,76 @@ impl Validator<'_> {
         Ok(out)
     }
 
+    /// `[grid] temperature`: logit KD's temperatures, required when logit KD is listed (the default
+    /// method), optional (and empty) otherwise.
+    pub(super) fn grid_temperatures(
+        &self,
+        g: &RawGrid,
+        methods: &[Method],
+    ) -> Result<Vec<GridValue>, ConfigError> {
+        match &g.temperature {
+            Some(t) => self.temperatures(t, "grid.temperature"),
+            None if methods.contains(&Method::Logit) => {
+                Err(self.missing(g, "temperature", &[Method::Logit], "[1, 2, 4, 8]"))
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// `[grid] alpha`: required when a listed method takes it (logit, feature and imitation KD,
+    /// and a table whose α defaults to it and is not written there), optional otherwise.
+    pub(super) fn grid_alphas(
+        &self,
+        g: &RawGrid,
+        methods: &[Method],
+    ) -> Result<Vec<GridValue>, ConfigError> {
+        if let Some(a) = &g.alpha {
+            return self.alphas(a, "grid.alpha");
+        }
+        let takers: Vec<Method> = (methods.iter().copied())
+            .filter(|&m| match m.table() {
+                None => true,
+                Some(table) => {
+                    let written = g.tables.iter().find(|t| t.name == table.name);
+                    let has = |name: &str| {
+                        written.is_some_and(|t| {
+                            t.keys
+                                .as_ref()
+                                .is_ok_and(|keys| keys.iter().any(|(k, _)| k == name))
+                        })
+                    };
+                    table.keys.iter().any(|k| {
+                        matches!(k.kind, KeyKind::Axis { default: Values::GridAlpha, .. })
+                            && !has(k.name)
+                    })
+                }
+            })
+            .collect();
+        match takers.is_empty() {
+            true => Ok(Vec::new()),
+            false => Err(self.missing(g, "alpha", &takers, "[0.5, 0.9]")),
+        }
+    }
+
+    /// "missing field `key`", at `[grid]`'s header: which listed methods take it, and an example.
+    fn missing(&self, g: &RawGrid, key: &str, takers: &[Method], example: &str) -> ConfigError {
+        let names: Vec<String> = (takers.iter())
+            .map(|m| match m.table() {
+                None => m.title().to_string(),
+                Some(t) => format!("{} (its [grid.{}] {key} is not written)", m.title(), t.name),
+            })
+            .collect();
+        let verb = if names.len() == 1 { "takes" } else { "take" };
+        self.err(
+            Some(g.span.clone()),
+            Some(&format!("grid.{key}")),
+            &format!(
+                "missing field `{key}`: {} {verb} it from [grid]; give e.g. {key} = {example}",
+                crate::util::and_list(&names)
+            ),
+        )
+    }
+
     /// A temperature axis of a method table.
     pub(super) fn temperatures(
         &self,
@@ -261,6 +331,9 @@ impl Validator<'_> {
         for key in table.keys {
             let path = format!("grid.{}.{}", table.name, key.name);
             let value = written.iter().find(|(n, _)| n == key.name).map(|(_, v)| v);
+            if let Some(v) = value {
+                self.remember(&path, v.span());
+            }
             if let Err(e) = self.method_key(key, value, &path, alphas, &mut grid, fixed) {
                 errors.push(e);
             }

@@ -249,8 +249,9 @@ impl Validator<'_> {
             _ => None,
         };
         let (teacher, student) = self.roles(&raw, check);
-        let temperatures = self.keep(self.temperatures(&g.temperature, "grid.temperature"));
-        let alphas = self.keep(self.alphas(&g.alpha, "grid.alpha"));
+        let listed = methods.as_deref().unwrap_or_default();
+        let temperatures = self.keep(self.grid_temperatures(g, listed));
+        let alphas = self.keep(self.grid_alphas(g, listed));
         let logit = (methods.as_ref()).and_then(|m| self.keep(self.logit_grid(g, m)));
         let grids = match (&methods, &alphas) {
             (Some(m), Some(a)) => self.keep(self.method_grids(g, m, a)),
