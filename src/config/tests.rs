@@ -1142,7 +1142,11 @@ fn grid_temperature_and_alpha_are_required_only_by_the_methods_that_take_them() 
     assert!(ok("[grid]\nmethod = [\"multi-t\"]\n[grid.multi_t]\nalpha = [0.9]\n").is_ok());
     for (g, key, says) in [
         // logit KD is the default method
-        ("[grid]\nalpha = [0.5]\n", "grid.temperature", "Logit KD takes it"),
+        (
+            "[grid]\nalpha = [0.5]\n",
+            "grid.temperature",
+            "Logit KD takes it",
+        ),
         (
             "[grid]\nmethod = [\"feature\"]\ntemperature = [2]\n",
             "grid.alpha",
@@ -1160,4 +1164,28 @@ fn grid_temperature_and_alpha_are_required_only_by_the_methods_that_take_them() 
         assert!(e.message.starts_with("missing field"), "{e}");
         assert!(e.message.contains(says), "{e}");
     }
+}
+
+#[test]
+fn a_table_or_key_written_twice_is_named_with_where_it_first_is() {
+    let dkd = "alpha = [0.5]\nmethod = [\"dkd\"]\n[grid.dkd]\nbeta = [2]\n[grid.dkd]\nbeta = [8]";
+    let text = with("alpha = [0, 0.5, 1]", dkd);
+    let first = text.lines().position(|l| l == "[grid.dkd]").unwrap() + 1;
+    let e = err(&text);
+    assert_eq!(e.at.map(|a| a.0), Some(first + 2), "{e}");
+    assert_eq!(
+        e.message,
+        format!(
+            "[grid.dkd] is written twice (first on line {first}); write each table once, with all \
+             its keys"
+        )
+    );
+    let text = with("alpha = [0, 0.5, 1]", "alpha = [0.5]\nalpha = [0.9]");
+    let first = text.lines().position(|l| l == "alpha = [0.5]").unwrap() + 1;
+    let e = err(&text);
+    assert_eq!(
+        e.message,
+        format!("`alpha` is written twice in its table (first on line {first}); keep one"),
+        "{e}"
+    );
 }

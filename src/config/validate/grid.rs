@@ -171,8 +171,13 @@ impl Validator<'_> {
                         })
                     };
                     table.keys.iter().any(|k| {
-                        matches!(k.kind, KeyKind::Axis { default: Values::GridAlpha, .. })
-                            && !has(k.name)
+                        matches!(
+                            k.kind,
+                            KeyKind::Axis {
+                                default: Values::GridAlpha,
+                                ..
+                            }
+                        ) && !has(k.name)
                     })
                 }
             })

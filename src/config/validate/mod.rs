@@ -121,6 +121,11 @@ impl Validator<'_> {
         if msg.starts_with("missing field") {
             msg.push_str(" (see experiments/quick.toml for a complete sweep file)");
         }
+        if msg == "duplicate key" {
+            if let Some(said) = e.span().and_then(|sp| self.duplicate(sp.start)) {
+                msg = said;
+            }
+        }
         if let Some(near) = unknown_field_nearest(&msg) {
             msg.push_str(&format!("; did you mean `{near}`?"));
         } else if let Some(home) = home_of_unknown_field(&msg) {
@@ -128,6 +133,32 @@ impl Validator<'_> {
         }
         let key = e.span().and_then(|sp| self.key_at(sp.start));
         self.err(e.span(), key.as_deref(), &msg)
+    }
+    /// TOML's bare "duplicate key" at `offset`, in words: the table header or key written twice,
+    /// where it first is, and what to do.
+    fn duplicate(&self, offset: usize) -> Option<String> {
+        let offset = offset.min(self.text.len());
+        let line_start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let line = self.text[line_start..].lines().next()?.trim();
+        let before: Vec<&str> = self.text[..line_start].lines().collect();
+        if line.starts_with('[') {
+            let header = line.split(']').next()?.to_string() + "]";
+            let first = before.iter().position(|l| l.trim().starts_with(&header))?;
+            return Some(format!(
+                "{header} is written twice (first on line {}); write each table once, with all \
+                 its keys",
+                first + 1
+            ));
+        }
+        let name = line.split('=').next()?.trim();
+        // the same key earlier in the same table (back to its header)
+        let first = (before.iter().enumerate().rev())
+            .take_while(|(_, l)| !l.trim().starts_with('['))
+            .find(|(_, l)| l.split('=').next().is_some_and(|k| k.trim() == name))?;
+        Some(format!(
+            "`{name}` is written twice in its table (first on line {}); keep one",
+            first.0 + 1
+        ))
     }
     /// The dotted key written on the line of `offset` (`teacher.epochs`), if that line assigns one.
     pub(super) fn key_at(&self, offset: usize) -> Option<String> {
