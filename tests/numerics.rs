@@ -186,11 +186,22 @@ fn a_cluster_task_trains_under_the_sweeps_numerics() {
             "teacher-s0",
             "--results",
             "t",
+            "--devices",
+            "auto",
         ])
         .env("ATEN_CPU_CAPABILITY", "default")
+        .env("CUDA_VISIBLE_DEVICES", "")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
+    // said once, by the process that trains (it was said again after the re-execution)
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        said.matches("devices = \"auto\": running on the CPU")
+            .count(),
+        1,
+        "{said}"
+    );
     let full = c.run(&[s.to_str().unwrap(), "--quiet", "--results", "f"]);
     assert!(full.status.success(), "{}", text(&full));
     let task = common::records_without_clock(&c.path("t/nm"));
