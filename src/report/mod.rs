@@ -243,6 +243,45 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_method_against_logit_kd_has_the_test_sets_noise_as_its_floor() {
+        // the T=2 cell as imitation KD: 1, 0.5, 1.5 points above logit KD's cell (std 0.5)
+        let mut recs = records();
+        for r in (recs.iter_mut()).filter(|r| r.temperature.as_deref() == Some("2")) {
+            r.method = crate::distill::Method::Imitation;
+            r.temperature = None;
+        }
+        let refs: Vec<&RunRecord> = recs.iter().collect();
+        let vs = |s: &Summary| {
+            let m = s.methods.iter().find(|m| m.method.name() == "imitation");
+            m.unwrap().vs_logit.unwrap().half_width().unwrap()
+        };
+        // without the test set's size: the seeds' spread, 4.303·0.5/√3
+        assert!((vs(&summarize(&refs, None)) - 1.2422).abs() < 1e-3);
+        // on 500 test images each difference is measured to ±2.5 points: the interval says so
+        let s = summarize(&refs, Some(500));
+        let pairs: Vec<(f64, f64)> = (0..3)
+            .map(|seed| {
+                let acc = |m: &str| {
+                    let r = recs.iter().find(|r| {
+                        r.seed == seed && r.role == Role::Student && r.method.name() == m
+                    });
+                    r.unwrap().test_acc.unwrap()
+                };
+                (acc("imitation"), acc("logit"))
+            })
+            .collect();
+        let floor = pairs
+            .iter()
+            .map(|&(a, b)| stats::measurement_sd(a, b, 500))
+            .sum::<f64>()
+            / 3.0;
+        assert!(floor > 2.0, "{floor}");
+        assert!((vs(&s) - t_975(2) * floor / 3f64.sqrt()).abs() < 1e-9, "{}", vs(&s));
+        // and the same in the part of a summary about one model
+        assert_eq!(vs(&s.for_model(&s.cells[0].student_model)), vs(&s));
+    }
+
+    #[test]
     fn one_seed_gives_no_interval() {
         let recs: Vec<RunRecord> = records().into_iter().filter(|r| r.seed == 0).collect();
         let refs: Vec<&RunRecord> = recs.iter().collect();

@@ -65,6 +65,9 @@ pub struct Summary {
     /// distilled from it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub snapshots: Vec<SnapshotRow>,
+    /// The test images each accuracy was measured on, when known (the floor of paired intervals).
+    #[serde(skip)]
+    pub n_test: Option<usize>,
     /// Set when some of the sweep's runs have no record yet ([`crate::report::Meta::unfinished`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unfinished: Option<super::load::Unfinished>,
@@ -249,7 +252,7 @@ pub fn summarize(records: &[&RunRecord], n_test: Option<usize>) -> Summary {
         baseline,
         baselines,
         baseline_agreement: Stat::of(&agreement),
-        methods: method_bests(&cells),
+        methods: method_bests(&cells, n_test),
         cells,
         chosen,
         verdict,
@@ -262,6 +265,7 @@ pub fn summarize(records: &[&RunRecord], n_test: Option<usize>) -> Summary {
         search,
         snapshots,
         unfinished: None,
+        n_test,
     }
 }
 
@@ -292,15 +296,6 @@ fn cells_of(done: &[&RunRecord], n_test: Option<usize>) -> Vec<Cell> {
             .iter()
             .filter_map(|r| Some((r.test_acc?, baseline_of(r.seed, &model)?)))
             .collect();
-        let diffs: Vec<f64> = pairs.iter().map(|(a, b)| a - b).collect();
-        // each difference is measured on the test set: its noise is the floor of the spread
-        let floor = n_test.map_or(0.0, |n| {
-            pairs
-                .iter()
-                .map(|&(a, b)| measurement_sd(a, b, n))
-                .sum::<f64>()
-                / pairs.len().max(1) as f64
-        });
         let stat_of = |f: fn(&RunRecord) -> Option<f64>| {
             Stat::of(&rs.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
         };
@@ -317,7 +312,7 @@ fn cells_of(done: &[&RunRecord], n_test: Option<usize>) -> Vec<Cell> {
                 a_value: coord.alpha.as_ref().map_or(f64::NAN, |g| g.value),
                 test,
                 val,
-                gain: Gain::with_floor(&diffs, floor),
+                gain: paired_gain(&pairs, n_test),
                 per_seed: rs
                     .iter()
                     .filter_map(|r| Some((r.seed, r.test_acc?)))
@@ -331,10 +326,23 @@ fn cells_of(done: &[&RunRecord], n_test: Option<usize>) -> Vec<Cell> {
     cells
 }
 
+/// The gain of paired accuracies (cell, reference) over seeds. Each difference is measured on the
+/// test set of `n_test` images: that noise is the floor of the spread.
+fn paired_gain(pairs: &[(f64, f64)], n_test: Option<usize>) -> Option<Gain> {
+    let diffs: Vec<f64> = pairs.iter().map(|(a, b)| a - b).collect();
+    let floor = n_test.map_or(0.0, |n| {
+        (pairs.iter())
+            .map(|&(a, b)| measurement_sd(a, b, n))
+            .sum::<f64>()
+            / pairs.len().max(1) as f64
+    });
+    Gain::with_floor(&diffs, floor)
+}
+
 /// Each method's best cell by validation (among its cells with the most seeds) — a method with
 /// z-scored logits apart from the plain one — and for every method but plain logit KD its paired
 /// difference from plain logit KD's best cell over the seeds both have.
-fn method_bests(cells: &[Cell]) -> Vec<MethodBest> {
+fn method_bests(cells: &[Cell], n_test: Option<usize>) -> Vec<MethodBest> {
     let variant = |c: &Cell| (c.method, c.coord.zscore);
     let mut variants: Vec<(Method, bool)> = Vec::new();
     for c in cells {
@@ -355,13 +363,13 @@ fn method_bests(cells: &[Cell]) -> Vec<MethodBest> {
         .filter_map(|v| {
             let i = best(v)?;
             let vs_logit = logit.filter(|&l| l != i).and_then(|l| {
-                let diffs: Vec<f64> = (cells[i].per_seed.iter())
+                let pairs: Vec<(f64, f64)> = (cells[i].per_seed.iter())
                     .filter_map(|&(s, a)| {
                         let (_, b) = cells[l].per_seed.iter().find(|(t, _)| *t == s)?;
-                        Some(a - b)
+                        Some((a, *b))
                     })
                     .collect();
-                Gain::of(&diffs)
+                paired_gain(&pairs, n_test)
             });
             Some(MethodBest {
                 method: v.0,
@@ -493,7 +501,7 @@ impl Summary {
         let chosen = choose(&cells);
         Summary {
             verdict: verdict(chosen.map(|i| &cells[i]), self.weak_teacher),
-            methods: method_bests(&cells),
+            methods: method_bests(&cells, self.n_test),
             cells,
             chosen,
             snapshots: Vec::new(),
@@ -528,7 +536,7 @@ impl Summary {
                 .collect(),
             baseline_agreement: self.baseline_agreement,
             verdict: verdict(chosen.map(|i| &cells[i]), self.weak_teacher),
-            methods: method_bests(&cells),
+            methods: method_bests(&cells, self.n_test),
             cells,
             chosen,
             weak_teacher: self.weak_teacher,
@@ -542,6 +550,7 @@ impl Summary {
             search: self.search.clone(),
             snapshots,
             unfinished: self.unfinished,
+            n_test: self.n_test,
         }
     }
 
