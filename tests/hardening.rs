@@ -162,13 +162,16 @@ fn another_study_under_the_same_name_is_refused() {
         .replace("dataset = \"mnist\"", "dataset = \"cifar10\"")
         .replace("path = \"data\"", "path = \"cifar\"");
     let s2 = c.sweep("same", &other);
-    let o = c.run(&[s2.to_str().unwrap(), "--results", "out"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("another study") && err.contains("--results"),
-        "{err}"
-    );
+    // plan, the check before running, says so as run does
+    for cmd in [&["plan"][..], &[]] {
+        let o = c.run(&[cmd, &[s2.to_str().unwrap(), "--results", "out"]].concat());
+        assert_eq!(o.status.code(), Some(1), "{cmd:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("another study") && err.contains("--results"),
+            "{cmd:?}: {err}"
+        );
+    }
     assert_eq!(
         csv_rows(&c.path("out/same/runs.csv")).len(),
         3,

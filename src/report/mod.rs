@@ -276,7 +276,11 @@ pub(crate) mod tests {
             .sum::<f64>()
             / 3.0;
         assert!(floor > 2.0, "{floor}");
-        assert!((vs(&s) - t_975(2) * floor / 3f64.sqrt()).abs() < 1e-9, "{}", vs(&s));
+        assert!(
+            (vs(&s) - t_975(2) * floor / 3f64.sqrt()).abs() < 1e-9,
+            "{}",
+            vs(&s)
+        );
         // and the same in the part of a summary about one model
         assert_eq!(vs(&s.for_model(&s.cells[0].student_model)), vs(&s));
     }

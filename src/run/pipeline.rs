@@ -312,8 +312,9 @@ fn earlier_settings(p: &Prepared, done: &[bool], there: &Plan) -> usize {
         .count()
 }
 
-/// Refuses a results folder that holds a different study under the same name.
-fn check_same_study(p: &Prepared) -> anyhow::Result<()> {
+/// Refuses a results folder that holds a different study under the same name (`run`, and `plan`
+/// before it).
+pub(super) fn check_same_study(p: &Prepared) -> anyhow::Result<()> {
     let Ok(old) = Manifest::read(&p.store.dir) else {
         return Ok(());
     };
