@@ -64,6 +64,9 @@ fn the_sweep_page_is_self_contained_complete_and_escaped() {
         "href=\"manifest.json\"",
         "<h2>Where it ran</h2>",
         "libtorch</th><td class=\"l\">2.11.0",
+        // the images the sweep used, not only the dataset's
+        "data</th><td class=\"l\">160 training images, 40 held out for validation, 60 test images; fingerprint",
+        "accuracies are test accuracy in % on 60 test images",
     ] {
         assert!(html.contains(want), "missing {want:?}");
     }

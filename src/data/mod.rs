@@ -431,6 +431,28 @@ pub struct DataConfig {
 }
 
 impl DataConfig {
+    /// The images a sweep uses of a dataset of `train` training and `test` test images: (training,
+    /// held out for validation, test). The hold-out is 0 where the dataset has its own validation
+    /// split.
+    pub fn used(&self, train: usize, test: usize) -> (usize, usize, usize) {
+        let train_used = (self.train_subset).unwrap_or(train.saturating_sub(self.validation));
+        (train_used, self.validation, self.test_subset.unwrap_or(test))
+    }
+
+    /// [`DataConfig::used`] in words: "800 training images, 100 held out for validation, 500 test
+    /// images (drawn from the dataset's 60000 training and 10000 test images)".
+    pub fn used_text(&self, train: usize, test: usize) -> String {
+        let (t, v, te) = self.used(train, test);
+        let held = match self.layout.as_ref().is_some_and(|l| l.own_validation) {
+            true => "validation on the dataset's own split".to_string(),
+            false => format!("{v} held out for validation"),
+        };
+        let drawn = (self.train_subset.is_some() || self.test_subset.is_some())
+            .then(|| format!(" (drawn from the dataset's {train} training and {test} test images)"))
+            .unwrap_or_default();
+        format!("{t} training images, {held}, {te} test images{drawn}")
+    }
+
     /// A fixed dataset's configuration with the defaults of everything beyond the split.
     pub fn of(dataset: DatasetKind, path: PathBuf, validation: usize, split_seed: u64) -> Self {
         DataConfig {
@@ -601,6 +623,23 @@ mod tests {
             test_subset,
             ..DataConfig::of(DatasetKind::Mnist, "x".into(), validation, 7)
         }
+    }
+
+    #[test]
+    fn the_images_a_sweep_uses_are_those_its_split_draws() {
+        for c in [cfg(10, Some(30), Some(5)), cfg(10, None, None), cfg(0, None, Some(7))] {
+            let a = split_indices(&c, 100, 20);
+            assert_eq!(c.used(100, 20), (a.train.len(), a.val.len(), a.test.len()));
+        }
+        assert_eq!(
+            cfg(10, Some(30), Some(5)).used_text(100, 20),
+            "30 training images, 10 held out for validation, 5 test images (drawn from the \
+             dataset's 100 training and 20 test images)"
+        );
+        assert_eq!(
+            cfg(10, None, None).used_text(100, 20),
+            "90 training images, 10 held out for validation, 20 test images"
+        );
     }
 
     #[test]

@@ -369,7 +369,7 @@ fn where_it_ran(m: &Manifest) -> String {
          <tr><th class=\"l\">libtorch</th><td class=\"l\">{}</td></tr>\
          <tr><th class=\"l\">model version</th><td class=\"l\">{}</td></tr>\
          <tr><th class=\"l\">devices</th><td class=\"l\">{} ({} worker(s))</td></tr>\
-         <tr><th class=\"l\">data</th><td class=\"l\">{} training and {} test images; fingerprint {}</td></tr>\
+         <tr><th class=\"l\">data</th><td class=\"l\">{}; fingerprint {}</td></tr>\
          <tr><th class=\"l\">last run</th><td class=\"l\">{} – {}</td></tr>\
          <tr><th class=\"l\">sweep file</th><td class=\"l\">{}</td></tr>\
          </tbody></table>\n",
@@ -378,8 +378,7 @@ fn where_it_ran(m: &Manifest) -> String {
         m.model_version,
         escape(&devices.join(", ")),
         m.devices.len(),
-        m.data.train_images,
-        m.data.test_images,
+        escape(&m.sweep.data.used_text(m.data.train_images, m.data.test_images)),
         escape(&m.data.fingerprint[..m.data.fingerprint.len().min(16)]),
         when(m.started_at),
         when(m.finished_at),
@@ -436,12 +435,9 @@ pub fn sweep_page(dir: &Path, meta: &Meta, s: &Summary, records: &[&RunRecord]) 
     let mut b = String::new();
     let _ = writeln!(
         b,
-        "<h1>{} — knowledge-distillation sweep</h1>\n<p class=\"meta\">dataset {} · seeds {} · teacher {} epoch(s) · student {} epoch(s) · accuracies are test accuracy in %, mean ± std over seeds</p>",
+        "<h1>{} — knowledge-distillation sweep</h1>\n<p class=\"meta\">{}</p>",
         escape(&meta.name),
-        escape(&meta.dataset),
-        meta.seeds_text(),
-        meta.teacher_epochs,
-        meta.student_epochs
+        escape(&meta.context_line())
     );
     b.push_str("<nav><a href=\"#cells\">cells</a><a href=\"#charts\">charts</a><a href=\"#runs\">runs</a><a href=\"#sweep\">sweep file</a><a href=\"runs.csv\">runs.csv</a><a href=\"epochs.csv\">epochs.csv</a><a href=\"manifest.json\">manifest.json</a><a href=\"summary.md\">summary.md</a></nav>\n");
     verdict_lines(&mut b, s);

@@ -46,6 +46,22 @@ impl Meta {
         }
     }
 
+    /// The line under the title of `summary.md` and `index.html`: the dataset, seeds, epochs, and
+    /// what the accuracies are (over how many test images, when known).
+    pub fn context_line(&self) -> String {
+        let on = self
+            .test_images
+            .map_or(String::new(), |n| format!(" on {n} test images"));
+        format!(
+            "dataset {} · seeds {} · teacher {} epochs · student {} epochs · accuracies are test \
+             accuracy in %{on}, mean ± std over seeds",
+            self.dataset,
+            self.seeds_text(),
+            self.teacher_epochs,
+            self.student_epochs
+        )
+    }
+
     /// The context `summary.md` and the charts show for a sweep.
     pub fn of(sweep: &crate::config::Sweep) -> Meta {
         Meta {

@@ -103,13 +103,7 @@ fn methods_table(s: &Summary) -> String {
 pub fn markdown(meta: &Meta, s: &Summary) -> String {
     let mut o = String::new();
     o.push_str(&format!("# {} — distillation sweep summary\n\n", meta.name));
-    o.push_str(&format!(
-        "dataset {} · seeds {} · teacher {} epochs · student {} epochs · accuracies are test accuracy in %, mean ± std over seeds\n\n",
-        meta.dataset,
-        meta.seeds_text(),
-        meta.teacher_epochs,
-        meta.student_epochs
-    ));
+    o.push_str(&format!("{}\n\n", meta.context_line()));
     if let Some(u) = s.unfinished {
         o.push_str(&format!("**Not finished:** {}.\n\n", u.sentence()));
     }

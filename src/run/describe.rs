@@ -463,7 +463,7 @@ fn totals(p: &Prepared, sizes: &Sizes, todo: &[&plan::RunSpec]) -> String {
             .map(|r| r.phase(&p.sweep).epochs as usize)
             .sum::<usize>()
     };
-    let n_train = (p.sweep.data.train_subset).unwrap_or(p.sizes.0 - p.sweep.data.validation);
+    let n_train = p.sweep.data.used(p.sizes.0, p.sizes.1).0;
     let search = &p.sweep.search;
     let if_chosen = (todo.iter())
         .filter(|r| search.is_adaptive() && r.role == Role::Student)
