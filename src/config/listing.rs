@@ -94,6 +94,13 @@ pub fn settings(sweep: &Sweep) -> Vec<(String, String)> {
         };
         *name = renamed.to_string();
     }
+    // a method's settings only where the sweep has the method
+    out.retain(|(name, _)| {
+        let table = name.strip_prefix("grid.").and_then(|r| r.split_once('.'));
+        table.is_none_or(|(table, _)| {
+            (sweep.methods.iter()).any(|m| m.table().is_some_and(|t| t.name == table))
+        })
+    });
     const TABLES: [&str; 7] = [
         "seeds",
         "data.",
@@ -114,24 +121,21 @@ pub fn settings(sweep: &Sweep) -> Vec<(String, String)> {
 }
 
 /// The settings whose values are not the same in every one of `lists` ([`settings`] of several
-/// sweeps): each name, in the first list's order (then the ones only later lists have), with its
-/// value in each list ("—" where a list lacks it).
+/// sweeps): each name every list has, in the first list's order, with its value in each list. A
+/// setting only some lists have (a method's, where only some sweeps have the method) is left out:
+/// the grids' cells say which methods each sweep has.
 pub fn differing(lists: &[Vec<(String, String)>]) -> Vec<(String, Vec<String>)> {
-    let mut names: Vec<&str> = Vec::new();
-    for (name, _) in lists.iter().flatten() {
-        if !names.contains(&name.as_str()) {
-            names.push(name);
-        }
-    }
-    let value = |list: &[(String, String)], name: &str| {
-        let v = list.iter().find(|(n, _)| n == name);
-        v.map_or("—", |(_, v)| v.as_str()).to_string()
+    let Some(first) = lists.first() else {
+        return Vec::new();
     };
-    names
-        .into_iter()
-        .filter_map(|name| {
-            let values: Vec<String> = lists.iter().map(|l| value(l, name)).collect();
-            (values.iter().any(|v| *v != values[0])).then(|| (name.to_string(), values))
+    let value = |list: &[(String, String)], name: &str| {
+        list.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    };
+    (first.iter())
+        .filter_map(|(name, _)| {
+            let values: Option<Vec<String>> = lists.iter().map(|l| value(l, name)).collect();
+            let values = values?;
+            (values.iter().any(|v| *v != values[0])).then(|| (name.clone(), values))
         })
         .collect()
 }

@@ -1075,13 +1075,27 @@ fn settings_are_listed_under_the_file_s_names_with_defaults_filled_in() {
         ("data.train_subset", "500"),
         ("data.mean", "—"),
         ("grid.baseline", "true"),
-        ("grid.dkd.warmup", "20"),
         ("search.strategy", "grid"),
         ("schedule.numerics", "portable"),
     ] {
         assert_eq!(get(&good, k), v, "{k}");
     }
     assert_eq!(good[0], ("seeds".to_string(), "[0, 1]".to_string()));
+    // a method's settings where the sweep has the method, and only there
+    assert!(
+        !good.iter().any(|(n, _)| n.starts_with("grid.dkd.")),
+        "{good:?}"
+    );
+    let dkd = list(&with(
+        "alpha = [0, 0.5, 1]",
+        "alpha = [0.5]\nmethod = [\"dkd\"]",
+    ));
+    assert_eq!(get(&dkd, "grid.dkd.warmup"), "20");
+    assert_eq!(
+        differing(&[good.clone(), dkd.clone()]),
+        [],
+        "a setting one sweep lacks is not a difference"
+    );
     // the grid axes and the name are compared elsewhere
     assert!(
         !good
@@ -1111,7 +1125,7 @@ fn settings_are_listed_under_the_file_s_names_with_defaults_filled_in() {
             .map(|k| k.name.to_string())
             .collect::<Vec<_>>()
     };
-    for (name, _) in &good[1..] {
+    for (name, _) in good[1..].iter().chain(&dkd[1..]) {
         let (table, key) = name.rsplit_once('.').expect("a table and a key");
         let keys = match table {
             "teacher" | "student" => tables[2].1.clone(),

@@ -436,7 +436,11 @@ impl DataConfig {
     /// split.
     pub fn used(&self, train: usize, test: usize) -> (usize, usize, usize) {
         let train_used = (self.train_subset).unwrap_or(train.saturating_sub(self.validation));
-        (train_used, self.validation, self.test_subset.unwrap_or(test))
+        (
+            train_used,
+            self.validation,
+            self.test_subset.unwrap_or(test),
+        )
     }
 
     /// [`DataConfig::used`] in words: "800 training images, 100 held out for validation, 500 test
@@ -627,7 +631,11 @@ mod tests {
 
     #[test]
     fn the_images_a_sweep_uses_are_those_its_split_draws() {
-        for c in [cfg(10, Some(30), Some(5)), cfg(10, None, None), cfg(0, None, Some(7))] {
+        for c in [
+            cfg(10, Some(30), Some(5)),
+            cfg(10, None, None),
+            cfg(0, None, Some(7)),
+        ] {
             let a = split_indices(&c, 100, 20);
             assert_eq!(c.used(100, 20), (a.train.len(), a.val.len(), a.test.len()));
         }

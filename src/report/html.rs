@@ -378,7 +378,11 @@ fn where_it_ran(m: &Manifest) -> String {
         m.model_version,
         escape(&devices.join(", ")),
         m.devices.len(),
-        escape(&m.sweep.data.used_text(m.data.train_images, m.data.test_images)),
+        escape(
+            &m.sweep
+                .data
+                .used_text(m.data.train_images, m.data.test_images)
+        ),
         escape(&m.data.fingerprint[..m.data.fingerprint.len().min(16)]),
         when(m.started_at),
         when(m.finished_at),
