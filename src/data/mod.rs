@@ -451,9 +451,11 @@ impl DataConfig {
             true => "validation on the dataset's own split".to_string(),
             false => format!("{v} held out for validation"),
         };
-        let drawn = (self.train_subset.is_some() || self.test_subset.is_some())
-            .then(|| format!(" (drawn from the dataset's {train} training and {test} test images)"))
-            .unwrap_or_default();
+        let drawn = if self.train_subset.is_some() || self.test_subset.is_some() {
+            format!(" (drawn from the dataset's {train} training and {test} test images)")
+        } else {
+            String::new()
+        };
         format!("{t} training images, {held}, {te} test images{drawn}")
     }
 
