@@ -126,9 +126,14 @@ pub fn markdown(meta: &Meta, s: &Summary) -> String {
     let base_seeds = s.baseline.map_or(0, |b| b.n);
     if s.cells.iter().any(|c| c.test.n < base_seeds) {
         o.push_str(&format!(
-            "\nEach cell's KD gain is paired over its own seeds (a cell the search trained on fewer \
-             seeds is compared with the baseline on those seeds only); the baseline row above is the \
-             mean over all {base_seeds} of its seeds.\n"
+            "\nEach cell's KD gain is paired over its own seeds (a cell with fewer finished seeds \
+             — {why} — is compared with the baseline on those seeds only); the baseline row above is \
+             the mean over all {base_seeds} of its seeds.\n",
+            why = if meta.adaptive {
+                "one the search did not carry to every seed"
+            } else {
+                "its other seeds have not finished"
+            }
         ));
     }
     if s.methods.len() > 1 {

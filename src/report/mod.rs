@@ -286,6 +286,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_cell_with_fewer_seeds_is_explained_by_what_left_them_out() {
+        let recs: Vec<RunRecord> = (records().into_iter())
+            .filter(|r| !(r.seed == 2 && r.temperature.as_deref() == Some("2")))
+            .collect();
+        let refs: Vec<&RunRecord> = recs.iter().collect();
+        let s = summarize(&refs, None);
+        let md = |adaptive: bool| {
+            let meta = Meta {
+                adaptive,
+                ..Default::default()
+            };
+            markdown(&meta, &s)
+        };
+        assert!(
+            md(false).contains("— its other seeds have not finished —"),
+            "{}",
+            md(false)
+        );
+        assert!(md(true).contains("— one the search did not carry to every seed —"));
+    }
+
+    #[test]
     fn one_seed_gives_no_interval() {
         let recs: Vec<RunRecord> = records().into_iter().filter(|r| r.seed == 0).collect();
         let refs: Vec<&RunRecord> = recs.iter().collect();
