@@ -22,7 +22,8 @@ and the grid. Minimal example (see README.md for every key):
   name = \"quick\"                 # results go to <results>/quick/
   seeds = [0]
   [data]
-  dataset = \"fashion-mnist\"      # \"fashion-mnist\" | \"mnist\" | \"cifar10\" | \"cifar100\"
+  dataset = \"fashion-mnist\"      # \"fashion-mnist\" | \"mnist\" | \"cifar10\" | \"cifar100\", or your
+                                 # own: \"folder\" (class folders of images) | \"tensors\", with path
   validation = 5000              # training images held out for choosing (T, α)
   train_subset = 10000           # optional
   [teacher]
@@ -44,11 +45,13 @@ epochs = 0 with weights = \"resnet20.pth\" (a torch.save state dict or .safetens
 TorchScript file with init = \"as-saved\"; optimizer = \"sgd\" with momentum, nesterov,
 weight_decay; schedule = \"multistep\" (milestones, gamma) or \"cosine\", warmup_epochs;
 augment = \"crop-flip\"; precision = \"bf16\" and channels_last = true (speed; the numbers differ by
-rounding: README, Numerics). Optional in [grid]: method = [\"logit\", \"dkd\", \"dist\", \"multi-t\",
-\"ctkd\", \"feature\", \"imitation\"] (the newer methods' axes in [grid.dkd], [grid.dist],
-[grid.multi_t], [grid.ctkd]), logit_norm = [\"none\", \"zscore\"], student_model = [...]. Optional [search]: strategy = \"halving\" (every cell trains min_epochs, the
-best 1/eta go on, … survivors finish; pruned runs are kept), confirm_seeds = [2, 3, 4] and
-confirm_top = 3 (then the best cells and the baseline again with more seeds).
+rounding: README, Numerics). Optional in [grid]: logit_norm = [\"none\", \"zscore\"],
+student_model = [...], and method = any of
+  {METHODS}
+(the newer methods' axes in {TABLES}).
+Optional [search]: strategy = \"halving\" (every cell trains min_epochs, the best 1/eta go
+on, … survivors finish; pruned runs are kept), confirm_seeds = [2, 3, 4] and confirm_top = 3
+(then the best cells and the baseline again with more seeds).
 
 ";
 
@@ -73,7 +76,16 @@ fn after_help() -> String {
     for m in crate::distill::Method::ALL {
         methods.push_str(&format!("  {:<10} {}\n", m.name(), m.loss_text()));
     }
-    format!("{AFTER}\n{methods}{AFTER_END}")
+    // every method and table, from their declarations
+    let all = crate::distill::Method::ALL;
+    let names: Vec<String> = all.iter().map(|m| format!("\"{}\"", m.name())).collect();
+    let tables: Vec<String> = (all.iter())
+        .filter_map(|m| m.table().map(|t| format!("[grid.{}]", t.name)))
+        .collect();
+    let after = AFTER
+        .replace("{METHODS}", &format!("[{}]", names.join(", ")))
+        .replace("{TABLES}", &crate::util::and_list(&tables));
+    format!("{after}\n{methods}{AFTER_END}")
 }
 
 #[derive(Parser, Debug)]
@@ -123,8 +135,8 @@ struct DevicesArg {
 /// Sweep-file settings the command line replaces that are part of every run's key.
 #[derive(Args, Debug, Clone)]
 struct KeyOptions {
-    /// Intra-op threads of each teacher (default: every core of this machine). Part of the teacher's
-    /// key. Overrides [teacher] threads.
+    /// Intra-op threads of each teacher (default: every core of this machine; for `slurm`'s tasks,
+    /// --cpus-per-task, or 1). Part of the teacher's key. Overrides [teacher] threads.
     #[arg(long, value_name = "N")]
     teacher_threads: Option<i64>,
     /// CPU kernels: "portable" (the default: one fixed AVX2 level, the same numbers on every machine
@@ -211,7 +223,7 @@ enum Command {
     /// Measure kd-sweep on this machine: matrix-multiply ceiling, training and evaluation throughput
     /// (and the same loop in PyTorch), data feeding, the tutorial's 20-student sweep against the
     /// PyTorch tutorial's method on all cores (wall time, FLOP ceiling, accuracies), scaling, memory,
-    /// fused training. Prints a Markdown report; about 20 minutes on 2 cores (--quick: seconds).
+    /// fused training. Prints a Markdown report; about 20 minutes on 2 cores (--quick: about 3 minutes there).
     Bench(BenchArgs),
     /// Write (and with --submit, submit) SLURM job arrays for the sweep's unfinished nodes: one array
     /// for the teachers, one for the students that waits for it (afterok), and a report job. Rerun it

@@ -506,5 +506,59 @@ fn help_lists_every_method_with_its_loss() {
             "{} ({start}) not in:\n{help}",
             m.name()
         );
+        // and among the values of [grid] method, with its table
+        assert!(help.contains(&format!("\"{}\"", m.name())), "{}", m.name());
+        if let Some(t) = m.table() {
+            assert!(help.contains(&format!("[grid.{}]", t.name)), "{}", t.name);
+        }
     }
+    // the datasets a newcomer can bring
+    assert!(
+        help.contains("\"folder\"") && help.contains("\"tensors\""),
+        "{help}"
+    );
+}
+
+#[test]
+fn the_readme_s_slurm_script_is_what_kd_sweep_writes() {
+    if let Err(why) = kd_sweep::platform::numerics::portable_available() {
+        eprintln!("SKIPPED: the script passes the numerics this machine resolves: {why}");
+        return;
+    }
+    let shown = readme_block(&readme(), "<!-- readme-example: students.sbatch");
+    let c = Case::new(10, 10);
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let root = c.path("slurmdoc");
+    let o = c.run(&[
+        "slurm",
+        &format!("{repo}/experiments/quick.toml"),
+        "--results",
+        root.to_str().unwrap(),
+        "--partition",
+        "gpu",
+        "--gpus-per-task",
+        "1",
+        "--cpus-per-task",
+        "4",
+        "--mem",
+        "8G",
+        "--time",
+        "01:00:00",
+        "--max-parallel",
+        "8",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let written = std::fs::read_to_string(root.join("quick/slurm/students.sbatch")).unwrap();
+    // the README's paths are those of the machine it was written on
+    let written = written
+        .replace(
+            env!("CARGO_BIN_EXE_kd-sweep"),
+            "/work/main/target/release/kd-sweep",
+        )
+        .replace(root.to_str().unwrap(), "/tmp/kd/slurmdoc")
+        .replace(repo, "/work/main");
+    assert_eq!(
+        written, shown,
+        "README.md's students.sbatch is not what kd-sweep writes: update one of them"
+    );
 }
