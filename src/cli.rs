@@ -274,6 +274,9 @@ enum Command {
         /// Intra-op threads of this worker's runs.
         #[arg(long, default_value_t = 1)]
         threads: i32,
+        /// The sweep runs with --quiet: say no progress notes.
+        #[arg(long)]
+        quiet: bool,
     },
     /// One training-step throughput measurement in this process (`bench` starts it once per numerics
     /// mode): prints {"images_per_s", "cpu_capability"} as JSON.
@@ -540,7 +543,8 @@ pub fn error_text(e: &anyhow::Error) -> String {
 impl Cli {
     fn run(self) -> anyhow::Result<Ended> {
         match (self.command, self.sweep) {
-            (Some(Command::Worker { threads }), _) => {
+            (Some(Command::Worker { threads, quiet }), _) => {
+                crate::util::set_quiet(quiet);
                 crate::run::worker::main(threads).map(|_| Ended::Success)
             }
             (

@@ -16,6 +16,20 @@ pub fn first_line(s: &str) -> String {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// `--quiet` in this process (a worker is told by its coordinator): progress and notes a run
+/// prints are left out, warnings and errors are not.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets [`quiet`] for this process.
+pub fn set_quiet(on: bool) {
+    QUIET.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether this process was asked for errors only (`--quiet`).
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Items in prose: "a", "a and b", "a, b and c".
 pub fn and_list(items: &[String]) -> String {
     match items {

@@ -171,6 +171,9 @@ fn halving_prunes_by_validation_and_its_survivors_are_the_grid_runs_bit_for_bit(
     let o = c.run(&[grid.to_str().unwrap(), "--results", "hal", "-q"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(records(&c.path("hal/g")), full);
+    // --quiet: errors only, not the workers' notes of where each run continues
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("continuing"), "{err}");
 }
 
 #[test]

@@ -201,6 +201,9 @@ fn spawn(
     cmd.arg("__worker")
         .arg("--threads")
         .arg(slot.threads.to_string());
+    if cx.progress.is_quiet() {
+        cmd.arg("--quiet");
+    }
     let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
     cmd.envs(worker_env(slot.device, visible.as_deref()));
     cmd.envs(sweep_env(&cx.sweep.schedule));

@@ -727,10 +727,10 @@ pub enum TaskOutcome {
 /// it is refused while its teacher is unfinished. Concurrent tasks never write a record half-way
 /// (records and cache entries are renamed into place).
 pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOutcome> {
-    // this process trains: it must have started with the numerics mode's environment (before
-    // anything is said or read, which the re-executed process does again)
+    // this process trains under the numerics mode's environment: re-executed before it says anything
     let asked = config::load_with(path, &opts.overrides)?.schedule.numerics;
     crate::platform::numerics::reexec_with(crate::platform::numerics::effective(asked).0)?;
+    crate::util::set_quiet(opts.quiet);
     let p = prepare(path, opts)?;
     refuse_adaptive(&p, path, "run --task")?;
     let Some(index) = p.plan.runs.iter().position(|r| r.id == id) else {

@@ -25,6 +25,11 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// `--quiet`: nothing but errors and warnings.
+    pub fn is_quiet(&self) -> bool {
+        matches!(self.mode, Mode::Quiet)
+    }
+
     /// `total` runs in the plan, `done` of them already finished; one worker line per device entry.
     pub fn new(total: usize, done: usize, devices: Vec<String>, quiet: bool) -> Progress {
         let mode = if quiet {

@@ -56,10 +56,18 @@ pub struct RunCheckpoint {
     paused: bool,
     /// Where warnings go (the worker's stderr).
     warn: fn(&str),
+    /// Where notes go (the worker's stderr, unless the sweep runs with `--quiet`).
+    info: fn(&str),
 }
 
 fn to_stderr(m: &str) {
     eprintln!("{m}");
+}
+
+fn unless_quiet(m: &str) {
+    if !crate::util::quiet() {
+        eprintln!("{m}");
+    }
 }
 
 impl RunCheckpoint {
@@ -81,6 +89,7 @@ impl RunCheckpoint {
             every,
             paused,
             warn: to_stderr,
+            info: unless_quiet,
         }
     }
 
@@ -196,7 +205,7 @@ impl Checkpoints for RunCheckpoint {
         };
         if self.paused && meta.step == 0 {
             // the search chose it to go on: normal operation, said in a word
-            (self.warn)(&format!(
+            (self.info)(&format!(
                 "{}: promoted by the search, continuing after epoch {}",
                 self.run_id, meta.epoch
             ));
@@ -205,7 +214,7 @@ impl Checkpoints for RunCheckpoint {
                 0 => String::new(),
                 n => format!(" and {n} step(s) of the next"),
             };
-            (self.warn)(&format!(
+            (self.info)(&format!(
                 "{}: continuing from its checkpoint after epoch {}{steps} ({:.1} s of training kept)",
                 self.run_id, meta.epoch, meta.seconds
             ));
