@@ -272,7 +272,13 @@ pub fn render(cleaned: &[Cleaned], dry_run: bool) -> String {
         let bytes: u64 = c.removed.iter().map(|r| r.bytes).sum();
         total += bytes;
         let files = c.removed.iter().filter(|r| r.why != EMPTY).count();
+        let folders = c.removed.len() - files;
         let _ = match files {
+            0 if folders > 0 => writeln!(
+                o,
+                "{}: {verb} {folders} empty folder(s), no files",
+                c.dir.display()
+            ),
             0 => writeln!(o, "{}: nothing to remove", c.dir.display()),
             n => writeln!(
                 o,

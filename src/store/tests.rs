@@ -117,3 +117,31 @@ fn csv_has_the_documented_columns_and_empty_cells() {
     let e = String::from_utf8(epochs_csv(&[&r]).unwrap()).unwrap();
     assert_eq!(e.lines().count(), 3);
 }
+
+/// `clean`'s report of a folder where only an empty folder went says that, not "nothing to remove".
+#[test]
+fn clean_says_an_empty_folder_it_removed() {
+    use clean::{render, Cleaned, Removal};
+    let dir = std::path::PathBuf::from("r/long");
+    let gone = Cleaned {
+        dir: dir.clone(),
+        removed: vec![Removal {
+            path: dir.join("progress"),
+            bytes: 0,
+            why: "empty folder",
+        }],
+        kept_paused: 0,
+    };
+    for (dry, verb) in [(false, "removed"), (true, "would remove")] {
+        let o = render(std::slice::from_ref(&gone), dry);
+        assert_eq!(
+            o,
+            format!("{verb} r/long/progress (empty folder)\nr/long: {verb} 1 empty folder(s), no files\n")
+        );
+    }
+    let nothing = Cleaned {
+        removed: Vec::new(),
+        ..gone
+    };
+    assert_eq!(render(&[nothing], false), "r/long: nothing to remove\n");
+}
