@@ -1089,6 +1089,10 @@ fn run_task_trains_exactly_one_node_and_plan_json_lists_them() {
         2,
         "exactly the two nodes ran"
     );
+    // nothing in flight or paused: no working folders left behind
+    for d in ["progress", "checkpoints"] {
+        assert!(!c.path("out/task").join(d).exists(), "{d}/ left");
+    }
     let before = record_mtimes(&c.path("out/task"));
     let o = c.run(&[
         "run",

@@ -468,12 +468,7 @@ fn handle_stops() {
 pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     let p = prepare(path, opts)?;
     check_same_study(&p)?;
-    std::fs::create_dir_all(p.store.records_dir()).with_context(|| {
-        format!(
-            "cannot create the results folder {}; choose another root with --results",
-            p.store.dir.display()
-        )
-    })?;
+    p.store.create()?;
     // one coordinator per sweep folder: a second `kd-sweep run` stops here, having touched nothing
     let lock = store::CoordinatorLock::acquire(&p.store.dir, &|m| eprintln!("{m}"))?;
     remove_stale_writes(&p);
@@ -737,12 +732,7 @@ pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOut
         let ids: Vec<&str> = p.plan.runs.iter().take(4).map(|r| r.id.as_str()).collect();
         return Err(crate::util::UsageError(format!("{}: the plan has no node {id:?} (ids look like {}…; `kd-sweep plan --json {}` lists them)", path.display(), ids.join(", "), path.display())).into());
     };
-    std::fs::create_dir_all(p.store.records_dir()).with_context(|| {
-        format!(
-            "cannot create the results folder {}; choose another root with --results",
-            p.store.dir.display()
-        )
-    })?;
+    p.store.create()?;
     let say = |m: &str| eprintln!("{m}");
     let done = finished(&p, &say, &say, Reused::Copy);
     if done[index] {
@@ -784,13 +774,16 @@ pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOut
             );
         }
     });
-    let record = match outcome.into_iter().next().map(|(_, o)| o) {
-        Some(crate::run::job::Outcome::Recorded(r)) => *r,
-        _ => {
-            p.store.clear_progress(&run.id, &run.key);
-            let terminated = schedule::TERMINATED.load(std::sync::atomic::Ordering::SeqCst);
-            return Ok(TaskOutcome::Stopped { terminated });
-        }
+    let recorded = match outcome.into_iter().next().map(|(_, o)| o) {
+        Some(crate::run::job::Outcome::Recorded(r)) => Some(*r),
+        _ => None,
+    };
+    // the task's progress file goes, and progress/ (checkpoints/) with it when it was the last
+    p.store.clear_progress(&run.id, &run.key);
+    p.store.remove_empty_work_dirs();
+    let Some(record) = recorded else {
+        let terminated = schedule::TERMINATED.load(std::sync::atomic::Ordering::SeqCst);
+        return Ok(TaskOutcome::Stopped { terminated });
     };
     Ok(match record.status {
         Status::Done | Status::Pruned => TaskOutcome::Done,

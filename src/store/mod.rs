@@ -239,6 +239,17 @@ impl Store {
         self.dir.join("checkpoints")
     }
 
+    /// Creates the sweep's folder (and its records/), or says which and what to do.
+    pub fn create(&self) -> anyhow::Result<()> {
+        use anyhow::Context;
+        std::fs::create_dir_all(self.records_dir()).with_context(|| {
+            format!(
+                "cannot create the results folder {}; choose another root with --results",
+                self.dir.display()
+            )
+        })
+    }
+
     pub fn progress_dir(&self) -> PathBuf {
         self.dir.join("progress")
     }
