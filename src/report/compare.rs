@@ -28,6 +28,10 @@ pub struct SharedCell {
     pub test: Vec<Stat>,
     /// Mean of each later sweep minus the first's, in points.
     pub diff: Vec<f64>,
+    /// Each sweep's KD gain over its own baseline (points; none for the teacher and baseline rows):
+    /// a cell can rise with its baseline without distilling better.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gain: Vec<Option<f64>>,
 }
 
 /// A setting whose value is not the same in every sweep.
@@ -54,6 +58,9 @@ pub struct Comparison {
     pub warnings: Vec<String>,
     /// The settings beyond the grid that differ between the sweeps (empty: none).
     pub settings: Vec<SettingDiff>,
+    /// The teacher's and the baseline student's accuracy in each sweep (where every sweep has one):
+    /// what the cells' differences are read against.
+    pub references: Vec<SharedCell>,
     pub shared: Vec<SharedCell>,
     pub only: Vec<OnlyIn>,
     #[serde(skip)]
@@ -133,13 +140,14 @@ pub fn compare(loaded: &[Loaded]) -> Comparison {
     warnings.extend(differ("model version", &|s| s.model_version.to_string()));
     warnings.extend(differ("teacher epochs", &|s| s.teacher_epochs.to_string()));
     warnings.extend(differ("student epochs", &|s| s.student_epochs.to_string()));
-    let cells: Vec<Vec<Cell>> = loaded
-        .iter()
+    let summaries: Vec<super::Summary> = (loaded.iter())
         .map(|l| {
             let refs: Vec<_> = l.records.iter().collect();
-            summarize(&refs, l.meta.test_images).cells
+            summarize(&refs, l.meta.test_images)
         })
         .collect();
+    let references = references(&summaries);
+    let cells: Vec<Vec<Cell>> = summaries.into_iter().map(|s| s.cells).collect();
     let mut shared = Vec::new();
     let mut only = Vec::new();
     if let Some(first) = cells.first() {
@@ -157,6 +165,9 @@ pub fn compare(loaded: &[Loaded]) -> Comparison {
                     alpha: c.alpha.clone(),
                     test,
                     diff,
+                    gain: (matches.iter().flatten())
+                        .map(|m| m.gain.map(|g| g.mean))
+                        .collect(),
                 });
             }
         }
@@ -178,10 +189,44 @@ pub fn compare(loaded: &[Loaded]) -> Comparison {
         sweeps,
         warnings,
         settings: differing_settings(loaded),
+        references,
         shared,
         only,
         cells,
     }
+}
+
+/// The teacher's row and each student model's baseline row, where every sweep has it.
+fn references(summaries: &[super::Summary]) -> Vec<SharedCell> {
+    let row = |name: String, test: Option<Vec<Stat>>| {
+        let test = test?;
+        let diff = test.iter().skip(1).map(|t| t.mean - test[0].mean).collect();
+        Some(SharedCell {
+            method: name,
+            temperature: String::new(),
+            alpha: String::new(),
+            test,
+            diff,
+            gain: Vec::new(),
+        })
+    };
+    let mut out: Vec<SharedCell> = Vec::new();
+    out.extend(row(
+        "teacher".into(),
+        summaries.iter().map(|s| s.teacher).collect(),
+    ));
+    let models: Vec<String> = (summaries.first().into_iter())
+        .flat_map(|s| s.baselines.iter().map(|b| b.0.clone()))
+        .collect();
+    for m in &models {
+        let name = match m.as_str() {
+            "" | "tutorial-student" if models.len() == 1 => "baseline student".to_string(),
+            _ => format!("baseline student · {m}"),
+        };
+        let of = |s: &super::Summary| s.baselines.iter().find(|b| b.0 == *m).map(|b| b.1);
+        out.extend(row(name, summaries.iter().map(of).collect()));
+    }
+    out
 }
 
 /// The settings whose values are not the same in every sweep, in the first sweep's order (then the
@@ -335,32 +380,47 @@ pub const SAME_SETTINGS: &str = "The sweeps ran with the same settings apart fro
 /// The table of the cells every sweep has: each sweep's mean ± std and the differences.
 fn shared_table(o: &mut String, c: &Comparison) {
     let names: Vec<&str> = c.sweeps.iter().map(|s| s.name.as_str()).collect();
-    o.push_str("\nStudent test accuracy (%), mean ± std over seeds, for the cells every sweep has:\n\n| method | T | α |");
+    o.push_str(&format!("\n{SHARED_INTRO}\n\n| method | T | α |"));
     for n in &names {
         o.push_str(&format!(" {n} |"));
     }
     for n in names.iter().skip(1) {
         o.push_str(&format!(" {n} − {} |", names[0]));
     }
+    for n in &names {
+        o.push_str(&format!(" KD gain in {n} |"));
+    }
     o.push_str("\n|---|---:|---:|");
-    o.push_str(&"---:|".repeat(names.len() * 2 - 1));
+    o.push_str(&"---:|".repeat(names.len() * 3 - 1));
     o.push('\n');
-    for s in &c.shared {
+    for s in c.references.iter().chain(&c.shared) {
         let t = if s.temperature.is_empty() {
             "–"
         } else {
             s.temperature.as_str()
         };
-        o.push_str(&format!("| {} | {t} | {} |", s.method, s.alpha));
+        let a = if s.alpha.is_empty() { "–" } else { &s.alpha };
+        o.push_str(&format!("| {} | {t} | {a} |", s.method));
         for t in &s.test {
             o.push_str(&format!(" {} |", t.show()));
         }
         for d in &s.diff {
             o.push_str(&format!(" {d:+.2} |"));
         }
+        for i in 0..names.len() {
+            match s.gain.get(i).copied().flatten() {
+                Some(g) => o.push_str(&format!(" {g:+.2} |")),
+                None => o.push_str(" – |"),
+            }
+        }
         o.push('\n');
     }
 }
+
+/// Said above the table of shared cells (the page says it too).
+pub const SHARED_INTRO: &str = "Test accuracy (%), mean ± std over seeds, of the teacher, the \
+     baseline student and the cells every sweep has, and each cell's KD gain over its own sweep's \
+     baseline (points): a cell can rise with its baseline without distilling better.";
 
 /// One line style per α.
 const STYLES: [Line; 4] = [Line::Solid, Line::Dashed, Line::Dotted, Line::LongDash];
@@ -612,6 +672,44 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("**warning:**"), "{md}");
+    }
+
+    #[test]
+    fn a_cell_that_rises_with_its_baseline_shows_the_same_gain() {
+        // b: every student, the baseline included, one point better; the teacher the same
+        let mut rb = records();
+        for r in rb
+            .iter_mut()
+            .filter(|r| r.role != crate::plan::Role::Teacher)
+        {
+            r.test_acc = r.test_acc.map(|t| t + 1.0);
+        }
+        let c = compare(&[loaded("a", 1, records()), loaded("b", 1, rb)]);
+        let rows: Vec<(&str, f64)> = (c.references.iter())
+            .map(|r| (r.method.as_str(), r.diff[0]))
+            .collect();
+        assert_eq!(rows, [("teacher", 0.0), ("baseline student", 1.0)]);
+        let t4 = c.shared.iter().find(|s| s.temperature == "4").unwrap();
+        assert!((t4.diff[0] - 1.0).abs() < 1e-9);
+        let gains: Vec<f64> = t4.gain.iter().map(|g| g.unwrap()).collect();
+        assert!(
+            (gains[0] - 1.0).abs() < 1e-9 && (gains[1] - 1.0).abs() < 1e-9,
+            "{gains:?}"
+        );
+        let md = markdown(&c);
+        assert!(
+            md.contains(
+                "| baseline student | – | – | 80.00 ± 1.00 | 81.00 ± 1.00 | +1.00 | – | – |"
+            ) && md.contains(
+                "| logit | 4 | 0.5 | 81.00 ± 0.50 | 82.00 ± 0.50 | +1.00 | +1.00 | +1.00 |"
+            ),
+            "{md}"
+        );
+        let page = crate::report::html::compare_page(Path::new("."), &c);
+        assert!(
+            page.contains("<th>KD gain in b (points)</th>")
+                && page.contains("a cell can rise with its baseline without distilling better")
+        );
     }
 
     #[test]

@@ -547,6 +547,7 @@ pub fn compare_page(out: &Path, c: &Comparison) -> String {
     if let Some(none) = c.none_shared() {
         let _ = writeln!(b, "<p class=\"verdict\">{}</p>", escape(&none));
     } else {
+        let _ = writeln!(b, "<p>{}</p>", escape(super::compare::SHARED_INTRO));
         shared_table(&mut b, c);
     }
     if !c.only.is_empty() {
@@ -612,8 +613,11 @@ fn shared_table(b: &mut String, c: &Comparison) {
             escape(&c.sweeps[0].name)
         );
     }
+    for s in &c.sweeps {
+        let _ = write!(b, "<th>KD gain in {} (points)</th>", escape(&s.name));
+    }
     b.push_str("</tr></thead><tbody>\n");
-    for cell in &c.shared {
+    for cell in c.references.iter().chain(&c.shared) {
         let _ = write!(
             b,
             "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td>",
@@ -626,6 +630,14 @@ fn shared_table(b: &mut String, c: &Comparison) {
         }
         for d in &cell.diff {
             let _ = write!(b, "<td data-v=\"{d:.6}\">{d:+.2}</td>");
+        }
+        for i in 0..c.sweeps.len() {
+            match cell.gain.get(i).copied().flatten() {
+                Some(g) => {
+                    let _ = write!(b, "<td data-v=\"{g:.6}\">{g:+.2}</td>");
+                }
+                None => b.push_str("<td>–</td>"),
+            }
         }
         b.push_str("</tr>\n");
     }
