@@ -38,7 +38,7 @@ type Series = Vec<(Entry, Vec<(u32, Stat)>)>;
 
 /// The learning curves' series: the teacher and the baseline (dashed), plain logit KD's each α at
 /// its best T (solid), every other method at its best cell (dotted).
-fn learning_series(s: &Summary, done: &[&RunRecord]) -> Series {
+pub(super) fn learning_series(s: &Summary, done: &[&RunRecord]) -> Series {
     let mut series: Series = Vec::new();
     for (role, name, colour) in [
         (Role::Teacher, "teacher", TEACHER),
@@ -77,15 +77,15 @@ fn learning_series(s: &Summary, done: &[&RunRecord]) -> Series {
             series.push((entry, val_curve(&runs_of(b))));
         }
     }
-    for v in Variant::all_in(&s.cells) {
-        if v.is_plain_logit() {
-            continue;
-        }
+    // every other method in a colour of its own, after the α's (an α of DKD or CTKD is not logit
+    // KD's, and DIST has none: a shared colour read as one method)
+    let others = Variant::all_in(&s.cells).into_iter().filter(|v| !v.is_plain_logit());
+    for (k, v) in others.enumerate() {
         let mine = |c: &crate::report::Cell| Variant::of(c) == v;
         if let Some(b) = best_by_validation(&s.cells, mine).map(|i| &s.cells[i]) {
             let entry = Entry {
                 label: b.setting(),
-                colour: series_colour(rank(&b.alpha)),
+                colour: series_colour(all_alphas.len() + k),
                 line: Line::Dotted,
             };
             series.push((entry, val_curve(&runs_of(b))));

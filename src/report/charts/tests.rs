@@ -192,3 +192,23 @@ fn a_sweep_of_logit_kd_alone_draws_no_method_charts() {
         ]
     );
 }
+
+/// The learning curves: each method's best cell in a colour of its own, none sharing an α's colour
+/// (DKD's α = 1 and CTKD's α = 0.5 are not logit KD's α).
+#[test]
+fn each_method_s_learning_curve_has_a_colour_of_its_own() {
+    let recs = records_with_methods();
+    let refs: Vec<&RunRecord> = recs.iter().collect();
+    let s = crate::report::summarize(&refs, None);
+    let series = super::curves::learning_series(&s, &refs);
+    let students: Vec<&Entry> = (series.iter())
+        .map(|(e, _)| e)
+        .filter(|e| !matches!(e.line, Line::Dashed))
+        .collect();
+    assert!(students.len() >= 4, "{}", students.len());
+    for (i, a) in students.iter().enumerate() {
+        for b in &students[i + 1..] {
+            assert_ne!(a.colour, b.colour, "{} and {} share a colour", a.label, b.label);
+        }
+    }
+}
