@@ -168,6 +168,25 @@ impl Method {
         }
     }
 
+    /// Whether the method's α is logit KD's: the share of the distillation term against the
+    /// cross-entropy (logit, feature, imitation, multi-t, CTKD). DKD's α weighs one of its own terms;
+    /// DIST and TTM have none.
+    pub fn alpha_is_mix(self) -> bool {
+        match self.table() {
+            None => true,
+            Some(t) => t.keys.iter().any(|k| {
+                matches!(
+                    k.kind,
+                    KeyKind::Axis {
+                        axis: Axis::Alpha,
+                        rule: Rule::Fraction,
+                        ..
+                    }
+                )
+            }),
+        }
+    }
+
     pub fn is_logit(&self) -> bool {
         *self == Self::Logit
     }

@@ -58,11 +58,16 @@ impl<'s> AccuracyView<'s> {
             methods,
             y,
             // pruned cells keep their α's colour, and their T its place on the axis
+            // (logit KD's α only: DKD's weighs a term of its own)
             alphas: distinct(
-                s.cells
-                    .iter()
+                (s.cells.iter())
+                    .filter(|c| c.method.alpha_is_mix())
                     .map(|c| (c.a_value, c.alpha.as_str()))
-                    .chain(s.pruned.iter().map(|p| (p.a_value, p.alpha.as_str())))
+                    .chain(
+                        (s.pruned.iter())
+                            .filter(|p| p.method.alpha_is_mix())
+                            .map(|p| (p.a_value, p.alpha.as_str())),
+                    )
                     .filter(|(_, a)| !a.is_empty()),
             ),
             chosen: s.chosen.map(|i| &s.cells[i]),
@@ -74,12 +79,22 @@ impl<'s> AccuracyView<'s> {
         self.alphas.iter().position(|x| x.1 == a).unwrap_or(0)
     }
 
-    /// The colour of a cell's α; grey for a method without α (DIST).
-    fn colour(&self, a: &str) -> RGBColor {
-        if a.is_empty() {
-            NO_ALPHA
-        } else {
-            series_colour(self.rank(a))
+    /// A cell's place among logit KD's α values: none for a method without such an α (DKD, DIST).
+    fn place(&self, method: crate::distill::Method, a: &str) -> Option<usize> {
+        (method.alpha_is_mix() && !a.is_empty()).then(|| self.rank(a))
+    }
+
+    /// The colour of a cell's α; grey for a method without logit KD's α.
+    fn colour(&self, method: crate::distill::Method, a: &str) -> RGBColor {
+        self.place(method, a).map_or(NO_ALPHA, series_colour)
+    }
+
+    /// Where in its method's column a cell is drawn: at its α's place, in the middle without one.
+    fn x(&self, column: usize, method: crate::distill::Method, a: &str) -> f64 {
+        let n_alpha = self.alphas.len().max(1) as f64;
+        match self.place(method, a) {
+            Some(r) => column as f64 + 0.2 + 0.6 * (r as f64 + 0.5) / n_alpha,
+            None => column as f64 + 0.5,
         }
     }
 
@@ -101,6 +116,17 @@ impl<'s> AccuracyView<'s> {
             entries.push(Entry {
                 label: format!("α = {a}"),
                 colour: series_colour(r),
+                line: Line::Solid,
+            });
+        }
+        let own: Vec<&str> = (self.methods.iter())
+            .filter(|v| !v.method.alpha_is_mix())
+            .map(|v| v.method.name())
+            .collect();
+        if !own.is_empty() {
+            entries.push(Entry {
+                label: format!("{}: own axes", own.join(", ")),
+                colour: NO_ALPHA,
                 line: Line::Solid,
             });
         }
@@ -346,19 +372,18 @@ fn panel_points<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let n_alpha = v.alphas.len().max(1) as f64;
     for (mi, m) in v.methods.iter().enumerate() {
         let mine = |method, zscore| Variant { method, zscore } == *m && m.alpha_only();
         for p in (v.s.pruned.iter()).filter(|p| mine(p.method, p.coord.zscore)) {
-            let x = mi as f64 + 0.2 + 0.6 * (v.rank(&p.alpha) as f64 + 0.5) / n_alpha;
-            let colour = v.colour(&p.alpha);
+            let x = v.x(mi, p.method, &p.alpha);
+            let colour = v.colour(p.method, &p.alpha);
             chart
                 .draw_series([Circle::new((x, p.val.mean), 5, colour.stroke_width(2))])
                 .map_err(derr)?;
         }
         for c in v.others.iter().filter(|c| Variant::of(c) == *m) {
-            let x = mi as f64 + 0.2 + 0.6 * (v.rank(&c.alpha) as f64 + 0.5) / n_alpha;
-            let colour = v.colour(&c.alpha);
+            let x = v.x(mi, c.method, &c.alpha);
+            let colour = v.colour(c.method, &c.alpha);
             chart
                 .draw_series([Circle::new((x, c.test.mean), 5, colour.filled())])
                 .map_err(derr)?;
@@ -436,6 +461,10 @@ where
         let line = pts.iter().map(|(t, st)| (*t, st.mean));
         chart
             .draw_series(LineSeries::new(line, colour.stroke_width(2)))
+            .map_err(derr)?;
+        // filled points, as the legend shows them (hollow means pruned elsewhere)
+        chart
+            .draw_series((pts.iter()).map(|(t, st)| Circle::new((*t, st.mean), 4, colour.filled())))
             .map_err(derr)?;
         chart
             .draw_series(pts.iter().map(|(t, st)| {

@@ -79,7 +79,9 @@ pub(super) fn learning_series(s: &Summary, done: &[&RunRecord]) -> Series {
     }
     // every other method in a colour of its own, after the α's (an α of DKD or CTKD is not logit
     // KD's, and DIST has none: a shared colour read as one method)
-    let others = Variant::all_in(&s.cells).into_iter().filter(|v| !v.is_plain_logit());
+    let others = Variant::all_in(&s.cells)
+        .into_iter()
+        .filter(|v| !v.is_plain_logit());
     for (k, v) in others.enumerate() {
         let mine = |c: &crate::report::Cell| Variant::of(c) == v;
         if let Some(b) = best_by_validation(&s.cells, mine).map(|i| &s.cells[i]) {
@@ -132,10 +134,17 @@ where
         .map(|r| r.seed)
         .collect::<std::collections::BTreeSet<_>>()
         .len();
+    let chosen = match series.iter().any(|(e, _)| e.line == Line::Dotted) {
+        // dotted: the other methods, each at its best cell
+        true => {
+            "logit KD: each α at its\nbest T; dotted: another\nmethod's best cell\n(by validation)"
+        }
+        false => "each α at its best T\n(by validation)",
+    };
     let note = if n > 1 {
-        format!("mean of {n} seeds;\nshaded ± 1 std;\neach α at its best T\n(by validation)")
+        format!("mean of {n} seeds;\nshaded ± 1 std;\n{chosen}")
     } else {
-        "one seed;\neach α at its best T\n(by validation)".into()
+        format!("one seed;\n{chosen}")
     };
     let y = y_range(series.iter().flat_map(|s| {
         s.1.iter()

@@ -153,9 +153,12 @@ fn each_method_gets_its_own_charts_and_no_method_joins_another_s_line() {
     assert!(svg("gain_heatmap_logit_zscore").contains("+7.50"));
     // the accuracy chart's panel names the other methods, z-scored logit apart
     let acc = svg("accuracy_vs_temperature");
-    for t in ["dkd", "logit+z", "ctkd", "other methods"] {
+    for t in ["dkd", "logit+z", "ctkd", "other methods", "dkd: own axes"] {
         assert!(acc.contains(t), "accuracy chart lacks {t:?}");
     }
+    // DKD's α = 1 weighs a term of its own: not in the legend of logit KD's α values
+    assert!(acc.contains("α = 0.5\n"), "the text's form changed: {acc}");
+    assert!(!acc.contains("α = 1\n"), "DKD's α in the α legend");
     let agree = svg("agreement_vs_temperature");
     for t in [
         "top-1 agreement with the teacher (%)",
@@ -208,7 +211,11 @@ fn each_method_s_learning_curve_has_a_colour_of_its_own() {
     assert!(students.len() >= 4, "{}", students.len());
     for (i, a) in students.iter().enumerate() {
         for b in &students[i + 1..] {
-            assert_ne!(a.colour, b.colour, "{} and {} share a colour", a.label, b.label);
+            assert_ne!(
+                a.colour, b.colour,
+                "{} and {} share a colour",
+                a.label, b.label
+            );
         }
     }
 }
