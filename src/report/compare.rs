@@ -148,6 +148,20 @@ pub fn compare(loaded: &[Loaded]) -> Comparison {
         .collect();
     let references = references(&summaries);
     let cells: Vec<Vec<Cell>> = summaries.into_iter().map(|s| s.cells).collect();
+    let (shared, only) = shared_and_only(&cells, &sweeps);
+    Comparison {
+        sweeps,
+        warnings,
+        settings: differing_settings(loaded),
+        references,
+        shared,
+        only,
+        cells,
+    }
+}
+
+/// The cells every sweep has (side by side, with each sweep's KD gain), and those only some have.
+fn shared_and_only(cells: &[Vec<Cell>], sweeps: &[SweepInfo]) -> (Vec<SharedCell>, Vec<OnlyIn>) {
     let mut shared = Vec::new();
     let mut only = Vec::new();
     if let Some(first) = cells.first() {
@@ -185,15 +199,7 @@ pub fn compare(loaded: &[Loaded]) -> Comparison {
             }
         }
     }
-    Comparison {
-        sweeps,
-        warnings,
-        settings: differing_settings(loaded),
-        references,
-        shared,
-        only,
-        cells,
-    }
+    (shared, only)
 }
 
 /// The teacher's row and each student model's baseline row, where every sweep has it.
