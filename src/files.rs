@@ -152,7 +152,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// fsynced. On failure the temporary file is removed.
 pub fn write_atomic_with(
     path: &Path,
-    write: impl FnOnce(&Path) -> std::io::Result<()>,
+    mut write: impl FnMut(&Path) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     // a bare file name has an empty parent: that is the current folder
     let dir = path
@@ -166,7 +166,16 @@ pub fn write_atomic_with(
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}", tmp_tag()));
     let result = (|| {
-        write(&tmp)?;
+        // the folder may have gone since it was made (a task that finished removed an empty
+        // progress/ or checkpoints/): made again, once
+        let first = write(&tmp);
+        match first {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => {
+                std::fs::create_dir_all(dir)?;
+                write(&tmp)?;
+            }
+            other => other?,
+        }
         std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, path)?;
         std::fs::File::open(dir)?.sync_all()
@@ -190,6 +199,24 @@ mod tests {
         std::env::set_current_dir(here).unwrap();
         r.unwrap();
         assert_eq!(std::fs::read(dir.path().join("bare.txt")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn a_folder_removed_while_a_write_starts_is_made_again() {
+        // another process removed the (empty) folder between its creation and the file's
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("progress");
+        let path = dir.join("run.json");
+        let mut calls = 0;
+        write_atomic_with(&path, |tmp| {
+            calls += 1;
+            if calls == 1 {
+                std::fs::remove_dir(&dir)?;
+            }
+            std::fs::write(tmp, b"{}")
+        })
+        .unwrap();
+        assert_eq!((calls, std::fs::read(&path).unwrap()), (2, b"{}".to_vec()));
     }
 
     #[test]

@@ -121,21 +121,33 @@ pub fn settings(sweep: &Sweep) -> Vec<(String, String)> {
 }
 
 /// The settings whose values are not the same in every one of `lists` ([`settings`] of several
-/// sweeps): each name every list has, in the first list's order, with its value in each list. A
-/// setting only some lists have (a method's, where only some sweeps have the method) is left out:
-/// the grids' cells say which methods each sweep has.
+/// sweeps): each name, in the first list's order (then the ones only later lists have), with its
+/// value in each list ("—" where a list lacks it). A method's own setting (`grid.dkd.warmup`) is
+/// compared only among the lists that have it — the sweeps with the method — and listed when two of
+/// them differ; the grids' cells say which methods each sweep has.
 pub fn differing(lists: &[Vec<(String, String)>]) -> Vec<(String, Vec<String>)> {
-    let Some(first) = lists.first() else {
-        return Vec::new();
-    };
+    let mut names: Vec<&str> = Vec::new();
+    for (name, _) in lists.iter().flatten() {
+        if !names.contains(&name.as_str()) {
+            names.push(name);
+        }
+    }
     let value = |list: &[(String, String)], name: &str| {
         list.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
     };
-    (first.iter())
-        .filter_map(|(name, _)| {
-            let values: Option<Vec<String>> = lists.iter().map(|l| value(l, name)).collect();
-            let values = values?;
-            (values.iter().any(|v| *v != values[0])).then(|| (name.clone(), values))
+    let of_a_method = |name: &str| name.starts_with("grid.") && name.matches('.').count() > 1;
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let found: Vec<Option<String>> = lists.iter().map(|l| value(l, name)).collect();
+            let values: Vec<String> = (found.iter())
+                .map(|v| v.clone().unwrap_or_else(|| "—".into()))
+                .collect();
+            let compared: Vec<&String> = match of_a_method(name) {
+                true => found.iter().flatten().collect(),
+                false => values.iter().collect(),
+            };
+            (compared.iter().any(|v| *v != compared[0])).then(|| (name.to_string(), values))
         })
         .collect()
 }

@@ -1094,7 +1094,29 @@ fn settings_are_listed_under_the_file_s_names_with_defaults_filled_in() {
     assert_eq!(
         differing(&[good.clone(), dkd.clone()]),
         [],
-        "a setting one sweep lacks is not a difference"
+        "a method's setting one sweep lacks is not a difference"
+    );
+    // … but two sweeps with the method that differ in it are, beside a third without it
+    let warm = list(&with(
+        "alpha = [0, 0.5, 1]",
+        "alpha = [0.5]\nmethod = [\"dkd\"]\n[grid.dkd]\nwarmup = 1",
+    ));
+    assert_eq!(
+        differing(&[dkd.clone(), warm, good.clone()]),
+        [(
+            "grid.dkd.warmup".to_string(),
+            vec!["20".to_string(), "1".to_string(), "—".to_string()]
+        )]
+    );
+    // a setting written only when given (an image size) is a difference where one sweep lacks it
+    let mut sized = good.clone();
+    sized.push(("data.image_size".into(), "[32, 32]".into()));
+    assert_eq!(
+        differing(&[good.clone(), sized]),
+        [(
+            "data.image_size".to_string(),
+            vec!["—".to_string(), "[32, 32]".to_string()]
+        )]
     );
     // the grid axes and the name are compared elsewhere
     assert!(

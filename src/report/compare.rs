@@ -236,7 +236,8 @@ fn references(summaries: &[super::Summary]) -> Vec<SharedCell> {
 }
 
 /// The settings whose values are not the same in every sweep, in the first sweep's order (then the
-/// ones only later sweeps list); a setting a sweep does not list is "—" there.
+/// ones only later sweeps list); a setting a sweep does not list is "—" there (a method's own
+/// setting is compared only between the sweeps that have the method: `config::differing`).
 fn differing_settings(loaded: &[Loaded]) -> Vec<SettingDiff> {
     let lists: Vec<Vec<(String, String)>> = loaded.iter().map(|l| l.settings.clone()).collect();
     (crate::config::differing(&lists).into_iter())
