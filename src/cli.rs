@@ -626,11 +626,15 @@ fn run_sweep(path: &Path, opts: &Options) -> anyhow::Result<Ended> {
 fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<Ended> {
     Ok(match sweep::run_task(path, opts, id)? {
         sweep::TaskOutcome::AlreadyDone => {
-            eprintln!("{id}: already done; nothing to do");
+            if !opts.quiet {
+                eprintln!("{id}: already done; nothing to do");
+            }
             Ended::Success
         }
         sweep::TaskOutcome::Done => {
-            eprintln!("{id}: done");
+            if !opts.quiet {
+                eprintln!("{id}: done");
+            }
             Ended::Success
         }
         sweep::TaskOutcome::Failed(why) => {

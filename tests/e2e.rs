@@ -1108,6 +1108,17 @@ fn run_task_trains_exactly_one_node_and_plan_json_lists_them() {
         text(&o)
     );
     assert_eq!(record_mtimes(&c.path("out/task")), before);
+    // --quiet: errors only, as a whole sweep's
+    let o = c.run(&[
+        "run",
+        s.to_str().unwrap(),
+        "--results",
+        "out",
+        "--task",
+        "teacher-s0",
+        "-q",
+    ]);
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", text(&o));
     let o = c.run(&[
         "run",
         s.to_str().unwrap(),

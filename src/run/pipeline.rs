@@ -734,7 +734,12 @@ pub fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<TaskOut
     };
     p.store.create()?;
     let say = |m: &str| eprintln!("{m}");
-    let done = finished(&p, &say, &say, Reused::Copy);
+    let note = |m: &str| {
+        if !opts.quiet {
+            eprintln!("{m}");
+        }
+    };
+    let done = finished(&p, &say, &note, Reused::Copy);
     if done[index] {
         return Ok(TaskOutcome::AlreadyDone);
     }
