@@ -522,6 +522,18 @@ fn options_before_command(args: &[String]) -> Option<String> {
     let moved: Vec<&str> = (args[at..].iter().chain(before))
         .map(String::as_str)
         .collect();
+    // a line the command would refuse in turn is not suggested
+    let line = std::iter::once(args[0].as_str()).chain(moved.iter().copied());
+    if Cli::try_parse_from(line).is_err() {
+        return Some(format!(
+            "{} before the command: `kd-sweep {}` does not take {} (`kd-sweep {} --help` lists \
+             its options)",
+            before.join(" "),
+            args[at],
+            if before.len() == 1 { "it" } else { "them" },
+            args[at]
+        ));
+    }
     Some(format!(
         "options go after the command: kd-sweep {} (`kd-sweep {} --help` lists its options)",
         moved.join(" "),

@@ -148,6 +148,13 @@ fn report_and_compare_say_what_is_wrong_with_the_folders_they_are_given() {
         2,
         "error: options go after the command: kd-sweep plan tiny.toml --results out",
     );
+    // … unless the command does not take them: then that is said, not a line it refuses
+    expect(
+        &c,
+        &["-q", "clean", "out"],
+        2,
+        "error: -q before the command: `kd-sweep clean` does not take it (`kd-sweep clean --help`",
+    );
     // a results root that is a file: refused before anything (plan warned of corrupt caches)
     expect(
         &c,
