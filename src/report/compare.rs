@@ -24,10 +24,10 @@ pub struct SharedCell {
     pub method: String,
     pub temperature: String,
     pub alpha: String,
-    /// One per sweep, in the order given.
-    pub test: Vec<Stat>,
-    /// Mean of each later sweep minus the first's, in points.
-    pub diff: Vec<f64>,
+    /// One per sweep, in the order given (none: a teacher or baseline that sweep does not have).
+    pub test: Vec<Option<Stat>>,
+    /// Mean of each later sweep minus the first's, in points (where both have one).
+    pub diff: Vec<Option<f64>>,
     /// Each sweep's KD gain over its own baseline (points; none for the teacher and baseline rows):
     /// a cell can rise with its baseline without distilling better.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -171,8 +171,8 @@ fn shared_and_only(cells: &[Vec<Cell>], sweeps: &[SweepInfo]) -> (Vec<SharedCell
                 .map(|cs| cs.iter().find(|x| same(x, c)))
                 .collect();
             if matches.iter().all(|m| m.is_some()) {
-                let test: Vec<Stat> = matches.iter().flatten().map(|m| m.test).collect();
-                let diff = test.iter().skip(1).map(|t| t.mean - test[0].mean).collect();
+                let test: Vec<Option<Stat>> = matches.iter().map(|m| m.map(|m| m.test)).collect();
+                let diff = differences(&test);
                 shared.push(SharedCell {
                     method: method_label(c),
                     temperature: c.temperature.clone(),
@@ -202,17 +202,24 @@ fn shared_and_only(cells: &[Vec<Cell>], sweeps: &[SweepInfo]) -> (Vec<SharedCell
     (shared, only)
 }
 
-/// The teacher's row and each student model's baseline row, where every sweep has it.
+/// Each later sweep's mean minus the first's, where both have one.
+fn differences(test: &[Option<Stat>]) -> Vec<Option<f64>> {
+    let first = test.first().copied().flatten();
+    (test.iter().skip(1))
+        .map(|t| Some(t.as_ref()?.mean - first?.mean))
+        .collect()
+}
+
+/// The teacher's row and each student model's baseline row, where any sweep has it ("–" in a sweep
+/// without it: a sweep with `baseline = false`, or without that student model).
 fn references(summaries: &[super::Summary]) -> Vec<SharedCell> {
-    let row = |name: String, test: Option<Vec<Stat>>| {
-        let test = test?;
-        let diff = test.iter().skip(1).map(|t| t.mean - test[0].mean).collect();
-        Some(SharedCell {
+    let row = |name: String, test: Vec<Option<Stat>>| {
+        test.iter().any(Option::is_some).then(|| SharedCell {
             method: name,
             temperature: String::new(),
             alpha: String::new(),
+            diff: differences(&test),
             test,
-            diff,
             gain: Vec::new(),
         })
     };
@@ -221,9 +228,12 @@ fn references(summaries: &[super::Summary]) -> Vec<SharedCell> {
         "teacher".into(),
         summaries.iter().map(|s| s.teacher).collect(),
     ));
-    let models: Vec<String> = (summaries.first().into_iter())
-        .flat_map(|s| s.baselines.iter().map(|b| b.0.clone()))
-        .collect();
+    let mut models: Vec<String> = Vec::new();
+    for (m, _) in summaries.iter().flat_map(|s| &s.baselines) {
+        if !models.contains(m) {
+            models.push(m.clone());
+        }
+    }
     for m in &models {
         let name = match m.as_str() {
             "" | "tutorial-student" if models.len() == 1 => "baseline student".to_string(),
@@ -409,10 +419,10 @@ fn shared_table(o: &mut String, c: &Comparison) {
         let a = if s.alpha.is_empty() { "–" } else { &s.alpha };
         o.push_str(&format!("| {} | {t} | {a} |", s.method));
         for t in &s.test {
-            o.push_str(&format!(" {} |", t.show()));
+            o.push_str(&format!(" {} |", t.map_or("–".into(), |t| t.show())));
         }
         for d in &s.diff {
-            o.push_str(&format!(" {d:+.2} |"));
+            o.push_str(&d.map_or(" – |".into(), |d| format!(" {d:+.2} |")));
         }
         for i in 0..names.len() {
             match s.gain.get(i).copied().flatten() {
@@ -658,8 +668,8 @@ mod tests {
             ("4", "0.5")
         );
         assert!(
-            (c.shared[0].test[0].mean - 81.0).abs() < 1e-9
-                && (c.shared[0].diff[0] - 1.0).abs() < 1e-9
+            (c.shared[0].test[0].unwrap().mean - 81.0).abs() < 1e-9
+                && (c.shared[0].diff[0].unwrap() - 1.0).abs() < 1e-9
         );
         let only: Vec<(&str, &str)> = c
             .only
@@ -693,11 +703,11 @@ mod tests {
         }
         let c = compare(&[loaded("a", 1, records()), loaded("b", 1, rb)]);
         let rows: Vec<(&str, f64)> = (c.references.iter())
-            .map(|r| (r.method.as_str(), r.diff[0]))
+            .map(|r| (r.method.as_str(), r.diff[0].unwrap()))
             .collect();
         assert_eq!(rows, [("teacher", 0.0), ("baseline student", 1.0)]);
         let t4 = c.shared.iter().find(|s| s.temperature == "4").unwrap();
-        assert!((t4.diff[0] - 1.0).abs() < 1e-9);
+        assert!((t4.diff[0].unwrap() - 1.0).abs() < 1e-9);
         let gains: Vec<f64> = t4.gain.iter().map(|g| g.unwrap()).collect();
         assert!(
             (gains[0] - 1.0).abs() < 1e-9 && (gains[1] - 1.0).abs() < 1e-9,
@@ -711,6 +721,16 @@ mod tests {
                 "| logit | 4 | 0.5 | 81.00 ± 0.50 | 82.00 ± 0.50 | +1.00 | +1.00 | +1.00 |"
             ),
             "{md}"
+        );
+        // a sweep without a baseline (`baseline = false`): the row stays, with "–" there
+        let nb: Vec<_> = (records().into_iter())
+            .filter(|r| r.role != crate::plan::Role::Baseline)
+            .collect();
+        let c2 = compare(&[loaded("a", 1, records()), loaded("nb", 1, nb)]);
+        let md2 = markdown(&c2);
+        assert!(
+            md2.contains("| baseline student | – | – | 80.00 ± 1.00 | – | – | – | – |"),
+            "{md2}"
         );
         let page = crate::report::html::compare_page(Path::new("."), &c);
         assert!(

@@ -626,10 +626,15 @@ fn shared_table(b: &mut String, c: &Comparison) {
             escape(&cell.alpha)
         );
         for st in &cell.test {
-            b.push_str(&stat_cell(Some(*st)));
+            b.push_str(&stat_cell(*st));
         }
         for d in &cell.diff {
-            let _ = write!(b, "<td data-v=\"{d:.6}\">{d:+.2}</td>");
+            match d {
+                Some(d) => {
+                    let _ = write!(b, "<td data-v=\"{d:.6}\">{d:+.2}</td>");
+                }
+                None => b.push_str("<td>–</td>"),
+            }
         }
         for i in 0..c.sweeps.len() {
             match cell.gain.get(i).copied().flatten() {
