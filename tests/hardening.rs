@@ -162,8 +162,9 @@ fn another_study_under_the_same_name_is_refused() {
         .replace("dataset = \"mnist\"", "dataset = \"cifar10\"")
         .replace("path = \"data\"", "path = \"cifar\"");
     let s2 = c.sweep("same", &other);
-    // plan, the check before running, says so as run does
-    for cmd in [&["plan"][..], &[]] {
+    // every command that plans there says so: run, plan (the check before running), a task, slurm
+    let task = ["run", "--task", "teacher-s0"];
+    for cmd in [&["plan"][..], &["plan", "--json"], &task, &["slurm"], &[]] {
         let o = c.run(&[cmd, &[s2.to_str().unwrap(), "--results", "out"]].concat());
         assert_eq!(o.status.code(), Some(1), "{cmd:?}: {}", text(&o));
         let err = String::from_utf8_lossy(&o.stderr);

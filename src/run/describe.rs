@@ -1,9 +1,7 @@
 //! `kd-sweep plan`: what a sweep will do, in words — the devices and numerics, how each role trains,
 //! the networks and their sizes, every run with its status, and the work left.
 
-use super::pipeline::{
-    check_same_study, finished, prepare, reached_of, record_notes, Options, Prepared, Reused,
-};
+use super::pipeline::{finished, prepare, reached_of, record_notes, Options, Prepared, Reused};
 use crate::plan::{self, Role};
 use std::path::Path;
 
@@ -183,8 +181,6 @@ type Sizes = Vec<(crate::model::Arch, (i64, i64))>;
 /// `kd-sweep plan`: the runs, what is already done, the devices and the work per device.
 pub fn describe(path: &Path, opts: &Options) -> anyhow::Result<String> {
     let p = prepare(path, opts)?;
-    // what `run` would refuse, plan refuses too
-    check_same_study(&p)?;
     let warnings = std::cell::RefCell::new(Vec::new());
     let keep = |m: &str| warnings.borrow_mut().push(m.to_string());
     let done = finished(&p, &keep, &keep, Reused::Report);

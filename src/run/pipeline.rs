@@ -93,7 +93,7 @@ pub fn prepare(path: &Path, opts: &Options) -> anyhow::Result<Prepared> {
         cores,
     );
     let store = Store::new(&opts.results, &sweep.name);
-    Ok(Prepared {
+    let p = Prepared {
         sizes: (raw.train.n, raw.test.n),
         data_shape: [raw.train.c as i64, raw.train.h as i64, raw.train.w as i64],
         classes: raw.classes as i64,
@@ -102,7 +102,10 @@ pub fn prepare(path: &Path, opts: &Options) -> anyhow::Result<Prepared> {
         plan,
         store,
         slots,
-    })
+    };
+    // every command that plans here (run, a task, plan, slurm) refuses another study's folder
+    check_same_study(&p)?;
+    Ok(p)
 }
 
 /// Which runs are finished, reporting (and scheduling for redo) corrupt records and cache entries.
@@ -312,9 +315,8 @@ fn earlier_settings(p: &Prepared, done: &[bool], there: &Plan) -> usize {
         .count()
 }
 
-/// Refuses a results folder that holds a different study under the same name (`run`, and `plan`
-/// before it).
-pub(super) fn check_same_study(p: &Prepared) -> anyhow::Result<()> {
+/// Refuses a results folder that holds a different study under the same name.
+fn check_same_study(p: &Prepared) -> anyhow::Result<()> {
     let Ok(old) = Manifest::read(&p.store.dir) else {
         return Ok(());
     };
@@ -467,7 +469,6 @@ fn handle_stops() {
 /// Runs a sweep file to the end (or to Ctrl-C) and writes every output.
 pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
     let p = prepare(path, opts)?;
-    check_same_study(&p)?;
     p.store.create()?;
     // one coordinator per sweep folder: a second `kd-sweep run` stops here, having touched nothing
     let lock = store::CoordinatorLock::acquire(&p.store.dir, &|m| eprintln!("{m}"))?;
