@@ -124,6 +124,7 @@ fn report_and_compare_say_what_is_wrong_with_the_folders_they_are_given() {
         ),
     );
     let o = c.run(&["plan", dk.to_str().unwrap(), "--results", "out"]);
+    let dk_plan = text(&o);
     assert!(
         text(&o).contains(
             "note: DKD's terms ramp in over [grid.dkd] warmup = 20 epochs, more than the students' 2: \
@@ -140,6 +141,20 @@ fn report_and_compare_say_what_is_wrong_with_the_folders_they_are_given() {
         ),
         "{}",
         text(&o)
+    );
+    // [grid] values no listed method takes: said, as they change no cell
+    let tt = c.sweep(
+        "tt",
+        &body("[0]", "[1]", "[0.5]").replace("alpha = [0.5]", "alpha = [0.5]\nmethod = [\"ttm\"]"),
+    );
+    let o = c.run(&["plan", tt.to_str().unwrap(), "--results", "out"]);
+    for key in ["temperature", "alpha"] {
+        let line = format!("note: [grid] {key} is used by no listed method (");
+        assert!(text(&o).contains(&line), "{line}: {}", text(&o));
+    }
+    assert!(
+        !dk_plan.contains("is used by no listed method"),
+        "{dk_plan}"
     );
     // options before the command, as git takes them: the line as kd-sweep takes it
     expect(

@@ -129,10 +129,10 @@ pub fn markdown(meta: &Meta, s: &Summary) -> String {
             "\nEach cell's KD gain is paired over its own seeds (a cell with fewer finished seeds \
              — {why} — is compared with the baseline on those seeds only); the baseline row above is \
              the mean over all {base_seeds} of its seeds.\n",
-            why = if meta.adaptive {
-                "one the search did not carry to every seed"
-            } else {
-                "its other seeds have not finished"
+            why = match (meta.adaptive, s.failed > 0) {
+                (true, _) => "one the search did not carry to every seed",
+                (false, true) => "its other seeds failed or have not finished",
+                (false, false) => "its other seeds have not finished",
             }
         ));
     }

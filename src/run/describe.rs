@@ -125,14 +125,58 @@ fn own_axes_note(sweep: &crate::config::Sweep) -> String {
             ));
         }
     }
-    match said.is_empty() {
+    let given: Vec<String> = [
+        ("temperature", &sweep.temperatures),
+        ("alpha", &sweep.alphas),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(k, _)| k.to_string())
+    .collect();
+    let mut out = match said.is_empty() {
         true => String::new(),
         false => format!(
-            "note: [grid] temperature and alpha do not reach every method: {}; write values in \
-             those tables to sweep others\n",
+            "note: [grid] {} {} not reach every method: {}; write values in those tables to sweep \
+             others\n",
+            crate::util::and_list(&given),
+            if given.len() == 1 { "does" } else { "do" },
             crate::util::and_list(&said)
         ),
+    };
+    // a [grid] axis that no listed method takes at all
+    use crate::config::Method;
+    let alpha_taken = sweep.methods.iter().any(|m| match m.table() {
+        None => true,
+        Some(t) => t.keys.iter().any(|k| {
+            matches!(
+                k.kind,
+                KeyKind::Axis {
+                    default: Values::GridAlpha,
+                    ..
+                }
+            ) && !sweep.source.has(&format!("grid.{}.{}", t.name, k.name))
+        }),
+    });
+    for (key, unused, whose) in [
+        (
+            "temperature",
+            !sweep.temperatures.is_empty() && !sweep.methods.contains(&Method::Logit),
+            "logit KD's T",
+        ),
+        (
+            "alpha",
+            !sweep.alphas.is_empty() && !alpha_taken,
+            "the α of logit, feature and imitation KD, and of multi-t and ctkd where their \
+             tables give none",
+        ),
+    ] {
+        if unused {
+            out.push_str(&format!(
+                "note: [grid] {key} is used by no listed method ({whose}); it changes no cell\n"
+            ));
+        }
     }
+    out
 }
 
 /// A folder's or tensors file's data, and given normalisation, in words (nothing for a fixed dataset

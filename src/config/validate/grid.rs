@@ -163,11 +163,11 @@ impl Validator<'_> {
                 None => true,
                 Some(table) => {
                     let written = g.tables.iter().find(|t| t.name == table.name);
+                    // (a table that is not a table has its own error: not also a missing α)
                     let has = |name: &str| {
-                        written.is_some_and(|t| {
-                            t.keys
-                                .as_ref()
-                                .is_ok_and(|keys| keys.iter().any(|(k, _)| k == name))
+                        written.is_some_and(|t| match &t.keys {
+                            Ok(keys) => keys.iter().any(|(k, _)| k == name),
+                            Err(_) => true,
                         })
                     };
                     table.keys.iter().any(|k| {

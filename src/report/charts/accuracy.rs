@@ -119,10 +119,11 @@ impl<'s> AccuracyView<'s> {
                 line: Line::Solid,
             });
         }
-        let own: Vec<&str> = (self.methods.iter())
+        let mut own: Vec<&str> = (self.methods.iter())
             .filter(|v| !v.method.alpha_is_mix())
             .map(|v| v.method.name())
             .collect();
+        own.dedup();
         if !own.is_empty() {
             entries.push(Entry {
                 label: format!("{}: own axes", own.join(", ")),

@@ -197,10 +197,12 @@ where
     Ok(())
 }
 
-/// The sweep's distinct α values (sorted); a value's rank is its colour.
+/// The sweep's distinct α values of logit KD's kind (sorted; DKD's α is another quantity); a value's
+/// rank is its colour.
 pub fn alphas(cells: &[Cell]) -> Vec<(f64, String)> {
     distinct(
         (cells.iter())
+            .filter(|c| c.method.alpha_is_mix())
             .map(|c| (c.a_value, c.alpha.as_str()))
             .filter(|(_, a)| !a.is_empty()),
     )
