@@ -72,10 +72,9 @@ pub fn clean(target: &Path, dry_run: bool, warn: &dyn Fn(&str)) -> anyhow::Resul
             }
             Err(LockError::Held { owner, age, .. }) => {
                 let running = format!(
-                    "{}: a sweep is running there (kd-sweep pid {} on host {}, since {age} s ago)",
+                    "{}: a sweep is running there (kd-sweep {})",
                     d.display(),
-                    owner.pid,
-                    owner.host
+                    owner.held(age)
                 );
                 if one {
                     anyhow::bail!("{running}; clean it once that has ended, or stop it first");

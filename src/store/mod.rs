@@ -398,14 +398,28 @@ pub struct LockOwner {
     pub since: u64,
 }
 
+impl LockOwner {
+    /// Who holds a lock whose file changed `age` seconds ago, in words (a lock refreshes while its
+    /// sweep runs; one that does not read yet is being written).
+    pub fn held(&self, age: u64) -> String {
+        match self.pid {
+            0 => format!("its lock file, written {age} s ago, does not read yet"),
+            pid => format!(
+                "pid {pid} on host {}, its lock refreshed {age} s ago",
+                self.host
+            ),
+        }
+    }
+}
+
 /// Why a sweep folder cannot be coordinated by this process.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error(
-        "another kd-sweep (pid {pid} on host {host}, since {since} s ago) is running this sweep in {dir}; \
+        "another kd-sweep ({by}) is running this sweep in {dir}; \
          wait for it, or stop it first (a second coordinator would train every run twice). \
          `kd-sweep status {dir}` shows its progress",
-        pid = .owner.pid, host = .owner.host, dir = .dir.display(), since = .age
+        by = .owner.held(*.age), dir = .dir.display()
     )]
     Held {
         owner: LockOwner,

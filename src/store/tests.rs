@@ -145,3 +145,27 @@ fn clean_says_an_empty_folder_it_removed() {
     };
     assert_eq!(render(&[nothing], false), "r/long: nothing to remove\n");
 }
+
+/// A lock file that does not read (being written, or garbage) is said so, not as "pid 0 on host ?";
+/// a held lock's age is its last refresh.
+#[test]
+fn a_held_lock_says_who_holds_it_and_an_unreadable_one_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(CoordinatorLock::FILE), "garbage{").unwrap();
+    let e = CoordinatorLock::acquire(dir.path(), &|_| {}).err().unwrap();
+    let said = e.to_string();
+    assert!(
+        said.contains("its lock file, written ") && said.contains(" s ago, does not read yet"),
+        "{said}"
+    );
+    assert!(!said.contains("pid 0"), "{said}");
+    let owner = LockOwner {
+        host: "h".into(),
+        pid: 42,
+        since: 0,
+    };
+    assert_eq!(
+        owner.held(7),
+        "pid 42 on host h, its lock refreshed 7 s ago"
+    );
+}
