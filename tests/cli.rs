@@ -329,6 +329,13 @@ fn refused_while_running_and_keeps_what_the_sweep_continues(c: &Case, pruned: &[
     let names = |sub: &str| names(&dir, sub);
     let now = unix_now();
     // while a sweep runs there: refused, nothing removed
+    // a second sweep in the root, with the same leftovers, where nothing runs
+    let copied = std::process::Command::new("cp")
+        .args(["-a", "out/h", "out/h2"])
+        .current_dir(c.path(""))
+        .status()
+        .unwrap();
+    assert!(copied.success());
     let lock = dir.join(".coordinator.lock");
     let owner = serde_json::json!({"host": "another-host", "pid": 1, "since": now});
     std::fs::write(&lock, owner.to_string()).unwrap();
@@ -343,6 +350,10 @@ fn refused_while_running_and_keeps_what_the_sweep_continues(c: &Case, pruned: &[
         "{err}"
     );
     assert_eq!(names("checkpoints").len(), 4);
+    // … and the other sweep's leftovers went
+    let h2 = c.path("out/h2");
+    assert!(!h2.join("checkpoints").exists() && h2.join("progress").exists());
+    std::fs::remove_dir_all(h2).unwrap();
     std::fs::remove_file(&lock).unwrap();
 
     // a sweep that would train the pruned run further (its manifest now a grid) keeps its pair
