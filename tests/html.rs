@@ -103,8 +103,10 @@ fn the_comparison_page_has_the_shared_cells_and_the_overlay() {
     let html = std::fs::read_to_string(c.path("cmp/index.html")).unwrap();
     assert_self_contained(&html);
     assert!(html.contains("id=\"overlay\"><svg "));
-    // T = 4 is the one shared temperature, at two α values
-    assert_eq!(rows_of(&html, "shared"), 2);
+    // the teacher and the baseline, then T = 4, the one shared temperature, at two α values
+    assert_eq!(rows_of(&html, "shared"), 4);
+    assert!(html.contains("<td class=\"l\">teacher</td>"));
+    assert!(html.contains("<td class=\"l\">baseline student</td>"));
     assert!(html.contains("<td class=\"l\">logit</td><td>4</td><td>0.5</td>"));
     // the two sweeps differ in their grids alone
     assert!(html.contains(
