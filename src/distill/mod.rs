@@ -187,6 +187,24 @@ impl Method {
         }
     }
 
+    /// Whether the method takes `[grid] alpha`: a method without a table always, one with a table
+    /// when an axis of it defaults to `[grid] alpha` and `written` (a key's name in the table) says
+    /// that key is not written there.
+    pub fn takes_grid_alpha(self, written: impl Fn(&str) -> bool) -> bool {
+        match self.table() {
+            None => true,
+            Some(t) => t.keys.iter().any(|k| {
+                matches!(
+                    k.kind,
+                    KeyKind::Axis {
+                        default: Values::GridAlpha,
+                        ..
+                    }
+                ) && !written(k.name)
+            }),
+        }
+    }
+
     pub fn is_logit(&self) -> bool {
         *self == Self::Logit
     }

@@ -145,17 +145,9 @@ fn own_axes_note(sweep: &crate::config::Sweep) -> String {
     };
     // a [grid] axis that no listed method takes at all
     use crate::config::Method;
-    let alpha_taken = sweep.methods.iter().any(|m| match m.table() {
-        None => true,
-        Some(t) => t.keys.iter().any(|k| {
-            matches!(
-                k.kind,
-                KeyKind::Axis {
-                    default: Values::GridAlpha,
-                    ..
-                }
-            ) && !sweep.source.has(&format!("grid.{}.{}", t.name, k.name))
-        }),
+    let alpha_taken = sweep.methods.iter().any(|m| {
+        let table = m.table().map_or("", |t| t.name);
+        m.takes_grid_alpha(|key| sweep.source.has(&format!("grid.{table}.{key}")))
     });
     for (key, unused, whose) in [
         (

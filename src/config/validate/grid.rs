@@ -159,27 +159,16 @@ impl Validator<'_> {
             return self.alphas(a, "grid.alpha");
         }
         let takers: Vec<Method> = (methods.iter().copied())
-            .filter(|&m| match m.table() {
-                None => true,
-                Some(table) => {
-                    let written = g.tables.iter().find(|t| t.name == table.name);
-                    // (a table that is not a table has its own error: not also a missing α)
-                    let has = |name: &str| {
-                        written.is_some_and(|t| match &t.keys {
-                            Ok(keys) => keys.iter().any(|(k, _)| k == name),
-                            Err(_) => true,
-                        })
-                    };
-                    table.keys.iter().any(|k| {
-                        matches!(
-                            k.kind,
-                            KeyKind::Axis {
-                                default: Values::GridAlpha,
-                                ..
-                            }
-                        ) && !has(k.name)
+            .filter(|&m| {
+                let table = m.table().map(|t| t.name);
+                let written = g.tables.iter().find(|t| Some(t.name.as_str()) == table);
+                // (a table that is not a table has its own error: not also a missing α)
+                m.takes_grid_alpha(|name| {
+                    written.is_some_and(|t| match &t.keys {
+                        Ok(keys) => keys.iter().any(|(k, _)| k == name),
+                        Err(_) => true,
                     })
-                }
+                })
             })
             .collect();
         match takers.is_empty() {
