@@ -9,6 +9,7 @@
 //! cache, SLURM's folder, and writers' temporary files (removed by the next run that finds their
 //! writer gone). The folder's coordinator lock is held while cleaning, so no sweep starts meanwhile,
 //! and a sweep that runs there makes `clean` refuse (in a results root: skip that folder, said).
+//! `--dry-run` writes nothing, the lock included: it only reads whether a live sweep holds it.
 
 use super::folders::{classify, Folder};
 use super::{CoordinatorLock, InFlight, LockError, Manifest, RunRecord, Status, MANIFEST};
@@ -65,9 +66,14 @@ pub fn clean(target: &Path, dry_run: bool, warn: &dyn Fn(&str)) -> anyhow::Resul
     let mut locks = Vec::new();
     let mut cleanable = Vec::new();
     for d in &dirs {
-        match CoordinatorLock::acquire(d, warn) {
+        // a dry run only reads the lock: a dead owner's is left for the next sweep to take over
+        let lock = match dry_run {
+            true => CoordinatorLock::check(d).map(|()| None),
+            false => CoordinatorLock::acquire(d, warn).map(Some),
+        };
+        match lock {
             Ok(l) => {
-                locks.push(l);
+                locks.extend(l);
                 cleanable.push(d.clone());
             }
             Err(LockError::Held { owner, age, .. }) => {

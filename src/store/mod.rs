@@ -433,6 +433,14 @@ pub enum LockError {
     },
 }
 
+/// A lock file's owner: none, a live one (why `acquire` refuses), or a dead one (its lock, when it
+/// reads, to be taken over).
+enum LockState {
+    Free,
+    Held(LockError),
+    Dead(Option<LockOwner>),
+}
+
 impl CoordinatorLock {
     /// A lock from another host not refreshed for this long is taken for its owner's (a lost node's).
     pub const STALE_SECS: u64 = 600;
@@ -462,44 +470,66 @@ impl CoordinatorLock {
                         .map_err(io)?;
                     return Ok(CoordinatorLock { path, owner });
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let held: Option<LockOwner> = std::fs::read(&path)
-                        .ok()
-                        .and_then(|b| serde_json::from_slice(&b).ok());
-                    let age = std::fs::metadata(&path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok())
-                        .map_or(0, |d| d.as_secs());
-                    let gone = match &held {
-                        None => age > 5, // half-written by a writer that died at once
-                        Some(o) => writer_alive(&o.host, o.pid)
-                            .map_or(age > Self::STALE_SECS, |alive| !alive),
-                    };
-                    if !gone {
-                        let owner = held.unwrap_or(LockOwner {
-                            host: "?".into(),
-                            pid: 0,
-                            since: 0,
-                        });
-                        return Err(LockError::Held {
-                            owner,
-                            dir: dir.to_path_buf(),
-                            age,
-                        });
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match Self::state(dir) {
+                    LockState::Held(e) => return Err(e),
+                    LockState::Free => {}
+                    LockState::Dead(held) => {
+                        if let Some(o) = &held {
+                            warn(&format!(
+                                "warning: taking over the sweep from kd-sweep pid {} on {}, which is gone",
+                                o.pid, o.host
+                            ));
+                        }
+                        let _ = std::fs::remove_file(&path);
                     }
-                    if let Some(o) = &held {
-                        warn(&format!(
-                            "warning: taking over the sweep from kd-sweep pid {} on {}, which is gone",
-                            o.pid, o.host
-                        ));
-                    }
-                    let _ = std::fs::remove_file(&path);
-                }
+                },
                 Err(e) => return Err(io(e)),
             }
         }
         Err(io(std::io::Error::other("the lock kept changing hands")))
+    }
+
+    /// Whether a live sweep holds `dir`'s lock, reading only: `Err(Held)` while one does (as
+    /// [`CoordinatorLock::acquire`] would refuse); a dead owner's lock is left where it is, for
+    /// the next `acquire` to take over. For commands that must write nothing (`clean --dry-run`).
+    pub fn check(dir: &Path) -> Result<(), LockError> {
+        match Self::state(dir) {
+            LockState::Held(e) => Err(e),
+            LockState::Free | LockState::Dead(_) => Ok(()),
+        }
+    }
+
+    /// What `dir`'s lock file says of its owner.
+    fn state(dir: &Path) -> LockState {
+        let path = dir.join(Self::FILE);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return LockState::Free;
+        };
+        let held: Option<LockOwner> = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .map_or(0, |d| d.as_secs());
+        let gone = match &held {
+            None => age > 5, // half-written by a writer that died at once
+            Some(o) => writer_alive(&o.host, o.pid).map_or(age > Self::STALE_SECS, |alive| !alive),
+        };
+        if gone {
+            return LockState::Dead(held);
+        }
+        let owner = held.unwrap_or(LockOwner {
+            host: "?".into(),
+            pid: 0,
+            since: 0,
+        });
+        LockState::Held(LockError::Held {
+            owner,
+            dir: dir.to_path_buf(),
+            age,
+        })
     }
 
     /// Marks the lock as alive (its modification time), for coordinators on other hosts to see.

@@ -169,3 +169,29 @@ fn a_held_lock_says_who_holds_it_and_an_unreadable_one_says_so() {
         "pid 42 on host h, its lock refreshed 7 s ago"
     );
 }
+
+/// `check` (what `clean --dry-run` uses) only reads the lock: a live owner's lock refuses as
+/// `acquire` does, a dead owner's stays on disk byte for byte (taken over by the next `acquire`).
+#[test]
+fn checking_a_lock_writes_nothing_and_refuses_a_live_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(CoordinatorLock::FILE);
+    assert!(CoordinatorLock::check(dir.path()).is_ok());
+    assert!(!path.exists(), "check created a lock");
+    // a dead owner on this host (pid beyond pid_max)
+    let dead = serde_json::json!({"host": crate::files::host(), "pid": 99_999_999u32, "since": 1});
+    std::fs::write(&path, dead.to_string()).unwrap();
+    assert!(CoordinatorLock::check(dir.path()).is_ok());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), dead.to_string());
+    let said = std::cell::RefCell::new(String::new());
+    let taken = CoordinatorLock::acquire(dir.path(), &|m| said.borrow_mut().push_str(m)).unwrap();
+    assert!(said.borrow().contains("which is gone"), "{}", said.borrow());
+    // now live (this process): check refuses, as acquire does
+    let e = CoordinatorLock::check(dir.path())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
+    drop(taken);
+    assert!(!path.exists());
+}
