@@ -8,6 +8,7 @@ mod data;
 
 pub use data::{check_data, check_sizes};
 mod document;
+mod duplicate;
 mod evaluated;
 mod grid;
 mod roles;
@@ -118,11 +119,24 @@ impl Validator<'_> {
         ] {
             msg = msg.replace(rust, plain);
         }
+        // serde names the structs it expected (`RawGrid`); a person wrote a table
+        if let Some(at) = msg.find("expected struct Raw") {
+            msg.truncate(at);
+            msg.push_str("expected a table: a [name] line with its keys on the lines below");
+        }
+        // serde reads `[[grid]]` (a list of tables) as a struct written in order, so its
+        // message is about the first field; the line says what went wrong
+        if let Some(header) = e.span().and_then(|sp| self.array_header_at(sp.start)) {
+            msg = format!(
+                "`[[{header}]]` makes a list of tables, and a sweep file has none: write \
+                 `[{header}]`"
+            );
+        }
         if msg.starts_with("missing field") {
             msg.push_str(" (see experiments/quick.toml for a complete sweep file)");
         }
         if msg == "duplicate key" {
-            if let Some(said) = e.span().and_then(|sp| self.duplicate(sp.start)) {
+            if let Some(said) = e.span().and_then(|sp| duplicate::said(self.text, sp.start)) {
                 msg = said;
             }
         }
@@ -134,31 +148,13 @@ impl Validator<'_> {
         let key = e.span().and_then(|sp| self.key_at(sp.start));
         self.err(e.span(), key.as_deref(), &msg)
     }
-    /// TOML's bare "duplicate key" at `offset`, in words: the table header or key written twice,
-    /// where it first is, and what to do.
-    fn duplicate(&self, offset: usize) -> Option<String> {
+    /// The table named by a `[[name]]` header on the line of `offset`, if that line is one.
+    fn array_header_at(&self, offset: usize) -> Option<String> {
         let offset = offset.min(self.text.len());
         let line_start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
         let line = self.text[line_start..].lines().next()?.trim();
-        let before: Vec<&str> = self.text[..line_start].lines().collect();
-        if line.starts_with('[') {
-            let header = line.split(']').next()?.to_string() + "]";
-            let first = before.iter().position(|l| l.trim().starts_with(&header))?;
-            return Some(format!(
-                "{header} is written twice (first on line {}); write each table once, with all \
-                 its keys",
-                first + 1
-            ));
-        }
-        let name = line.split('=').next()?.trim();
-        // the same key earlier in the same table (back to its header)
-        let first = (before.iter().enumerate().rev())
-            .take_while(|(_, l)| !l.trim().starts_with('['))
-            .find(|(_, l)| l.split('=').next().is_some_and(|k| k.trim() == name))?;
-        Some(format!(
-            "`{name}` is written twice in its table (first on line {}); keep one",
-            first.0 + 1
-        ))
+        let inner = line.strip_prefix("[[")?.split("]]").next()?.trim();
+        (!inner.is_empty()).then(|| inner.to_string())
     }
     /// The dotted key written on the line of `offset` (`teacher.epochs`), if that line assigns one.
     pub(super) fn key_at(&self, offset: usize) -> Option<String> {
