@@ -28,8 +28,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
 
-/// The charts' colours, one per series (colour-blind-safe): an α by its rank among the sweep's α
-/// values, a sweep of a comparison by its place.
+/// The charts' colours, one per series: an α by its rank among the sweep's α values, a sweep of a
+/// comparison by its place. The first 8 are colour-blind-safe; past them the same 8 come darker,
+/// then lighter, so that 24 series stay apart (a chart with that many is read by its legend).
 pub fn series_colour(rank: usize) -> RGBColor {
     const PALETTE: [RGBColor; 8] = [
         RGBColor(0, 114, 178),
@@ -41,7 +42,14 @@ pub fn series_colour(rank: usize) -> RGBColor {
         RGBColor(120, 120, 120),
         RGBColor(160, 60, 60),
     ];
-    PALETTE[rank % PALETTE.len()]
+    let RGBColor(r, g, b) = PALETTE[rank % PALETTE.len()];
+    // 0: as it is; 1: halfway to black; 2: halfway to white
+    let shade = |c: u8| match (rank / PALETTE.len()) % 3 {
+        0 => c,
+        1 => c / 2,
+        _ => c + (255 - c) / 2,
+    };
+    RGBColor(shade(r), shade(g), shade(b))
 }
 
 const TEACHER: RGBColor = RGBColor(40, 40, 40);

@@ -219,3 +219,17 @@ fn each_method_s_learning_curve_has_a_colour_of_its_own() {
         }
     }
 }
+
+/// 24 series get 24 colours (the palette's 8, then darker, then lighter), none the teacher's or the
+/// baseline's grey.
+#[test]
+fn twenty_four_series_get_colours_of_their_own() {
+    let colours: Vec<_> = (0..24).map(super::series_colour).collect();
+    for (i, a) in colours.iter().enumerate() {
+        for b in &colours[i + 1..] {
+            assert_ne!(a, b, "series {i}'s colour repeats");
+        }
+        assert!(*a != super::TEACHER && *a != super::BASELINE);
+    }
+    assert_eq!(super::series_colour(0), super::series_colour(24));
+}
