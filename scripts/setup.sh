@@ -34,7 +34,8 @@ PY
 # --- libtorch -------------------------------------------------------------------------------------
 if [ -n "${LIBTORCH:-}" ]; then
   [ -f "$LIBTORCH/lib/libtorch_cpu.so" ] || { say "LIBTORCH=$LIBTORCH has no lib/libtorch_cpu.so"; exit 1; }
-  libtorch=$LIBTORCH
+  # resolved, so that LIBTORCH=$PWD/.libtorch (the link itself) does not become a link to itself
+  libtorch=$(readlink -f "$LIBTORCH")
 else
   mkdir -p "$cache"
   exec 9>"$cache/.setup.lock"
