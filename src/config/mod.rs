@@ -422,6 +422,8 @@ pub fn load(path: &Path) -> Result<Sweep, ConfigErrors> {
 /// Parses and validates sweep-file text; `file` is used in messages and to resolve relative paths.
 /// Every problem is reported, in file order.
 pub fn parse(text: &str, file: &Path) -> Result<Sweep, ConfigErrors> {
+    // a byte-order mark, which some editors write, is not part of the first line's columns
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let v = Validator::new(text, file.to_path_buf());
     if text.trim().is_empty() {
         return Err(v

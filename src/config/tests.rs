@@ -1225,3 +1225,39 @@ fn a_table_or_key_written_twice_is_named_with_where_it_first_is() {
         "{e}"
     );
 }
+
+#[test]
+fn a_missing_table_names_no_key_and_numbers_past_their_type_say_so() {
+    // TOML puts a missing field at its table's first line; `name` there is not what is missing
+    let e = err(&with(
+        "\n[grid]\ntemperature = [1, 2.5, 0.1, 1e1]\nalpha = [0, 0.5, 1]\n",
+        "\n",
+    ));
+    assert_eq!(e.key, None, "{e}");
+    assert!(e.message.starts_with("missing field `grid`"), "{e}");
+    // a dotted or quoted key is named by its full path
+    let e = err(&with("epochs = 1", "\"epochs\" = \"one\""));
+    assert_eq!(e.key.as_deref(), Some("teacher.epochs"), "{e}");
+    // past i64, past u32, past f64: said in words, not in serde's types
+    let e = err(&with("epochs = 1", "epochs = 99999999999999999999"));
+    assert!(
+        e.message.contains("is too large") && !e.message.contains("i128"),
+        "{e}"
+    );
+    let e = err(&with("epochs = 1", "epochs = 5000000000"));
+    assert!(
+        e.message
+            .contains("5000000000 is too large: at most 4294967295"),
+        "{e}"
+    );
+    let e = err(&with("lr = 0.001", "lr = 1e400"));
+    assert!(e.message.contains("at most about 1.8e308"), "{e}");
+    let e = err(&with("lr = 0.001", "lr = [0.001]"));
+    assert!(e.message.contains("invalid type: array"), "{e}");
+    // a byte-order mark is not a column of line 1
+    let e = err(&format!(
+        "\u{feff}name = 5\n{}",
+        GOOD.replacen("name = \"t\"\n", "", 1)
+    ));
+    assert_eq!(e.at, Some((1, 8)), "{e}");
+}

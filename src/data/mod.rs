@@ -157,15 +157,16 @@ pub fn read_with(
         _ => dir.is_dir(),
     };
     if !exists {
-        let what = if kind == DatasetKind::Tensors {
-            "file"
-        } else {
-            "folder"
+        let what = match (kind == DatasetKind::Tensors, dir.exists()) {
+            (true, false) => "no such file",
+            (true, true) => "a folder, not a file",
+            (false, false) => "no such folder",
+            (false, true) => "a file, not a folder",
         };
         return Err(DataError::new(
             dir,
             format!(
-                "{} dataset not found (no such {what}); {}",
+                "{} dataset not found ({what}); {}",
                 kind.name(),
                 not_found_hint(kind)
             ),

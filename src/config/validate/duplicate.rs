@@ -1,7 +1,8 @@
 //! TOML's bare "duplicate key" in words: which table or key is written twice, where it first is,
 //! and what to do. TOML names neither; a file can write one key in several spellings (`[grid]`
 //! `alpha`, a top-level `grid.alpha`, a quoted `"alpha"`, `[ grid ]`), so each line before the
-//! error is read for the full path it defines, and the first one that clashes is named.
+//! error is read for the full path it defines, and the first one that clashes is named. The same
+//! reading gives every other error its key ([`key_path_at`]).
 
 /// One line that defines something: a table header or a key.
 struct Defined {
@@ -34,6 +35,20 @@ pub(super) fn said(text: &str, offset: usize) -> Option<String> {
             .find(|d| clashes(d, &here) || clashes(&here, d))
     })?;
     Some(message(&here, first))
+}
+
+/// The full dotted path of the key or table a line defines, for the line of byte `offset`
+/// (`teacher.epochs` for `epochs = ` under `[teacher]`, or for a top-level `teacher.epochs = `;
+/// quotes taken off; `teacher.optimizer` for `[teacher.optimizer]`): what an error names as its key.
+pub(super) fn key_path_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let mut table = Vec::new();
+    for (i, l) in text[..line_start].lines().enumerate() {
+        defined(l, i + 1, &mut table);
+    }
+    let here = defined(text[line_start..].lines().next()?, 0, &mut table)?;
+    (here.path.iter().all(|p| !p.is_empty())).then(|| here.path.join("."))
 }
 
 /// Whether `a`, written earlier or later, makes `b`'s table implicitly: `b` is a table strictly

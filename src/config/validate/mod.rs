@@ -108,9 +108,15 @@ impl Validator<'_> {
         for (rust, plain) in [
             ("expected i64", "expected a whole number"),
             ("expected f64", "expected a number"),
-            ("expected a sequence", "expected an array such as [1, 2]"),
+            (
+                "expected a sequence",
+                "expected an array: values in brackets, [a, b]",
+            ),
             ("expected a boolean", "expected true or false"),
             ("expected a string", "expected a quoted string"),
+            ("invalid type: sequence", "invalid type: array"),
+            ("invalid type: map", "invalid type: table"),
+            ("data did not match any variant of", "expected"),
             ("untagged enum RawFuse", "\"auto\", true or false"),
             (
                 "untagged enum RawDevices",
@@ -118,6 +124,13 @@ impl Validator<'_> {
             ),
         ] {
             msg = msg.replace(rust, plain);
+        }
+        // a number past what a 64-bit integer or float holds
+        let integer = msg.ends_with("expected a whole number");
+        if msg.contains(" as i128") || (integer && msg.starts_with("invalid value: integer")) {
+            msg = format!("is too large: a whole number here is at most {}", i64::MAX);
+        } else if msg.contains("number overflowed") {
+            msg.push_str(": a number here is at most about 1.8e308");
         }
         // serde names the structs it expected (`RawGrid`); a person wrote a table
         if let Some(at) = msg.find("expected struct Raw") {
@@ -136,16 +149,18 @@ impl Validator<'_> {
             msg.push_str(" (see experiments/quick.toml for a complete sweep file)");
         }
         if msg == "duplicate key" {
-            if let Some(said) = e.span().and_then(|sp| duplicate::said(self.text, sp.start)) {
-                msg = said;
-            }
+            msg = (e.span().and_then(|sp| duplicate::said(self.text, sp.start))).unwrap_or_else(
+                || "a key is written twice here (TOML takes each key once); keep one".into(),
+            );
         }
         if let Some(near) = unknown_field_nearest(&msg) {
             msg.push_str(&format!("; did you mean `{near}`?"));
         } else if let Some(home) = home_of_unknown_field(&msg) {
             msg.push_str(&home);
         }
-        let key = e.span().and_then(|sp| self.key_at(sp.start));
+        // a missing field's span is its table's first line, whose key is not the one missing
+        let key = (e.span().filter(|_| !msg.starts_with("missing field")))
+            .and_then(|sp| self.key_at(sp.start));
         self.err(e.span(), key.as_deref(), &msg)
     }
     /// The table named by a `[[name]]` header on the line of `offset`, if that line is one.
@@ -160,27 +175,16 @@ impl Validator<'_> {
     pub(super) fn key_at(&self, offset: usize) -> Option<String> {
         let offset = offset.min(self.text.len());
         let line_start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
-        let line = self.text[line_start..].lines().next().unwrap_or("");
-        let (name, _) = line.split_once('=')?;
+        // as written: a bare, dotted or quoted key, under its table
+        let path = duplicate::key_path_at(self.text, offset)?;
+        // a slip taken for the key it meant (`temprature`) is named as meant
         let renamed = self.renamed.borrow();
-        let meant = renamed.iter().find(|(at, _)| *at == line_start);
-        let name = meant.map_or(name.trim(), |(_, m)| m.as_str());
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            return None;
-        }
-        let table = self.text[..line_start].lines().rev().find_map(|l| {
-            l.trim()
-                .strip_prefix('[')
-                .and_then(|t| t.split(']').next())
-                .map(|t| t.trim().to_string())
-        });
-        Some(match table {
-            Some(t) if !t.is_empty() => format!("{t}.{name}"),
-            _ => name.to_string(),
+        Some(match renamed.iter().find(|(at, _)| *at == line_start) {
+            Some((_, meant)) => match path.rsplit_once('.') {
+                Some((table, _)) => format!("{table}.{meant}"),
+                None => meant.clone(),
+            },
+            None => path,
         })
     }
     pub(super) fn positive(
@@ -190,11 +194,18 @@ impl Validator<'_> {
         what: &str,
     ) -> Result<u32, ConfigError> {
         let v = *s.get_ref();
-        if v < 1 || v > u32::MAX as i64 {
+        if v < 1 {
             return Err(self.at(
                 s,
                 key,
                 &format!("must be a whole number ≥ 1 ({what}), got {v}"),
+            ));
+        }
+        if v > u32::MAX as i64 {
+            return Err(self.at(
+                s,
+                key,
+                &format!("{v} is too large: at most {} ({what})", u32::MAX),
             ));
         }
         Ok(v as u32)

@@ -6,6 +6,9 @@ use crate::config::{
     default_checkpoint_minutes, ConfigError, Devices, Fuse, ScheduleConfig, Search, Strategy,
 };
 
+/// The most worker processes `workers_per_device` may start on one device.
+const MAX_WORKERS_PER_DEVICE: u32 = 256;
+
 impl Validator<'_> {
     /// A `true`/`false` key.
     fn switch(
@@ -79,11 +82,22 @@ impl Validator<'_> {
             set(self.keep(devices).map(|v| schedule.devices = v));
         }
         if let Some(w) = &sch.workers_per_device {
-            let workers = self.positive(
-                w,
-                "schedule.workers_per_device",
-                "runs at once on each device",
-            );
+            let key = "schedule.workers_per_device";
+            let workers = self
+                .positive(w, key, "runs at once on each device")
+                .and_then(|v| match v <= MAX_WORKERS_PER_DEVICE {
+                    true => Ok(v),
+                    // each worker is a process with its own copy of the data and of libtorch
+                    false => Err(self.at(
+                        w,
+                        key,
+                        &format!(
+                            "{v} is too many: at most {MAX_WORKERS_PER_DEVICE} (each worker is a \
+                             process holding its own copy of the data; a few per device keep \
+                             it busy)"
+                        ),
+                    )),
+                });
             set(self
                 .keep(workers)
                 .map(|v| schedule.workers_per_device = Some(v)));
