@@ -72,6 +72,19 @@ pub(super) struct RawPhase {
     pub(super) cache_teacher_logits: Option<Spanned<bool>>,
 }
 
+/// [`RawGrid`]'s own keys: a table under one of these names (`alpha = { … }`) is a mistyped key,
+/// not a method's table (`config::tests` checks the list against serde's).
+pub(super) const GRID_KEYS: &[&str] = &[
+    "temperature",
+    "alpha",
+    "method",
+    "student_model",
+    "teacher_epoch",
+    "baseline",
+    "logit_norm",
+    "zscore_temperature",
+];
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawGrid {

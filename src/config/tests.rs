@@ -1261,3 +1261,37 @@ fn a_missing_table_names_no_key_and_numbers_past_their_type_say_so() {
     ));
     assert_eq!(e.at, Some((1, 8)), "{e}");
 }
+
+#[test]
+fn a_grid_key_written_as_a_table_is_named_as_that_key() {
+    // the list the document reader keeps is serde's own: an unknown key's message lists them all
+    let e = err(&with(
+        "alpha = [0, 0.5, 1]",
+        "alpha = [0, 0.5, 1]\nno_such_key = 1",
+    ));
+    let listed = e
+        .message
+        .split("expected one of ")
+        .nth(1)
+        .expect("serde's list");
+    let mut serde: Vec<&str> = listed
+        .split(", ")
+        .map(|k| {
+            k.trim_matches(|c| c == '`' || c == ';')
+                .split('`')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    let mut ours = raw::GRID_KEYS.to_vec();
+    serde.sort();
+    ours.sort();
+    assert_eq!(serde, ours, "{e}");
+    // `alpha = { … }` is alpha given a table, not a method's table called alpha
+    let e = err(&with("alpha = [0, 0.5, 1]", "alpha = { values = [0.5] }"));
+    assert_eq!(e.key.as_deref(), Some("grid.alpha"), "{e}");
+    assert!(
+        e.message.contains("invalid type: table, expected an array"),
+        "{e}"
+    );
+}

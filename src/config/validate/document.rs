@@ -97,10 +97,13 @@ impl Validator<'_> {
         let names: Vec<String> = grid
             .iter()
             .filter(|(k, v)| {
-                matches!(v.get_ref(), DeValue::Table(_))
+                let key = k.get_ref().as_ref();
+                // `alpha = { … }` is [grid]'s own key written as a table: serde says so
+                let own = crate::config::raw::GRID_KEYS.contains(&key);
+                (matches!(v.get_ref(), DeValue::Table(_)) && !own)
                     || crate::distill::Method::ALL
                         .iter()
-                        .any(|m| m.table().is_some_and(|t| t.name == k.get_ref().as_ref()))
+                        .any(|m| m.table().is_some_and(|t| t.name == key))
             })
             .map(|(k, _)| k.get_ref().to_string())
             .collect();
