@@ -1295,3 +1295,18 @@ fn a_grid_key_written_as_a_table_is_named_as_that_key() {
         "{e}"
     );
 }
+
+#[test]
+fn a_value_inside_a_multi_line_array_is_named_by_its_key() {
+    let e = err(&with(
+        "temperature = [1, 2.5, 0.1, 1e1]",
+        "temperature = [\n  1,\n  \"4\",\n]",
+    ));
+    assert_eq!(e.key.as_deref(), Some("grid.temperature"), "{e}");
+    // past the closing bracket, the next line's key is its own
+    let e = err(&with(
+        "alpha = [0, 0.5, 1]",
+        "alpha = [\n 0.5,\n]\nbaseline = 3",
+    ));
+    assert_eq!(e.key.as_deref(), Some("grid.baseline"), "{e}");
+}

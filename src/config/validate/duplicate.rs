@@ -44,10 +44,25 @@ pub(super) fn key_path_at(text: &str, offset: usize) -> Option<String> {
     let offset = offset.min(text.len());
     let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
     let mut table = Vec::new();
-    for (i, l) in text[..line_start].lines().enumerate() {
-        defined(l, i + 1, &mut table);
+    // the last key written before this line, and where its line starts
+    let mut last = None;
+    let mut at = 0;
+    for (i, l) in text[..line_start].split_inclusive('\n').enumerate() {
+        if let Some(d) = defined(l.trim_end(), i + 1, &mut table) {
+            last = (!d.header).then_some((d, at));
+        }
+        at += l.len();
     }
-    let here = defined(text[line_start..].lines().next()?, 0, &mut table)?;
+    let here = match defined(text[line_start..].lines().next()?, 0, &mut table) {
+        Some(d) => d,
+        // a line inside a multi-line array: the key whose `[` is still open
+        None => {
+            let (d, from) = last?;
+            let value = text.get(from..offset)?.split_once('=')?.1;
+            let open = value.matches('[').count() > value.matches(']').count();
+            open.then_some(d)?
+        }
+    };
     (here.path.iter().all(|p| !p.is_empty())).then(|| here.path.join("."))
 }
 
