@@ -1395,6 +1395,7 @@ fn a_student_model_grid_trains_every_model_with_its_own_baseline() {
         "student-tutorial-student-T2-a0.5-s1",
         "student-resnet8-feature-a0.5-s0",
         "fuse: students of resnet8 train one at a time",
+        "images: 160 training images, 40 held out for validation, 60 test images\n",
     ] {
         assert!(plan.contains(want), "plan lacks {want}:\n{plan}");
     }

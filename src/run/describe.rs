@@ -171,8 +171,8 @@ fn own_axes_note(sweep: &crate::config::Sweep) -> String {
     out
 }
 
-/// A folder's or tensors file's data, and given normalisation, in words (nothing for a fixed dataset
-/// with its default normalisation, whose plan reads as before).
+/// A folder's or tensors file's data, the images a run uses of it, and a given normalisation, in
+/// words.
 fn describe_data(p: &Prepared) -> String {
     let d = &p.sweep.data;
     let mut out = String::new();
@@ -202,6 +202,8 @@ fn describe_data(p: &Prepared) -> String {
             "hold-out: a seeded random draw of data.validation training images\n"
         });
     }
+    // what a run trains, chooses and is measured on
+    out.push_str(&format!("images: {}\n", d.used_text(p.sizes.0, p.sizes.1)));
     if let Some(n) = &d.normalize {
         out.push_str(&format!(
             "normalisation: (pixel/255 - mean) / std with mean {:?}, std {:?}\n",
