@@ -1310,3 +1310,20 @@ fn a_value_inside_a_multi_line_array_is_named_by_its_key() {
     ));
     assert_eq!(e.key.as_deref(), Some("grid.baseline"), "{e}");
 }
+
+#[test]
+fn a_value_echoed_in_a_message_stays_on_one_short_line() {
+    let e = err(&with(
+        "dataset = \"fashion-mnist\"",
+        "dataset = \"\"\"\nmnist\n\"\"\"",
+    ));
+    assert!(e.message.contains("unknown dataset \"mnist\\n\""), "{e}");
+    assert_eq!(e.to_string().lines().count(), 1, "{e}");
+    let long = "x".repeat(5000);
+    let e = err(&with(
+        "dataset = \"fashion-mnist\"",
+        &format!("dataset = \"{long}\""),
+    ));
+    assert!(e.message.len() < 400, "{} characters", e.message.len());
+    assert!(e.message.contains("xxxx…xxxx"), "{e}");
+}

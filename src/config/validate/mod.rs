@@ -96,7 +96,7 @@ impl Validator<'_> {
             file: self.file.clone(),
             at: span.map(|s| self.line_col(s.start)),
             key: key.map(str::to_string),
-            message: msg.to_string(),
+            message: one_line(msg),
         }
     }
     pub(super) fn at<T>(&self, s: &Spanned<T>, key: &str, msg: &str) -> ConfigError {
@@ -409,4 +409,36 @@ pub(super) struct ModelCheck {
 /// A boolean key's value, false when absent.
 pub(super) fn on(key: &Option<toml::Spanned<bool>>) -> bool {
     key.as_ref().is_some_and(|v| *v.get_ref())
+}
+
+/// A message as one readable line: a value echoed from the file keeps its control characters
+/// escaped (a multi-line string's newline), and a quoted value over 80 characters is shortened in
+/// its middle.
+fn one_line(msg: &str) -> String {
+    let escaped: String = msg
+        .chars()
+        .flat_map(|c| match c {
+            '\n' => vec!['\\', 'n'],
+            '\r' => vec!['\\', 'r'],
+            '\t' => vec!['\\', 't'],
+            c if c.is_control() => format!("\\u{{{:x}}}", c as u32).chars().collect(),
+            c => vec![c],
+        })
+        .collect();
+    let parts: Vec<&str> = escaped.split('"').collect();
+    (parts.iter().enumerate())
+        .map(|(i, part)| {
+            let chars: Vec<char> = part.chars().collect();
+            // odd parts are inside quotes
+            match i % 2 == 1 && chars.len() > 80 {
+                true => format!(
+                    "{}…{}",
+                    chars[..40].iter().collect::<String>(),
+                    chars[chars.len() - 20..].iter().collect::<String>()
+                ),
+                false => part.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\"")
 }
