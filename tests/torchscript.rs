@@ -245,6 +245,20 @@ fn sweep_file_errors_name_the_file_and_what_it_must_do() {
             vec!["`teacher.init`", "torchscript:<file>"],
         ),
     ];
+    // `kd-sweep models` of a network that cannot take the dataset's images says why (it listed 0
+    // parameters), and how to list it for its own images
+    let viewed_pt = format!("torchscript:{}", d.join("viewed.pt").display());
+    let why =
+        kd_sweep::model::listing::table("mnist", [1, 28, 28], 10, std::slice::from_ref(&viewed_pt))
+            .unwrap_err();
+    for want in [
+        "forward fails on a batch of 1×28×28 images",
+        "kd-sweep models --dataset",
+    ] {
+        assert!(why.contains(want), "{why}");
+    }
+    let listed = kd_sweep::model::listing::table("cifar10", [3, 32, 32], 10, &[viewed_pt]).unwrap();
+    assert!(!listed.contains(" 0 "), "{listed}");
     // channels_last = true gives a network channels-last inputs: one that cannot take them is
     // stopped by plan, not by its first training step
     let viewed = body("tutorial-teacher", "torchscript:viewed.pt", logit)

@@ -19,6 +19,15 @@ pub fn table(
         .collect::<Result<_, _>>()?;
     for n in extra {
         let a = Arch::parse_in(n, Path::new("."))?;
+        // a scripted network that cannot take these images has no size to list (it counted 0)
+        if let Some(s) = a.script() {
+            s.probe(shape).map_err(|why| {
+                format!(
+                    "{why}; list it for the images it was made for: kd-sweep models \
+                     --dataset <name> [--data <path>] {n}"
+                )
+            })?;
+        }
         if !archs.contains(&a) {
             archs.push(a);
         }
