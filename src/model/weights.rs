@@ -287,8 +287,10 @@ fn state_dict_of(value: &Value) -> Result<&[(Value, Value)], String> {
         .collect();
     Err(format!(
         "holds a dict (keys {}) that is not a state dict and has none under \"state_dict\" or \
-         \"model\"",
-        keys.join(", ")
+         \"model\"; save the network's own, e.g. torch.save(checkpoint[{}], \"teacher.pt\"), \
+         or put it under \"model\"",
+        keys.join(", "),
+        keys.first().map_or("\"…\"", String::as_str)
     ))
 }
 

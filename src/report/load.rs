@@ -52,12 +52,16 @@ impl Meta {
         let on = self
             .test_images
             .map_or(String::new(), |n| format!(" on {n} test images"));
+        // `[teacher] epochs = 0`: a trained teacher's file, evaluated and never trained here
+        let teacher = match self.teacher_epochs {
+            0 => "teacher used as loaded (trained elsewhere)".to_string(),
+            n => format!("teacher {n} epochs"),
+        };
         format!(
-            "dataset {} · seeds {} · teacher {} epochs · student {} epochs · accuracies are test \
-             accuracy in %{on}, mean ± std over seeds",
+            "dataset {} · seeds {} · {teacher} · student {} epochs · accuracies are test accuracy \
+             in %{on}, mean ± std over seeds",
             self.dataset,
             self.seeds_text(),
-            self.teacher_epochs,
             self.student_epochs
         )
     }

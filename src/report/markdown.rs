@@ -270,6 +270,22 @@ mod tests {
     use crate::report::{summarize, tests::records, Meta};
 
     #[test]
+    fn a_teacher_used_as_loaded_is_said_to_be_so_not_to_have_zero_epochs() {
+        let meta = |teacher_epochs| Meta {
+            teacher_epochs,
+            student_epochs: 2,
+            ..Default::default()
+        };
+        assert!(meta(3).context_line().contains("· teacher 3 epochs ·"));
+        let loaded = meta(0).context_line();
+        assert!(
+            loaded.contains("· teacher used as loaded (trained elsewhere) ·"),
+            "{loaded}"
+        );
+        assert!(!loaded.contains("0 epochs"), "{loaded}");
+    }
+
+    #[test]
     fn a_cell_on_fewer_seeds_than_the_baseline_says_how_it_is_paired() {
         let meta = Meta {
             name: "syn".into(),

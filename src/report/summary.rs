@@ -561,7 +561,7 @@ impl Summary {
             format!(
                 "the teacher ({:.2} %) is no better than the student trained alone ({:.2} %): \
                  distillation gains against it are not meaningful (train the teacher longer or give \
-                 it a larger network)",
+                 it a larger network; a teacher used as loaded: give a better-trained one)",
                 t.mean, b.mean
             )
         })

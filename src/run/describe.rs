@@ -640,6 +640,8 @@ fn flop_text(flop: f64) -> String {
         (1e15, "PFLOP"),
         (1e12, "TFLOP"),
         (1e9, "GFLOP"),
+        (1e6, "MFLOP"),
+        (1e3, "kFLOP"),
     ]
     .into_iter()
     .find(|(scale, _)| flop >= *scale)
@@ -654,6 +656,7 @@ mod tests {
         assert_eq!(super::flop_text(80.6e15), "80.6 PFLOP");
         assert_eq!(super::flop_text(192.5e12), "192.5 TFLOP");
         assert_eq!(super::flop_text(2.0e9), "2.0 GFLOP");
+        assert_eq!(super::flop_text(721_797_120.0), "721.8 MFLOP");
         assert_eq!(super::flop_text(500.0), "500.0 FLOP");
     }
 
