@@ -244,9 +244,11 @@ fn queued(conf: &PathBuf, name: &str) -> Vec<(String, String, String)> {
 #[test]
 fn a_task_killed_by_its_time_limit_continues_after_resubmission_with_the_same_numbers() {
     let conf = cluster();
-    // a 1-thread teacher that needs well over SLURM's smallest time limit (1 minute; limits are
-    // enforced every 30 s or so), and one student
-    let c = Case::new(2400, 100);
+    // a teacher that needs well over SLURM's smallest time limit (1 minute; limits are enforced
+    // every 30 s or so) under SLURM, where each of its 228 steps also sleeps 0.8 s
+    // (KD_SWEEP_STEP_SLEEP_MS: wall time without the computing, which took this test over 4
+    // minutes of two busy cores), and one student
+    let c = Case::new(600, 100);
     let body = body("[0]", "[2]", "[0.5]")
         .replace("[teacher]\nepochs = 1", "[teacher]\nepochs = 6")
         .replace("[student]\nepochs = 2", "[student]\nepochs = 1")
@@ -264,6 +266,7 @@ fn a_task_killed_by_its_time_limit_continues_after_resubmission_with_the_same_nu
     let o = c
         .cmd()
         .env("SLURM_CONF", &conf)
+        .env("KD_SWEEP_STEP_SLEEP_MS", "800")
         .args([
             "slurm",
             sweep,

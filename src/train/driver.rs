@@ -174,6 +174,7 @@ pub fn drive(
             let batch = make_batch(data, &perm, (begin, bs.min(n - begin)), draws.as_ref());
             let loss = t.step(&batch, epoch);
             losses.push(&loss);
+            step_sleep();
         }
         let each = losses.finish_each(epoch);
         let val = t.validate(data);
@@ -195,6 +196,21 @@ pub fn drive(
         }
     }
     finish(t, data, hooks.teacher_test_logits, members)
+}
+
+/// Testing hook: `KD_SWEEP_STEP_SLEEP_MS=<ms>` sleeps that long after every training step, so that
+/// a test can make a small run outlive a time limit (SLURM's least is a minute) without computing
+/// for a minute. Sleeping changes no number.
+fn step_sleep() {
+    static MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let ms = *MS.get_or_init(|| {
+        (std::env::var("KD_SWEEP_STEP_SLEEP_MS").ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    });
+    if ms > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
 }
 
 /// The `len` training rows at `begin` of the epoch's permutation, augmented with the epoch's draws

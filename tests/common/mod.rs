@@ -40,7 +40,8 @@ impl Case {
         let mut c = Command::new(env!("CARGO_BIN_EXE_kd-sweep"));
         c.current_dir(self.dir.path());
         c.env_remove("KD_SWEEP_FAIL_RUN")
-            .env_remove("KD_SWEEP_CRASH_RUN");
+            .env_remove("KD_SWEEP_CRASH_RUN")
+            .env_remove("KD_SWEEP_STEP_SLEEP_MS");
         c
     }
 
