@@ -11,7 +11,9 @@ const A: &str = "[0.5, 0.9]";
 #[test]
 fn end_to_end_writes_every_output() {
     let c = Case::new(300, 100);
-    let s = c.sweep("e2e", &body("[0, 1]", T, A));
+    // the tutorial teacher, which learns the synthetic classes in one epoch (checked below)
+    let tutorial = body("[0, 1]", T, A).replace("model = \"resnet8\"\n", "");
+    let s = c.sweep("e2e", &tutorial);
     let o = c.run(&[s.to_str().unwrap(), "--results", "out"]);
     assert!(o.status.success(), "{}", text(&o));
     let dir = c.path("out/e2e");
@@ -585,13 +587,9 @@ fn a_closed_output_stops_the_sweep_cleanly_and_the_rerun_finishes_it() {
 fn a_teacher_stopped_by_sigterm_ctrl_c_twice_and_kill_9_continues_with_the_numbers_of_an_uninterrupted_run(
 ) {
     let c = Case::new(600, 100);
-    // resnet8: batch norm's running statistics go through every checkpoint, and an epoch takes
-    // about a second (the tutorial teacher's 7× the multiply-adds made this test 90 s of the suite)
+    // body's resnet8 teacher: batch norm's running statistics go through every checkpoint
     let body = body("[0]", "[2]", "[0.5]")
-        .replace(
-            "[teacher]\nepochs = 1",
-            "[teacher]\nmodel = \"resnet8\"\nepochs = 5",
-        )
+        .replace("[teacher]\nepochs = 1", "[teacher]\nepochs = 5")
         .replace("[student]\nepochs = 2", "[student]\nepochs = 1")
         + "baseline = false\n";
     let s = c.sweep("ck", &body);
@@ -1311,9 +1309,7 @@ fn a_second_coordinator_of_the_same_sweep_refuses_and_a_dead_ones_lock_is_taken_
 #[test]
 fn a_fused_group_stopped_by_sigterm_continues_with_the_numbers_of_an_uninterrupted_one() {
     let c = Case::new(600, 100);
-    // a resnet8 teacher: what is tested is the students' group, and it trains 7× faster
     let body = body("[0]", "[1, 4]", "[0.5, 0.9]")
-        .replace("[teacher]\n", "[teacher]\nmodel = \"resnet8\"\n")
         .replace("[student]\nepochs = 2", "[student]\nepochs = 4")
         + "baseline = false\n[schedule]\nfuse = true\nworkers_per_device = 1\n";
     let s = c.sweep("fck", &body);
@@ -1380,7 +1376,6 @@ fn a_fused_group_stopped_by_sigterm_continues_with_the_numbers_of_an_uninterrupt
 fn a_student_model_grid_trains_every_model_with_its_own_baseline() {
     let c = Case::new(200, 60);
     let body = body("[0, 1]", "[2]", "[0.5]")
-        .replace("[teacher]\n", "[teacher]\nmodel = \"resnet8\"\n")
         .replace("[grid]\n", "[grid]\nstudent_model = [\"tutorial-student\", \"resnet8\"]\nmethod = [\"logit\", \"feature\"]\n")
         + "[schedule]\nfuse = true\n";
     let s = c.sweep("zoo", &body);
