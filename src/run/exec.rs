@@ -182,10 +182,6 @@ fn how_to_compute(
     device: DeviceSpec,
 ) -> Result<(), RunError> {
     crate::platform::numerics::check_in_effect(schedule.numerics).map_err(RunError::Numerics)?;
-    // (experiment: oneDNN off)
-    if std::env::var("KD_SWEEP_MKLDNN").is_ok_and(|v| v == "0") {
-        crate::platform::torch_ext::set_mkldnn(false);
-    }
     if device.is_cuda() {
         crate::platform::torch_ext::set_deterministic(schedule.deterministic)
             .map_err(RunError::Numerics)?;
