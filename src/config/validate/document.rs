@@ -74,8 +74,7 @@ impl Validator<'_> {
             // written too: its value is checked as that key's
             let meant = unknown_field_nearest(e.message());
             if let Some(meant) = meant.filter(|m| !has(doc.get_ref(), &path, m)) {
-                let at = name.span().start.min(self.text.len());
-                let line_start = self.text[..at].rfind('\n').map_or(0, |i| i + 1);
+                let line_start = super::lines::line_start(self.text, name.span().start);
                 (self.renamed.borrow_mut()).push((line_start, meant.to_string()));
                 let name = Spanned::new(name.span(), DeString::Owned(meant.to_string()));
                 table_of(doc.get_mut(), &path[..path.len() - 1])?.insert(name, value);

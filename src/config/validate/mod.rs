@@ -8,9 +8,9 @@ mod data;
 
 pub use data::{check_data, check_sizes};
 mod document;
-mod duplicate;
 mod evaluated;
 mod grid;
+mod lines;
 mod roles;
 mod schedule;
 
@@ -149,9 +149,9 @@ impl Validator<'_> {
             msg.push_str(" (see experiments/quick.toml for a complete sweep file)");
         }
         if msg == "duplicate key" {
-            msg = (e.span().and_then(|sp| duplicate::said(self.text, sp.start))).unwrap_or_else(
-                || "a key is written twice here (TOML takes each key once); keep one".into(),
-            );
+            msg = (e.span().and_then(|sp| lines::said(self.text, sp.start))).unwrap_or_else(|| {
+                "a key is written twice here (TOML takes each key once); keep one".into()
+            });
         }
         if let Some(near) = unknown_field_nearest(&msg) {
             msg.push_str(&format!("; did you mean `{near}`?"));
@@ -165,18 +165,18 @@ impl Validator<'_> {
     }
     /// The table named by a `[[name]]` header on the line of `offset`, if that line is one.
     fn array_header_at(&self, offset: usize) -> Option<String> {
-        let offset = offset.min(self.text.len());
-        let line_start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
-        let line = self.text[line_start..].lines().next()?.trim();
+        let line = self.text[lines::line_start(self.text, offset)..]
+            .lines()
+            .next()?
+            .trim();
         let inner = line.strip_prefix("[[")?.split("]]").next()?.trim();
         (!inner.is_empty()).then(|| inner.to_string())
     }
     /// The dotted key written on the line of `offset` (`teacher.epochs`), if that line assigns one.
     pub(super) fn key_at(&self, offset: usize) -> Option<String> {
-        let offset = offset.min(self.text.len());
-        let line_start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let line_start = lines::line_start(self.text, offset);
         // as written: a bare, dotted or quoted key, under its table
-        let path = duplicate::key_path_at(self.text, offset)?;
+        let path = lines::key_path_at(self.text, offset)?;
         // a slip taken for the key it meant (`temprature`) is named as meant
         let renamed = self.renamed.borrow();
         Some(match renamed.iter().find(|(at, _)| *at == line_start) {

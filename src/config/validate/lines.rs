@@ -1,8 +1,7 @@
-//! TOML's bare "duplicate key" in words: which table or key is written twice, where it first is,
-//! and what to do. TOML names neither; a file can write one key in several spellings (`[grid]`
-//! `alpha`, a top-level `grid.alpha`, a quoted `"alpha"`, `[ grid ]`), so each line before the
-//! error is read for the full path it defines, and the first one that clashes is named. The same
-//! reading gives every other error its key ([`key_path_at`]).
+//! The sweep file read line by line for the full key path each line defines (`[grid]` then
+//! `alpha` is `grid.alpha`, as is a top-level `grid.alpha` or a quoted `"alpha"`): what every error
+//! names as its key ([`key_path_at`]), and TOML's bare "duplicate key" in words ([`said`]): which
+//! table or key is written twice, in any spelling, where it first is, and what to do.
 
 /// One line that defines something: a table header or a key.
 struct Defined {
@@ -15,25 +14,40 @@ struct Defined {
     text: String,
 }
 
+/// Where the line holding byte `offset` of `text` starts.
+pub(super) fn line_start(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1)
+}
+
+/// What the lines of `text` before `line_start` define, each with where its line starts, and the
+/// table the next line is in.
+fn defined_before(text: &str, line_start: usize) -> (Vec<(Defined, usize)>, Vec<String>) {
+    let mut table = Vec::new();
+    let mut out = Vec::new();
+    let mut at = 0;
+    for (i, l) in text[..line_start].split_inclusive('\n').enumerate() {
+        if let Some(d) = defined(l.trim_end(), i + 1, &mut table) {
+            out.push((d, at));
+        }
+        at += l.len();
+    }
+    (out, table)
+}
+
 /// What `text`, where TOML reported "duplicate key" at byte `offset`, writes twice, in words.
 pub(super) fn said(text: &str, offset: usize) -> Option<String> {
-    let offset = offset.min(text.len());
-    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let mut table = Vec::new();
-    let mut before = Vec::new();
-    for (i, l) in text[..line_start].lines().enumerate() {
-        if let Some(d) = defined(l, i + 1, &mut table) {
-            before.push(d);
-        }
-    }
-    let here_line = text[..line_start].lines().count() + 1;
-    let here = defined(text[line_start..].lines().next()?, here_line, &mut table)?;
+    let start = line_start(text, offset);
+    let (before, mut table) = defined_before(text, start);
+    let here_line = text[..start].split_inclusive('\n').count() + 1;
+    let here = defined(text[start..].lines().next()?, here_line, &mut table)?;
     // the same path first; else a path inside it, or one it is inside, made by a dotted key
-    let first = (before.iter()).find(|d| d.path == here.path).or_else(|| {
-        before
-            .iter()
-            .find(|d| clashes(d, &here) || clashes(&here, d))
-    })?;
+    let first = (before.iter().map(|(d, _)| d))
+        .find(|d| d.path == here.path)
+        .or_else(|| {
+            (before.iter().map(|(d, _)| d)).find(|d| clashes(d, &here) || clashes(&here, d))
+        })?;
     Some(message(&here, first))
 }
 
@@ -41,23 +55,13 @@ pub(super) fn said(text: &str, offset: usize) -> Option<String> {
 /// (`teacher.epochs` for `epochs = ` under `[teacher]`, or for a top-level `teacher.epochs = `;
 /// quotes taken off; `teacher.optimizer` for `[teacher.optimizer]`): what an error names as its key.
 pub(super) fn key_path_at(text: &str, offset: usize) -> Option<String> {
-    let offset = offset.min(text.len());
-    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let mut table = Vec::new();
-    // the last key written before this line, and where its line starts
-    let mut last = None;
-    let mut at = 0;
-    for (i, l) in text[..line_start].split_inclusive('\n').enumerate() {
-        if let Some(d) = defined(l.trim_end(), i + 1, &mut table) {
-            last = (!d.header).then_some((d, at));
-        }
-        at += l.len();
-    }
-    let here = match defined(text[line_start..].lines().next()?, 0, &mut table) {
+    let start = line_start(text, offset);
+    let (mut before, mut table) = defined_before(text, start);
+    let here = match defined(text[start..].lines().next()?, 0, &mut table) {
         Some(d) => d,
-        // a line inside a multi-line array: the key whose `[` is still open
+        // a line inside a multi-line array: the last key before it, if its `[` is still open
         None => {
-            let (d, from) = last?;
+            let (d, from) = before.pop().filter(|(d, _)| !d.header)?;
             let value = text.get(from..offset)?.split_once('=')?.1;
             let open = value.matches('[').count() > value.matches(']').count();
             open.then_some(d)?
