@@ -210,6 +210,20 @@ impl Validator<'_> {
         }
         Ok(v as u32)
     }
+    /// [`Validator::positive`], and at most `most`: beyond it, "too many", with `why` not more.
+    pub(super) fn positive_at_most(
+        &self,
+        s: &Spanned<i64>,
+        key: &str,
+        what: &str,
+        (most, why): (u32, &str),
+    ) -> Result<u32, ConfigError> {
+        let v = self.positive(s, key, what)?;
+        if v > most {
+            return Err(self.at(s, key, &format!("{v} is too many: at most {most} ({why})")));
+        }
+        Ok(v)
+    }
     pub(super) fn count(
         &self,
         s: &Spanned<i64>,

@@ -125,13 +125,9 @@ impl Validator<'_> {
         let threads = match threads {
             None => Some(default_threads),
             Some(t) => {
+                let most = (1024, "one per core is the most that helps");
                 let key = format!("{role}.threads");
-                let threads = (self.positive(t, &key, "intra-op threads of a run"))
-                    .and_then(|v| match v <= 1024 {
-                        true => Ok(v),
-                        false => Err(self.at(t, &key, &format!("{v} is too many: at most 1024 (one per core is the most that helps)"))),
-                    });
-                self.keep(threads)
+                self.keep(self.positive_at_most(t, &key, "intra-op threads of a run", most))
             }
         };
         let init = self.keep(self.init(role, raw_init));

@@ -82,22 +82,18 @@ impl Validator<'_> {
             set(self.keep(devices).map(|v| schedule.devices = v));
         }
         if let Some(w) = &sch.workers_per_device {
-            let key = "schedule.workers_per_device";
-            let workers = self
-                .positive(w, key, "runs at once on each device")
-                .and_then(|v| match v <= MAX_WORKERS_PER_DEVICE {
-                    true => Ok(v),
-                    // each worker is a process with its own copy of the data and of libtorch
-                    false => Err(self.at(
-                        w,
-                        key,
-                        &format!(
-                            "{v} is too many: at most {MAX_WORKERS_PER_DEVICE} (each worker is a \
-                             process holding its own copy of the data; a few per device keep \
-                             it busy)"
-                        ),
-                    )),
-                });
+            // each worker is a process with its own copy of the data and of libtorch
+            let most = (
+                MAX_WORKERS_PER_DEVICE,
+                "each worker is a process holding its own copy of the data; a few per device keep \
+                 it busy",
+            );
+            let workers = self.positive_at_most(
+                w,
+                "schedule.workers_per_device",
+                "runs at once on each device",
+                most,
+            );
             set(self
                 .keep(workers)
                 .map(|v| schedule.workers_per_device = Some(v)));
