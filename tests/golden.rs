@@ -2,8 +2,9 @@
 //! runs.csv and epochs.csv (everything but wall-clock seconds) are pinned in `tests/golden/`.
 //!
 //! A change that alters any of them must bump `MODEL_VERSION` (or the record format) and regenerate
-//! the file on purpose: `KD_SWEEP_BLESS=1 cargo test --release --test golden`. A refactor must leave
-//! the file as it is.
+//! the file on purpose: `KD_SWEEP_BLESS=1 cargo test --release --test golden`, then remove the other
+//! vendors' files (their keys are stale, and they cannot be regenerated on this CPU). A refactor must
+//! leave the files as they are.
 //!
 //! The sweep runs under portable numerics (the default, [`kd_sweep::platform::numerics`]): ATen, oneDNN and MKL
 //! at one fixed AVX2 level, so every machine of one CPU vendor computes the same bits, whatever its

@@ -18,11 +18,30 @@ pub fn ce(student: &Tensor, labels: &Tensor, smoothing: f64) -> Tensor {
 
 /// Hinton's KD: `(1 − α)·CE(s, y) + α·T²·KL(softmax(t/T) ‖ softmax(s/T))`, `ce` the cross-entropy
 /// term ([`ce`]). α = 0 is plain cross-entropy (the KL term is not computed).
+///
+/// Written op for op as the PyTorch tutorial writes it (`softmax(t/T)·(log softmax(t/T) −
+/// log_softmax(s/T))` summed, ÷ B, × T², × α), not as [`kl`] does: the two are equal in value but
+/// round their gradients differently in the last bits, and batch norm's biases (which start at 0)
+/// take that difference whole under SGD and grow it (model version 4). One departure, in the value
+/// only: where a teacher probability underflows to 0 the tutorial's `log` gives −∞ and its loss NaN
+/// (`0·−∞`); here that log is [`finite_log`]'s, so the term is 0, as `xlogy` would have it.
 pub fn kd(ce: Tensor, student: &Tensor, teacher: &Tensor, temperature: f64, alpha: f64) -> Tensor {
     if alpha == 0.0 {
         return ce;
     }
-    ce * (1.0 - alpha) + kl(student, teacher, temperature) * (alpha * temperature * temperature)
+    let soft_targets = (teacher / temperature).softmax(-1, Kind::Float);
+    let soft_prob = (student / temperature).log_softmax(-1, Kind::Float);
+    let batch = soft_prob.size()[0];
+    let soft = (&soft_targets * (finite_log(&soft_targets) - soft_prob)).sum(None::<Kind>) / batch
+        * (temperature * temperature);
+    soft * alpha + ce * (1.0 - alpha)
+}
+
+/// `log p` of probabilities `p` (no gradient is taken through it), −∞ at p = 0 raised to float32's
+/// lowest finite value, so that `0·(log p − x)` is 0 rather than NaN. Every other element is `log`'s
+/// own bits, so where the tutorial's loss is finite this one is the same to the bit.
+pub fn finite_log(p: &Tensor) -> Tensor {
+    p.log().clamp_min(f32::MIN as f64)
 }
 
 /// KL(softmax(t/T) ‖ softmax(s/T)), summed over classes, averaged over the batch.
@@ -288,6 +307,36 @@ mod tests {
         assert!((got - want).abs() < 1e-5, "got {got}, want {want}");
         // T² matters: the same inputs at T = 4 give a different value
         assert!((val(&kd(super::ce(&s, &y, 0.0), &s, &te, 4.0, alpha)) - want).abs() > 1e-3);
+    }
+
+    /// A teacher so sure that softmax(t/T) underflows to exactly 0 (a logit gap of 200 at T = 1):
+    /// the tutorial's `log` would make the loss NaN; kd's is finite, its value that of 0·log 0 = 0,
+    /// and its gradient finite; and `finite_log` keeps `log`'s bits wherever p > 0.
+    #[test]
+    fn a_teacher_probability_of_zero_leaves_the_kd_loss_finite() {
+        let s = t(&[1.0, 2.0, 0.5], 1).set_requires_grad(true);
+        let te = t(&[0.0, 200.0, 0.0], 1);
+        let pt = te.softmax(-1, Kind::Float);
+        assert_eq!(
+            pt.double_value(&[0, 0]),
+            0.0,
+            "the teacher's probability underflows"
+        );
+        assert!(
+            val(&(&pt * (pt.log() - s.log_softmax(-1, Kind::Float))).sum(Kind::Float)).is_nan()
+        );
+        let y = Tensor::from_slice(&[1i64]);
+        let loss = kd(super::ce(&s, &y, 0.0), &s, &te, 1.0, 0.5);
+        // p_t = (0, 1, 0): KL = −log p_s[1]; CE = −log p_s[1] too
+        let want = -log_softmax(&[1.0, 2.0, 0.5])[1];
+        assert!((val(&loss) - want).abs() < 1e-6, "{} vs {want}", val(&loss));
+        loss.backward();
+        let g = s.grad();
+        assert_eq!(g.isfinite().all().int64_value(&[]), 1, "finite gradient");
+        let p = Tensor::from_slice(&[0.25f32, 1e-30, 0.5, 0.0]);
+        let (ours, logs) = (finite_log(&p), p.log());
+        assert!(ours.narrow(0, 0, 3).equal(&logs.narrow(0, 0, 3)));
+        assert_eq!(ours.double_value(&[3]), f32::MIN as f64);
     }
 
     #[test]

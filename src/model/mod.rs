@@ -21,7 +21,9 @@ use tch::Tensor;
 /// dropout drawn from a stream seeded after initialisation.
 /// 3: Adam's second moment as PyTorch's `addcmul_` computes it (one fused multiply-add, one
 /// rounding): teachers, baselines and Adam runs of every kind now replay bit for bit in PyTorch.
-pub const MODEL_VERSION: u32 = 3;
+/// 4: logit KD's term written op for op as the PyTorch tutorial writes it (`losses::kd`), fused
+/// students' too: distilled zoo students with batch norm now replay bit for bit under SGD and Adam.
+pub const MODEL_VERSION: u32 = 4;
 
 /// How a network's convolution and linear layers are initialised.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -166,12 +166,15 @@ pub fn fused_kd_loss(
         nll * (1.0 - smoothing) + smooth * (smoothing / k as f64)
     };
     let t = temperature.view([g, 1, 1]);
-    let log_ps = (logits / &t).log_softmax(-1, Kind::Float);
-    let log_pt = (teacher.unsqueeze(0) / &t).log_softmax(-1, Kind::Float);
-    let kl = (log_pt.exp() * (&log_pt - log_ps))
-        .sum_dim_intlist(-1, false, Kind::Float)
-        .mean_dim(1, false, Kind::Float);
-    let per = ce * (alpha.ones_like() - alpha) + kl * alpha * temperature * temperature;
+    // the KD term as crate::distill::losses::kd writes it (the tutorial's order of operations)
+    let soft_targets = (teacher.unsqueeze(0) / &t).softmax(-1, Kind::Float);
+    let soft_prob = (logits / &t).log_softmax(-1, Kind::Float);
+    let soft = (&soft_targets * (crate::distill::losses::finite_log(&soft_targets) - soft_prob))
+        .sum_dim_intlist([1i64, 2].as_slice(), false, Kind::Float)
+        / n
+        * temperature
+        * temperature;
+    let per = soft * alpha + ce * (alpha.ones_like() - alpha);
     (per.sum(Kind::Float), per)
 }
 
