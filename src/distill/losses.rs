@@ -46,11 +46,17 @@ pub fn finite_log(p: &Tensor) -> Tensor {
 
 /// KL(softmax(t/T) ‖ softmax(s/T)), summed over classes, averaged over the batch.
 pub fn kl(student: &Tensor, teacher: &Tensor, temperature: f64) -> Tensor {
-    let log_ps = (student / temperature).log_softmax(-1, Kind::Float);
-    let log_pt = (teacher / temperature).log_softmax(-1, Kind::Float);
-    (log_pt.exp() * (&log_pt - log_ps))
-        .sum_dim_intlist(-1, false, Kind::Float)
-        .mean(Kind::Float)
+    kl_batchmean(
+        &(student / temperature).log_softmax(-1, Kind::Float),
+        &(teacher / temperature).log_softmax(-1, Kind::Float),
+    )
+}
+
+/// KL(p_t ‖ p_s) of log-probabilities [B, C], summed over everything, ÷ B: op for op what
+/// `F.kl_div(log_ps, log_pt, reduction="batchmean", log_target=True)` computes, so that the gradient
+/// is rounded as the reference code's is.
+fn kl_batchmean(log_ps: &Tensor, log_pt: &Tensor) -> Tensor {
+    (log_pt.exp() * (log_pt - log_ps)).sum(None::<Kind>) / log_ps.size()[0]
 }
 
 /// Transformed teacher matching (Zheng & Yang, ICLR 2024): `CE(s, y) + β·KL(softmax(t/T) ‖
@@ -89,7 +95,8 @@ pub fn kd_standardized(
     alpha: f64,
 ) -> Tensor {
     ce * (1.0 - alpha)
-        + kl(&zscore(student), &zscore(teacher), temperature) * (alpha * temperature * temperature)
+        + kl(&zscore(student), &zscore(teacher), temperature)
+            * (alpha * (temperature * temperature))
 }
 
 /// Σ `p·(log p − log_q)` over everything, ÷ the batch, where `p·log p` is 0 at p = 0 (xlogy, as
@@ -193,12 +200,12 @@ pub fn kd_tensor_temperature(
     temperature: &Tensor,
     alpha: f64,
 ) -> Tensor {
-    let log_ps = (student / temperature).log_softmax(-1, Kind::Float);
-    let log_pt = (teacher / temperature).log_softmax(-1, Kind::Float);
-    let kl = (log_pt.exp() * (&log_pt - log_ps))
-        .sum_dim_intlist(-1, false, Kind::Float)
-        .mean(Kind::Float);
-    ce * (1.0 - alpha) + kl * temperature.square().squeeze() * alpha
+    let kl = kl_batchmean(
+        &(student / temperature).log_softmax(-1, Kind::Float),
+        &(teacher / temperature).log_softmax(-1, Kind::Float),
+    );
+    // α·T² first, then × KL, as the reference writes `alpha * temp ** 2 * kl`
+    ((temperature.square() * alpha) * kl).squeeze() + ce * (1.0 - alpha)
 }
 
 /// `x` in the forward pass; `λ`·(its gradient) in the backward pass (a gradient-reversal layer when
