@@ -23,10 +23,8 @@ def ce(s, y):
 
 def kl(s, t, temperature):
     """KL(softmax(t/T) || softmax(s/T)), summed over classes, averaged over the batch. The teacher's
-    distribution enters as log-probabilities (log_target=True): the same KL, and the same rounding of
-    p_t as kd-sweep's exp(log_softmax); with softmax(t/T) instead, p_t differs in its last bit, and
-    Adam amplifies that in a 20-step replay (multi-T: 7e-4 in the final weights) until it would hide
-    real differences."""
+    distribution enters as log-probabilities (log_target=True); with softmax(t/T) instead, p_t
+    differs in its last bit, and so does the gradient."""
     return F.kl_div(F.log_softmax(s / temperature, dim=1), F.log_softmax(t / temperature, dim=1),
                     reduction="batchmean", log_target=True)
 

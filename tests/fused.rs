@@ -81,7 +81,7 @@ fn one_fused_step_with(label_smoothing: f64) {
         let mut opt = Optimizer::new(vs, 1e-3);
         let out = net.forward_t(&xs, false);
         let ce = kd_sweep::distill::losses::ce(&out, &ys, label_smoothing);
-        let loss = kd_loss(ce, &out, &teacher, temps[g], alphas[g]);
+        let loss = kd_loss(move || ce, &out, &teacher, temps[g], alphas[g]);
         let (l1, l2) = (loss.double_value(&[]), per.double_value(&[g as i64]));
         assert!(
             (l1 - l2).abs() / l1.abs().max(1e-12) < 1e-5,

@@ -1,6 +1,12 @@
 //! The losses, as functions of tensors: student logits `s` [B, C], teacher logits `t` [B, C] (no
 //! gradient), labels `y` \[B\]. Every KL is summed over classes and averaged over the batch, as the
 //! reference implementations do (`reduction="batchmean"`, or `size_average=False` then ÷ B).
+//!
+//! The losses that add a cross-entropy term take it as `ce`, a closure they call where their
+//! reference code computes it. Autograd adds the gradients that reach the student's logits by several
+//! paths in the order their operations were created, so with three paths or more (multi-T's
+//! temperatures, DKD's two terms, the z-score's statistics) creating the cross-entropy first or last
+//! changes the gradient's last bits, and training grows them.
 
 use tch::{Kind, Tensor};
 
@@ -25,16 +31,22 @@ pub fn ce(student: &Tensor, labels: &Tensor, smoothing: f64) -> Tensor {
 /// take that difference whole under SGD and grow it (model version 4). One departure, in the value
 /// only: where a teacher probability underflows to 0 the tutorial's `log` gives −∞ and its loss NaN
 /// (`0·−∞`); here that log is [`finite_log`]'s, so the term is 0, as `xlogy` would have it.
-pub fn kd(ce: Tensor, student: &Tensor, teacher: &Tensor, temperature: f64, alpha: f64) -> Tensor {
+pub fn kd(
+    ce: impl FnOnce() -> Tensor,
+    student: &Tensor,
+    teacher: &Tensor,
+    temperature: f64,
+    alpha: f64,
+) -> Tensor {
     if alpha == 0.0 {
-        return ce;
+        return ce();
     }
     let soft_targets = (teacher / temperature).softmax(-1, Kind::Float);
     let soft_prob = (student / temperature).log_softmax(-1, Kind::Float);
     let batch = soft_prob.size()[0];
     let soft = (&soft_targets * (finite_log(&soft_targets) - soft_prob)).sum(None::<Kind>) / batch
         * (temperature * temperature);
-    soft * alpha + ce * (1.0 - alpha)
+    soft * alpha + ce() * (1.0 - alpha)
 }
 
 /// `log p` of probabilities `p` (no gradient is taken through it), −∞ at p = 0 raised to float32's
@@ -64,39 +76,44 @@ fn kl_batchmean(log_ps: &Tensor, log_pt: &Tensor) -> Tensor {
 /// 1/T, `softmax(t)^γ / Σ softmax(t)^γ` = softmax(t/T)), the student's own distribution at T = 1,
 /// and no T² factor.
 pub fn ttm(
-    ce: Tensor,
+    ce: impl FnOnce() -> Tensor,
     student: &Tensor,
     teacher: &Tensor,
     (beta, temperature): (f64, f64),
 ) -> Tensor {
+    // the teacher's distribution as the reference computes it (power, then normalised), and the KL
+    // as `F.kl_div(log_ps, p_t, reduction="none").sum(1).mean()`: xlogy(p, p) − p·log_ps
+    let powered = teacher
+        .softmax(-1, Kind::Float)
+        .pow_tensor_scalar(1.0 / temperature);
+    let pt = &powered / powered.sum_dim_intlist(1, true, None::<Kind>);
     let log_ps = student.log_softmax(-1, Kind::Float);
-    let log_pt = (teacher / temperature).log_softmax(-1, Kind::Float);
-    let kl = (log_pt.exp() * (&log_pt - log_ps))
-        .sum_dim_intlist(-1, false, Kind::Float)
-        .mean(Kind::Float);
-    ce + kl * beta
+    let kl = (pt.xlogy(&pt) - &pt * log_ps)
+        .sum_dim_intlist(1, false, None::<Kind>)
+        .mean(None::<Kind>);
+    ce() + kl * beta
 }
 
 /// Logit standardisation (Sun et al. 2024): each row z-scored over its classes, `(z − mean) /
 /// (std + 1e-7)` with the unbiased standard deviation, as the reference code computes it.
 pub fn zscore(z: &Tensor) -> Tensor {
-    let mean = z.mean_dim(-1, true, Kind::Float);
-    let std = z.std_dim(-1, true, true);
-    (z - mean) / (std + 1e-7)
+    // in the reference's order: the centring, then the deviation (see the module's note)
+    let centred = z - z.mean_dim(-1, true, Kind::Float);
+    centred / (z.std_dim(-1, true, true) + 1e-7)
 }
 
 /// Logit KD on z-scored logits: `(1 − α)·CE(s, y) + α·T²·KL(softmax(Z(t)/T) ‖ softmax(Z(s)/T))`;
 /// the cross-entropy keeps the raw logits.
 pub fn kd_standardized(
-    ce: Tensor,
+    ce: impl FnOnce() -> Tensor,
     student: &Tensor,
     teacher: &Tensor,
     temperature: f64,
     alpha: f64,
 ) -> Tensor {
-    ce * (1.0 - alpha)
-        + kl(&zscore(student), &zscore(teacher), temperature)
-            * (alpha * (temperature * temperature))
+    let (zs, zt) = (zscore(student), zscore(teacher));
+    let ce = ce() * (1.0 - alpha);
+    ce + kl(&zs, &zt, temperature) * (alpha * (temperature * temperature))
 }
 
 /// Σ `p·(log p − log_q)` over everything, ÷ the batch, where `p·log p` is 0 at p = 0 (xlogy, as
@@ -114,7 +131,7 @@ fn kl_sum_over_batch(p: &Tensor, log_q: &Tensor) -> Tensor {
 ///
 /// `w` is the warm-up factor min(epoch / warmup, 1).
 pub fn dkd(
-    ce: Tensor,
+    ce: impl FnOnce() -> Tensor,
     (zs, zt): (&Tensor, &Tensor),
     labels: &Tensor,
     (alpha, beta, temperature): (f64, f64, f64),
@@ -125,11 +142,12 @@ pub fn dkd(
         .to_kind(Kind::Float)
         .scatter_value(1, &labels.unsqueeze(1), 1.0);
     let other = gt.ones_like() - &gt;
-    let (s, t) = (
-        zs.to_kind(Kind::Float) / temperature,
-        zt.to_kind(Kind::Float) / temperature,
+    // z/T once per use, as the reference divides: each division is its own path into the logits
+    let scaled = |z: &Tensor| z.to_kind(Kind::Float) / temperature;
+    let (ps, pt) = (
+        scaled(zs).softmax(-1, Kind::Float),
+        scaled(zt).softmax(-1, Kind::Float),
     );
-    let (ps, pt) = (s.softmax(-1, Kind::Float), t.softmax(-1, Kind::Float));
     let binary = |p: &Tensor| {
         Tensor::cat(
             &[
@@ -142,11 +160,11 @@ pub fn dkd(
     let (bs, bt) = (binary(&ps), binary(&pt));
     let t2 = temperature * temperature;
     let tckd = kl_sum_over_batch(&bt, &bs.log()) * t2;
-    let masked = |x: &Tensor| x - &gt * 1000.0;
-    let qt = masked(&t).softmax(-1, Kind::Float);
-    let log_qs = masked(&s).log_softmax(-1, Kind::Float);
+    let masked = |z: &Tensor| scaled(z) - &gt * 1000.0;
+    let log_qs = masked(zs).log_softmax(-1, Kind::Float);
+    let qt = masked(zt).softmax(-1, Kind::Float);
     let nckd = kl_sum_over_batch(&qt, &log_qs) * t2;
-    ce + (tckd * alpha + nckd * beta) * w
+    ce() + (tckd * alpha + nckd * beta) * w
 }
 
 /// Pearson correlation of each row of `a` with the same row of `b` (rows centred by their own mean;
@@ -163,7 +181,7 @@ fn mean_pearson(a: &Tensor, b: &Tensor) -> Tensor {
 /// mean Pearson correlation of softmax(s/τ) with softmax(t/τ), row by row (inter-class relation)
 /// and column by column (intra-class relation).
 pub fn dist(
-    ce: Tensor,
+    ce: impl FnOnce() -> Tensor,
     student: &Tensor,
     teacher: &Tensor,
     (beta, gamma, tau): (f64, f64, f64),
@@ -173,12 +191,12 @@ pub fn dist(
     let inter = mean_pearson(&ys, &yt).neg() + 1.0;
     let intra = mean_pearson(&ys.transpose(0, 1), &yt.transpose(0, 1)).neg() + 1.0;
     let t2 = tau * tau;
-    ce + inter * (beta * t2) + intra * (gamma * t2)
+    ce() + inter * (beta * t2) + intra * (gamma * t2)
 }
 
 /// Multi-temperature KD: `(1 − α)·CE + α·mean over T in `temps` of T²·KL_T`.
 pub fn multi_t(
-    ce: Tensor,
+    ce: impl FnOnce() -> Tensor,
     student: &Tensor,
     teacher: &Tensor,
     temps: &[f64],
@@ -188,24 +206,26 @@ pub fn multi_t(
     for &t in temps {
         sum += kl(student, teacher, t) * (t * t);
     }
-    ce * (1.0 - alpha) + sum * (alpha / temps.len().max(1) as f64)
+    ce() * (1.0 - alpha) + sum * (alpha / temps.len().max(1) as f64)
 }
 
 /// Logit KD with the temperature a scalar tensor (CTKD's learned one; the gradient flows into it
 /// through the softmaxes and T²).
 pub fn kd_tensor_temperature(
-    ce: Tensor,
+    ce: impl FnOnce() -> Tensor,
     student: &Tensor,
     teacher: &Tensor,
     temperature: &Tensor,
     alpha: f64,
 ) -> Tensor {
+    let ce = ce() * (1.0 - alpha);
+    // α·T² first, then × KL, as the reference writes `alpha * temp ** 2 * kl`
+    let weight = temperature.square() * alpha;
     let kl = kl_batchmean(
         &(student / temperature).log_softmax(-1, Kind::Float),
         &(teacher / temperature).log_softmax(-1, Kind::Float),
     );
-    // α·T² first, then × KL, as the reference writes `alpha * temp ** 2 * kl`
-    ((temperature.square() * alpha) * kl).squeeze() + ce * (1.0 - alpha)
+    (ce + weight * kl).squeeze()
 }
 
 /// `x` in the forward pass; `λ`·(its gradient) in the backward pass (a gradient-reversal layer when
@@ -282,7 +302,7 @@ mod tests {
         let y = Tensor::from_slice(&[1i64, 2]);
         // CE = mean(-log p[y]) worked out by hand
         let ce = -(log_softmax(&[1.0, 2.0, 0.5])[1] + log_softmax(&[0.0, -1.0, 3.0])[2]) / 2.0;
-        assert!((val(&kd(super::ce(&s, &y, 0.0), &s, &te, 4.0, 0.0)) - ce).abs() < 1e-6);
+        assert!((val(&kd(|| super::ce(&s, &y, 0.0), &s, &te, 4.0, 0.0)) - ce).abs() < 1e-6);
         assert!((val(&s.cross_entropy_for_logits(&y)) - ce).abs() < 1e-6);
     }
 
@@ -310,10 +330,10 @@ mod tests {
         }
         let (kl, ce) = (kl / 2.0, ce / 2.0); // batch mean
         let want = (1.0 - alpha) * ce + alpha * temp * temp * kl;
-        let got = val(&kd(super::ce(&s, &y, 0.0), &s, &te, temp, alpha));
+        let got = val(&kd(|| super::ce(&s, &y, 0.0), &s, &te, temp, alpha));
         assert!((got - want).abs() < 1e-5, "got {got}, want {want}");
         // T² matters: the same inputs at T = 4 give a different value
-        assert!((val(&kd(super::ce(&s, &y, 0.0), &s, &te, 4.0, alpha)) - want).abs() > 1e-3);
+        assert!((val(&kd(|| super::ce(&s, &y, 0.0), &s, &te, 4.0, alpha)) - want).abs() > 1e-3);
     }
 
     /// A teacher so sure that softmax(t/T) underflows to exactly 0 (a logit gap of 200 at T = 1):
@@ -333,7 +353,7 @@ mod tests {
             val(&(&pt * (pt.log() - s.log_softmax(-1, Kind::Float))).sum(Kind::Float)).is_nan()
         );
         let y = Tensor::from_slice(&[1i64]);
-        let loss = kd(super::ce(&s, &y, 0.0), &s, &te, 1.0, 0.5);
+        let loss = kd(|| super::ce(&s, &y, 0.0), &s, &te, 1.0, 0.5);
         // p_t = (0, 1, 0): KL = −log p_s[1]; CE = −log p_s[1] too
         let want = -log_softmax(&[1.0, 2.0, 0.5])[1];
         assert!((val(&loss) - want).abs() < 1e-6, "{} vs {want}", val(&loss));
@@ -379,7 +399,7 @@ mod tests {
         let s = t(&[1.0, 2.0, 0.5], 1);
         let y = Tensor::from_slice(&[1i64]);
         let ce = val(&s.cross_entropy_for_logits(&y));
-        let got = val(&kd(super::ce(&s, &y, 0.0), &s, &s, 3.0, 0.5));
+        let got = val(&kd(|| super::ce(&s, &y, 0.0), &s, &s, 3.0, 0.5));
         assert!((got - 0.5 * ce).abs() < 1e-6);
     }
 
@@ -404,8 +424,8 @@ mod tests {
         assert!((plain - want).abs() > 1e-3, "ε changes the loss");
         // and every method's CE term is this one: KD at α = 0.5 with ε
         let te = t(&[0.5, 0.1, 0.2, 0.3, 0.3, 0.3], 2);
-        let kd_eps = val(&kd(super::ce(&s, &y, eps), &s, &te, 2.0, 0.5));
-        let kd_0 = val(&kd(super::ce(&s, &y, 0.0), &s, &te, 2.0, 0.5));
+        let kd_eps = val(&kd(|| super::ce(&s, &y, eps), &s, &te, 2.0, 0.5));
+        let kd_0 = val(&kd(|| super::ce(&s, &y, 0.0), &s, &te, 2.0, 0.5));
         assert!(((kd_eps - kd_0) - 0.5 * (want - plain)).abs() < 1e-6);
     }
 }

@@ -522,7 +522,8 @@ impl Distiller {
         if let (Method::Imitation, TeacherOut::Labels(tl)) = (c.method, teacher) {
             return losses::imitation(logits, (labels, tl), a, eps);
         }
-        let ce = losses::ce(logits, labels, eps);
+        // created where each method's reference creates it (see losses.rs)
+        let ce = || losses::ce(logits, labels, eps);
         let z = |x: &Tensor| {
             if c.zscore {
                 losses::zscore(x)
@@ -538,6 +539,7 @@ impl Distiller {
                 losses::kd_standardized(ce, logits, tl, t, a)
             }
             (Method::Feature, TeacherOut::Features(tf)) => {
+                let ce = ce();
                 let Extra::Regressor(r) = &self.extra else {
                     panic!("the feature method's regressor is built before training")
                 };

@@ -23,7 +23,8 @@ use tch::Tensor;
 /// rounding): teachers, baselines and Adam runs of every kind now replay bit for bit in PyTorch.
 /// 4: logit KD's term written op for op as the PyTorch tutorial writes it (`losses::kd`), fused
 /// students' too: distilled zoo students with batch norm now replay bit for bit under SGD and Adam;
-/// CTKD's term in the reference code's order (α·T² × KL, the KL summed then ÷ B), bit for bit too.
+/// every other method's loss in its reference code's order of operations and of their creation (the
+/// cross-entropy where the reference computes it), so each replays bit for bit too.
 pub const MODEL_VERSION: u32 = 4;
 
 /// How a network's convolution and linear layers are initialised.

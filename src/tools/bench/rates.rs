@@ -74,7 +74,7 @@ pub fn step_rate(
             out.cross_entropy_for_logits(&ys)
         } else {
             kd_loss(
-                crate::distill::losses::ce(&out, &ys, 0.0),
+                || crate::distill::losses::ce(&out, &ys, 0.0),
                 &out,
                 &teacher,
                 4.0,
