@@ -34,9 +34,27 @@ def zscore(z):
     return (z - z.mean(dim=1, keepdim=True)) / (z.std(dim=1, keepdim=True) + 1e-7)
 
 
+def tutorial_kd(s, t, y, temperature, alpha, label_smoothing=None):
+    """Hinton et al. 2015 as the PyTorch knowledge-distillation tutorial writes it: soft targets
+    weighted by alpha (with T^2), cross-entropy by 1 - alpha (label_smoothing: LABEL_SMOOTHING's)."""
+    eps = LABEL_SMOOTHING if label_smoothing is None else label_smoothing
+    soft_targets = F.softmax(t / temperature, dim=-1)
+    soft_prob = F.log_softmax(s / temperature, dim=-1)
+    soft_loss = (
+        torch.sum(soft_targets * (soft_targets.log() - soft_prob))
+        / soft_prob.size()[0]
+        * (temperature**2)
+    )
+    label_loss = F.cross_entropy(s, y, label_smoothing=eps)
+    return alpha * soft_loss + (1 - alpha) * label_loss
+
+
 def kd(s, t, y, temperature, alpha, standardize=False):
-    """Hinton et al. 2015: (1 - a) CE(s, y) + a T^2 KL; with standardisation the KL takes Z(s), Z(t)."""
-    zs, zt = (zscore(s), zscore(t)) if standardize else (s, t)
+    """Hinton et al. 2015: (1 - a) CE(s, y) + a T^2 KL, as the tutorial writes it; with
+    standardisation (Sun et al. 2024) the KL takes Z(s), Z(t)."""
+    if not standardize:
+        return tutorial_kd(s, t, y, temperature, alpha)
+    zs, zt = zscore(s), zscore(t)
     return (1 - alpha) * ce(s, y) + alpha * temperature ** 2 * kl(zs, zt, temperature)
 
 

@@ -54,17 +54,8 @@ def raw(t):
     return ctypes.string_at(t.data_ptr(), t.numel() * t.element_size())
 
 
-def tutorial_kd_loss(student_logits, teacher_logits, labels, temperature, alpha, label_smoothing=0.0):
-    """The tutorial's loss: soft targets weighted by alpha (with T²), cross-entropy by 1 − alpha."""
-    soft_targets = F.softmax(teacher_logits / temperature, dim=-1)
-    soft_prob = F.log_softmax(student_logits / temperature, dim=-1)
-    soft_loss = (
-        torch.sum(soft_targets * (soft_targets.log() - soft_prob))
-        / soft_prob.size()[0]
-        * (temperature**2)
-    )
-    label_loss = F.cross_entropy(student_logits, labels, label_smoothing=label_smoothing)
-    return alpha * soft_loss + (1 - alpha) * label_loss
+# the tutorial's KD loss (bench/kd_losses.py): kd-sweep's `losses::kd` writes it op for op
+tutorial_kd_loss = kd_losses.tutorial_kd
 
 
 def optimizer(model, meta, extra=()):
