@@ -1227,6 +1227,47 @@ fn a_table_or_key_written_twice_is_named_with_where_it_first_is() {
 }
 
 #[test]
+fn every_missing_key_of_every_table_is_reported_at_once() {
+    // [teacher] without epochs and lr, [student] without batch_size and lr: four errors, each at
+    // its table's header, and nothing about the stand-ins put in their place (epochs = 0 would be
+    // "a teacher used as loaded", lr = 0 "must be > 0")
+    let text = GOOD
+        .replacen("epochs = 1\n", "", 1)
+        .replacen("lr = 0.001\n", "", 1)
+        .replacen("batch_size = 64\nlr = 0.001\n", "", 1);
+    let header = |t: &str| text.lines().position(|l| l == t).unwrap() + 1;
+    let got: Vec<(Option<(usize, usize)>, String)> = errs(&text)
+        .iter()
+        .map(|e| (e.at, e.message.clone()))
+        .collect();
+    let missing = |line, key: &str| {
+        (
+            Some((line, 1)),
+            format!("missing field `{key}` (see experiments/quick.toml for a complete sweep file)"),
+        )
+    };
+    let (teacher, student) = (header("[teacher]"), header("[student]"));
+    assert_eq!(
+        got,
+        [
+            missing(teacher, "epochs"),
+            missing(teacher, "lr"),
+            missing(student, "batch_size"),
+            missing(student, "lr"),
+        ]
+    );
+    // a float key's stand-in is retyped, not reported: one error for a missing lr alone
+    let e = errs(&with("lr = 0.001\n", ""));
+    assert_eq!(e.len(), 1, "{e}");
+    // a missing key at the top level still ends the reading there (no table to put a stand-in in)
+    let e = errs(&GOOD.replacen("seeds = [0, 1]\n", "", 1));
+    assert_eq!(
+        e.first().message.split(' ').take(3).collect::<Vec<_>>(),
+        ["missing", "field", "`seeds`"]
+    );
+}
+
+#[test]
 fn a_missing_table_names_no_key_and_numbers_past_their_type_say_so() {
     // TOML puts a missing field at its table's first line; `name` there is not what is missing
     let e = err(&with(

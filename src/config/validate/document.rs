@@ -30,6 +30,8 @@ impl Validator<'_> {
         let grid_span = doc.get_ref().get("grid").map(|g| g.span());
         // dotted paths of the keys taken out: a later "missing field" may be their echo
         let mut taken: Vec<String> = Vec::new();
+        // where stand-ins for missing keys were put (an empty span at their table's header)
+        let mut stand_ins: Vec<std::ops::Range<usize>> = Vec::new();
         for _ in 0..MOST {
             let e = match RawSweep::deserialize(toml::de::Deserializer::from(doc.clone())) {
                 Ok(mut raw) => {
@@ -40,6 +42,14 @@ impl Validator<'_> {
                 Err(e) => e,
             };
             let span = e.span();
+            // a stand-in of the wrong type: the type serde asks for, silently (its key's missing
+            // field was reported)
+            if let Some(s) = span.as_ref().filter(|s| stand_ins.contains(s)) {
+                match placeholder(e.message()) {
+                    Some(v) if replace(doc.get_mut(), s, &v) => continue,
+                    _ => return None,
+                }
+            }
             if let Some(field) = missing_field(e.message()) {
                 // the table it is missing from: the root's span is empty, a table's is its header
                 let path = match &span {
@@ -54,10 +64,22 @@ impl Validator<'_> {
                     within == table
                         && (name == field || crate::util::nearest(name, [field]).is_some())
                 });
-                if !echo {
-                    self.keep::<()>(Err(self.toml_error(&e)));
+                if echo {
+                    return None;
                 }
-                return None;
+                self.keep::<()>(Err(self.toml_error(&e)));
+                // every missing key of a table is reported, not only the first serde stops at: a
+                // stand-in takes the key's place (a table's header has a span; the root's has not)
+                let header = span.filter(|s| !s.is_empty() && !path.is_empty())?;
+                let at = header.start..header.start;
+                let name = Spanned::new(at.clone(), DeString::Owned(field.to_string()));
+                let stand_in = DeValue::Integer(DeInteger::default());
+                table_of(doc.get_mut(), &path)?.insert(name, Spanned::new(at.clone(), stand_in));
+                self.placeholders
+                    .borrow_mut()
+                    .push(self.line_col(header.start));
+                stand_ins.push(at);
+                continue;
             }
             self.keep::<()>(Err(self.toml_error(&e)));
             let span = span?;
