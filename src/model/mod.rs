@@ -21,8 +21,9 @@ use tch::Tensor;
 /// dropout drawn from a stream seeded after initialisation.
 /// 3: Adam's second moment as PyTorch's `addcmul_` computes it (one fused multiply-add, one
 /// rounding): teachers, baselines and Adam runs of every kind now replay bit for bit in PyTorch.
-/// 4: logit KD's term written op for op as the PyTorch tutorial writes it (`losses::kd`), fused
-/// students' too: distilled zoo students with batch norm now replay bit for bit under SGD and Adam;
+/// 4: logit KD's term written op for op as the PyTorch tutorial writes it (`losses::kd`; fused
+/// students' in the same order): distilled zoo students with batch norm now replay bit for bit
+/// under SGD and Adam;
 /// every other method's loss in its reference code's order of operations and of their creation (the
 /// cross-entropy where the reference computes it), so each replays bit for bit too.
 pub const MODEL_VERSION: u32 = 4;

@@ -166,7 +166,9 @@ pub fn fused_kd_loss(
         nll * (1.0 - smoothing) + smooth * (smoothing / k as f64)
     };
     let t = temperature.view([g, 1, 1]);
-    // the KD term as crate::distill::losses::kd writes it (the tutorial's order of operations)
+    // the KD term in the tutorial's order of operations, as crate::distill::losses::kd, per member
+    // (T² and 1 − α in float32 here, in f64 there: fused and separate students agree to rounding,
+    // tests/fused.rs)
     let soft_targets = (teacher.unsqueeze(0) / &t).softmax(-1, Kind::Float);
     let soft_prob = (logits / &t).log_softmax(-1, Kind::Float);
     let soft = (&soft_targets * (crate::distill::losses::finite_log(&soft_targets) - soft_prob))

@@ -2,9 +2,11 @@
 //! stops at. A value of the wrong type is reported and stands in the parsed document as a
 //! placeholder of the right type (so a required key does not go missing); an unknown key is reported
 //! and taken out, or, when it is a slip for a key that is not written (`temprature`), renamed to that
-//! key, as a compiler assumes what was meant; then the document is read again, until it reads. Positions stay those of the file,
-//! since the document keeps the spans of what is left, and later checks that find the placeholder
-//! wrong say nothing new ([`Validator::finish`] keeps only the first problem at a placeholder).
+//! key, as a compiler assumes what was meant; a key missing from a table is reported and a stand-in
+//! put in its place; then the document is read again, until it reads. Positions stay those of the
+//! file, since the document keeps the spans of what is left, and later checks that find a
+//! placeholder wrong say nothing new ([`Validator::finish`] keeps only the first problem at a
+//! placeholder). A stand-in's value means nothing, so a file that needed one is not checked further.
 
 use super::{unknown_field_nearest, Validator};
 use crate::config::raw::{RawSweep, RawTable, RawValue};
@@ -20,7 +22,8 @@ const MOST: usize = 100;
 
 impl Validator<'_> {
     /// The file as [`RawSweep`], every refused key reported; `None` when it does not read even then
-    /// (a TOML syntax error, a missing required key), with its error reported.
+    /// (a TOML syntax error, a missing top-level key) or lacked a key of a table, with every error
+    /// found reported.
     pub(in crate::config) fn document(&self) -> Option<RawSweep> {
         let mut doc = match DeTable::parse(self.text) {
             Ok(d) => d,
@@ -30,10 +33,13 @@ impl Validator<'_> {
         let grid_span = doc.get_ref().get("grid").map(|g| g.span());
         // dotted paths of the keys taken out: a later "missing field" may be their echo
         let mut taken: Vec<String> = Vec::new();
-        // where stand-ins for missing keys were put (an empty span at their table's header)
+        // the spans of the stand-ins for missing keys: empty, each its own, past the file's end (so
+        // none is a written value's)
         let mut stand_ins: Vec<std::ops::Range<usize>> = Vec::new();
         for _ in 0..MOST {
             let e = match RawSweep::deserialize(toml::de::Deserializer::from(doc.clone())) {
+                // what later checks would say of a stand-in's value is not the user's mistake
+                Ok(_) if !stand_ins.is_empty() => return None,
                 Ok(mut raw) => {
                     raw.grid.tables = tables;
                     raw.grid.span = grid_span.unwrap_or_default();
@@ -43,7 +49,7 @@ impl Validator<'_> {
             };
             let span = e.span();
             // a stand-in of the wrong type: the type serde asks for, silently (its key's missing
-            // field was reported)
+            // field was reported); each has its own span, so the one asked about is the one retyped
             if let Some(s) = span.as_ref().filter(|s| stand_ins.contains(s)) {
                 match placeholder(e.message()) {
                     Some(v) if replace(doc.get_mut(), s, &v) => continue,
@@ -70,15 +76,12 @@ impl Validator<'_> {
                 self.keep::<()>(Err(self.toml_error(&e)));
                 // every missing key of a table is reported, not only the first serde stops at: a
                 // stand-in takes the key's place (a table's header has a span; the root's has not)
-                let header = span.filter(|s| !s.is_empty() && !path.is_empty())?;
-                let at = header.start..header.start;
-                let name = Spanned::new(at.clone(), DeString::Owned(field.to_string()));
+                span.filter(|s| !s.is_empty() && !path.is_empty())?;
+                let end = self.text.len() + 1 + stand_ins.len();
+                let name = Spanned::new(end..end, DeString::Owned(field.to_string()));
                 let stand_in = DeValue::Integer(DeInteger::default());
-                table_of(doc.get_mut(), &path)?.insert(name, Spanned::new(at.clone(), stand_in));
-                self.placeholders
-                    .borrow_mut()
-                    .push(self.line_col(header.start));
-                stand_ins.push(at);
+                table_of(doc.get_mut(), &path)?.insert(name, Spanned::new(end..end, stand_in));
+                stand_ins.push(end..end);
                 continue;
             }
             self.keep::<()>(Err(self.toml_error(&e)));

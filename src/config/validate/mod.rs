@@ -56,15 +56,14 @@ impl Validator<'_> {
     /// The sweep, or every problem found, in file order.
     pub(super) fn finish(&self, sweep: Option<Sweep>) -> Result<Sweep, ConfigErrors> {
         let mut errors = self.errors.take();
-        // at a placeholder: its type error (or every missing key of the table whose header it is
-        // at), not what later checks think of the placeholder
+        // at a placeholder: its type error, not what later checks think of the placeholder
         let placeholders = self.placeholders.take();
         let mut seen = Vec::new();
         errors.retain(|e| match e.at {
             Some(at) if placeholders.contains(&at) => {
                 let first = !seen.contains(&at);
                 seen.push(at);
-                first || e.message.starts_with("missing field")
+                first
             }
             _ => true,
         });
