@@ -1270,12 +1270,18 @@ fn every_missing_key_of_every_table_is_reported_at_once() {
         .map(|e| e.message.split('`').nth(1).unwrap())
         .collect();
     assert_eq!(fields, ["dataset", "epochs"], "{e}");
-    // a missing key at the top level still ends the reading there (no table to put a stand-in in)
-    let e = errs(&GOOD.replacen("seeds = [0, 1]\n", "", 1));
-    assert_eq!(
-        e.first().message.split(' ').take(3).collect::<Vec<_>>(),
-        ["missing", "field", "`seeds`"]
+    // and at the top level: name and seeds both, with no key named (line 1 is not what is missing)
+    let e = errs(
+        &GOOD
+            .replacen("name = \"t\"\n", "", 1)
+            .replacen("seeds = [0, 1]\n", "", 1),
     );
+    let fields: Vec<&str> = e
+        .iter()
+        .map(|e| e.message.split('`').nth(1).unwrap())
+        .collect();
+    assert_eq!(fields, ["name", "seeds"], "{e}");
+    assert!(e.iter().all(|e| e.key.is_none()), "{e}");
 }
 
 #[test]

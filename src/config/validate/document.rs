@@ -74,9 +74,13 @@ impl Validator<'_> {
                     return None;
                 }
                 self.keep::<()>(Err(self.toml_error(&e)));
-                // every missing key of a table is reported, not only the first serde stops at: a
-                // stand-in takes the key's place (a table's header has a span; the root's has not)
-                span.filter(|s| !s.is_empty() && !path.is_empty())?;
+                // every missing key is reported, not only the first serde stops at: a stand-in
+                // takes the key's place, in its table (found by its header) or at the top level
+                // (whose span is empty); not in a table that could not be found
+                let at_root = span.as_ref().is_none_or(|s| s.is_empty());
+                if path.is_empty() && !at_root {
+                    return None;
+                }
                 let end = self.text.len() + 1 + stand_ins.len();
                 let name = Spanned::new(end..end, DeString::Owned(field.to_string()));
                 let stand_in = DeValue::Integer(DeInteger::default());
