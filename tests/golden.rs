@@ -4,7 +4,9 @@
 //! A change that alters any of them must bump `MODEL_VERSION` (or the record format) and regenerate
 //! the file on purpose: `KD_SWEEP_BLESS=1 cargo test --release --test golden`, then remove the other
 //! vendors' files (their keys are stale, and they cannot be regenerated on this CPU). A refactor must
-//! leave the files as they are.
+//! leave the files as they are. A bless that would pin new numbers under a key the file already has
+//! is refused: keys change exactly when numbers do, so a cache of the old numbers is never taken for
+//! the new (a version that leaves teachers' numbers alone keeps their keys: `model::teacher_version`).
 //!
 //! The sweep runs under portable numerics (the default, [`kd_sweep::platform::numerics`]): ATen, oneDNN and MKL
 //! at one fixed AVX2 level, so every machine of one CPU vendor computes the same bits, whatever its
@@ -145,6 +147,56 @@ fn the_tolerant_comparison_catches_what_it_must() {
     assert!(same_to_tolerance(&line, want, 1e-3).is_err());
 }
 
+/// The runs of golden file `new` whose record differs from `old`'s record of the same key: a number
+/// that changed without its key (a bless must refuse it, or old caches would pass for new ones).
+fn changed_under_same_key(old: &str, new: &str) -> Vec<String> {
+    let by_key = |golden: &str| -> std::collections::HashMap<String, serde_json::Value> {
+        let contents = golden
+            .split("# record contents\n")
+            .nth(1)
+            .unwrap_or_default();
+        (contents.lines())
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| (v["key"].as_str().unwrap_or_default().to_string(), v))
+            .collect()
+    };
+    let old = by_key(old);
+    let mut moved: Vec<String> = by_key(new)
+        .into_iter()
+        .filter(|(key, record)| old.get(key).is_some_and(|o| o != record))
+        .map(|(_, record)| record["run_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    moved.sort();
+    moved
+}
+
+#[test]
+fn a_bless_refuses_new_numbers_under_an_old_key() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut files: Vec<_> = (std::fs::read_dir(dir).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    files.sort();
+    let golden = std::fs::read_to_string(&files[0]).unwrap();
+    assert_eq!(
+        changed_under_same_key(&golden, &golden),
+        Vec::<String>::new()
+    );
+    // the teacher's loss moves, its key stays: refused
+    let loss = "\"train_loss\":0.9703287252923474";
+    assert!(golden.contains(loss));
+    let moved = golden.replacen(loss, "\"train_loss\":0.9703287252923475", 1);
+    assert_eq!(changed_under_same_key(&golden, &moved), ["teacher-s0"]);
+    // numbers and key both move (a version bump): blessed
+    let key = golden.lines().nth(1).unwrap().split(' ').nth(1).unwrap();
+    let bumped = moved.replace(key, &"0".repeat(key.len()));
+    assert_eq!(
+        changed_under_same_key(&golden, &bumped),
+        Vec::<String>::new()
+    );
+}
+
 /// The CPU's vendor (`vendor_id` of /proc/cpuinfo: "AuthenticAMD", "GenuineIntel").
 fn cpu_vendor() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
@@ -174,6 +226,15 @@ fn check(fuse: bool) {
     let vendor = cpu_vendor();
     let golden = dir.join(format!("small-sweep.{vendor}.txt"));
     if std::env::var_os("KD_SWEEP_BLESS").is_some() && !fuse {
+        if let Ok(old) = std::fs::read_to_string(&golden) {
+            let moved = changed_under_same_key(&old, &got);
+            assert!(
+                moved.is_empty(),
+                "not blessed: these runs' records changed but their keys did not, so caches and \
+                 records of the old numbers would be taken for the new: {moved:?}. Bump MODEL_VERSION \
+                 (src/model/mod.rs), and add it to TEACHER_CHANGES if a teacher's numbers moved"
+            );
+        }
         std::fs::write(&golden, &got).unwrap();
         return;
     }

@@ -28,6 +28,23 @@ use tch::Tensor;
 /// cross-entropy where the reference computes it), so each replays bit for bit too.
 pub const MODEL_VERSION: u32 = 4;
 
+/// The model versions whose change altered what a teacher computes. Version 4 changed the
+/// distillation losses and the KL to the teacher that students and baselines are measured by, none
+/// of which a teacher computes (its records kept every byte), so it is not here. A bump that changes
+/// teachers must be added.
+const TEACHER_CHANGES: [u32; 3] = [1, 2, 3];
+
+/// The model version a teacher's key names when kd-sweep's is `model_version`: the newest at or below
+/// it that changed teachers. A version that changed students only keeps every teacher's key, and so
+/// its cached weights, logits and records: a 240-epoch teacher is not trained again for a change to
+/// the students' loss.
+pub fn teacher_version(model_version: u32) -> u32 {
+    (TEACHER_CHANGES.iter().copied())
+        .filter(|&v| v <= model_version)
+        .max()
+        .unwrap_or(model_version)
+}
+
 /// How a network's convolution and linear layers are initialised.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

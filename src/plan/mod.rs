@@ -7,7 +7,7 @@ pub mod search;
 
 use crate::config::{Phase, Sweep};
 use crate::distill::{Coord, Method};
-use crate::model::{Arch, MODEL_VERSION};
+use crate::model::{teacher_version, Arch, MODEL_VERSION};
 use crate::platform::numerics::Numerics;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -266,6 +266,21 @@ fn snapshots_of(sweep: &Sweep, teacher_key: &mut serde_json::Value) -> Vec<Snaps
     snapshots
 }
 
+/// How a seed's students name their teacher (and its snapshots) in their keys: as keyed at the
+/// students' model version. Under a version that changed students only
+/// ([`crate::model::teacher_version`]) the teacher keeps its older key, and so its cache, while every
+/// student's key still changes with the version.
+fn named_teacher(
+    sweep: &Sweep,
+    data_fingerprint: &str,
+    model_version: u32,
+    seed: u64,
+) -> (String, Vec<Snapshot>) {
+    let mut named = teacher_key(sweep, data_fingerprint, model_version, seed);
+    let snapshots = snapshots_of(sweep, &mut named);
+    (key_of(&named), snapshots)
+}
+
 /// [`build`] with the keys of model version `model_version` (tests check that keys of older versions
 /// are computed as they were).
 pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u32) -> Plan {
@@ -293,19 +308,26 @@ pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u3
         ..Coord::of(Method::Logit)
     };
     let mut teacher_of_seed = Vec::new();
+    let mut named_teachers = Vec::new();
     for &seed in &seeds {
-        let mut key = teacher_key(sweep, data_fingerprint, model_version, seed);
+        let mut key = teacher_key(
+            sweep,
+            data_fingerprint,
+            teacher_version(model_version),
+            seed,
+        );
         teacher_of_seed.push(runs.len());
         let id = format!("teacher-s{seed}");
         let coord = plain(sweep.teacher.model);
         let snapshots = snapshots_of(sweep, &mut key);
+        named_teachers.push(named_teacher(sweep, data_fingerprint, model_version, seed));
         runs.push(RunSpec {
             snapshots,
             ..run(id, Role::Teacher, seed, key_of(&key), None, coord)
         });
     }
     let cells = sweep.cells();
-    for (&seed, &t) in seeds.iter().zip(&teacher_of_seed) {
+    for ((&seed, &t), named) in seeds.iter().zip(&teacher_of_seed).zip(&named_teachers) {
         // The baseline shares the data identity with the teacher but not its weights.
         let mut data_identity = serde_json::json!({
             "model_version": model_version,
@@ -341,9 +363,9 @@ pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u3
                 };
                 // a snapshot student's teacher is the snapshot
                 let teacher_key = match coord.teacher_epoch {
-                    None => &runs[t].key,
+                    None => &named.0,
                     Some(e) => {
-                        let s = runs[t].snapshot(e);
+                        let s = named.1.iter().find(|s| s.epoch == e);
                         &s.expect("every teacher_epoch has its snapshot").key
                     }
                 };
@@ -443,6 +465,46 @@ mod tests {
                 r.id
             );
         }
+    }
+
+    #[test]
+    fn a_version_that_changed_students_only_keeps_every_teacher_s_key() {
+        assert_eq!(
+            [1, 2, 3, 4].map(teacher_version),
+            [1, 2, 3, 3],
+            "version 4 changed the students' losses only"
+        );
+        let text = "name = \"p\"\nseeds = [0, 1]\n[data]\ndataset = \"mnist\"\n\
+            [teacher]\nepochs = 2\nbatch_size = 8\nlr = 0.01\n\
+            [student]\nepochs = 1\nbatch_size = 8\nlr = 0.01\n\
+            [grid]\ntemperature = [1, 4]\nalpha = [0.5, 0.9]\nteacher_epoch = [1, 2]\n";
+        let s = crate::config::parse(text, Path::new("p.toml")).unwrap();
+        let (v3, v4) = (build_at_version(&s, "fp", 3), build(&s, "fp"));
+        assert_eq!(MODEL_VERSION, 4);
+        assert_eq!(v3.runs.len(), v4.runs.len());
+        let mut students = 0;
+        for (a, b) in v3.runs.iter().zip(&v4.runs) {
+            assert_eq!(a.id, b.id);
+            match a.role {
+                // the teacher, its snapshot and so its cache are version 3's
+                Role::Teacher => assert_eq!((&a.key, &a.snapshots), (&b.key, &b.snapshots)),
+                // every other run is version 4's own, whose numbers changed
+                Role::Baseline | Role::Student => assert_ne!(a.key, b.key, "{}", a.id),
+            }
+            if b.role == Role::Student {
+                students += 1;
+                let teacher = v4.teacher_of(v4.runs.iter().position(|r| r.id == b.id).unwrap());
+                let teacher = teacher.unwrap();
+                let v3_teacher = v3.teacher_of(v3.runs.iter().position(|r| r.id == a.id).unwrap());
+                assert_eq!(teacher.key, v3_teacher.unwrap().key, "{}", b.id);
+            }
+        }
+        // every snapshot student: after epoch 1 and after epoch 2
+        assert_eq!(students, 2 * 2 * 4);
+        let mut keys: Vec<_> = v4.runs.iter().map(|r| &r.key).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), v4.runs.len(), "every run has its own key still");
     }
 
     #[test]
