@@ -181,6 +181,66 @@ fn another_study_under_the_same_name_is_refused() {
 }
 
 #[test]
+fn a_study_of_an_older_model_version_grows_and_a_newer_one_is_refused() {
+    let c = Case::new(100, 20);
+    let s = c.sweep("ver", &body("[0]", "[2]", "[0.5]"));
+    let s = s.to_str().unwrap();
+    assert!(c.run(&[s, "--results", "out", "-q"]).status.success());
+    let manifest = c.path("out/ver/manifest.json");
+    let at_version = |v: u32| {
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+        m["model_version"] = v.into();
+        std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    };
+    let current = kd_sweep::model::MODEL_VERSION;
+    // a newer kd-sweep's folder: refused, nothing touched
+    at_version(current + 1);
+    for cmd in [&["plan"][..], &[]] {
+        let o = c.run(&[cmd, &[s, "--results", "out"]].concat());
+        assert_eq!(o.status.code(), Some(1), "{cmd:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("newer kd-sweep") && err.contains("--results"),
+            "{err}"
+        );
+    }
+    // an older one is the same study: a run whose key the new version changed (here: its record
+    // under another key) trains anew, and the note says why; the others are kept
+    at_version(current - 1);
+    let records = c.path("out/ver/records");
+    let student = (std::fs::read_dir(&records).unwrap())
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|n| n.starts_with("student-"))
+        .unwrap();
+    let id = student
+        .strip_suffix(".json")
+        .unwrap()
+        .rsplit_once('.')
+        .unwrap()
+        .0;
+    let old_key = format!("{id}.0123456789abcdef.json");
+    std::fs::rename(records.join(&student), records.join(&old_key)).unwrap();
+    let o = c.run(&["plan", s, "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    let why = format!("model version {} → {current}", current - 1);
+    assert!(out.contains(&why) && out.contains("1 run(s)"), "{out}");
+    let line = |id: &str| {
+        out.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(!line("teacher-s0").contains("to run"), "{out}");
+    assert!(line(id).contains("to run"), "{out}");
+    let o = c.run(&[s, "--results", "out", "-q"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(records.join(&student).exists() && records.join(&old_key).exists());
+    assert_eq!(csv_rows(&c.path("out/ver/runs.csv")).len(), 3);
+}
+
+#[test]
 fn an_unusable_results_root_is_a_clear_error() {
     let c = Case::new(100, 20);
     let s = c.sweep("root", &body("[0]", "[2]", "[0.5]"));

@@ -280,8 +280,13 @@ fn changed_since_last_run(p: &Prepared, last: Option<&Manifest>) -> String {
         return general.into();
     };
     let lists = [&last.sweep, &p.sweep].map(crate::config::settings);
-    let changed: Vec<String> = (crate::config::differing(&lists).into_iter())
-        .map(|(name, v)| format!("{name} {} → {}", v[0], v[1]))
+    let version = (last.model_version != MODEL_VERSION)
+        .then(|| format!("model version {} → {MODEL_VERSION}", last.model_version));
+    let changed: Vec<String> = (version.into_iter())
+        .chain(
+            (crate::config::differing(&lists).into_iter())
+                .map(|(name, v)| format!("{name} {} → {}", v[0], v[1])),
+        )
         .collect();
     if changed.is_empty() {
         return general.into();
@@ -315,19 +320,29 @@ fn earlier_settings(p: &Prepared, done: &[bool], there: &Plan) -> usize {
         .count()
 }
 
-/// Refuses a results folder that holds a different study under the same name.
+/// Refuses a results folder that holds a different study under the same name: another dataset's, or
+/// a newer kd-sweep's. One written at an older model version is the same study grown: the runs whose
+/// keys the new version left alone (teachers, when it changed students only) are kept, the others
+/// trained again beside their old records, as after any change of settings.
 fn check_same_study(p: &Prepared) -> anyhow::Result<()> {
     let Ok(old) = Manifest::read(&p.store.dir) else {
         return Ok(());
     };
+    let (dir, name) = (p.store.dir.display(), &p.sweep.name);
     let old_dataset = old.sweep.data.dataset;
-    if old_dataset != p.sweep.data.dataset || old.model_version != MODEL_VERSION {
+    if old_dataset != p.sweep.data.dataset {
         anyhow::bail!(
-            "{} holds another study named \"{}\" (dataset {}, model version {}); \
-             give this sweep another `name`, or another results root with --results",
-            p.store.dir.display(),
-            p.sweep.name,
+            "{dir} holds another study named \"{name}\" (dataset {}, this sweep's is {}); give \
+             this sweep another `name`, or another results root with --results",
             old_dataset.name(),
+            p.sweep.data.dataset.name(),
+        );
+    }
+    if old.model_version > MODEL_VERSION {
+        anyhow::bail!(
+            "{dir} holds another study named \"{name}\", written by a newer kd-sweep (model version \
+             {}; this one's is {MODEL_VERSION}); run that kd-sweep, or give this sweep another \
+             `name`, or another results root with --results",
             old.model_version
         );
     }
