@@ -20,6 +20,16 @@ pub(super) struct RawSweep {
     pub(super) search: Option<RawSearch>,
 }
 
+impl RawSweep {
+    /// The tables a sweep file must have, with the keys each must hold (named when one is missing).
+    pub(super) const TABLES: [(&'static str, &'static str); 4] = [
+        ("data", "dataset"),
+        ("teacher", "epochs, batch_size and lr"),
+        ("student", "epochs, batch_size and lr"),
+        ("grid", "temperature and alpha"),
+    ];
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSearch {

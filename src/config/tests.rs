@@ -1282,6 +1282,39 @@ fn every_missing_key_of_every_table_is_reported_at_once() {
         .collect();
     assert_eq!(fields, ["name", "seeds"], "{e}");
     assert!(e.iter().all(|e| e.key.is_none()), "{e}");
+    // missing tables too, each named once, none of their keys (they are not missing, the table is),
+    // beside a missing key of a table that is there
+    let e = errs(
+        &GOOD
+            .replacen(
+                "[teacher]\nepochs = 1\nbatch_size = 64\nlr = 0.001\n",
+                "",
+                1,
+            )
+            .replacen(
+                "[student]\nepochs = 2\nbatch_size = 64\nlr = 0.001\n",
+                "",
+                1,
+            )
+            .replacen("dataset = \"fashion-mnist\"\n", "", 1),
+    );
+    let said: Vec<&str> = e
+        .iter()
+        .map(|e| e.message.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "missing table [teacher]",
+            "missing table [student]",
+            "missing field `dataset` (see experiments/quick.toml for a complete sweep file)"
+        ],
+        "{e}"
+    );
+    assert!(
+        e.first().message.contains("epochs, batch_size and lr"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -1292,7 +1325,11 @@ fn a_missing_table_names_no_key_and_numbers_past_their_type_say_so() {
         "\n",
     ));
     assert_eq!(e.key, None, "{e}");
-    assert!(e.message.starts_with("missing field `grid`"), "{e}");
+    assert!(
+        e.message
+            .starts_with("missing table [grid]: a `[grid]` line"),
+        "{e}"
+    );
     // a dotted or quoted key is named by its full path
     let e = err(&with("epochs = 1", "\"epochs\" = \"one\""));
     assert_eq!(e.key.as_deref(), Some("teacher.epochs"), "{e}");

@@ -3,7 +3,7 @@
 //! placeholder of the right type (so a required key does not go missing); an unknown key is reported
 //! and taken out, or, when it is a slip for a key that is not written (`temprature`), renamed to that
 //! key, as a compiler assumes what was meant; a key missing from a table is reported and a stand-in
-//! put in its place; then the document is read again, until it reads. Positions stay those of the
+//! put in its place (a missing table is reported as one, and its stand-in table filled silently); then the document is read again, until it reads. Positions stay those of the
 //! file, since the document keeps the spans of what is left, and later checks that find a
 //! placeholder wrong say nothing new ([`Validator::finish`] keeps only the first problem at a
 //! placeholder). A stand-in's value means nothing, so a file that needed one is not checked further.
@@ -35,7 +35,7 @@ impl Validator<'_> {
         let mut taken: Vec<String> = Vec::new();
         // the spans of the stand-ins for missing keys: empty, each its own, past the file's end (so
         // none is a written value's)
-        let mut stand_ins: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut stand_ins: Vec<StandIn> = Vec::new();
         for _ in 0..MOST {
             let e = match RawSweep::deserialize(toml::de::Deserializer::from(doc.clone())) {
                 // what later checks would say of a stand-in's value is not the user's mistake
@@ -48,44 +48,29 @@ impl Validator<'_> {
                 Err(e) => e,
             };
             let span = e.span();
-            // a stand-in of the wrong type: the type serde asks for, silently (its key's missing
-            // field was reported); each has its own span, so the one asked about is the one retyped
-            if let Some(s) = span.as_ref().filter(|s| stand_ins.contains(s)) {
-                match placeholder(e.message()) {
-                    Some(v) if replace(doc.get_mut(), s, &v) => continue,
+            // at a stand-in, silently (its key's missing field was reported): one of the wrong type
+            // takes the type serde asks for (a table, for a missing table), and a stand-in table's
+            // missing keys get stand-ins too; each has its own span, so the one asked about is found
+            if let Some(s) = span
+                .as_ref()
+                .and_then(|s| stand_ins.iter().find(|x| x.span == *s))
+            {
+                let (s, path) = (s.span.clone(), s.path.clone());
+                if let Some(field) = missing_field(e.message()) {
+                    self.stand_in(
+                        doc.get_mut(),
+                        [path, vec![field.into()]].concat(),
+                        &mut stand_ins,
+                    )?;
+                    continue;
+                }
+                match placeholder(e.message()).or_else(|| table_expected(e.message())) {
+                    Some(v) if replace(doc.get_mut(), &s, &v) => continue,
                     _ => return None,
                 }
             }
             if let Some(field) = missing_field(e.message()) {
-                // the table it is missing from: the root's span is empty, a table's is its header
-                let path = match &span {
-                    Some(s) if !s.is_empty() => locate(doc.get_ref(), s.start).unwrap_or_default(),
-                    _ => Vec::new(),
-                };
-                // not when it was taken out, or a key taken out beside it was a slip for it
-                // (`[teachr]` for [teacher]): that key's error says so already
-                let table = path.join(".");
-                let echo = taken.iter().any(|t| {
-                    let (within, name) = t.rsplit_once('.').unwrap_or(("", t));
-                    within == table
-                        && (name == field || crate::util::nearest(name, [field]).is_some())
-                });
-                if echo {
-                    return None;
-                }
-                self.keep::<()>(Err(self.toml_error(&e)));
-                // every missing key is reported, not only the first serde stops at: a stand-in
-                // takes the key's place, in its table (found by its header) or at the top level
-                // (whose span is empty); not in a table that could not be found
-                let at_root = span.as_ref().is_none_or(|s| s.is_empty());
-                if path.is_empty() && !at_root {
-                    return None;
-                }
-                let end = self.text.len() + 1 + stand_ins.len();
-                let name = Spanned::new(end..end, DeString::Owned(field.to_string()));
-                let stand_in = DeValue::Integer(DeInteger::default());
-                table_of(doc.get_mut(), &path)?.insert(name, Spanned::new(end..end, stand_in));
-                stand_ins.push(end..end);
+                self.missing_key(doc.get_mut(), &e, field, &taken, &mut stand_ins)?;
                 continue;
             }
             self.keep::<()>(Err(self.toml_error(&e)));
@@ -114,7 +99,79 @@ impl Validator<'_> {
     }
 }
 
+/// A stand-in for a missing key: its span (empty, past the file's end, each its own, so none is a
+/// written value's) and the path of the key it stands for.
+struct StandIn {
+    span: std::ops::Range<usize>,
+    path: Vec<String>,
+}
+
 impl Validator<'_> {
+    /// Reports missing key `field` (as a missing table at the top level when it is one) and puts a
+    /// stand-in in its place; `None` ends the reading: the key was taken out (its error says so), or
+    /// its table cannot be found.
+    fn missing_key(
+        &self,
+        doc: &mut DeTable,
+        e: &toml::de::Error,
+        field: &str,
+        taken: &[String],
+        stand_ins: &mut Vec<StandIn>,
+    ) -> Option<()> {
+        let span = e.span();
+        // the table it is missing from: the root's span is empty, a table's is its header
+        let path = match &span {
+            Some(s) if !s.is_empty() => locate(doc, s.start).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        // not when it was taken out, or a key taken out beside it was a slip for it
+        // (`[teachr]` for [teacher]): that key's error says so already
+        let table = path.join(".");
+        let echo = taken.iter().any(|t| {
+            let (within, name) = t.rsplit_once('.').unwrap_or(("", t));
+            within == table && (name == field || crate::util::nearest(name, [field]).is_some())
+        });
+        if echo {
+            return None;
+        }
+        let at_root = span.as_ref().is_none_or(|s| s.is_empty());
+        let mut error = self.toml_error(e);
+        if let Some((_, keys)) = (RawSweep::TABLES.iter()).find(|(t, _)| at_root && *t == field) {
+            error.message = format!(
+                "missing table [{field}]: a `[{field}]` line with {keys} on the lines below \
+                 it (see experiments/quick.toml for a complete sweep file)"
+            );
+        }
+        self.keep::<()>(Err(error));
+        // every missing key is reported, not only the first serde stops at: a stand-in
+        // takes the key's place, in its table (found by its header) or at the top level
+        // (whose span is empty); not in a table that could not be found
+        if path.is_empty() && !at_root {
+            return None;
+        }
+        self.stand_in(doc, [path, vec![field.into()]].concat(), stand_ins)
+    }
+
+    /// Puts a stand-in for the missing key at `path` in the document: an integer, retyped when serde
+    /// asks for another type. `None` when its table is not in the document.
+    fn stand_in(
+        &self,
+        doc: &mut DeTable,
+        path: Vec<String>,
+        stand_ins: &mut Vec<StandIn>,
+    ) -> Option<()> {
+        let end = self.text.len() + 1 + stand_ins.len();
+        let (field, within) = path.split_last()?;
+        let name = Spanned::new(end..end, DeString::Owned(field.clone()));
+        let value = Spanned::new(end..end, DeValue::Integer(DeInteger::default()));
+        table_of(doc, within)?.insert(name, value);
+        stand_ins.push(StandIn {
+            span: end..end,
+            path,
+        });
+        Some(())
+    }
+
     /// Takes the `[grid.<name>]` tables out of `[grid]` (every table there, and every key named as a
     /// method's table), read as written: their keys are checked against the methods' declarations, not
     /// by serde.
@@ -179,6 +236,15 @@ fn placeholder(message: &str) -> Option<DeValue<'static>> {
         "a sequence" => DeValue::Array(DeArray::new()),
         _ => return None,
     })
+}
+
+/// An empty table, where serde's "invalid type: …, expected struct …" asks for one (only ever put
+/// in a stand-in's place: a written value of the wrong type is reported and taken out).
+fn table_expected(message: &str) -> Option<DeValue<'static>> {
+    let expected = message.rsplit_once(", expected ")?.1;
+    expected
+        .starts_with("struct ")
+        .then(|| DeValue::Table(DeTable::new()))
 }
 
 /// Puts `with` in place of the value written at `span` (in a table or an array, at any depth).
