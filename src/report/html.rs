@@ -182,12 +182,8 @@ fn cells_table(s: &Summary) -> String {
         o.push_str(&cell_row(c, Some(i) == s.chosen));
     }
     o.push_str("</tbody></table></div>\n");
-    if let Some(a) = s.baseline_agreement {
-        let _ = writeln!(
-            o,
-            "<p>The baseline student (no teacher) agrees with its seed's teacher on {} % of the test images.</p>",
-            a.show()
-        );
+    if let Some(said) = s.baseline_agreement_said() {
+        let _ = writeln!(o, "<p>{}</p>", escape(&said));
     }
     o
 }

@@ -67,11 +67,8 @@ fn cell_table(s: &Summary, several: bool) -> String {
             c.test.n
         ));
     }
-    if let Some(a) = s.baseline_agreement {
-        o.push_str(&format!(
-            "\nThe baseline student (no teacher) agrees with its seed's teacher on {} % of the test images.\n",
-            a.show()
-        ));
+    if let Some(said) = s.baseline_agreement_said() {
+        o.push_str(&format!("\n{said}\n"));
     }
     o
 }

@@ -286,6 +286,44 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn each_student_model_s_baselines_agree_with_the_teacher_on_their_own() {
+        // the same records twice, once as resnet8 students (agreeing 60 %), once as resnet20 (90 %)
+        let mut recs = Vec::new();
+        for (model, agreement) in [("resnet8", 60.0), ("resnet20", 90.0)] {
+            for mut r in records() {
+                if r.role != Role::Teacher {
+                    r.model = Some(crate::model::Arch::parse(model).unwrap());
+                    r.agreement = Some(agreement + r.seed as f64);
+                }
+                if r.role != Role::Teacher || model == "resnet8" {
+                    recs.push(r);
+                }
+            }
+        }
+        let refs: Vec<&RunRecord> = recs.iter().collect();
+        let s = summarize(&refs, None);
+        let means: Vec<(&str, f64)> = (s.baseline_agreements.iter())
+            .map(|(m, a)| (m.as_str(), a.mean))
+            .collect();
+        assert_eq!(means, [("resnet8", 61.0), ("resnet20", 91.0)]);
+        // not pooled (76 %) into one line on the chart or one number in the text
+        assert_eq!(s.baseline_agreement(), None);
+        let said = s.baseline_agreement_said().unwrap();
+        assert!(
+            said.contains("61.00 ± 1.00 % (resnet8), 91.00 ± 1.00 % (resnet20)"),
+            "{said}"
+        );
+        let part = s.for_model("resnet20");
+        assert_eq!(part.baseline_agreement().map(|a| a.mean), Some(91.0));
+        let said = part.baseline_agreement_said().unwrap();
+        assert!(
+            said.starts_with("The baseline student (no teacher) agrees") && said.contains("91.00"),
+            "{said}"
+        );
+        assert!(markdown(&Meta::default(), &s).contains("(resnet20) of the test images"));
+    }
+
+    #[test]
     fn a_cell_with_fewer_seeds_is_explained_by_what_left_them_out() {
         let recs: Vec<RunRecord> = (records().into_iter())
             .filter(|r| !(r.seed == 2 && r.temperature.as_deref() == Some("2")))

@@ -42,8 +42,9 @@ pub struct Summary {
     pub baseline: Option<Stat>,
     /// Each student model's baseline, in the order the models first appear.
     pub baselines: Vec<(String, Stat)>,
-    /// The baselines' agreement with their seed's teacher (%), over seeds and models.
-    pub baseline_agreement: Option<Stat>,
+    /// Each student model's baselines' agreement with their seed's teacher (%), over seeds, in the
+    /// order of `baselines`.
+    pub baseline_agreements: Vec<(String, Stat)>,
     /// Sorted by model, method, then the method's axes.
     pub cells: Vec<Cell>,
     /// Index into `cells` of the cell with the best mean validation accuracy.
@@ -210,17 +211,19 @@ pub fn summarize(records: &[&RunRecord], n_test: Option<usize>) -> Summary {
             models.push(model_of(r));
         }
     }
-    let baselines: Vec<(String, Stat)> = models
-        .iter()
-        .filter_map(|m| {
-            let xs: Vec<f64> = done
-                .iter()
-                .filter(|r| r.role == Role::Baseline && model_of(r) == *m)
-                .filter_map(|r| r.test_acc)
-                .collect();
-            Some((m.clone(), Stat::of(&xs)?))
-        })
-        .collect();
+    // per student model, a statistic of its baselines' records
+    let of_baselines = |value: fn(&RunRecord) -> Option<f64>| -> Vec<(String, Stat)> {
+        (models.iter())
+            .filter_map(|m| {
+                let xs: Vec<f64> = (done.iter())
+                    .filter(|r| r.role == Role::Baseline && model_of(r) == *m)
+                    .filter_map(|r| value(r))
+                    .collect();
+                Some((m.clone(), Stat::of(&xs)?))
+            })
+            .collect()
+    };
+    let baselines = of_baselines(|r| r.test_acc);
     let mut cells = cells_of(&done, n_test);
     let model_rank = |m: &str| models.iter().position(|x| x == m);
     cells.sort_by(|x, y| {
@@ -241,17 +244,12 @@ pub fn summarize(records: &[&RunRecord], n_test: Option<usize>) -> Summary {
             .map(|b| b.1),
         (_, None) => None,
     };
-    let agreement: Vec<f64> = done
-        .iter()
-        .filter(|r| r.role == Role::Baseline)
-        .filter_map(|r| r.agreement)
-        .collect();
     let snapshots = snapshot_rows(&done, &cells);
     Summary {
         teacher,
         baseline,
         baselines,
-        baseline_agreement: Stat::of(&agreement),
+        baseline_agreements: of_baselines(|r| r.agreement),
         methods: method_bests(&cells, n_test),
         cells,
         chosen,
@@ -509,6 +507,34 @@ impl Summary {
         }
     }
 
+    /// The baselines' agreement with their seed's teacher when the sweep has one student model (or
+    /// this is one model's part); `None` with several, which are not pooled.
+    pub fn baseline_agreement(&self) -> Option<Stat> {
+        match self.baseline_agreements.as_slice() {
+            [(_, a)] => Some(*a),
+            _ => None,
+        }
+    }
+
+    /// The sentence on the baselines' agreement with their teacher: one model's, or each model's.
+    pub fn baseline_agreement_said(&self) -> Option<String> {
+        if let Some(a) = self.baseline_agreement() {
+            return Some(format!(
+                "The baseline student (no teacher) agrees with its seed's teacher on {} % of the test images.",
+                a.show()
+            ));
+        }
+        let each: Vec<String> = (self.baseline_agreements.iter())
+            .map(|(m, a)| format!("{} % ({m})", a.show()))
+            .collect();
+        (!each.is_empty()).then(|| {
+            format!(
+                "The baseline students (no teacher) agree with their seed's teacher on {} of the test images.",
+                each.join(", ")
+            )
+        })
+    }
+
     /// The part of the summary about one student model: its cells, its baseline, its chosen cell.
     pub fn for_model(&self, model: &str) -> Summary {
         let cells: Vec<Cell> = self
@@ -534,7 +560,10 @@ impl Summary {
                 .filter(|b| b.0 == model)
                 .cloned()
                 .collect(),
-            baseline_agreement: self.baseline_agreement,
+            baseline_agreements: (self.baseline_agreements.iter())
+                .filter(|b| b.0 == model)
+                .cloned()
+                .collect(),
             verdict: verdict(chosen.map(|i| &cells[i]), self.weak_teacher),
             methods: method_bests(&cells, self.n_test),
             cells,
