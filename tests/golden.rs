@@ -163,11 +163,23 @@ fn changed_under_same_key(old: &str, new: &str) -> Vec<String> {
     let old = by_key(old);
     let mut moved: Vec<String> = by_key(new)
         .into_iter()
-        .filter(|(key, record)| old.get(key).is_some_and(|o| o != record))
+        .filter(|(key, record)| old.get(key).is_some_and(|o| !agree(o, record)))
         .map(|(_, record)| record["run_id"].as_str().unwrap_or_default().to_string())
         .collect();
     moved.sort();
     moved
+}
+
+/// Whether two records agree wherever both have a value: objects on their common fields, arrays
+/// element by element. A field only one has (a change of the record format) is not a change of
+/// numbers, so a new field needs no new keys.
+fn agree(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value::{Array, Object};
+    match (a, b) {
+        (Object(x), Object(y)) => x.iter().all(|(k, v)| y.get(k).is_none_or(|w| agree(v, w))),
+        (Array(x), Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(v, w)| agree(v, w)),
+        _ => a == b,
+    }
 }
 
 #[test]
@@ -194,6 +206,21 @@ fn a_bless_refuses_new_numbers_under_an_old_key() {
     assert_eq!(
         changed_under_same_key(&golden, &bumped),
         Vec::<String>::new()
+    );
+    // a field added to every record (a record-format change) moves no number: blessed
+    let field = "\"device\":\"cpu\"";
+    assert!(golden.contains(field));
+    let grown = golden.replace(field, &format!("{field},\"new_field\":1"));
+    assert_eq!(
+        changed_under_same_key(&golden, &grown),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        changed_under_same_key(
+            &grown,
+            &moved.replace(field, &format!("{field},\"new_field\":1"))
+        ),
+        ["teacher-s0"]
     );
 }
 

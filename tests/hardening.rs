@@ -196,6 +196,21 @@ fn a_study_of_an_older_model_version_grows_and_a_newer_one_is_refused() {
     let current = kd_sweep::model::MODEL_VERSION;
     // a newer kd-sweep's folder: refused, nothing touched
     at_version(current + 1);
+    let listing = |dir: &str| {
+        let mut names: Vec<_> = (std::fs::read_dir(c.path(dir)).unwrap())
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let snapshot = || {
+        (
+            std::fs::read(&manifest).unwrap(),
+            std::fs::read(c.path("out/ver/runs.csv")).unwrap(),
+            listing("out/ver/records"),
+        )
+    };
+    let before = snapshot();
     for cmd in [&["plan"][..], &[]] {
         let o = c.run(&[cmd, &[s, "--results", "out"]].concat());
         assert_eq!(o.status.code(), Some(1), "{cmd:?}: {}", text(&o));
@@ -205,6 +220,10 @@ fn a_study_of_an_older_model_version_grows_and_a_newer_one_is_refused() {
             "{err}"
         );
     }
+    assert!(
+        before == snapshot(),
+        "the newer study's folder is untouched"
+    );
     // an older one is the same study: a run whose key the new version changed (here: its record
     // under another key) trains anew, and the note says why; the others are kept
     at_version(current - 1);

@@ -1315,6 +1315,26 @@ fn every_missing_key_of_every_table_is_reported_at_once() {
         e.first().message.contains("epochs, batch_size and lr"),
         "{e}"
     );
+    // a table written as another type is reported as that, and the reading goes on past it
+    let e = errs(
+        &GOOD
+            .replacen(
+                "[teacher]\nepochs = 1\nbatch_size = 64\nlr = 0.001\n",
+                "",
+                1,
+            )
+            .replacen(
+                "[student]\nepochs = 2\nbatch_size = 64\nlr = 0.001\n",
+                "",
+                1,
+            )
+            .replacen("seeds = [0, 1]\n", "seeds = [0, 1]\nteacher = 5\n", 1),
+    );
+    let said: Vec<&str> = e
+        .iter()
+        .map(|e| e.message.split(':').next().unwrap())
+        .collect();
+    assert_eq!(said, ["missing table [student]", "invalid type"], "{e}");
 }
 
 #[test]

@@ -42,6 +42,9 @@ pub struct Summary {
     pub baseline: Option<Stat>,
     /// Each student model's baseline, in the order the models first appear.
     pub baselines: Vec<(String, Stat)>,
+    /// The baselines' agreement with their seed's teacher (%), over seeds, when the sweep has one
+    /// student model; `None` with several, whose figures are never pooled.
+    pub baseline_agreement: Option<Stat>,
     /// Each student model's baselines' agreement with their seed's teacher (%), over seeds, in the
     /// order of `baselines`.
     pub baseline_agreements: Vec<(String, Stat)>,
@@ -158,6 +161,15 @@ pub(crate) fn num(s: &str) -> f64 {
     s.replace('_', "").parse().unwrap_or(f64::NAN)
 }
 
+/// A figure of the baselines when the summary is about one student model: the one model's, never
+/// several pooled.
+fn only_model(each: &[(String, Stat)], models: usize) -> Option<Stat> {
+    match each {
+        [(_, stat)] if models <= 1 => Some(*stat),
+        _ => None,
+    }
+}
+
 /// The student model of a record, by name.
 fn model_of(r: &RunRecord) -> String {
     r.models().1.map(|a| a.name()).unwrap_or_default()
@@ -224,6 +236,7 @@ pub fn summarize(records: &[&RunRecord], n_test: Option<usize>) -> Summary {
             .collect()
     };
     let baselines = of_baselines(|r| r.test_acc);
+    let agreements = of_baselines(|r| r.agreement);
     let mut cells = cells_of(&done, n_test);
     let model_rank = |m: &str| models.iter().position(|x| x == m);
     cells.sort_by(|x, y| {
@@ -249,7 +262,8 @@ pub fn summarize(records: &[&RunRecord], n_test: Option<usize>) -> Summary {
         teacher,
         baseline,
         baselines,
-        baseline_agreements: of_baselines(|r| r.agreement),
+        baseline_agreement: only_model(&agreements, models.len()),
+        baseline_agreements: agreements,
         methods: method_bests(&cells, n_test),
         cells,
         chosen,
@@ -507,18 +521,9 @@ impl Summary {
         }
     }
 
-    /// The baselines' agreement with their seed's teacher when the sweep has one student model (or
-    /// this is one model's part); `None` with several, which are not pooled.
-    pub fn baseline_agreement(&self) -> Option<Stat> {
-        match self.baseline_agreements.as_slice() {
-            [(_, a)] => Some(*a),
-            _ => None,
-        }
-    }
-
     /// The sentence on the baselines' agreement with their teacher: one model's, or each model's.
     pub fn baseline_agreement_said(&self) -> Option<String> {
-        if let Some(a) = self.baseline_agreement() {
+        if let Some(a) = self.baseline_agreement {
             return Some(format!(
                 "The baseline student (no teacher) agrees with its seed's teacher on {} % of the test images.",
                 a.show()
@@ -545,6 +550,10 @@ impl Summary {
             .collect();
         let chosen = choose(&cells);
         let baseline = self.baselines.iter().find(|b| b.0 == model).map(|b| b.1);
+        let agreements: Vec<(String, Stat)> = (self.baseline_agreements.iter())
+            .filter(|b| b.0 == model)
+            .cloned()
+            .collect();
         let snapshots = (self.snapshots.iter())
             .map(|r| SnapshotRow {
                 best: best_by_validation(&cells, |c| c.coord.teacher_epoch == Some(r.epoch)),
@@ -560,10 +569,8 @@ impl Summary {
                 .filter(|b| b.0 == model)
                 .cloned()
                 .collect(),
-            baseline_agreements: (self.baseline_agreements.iter())
-                .filter(|b| b.0 == model)
-                .cloned()
-                .collect(),
+            baseline_agreement: only_model(&agreements, 1),
+            baseline_agreements: agreements,
             verdict: verdict(chosen.map(|i| &cells[i]), self.weak_teacher),
             methods: method_bests(&cells, self.n_test),
             cells,

@@ -107,9 +107,9 @@ struct StandIn {
 }
 
 impl Validator<'_> {
-    /// Reports missing key `field` (as a missing table at the top level when it is one) and puts a
-    /// stand-in in its place; `None` ends the reading: the key was taken out (its error says so), or
-    /// its table cannot be found.
+    /// Reports missing key `field` (as a missing table at the top level when it is one; not at all
+    /// when it was taken out, whose error says so) and puts a stand-in in its place; `None` ends the
+    /// reading: its table cannot be found.
     fn missing_key(
         &self,
         doc: &mut DeTable,
@@ -131,10 +131,16 @@ impl Validator<'_> {
             let (within, name) = t.rsplit_once('.').unwrap_or(("", t));
             within == table && (name == field || crate::util::nearest(name, [field]).is_some())
         });
-        if echo {
+        let at_root = span.as_ref().is_none_or(|s| s.is_empty());
+        // not in a table that could not be found
+        if path.is_empty() && !at_root {
             return None;
         }
-        let at_root = span.as_ref().is_none_or(|s| s.is_empty());
+        let stand_in = [path, vec![field.into()]].concat();
+        if echo {
+            // said already: a stand-in takes its place silently, so the reading goes on
+            return self.stand_in(doc, stand_in, stand_ins);
+        }
         let mut error = self.toml_error(e);
         if let Some((_, keys)) = (RawSweep::TABLES.iter()).find(|(t, _)| at_root && *t == field) {
             error.message = format!(
@@ -145,11 +151,8 @@ impl Validator<'_> {
         self.keep::<()>(Err(error));
         // every missing key is reported, not only the first serde stops at: a stand-in
         // takes the key's place, in its table (found by its header) or at the top level
-        // (whose span is empty); not in a table that could not be found
-        if path.is_empty() && !at_root {
-            return None;
-        }
-        self.stand_in(doc, [path, vec![field.into()]].concat(), stand_ins)
+        // (whose span is empty)
+        self.stand_in(doc, stand_in, stand_ins)
     }
 
     /// Puts a stand-in for the missing key at `path` in the document: an integer, retyped when serde

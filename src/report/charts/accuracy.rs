@@ -435,13 +435,13 @@ where
     let y = y_range(
         (cells.iter())
             .flat_map(|(_, a)| [a.mean - a.std, a.mean + a.std])
-            .chain(s.baseline_agreement().map(|b| b.mean)),
+            .chain(s.baseline_agreement.map(|b| b.mean)),
     );
     let (plot, side) = root.split_horizontally(root.dim_in_pixel().0 - LEGEND_WIDTH);
     let desc = "top-1 agreement with the teacher (%)";
     let mut chart = temperature_chart(&plot, title, &axis, y, desc)?;
     let mut entries = Vec::new();
-    if let Some(b) = s.baseline_agreement() {
+    if let Some(b) = s.baseline_agreement {
         let (x0, x1) = axis.range;
         let line = [(x0, b.mean), (x1, b.mean)];
         chart
