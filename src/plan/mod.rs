@@ -266,11 +266,11 @@ fn snapshots_of(sweep: &Sweep, teacher_key: &mut serde_json::Value) -> Vec<Snaps
     snapshots
 }
 
-/// How a seed's students name their teacher (and its snapshots) in their keys: as keyed at the
-/// students' model version. Under a version that changed students only
-/// ([`crate::model::teacher_version`]) the teacher keeps its older key, and so its cache, while every
-/// student's key still changes with the version.
-fn named_teacher(
+/// A seed's teacher's key and its snapshots', as keyed at `model_version`. The teacher's own are
+/// those at [`crate::model::teacher_version`]; its students name it by those at their own version, so
+/// under a version that changed students only the teacher keeps its older key (and its cache) while
+/// every student's key still changes with the version.
+fn teacher_keys(
     sweep: &Sweep,
     data_fingerprint: &str,
     model_version: u32,
@@ -310,20 +310,15 @@ pub fn build_at_version(sweep: &Sweep, data_fingerprint: &str, model_version: u3
     let mut teacher_of_seed = Vec::new();
     let mut named_teachers = Vec::new();
     for &seed in &seeds {
-        let mut key = teacher_key(
-            sweep,
-            data_fingerprint,
-            teacher_version(model_version),
-            seed,
-        );
+        let own = teacher_version(model_version);
+        let (key, snapshots) = teacher_keys(sweep, data_fingerprint, own, seed);
         teacher_of_seed.push(runs.len());
         let id = format!("teacher-s{seed}");
         let coord = plain(sweep.teacher.model);
-        let snapshots = snapshots_of(sweep, &mut key);
-        named_teachers.push(named_teacher(sweep, data_fingerprint, model_version, seed));
+        named_teachers.push(teacher_keys(sweep, data_fingerprint, model_version, seed));
         runs.push(RunSpec {
             snapshots,
-            ..run(id, Role::Teacher, seed, key_of(&key), None, coord)
+            ..run(id, Role::Teacher, seed, key, None, coord)
         });
     }
     let cells = sweep.cells();

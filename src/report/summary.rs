@@ -550,10 +550,10 @@ impl Summary {
             .collect();
         let chosen = choose(&cells);
         let baseline = self.baselines.iter().find(|b| b.0 == model).map(|b| b.1);
-        let agreements: Vec<(String, Stat)> = (self.baseline_agreements.iter())
-            .filter(|b| b.0 == model)
-            .cloned()
-            .collect();
+        let mine = |each: &[(String, Stat)]| -> Vec<(String, Stat)> {
+            each.iter().filter(|b| b.0 == model).cloned().collect()
+        };
+        let agreements = mine(&self.baseline_agreements);
         let snapshots = (self.snapshots.iter())
             .map(|r| SnapshotRow {
                 best: best_by_validation(&cells, |c| c.coord.teacher_epoch == Some(r.epoch)),
@@ -563,12 +563,7 @@ impl Summary {
         Summary {
             teacher: self.teacher,
             baseline,
-            baselines: self
-                .baselines
-                .iter()
-                .filter(|b| b.0 == model)
-                .cloned()
-                .collect(),
+            baselines: mine(&self.baselines),
             baseline_agreement: only_model(&agreements, 1),
             baseline_agreements: agreements,
             verdict: verdict(chosen.map(|i| &cells[i]), self.weak_teacher),

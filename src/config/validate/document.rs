@@ -3,10 +3,11 @@
 //! placeholder of the right type (so a required key does not go missing); an unknown key is reported
 //! and taken out, or, when it is a slip for a key that is not written (`temprature`), renamed to that
 //! key, as a compiler assumes what was meant; a key missing from a table is reported and a stand-in
-//! put in its place (a missing table is reported as one, and its stand-in table filled silently); then the document is read again, until it reads. Positions stay those of the
-//! file, since the document keeps the spans of what is left, and later checks that find a
-//! placeholder wrong say nothing new ([`Validator::finish`] keeps only the first problem at a
-//! placeholder). A stand-in's value means nothing, so a file that needed one is not checked further.
+//! put in its place (a missing table is reported as one, and its stand-in table filled silently);
+//! then the document is read again, until it reads. Positions stay those of the file, since the
+//! document keeps the spans of what is left, and later checks that find a placeholder wrong say
+//! nothing new ([`Validator::finish`] keeps only the first problem at a placeholder). A stand-in's
+//! value means nothing, so a file that needed one is not checked further.
 
 use super::{unknown_field_nearest, Validator};
 use crate::config::raw::{RawSweep, RawTable, RawValue};
