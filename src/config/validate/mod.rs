@@ -161,6 +161,14 @@ impl Validator<'_> {
         // a missing field's span is its table's first line, whose key is not the one missing
         let key = (e.span().filter(|_| !msg.starts_with("missing field")))
             .and_then(|sp| self.key_at(sp.start));
+        // `fuse.max = 3` makes `fuse` a table; the group size is a key of its own
+        if let Some(sub) = key.as_deref().and_then(|k| k.strip_prefix("schedule.fuse.")) {
+            msg = format!(
+                "`fuse.{sub}` makes `fuse` a table, and `fuse` is \"auto\", true or false; the \
+                 most students in one fused group is a key of its own: `fuse_max = 16` under \
+                 [schedule]"
+            );
+        }
         self.err(e.span(), key.as_deref(), &msg)
     }
     /// The table named by a `[[name]]` header on the line of `offset`, if that line is one.
