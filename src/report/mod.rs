@@ -148,6 +148,11 @@ pub(crate) mod tests {
             Gain::of(&[1.5]).unwrap().ci95.is_none(),
             "n/a with one seed"
         );
+        // two seeds 20 points apart: t(1)·√200/√2 = 12.706·10 = 127.06 points each side, and a
+        // difference of two accuracies lies within ±100, so the interval stops there
+        let g = Gain::of(&[30.0, 10.0]).unwrap();
+        assert_eq!(g.ci95, Some((-100.0, 100.0)));
+        assert!((g.half_width().unwrap() - 127.06).abs() < 1e-9);
     }
 
     #[test]

@@ -69,8 +69,12 @@ pub struct Gain {
     /// Standard deviation of the per-seed differences.
     pub std: f64,
     pub n: usize,
-    /// 95 % confidence interval (t-distribution, n − 1 degrees of freedom); none with one seed.
+    /// 95 % confidence interval (t-distribution, n − 1 degrees of freedom), cut at ±100: a
+    /// difference of two accuracies lies there, however few the seeds; none with one seed.
     pub ci95: Option<(f64, f64)>,
+    /// The t-interval's half-width, before the cut.
+    #[serde(skip)]
+    half: Option<f64>,
 }
 
 impl Gain {
@@ -84,20 +88,20 @@ impl Gain {
     pub fn with_floor(diffs: &[f64], floor: f64) -> Option<Gain> {
         let s = Stat::of(diffs)?;
         let spread = s.std.max(floor);
-        let ci95 = (s.n > 1).then(|| {
-            let h = t_975(s.n - 1) * spread / (s.n as f64).sqrt();
-            (s.mean - h, s.mean + h)
-        });
+        let half = (s.n > 1).then(|| t_975(s.n - 1) * spread / (s.n as f64).sqrt());
+        let cut = |x: f64| x.clamp(-100.0, 100.0);
         Some(Gain {
             mean: s.mean,
             std: s.std,
             n: s.n,
-            ci95,
+            ci95: half.map(|h| (cut(s.mean - h), cut(s.mean + h))),
+            half,
         })
     }
 
+    /// The t-interval's half-width (mean ± this, before [`Gain::ci95`]'s cut at ±100).
     pub fn half_width(&self) -> Option<f64> {
-        self.ci95.map(|(lo, hi)| (hi - lo) / 2.0)
+        self.half
     }
 }
 
