@@ -598,7 +598,10 @@ fn devices_forms() {
     // the group size written as a dotted key names the key it meant
     let e = err(&format!("{GOOD}\n[schedule]\nfuse.max = 3\n"));
     assert_eq!(e.key.as_deref(), Some("schedule.fuse.max"));
-    assert!(e.message.contains("`fuse_max = 16` under [schedule]"), "{e}");
+    assert!(
+        e.message.contains("`fuse_max = 16` under [schedule]"),
+        "{e}"
+    );
     let e = err(&format!("{GOOD}\n[schedule]\ndevices = \"tpu\"\n"));
     assert_eq!(e.key.as_deref(), Some("schedule.devices"));
     // one GPU, two spellings: refused, so it can never get two slots

@@ -499,6 +499,7 @@ fn totals(p: &Prepared, sizes: &Sizes, todo: &[&plan::RunSpec]) -> String {
     };
     let n_train = p.sweep.data.used(p.sizes.0, p.sizes.1).0;
     let search = &p.sweep.search;
+    let budget = (search.is_adaptive()).then(|| crate::plan::search::budget(&p.plan, &p.sweep));
     let if_chosen = (todo.iter())
         .filter(|r| search.is_adaptive() && r.role == Role::Student)
         .filter(|r| search.confirm_seeds.contains(&r.seed))
@@ -509,7 +510,7 @@ fn totals(p: &Prepared, sizes: &Sizes, todo: &[&plan::RunSpec]) -> String {
              only the best {}'s train)",
             todo.len(),
             p.plan.runs.len(),
-            crate::plan::search::budget(&p.plan, &p.sweep).confirm_cells
+            budget.as_ref().map_or(0, |b| b.confirm_cells)
         )
     } else {
         format!("{} of {} runs to train", todo.len(), p.plan.runs.len())
@@ -523,8 +524,8 @@ fn totals(p: &Prepared, sizes: &Sizes, todo: &[&plan::RunSpec]) -> String {
         p.slots.len(),
         (epochs(Role::Baseline) + epochs(Role::Student)).div_ceil(p.slots.len().max(1))
     );
-    if p.sweep.search.is_adaptive() {
-        out.push_str(&search_lines(p, sizes, todo, n_train));
+    if let Some(b) = &budget {
+        out.push_str(&search_lines(p, b, sizes, todo, n_train));
     }
     let flop = work_flop(p, sizes, todo, n_train);
     if flop > 0.0 {
@@ -542,11 +543,11 @@ fn totals(p: &Prepared, sizes: &Sizes, todo: &[&plan::RunSpec]) -> String {
 /// confirmation's runs, and the work of all that (the table above lists every run it may train).
 fn search_lines(
     p: &Prepared,
+    b: &crate::plan::search::Budget,
     sizes: &[(crate::model::Arch, (i64, i64))],
     todo: &[&plan::RunSpec],
     n_train: usize,
 ) -> String {
-    let b = crate::plan::search::budget(&p.plan, &p.sweep);
     let s = &p.sweep.search;
     let cells = b.rungs.first().map_or(0, |r| r.0);
     let mut out = String::new();

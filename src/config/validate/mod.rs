@@ -162,7 +162,10 @@ impl Validator<'_> {
         let key = (e.span().filter(|_| !msg.starts_with("missing field")))
             .and_then(|sp| self.key_at(sp.start));
         // `fuse.max = 3` makes `fuse` a table; the group size is a key of its own
-        if let Some(sub) = key.as_deref().and_then(|k| k.strip_prefix("schedule.fuse.")) {
+        if let Some(sub) = key
+            .as_deref()
+            .and_then(|k| k.strip_prefix("schedule.fuse."))
+        {
             msg = format!(
                 "`fuse.{sub}` makes `fuse` a table, and `fuse` is \"auto\", true or false; the \
                  most students in one fused group is a key of its own: `fuse_max = 16` under \
