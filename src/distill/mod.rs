@@ -43,7 +43,9 @@ pub enum Method {
     Dkd,
     /// DIST (Huang et al. 2022): CE + β·τ²·(1 − ρ_inter) + γ·τ²·(1 − ρ_intra).
     Dist,
-    /// Multi-temperature KD (MLKD's multi-T term): (1 − α)·CE + α·mean over a set of T of T²·KL_T.
+    /// Multi-temperature KD (MLKD's multi-T term): (1 − α)·CE + α·mean over a set of T of T²·KL_T
+    /// (MLKD sums over its set: α = 45/46 is its weighting of five; README, "Against the authors'
+    /// code").
     MultiT,
     /// Curriculum temperature KD (Li et al. 2023), global: logit KD with a learned T, trained
     /// adversarially through gradient reversal with a cosine-ramped λ.
