@@ -596,12 +596,33 @@ fn devices_forms() {
     let e = err(&format!("{GOOD}\n[schedule]\nfuse_max = 0\n"));
     assert_eq!(e.key.as_deref(), Some("schedule.fuse_max"));
     // the group size written as a dotted key names the key it meant
-    let e = err(&format!("{GOOD}\n[schedule]\nfuse.max = 3\n"));
-    assert_eq!(e.key.as_deref(), Some("schedule.fuse.max"));
+    for (written, key, said) in [
+        (
+            "[schedule]\nfuse.max = 3",
+            "schedule.fuse.max",
+            "`fuse.max` makes",
+        ),
+        ("[schedule.fuse]\nmax = 3", "schedule.fuse", "a table makes"),
+        (
+            "[schedule]\nfuse = { max = 3 }",
+            "schedule.fuse",
+            "a table makes",
+        ),
+    ] {
+        let e = err(&format!("{GOOD}\n{written}\n"));
+        assert_eq!(e.key.as_deref(), Some(key), "{written}");
+        assert!(e.message.starts_with(said), "{written}: {e}");
+        assert!(e
+            .message
+            .contains("key of its own under [schedule], e.g. `fuse_max = 16`"));
+    }
+    // a value of the wrong kind is not taken for a table
+    let e = err(&format!("{GOOD}\n[schedule]\nfuse = 3\n"));
     assert!(
-        e.message.contains("`fuse_max = 16` under [schedule]"),
+        e.message.contains("expected \"auto\", true or false"),
         "{e}"
     );
+    assert!(!e.message.contains("fuse_max"), "{e}");
     let e = err(&format!("{GOOD}\n[schedule]\ndevices = \"tpu\"\n"));
     assert_eq!(e.key.as_deref(), Some("schedule.devices"));
     // one GPU, two spellings: refused, so it can never get two slots

@@ -153,6 +153,12 @@ pub(crate) mod tests {
         let g = Gain::of(&[30.0, 10.0]).unwrap();
         assert_eq!(g.ci95, Some((-100.0, 100.0)));
         assert!((g.half_width().unwrap() - 127.06).abs() < 1e-9);
+        // JSON keeps the width the cut hides
+        let json = serde_json::to_value(g).unwrap();
+        assert!(
+            (json["half_width"].as_f64().unwrap() - 127.06).abs() < 1e-9,
+            "{json}"
+        );
     }
 
     #[test]

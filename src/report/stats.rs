@@ -72,8 +72,8 @@ pub struct Gain {
     /// 95 % confidence interval (t-distribution, n − 1 degrees of freedom), cut at ±100: a
     /// difference of two accuracies lies there, however few the seeds; none with one seed.
     pub ci95: Option<(f64, f64)>,
-    /// The t-interval's half-width, before the cut.
-    #[serde(skip)]
+    /// The t-interval's half-width, before the cut (in JSON as `half_width`).
+    #[serde(rename = "half_width")]
     half: Option<f64>,
 }
 

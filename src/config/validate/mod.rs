@@ -161,15 +161,22 @@ impl Validator<'_> {
         // a missing field's span is its table's first line, whose key is not the one missing
         let key = (e.span().filter(|_| !msg.starts_with("missing field")))
             .and_then(|sp| self.key_at(sp.start));
-        // `fuse.max = 3` makes `fuse` a table; the group size is a key of its own
-        if let Some(sub) = key
-            .as_deref()
-            .and_then(|k| k.strip_prefix("schedule.fuse."))
-        {
+        // `fuse.max = 3`, `[schedule.fuse]` or `fuse = { max = 3 }` make `fuse` a table; the
+        // group size is a key of its own
+        let table_at = |sp: std::ops::Range<usize>| {
+            let rest = self.text[sp.start.min(self.text.len())..].trim_start();
+            rest.starts_with('[') || rest.starts_with('{')
+        };
+        let written = match key.as_deref() {
+            Some(k) if k.starts_with("schedule.fuse.") => Some(format!("`{}`", &k[9..])),
+            Some("schedule.fuse") if e.span().is_some_and(table_at) => Some("a table".to_string()),
+            _ => None,
+        };
+        if let Some(written) = written {
             msg = format!(
-                "`fuse.{sub}` makes `fuse` a table, and `fuse` is \"auto\", true or false; the \
-                 most students in one fused group is a key of its own: `fuse_max = 16` under \
-                 [schedule]"
+                "{written} makes `fuse` a table, and `fuse` is \"auto\", true or false; the most \
+                 students in one fused group is a key of its own under [schedule], e.g. \
+                 `fuse_max = 16`"
             );
         }
         self.err(e.span(), key.as_deref(), &msg)
