@@ -110,9 +110,13 @@ fn gain_cells(g: &Option<Gain>) -> (String, String) {
     match g {
         Some(g) => (
             format!("<td data-v=\"{:.6}\">{:+.2}</td>", g.mean, g.mean),
-            match g.ci95 {
-                Some((lo, hi)) => format!("<td data-v=\"{lo:.6}\">[{lo:+.2}, {hi:+.2}]</td>"),
-                None => "<td>n/a (one seed)</td>".into(),
+            // sorted by the interval's lower end before its cut at −100, so cut ones keep an order
+            match (g.ci95, g.half_width()) {
+                (Some((lo, hi)), Some(h)) => format!(
+                    "<td data-v=\"{:.6}\">[{lo:+.2}, {hi:+.2}]</td>",
+                    g.mean - h
+                ),
+                _ => "<td>n/a (one seed)</td>".into(),
             },
         ),
         None => ("<td></td>".into(), "<td></td>".into()),
