@@ -600,13 +600,17 @@ fn devices_forms() {
         (
             "[schedule]\nfuse.max = 3",
             "schedule.fuse.max",
-            "`fuse.max` makes",
+            "`fuse` is \"auto\", true or false, not a table (`fuse.max` makes it one); ",
         ),
-        ("[schedule.fuse]\nmax = 3", "schedule.fuse", "a table makes"),
+        (
+            "[schedule.fuse]\nmax = 3",
+            "schedule.fuse",
+            "`fuse` is \"auto\", true or false, not a table; ",
+        ),
         (
             "[schedule]\nfuse = { max = 3 }",
             "schedule.fuse",
-            "a table makes",
+            "`fuse` is \"auto\", true or false, not a table; ",
         ),
     ] {
         let e = err(&format!("{GOOD}\n{written}\n"));

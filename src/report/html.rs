@@ -112,10 +112,9 @@ fn gain_cells(g: &Option<Gain>) -> (String, String) {
             format!("<td data-v=\"{:.6}\">{:+.2}</td>", g.mean, g.mean),
             // sorted by the interval's lower end before its cut at −100, so cut ones keep an order
             match (g.ci95, g.half_width()) {
-                (Some((lo, hi)), Some(h)) => format!(
-                    "<td data-v=\"{:.6}\">[{lo:+.2}, {hi:+.2}]</td>",
-                    g.mean - h
-                ),
+                (Some((lo, hi)), Some(h)) => {
+                    format!("<td data-v=\"{:.6}\">[{lo:+.2}, {hi:+.2}]</td>", g.mean - h)
+                }
                 _ => "<td>n/a (one seed)</td>".into(),
             },
         ),

@@ -167,16 +167,17 @@ impl Validator<'_> {
             let rest = self.text[sp.start.min(self.text.len())..].trim_start();
             rest.starts_with('[') || rest.starts_with('{')
         };
-        let written = match key.as_deref() {
-            Some(k) if k.starts_with("schedule.fuse.") => Some(format!("`{}`", &k[9..])),
-            Some("schedule.fuse") if e.span().is_some_and(table_at) => Some("a table".to_string()),
+        let made = match key.as_deref() {
+            Some(k) if k.starts_with("schedule.fuse.") => {
+                Some(format!(" (`{}` makes it one)", &k[9..]))
+            }
+            Some("schedule.fuse") if e.span().is_some_and(table_at) => Some(String::new()),
             _ => None,
         };
-        if let Some(written) = written {
+        if let Some(made) = made {
             msg = format!(
-                "{written} makes `fuse` a table, and `fuse` is \"auto\", true or false; the most \
-                 students in one fused group is a key of its own under [schedule], e.g. \
-                 `fuse_max = 16`"
+                "`fuse` is \"auto\", true or false, not a table{made}; the most students in one \
+                 fused group is a key of its own under [schedule], e.g. `fuse_max = 16`"
             );
         }
         self.err(e.span(), key.as_deref(), &msg)
