@@ -161,26 +161,45 @@ impl Validator<'_> {
         // a missing field's span is its table's first line, whose key is not the one missing
         let key = (e.span().filter(|_| !msg.starts_with("missing field")))
             .and_then(|sp| self.key_at(sp.start));
-        // `fuse.max = 3`, `[schedule.fuse]` or `fuse = { max = 3 }` make `fuse` a table; the
-        // group size is a key of its own
-        let table_at = |sp: std::ops::Range<usize>| {
-            let rest = self.text[sp.start.min(self.text.len())..].trim_start();
-            rest.starts_with('[') || rest.starts_with('{')
-        };
-        let made = match key.as_deref() {
-            Some(k) if k.starts_with("schedule.fuse.") => {
-                Some(format!(" (`{}` makes it one)", &k[9..]))
-            }
-            Some("schedule.fuse") if e.span().is_some_and(table_at) => Some(String::new()),
-            _ => None,
-        };
-        if let Some(made) = made {
-            msg = format!(
-                "`fuse` is \"auto\", true or false, not a table{made}; the most students in one \
-                 fused group is a key of its own under [schedule], e.g. `fuse_max = 16`"
-            );
+        if let Some(slip) = key.as_deref().and_then(|k| self.table_for_key(k, e.span())) {
+            msg.push_str(&slip);
         }
         self.err(e.span(), key.as_deref(), &msg)
+    }
+    /// For a key of its table written as a table (`fuse.max = 3`, `[schedule.fuse]`, `fuse = { … }`
+    /// where [schedule] has `fuse` and `fuse_max`): the keys beside it that were meant, from the
+    /// table's own list of keys.
+    fn table_for_key(&self, key: &str, at: Option<std::ops::Range<usize>>) -> Option<String> {
+        let (table, rest) = key.split_once('.')?;
+        let header = format!("[{table}]");
+        let (_, keys) = (super::raw::keys_by_table().iter()).find(|(t, _)| t.contains(&header))?;
+        let (name, sub) = match rest.split_once('.') {
+            Some((name, sub)) => (name, Some(sub)),
+            None => (rest, None),
+        };
+        if !keys.iter().any(|k| k == name) {
+            return None;
+        }
+        let beside: Vec<&String> = (keys.iter())
+            .filter(|k| k.strip_prefix(name).is_some_and(|s| s.starts_with('_')))
+            .collect();
+        // the key that `name.sub` spells with an underscore, else every key beside `name`
+        let meant: Vec<String> = match sub.map(|s| format!("{name}_{s}")) {
+            Some(joined) if beside.contains(&&joined) => vec![format!("`{joined}`")],
+            _ => beside.iter().map(|k| format!("`{k}`")).collect(),
+        };
+        let made = match sub {
+            Some(sub) => format!("`{name}.{sub}` makes `{name}` a table"),
+            None => {
+                let value = self.text[at?.start.min(self.text.len())..].trim_start();
+                if !value.starts_with('[') && !value.starts_with('{') {
+                    return None;
+                }
+                format!("a table here makes `{name}` one")
+            }
+        };
+        (!meant.is_empty())
+            .then(|| format!("; {made}; did you mean {} in {header}?", meant.join(" or ")))
     }
     /// The table named by a `[[name]]` header on the line of `offset`, if that line is one.
     fn array_header_at(&self, offset: usize) -> Option<String> {
