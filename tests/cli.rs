@@ -142,6 +142,26 @@ fn report_and_compare_say_what_is_wrong_with_the_folders_they_are_given() {
         "{}",
         text(&o)
     );
+    // … but a DKD whose every cell is z-scored at its own zscore_temperature keeps no T = 4
+    let dz = c.sweep(
+        "dz",
+        &format!(
+            "{}[grid.dkd]\nlogit_norm = [\"zscore\"]\nzscore_temperature = [2]\n",
+            body("[0]", "[1]", "[0.5]").replace(
+                "alpha = [0.5]",
+                "alpha = [0.5]\nmethod = [\"logit\", \"dkd\", \"ctkd\"]",
+            )
+        ),
+    );
+    let o = c.run(&["plan", dz.to_str().unwrap(), "--results", "out"]);
+    assert!(
+        text(&o).contains(
+            "note: [grid] temperature and alpha do not reach every method: dkd keeps α = 1 \
+             ([grid.dkd]'s default); write values"
+        ) && text(&o).contains("student-dkd-zscore-T2-a1-b8-s0"),
+        "{}",
+        text(&o)
+    );
     // [grid] values no listed method takes: said, as they change no cell
     let tt = c.sweep(
         "tt",

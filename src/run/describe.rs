@@ -95,6 +95,12 @@ fn own_axes_note(sweep: &crate::config::Sweep) -> String {
     let mut said = Vec::new();
     for m in &sweep.methods {
         let Some(table) = m.table() else { continue };
+        // z-scored cells at `zscore_temperature` only: the table's default T is not used
+        let zscore_t_only = sweep
+            .method_grids
+            .iter()
+            .find(|g| g.method == *m)
+            .is_some_and(|g| !g.zscore_temperature.is_empty() && !g.logit_norm.contains(&false));
         let mut axes = Vec::new();
         for k in table.keys {
             let KeyKind::Axis {
@@ -106,6 +112,7 @@ fn own_axes_note(sweep: &crate::config::Sweep) -> String {
                 continue;
             };
             let (symbol, in_grid) = match axis {
+                Axis::Temperature if zscore_t_only => continue,
                 Axis::Temperature => ("T", !sweep.temperatures.is_empty()),
                 Axis::Alpha => ("α", !sweep.alphas.is_empty()),
                 _ => continue,
