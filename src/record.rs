@@ -84,6 +84,11 @@ pub struct RunRecord {
     /// e.g. "NVIDIA H200, sm_90, TF32"); absent on the CPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<String>,
+    /// The CPU's vendor and model of a CPU run ([`crate::platform::device::cpu_class`], e.g.
+    /// "GenuineIntel, Intel(R) Xeon(R) Processor"); absent on a GPU and in records written before
+    /// kd-sweep recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
     /// Intra-op threads the run trained with (absent in records of runs that never started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<u32>,
@@ -176,6 +181,16 @@ impl RunRecord {
                 .models()
                 .1
                 .filter(|m| *m != crate::model::Arch::Student),
+        }
+    }
+
+    /// The kind of machine the run computed on, when its record says: "cpu GenuineIntel, …" or
+    /// "cuda NVIDIA H200, sm_90, TF32". Two kinds compute one key's work with other rounding.
+    pub fn machine(&self) -> Option<String> {
+        match (self.device.as_str(), &self.cpu, &self.gpu) {
+            ("cpu", Some(c), _) => Some(format!("cpu {c}")),
+            (d, _, Some(g)) if d.starts_with("cuda") => Some(format!("cuda {g}")),
+            _ => None,
         }
     }
 

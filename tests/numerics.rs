@@ -142,6 +142,24 @@ fn portable_numerics_override_the_users_kernel_variables_and_never_mix_with_nati
     assert_eq!(a, common::records_without_clock(&c.path("b/nm")));
     assert_eq!(a.len(), 6);
     assert!(a.iter().all(|r| r["numerics"] == "portable"), "{a:?}");
+    // each names the CPU it computed on (portable numerics agree within a CPU vendor only)
+    let vendor = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            Some(
+                l.strip_prefix("vendor_id")?
+                    .split(':')
+                    .nth(1)?
+                    .trim()
+                    .to_string(),
+            )
+        })
+        .unwrap();
+    assert!(
+        (a.iter()).all(|r| r["cpu"].as_str().is_some_and(|c| c.starts_with(&vendor))),
+        "{a:?}"
+    );
     // native numerics: the same runs under other keys, so the portable records are not reused; plan
     // names them instead of mixing them in
     let plan = c.run(&["plan", sweep, "--results", "a", "--numerics", "native"]);

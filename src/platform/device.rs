@@ -484,6 +484,40 @@ pub fn gpu_of(device: DeviceSpec) -> Option<String> {
     })
 }
 
+/// What a CPU run's numbers depend on besides its settings and numerics mode, as records keep it:
+/// the CPU's vendor and model from `/proc/cpuinfo`'s text, e.g. "GenuineIntel, Intel(R) Xeon(R)
+/// Processor" (`None` without a vendor). Portable numerics give the same bits on every CPU of one
+/// vendor, not across vendors.
+pub fn cpu_class(cpuinfo: &str) -> Option<String> {
+    let field = |name: &str| {
+        cpuinfo.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            let v = v.split_whitespace().collect::<Vec<_>>().join(" ");
+            (k.trim() == name && !v.is_empty()).then_some(v)
+        })
+    };
+    let vendor = field("vendor_id")?;
+    Some(match field("model name") {
+        Some(model) => format!("{vendor}, {model}"),
+        None => vendor,
+    })
+}
+
+/// [`cpu_class`] of this machine for a run on `device` (`None` on a GPU, whose numbers do not
+/// depend on the CPU: [`gpu_of`] names the GPU).
+pub fn cpu_of(device: DeviceSpec) -> Option<String> {
+    static CLASS: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if device.tch() != tch::Device::Cpu {
+        return None;
+    }
+    CLASS
+        .get_or_init(|| {
+            let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+            cpu_class(&info)
+        })
+        .clone()
+}
+
 /// Is this libtorch error one after which a CUDA context cannot be trusted (the worker must exit and
 /// be replaced rather than take the next job)?
 pub fn poisons_context(message: &str) -> bool {

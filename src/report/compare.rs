@@ -140,6 +140,7 @@ pub fn compare(loaded: &[Loaded]) -> Comparison {
     warnings.extend(differ("model version", &|s| s.model_version.to_string()));
     warnings.extend(differ("teacher epochs", &|s| s.teacher_epochs.to_string()));
     warnings.extend(differ("student epochs", &|s| s.student_epochs.to_string()));
+    warnings.extend(machines_differ(loaded));
     let summaries: Vec<super::Summary> = (loaded.iter())
         .map(|l| {
             let refs: Vec<_> = l.records.iter().collect();
@@ -158,6 +159,32 @@ pub fn compare(loaded: &[Loaded]) -> Comparison {
         only,
         cells,
     }
+}
+
+/// The warning when the sweeps' finished runs computed on other kinds of machine (where every sweep
+/// records its machines): the same setting is the same work there, with other rounding.
+fn machines_differ(loaded: &[Loaded]) -> Option<String> {
+    let kinds: Vec<Vec<String>> = (loaded.iter())
+        .map(|l| {
+            let mut k: Vec<String> = (l.records.iter())
+                .filter(|r| r.status == crate::store::Status::Done)
+                .filter_map(|r| r.machine())
+                .collect();
+            k.sort();
+            k.dedup();
+            k
+        })
+        .collect();
+    let known = kinds.iter().all(|k| !k.is_empty());
+    (known && kinds.iter().any(|k| *k != kinds[0])).then(|| {
+        let each: Vec<String> = kinds.iter().map(|k| k.join(" + ")).collect();
+        format!(
+            "the sweeps computed on other machines ({}): one setting is the same computation on \
+             each, and its numbers differ by rounding, amplified by training (README: Numerics, \
+             determinism and precision)",
+            each.join(" vs ")
+        )
+    })
 }
 
 /// The cells every sweep has (side by side, with each sweep's KD gain), and those only some have.
@@ -635,6 +662,36 @@ mod tests {
         assert!(
             page.contains("<tr><td class=\"l\">student.precision</td><td class=\"l\">fp32</td><td class=\"l\">bf16</td></tr>"),
             "{page}"
+        );
+    }
+
+    #[test]
+    fn sweeps_computed_on_other_machines_are_said_to_be() {
+        use crate::report::tests::on_cpu;
+        let (intel, amd) = (
+            "GenuineIntel, Intel(R) Xeon(R)",
+            "AuthenticAMD, AMD EPYC 9654",
+        );
+        // the same machine, or a sweep whose records do not say: nothing to warn of
+        for b in [Some(intel), None] {
+            let c = compare(&[
+                loaded("a", 1, on_cpu(Some(intel))),
+                loaded("b", 1, on_cpu(b)),
+            ]);
+            assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        }
+        let c = compare(&[
+            loaded("a", 1, on_cpu(Some(intel))),
+            loaded("b", 1, on_cpu(Some(amd))),
+        ]);
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].starts_with(&format!(
+                "the sweeps computed on other machines (cpu {intel} vs cpu {amd}): one setting is \
+                 the same computation on each"
+            )),
+            "{:?}",
+            c.warnings
         );
     }
 

@@ -429,6 +429,13 @@ fn verdict_lines(b: &mut String, s: &Summary) {
             escape(&w)
         );
     }
+    if let Some(w) = s.machines_warning() {
+        let _ = writeln!(
+            *b,
+            "<p class=\"verdict\" id=\"machines\"><strong>Machines:</strong> {}.</p>",
+            escape(&w)
+        );
+    }
 }
 
 /// The page of a sweep's results folder, from what `report::publish` has written (the charts' SVG

@@ -104,6 +104,9 @@ pub fn markdown(meta: &Meta, s: &Summary) -> String {
     if let Some(u) = s.unfinished {
         o.push_str(&format!("**Not finished:** {}.\n\n", u.sentence()));
     }
+    if let Some(w) = s.machines_warning() {
+        o.push_str(&format!("**Machines:** {w}.\n\n"));
+    }
     o.push_str("| model | test accuracy | seeds |\n|---|---:|---:|\n");
     let several = s.baselines.len() > 1 || s.student_models().len() > 1;
     let mut rows = vec![("teacher".to_string(), s.teacher)];

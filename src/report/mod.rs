@@ -253,6 +253,69 @@ pub(crate) mod tests {
         );
     }
 
+    /// Records computed on `cpu` (`None`: a record written before kd-sweep recorded it).
+    pub(crate) fn on_cpu(cpu: Option<&str>) -> Vec<RunRecord> {
+        (records().into_iter())
+            .map(|mut r| {
+                r.device = "cpu".into();
+                r.cpu = cpu.map(String::from);
+                r
+            })
+            .collect()
+    }
+
+    #[test]
+    fn runs_of_one_sweep_on_two_kinds_of_machine_are_said_to_be() {
+        let (intel, amd) = (
+            "GenuineIntel, Intel(R) Xeon(R)",
+            "AuthenticAMD, AMD EPYC 9654",
+        );
+        let said = |recs: &[RunRecord]| {
+            let refs: Vec<&RunRecord> = recs.iter().collect();
+            let s = summarize(&refs, None);
+            let md = markdown(&Meta::default(), &s);
+            let page = html::sweep_page(std::path::Path::new("."), &Meta::default(), &s, &refs);
+            (s.machines, md, page)
+        };
+        // one kind, or none recorded (older records): nothing said, the outputs as before
+        for recs in [on_cpu(Some(intel)), on_cpu(None), records()] {
+            let (machines, md, page) = said(&recs);
+            assert!(machines.is_empty(), "{machines:?}");
+            assert!(
+                !md.contains("Machines") && !page.contains("id=\"machines\""),
+                "{md}"
+            );
+        }
+        // a resumed or reused run from another CPU vendor
+        let mut mixed = on_cpu(Some(intel));
+        mixed[0].cpu = Some(amd.into());
+        let unknown = mixed.len() - 1;
+        mixed[unknown].cpu = None;
+        let (machines, md, page) = said(&mixed);
+        assert_eq!(
+            machines,
+            [
+                (format!("cpu {amd}"), 1),
+                (format!("cpu {intel}"), unknown - 1)
+            ]
+        );
+        let line = format!(
+            "**Machines:** these runs computed on 2 kinds of machine: cpu {amd} (1 run); cpu {intel} \
+             ({} runs); one setting's numbers differ between kinds by rounding",
+            unknown - 1
+        );
+        assert!(md.contains(&line), "{md}");
+        assert!(
+            page.contains("<p class=\"verdict\" id=\"machines\">"),
+            "{page}"
+        );
+        // a GPU run is its GPU's kind
+        let mut gpu = on_cpu(Some(intel));
+        gpu[0].device = "cuda:0".into();
+        gpu[0].gpu = Some("NVIDIA H200, sm_90, TF32".into());
+        assert_eq!(said(&gpu).0[0].0, "cuda NVIDIA H200, sm_90, TF32");
+    }
+
     #[test]
     fn a_method_against_logit_kd_has_the_test_sets_noise_as_its_floor() {
         // the T=2 cell as imitation KD: 1, 0.5, 1.5 points above logit KD's cell (std 0.5)

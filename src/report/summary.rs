@@ -75,6 +75,11 @@ pub struct Summary {
     /// Set when some of the sweep's runs have no record yet ([`crate::report::Meta::unfinished`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unfinished: Option<super::load::Unfinished>,
+    /// The kinds of machine the finished runs computed on ([`RunRecord::machine`]) with their number
+    /// of runs, when their records say and there are two or more: one key's numbers then differ
+    /// between runs by rounding, amplified by training.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub machines: Vec<(String, usize)>,
 }
 
 /// One teacher snapshot of a `[grid] teacher_epoch` sweep: the teachers' test and validation
@@ -278,7 +283,24 @@ pub fn summarize(records: &[&RunRecord], n_test: Option<usize>) -> Summary {
         snapshots,
         unfinished: None,
         n_test,
+        machines: machines_of(&done),
     }
+}
+
+/// The kinds of machine `done` computed on, in the order first seen, with their runs; empty when
+/// fewer than two are recorded.
+fn machines_of(done: &[&RunRecord]) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for m in done.iter().filter_map(|r| r.machine()) {
+        match out.iter_mut().find(|(k, _)| *k == m) {
+            Some((_, n)) => *n += 1,
+            None => out.push((m, 1)),
+        }
+    }
+    if out.len() < 2 {
+        out.clear();
+    }
+    out
 }
 
 /// Every student cell of the finished records, with its gain over its model's baseline.
@@ -582,7 +604,25 @@ impl Summary {
             snapshots,
             unfinished: self.unfinished,
             n_test: self.n_test,
+            machines: self.machines.clone(),
         }
+    }
+
+    /// Said when the runs computed on more than one kind of machine.
+    pub fn machines_warning(&self) -> Option<String> {
+        let each: Vec<String> = (self.machines.iter())
+            .map(|(m, n)| format!("{m} ({n} run{})", if *n == 1 { "" } else { "s" }))
+            .collect();
+        (!each.is_empty()).then(|| {
+            format!(
+                "these runs computed on {} kinds of machine: {}; one setting's numbers differ between \
+                 kinds by rounding, amplified by training (README: Numerics, determinism and \
+                 precision), so small differences between cells computed on different kinds are not \
+                 the settings'",
+                each.len(),
+                each.join("; ")
+            )
+        })
     }
 
     /// The warning every output gives when the teacher is no better than the student alone.

@@ -107,6 +107,7 @@ pub fn execute_job(
     let epochs = job.run.phase(&job.sweep).epochs;
     let device = job.device.to_string();
     let gpu = crate::platform::device::gpu_of(job.device);
+    let cpu = crate::platform::device::cpu_of(job.device);
     let store = Store::new(&job.results_root, &job.sweep.name);
     // one ending per member: a failure of the whole job (data, cache, a panic) is every member's
     let each: Vec<RunEnd> = match trained {
@@ -135,6 +136,7 @@ pub fn execute_job(
             r.map(|mut r| {
                 r.threads = Some(threads);
                 r.gpu = gpu.clone();
+                r.cpu = cpu.clone();
                 r
             })
         })
@@ -587,6 +589,7 @@ fn cache_teacher(
     let logits = train::logits(net, &data.train_x);
     record.threads = Some(job.run.phase(&job.sweep).threads);
     record.gpu = crate::platform::device::gpu_of(job.device);
+    record.cpu = crate::platform::device::cpu_of(job.device);
     store::save_teacher(&store.teacher_dir(&record.key), &record, |dir| {
         let weights = dir.join(store::WEIGHTS);
         match net.script_state() {

@@ -58,6 +58,7 @@ impl RunRecord {
             seconds,
             device: device.to_string(),
             gpu: None,
+            cpu: None,
             threads: None,
             model: run.coord.model,
             teacher_epoch: run.coord.teacher_epoch,

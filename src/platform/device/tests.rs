@@ -15,6 +15,27 @@ fn tf32_is_on_from_ampere_unless_the_driver_is_told_otherwise() {
     assert_eq!(gpu_class(&h200, false), "NVIDIA H200, sm_90, FP32");
 }
 
+#[test]
+fn a_cpu_is_named_by_its_vendor_and_model() {
+    let info = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC  9654 96-Core Processor\n\
+                flags\t\t: fpu avx512f\n\nprocessor\t: 1\nvendor_id\t: AuthenticAMD\n";
+    assert_eq!(
+        cpu_class(info).as_deref(),
+        Some("AuthenticAMD, AMD EPYC 9654 96-Core Processor")
+    );
+    assert_eq!(
+        cpu_class("vendor_id : GenuineIntel\n").as_deref(),
+        Some("GenuineIntel")
+    );
+    assert_eq!(cpu_class("model name : something\n"), None, "no vendor");
+    assert_eq!(cpu_class(""), None);
+    // this machine's, on the CPU only
+    assert!(cpu_of(DeviceSpec::Cuda(0)).is_none());
+    if std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.contains("vendor_id")) {
+        assert!(cpu_of(DeviceSpec::Cpu).is_some());
+    }
+}
+
 /// On a machine without the NVIDIA driver the GPU cannot be named, and saying so must not take
 /// the process down (the binary does not link libcuda; it is looked up when asked).
 #[test]
