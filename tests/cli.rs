@@ -615,3 +615,41 @@ fn the_readme_s_slurm_script_is_what_kd_sweep_writes() {
         "README.md's students.sbatch is not what kd-sweep writes: update one of them"
     );
 }
+
+/// Every sweep file the repository ships plans on a fresh checkout, so a change to the sweep-file
+/// format cannot leave one behind. Those that need what is not shipped fail only for that: CIFAR-100
+/// (tests/e2e.rs runs the CRD files on generated data), the PNG folder `examples/own-teacher` makes
+/// and the TorchScript networks `bench/` writes.
+#[test]
+fn every_shipped_sweep_file_plans() {
+    if let Err(why) = kd_sweep::platform::numerics::portable_available() {
+        eprintln!("SKIPPED: plan resolves the sweep's numerics on this machine: {why}");
+        return;
+    }
+    let needs = |name: &str| -> Option<&str> {
+        match name {
+            n if n.starts_with("crd-cifar100") => Some("cifar100 dataset not found"),
+            "own-teacher.toml" => Some("fashion-png: not found"),
+            "torchscript.toml" => Some("cannot read the TorchScript file"),
+            _ => None,
+        }
+    };
+    let c = Case::new(10, 10);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "{files:?}");
+    for f in files {
+        let name = f.file_name().unwrap().to_str().unwrap().to_string();
+        let o = c.run(&["plan", f.to_str().unwrap(), "--results", "planned"]);
+        match needs(&name) {
+            _ if o.status.success() => {}
+            Some(missing) => assert!(text(&o).contains(missing), "{name}: {}", text(&o)),
+            None => panic!("{name} does not plan: {}", text(&o)),
+        }
+    }
+}
