@@ -636,24 +636,25 @@ fn run_sweep(path: &Path, opts: &Options) -> anyhow::Result<Ended> {
 }
 
 fn run_task(path: &Path, opts: &Options, id: &str) -> anyhow::Result<Ended> {
-    Ok(match sweep::run_task(path, opts, id)? {
-        sweep::TaskOutcome::AlreadyDone => {
+    use crate::run::task::{self, TaskOutcome};
+    Ok(match task::run_task(path, opts, id)? {
+        TaskOutcome::AlreadyDone => {
             if !opts.quiet {
                 eprintln!("{id}: already done; nothing to do");
             }
             Ended::Success
         }
-        sweep::TaskOutcome::Done => {
+        TaskOutcome::Done => {
             if !opts.quiet {
                 eprintln!("{id}: done");
             }
             Ended::Success
         }
-        sweep::TaskOutcome::Failed(why) => {
+        TaskOutcome::Failed(why) => {
             eprintln!("{id}: FAILED: {why}");
             Ended::RunsFailed
         }
-        sweep::TaskOutcome::Stopped { terminated } => {
+        TaskOutcome::Stopped { terminated } => {
             eprintln!("{id}: stopped; its checkpoint is kept, run the task again to continue");
             if terminated {
                 Ended::Terminated

@@ -155,29 +155,12 @@ impl Validator<'_> {
                 )));
             }
         }
-        let lr_v = *lr.get_ref();
-        let lr_ok = if lr_v.is_finite() && lr_v > 0.0 {
-            Some(lr_v)
-        } else {
-            self.keep(Err(self.at(
-                lr,
-                &format!("{role}.lr"),
-                &format!(
-                    "must be a finite number > 0 (the learning rate, e.g. 0.001 for Adam), got {lr_v}"
-                ),
-            )))
-        };
+        let lr_ok = self.keep(self.lr(role, lr));
         let epochs = self.keep(self.epochs(role, raw));
         let arch = model.map(|m| m.unwrap_or(default_model));
         let weights = self.keep(self.weights_file(role, raw, arch, check.as_ref()));
         let augment = self.keep(self.augment(role, &raw.augment));
-        let precision = match &raw.precision {
-            None => Some(crate::train::Precision::Fp32),
-            Some(p) => self.keep(
-                crate::train::Precision::parse(p.get_ref())
-                    .map_err(|why| self.at(p, &format!("{role}.precision"), &why)),
-            ),
-        };
+        let precision = self.keep(self.precision(role, &raw.precision));
         let label_smoothing = self.keep(self.label_smoothing(role, &raw.label_smoothing));
         let recipe = match epochs {
             Some(0) => self.untrained(role, raw).map(|()| Default::default()),
@@ -201,6 +184,34 @@ impl Validator<'_> {
             weights: weights?,
         })
     }
+    /// A role's learning rate: finite and positive.
+    fn lr(&self, role: &str, lr: &Spanned<f64>) -> Result<f64, ConfigError> {
+        let v = *lr.get_ref();
+        if v.is_finite() && v > 0.0 {
+            return Ok(v);
+        }
+        Err(self.at(
+            lr,
+            &format!("{role}.lr"),
+            &format!(
+                "must be a finite number > 0 (the learning rate, e.g. 0.001 for Adam), got {v}"
+            ),
+        ))
+    }
+
+    /// A role's `precision`, fp32 when absent.
+    fn precision(
+        &self,
+        role: &str,
+        raw: &Option<Spanned<String>>,
+    ) -> Result<crate::train::Precision, ConfigError> {
+        match raw {
+            None => Ok(crate::train::Precision::Fp32),
+            Some(p) => crate::train::Precision::parse(p.get_ref())
+                .map_err(|why| self.at(p, &format!("{role}.precision"), &why)),
+        }
+    }
+
     /// A role's `init` (`raw`), PyTorch's rule when absent.
     pub(super) fn init(
         &self,
