@@ -57,6 +57,24 @@ pub struct SnapshotStats {
     pub test_acc: f64,
 }
 
+/// The class of device a run was trained on: `cpu`, or `cuda` with the GPU's model, compute
+/// capability and precision mode when known ("cuda NVIDIA H200, sm_90, TF32"; plain `cuda` in records
+/// written before kd-sweep recorded them); empty for runs that never ran, such as students of a failed
+/// teacher. Numbers from two classes differ by float tolerance (cuDNN's algorithms, TF32), so a sweep
+/// never reuses a finished run of another class.
+pub fn device_class(device: &str, gpu: Option<&str>) -> String {
+    if device == "cpu" {
+        "cpu".into()
+    } else if device.starts_with("cuda") {
+        match gpu {
+            Some(g) => format!("cuda {g}"),
+            None => "cuda".into(),
+        }
+    } else {
+        String::new()
+    }
+}
+
 /// Everything known about one finished (or failed) run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -184,14 +202,22 @@ impl RunRecord {
         }
     }
 
-    /// The kind of machine the run computed on, when its record says: "cpu GenuineIntel, …" or
-    /// "cuda NVIDIA H200, sm_90, TF32". Two kinds compute one key's work with other rounding.
+    /// The kind of machine the run computed on as far as its numbers depend on it, when its record
+    /// says: "cpu GenuineIntel" under portable numerics (the same bits on every CPU of a vendor),
+    /// "cpu GenuineIntel, Intel(R) Xeon(R) …" under native ones, and on a GPU its
+    /// [`device_class`] ("cuda NVIDIA H200, sm_90, TF32").
     pub fn machine(&self) -> Option<String> {
-        match (self.device.as_str(), &self.cpu, &self.gpu) {
-            ("cpu", Some(c), _) => Some(format!("cpu {c}")),
-            (d, _, Some(g)) if d.starts_with("cuda") => Some(format!("cuda {g}")),
-            _ => None,
+        use crate::platform::numerics::Numerics;
+        if self.device == "cpu" {
+            let cpu = self.cpu.as_deref()?;
+            let kind = match self.numerics {
+                Numerics::Portable => cpu.split(", ").next().unwrap_or(cpu),
+                Numerics::Native => cpu,
+            };
+            return Some(format!("cpu {kind}"));
         }
+        self.gpu.as_ref()?;
+        Some(device_class(&self.device, self.gpu.as_deref()))
     }
 
     pub(crate) fn digest(&self) -> String {

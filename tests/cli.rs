@@ -616,10 +616,11 @@ fn the_readme_s_slurm_script_is_what_kd_sweep_writes() {
     );
 }
 
-/// Every sweep file the repository ships plans on a fresh checkout, so a change to the sweep-file
-/// format cannot leave one behind. Those that need what is not shipped fail only for that: CIFAR-100
-/// (tests/e2e.rs runs the CRD files on generated data), the PNG folder `examples/own-teacher` makes
-/// and the TorchScript networks `bench/` writes.
+/// Every sweep file the repository ships plans, so a change to the sweep-file format cannot leave
+/// one behind. They read Fashion-MNIST where the set-up command installs it (as the README's SLURM
+/// example does); those that need what is not shipped fail only for that: CIFAR-100 (tests/e2e.rs
+/// runs the CRD files on generated data), the PNG folder `examples/own-teacher` makes and the
+/// TorchScript network `experiments/nets/make_student.py` writes.
 #[test]
 fn every_shipped_sweep_file_plans() {
     if let Err(why) = kd_sweep::platform::numerics::portable_available() {

@@ -506,16 +506,10 @@ pub fn cpu_class(cpuinfo: &str) -> Option<String> {
 /// [`cpu_class`] of this machine for a run on `device` (`None` on a GPU, whose numbers do not
 /// depend on the CPU: [`gpu_of`] names the GPU).
 pub fn cpu_of(device: DeviceSpec) -> Option<String> {
-    static CLASS: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     if device.tch() != tch::Device::Cpu {
         return None;
     }
-    CLASS
-        .get_or_init(|| {
-            let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-            cpu_class(&info)
-        })
-        .clone()
+    cpu_class(super::cpuinfo())
 }
 
 /// Is this libtorch error one after which a CUDA context cannot be trusted (the worker must exit and

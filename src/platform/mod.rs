@@ -11,6 +11,12 @@ pub mod machine;
 pub mod numerics;
 pub mod torch_ext;
 
+/// This machine's `/proc/cpuinfo`, read once (empty where there is none).
+pub fn cpuinfo() -> &'static str {
+    static INFO: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    INFO.get_or_init(|| std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default())
+}
+
 /// The message of a panic's payload: libtorch errors arrive as panics from tch, as a `String`.
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload

@@ -35,12 +35,12 @@ pub fn cpu_capability() -> Option<String> {
 /// Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere libtorch emulates bf16
 /// arithmetic with float32 instructions.
 pub fn cpu_has_bf16() -> bool {
-    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| {
-        c.lines().filter(|l| l.starts_with("flags")).any(|l| {
+    (super::cpuinfo().lines())
+        .filter(|l| l.starts_with("flags"))
+        .any(|l| {
             l.split_whitespace()
                 .any(|f| f == "avx512_bf16" || f == "amx_bf16")
         })
-    })
 }
 
 /// `torch.use_deterministic_algorithms(on)` and `torch.backends.cudnn.deterministic = on`. With it

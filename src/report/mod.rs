@@ -21,7 +21,8 @@ pub use markdown::markdown;
 pub use outputs::write_all;
 pub use stats::{t_975, Gain, Stat};
 pub use summary::{
-    best_by_validation, summarize, Cell, MethodBest, PrunedCell, SearchSpent, Summary,
+    best_by_validation, machine_kinds, machines_consequence, summarize, Cell, MethodBest,
+    PrunedCell, SearchSpent, Summary,
 };
 
 #[cfg(test)]
@@ -253,23 +254,25 @@ pub(crate) mod tests {
         );
     }
 
-    /// Records computed on `cpu` (`None`: a record written before kd-sweep recorded it).
+    /// Records computed on `cpu` (`None`: a record written before kd-sweep recorded it) under
+    /// portable numerics.
     pub(crate) fn on_cpu(cpu: Option<&str>) -> Vec<RunRecord> {
         (records().into_iter())
             .map(|mut r| {
                 r.device = "cpu".into();
                 r.cpu = cpu.map(String::from);
+                r.numerics = crate::platform::numerics::Numerics::Portable;
                 r
             })
             .collect()
     }
 
+    pub(crate) const INTEL: &str = "GenuineIntel, Intel(R) Xeon(R)";
+    pub(crate) const AMD: &str = "AuthenticAMD, AMD EPYC 9654";
+
     #[test]
     fn runs_of_one_sweep_on_two_kinds_of_machine_are_said_to_be() {
-        let (intel, amd) = (
-            "GenuineIntel, Intel(R) Xeon(R)",
-            "AuthenticAMD, AMD EPYC 9654",
-        );
+        use crate::platform::numerics::Numerics;
         let said = |recs: &[RunRecord]| {
             let refs: Vec<&RunRecord> = recs.iter().collect();
             let s = summarize(&refs, None);
@@ -277,8 +280,11 @@ pub(crate) mod tests {
             let page = html::sweep_page(std::path::Path::new("."), &Meta::default(), &s, &refs);
             (s.machines, md, page)
         };
-        // one kind, or none recorded (older records): nothing said, the outputs as before
-        for recs in [on_cpu(Some(intel)), on_cpu(None), records()] {
+        // one kind, none recorded (older records), or two models of one vendor under portable
+        // numerics (the same bits): nothing said, the outputs as before
+        let mut epycs = on_cpu(Some(AMD));
+        epycs[0].cpu = Some("AuthenticAMD, AMD EPYC 7763".into());
+        for recs in [on_cpu(Some(INTEL)), on_cpu(None), records(), epycs.clone()] {
             let (machines, md, page) = said(&recs);
             assert!(machines.is_empty(), "{machines:?}");
             assert!(
@@ -286,34 +292,48 @@ pub(crate) mod tests {
                 "{md}"
             );
         }
-        // a resumed or reused run from another CPU vendor
-        let mut mixed = on_cpu(Some(intel));
-        mixed[0].cpu = Some(amd.into());
-        let unknown = mixed.len() - 1;
-        mixed[unknown].cpu = None;
+        // … under native numerics the model counts
+        for r in &mut epycs {
+            r.numerics = Numerics::Native;
+        }
+        let (machines, _, _) = said(&epycs);
+        assert_eq!(machines[0].0, "cpu AuthenticAMD, AMD EPYC 7763");
+        // a resumed or reused run from another CPU vendor, and a record that does not say
+        let mut mixed = on_cpu(Some(INTEL));
+        mixed[0].cpu = Some(AMD.into());
+        let last = mixed.len() - 1;
+        mixed[last].cpu = None;
         let (machines, md, page) = said(&mixed);
         assert_eq!(
             machines,
             [
-                (format!("cpu {amd}"), 1),
-                (format!("cpu {intel}"), unknown - 1)
+                ("cpu AuthenticAMD".to_string(), 1),
+                ("cpu GenuineIntel".to_string(), last - 1)
             ]
         );
         let line = format!(
-            "**Machines:** these runs computed on 2 kinds of machine: cpu {amd} (1 run); cpu {intel} \
-             ({} runs); one setting's numbers differ between kinds by rounding",
-            unknown - 1
+            "**Machines:** these runs computed on 2 kinds of machine: cpu AuthenticAMD (1 run); cpu \
+             GenuineIntel ({} runs); not recorded (1 run); one setting's numbers differ between them \
+             by rounding",
+            last - 1
         );
         assert!(md.contains(&line), "{md}");
         assert!(
             page.contains("<p class=\"verdict\" id=\"machines\">"),
             "{page}"
         );
-        // a GPU run is its GPU's kind
-        let mut gpu = on_cpu(Some(intel));
+        // a GPU run is its GPU's kind, and beside CPU runs another draw
+        let mut gpu = on_cpu(Some(INTEL));
         gpu[0].device = "cuda:0".into();
         gpu[0].gpu = Some("NVIDIA H200, sm_90, TF32".into());
-        assert_eq!(said(&gpu).0[0].0, "cuda NVIDIA H200, sm_90, TF32");
+        let (machines, md, _) = said(&gpu);
+        assert_eq!(machines[0].0, "cuda NVIDIA H200, sm_90, TF32");
+        assert!(
+            md.contains(
+                "CPU and GPU runs draw their initial weights and dropout from other generators"
+            ),
+            "{md}"
+        );
     }
 
     #[test]

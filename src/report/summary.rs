@@ -76,10 +76,18 @@ pub struct Summary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unfinished: Option<super::load::Unfinished>,
     /// The kinds of machine the finished runs computed on ([`RunRecord::machine`]) with their number
-    /// of runs, when their records say and there are two or more: one key's numbers then differ
-    /// between runs by rounding, amplified by training.
+    /// of runs, when there are two or more: cells computed on different kinds differ by more than
+    /// their settings ([`machines_consequence`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub machines: Vec<(String, usize)>,
+    /// With `machines`: the finished runs whose records do not name their machine (written before
+    /// kd-sweep recorded CPUs).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub machines_unrecorded: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// One teacher snapshot of a `[grid] teacher_epoch` sweep: the teachers' test and validation
@@ -263,6 +271,9 @@ pub fn summarize(records: &[&RunRecord], n_test: Option<usize>) -> Summary {
         (_, None) => None,
     };
     let snapshots = snapshot_rows(&done, &cells);
+    // the kinds of machine, said when there are several
+    let (kinds, unrecorded) = machine_kinds(&done);
+    let several_kinds = kinds.len() > 1;
     Summary {
         teacher,
         baseline,
@@ -283,24 +294,40 @@ pub fn summarize(records: &[&RunRecord], n_test: Option<usize>) -> Summary {
         snapshots,
         unfinished: None,
         n_test,
-        machines: machines_of(&done),
+        machines: if several_kinds { kinds } else { Vec::new() },
+        machines_unrecorded: if several_kinds { unrecorded } else { 0 },
     }
 }
 
-/// The kinds of machine `done` computed on, in the order first seen, with their runs; empty when
-/// fewer than two are recorded.
-fn machines_of(done: &[&RunRecord]) -> Vec<(String, usize)> {
+/// The kinds of machine `records` computed on ([`RunRecord::machine`]), in the order first seen,
+/// with their runs; and how many records do not say.
+pub fn machine_kinds(records: &[&RunRecord]) -> (Vec<(String, usize)>, usize) {
     let mut out: Vec<(String, usize)> = Vec::new();
-    for m in done.iter().filter_map(|r| r.machine()) {
+    let mut unrecorded = 0;
+    for m in records.iter().map(|r| r.machine()) {
+        let Some(m) = m else {
+            unrecorded += 1;
+            continue;
+        };
         match out.iter_mut().find(|(k, _)| *k == m) {
             Some((_, n)) => *n += 1,
             None => out.push((m, 1)),
         }
     }
-    if out.len() < 2 {
-        out.clear();
+    (out, unrecorded)
+}
+
+/// What computing on these different kinds of machine does to a comparison of their numbers.
+pub fn machines_consequence<S: AsRef<str>>(kinds: &[S]) -> &'static str {
+    let on = |prefix: &str| kinds.iter().any(|k| k.as_ref().starts_with(prefix));
+    if on("cpu") && on("cuda") {
+        "CPU and GPU runs draw their initial weights and dropout from other generators, so compare \
+         them as seeds, not number by number (README: Devices, workers, the cache, resuming)"
+    } else {
+        "one setting's numbers differ between them by rounding, amplified by training (README: \
+         Numerics, determinism and precision), so small differences between cells computed on \
+         different ones are not the settings'"
     }
-    out
 }
 
 /// Every student cell of the finished records, with its gain over its model's baseline.
@@ -605,22 +632,26 @@ impl Summary {
             unfinished: self.unfinished,
             n_test: self.n_test,
             machines: self.machines.clone(),
+            machines_unrecorded: self.machines_unrecorded,
         }
     }
 
     /// Said when the runs computed on more than one kind of machine.
     pub fn machines_warning(&self) -> Option<String> {
-        let each: Vec<String> = (self.machines.iter())
-            .map(|(m, n)| format!("{m} ({n} run{})", if *n == 1 { "" } else { "s" }))
+        let runs = |n: usize| format!("{n} run{}", if n == 1 { "" } else { "s" });
+        let mut each: Vec<String> = (self.machines.iter())
+            .map(|(m, n)| format!("{m} ({})", runs(*n)))
             .collect();
-        (!each.is_empty()).then(|| {
+        if self.machines_unrecorded > 0 {
+            each.push(format!("not recorded ({})", runs(self.machines_unrecorded)));
+        }
+        let kinds: Vec<&str> = self.machines.iter().map(|(m, _)| m.as_str()).collect();
+        (!kinds.is_empty()).then(|| {
             format!(
-                "these runs computed on {} kinds of machine: {}; one setting's numbers differ between \
-                 kinds by rounding, amplified by training (README: Numerics, determinism and \
-                 precision), so small differences between cells computed on different kinds are not \
-                 the settings'",
-                each.len(),
-                each.join("; ")
+                "these runs computed on {} kinds of machine: {}; {}",
+                kinds.len(),
+                each.join("; "),
+                machines_consequence(&kinds)
             )
         })
     }

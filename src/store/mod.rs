@@ -16,7 +16,7 @@ mod progress;
 
 use crate::files::{host, tmp_tag, unix_now, write_atomic, writer_alive};
 use crate::plan::RunSpec;
-pub use crate::record::{RunRecord, Status};
+pub use crate::record::{device_class, RunRecord, Status};
 use crate::train::{EpochStats, Fitted};
 use crate::util::hex;
 pub use progress::InFlight;
@@ -294,24 +294,6 @@ impl Store {
 
     pub fn teacher_dir(&self, key: &str) -> PathBuf {
         self.root.join(".cache").join("teachers").join(key)
-    }
-}
-
-/// The class of device a run was trained on: `cpu`, or `cuda` with the GPU's model, compute
-/// capability and precision mode when known ("cuda NVIDIA H200, sm_90, TF32"; plain `cuda` in records
-/// written before kd-sweep recorded them); empty for runs that never ran, such as students of a failed
-/// teacher. Numbers from two classes differ by float tolerance (cuDNN's algorithms, TF32), so a sweep
-/// never reuses a finished run of another class.
-pub fn device_class(device: &str, gpu: Option<&str>) -> String {
-    if device == "cpu" {
-        "cpu".into()
-    } else if device.starts_with("cuda") {
-        match gpu {
-            Some(g) => format!("cuda {g}"),
-            None => "cuda".into(),
-        }
-    } else {
-        String::new()
     }
 }
 

@@ -272,15 +272,8 @@ struct Bench<'a> {
 
 impl Bench<'_> {
     fn header(&mut self) {
-        let cpu_name = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|c| {
-                c.lines().find_map(|l| {
-                    l.strip_prefix("model name")
-                        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-                })
-            })
-            .unwrap_or_default();
+        // the CPU as records name it: vendor and model
+        let cpu_name = crate::platform::device::cpu_of(DeviceSpec::Cpu).unwrap_or_default();
         let shape = self.shape;
         let _ = writeln!(
             self.md,
