@@ -238,9 +238,41 @@ impl RunRecord {
     pub fn from_json(bytes: &[u8]) -> Result<RunRecord, String> {
         let r: RunRecord =
             serde_json::from_slice(bytes).map_err(|e| format!("unreadable ({e})"))?;
-        if r.checksum != r.digest() {
+        if r.checksum != r.digest() && digest_as_written(bytes).as_deref() != Some(&r.checksum) {
             return Err("checksum mismatch (the file was changed or truncated)".into());
         }
         Ok(r)
     }
+}
+
+/// The checksum of a record file as written, whatever build wrote it: its JSON without the
+/// whitespace outside strings (serde_json's pretty form is its compact form plus whitespace), with
+/// the checksum emptied. For this build's records it equals [`RunRecord::digest`]; for a newer
+/// build's it also covers the fields this build does not know, which `digest` would drop — so a
+/// record with a field added later is still read, not taken for corrupt and trained again.
+pub(crate) fn digest_as_written(bytes: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut compact = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
+            continue;
+        } else if c == '"' {
+            in_string = true;
+        }
+        compact.push(c);
+    }
+    // a quote inside a string is escaped, so this is the key, not text in some value
+    const KEY: &str = "\"checksum\":\"";
+    let at = compact.rfind(KEY)? + KEY.len();
+    let end = at + compact[at..].find('"')?;
+    compact.replace_range(at..end, "");
+    Some(hex(&Sha256::digest(compact.as_bytes())))
 }

@@ -96,6 +96,35 @@ fn record_round_trips_and_detects_tampering() {
     assert!(matches!(store.load_record(&run), Stored::Corrupt(..)));
 }
 
+/// A record written by a newer build, with a field this build does not know, is read (its checksum
+/// covers that field as written) and still fails when changed.
+#[test]
+fn a_newer_build_s_record_with_an_unknown_field_is_read_and_still_checked() {
+    use sha2::{Digest, Sha256};
+    let r = RunRecord::done(&spec(), 1, fitted(&[50.0], 51.0, 51.0), 1.0, "cpu");
+    // sealed as that build would: the compact JSON with an empty checksum, hashed, then pretty
+    let mut v = serde_json::to_value(&r).unwrap();
+    v["zz_later"] = serde_json::json!({"note": "a \"quoted\" word", "xs": [1, 2.5]});
+    let sum = crate::util::hex(&Sha256::digest(serde_json::to_vec(&v).unwrap()));
+    v["checksum"] = sum.into();
+    let bytes = serde_json::to_vec_pretty(&v).unwrap();
+    let got = RunRecord::from_json(&bytes).unwrap();
+    assert_eq!(got.test_acc, Some(51.0));
+    assert_eq!(got.key, r.key);
+    for (from, to) in [("51.0", "52.0"), ("quoted", "quotes"), ("2.5", "2.6")] {
+        let text = String::from_utf8(bytes.clone())
+            .unwrap()
+            .replacen(from, to, 1);
+        assert!(
+            RunRecord::from_json(text.as_bytes()).is_err(),
+            "{from} → {to}"
+        );
+    }
+    // this build's own records: both digests agree
+    let mine = r.to_json();
+    assert_eq!(crate::record::digest_as_written(&mine), Some(r.digest()));
+}
+
 #[test]
 fn csv_has_the_documented_columns_and_empty_cells() {
     use crate::record::Role;
