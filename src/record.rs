@@ -216,7 +216,7 @@ impl RunRecord {
             };
             return Some(format!("cpu {kind}"));
         }
-        self.gpu.as_ref()?;
+        self.gpu.as_ref().filter(|_| self.device.starts_with("cuda"))?;
         Some(device_class(&self.device, self.gpu.as_deref()))
     }
 
@@ -247,13 +247,16 @@ impl RunRecord {
 
 /// The checksum of a record file as written, whatever build wrote it: its JSON without the
 /// whitespace outside strings (serde_json's pretty form is its compact form plus whitespace), with
-/// the checksum emptied. For this build's records it equals [`RunRecord::digest`]; for a newer
-/// build's it also covers the fields this build does not know, which `digest` would drop — so a
-/// record with a field added later is still read, not taken for corrupt and trained again.
+/// the record's own `checksum` (a member of the outermost object) emptied. For this build's records
+/// it equals [`RunRecord::digest`]; for a newer build's it also covers the fields this build does
+/// not know, which `digest` would drop — so a record with a field added later is still read, not
+/// taken for corrupt and trained again.
 pub(crate) fn digest_as_written(bytes: &[u8]) -> Option<String> {
+    const KEY: &str = "\"checksum\":\"";
     let text = std::str::from_utf8(bytes).ok()?;
     let mut compact = String::with_capacity(text.len());
-    let (mut in_string, mut escaped) = (false, false);
+    let (mut in_string, mut escaped, mut depth) = (false, false, 0usize);
+    let mut value_at = None;
     for c in text.chars() {
         if in_string {
             match (escaped, c) {
@@ -262,16 +265,25 @@ pub(crate) fn digest_as_written(bytes: &[u8]) -> Option<String> {
                 (false, '"') => in_string = false,
                 _ => {}
             }
-        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
+            compact.push(c);
             continue;
-        } else if c == '"' {
-            in_string = true;
+        }
+        match c {
+            ' ' | '\t' | '\n' | '\r' => continue,
+            '{' | '[' => depth += 1,
+            '}' | ']' => depth = depth.saturating_sub(1),
+            '"' => in_string = true,
+            _ => {}
         }
         compact.push(c);
+        // the opening quote of the outermost object's `checksum` value (a quote inside a string is
+        // escaped, so this is the key, not text in some value)
+        let member = compact.strip_suffix(KEY).and_then(|h| h.chars().last());
+        if c == '"' && depth == 1 && value_at.is_none() && matches!(member, Some('{' | ',')) {
+            value_at = Some(compact.len());
+        }
     }
-    // a quote inside a string is escaped, so this is the key, not text in some value
-    const KEY: &str = "\"checksum\":\"";
-    let at = compact.rfind(KEY)? + KEY.len();
+    let at = value_at?;
     let end = at + compact[at..].find('"')?;
     compact.replace_range(at..end, "");
     Some(hex(&Sha256::digest(compact.as_bytes())))

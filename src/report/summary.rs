@@ -80,8 +80,8 @@ pub struct Summary {
     /// their settings ([`machines_consequence`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub machines: Vec<(String, usize)>,
-    /// With `machines`: the finished runs whose records do not name their machine (written before
-    /// kd-sweep recorded CPUs).
+    /// With `machines`: the finished runs whose records do not name their machine (CPU runs
+    /// recorded before kd-sweep named CPUs, GPU runs before it named GPUs).
     #[serde(skip_serializing_if = "is_zero")]
     pub machines_unrecorded: usize,
 }

@@ -104,14 +104,22 @@ fn a_newer_build_s_record_with_an_unknown_field_is_read_and_still_checked() {
     let r = RunRecord::done(&spec(), 1, fitted(&[50.0], 51.0, 51.0), 1.0, "cpu");
     // sealed as that build would: the compact JSON with an empty checksum, hashed, then pretty
     let mut v = serde_json::to_value(&r).unwrap();
-    v["zz_later"] = serde_json::json!({"note": "a \"quoted\" word", "xs": [1, 2.5]});
+    // a field of its own after `checksum` (keys sorted), holding a `checksum` of its own
+    v["zz_later"] = serde_json::json!({"checksum": "not the record's", "note": "a \"quoted\" word", "xs": [1, 2.5]});
     let sum = crate::util::hex(&Sha256::digest(serde_json::to_vec(&v).unwrap()));
     v["checksum"] = sum.into();
     let bytes = serde_json::to_vec_pretty(&v).unwrap();
     let got = RunRecord::from_json(&bytes).unwrap();
     assert_eq!(got.test_acc, Some(51.0));
     assert_eq!(got.key, r.key);
-    for (from, to) in [("51.0", "52.0"), ("quoted", "quotes"), ("2.5", "2.6")] {
+    for (from, to) in [
+        ("51.0", "52.0"),
+        ("quoted", "quotes"),
+        ("2.5", "2.6"),
+        // a space inside a string, after an escaped quote, is the string's
+        ("\\\"quoted\\\" word", "\\\"quoted\\\"word"),
+        ("not the record's", "not the records"),
+    ] {
         let text = String::from_utf8(bytes.clone())
             .unwrap()
             .replacen(from, to, 1);
@@ -123,6 +131,42 @@ fn a_newer_build_s_record_with_an_unknown_field_is_read_and_still_checked() {
     // this build's own records: both digests agree
     let mine = r.to_json();
     assert_eq!(crate::record::digest_as_written(&mine), Some(r.digest()));
+}
+
+/// The same for a cached teacher's entry: a newer build's record field does not make the entry
+/// look corrupt (the teacher would be trained again and its entry replaced).
+#[test]
+fn a_newer_build_s_teacher_entry_is_read_and_still_checked() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let at = dir.path().join("teachers").join("k");
+    let r = RunRecord::done(&spec(), 1, fitted(&[50.0], 51.0, 51.0), 1.0, "cpu");
+    save_teacher(&at, &r, |d| {
+        for f in [WEIGHTS, LOGITS] {
+            std::fs::write(d.join(f), f).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert!(load_teacher(&at).unwrap().is_some());
+    let entry = at.join("entry.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
+    v["record"]["zz_later"] = serde_json::json!({"xs": [1, 2]});
+    v["record"]["checksum"] = "".into();
+    let sum = crate::util::hex(&Sha256::digest(serde_json::to_vec(&v["record"]).unwrap()));
+    v["record"]["checksum"] = sum.into();
+    let later = serde_json::to_vec_pretty(&v).unwrap();
+    std::fs::write(&entry, &later).unwrap();
+    let got = load_teacher(&at).unwrap().unwrap();
+    assert_eq!(got.record.test_acc, Some(51.0));
+    let changed = String::from_utf8(later)
+        .unwrap()
+        .replacen("[\n        1,", "[\n        3,", 1);
+    assert_ne!(changed.as_bytes(), std::fs::read(&entry).unwrap());
+    std::fs::write(&entry, changed).unwrap();
+    assert!(load_teacher(&at)
+        .unwrap_err()
+        .contains("record checksum mismatch"));
 }
 
 #[test]
