@@ -216,8 +216,8 @@ impl RunRecord {
             };
             return Some(format!("cpu {kind}"));
         }
-        self.gpu.as_ref().filter(|_| self.device.starts_with("cuda"))?;
-        Some(device_class(&self.device, self.gpu.as_deref()))
+        let named_gpu = self.device.starts_with("cuda") && self.gpu.is_some();
+        named_gpu.then(|| device_class(&self.device, self.gpu.as_deref()))
     }
 
     pub(crate) fn digest(&self) -> String {

@@ -492,8 +492,11 @@ pub fn cpu_class(cpuinfo: &str) -> Option<String> {
     let field = |name: &str| {
         cpuinfo.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
+            if k.trim() != name {
+                return None;
+            }
             let v = v.split_whitespace().collect::<Vec<_>>().join(" ");
-            (k.trim() == name && !v.is_empty()).then_some(v)
+            (!v.is_empty()).then_some(v)
         })
     };
     let vendor = field("vendor_id")?;
