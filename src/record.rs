@@ -107,6 +107,12 @@ pub struct RunRecord {
     /// kd-sweep recorded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<String>,
+    /// The kinds of machine ([`RunRecord::machine`]'s words) that computed this run's first epochs
+    /// before it was continued, from their checkpoint, on the one `device`, `gpu` and `cpu` name,
+    /// oldest first: absent when one kind computed it all (and in records written before kd-sweep
+    /// tracked it). A run continued on another kind has neither kind's numbers to the last bit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_machines: Vec<String>,
     /// Intra-op threads the run trained with (absent in records of runs that never started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<u32>,
@@ -203,21 +209,18 @@ impl RunRecord {
     }
 
     /// The kind of machine the run computed on as far as its numbers depend on it, when its record
-    /// says: "cpu GenuineIntel" under portable numerics (the same bits on every CPU of a vendor),
-    /// "cpu GenuineIntel, Intel(R) Xeon(R) …" under native ones, and on a GPU its
-    /// [`device_class`] ("cuda NVIDIA H200, sm_90, TF32").
+    /// says ([`machine_kind`]); a run continued from a checkpoint another kind wrote names them all,
+    /// oldest first: "cpu AuthenticAMD, then cpu GenuineIntel".
     pub fn machine(&self) -> Option<String> {
-        use crate::platform::numerics::Numerics;
-        if self.device == "cpu" {
-            let cpu = self.cpu.as_deref()?;
-            let kind = match self.numerics {
-                Numerics::Portable => cpu.split(", ").next().unwrap_or(cpu),
-                Numerics::Native => cpu,
-            };
-            return Some(format!("cpu {kind}"));
-        }
-        let named_gpu = self.device.starts_with("cuda") && self.gpu.is_some();
-        named_gpu.then(|| device_class(&self.device, self.gpu.as_deref()))
+        let last = machine_kind(
+            &self.device,
+            self.gpu.as_deref(),
+            self.cpu.as_deref(),
+            self.numerics,
+        )?;
+        let mut all = self.earlier_machines.clone();
+        all.push(last);
+        Some(all.join(", then "))
     }
 
     pub(crate) fn digest(&self) -> String {
@@ -243,6 +246,29 @@ impl RunRecord {
         }
         Ok(r)
     }
+}
+
+/// The kind of machine a run on `device` computes on as far as its numbers depend on it, from what
+/// its record keeps: "cpu GenuineIntel" under portable numerics (the same bits on every CPU of a
+/// vendor), "cpu GenuineIntel, Intel(R) Xeon(R) …" under native ones, and on a GPU its
+/// [`device_class`] ("cuda NVIDIA H200, sm_90, TF32"). `None` when the record does not say.
+pub fn machine_kind(
+    device: &str,
+    gpu: Option<&str>,
+    cpu: Option<&str>,
+    numerics: crate::platform::numerics::Numerics,
+) -> Option<String> {
+    use crate::platform::numerics::Numerics;
+    if device == "cpu" {
+        let cpu = cpu?;
+        let kind = match numerics {
+            Numerics::Portable => cpu.split(", ").next().unwrap_or(cpu),
+            Numerics::Native => cpu,
+        };
+        return Some(format!("cpu {kind}"));
+    }
+    let named_gpu = device.starts_with("cuda") && gpu.is_some();
+    named_gpu.then(|| device_class(device, gpu))
 }
 
 /// The checksum of a record file as written, whatever build wrote it: its JSON without the

@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use sha2::Digest;
 use std::collections::HashMap;
 
 const T: &str = "[1, 4]";
@@ -692,6 +693,25 @@ fn a_teacher_stopped_by_sigterm_ctrl_c_twice_and_kill_9_continues_with_the_numbe
         record_mtimes(&dir).is_empty(),
         "the teacher was not finished"
     );
+    // as if another kind of machine had computed the epochs so far — and a later build written the
+    // checkpoint, with a field this one does not know: its checksum is over the file as written
+    let written = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("teacher-s0.") && name.ends_with(".json")
+        })
+        .expect("the teacher's checkpoint");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&written).unwrap()).unwrap();
+    meta["machines"] = serde_json::json!(["cpu OtherVendor"]);
+    meta["a_later_field"] = serde_json::json!({"checksum": "of its own"});
+    meta["checksum"] = "".into();
+    let unsigned = serde_json::to_vec(&meta).unwrap();
+    meta["checksum"] = kd_sweep::util::hex(&sha2::Sha256::digest(&unsigned)).into();
+    std::fs::write(&written, serde_json::to_vec(&meta).unwrap()).unwrap();
     // 4. the rerun continues from epoch 3, 4 or mid-epoch 4 and ends with the uninterrupted run's numbers
     let o = c.run(&[sweep, "--results", "part"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -700,9 +720,24 @@ fn a_teacher_stopped_by_sigterm_ctrl_c_twice_and_kill_9_continues_with_the_numbe
         "{}",
         text(&o)
     );
+    // the teacher's record names both kinds of machine, oldest first, and so does the summary; the
+    // uninterrupted run's records name none before this one
+    let mut part = records_without_clock(&dir);
+    let earlier: Vec<_> = part
+        .iter_mut()
+        .map(|r| r.as_object_mut().unwrap().remove("earlier_machines"))
+        .collect();
+    let teacher = part.iter().position(|r| r["role"] == "teacher").unwrap();
+    assert_eq!(
+        earlier[teacher],
+        Some(serde_json::json!(["cpu OtherVendor"]))
+    );
+    assert_eq!(earlier.iter().flatten().count(), 1, "{earlier:?}");
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(summary.contains("cpu OtherVendor, then cpu "), "{summary}");
     assert_eq!(
         records_without_clock(&c.path("whole/ck")),
-        records_without_clock(&dir),
+        part,
         "a continued run's records differ from an uninterrupted run's"
     );
     assert_eq!(

@@ -334,6 +334,21 @@ pub(crate) mod tests {
             ),
             "{md}"
         );
+        // a run continued on this Intel from a checkpoint an EPYC wrote is a kind of its own
+        let mut continued = on_cpu(Some(INTEL));
+        continued[0].earlier_machines = vec!["cpu AuthenticAMD".into()];
+        let (machines, md, _) = said(&continued);
+        assert_eq!(
+            machines[0],
+            ("cpu AuthenticAMD, then cpu GenuineIntel".to_string(), 1)
+        );
+        assert!(md.contains("by rounding"), "{md}");
+        // … and one a GPU began among CPU runs is another draw
+        assert!(super::summary::machines_consequence(&[
+            "cpu GenuineIntel",
+            "cuda NVIDIA H200, sm_90, TF32, then cpu GenuineIntel"
+        ])
+        .starts_with("CPU and GPU runs draw"));
     }
 
     #[test]

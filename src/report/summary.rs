@@ -319,7 +319,12 @@ pub fn machine_kinds(records: &[&RunRecord]) -> (Vec<(String, usize)>, usize) {
 
 /// What computing on these different kinds of machine does to a comparison of their numbers.
 pub fn machines_consequence<S: AsRef<str>>(kinds: &[S]) -> &'static str {
-    let on = |prefix: &str| kinds.iter().any(|k| k.as_ref().starts_with(prefix));
+    // a kind may be several, one after another ("cpu …, then cpu …": a continued run)
+    let on = |prefix: &str| {
+        (kinds.iter())
+            .flat_map(|k| k.as_ref().split(", then "))
+            .any(|k| k.starts_with(prefix))
+    };
     if on("cpu") && on("cuda") {
         "CPU and GPU runs draw their initial weights and dropout from other generators, so compare \
          them as seeds, not number by number (README: Devices, workers, the cache, resuming)"

@@ -68,6 +68,36 @@ pub struct WorkerState {
     test_logits: Option<(String, Tensor)>,
 }
 
+/// The machine a worker computes a job's runs on, as their records name it.
+struct Here {
+    gpu: Option<String>,
+    cpu: Option<String>,
+    /// [`crate::record::machine_kind`]: what its checkpoints say computed them.
+    kind: Option<String>,
+}
+
+impl Here {
+    fn of(job: &Job) -> Here {
+        let gpu = crate::platform::device::gpu_of(job.device);
+        let cpu = crate::platform::device::cpu_of(job.device);
+        let (device, numerics) = (job.device.to_string(), job.run.numerics);
+        let kind = crate::record::machine_kind(&device, gpu.as_deref(), cpu.as_deref(), numerics);
+        Here { gpu, cpu, kind }
+    }
+
+    /// Names this machine on `record` and, when the run continued from a checkpoint that other kinds
+    /// of machine computed, those (called before the record is written: that removes the checkpoint).
+    fn stamp(&self, record: &mut RunRecord, store: &Store) {
+        record.gpu = self.gpu.clone();
+        record.cpu = self.cpu.clone();
+        let mut earlier = store::checkpoint::machines(store, &record.run_id, &record.key);
+        if earlier.last() == self.kind.as_ref() {
+            earlier.pop();
+        }
+        record.earlier_machines = earlier;
+    }
+}
+
 /// Testing hooks: `KD_SWEEP_FAIL_RUN=<run id>` makes that run fail with an injected error,
 /// `KD_SWEEP_CRASH_RUN=<run id>` aborts the worker process while it runs.
 fn injected_fault(run_id: &str) -> Result<(), RunError> {
@@ -106,8 +136,7 @@ pub fn execute_job(
     let secs = start.elapsed().as_secs_f64();
     let epochs = job.run.phase(&job.sweep).epochs;
     let device = job.device.to_string();
-    let gpu = crate::platform::device::gpu_of(job.device);
-    let cpu = crate::platform::device::cpu_of(job.device);
+    let here = Here::of(job);
     let store = Store::new(&job.results_root, &job.sweep.name);
     // one ending per member: a failure of the whole job (data, cache, a panic) is every member's
     let each: Vec<RunEnd> = match trained {
@@ -135,8 +164,7 @@ pub fn execute_job(
         .map(|r| {
             r.map(|mut r| {
                 r.threads = Some(threads);
-                r.gpu = gpu.clone();
-                r.cpu = cpu.clone();
+                here.stamp(&mut r, &store);
                 r
             })
         })
@@ -258,9 +286,10 @@ fn train_fused(
     let init = crate::train::fused::common_init(data, device, &settings);
     // each member keeps its own checkpoint; members continue together from a common position only
     let every = job.sweep.schedule.checkpoint_every();
+    let here = Here::of(job).kind;
     let checkpoints: Vec<RunCheckpoint> = runs
         .iter()
-        .map(|(_, r)| RunCheckpoint::new(&store, &r.id, &r.key, every))
+        .map(|(_, r)| RunCheckpoint::new(&store, &r.id, &r.key, every).on(here.clone()))
         .collect();
     let states = checkpoints.iter().map(train::Checkpoints::load).collect();
     let mut each: Vec<Option<Result<Fitted, RunError>>> = runs.iter().map(|_| None).collect();
@@ -349,7 +378,8 @@ fn train_run(
     let settings = RunSettings::of(job.run.phase(sweep), job.run.seed, job.run.stream());
     let arch = job.run.arch();
     let every = sweep.schedule.checkpoint_every();
-    let checkpoint = RunCheckpoint::new(&store, &job.run.id, &job.run.key, every);
+    let checkpoint =
+        RunCheckpoint::new(&store, &job.run.id, &job.run.key, every).on(Here::of(job).kind);
     // loaded here, not in `fit`: a TorchScript network continues from the module it holds
     let resume = checkpoint.load();
     let saved = resume.as_ref().and_then(|s| s.script_state());
@@ -588,8 +618,7 @@ fn cache_teacher(
 ) -> Result<Tensor, RunError> {
     let logits = train::logits(net, &data.train_x);
     record.threads = Some(job.run.phase(&job.sweep).threads);
-    record.gpu = crate::platform::device::gpu_of(job.device);
-    record.cpu = crate::platform::device::cpu_of(job.device);
+    Here::of(job).stamp(&mut record, store);
     store::save_teacher(&store.teacher_dir(&record.key), &record, |dir| {
         let weights = dir.join(store::WEIGHTS);
         match net.script_state() {

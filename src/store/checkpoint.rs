@@ -14,6 +14,7 @@ use crate::util::hex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 use tch::Tensor;
 
@@ -33,6 +34,11 @@ struct Meta {
     step_losses: Vec<f64>,
     seconds: f64,
     tensors_sha256: String,
+    /// The kinds of machine ([`crate::record::machine_kind`]) that computed its epochs, oldest
+    /// first, consecutive repeats merged (absent when unknown, as in checkpoints written before
+    /// kd-sweep kept it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    machines: Vec<String>,
     #[serde(default)]
     checksum: String,
 }
@@ -43,6 +49,21 @@ impl Meta {
         c.checksum.clear();
         hex(&Sha256::digest(serde_json::to_vec(&c).unwrap_or_default()))
     }
+
+    /// Its checksum holds over what this build reads of it, or over its file as written (a later
+    /// build's checkpoint, with fields this one does not know, is still used).
+    fn verifies(&self, bytes: &[u8]) -> bool {
+        self.checksum == self.digest()
+            || crate::record::digest_as_written(bytes).as_deref() == Some(self.checksum.as_str())
+    }
+}
+
+/// `machines` and then `here`, a repeat of the last one merged.
+fn then(mut machines: Vec<String>, here: Option<&String>) -> Vec<String> {
+    if let Some(m) = here.filter(|&m| machines.last() != Some(m)) {
+        machines.push(m.clone());
+    }
+    machines
 }
 
 /// The checkpoint of one run (`id`, `key`) of a sweep.
@@ -58,6 +79,10 @@ pub struct RunCheckpoint {
     warn: fn(&str),
     /// Where notes go (the worker's stderr, unless the sweep runs with `--quiet`).
     info: fn(&str),
+    /// The kind of machine this process computes on ([`crate::record::machine_kind`]).
+    machine: Option<String>,
+    /// The kinds that computed the epochs of the checkpoint it continued from.
+    earlier: Mutex<Vec<String>>,
 }
 
 fn to_stderr(m: &str) {
@@ -90,7 +115,14 @@ impl RunCheckpoint {
             paused,
             warn: to_stderr,
             info: unless_quiet,
+            machine: None,
+            earlier: Mutex::default(),
         }
+    }
+
+    /// The same, kept as computed on `machine` (its checkpoints name the kinds that computed them).
+    pub fn on(self, machine: Option<String>) -> RunCheckpoint {
+        RunCheckpoint { machine, ..self }
     }
 
     fn ignore(&self, why: &str) -> Option<TrainState> {
@@ -126,11 +158,16 @@ impl RunCheckpoint {
             step_losses: state.step_losses.clone(),
             seconds: state.seconds,
             tensors_sha256: digest,
+            machines: then(self.earlier_machines(), self.machine.as_ref()),
             checksum: String::new(),
         };
         meta.checksum = meta.digest();
         let text = serde_json::to_vec(&meta).map_err(|e| e.to_string())?;
         write_atomic(&self.json, &text).map_err(|e| e.to_string())
+    }
+
+    fn earlier_machines(&self) -> Vec<String> {
+        self.earlier.lock().map(|m| m.clone()).unwrap_or_default()
     }
 }
 
@@ -144,13 +181,27 @@ fn paths(store: &Store, run_id: &str, key: &str) -> (PathBuf, PathBuf) {
 /// what `plan` and `status` show. `None`: no checkpoint, or one a run would ignore for its
 /// description (a run also checks its tensors when it continues).
 pub fn reached(store: &Store, run_id: &str, key: &str) -> Option<(u32, usize)> {
+    let meta = described(store, run_id, key)?;
+    Some((meta.epoch, meta.step))
+}
+
+/// A run's checkpoint description, when it verifies and is this run's.
+fn described(store: &Store, run_id: &str, key: &str) -> Option<Meta> {
     let (json, _) = paths(store, run_id, key);
-    let meta: Meta = serde_json::from_slice(&std::fs::read(json).ok()?).ok()?;
+    let bytes = std::fs::read(json).ok()?;
+    let meta: Meta = serde_json::from_slice(&bytes).ok()?;
     let usable = meta.format == FORMAT
-        && meta.checksum == meta.digest()
+        && meta.verifies(&bytes)
         && meta.run_id == run_id
-        && meta.key == key;
-    usable.then_some((meta.epoch, meta.step))
+        && meta.key == key
+        && meta.history.len() == meta.epoch as usize;
+    usable.then_some(meta)
+}
+
+/// The kinds of machine that computed the epochs a run's checkpoint holds, oldest first (empty when
+/// there is none or it does not say): read before the run's record is written, which removes it.
+pub fn machines(store: &Store, run_id: &str, key: &str) -> Vec<String> {
+    described(store, run_id, key).map_or_else(Vec::new, |m| m.machines)
 }
 
 /// Removes a run's checkpoint (after its record is written).
@@ -180,7 +231,7 @@ impl Checkpoints for RunCheckpoint {
             Ok(m) => m,
             Err(e) => return self.ignore(&format!("does not parse: {e}")),
         };
-        if meta.checksum != meta.digest() {
+        if !meta.verifies(&bytes) {
             return self.ignore("its checksum does not match");
         }
         if meta.format != FORMAT {
@@ -218,6 +269,9 @@ impl Checkpoints for RunCheckpoint {
                 "{}: continuing from its checkpoint after epoch {}{steps} ({:.1} s of training kept)",
                 self.run_id, meta.epoch, meta.seconds
             ));
+        }
+        if let Ok(mut earlier) = self.earlier.lock() {
+            *earlier = meta.machines;
         }
         Some(TrainState {
             epoch: meta.epoch,
@@ -345,5 +399,49 @@ mod tests {
         let bytes = std::fs::read(&c.json).unwrap();
         std::fs::write(&c.json, &bytes[..bytes.len() / 2]).unwrap();
         assert!(c.load().is_none(), "truncated");
+    }
+
+    #[test]
+    fn a_checkpoint_names_the_kinds_of_machine_that_computed_it() {
+        let d = tempfile::tempdir().unwrap();
+        let key = "ab".repeat(32);
+        let store = Store::new(d.path(), "s");
+        let on = |m: &str| checkpoint(d.path(), &key).on(Some(m.into()));
+        let kinds = || machines(&store, "teacher-s0", &key);
+        assert!(kinds().is_empty(), "no checkpoint");
+        on("cpu AuthenticAMD").save(&state());
+        assert_eq!(kinds(), ["cpu AuthenticAMD"]);
+        // continued on the same kind: one entry; then on another: both, oldest first
+        let same = on("cpu AuthenticAMD");
+        same.load().expect("loads");
+        same.save(&state());
+        assert_eq!(kinds(), ["cpu AuthenticAMD"]);
+        let other = on("cpu GenuineIntel");
+        other.load().expect("loads");
+        other.save(&state());
+        assert_eq!(kinds(), ["cpu AuthenticAMD", "cpu GenuineIntel"]);
+        // a checkpoint written before kd-sweep kept them (no `machines`) still loads, naming none
+        let mut meta: Meta = serde_json::from_slice(&std::fs::read(&other.json).unwrap()).unwrap();
+        meta.machines.clear();
+        meta.checksum = meta.digest();
+        std::fs::write(&other.json, serde_json::to_vec(&meta).unwrap()).unwrap();
+        assert!(!String::from_utf8(std::fs::read(&other.json).unwrap())
+            .unwrap()
+            .contains("machines"));
+        assert!(other.load().is_some());
+        assert!(kinds().is_empty());
+        // a later build's, with a field this one does not know, loads; changed, it does not
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&other.json).unwrap()).unwrap();
+        v["a_later_field"] = serde_json::json!([1, "checksum"]);
+        v["checksum"] = "".into();
+        let unsigned = serde_json::to_vec(&v).unwrap();
+        v["checksum"] = hex(&Sha256::digest(&unsigned)).into();
+        let later = serde_json::to_string(&v).unwrap();
+        std::fs::write(&other.json, &later).unwrap();
+        assert!(other.load().is_some(), "a later build's checkpoint");
+        assert_eq!(kinds(), Vec::<String>::new());
+        std::fs::write(&other.json, later.replace("[1,", "[2,")).unwrap();
+        assert!(other.load().is_none(), "its unknown field changed");
     }
 }

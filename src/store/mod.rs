@@ -59,6 +59,7 @@ impl RunRecord {
             device: device.to_string(),
             gpu: None,
             cpu: None,
+            earlier_machines: Vec::new(),
             threads: None,
             model: run.coord.model,
             teacher_epoch: run.coord.teacher_epoch,
