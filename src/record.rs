@@ -109,7 +109,8 @@ pub struct RunRecord {
     pub cpu: Option<String>,
     /// The kinds of machine ([`RunRecord::machine`]'s words) that computed this run's first epochs
     /// before it was continued, from their checkpoint, on the one `device`, `gpu` and `cpu` name,
-    /// oldest first: absent when one kind computed it all (and in records written before kd-sweep
+    /// oldest first ("not recorded" for a checkpoint an older build wrote or a machine that could
+    /// not be named): absent when one kind computed it all (and in records written before kd-sweep
     /// tracked it). A run continued on another kind has neither kind's numbers to the last bit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub earlier_machines: Vec<String>,

@@ -343,9 +343,9 @@ pub(crate) mod tests {
             ("cpu AuthenticAMD, then cpu GenuineIntel".to_string(), 1)
         );
         assert!(md.contains("by rounding"), "{md}");
-        // … and one a GPU began among CPU runs is another draw
+        // … and one a CPU finished among GPU runs is another draw
         assert!(super::summary::machines_consequence(&[
-            "cpu GenuineIntel",
+            "cuda NVIDIA H200, sm_90, TF32",
             "cuda NVIDIA H200, sm_90, TF32, then cpu GenuineIntel"
         ])
         .starts_with("CPU and GPU runs draw"));

@@ -13,7 +13,7 @@ use crate::store::checkpoint::RunCheckpoint;
 use crate::store::{self, RunRecord, Store};
 use crate::train::{self, Checkpoints, EpochStats, Fitted, Hooks, RunSettings, Source, TrainError};
 use std::panic::AssertUnwindSafe;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tch::{nn, Device, Tensor};
 
 /// Why a run failed (or stopped). Its `Display` is the reason written into the failed record.
@@ -86,15 +86,18 @@ impl Here {
     }
 
     /// Names this machine on `record` and, when the run continued from a checkpoint that other kinds
-    /// of machine computed, those (called before the record is written: that removes the checkpoint).
-    fn stamp(&self, record: &mut RunRecord, store: &Store) {
+    /// of machine computed, those: the checkpoint of `run` (id, key), called before its record is
+    /// written (that removes it). A teacher's snapshot names its teacher's.
+    fn stamp(&self, record: &mut RunRecord, store: &Store, (id, key): (&str, &str)) {
         record.gpu = self.gpu.clone();
         record.cpu = self.cpu.clone();
-        let mut earlier = store::checkpoint::machines(store, &record.run_id, &record.key);
-        if earlier.last() == self.kind.as_ref() {
-            earlier.pop();
-        }
-        record.earlier_machines = earlier;
+        record.earlier_machines =
+            store::checkpoint::machines_before(store, id, key, self.kind.as_deref());
+    }
+
+    /// The checkpoint of `run` on this machine.
+    fn checkpoint(&self, store: &Store, run: &RunSpec, every: Option<Duration>) -> RunCheckpoint {
+        RunCheckpoint::new(store, &run.id, &run.key, every).on(self.kind.clone())
     }
 }
 
@@ -164,7 +167,8 @@ pub fn execute_job(
         .map(|r| {
             r.map(|mut r| {
                 r.threads = Some(threads);
-                here.stamp(&mut r, &store);
+                let run = (r.run_id.clone(), r.key.clone());
+                here.stamp(&mut r, &store, (&run.0, &run.1));
                 r
             })
         })
@@ -286,10 +290,10 @@ fn train_fused(
     let init = crate::train::fused::common_init(data, device, &settings);
     // each member keeps its own checkpoint; members continue together from a common position only
     let every = job.sweep.schedule.checkpoint_every();
-    let here = Here::of(job).kind;
+    let here = Here::of(job);
     let checkpoints: Vec<RunCheckpoint> = runs
         .iter()
-        .map(|(_, r)| RunCheckpoint::new(&store, &r.id, &r.key, every).on(here.clone()))
+        .map(|(_, r)| here.checkpoint(&store, r, every))
         .collect();
     let states = checkpoints.iter().map(train::Checkpoints::load).collect();
     let mut each: Vec<Option<Result<Fitted, RunError>>> = runs.iter().map(|_| None).collect();
@@ -378,8 +382,7 @@ fn train_run(
     let settings = RunSettings::of(job.run.phase(sweep), job.run.seed, job.run.stream());
     let arch = job.run.arch();
     let every = sweep.schedule.checkpoint_every();
-    let checkpoint =
-        RunCheckpoint::new(&store, &job.run.id, &job.run.key, every).on(Here::of(job).kind);
+    let checkpoint = Here::of(job).checkpoint(&store, &job.run, every);
     // loaded here, not in `fit`: a TorchScript network continues from the module it holds
     let resume = checkpoint.load();
     let saved = resume.as_ref().and_then(|s| s.script_state());
@@ -618,7 +621,7 @@ fn cache_teacher(
 ) -> Result<Tensor, RunError> {
     let logits = train::logits(net, &data.train_x);
     record.threads = Some(job.run.phase(&job.sweep).threads);
-    Here::of(job).stamp(&mut record, store);
+    Here::of(job).stamp(&mut record, store, (&job.run.id, &job.run.key));
     store::save_teacher(&store.teacher_dir(&record.key), &record, |dir| {
         let weights = dir.join(store::WEIGHTS);
         match net.script_state() {

@@ -18,8 +18,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tch::Tensor;
 
-/// Bumped when the checkpoint layout changes: another version is ignored.
+/// Bumped when the checkpoint layout changes: another version is ignored. A field added without a
+/// bump must mean nothing to a build that does not know it (`machines` is such a field): builds from
+/// 71c915d on accept it under the checksum over the file as written.
 const FORMAT: u32 = 1;
+
+/// A machine a checkpoint's epochs were computed on whose kind nobody recorded: a checkpoint written
+/// before kd-sweep kept them, or a machine [`crate::record::machine_kind`] cannot name.
+pub const UNRECORDED: &str = "not recorded";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Meta {
@@ -34,9 +40,9 @@ struct Meta {
     step_losses: Vec<f64>,
     seconds: f64,
     tensors_sha256: String,
-    /// The kinds of machine ([`crate::record::machine_kind`]) that computed its epochs, oldest
-    /// first, consecutive repeats merged (absent when unknown, as in checkpoints written before
-    /// kd-sweep kept it).
+    /// The kinds of machine ([`crate::record::machine_kind`], or [`UNRECORDED`]) that computed its
+    /// epochs, oldest first, consecutive repeats merged (absent in checkpoints written before
+    /// kd-sweep kept them: [`Meta::kinds`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     machines: Vec<String>,
     #[serde(default)]
@@ -50,6 +56,14 @@ impl Meta {
         hex(&Sha256::digest(serde_json::to_vec(&c).unwrap_or_default()))
     }
 
+    /// The kinds of machine that computed its epochs: [`UNRECORDED`] when it does not say.
+    fn kinds(&self) -> Vec<String> {
+        match self.machines.is_empty() {
+            true => vec![UNRECORDED.to_string()],
+            false => self.machines.clone(),
+        }
+    }
+
     /// Its checksum holds over what this build reads of it, or over its file as written (a later
     /// build's checkpoint, with fields this one does not know, is still used).
     fn verifies(&self, bytes: &[u8]) -> bool {
@@ -59,9 +73,18 @@ impl Meta {
 }
 
 /// `machines` and then `here`, a repeat of the last one merged.
-fn then(mut machines: Vec<String>, here: Option<&String>) -> Vec<String> {
-    if let Some(m) = here.filter(|&m| machines.last() != Some(m)) {
-        machines.push(m.clone());
+fn then(mut machines: Vec<String>, here: &str) -> Vec<String> {
+    if machines.last().is_none_or(|m| m != here) {
+        machines.push(here.to_string());
+    }
+    machines
+}
+
+/// The kinds before `here` of the `machines` that computed a run's checkpoint, oldest first: what
+/// its record keeps when it continued from there (nothing when `here` computed it all).
+fn before(mut machines: Vec<String>, here: &str) -> Vec<String> {
+    if machines.last().is_some_and(|m| m == here) {
+        machines.pop();
     }
     machines
 }
@@ -79,8 +102,9 @@ pub struct RunCheckpoint {
     warn: fn(&str),
     /// Where notes go (the worker's stderr, unless the sweep runs with `--quiet`).
     info: fn(&str),
-    /// The kind of machine this process computes on ([`crate::record::machine_kind`]).
-    machine: Option<String>,
+    /// The kind of machine this process computes on ([`crate::record::machine_kind`], or
+    /// [`UNRECORDED`]).
+    machine: String,
     /// The kinds that computed the epochs of the checkpoint it continued from.
     earlier: Mutex<Vec<String>>,
 }
@@ -115,13 +139,14 @@ impl RunCheckpoint {
             paused,
             warn: to_stderr,
             info: unless_quiet,
-            machine: None,
+            machine: UNRECORDED.to_string(),
             earlier: Mutex::default(),
         }
     }
 
     /// The same, kept as computed on `machine` (its checkpoints name the kinds that computed them).
     pub fn on(self, machine: Option<String>) -> RunCheckpoint {
+        let machine = machine.unwrap_or_else(|| UNRECORDED.to_string());
         RunCheckpoint { machine, ..self }
     }
 
@@ -158,7 +183,7 @@ impl RunCheckpoint {
             step_losses: state.step_losses.clone(),
             seconds: state.seconds,
             tensors_sha256: digest,
-            machines: then(self.earlier_machines(), self.machine.as_ref()),
+            machines: then(self.earlier_machines(), &self.machine),
             checksum: String::new(),
         };
         meta.checksum = meta.digest();
@@ -194,14 +219,17 @@ fn described(store: &Store, run_id: &str, key: &str) -> Option<Meta> {
         && meta.verifies(&bytes)
         && meta.run_id == run_id
         && meta.key == key
-        && meta.history.len() == meta.epoch as usize;
+        && meta.history.len() == meta.epoch as usize
+        && meta.step_losses.len() >= meta.step;
     usable.then_some(meta)
 }
 
-/// The kinds of machine that computed the epochs a run's checkpoint holds, oldest first (empty when
-/// there is none or it does not say): read before the run's record is written, which removes it.
-pub fn machines(store: &Store, run_id: &str, key: &str) -> Vec<String> {
-    described(store, run_id, key).map_or_else(Vec::new, |m| m.machines)
+/// The kinds of machine before `here` ([`crate::record::machine_kind`]) that computed the epochs of
+/// the checkpoint run `run_id`/`key` continued from, oldest first — empty when there is none or
+/// `here` computed it all. Read before the run's record is written, which removes the checkpoint.
+pub fn machines_before(store: &Store, run_id: &str, key: &str, here: Option<&str>) -> Vec<String> {
+    let here = here.unwrap_or(UNRECORDED);
+    described(store, run_id, key).map_or_else(Vec::new, |m| before(m.kinds(), here))
 }
 
 /// Removes a run's checkpoint (after its record is written).
@@ -271,7 +299,7 @@ impl Checkpoints for RunCheckpoint {
             ));
         }
         if let Ok(mut earlier) = self.earlier.lock() {
-            *earlier = meta.machines;
+            *earlier = meta.kinds();
         }
         Some(TrainState {
             epoch: meta.epoch,
@@ -407,41 +435,83 @@ mod tests {
         let key = "ab".repeat(32);
         let store = Store::new(d.path(), "s");
         let on = |m: &str| checkpoint(d.path(), &key).on(Some(m.into()));
-        let kinds = || machines(&store, "teacher-s0", &key);
-        assert!(kinds().is_empty(), "no checkpoint");
-        on("cpu AuthenticAMD").save(&state());
-        assert_eq!(kinds(), ["cpu AuthenticAMD"]);
+        let written = |c: &RunCheckpoint| -> Meta {
+            serde_json::from_slice(&std::fs::read(&c.json).unwrap()).unwrap()
+        };
+        let before = |here: &str| machines_before(&store, "teacher-s0", &key, Some(here));
+        assert!(before("cpu AuthenticAMD").is_empty(), "no checkpoint");
+        let amd = on("cpu AuthenticAMD");
+        amd.save(&state());
+        assert_eq!(written(&amd).machines, ["cpu AuthenticAMD"]);
+        assert!(
+            before("cpu AuthenticAMD").is_empty(),
+            "one kind computed it all"
+        );
+        assert_eq!(before("cpu GenuineIntel"), ["cpu AuthenticAMD"]);
         // continued on the same kind: one entry; then on another: both, oldest first
         let same = on("cpu AuthenticAMD");
         same.load().expect("loads");
         same.save(&state());
-        assert_eq!(kinds(), ["cpu AuthenticAMD"]);
-        let other = on("cpu GenuineIntel");
-        other.load().expect("loads");
-        other.save(&state());
-        assert_eq!(kinds(), ["cpu AuthenticAMD", "cpu GenuineIntel"]);
-        // a checkpoint written before kd-sweep kept them (no `machines`) still loads, naming none
-        let mut meta: Meta = serde_json::from_slice(&std::fs::read(&other.json).unwrap()).unwrap();
+        assert_eq!(written(&same).machines, ["cpu AuthenticAMD"]);
+        let intel = on("cpu GenuineIntel");
+        intel.load().expect("loads");
+        intel.save(&state());
+        assert_eq!(
+            written(&intel).machines,
+            ["cpu AuthenticAMD", "cpu GenuineIntel"]
+        );
+        assert_eq!(before("cpu GenuineIntel"), ["cpu AuthenticAMD"]);
+        assert_eq!(
+            before("cpu AuthenticAMD"),
+            ["cpu AuthenticAMD", "cpu GenuineIntel"]
+        );
+        // a machine that cannot be named is said to be unrecorded, not left out
+        let unnamed = checkpoint(d.path(), &key).on(None);
+        unnamed.load().expect("loads");
+        unnamed.save(&state());
+        assert_eq!(
+            written(&unnamed).machines,
+            ["cpu AuthenticAMD", "cpu GenuineIntel", UNRECORDED]
+        );
+        assert_eq!(
+            machines_before(&store, "teacher-s0", &key, None),
+            ["cpu AuthenticAMD", "cpu GenuineIntel"]
+        );
+        // a checkpoint written before kd-sweep kept them (no `machines`) loads; who computed it is
+        // not recorded, and a run continued from it says so
+        let mut meta = written(&intel);
         meta.machines.clear();
         meta.checksum = meta.digest();
-        std::fs::write(&other.json, serde_json::to_vec(&meta).unwrap()).unwrap();
-        assert!(!String::from_utf8(std::fs::read(&other.json).unwrap())
+        std::fs::write(&intel.json, serde_json::to_vec(&meta).unwrap()).unwrap();
+        assert!(!String::from_utf8(std::fs::read(&intel.json).unwrap())
             .unwrap()
             .contains("machines"));
-        assert!(other.load().is_some());
-        assert!(kinds().is_empty());
-        // a later build's, with a field this one does not know, loads; changed, it does not
+        assert_eq!(before("cpu GenuineIntel"), [UNRECORDED]);
+        let upgraded = on("cpu GenuineIntel");
+        upgraded.load().expect("loads");
+        upgraded.save(&state());
+        assert_eq!(
+            written(&upgraded).machines,
+            [UNRECORDED, "cpu GenuineIntel"]
+        );
+        // a later build's, with a field this one does not know, loads and is read; changed, it
+        // does not load
         let mut v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&other.json).unwrap()).unwrap();
+            serde_json::from_slice(&std::fs::read(&intel.json).unwrap()).unwrap();
+        v["machines"] = serde_json::json!(["cuda NVIDIA H200, sm_90, TF32"]);
         v["a_later_field"] = serde_json::json!([1, "checksum"]);
         v["checksum"] = "".into();
         let unsigned = serde_json::to_vec(&v).unwrap();
         v["checksum"] = hex(&Sha256::digest(&unsigned)).into();
         let later = serde_json::to_string(&v).unwrap();
-        std::fs::write(&other.json, &later).unwrap();
-        assert!(other.load().is_some(), "a later build's checkpoint");
-        assert_eq!(kinds(), Vec::<String>::new());
-        std::fs::write(&other.json, later.replace("[1,", "[2,")).unwrap();
-        assert!(other.load().is_none(), "its unknown field changed");
+        std::fs::write(&intel.json, &later).unwrap();
+        assert!(intel.load().is_some(), "a later build's checkpoint");
+        assert_eq!(
+            before("cpu GenuineIntel"),
+            ["cuda NVIDIA H200, sm_90, TF32"]
+        );
+        std::fs::write(&intel.json, later.replace("[1,", "[2,")).unwrap();
+        assert!(intel.load().is_none(), "its unknown field changed");
+        assert!(before("cpu GenuineIntel").is_empty());
     }
 }
