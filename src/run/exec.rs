@@ -13,7 +13,7 @@ use crate::store::checkpoint::RunCheckpoint;
 use crate::store::{self, RunRecord, Store};
 use crate::train::{self, Checkpoints, EpochStats, Fitted, Hooks, RunSettings, Source, TrainError};
 use std::panic::AssertUnwindSafe;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tch::{nn, Device, Tensor};
 
 /// Why a run failed (or stopped). Its `Display` is the reason written into the failed record.
@@ -95,8 +95,9 @@ impl Here {
             store::checkpoint::machines_before(store, id, key, self.kind.as_deref());
     }
 
-    /// The checkpoint of `run` on this machine.
-    fn checkpoint(&self, store: &Store, run: &RunSpec, every: Option<Duration>) -> RunCheckpoint {
+    /// The checkpoint of `run`, one of `job`'s, on this machine.
+    fn checkpoint(&self, store: &Store, job: &Job, run: &RunSpec) -> RunCheckpoint {
+        let every = job.sweep.schedule.checkpoint_every();
         RunCheckpoint::new(store, &run.id, &run.key, every).on(self.kind.clone())
     }
 }
@@ -127,19 +128,21 @@ pub fn execute_job(
     let threads = job.run.phase(&job.sweep).threads.max(1);
     tch::set_num_threads(threads as i32);
     let members = job.runs();
+    let here = Here::of(job);
     let trained = std::panic::catch_unwind(AssertUnwindSafe(|| {
         how_to_compute(&job.sweep.schedule, job.device)?;
         if job.also.is_empty() {
-            Ok(vec![train_run(job, state, &mut |e| on_epoch(job.index, e))])
+            Ok(vec![train_run((job, &here), state, &mut |e| {
+                on_epoch(job.index, e)
+            })])
         } else {
-            train_fused(job, state, &mut |i, e| on_epoch(members[i].0, e))
+            train_fused((job, &here), state, &mut |i, e| on_epoch(members[i].0, e))
         }
     }))
     .unwrap_or_else(|panic| Err(RunError::Panic(panic_message(&*panic))));
     let secs = start.elapsed().as_secs_f64();
     let epochs = job.run.phase(&job.sweep).epochs;
     let device = job.device.to_string();
-    let here = Here::of(job);
     let store = Store::new(&job.results_root, &job.sweep.name);
     // one ending per member: a failure of the whole job (data, cache, a panic) is every member's
     let each: Vec<RunEnd> = match trained {
@@ -262,7 +265,7 @@ impl RunEnd {
 /// Trains a fused group (`job.run` and `job.also`: logit students of one seed with cached teacher
 /// logits) and returns each member's epochs, or its own failure (a member that diverges fails alone).
 fn train_fused(
-    job: &Job,
+    (job, here): (&Job, &Here),
     state: &mut WorkerState,
     on_epoch: &mut dyn FnMut(usize, &EpochStats),
 ) -> Result<Vec<Result<Fitted, RunError>>, RunError> {
@@ -289,11 +292,9 @@ fn train_fused(
     let settings = RunSettings::of(&job.sweep.student, job.run.seed, job.run.stream());
     let init = crate::train::fused::common_init(data, device, &settings);
     // each member keeps its own checkpoint; members continue together from a common position only
-    let every = job.sweep.schedule.checkpoint_every();
-    let here = Here::of(job);
     let checkpoints: Vec<RunCheckpoint> = runs
         .iter()
-        .map(|(_, r)| here.checkpoint(&store, r, every))
+        .map(|(_, r)| here.checkpoint(&store, job, r))
         .collect();
     let states = checkpoints.iter().map(train::Checkpoints::load).collect();
     let mut each: Vec<Option<Result<Fitted, RunError>>> = runs.iter().map(|_| None).collect();
@@ -370,7 +371,7 @@ fn persist(store: &Store, record: RunRecord, run: &RunSpec, secs: f64) -> RunRec
 }
 
 fn train_run(
-    job: &Job,
+    (job, here): (&Job, &Here),
     state: &mut WorkerState,
     on_epoch: &mut dyn FnMut(&EpochStats),
 ) -> Result<Fitted, RunError> {
@@ -381,8 +382,7 @@ fn train_run(
     let store = Store::new(&job.results_root, &sweep.name);
     let settings = RunSettings::of(job.run.phase(sweep), job.run.seed, job.run.stream());
     let arch = job.run.arch();
-    let every = sweep.schedule.checkpoint_every();
-    let checkpoint = Here::of(job).checkpoint(&store, &job.run, every);
+    let checkpoint = here.checkpoint(&store, job, &job.run);
     // loaded here, not in `fit`: a TorchScript network continues from the module it holds
     let resume = checkpoint.load();
     let saved = resume.as_ref().and_then(|s| s.script_state());
