@@ -86,13 +86,12 @@ impl Here {
     }
 
     /// Names this machine on `record` and, when the run continued from a checkpoint that other kinds
-    /// of machine computed, those: the checkpoint of `run` (id, key), called before its record is
-    /// written (that removes it). A teacher's snapshot names its teacher's.
-    fn stamp(&self, record: &mut RunRecord, store: &Store, (id, key): (&str, &str)) {
+    /// of machine computed, those: what `continued` (the run's checkpoint; a teacher's snapshot
+    /// names its teacher's) loaded.
+    fn stamp(&self, record: &mut RunRecord, continued: &RunCheckpoint) {
         record.gpu = self.gpu.clone();
         record.cpu = self.cpu.clone();
-        record.earlier_machines =
-            store::checkpoint::machines_before(store, id, key, self.kind.as_deref());
+        record.earlier_machines = continued.machines_before();
     }
 
     /// The checkpoint of `run`, one of `job`'s, on this machine.
@@ -101,6 +100,9 @@ impl Here {
         RunCheckpoint::new(store, &run.id, &run.key, every).on(self.kind.clone())
     }
 }
+
+/// Where a run is computed: this machine, and the run's checkpoint (what it continued from).
+type At<'a> = (&'a Here, &'a RunCheckpoint);
 
 /// Testing hooks: `KD_SWEEP_FAIL_RUN=<run id>` makes that run fail with an injected error,
 /// `KD_SWEEP_CRASH_RUN=<run id>` aborts the worker process while it runs.
@@ -129,21 +131,29 @@ pub fn execute_job(
     tch::set_num_threads(threads as i32);
     let members = job.runs();
     let here = Here::of(job);
+    let store = Store::new(&job.results_root, &job.sweep.name);
+    // each member's checkpoint, on this machine: what it continued from is in its record
+    let checkpoints: Vec<RunCheckpoint> = members
+        .iter()
+        .map(|(_, r)| here.checkpoint(&store, job, r))
+        .collect();
     let trained = std::panic::catch_unwind(AssertUnwindSafe(|| {
         how_to_compute(&job.sweep.schedule, job.device)?;
         if job.also.is_empty() {
-            Ok(vec![train_run((job, &here), state, &mut |e| {
+            let at = (&here, &checkpoints[0]);
+            Ok(vec![train_run((job, at), state, &mut |e| {
                 on_epoch(job.index, e)
             })])
         } else {
-            train_fused((job, &here), state, &mut |i, e| on_epoch(members[i].0, e))
+            train_fused((job, &checkpoints), state, &mut |i, e| {
+                on_epoch(members[i].0, e)
+            })
         }
     }))
     .unwrap_or_else(|panic| Err(RunError::Panic(panic_message(&*panic))));
     let secs = start.elapsed().as_secs_f64();
     let epochs = job.run.phase(&job.sweep).epochs;
     let device = job.device.to_string();
-    let store = Store::new(&job.results_root, &job.sweep.name);
     // one ending per member: a failure of the whole job (data, cache, a panic) is every member's
     let each: Vec<RunEnd> = match trained {
         Ok(each) => each.into_iter().map(RunEnd::of).collect(),
@@ -167,11 +177,11 @@ pub fn execute_job(
             RunEnd::Failed(why) => Some(RunRecord::failed(run, epochs, &why, secs, &device)),
             RunEnd::Interrupted => None,
         })
-        .map(|r| {
+        .zip(&checkpoints)
+        .map(|(r, checkpoint)| {
             r.map(|mut r| {
                 r.threads = Some(threads);
-                let run = (r.run_id.clone(), r.key.clone());
-                here.stamp(&mut r, &store, (&run.0, &run.1));
+                here.stamp(&mut r, checkpoint);
                 r
             })
         })
@@ -265,7 +275,7 @@ impl RunEnd {
 /// Trains a fused group (`job.run` and `job.also`: logit students of one seed with cached teacher
 /// logits) and returns each member's epochs, or its own failure (a member that diverges fails alone).
 fn train_fused(
-    (job, here): (&Job, &Here),
+    (job, checkpoints): (&Job, &[RunCheckpoint]),
     state: &mut WorkerState,
     on_epoch: &mut dyn FnMut(usize, &EpochStats),
 ) -> Result<Vec<Result<Fitted, RunError>>, RunError> {
@@ -292,10 +302,6 @@ fn train_fused(
     let settings = RunSettings::of(&job.sweep.student, job.run.seed, job.run.stream());
     let init = crate::train::fused::common_init(data, device, &settings);
     // each member keeps its own checkpoint; members continue together from a common position only
-    let checkpoints: Vec<RunCheckpoint> = runs
-        .iter()
-        .map(|(_, r)| here.checkpoint(&store, job, r))
-        .collect();
     let states = checkpoints.iter().map(train::Checkpoints::load).collect();
     let mut each: Vec<Option<Result<Fitted, RunError>>> = runs.iter().map(|_| None).collect();
     for (part, resume) in crate::train::fused::resume_groups(states) {
@@ -371,7 +377,7 @@ fn persist(store: &Store, record: RunRecord, run: &RunSpec, secs: f64) -> RunRec
 }
 
 fn train_run(
-    (job, here): (&Job, &Here),
+    (job, at): (&Job, At),
     state: &mut WorkerState,
     on_epoch: &mut dyn FnMut(&EpochStats),
 ) -> Result<Fitted, RunError> {
@@ -382,7 +388,7 @@ fn train_run(
     let store = Store::new(&job.results_root, &sweep.name);
     let settings = RunSettings::of(job.run.phase(sweep), job.run.seed, job.run.stream());
     let arch = job.run.arch();
-    let checkpoint = here.checkpoint(&store, job, &job.run);
+    let checkpoint = at.1;
     // loaded here, not in `fit`: a TorchScript network continues from the module it holds
     let resume = checkpoint.load();
     let saved = resume.as_ref().and_then(|s| s.script_state());
@@ -410,13 +416,13 @@ fn train_run(
         let (Some(s), Some((vs, net))) = (job.run.snapshot(epoch), &teacher) else {
             return Ok(());
         };
-        save_snapshot(job, &store, s, (vs, net), data, history).map_err(|e| {
+        save_snapshot((job, at), &store, s, (vs, net), data, history).map_err(|e| {
             TrainError::Script(format!("the teacher's snapshot after epoch {epoch}: {e}"))
         })
     };
     let mut hooks = Hooks {
         on_epoch,
-        checkpoints: Some(&checkpoint),
+        checkpoints: Some(checkpoint),
         resume,
         until: job.until,
         teacher_test_logits: reference,
@@ -444,7 +450,7 @@ fn train_run(
                     &mut hooks,
                 )?,
             };
-            let logits = publish_teacher(job, &store, vs, net, data, &fitted)?;
+            let logits = publish_teacher((job, at), &store, (vs, net), data, &fitted)?;
             state.logits = Some((job.run.key.clone(), logits));
             fitted
         }
@@ -555,10 +561,9 @@ fn train_student(
 /// Puts a trained teacher into the cache (weights, training-set logits, its record) and returns its
 /// logits on its device, for the worker to keep for the students that follow.
 fn publish_teacher(
-    job: &Job,
+    (job, at): (&Job, At),
     store: &Store,
-    vs: &nn::VarStore,
-    net: &Net,
+    (vs, net): (&nn::VarStore, &Net),
     data: &Dataset,
     fitted: &Fitted,
 ) -> Result<Tensor, RunError> {
@@ -571,14 +576,14 @@ fn publish_teacher(
         secs,
         &job.device.to_string(),
     );
-    cache_teacher(job, store, record, (vs, net), data)
+    cache_teacher((job, at), store, record, (vs, net), data)
 }
 
 /// Caches the teacher's weights after `history`'s last epoch as snapshot `s` — weights, logits and
 /// a record with the validation and test accuracy of these weights — unless the cache has it (the
 /// same snapshot of an earlier training of this teacher).
 fn save_snapshot(
-    job: &Job,
+    (job, at): (&Job, At),
     store: &Store,
     s: &crate::plan::Snapshot,
     (vs, net): (&nn::VarStore, &Net),
@@ -607,13 +612,13 @@ fn save_snapshot(
     };
     let secs = history.last().map_or(0.0, |e| e.seconds);
     let record = RunRecord::done(&spec, s.epoch, fitted, secs, &job.device.to_string());
-    cache_teacher(job, store, record, (vs, net), data).map(|_| ())
+    cache_teacher((job, at), store, record, (vs, net), data).map(|_| ())
 }
 
 /// Writes a teacher cache entry under `record.key`: the network's weights (a TorchScript one whole),
 /// its logits on the training images and `record`; returns the logits on the network's device.
 fn cache_teacher(
-    job: &Job,
+    (job, (here, checkpoint)): (&Job, At),
     store: &Store,
     mut record: RunRecord,
     (vs, net): (&nn::VarStore, &Net),
@@ -621,7 +626,7 @@ fn cache_teacher(
 ) -> Result<Tensor, RunError> {
     let logits = train::logits(net, &data.train_x);
     record.threads = Some(job.run.phase(&job.sweep).threads);
-    Here::of(job).stamp(&mut record, store, (&job.run.id, &job.run.key));
+    here.stamp(&mut record, checkpoint);
     store::save_teacher(&store.teacher_dir(&record.key), &record, |dir| {
         let weights = dir.join(store::WEIGHTS);
         match net.script_state() {

@@ -194,6 +194,14 @@ impl RunCheckpoint {
     fn earlier_machines(&self) -> Vec<String> {
         self.earlier.lock().map(|m| m.clone()).unwrap_or_default()
     }
+
+    /// The kinds of machine before this one ([`crate::record::machine_kind`]) that computed the
+    /// epochs of the checkpoint this run continued from — what [`Checkpoints::load`] accepted,
+    /// oldest first; empty when it continued from none (never loaded, or rejected: a stale file
+    /// left beside the run lends it nothing) or this kind computed it all.
+    pub fn machines_before(&self) -> Vec<String> {
+        before(self.earlier_machines(), &self.machine)
+    }
 }
 
 fn paths(store: &Store, run_id: &str, key: &str) -> (PathBuf, PathBuf) {
@@ -222,14 +230,6 @@ fn described(store: &Store, run_id: &str, key: &str) -> Option<Meta> {
         && meta.history.len() == meta.epoch as usize
         && meta.step_losses.len() >= meta.step;
     usable.then_some(meta)
-}
-
-/// The kinds of machine before `here` ([`crate::record::machine_kind`]) that computed the epochs of
-/// the checkpoint run `run_id`/`key` continued from, oldest first — empty when there is none or
-/// `here` computed it all. Read before the run's record is written, which removes the checkpoint.
-pub fn machines_before(store: &Store, run_id: &str, key: &str, here: Option<&str>) -> Vec<String> {
-    let here = here.unwrap_or(UNRECORDED);
-    described(store, run_id, key).map_or_else(Vec::new, |m| before(m.kinds(), here))
 }
 
 /// Removes a run's checkpoint (after its record is written).
@@ -433,12 +433,16 @@ mod tests {
     fn a_checkpoint_names_the_kinds_of_machine_that_computed_it() {
         let d = tempfile::tempdir().unwrap();
         let key = "ab".repeat(32);
-        let store = Store::new(d.path(), "s");
         let on = |m: &str| checkpoint(d.path(), &key).on(Some(m.into()));
         let written = |c: &RunCheckpoint| -> Meta {
             serde_json::from_slice(&std::fs::read(&c.json).unwrap()).unwrap()
         };
-        let before = |here: &str| machines_before(&store, "teacher-s0", &key, Some(here));
+        // what a run continued on `here` records: the kinds before it that computed what it loaded
+        let before = |here: &str| {
+            let c = on(here);
+            c.load();
+            c.machines_before()
+        };
         assert!(before("cpu AuthenticAMD").is_empty(), "no checkpoint");
         let amd = on("cpu AuthenticAMD");
         amd.save(&state());
@@ -473,8 +477,11 @@ mod tests {
             written(&unnamed).machines,
             ["cpu AuthenticAMD", "cpu GenuineIntel", UNRECORDED]
         );
+        let unnamed = checkpoint(d.path(), &key).on(None);
+        assert!(unnamed.machines_before().is_empty(), "nothing loaded yet");
+        unnamed.load().expect("loads");
         assert_eq!(
-            machines_before(&store, "teacher-s0", &key, None),
+            unnamed.machines_before(),
             ["cpu AuthenticAMD", "cpu GenuineIntel"]
         );
         // a checkpoint written before kd-sweep kept them (no `machines`) loads; who computed it is
@@ -513,5 +520,18 @@ mod tests {
         std::fs::write(&intel.json, later.replace("[1,", "[2,")).unwrap();
         assert!(intel.load().is_none(), "its unknown field changed");
         assert!(before("cpu GenuineIntel").is_empty());
+        // a checkpoint whose description verifies but whose tensors the run rejects lends the run
+        // none of its machines: it continued from nothing
+        on("cpu AuthenticAMD").save(&state());
+        let mut bytes = std::fs::read(&intel.tensors).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&intel.tensors, bytes).unwrap();
+        let store = Store::new(d.path(), "s");
+        assert_eq!(reached(&store, "teacher-s0", &key), Some((1, 2)));
+        assert!(
+            before("cpu GenuineIntel").is_empty(),
+            "a rejected checkpoint"
+        );
     }
 }
