@@ -562,22 +562,22 @@ pub fn load_teacher(dir: &Path) -> Result<Option<TeacherEntry>, String> {
         Err(e) => return Err(format!("{}: unreadable ({e})", entry_path.display())),
         Ok(b) => b,
     };
-    let entry: TeacherEntry = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{}: unreadable ({e})", entry_path.display()))?;
-    // the record's checksum over its bytes as written: a newer build's fields are covered too
+    // the record is checked over its bytes as written: a newer build's fields are covered too
     #[derive(Deserialize)]
     struct Written<'a> {
         #[serde(borrow)]
         record: &'a serde_json::value::RawValue,
+        weights_sha256: String,
+        logits_sha256: String,
     }
     let written = serde_json::from_slice::<Written>(&bytes)
         .map_err(|e| format!("{}: unreadable ({e})", entry_path.display()))?;
-    if RunRecord::from_json(written.record.get().as_bytes()).is_err() {
-        return Err(format!(
-            "{}: record checksum mismatch",
-            entry_path.display()
-        ));
-    }
+    let entry = TeacherEntry {
+        record: RunRecord::from_json(written.record.get().as_bytes())
+            .map_err(|e| format!("{}: its record: {e}", entry_path.display()))?,
+        weights_sha256: written.weights_sha256,
+        logits_sha256: written.logits_sha256,
+    };
     for (file, want) in [
         (WEIGHTS, &entry.weights_sha256),
         (LOGITS, &entry.logits_sha256),

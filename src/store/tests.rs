@@ -166,7 +166,7 @@ fn a_newer_build_s_teacher_entry_is_read_and_still_checked() {
     std::fs::write(&entry, changed).unwrap();
     assert!(load_teacher(&at)
         .unwrap_err()
-        .contains("record checksum mismatch"));
+        .contains("its record: checksum mismatch"));
 }
 
 #[test]
