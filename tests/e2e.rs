@@ -539,6 +539,51 @@ fn ctrl_c_stops_cleanly_and_the_rerun_resumes() {
     }
 }
 
+/// A sweep stopped while its worker still starts (loading libtorch, initialising CUDA: here a
+/// testing hook's 3 s) stops its runs, records none of them as failed, and the rerun trains them
+/// all. The coordinator's SIGTERM to the worker is held until the worker's handler is in place;
+/// before that, it killed the worker and the teacher and its students were recorded as crashed.
+#[test]
+fn a_sweep_stopped_while_its_worker_starts_records_no_run_as_failed() {
+    let c = Case::new(400, 60);
+    let s = c.sweep("early", &body("[0]", "[4]", "[0.5]"));
+    let sweep = s.to_str().unwrap();
+    let child = c
+        .cmd()
+        .args([sweep, "--results", "out", "--workers-per-device", "1"])
+        .env("KD_SWEEP_SLOW_WORKER_START", "3000")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = c.path("out/early");
+    // the teacher's job is sent (its progress file) while the worker sleeps
+    let in_flight = || {
+        std::fs::read_dir(dir.join("progress")).is_ok_and(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("teacher-s0"))
+        })
+    };
+    assert!(wait_for(60, 10, in_flight), "the teacher was never sent");
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(143), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("FAILED") && !err.contains("crashed"), "{err}");
+    assert!(record_mtimes(&dir).is_empty(), "a run was recorded: {err}");
+    let o = c.run(&[sweep, "--results", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // it stopped before its first step: no checkpoint of nothing to continue from
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("continuing from its checkpoint"),
+        "{}",
+        text(&o)
+    );
+    let runs = csv_rows(&dir.join("runs.csv"));
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    assert!(runs.iter().all(|r| r["status"] == "done"), "{runs:?}");
+}
+
 /// A reader that goes away (`kd-sweep run … 2>&1 | head -1`, a closed terminal) stops the sweep as
 /// a first Ctrl-C does — never a panic (exit 101) — and the rerun finishes it.
 #[test]

@@ -212,11 +212,12 @@ fn spawn(
         .stderr(Stdio::inherit());
     // Own process group: a Ctrl-C on the terminal reaches the coordinator only, which decides.
     cmd.process_group(0);
-    // SAFETY: prctl is async-signal-safe; it makes the kernel kill the worker if the coordinator dies.
+    // SAFETY: prctl and pthread_sigmask are async-signal-safe. The kernel kills the worker if the
+    // coordinator dies; SIGTERM waits for the worker's handler (the mask survives exec).
     unsafe {
         cmd.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
+            mask_sigterm(libc::SIG_BLOCK)
         });
     }
     let mut child = cmd.spawn()?;
@@ -312,6 +313,30 @@ pub fn handle_sigterm() {
             on_sigterm_coordinator as extern "C" fn(libc::c_int) as libc::sighandler_t,
         );
     }
+}
+
+/// SIGTERM held (`libc::SIG_BLOCK`) or let through (`libc::SIG_UNBLOCK`) by the calling thread;
+/// async-signal-safe (called between fork and exec). A worker starts with it held ([`spawn`]) and
+/// lets it through once its handler is in place ([`let_sigterm_through`]): the coordinator's
+/// SIGTERM to a worker still starting (loading libtorch, initialising CUDA) then stops its run at
+/// its first step, rather than killing it and making its runs look crashed.
+fn mask_sigterm(how: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: sigemptyset/sigaddset fill a local set; pthread_sigmask changes this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        match libc::pthread_sigmask(how, &set, std::ptr::null_mut()) {
+            0 => Ok(()),
+            e => Err(std::io::Error::from_raw_os_error(e)),
+        }
+    }
+}
+
+/// In a worker, after its SIGTERM handler is installed: a SIGTERM the coordinator sent while it
+/// started, held until now, is delivered to the handler.
+pub fn let_sigterm_through() {
+    let _ = mask_sigterm(libc::SIG_UNBLOCK);
 }
 
 /// In `run --task` (a SLURM task trains in-process): SIGINT and SIGTERM stop the run at its next step,

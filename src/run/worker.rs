@@ -23,12 +23,26 @@ fn send(msg: &WorkerMsg) {
     let _ = out.flush();
 }
 
+/// Testing hook: `KD_SWEEP_SLOW_WORKER_START=<ms>` makes a worker wait that long before it can take
+/// a signal, as one loading libtorch or initialising CUDA does.
+fn slow_start() {
+    if let Some(ms) = std::env::var("KD_SWEEP_SLOW_WORKER_START")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
 /// The worker process's main loop: jobs in on stdin, messages out on stdout.
 pub fn main(threads: i32) -> anyhow::Result<()> {
     tch::set_num_threads(threads);
     tch::set_num_interop_threads(1);
-    // SIGTERM (from the coordinator's first Ctrl-C) stops the current run at its next step.
+    slow_start();
+    // SIGTERM (from the coordinator's first Ctrl-C) stops the current run at its next step; one
+    // sent before this point was held (the coordinator starts workers with it blocked) and arrives now
     let _ = ctrlc::set_handler(|| crate::train::STOP.store(true, Ordering::Relaxed));
+    super::coordinator::let_sigterm_through();
     let mut state = WorkerState::default();
     for line in std::io::stdin().lock().lines() {
         let job: Job = serde_json::from_str(&line?)?;

@@ -150,7 +150,9 @@ pub fn drive(
         for (step, begin) in (0..n).step_by(bs as usize).enumerate().skip(skip) {
             let stop = STOP.load(Ordering::Relaxed);
             let due = every.is_some_and(|every| saved_at.elapsed() >= every);
-            if stop || due {
+            // stopped before its first step (a worker stopped as it started): nothing to keep
+            let trained = (epoch, step) != (1, 0);
+            if (stop || due) && trained {
                 let this_epoch: Vec<Vec<f64>> = earlier
                     .iter()
                     .zip(losses.peek_each(width))

@@ -41,7 +41,8 @@ impl Case {
         c.current_dir(self.dir.path());
         c.env_remove("KD_SWEEP_FAIL_RUN")
             .env_remove("KD_SWEEP_CRASH_RUN")
-            .env_remove("KD_SWEEP_STEP_SLEEP_MS");
+            .env_remove("KD_SWEEP_STEP_SLEEP_MS")
+            .env_remove("KD_SWEEP_SLOW_WORKER_START");
         c
     }
 
