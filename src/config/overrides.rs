@@ -33,23 +33,21 @@ impl Overrides {
         if let Some(d) = &self.devices {
             sweep.schedule.devices = Devices::parse(d).map_err(|m| flag("--devices", m))?;
         }
+        // the limits and words of the keys they replace
+        let count =
+            |name: &str, v: i64, what: &str, most| match super::validate::outside(v, what, most) {
+                Some(m) => Err(flag(name, m)),
+                None => Ok(v as u32),
+            };
         if let Some(w) = self.workers_per_device {
-            if !(1..=u32::MAX as i64).contains(&w) {
-                return Err(flag(
-                    "--workers-per-device",
-                    format!("must be at least 1, got {w}"),
-                ));
-            }
-            sweep.schedule.workers_per_device = Some(w as u32);
+            let what = "runs at once on each device";
+            let most = super::validate::MOST_WORKERS_PER_DEVICE;
+            sweep.schedule.workers_per_device = Some(count("--workers-per-device", w, what, most)?);
         }
         if let Some(t) = self.teacher_threads {
-            if !(1..=4096).contains(&t) {
-                return Err(flag(
-                    "--teacher-threads",
-                    format!("must be a whole number from 1 to 4096, got {t}"),
-                ));
-            }
-            sweep.teacher.threads = t as u32;
+            let what = "intra-op threads of each teacher";
+            sweep.teacher.threads =
+                count("--teacher-threads", t, what, super::validate::MOST_THREADS)?;
         }
         if let Some(n) = &self.numerics {
             sweep.schedule.numerics =

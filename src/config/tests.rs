@@ -405,6 +405,36 @@ fn init_and_threads_are_read_and_checked() {
         .unwrap_err()
         .to_string()
         .contains("--teacher-threads"));
+    // the flags keep the limits of the keys they replace, in the same words
+    let over = |o: Overrides| o.apply(&mut s.clone()).unwrap_err().to_string();
+    let e = over(Overrides {
+        teacher_threads: Some(1025),
+        ..Default::default()
+    });
+    assert!(
+        e.contains("--teacher-threads") && e.contains("at most 1024"),
+        "{e}"
+    );
+    let e = over(Overrides {
+        workers_per_device: Some(257),
+        ..Default::default()
+    });
+    assert!(
+        e.contains("--workers-per-device") && e.contains("at most 256"),
+        "{e}"
+    );
+    let file = err(&format!("{GOOD}\n[schedule]\nworkers_per_device = 257\n"));
+    assert!(file.to_string().contains("at most 256"), "{file}");
+    let most = Overrides {
+        teacher_threads: Some(1024),
+        workers_per_device: Some(256),
+        ..Default::default()
+    };
+    most.apply(&mut s).unwrap();
+    assert_eq!(
+        (s.teacher.threads, s.schedule.workers_per_device),
+        (1024, Some(256))
+    );
 }
 
 #[test]

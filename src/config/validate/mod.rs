@@ -22,6 +22,25 @@ use crate::model::Arch;
 use std::path::PathBuf;
 use toml::Spanned;
 
+/// The most runs at once on one device, and why not more.
+pub(in crate::config) const MOST_WORKERS_PER_DEVICE: (u32, &str) = (
+    256,
+    "each worker is a process holding its own copy of the data; a few per device keep it busy",
+);
+
+/// The most intra-op threads of a run, and why not more.
+pub(in crate::config) const MOST_THREADS: (u32, &str) =
+    (1024, "one per core is the most that helps");
+
+/// Why `v` is no count of `what` from 1 to `most` (`None` when it is one): the words of the sweep
+/// file's check ([`Validator::positive_at_most`]) and of the command-line flags that replace its keys.
+pub(in crate::config) fn outside(v: i64, what: &str, (most, why): (u32, &str)) -> Option<String> {
+    if v < 1 {
+        return Some(format!("must be a whole number ≥ 1 ({what}), got {v}"));
+    }
+    (v > most as i64).then(|| format!("{v} is too many: at most {most} ({why})"))
+}
+
 pub(super) struct Validator<'a> {
     pub(super) text: &'a str,
     pub(super) file: PathBuf,
@@ -254,13 +273,12 @@ impl Validator<'_> {
         s: &Spanned<i64>,
         key: &str,
         what: &str,
-        (most, why): (u32, &str),
+        most: (u32, &str),
     ) -> Result<u32, ConfigError> {
-        let v = self.positive(s, key, what)?;
-        if v > most {
-            return Err(self.at(s, key, &format!("{v} is too many: at most {most} ({why})")));
+        match outside(*s.get_ref(), what, most) {
+            Some(m) => Err(self.at(s, key, &m)),
+            None => Ok(*s.get_ref() as u32),
         }
-        Ok(v)
     }
     pub(super) fn count(
         &self,

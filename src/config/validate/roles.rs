@@ -125,9 +125,9 @@ impl Validator<'_> {
         let threads = match threads {
             None => Some(default_threads),
             Some(t) => {
-                let most = (1024, "one per core is the most that helps");
                 let key = format!("{role}.threads");
-                self.keep(self.positive_at_most(t, &key, "intra-op threads of a run", most))
+                let what = "intra-op threads of a run";
+                self.keep(self.positive_at_most(t, &key, what, super::MOST_THREADS))
             }
         };
         let init = self.keep(self.init(role, raw_init));

@@ -6,9 +6,6 @@ use crate::config::{
     default_checkpoint_minutes, ConfigError, Devices, Fuse, ScheduleConfig, Search, Strategy,
 };
 
-/// The most worker processes `workers_per_device` may start on one device.
-const MAX_WORKERS_PER_DEVICE: u32 = 256;
-
 impl Validator<'_> {
     /// A `true`/`false` key.
     fn switch(
@@ -82,17 +79,11 @@ impl Validator<'_> {
             set(self.keep(devices).map(|v| schedule.devices = v));
         }
         if let Some(w) = &sch.workers_per_device {
-            // each worker is a process with its own copy of the data and of libtorch
-            let most = (
-                MAX_WORKERS_PER_DEVICE,
-                "each worker is a process holding its own copy of the data; a few per device keep \
-                 it busy",
-            );
             let workers = self.positive_at_most(
                 w,
                 "schedule.workers_per_device",
                 "runs at once on each device",
-                most,
+                super::MOST_WORKERS_PER_DEVICE,
             );
             set(self
                 .keep(workers)
