@@ -63,20 +63,30 @@ pub fn read_hashed(
     }
 }
 
-/// Levenshtein distance (for near-miss suggestions).
+/// Edits from `a` to `b` — a character inserted, removed or replaced, or two neighbours swapped
+/// (optimal string alignment: `aplha` is one edit from `alpha`, as `alpa` is) — for near-miss
+/// suggestions.
 pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // d[i][j]: edits from a[..i] to b[..j]
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let replace = d[i - 1][j - 1] + usize::from(a[i - 1] != b[j - 1]);
+            let mut best = replace.min(d[i - 1][j] + 1).min(d[i][j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 /// The candidate nearest to `name` by [`edit_distance`] (the first of equals, a candidate equal to
@@ -224,6 +234,18 @@ mod tests {
         );
         assert_eq!(nearest("zzzzzzzzzz", keys), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+        // two neighbours swapped are one slip
+        assert_eq!(nearest("aplha", keys), Some("alpha"));
+        assert_eq!(nearest("alpah", keys), Some("alpha"));
+        assert_eq!(nearest("nmae", ["name", "seeds"]), Some("name"));
+        assert_eq!(nearest("sedes", ["name", "seeds"]), Some("seeds"));
+        assert_eq!(
+            nearest("gird", ["teacher", "student", "grid"]),
+            Some("grid")
+        );
+        assert_eq!(edit_distance("ab", "ba"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("abc", ""), 3);
     }
 
     #[test]
