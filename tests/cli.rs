@@ -544,6 +544,27 @@ fn the_readme_s_sweep_file_example_shows_what_kd_sweep_prints() {
     assert!(!c.path("results").exists(), "nothing written");
 }
 
+/// The README's reference of every key is a sweep file kd-sweep accepts as it is (a newcomer copies
+/// it), and its commented-out keys are keys of the file.
+#[test]
+fn the_readme_s_sweep_file_reference_is_a_valid_sweep_file() {
+    let block = readme_block(&readme(), "<!-- readme-example: the sweep file");
+    let c = Case::new(10, 10);
+    let path = c.path("reference.toml");
+    std::fs::write(&path, &block).unwrap();
+    if let Err(e) = kd_sweep::config::load(&path) {
+        panic!("README.md's sweep-file reference is rejected:\n{e}");
+    }
+    for commented in [
+        "# image_size = ",
+        "# weights = ",
+        "# student_model = ",
+        "# [grid.dkd]",
+    ] {
+        assert!(block.contains(commented), "{commented}");
+    }
+}
+
 /// `kd-sweep --help` lists every distillation method with its loss, from the method registry.
 #[test]
 fn help_lists_every_method_with_its_loss() {

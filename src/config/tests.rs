@@ -1319,6 +1319,15 @@ fn every_missing_key_of_every_table_is_reported_at_once() {
             missing(student, "lr"),
         ]
     );
+    // each named by its full path, as a key that is there is
+    let keys: Vec<Option<String>> = errs(&text).iter().map(|e| e.key.clone()).collect();
+    let named = [
+        "teacher.epochs",
+        "teacher.lr",
+        "student.batch_size",
+        "student.lr",
+    ];
+    assert_eq!(keys, named.map(|k| Some(k.to_string())));
     // a stand-in is retyped, not reported, where its key is not a number ([data] dataset, a
     // string); and what later checks would say of a stand-in is not said: without epochs, the
     // teacher given weights would read as "used as loaded" and its optimizer as training nothing
@@ -1490,4 +1499,45 @@ fn a_value_echoed_in_a_message_stays_on_one_short_line() {
     ));
     assert!(e.message.len() < 400, "{} characters", e.message.len());
     assert!(e.message.contains("xxxx…xxxx"), "{e}");
+}
+
+/// The rules between keys are checked while other keys are wrong: a file with one mistake of each
+/// kind gets every one in one report (a newcomer's copy of a reference that sets every key).
+#[test]
+fn the_rules_between_keys_are_all_reported_at_once() {
+    let text = GOOD
+        .replacen(
+            "train_subset = 500\n",
+            "train_subset = 500\nimage_size = 32\n",
+            1,
+        )
+        .replacen("lr = 0.001\n", "lr = 0.001\nweights = \"w.pt\"\n", 1)
+        .replacen(
+            "[student]\nepochs = 2\n",
+            "[student]\nepochs = 2\nmodel = \"resnet8\"\n",
+            1,
+        )
+        .replacen(
+            "alpha = [0, 0.5, 1]\n",
+            "alpha = [0, 0.5, 1]\nstudent_model = [\"resnet8\"]\nteacher_epoch = [5]\n\
+             [grid.dkd]\nbeta = [2]\n[grid.dist]\nbeta = [2]\n",
+            1,
+        );
+    let keys: Vec<String> = errs(&text)
+        .iter()
+        .map(|e| e.key.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "data.image_size",
+            "teacher.weights",
+            "student.model",
+            "grid.teacher_epoch",
+            "grid.dkd",
+            "grid.dist"
+        ],
+        "{}",
+        errs(&text)
+    );
 }

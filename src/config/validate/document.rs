@@ -222,7 +222,7 @@ impl Validator<'_> {
 }
 
 /// The field of serde's "missing field `x`".
-fn missing_field(message: &str) -> Option<&str> {
+pub(super) fn missing_field(message: &str) -> Option<&str> {
     message.strip_prefix("missing field `")?.split('`').next()
 }
 

@@ -228,7 +228,14 @@ impl Validator<'_> {
         alphas: &[GridValue],
     ) -> Result<(Vec<MethodGrid>, Fixed), ConfigError> {
         let declared: Vec<&Table> = Method::ALL.iter().filter_map(|m| m.table()).collect();
+        // every table's problems at once (the caller keeps the one returned: the report drops the
+        // repeat), then the listed methods' tables
+        let mut misplaced: Option<ConfigError> = None;
         for t in &g.tables {
+            let mut problem = |e: ConfigError| {
+                misplaced.get_or_insert(e.clone());
+                self.keep::<()>(Err(e));
+            };
             let key = format!("grid.{}", t.name);
             let here = |msg: &str| self.err(Some(t.span.clone()), Some(&key), msg);
             let Some(m) = Method::ALL
@@ -241,32 +248,35 @@ impl Validator<'_> {
                     .collect();
                 let hint = crate::util::nearest(&t.name, declared.iter().map(|d| d.name))
                     .map_or(String::new(), |n| format!("; did you mean [grid.{n}]?"));
-                return Err(here(&format!(
+                problem(here(&format!(
                     "[grid.{}] is not a method's table; the methods' tables are {}{hint}",
                     t.name,
                     names.join(", ")
                 )));
+                continue;
             };
             if !methods.contains(&m) {
-                return Err(here(&format!(
+                problem(here(&format!(
                     "[grid.{}] is given, but \"{}\" is not in [grid] method; add it there or \
                      remove the table",
                     t.name,
                     m.name()
                 )));
-            }
-            if let Err(kind) = t.keys {
+            } else if let Err(kind) = t.keys {
                 let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
                     "an"
                 } else {
                     "a"
                 };
-                return Err(here(&format!(
+                problem(here(&format!(
                     "must be a table of {}'s keys ({}), found {article} {kind}",
                     m.name(),
                     declared_keys(m)
                 )));
             }
+        }
+        if let Some(e) = misplaced {
+            return Err(e);
         }
         let mut fixed = Fixed::default();
         let mut grids = Vec::new();

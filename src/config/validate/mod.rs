@@ -177,9 +177,14 @@ impl Validator<'_> {
         } else if let Some(home) = home_of_unknown_field(&msg) {
             msg.push_str(&home);
         }
-        // a missing field's span is its table's first line, whose key is not the one missing
-        let key = (e.span().filter(|_| !msg.starts_with("missing field")))
-            .and_then(|sp| self.key_at(sp.start));
+        // a missing field's span is its table's first line: the key is that table's and the field
+        // (at the top level the message names it; line 1 is not what is missing)
+        let key = match (e.span(), document::missing_field(&msg)) {
+            (at, Some(field)) => {
+                (at.and_then(|sp| self.header_at(sp.start))).map(|table| format!("{table}.{field}"))
+            }
+            (at, None) => at.and_then(|sp| self.key_at(sp.start)),
+        };
         if let Some(slip) = key.as_deref().and_then(|k| self.table_for_key(k, e.span())) {
             msg.push_str(&slip);
         }
@@ -228,6 +233,16 @@ impl Validator<'_> {
             .trim();
         let inner = line.strip_prefix("[[")?.split("]]").next()?.trim();
         (!inner.is_empty()).then(|| inner.to_string())
+    }
+    /// The table a `[table]` header on the line of `offset` opens (`teacher`, `grid.dkd`).
+    fn header_at(&self, offset: usize) -> Option<String> {
+        let line = self.text[lines::line_start(self.text, offset)..]
+            .lines()
+            .next()?;
+        let header = line.trim_start().starts_with('[') && !line.trim_start().starts_with("[[");
+        header
+            .then(|| lines::key_path_at(self.text, offset))
+            .flatten()
     }
     /// The dotted key written on the line of `offset` (`teacher.epochs`), if that line assigns one.
     pub(super) fn key_at(&self, offset: usize) -> Option<String> {
@@ -368,22 +383,24 @@ impl Validator<'_> {
         // the students' init and epochs as their table gives them (a problem there is reported
         // with [student])
         let student_init = self.init("student", &raw.student.init).ok();
-        let student_models = match (check, student_init) {
-            (Some(check), Some(init)) => {
-                let check = ModelCheck {
-                    init,
-                    student: true,
-                    channels_last: on(&raw.student.channels_last),
-                    ..check
-                };
-                self.keep(self.student_models(&g.student_model, &raw.student, &check))
-            }
-            _ => None,
-        };
-        let teacher_epochs = match (&g.teacher_epoch, &teacher) {
+        let student_check = check.zip(student_init).map(|(check, init)| ModelCheck {
+            init,
+            student: true,
+            channels_last: on(&raw.student.channels_last),
+            ..check
+        });
+        // the list's own rules are checked even while its models cannot be
+        let student_models = self
+            .keep(self.student_models(&g.student_model, &raw.student, student_check.as_ref()))
+            .filter(|_| student_check.is_some());
+        // against the teacher's epochs as written, also while another of its keys is wrong
+        let teacher_epochs = match (
+            &g.teacher_epoch,
+            u32::try_from(*raw.teacher.epochs.get_ref()),
+        ) {
             (None, _) => Some(Vec::new()),
-            (Some(axis), Some(t)) => self.keep(self.teacher_epochs(axis, t.epochs)),
-            (Some(_), None) => None,
+            (Some(axis), Ok(epochs)) => self.keep(self.teacher_epochs(axis, epochs)),
+            (Some(_), Err(_)) => None,
         };
         let schedule = self.schedule(&raw.schedule);
         let epochs = self
