@@ -441,6 +441,71 @@ fn a_tensors_dataset_with_its_own_hold_out_trains_end_to_end() {
     );
 }
 
+/// A broken tensors file exits as the README's "Bad input" says: what `kd-sweep plan` finds in its
+/// array headers and labels while checking the sweep file (a truncated array, a missing one, labels
+/// that disagree with the images or are out of range) at `data.path` with code 2; a NaN in float32
+/// images, found when the images are read, with code 1. Nothing is written either way.
+#[test]
+fn a_broken_tensors_file_exits_with_the_readme_s_codes() {
+    let c = common::Case::new(20, 10);
+    let (n, t) = (40usize, 8usize);
+    let x: Vec<u8> = (0..(n + t) * 64).map(|i| (i * 31 % 251) as u8).collect();
+    let y: Vec<i64> = (0..(n + t) as i64).map(|i| i % 4).collect();
+    let mut bad_label = y.clone();
+    bad_label[3] = -1;
+    let floats: Vec<f32> = x.iter().map(|&v| v as f32 / 255.0).collect();
+    let mut nan = floats.clone();
+    nan[70] = f32::NAN;
+    let file = |name: &str, xs: write::Array, ys: &[i64]| {
+        let (train, test) = match xs {
+            write::Array::U8(v) => (
+                write::Array::U8(&v[..n * 64]),
+                write::Array::U8(&v[n * 64..]),
+            ),
+            write::Array::F32(v) => (
+                write::Array::F32(&v[..n * 64]),
+                write::Array::F32(&v[n * 64..]),
+            ),
+            _ => unreachable!(),
+        };
+        let path = c.path(name);
+        write::safetensors_file(
+            &path,
+            &[
+                ("x_train", train, &[n, 8, 8]),
+                ("y_train", write::Array::I64(&ys[..n]), &[n]),
+                ("x_test", test, &[t, 8, 8]),
+                ("y_test", write::Array::I64(&ys[n..]), &[t]),
+            ],
+        )
+        .unwrap();
+        path
+    };
+    let truncated = file("truncated.safetensors", write::Array::U8(&x), &y);
+    let bytes = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() - 100]).unwrap();
+    file("label.safetensors", write::Array::U8(&x), &bad_label);
+    file("nan.safetensors", write::Array::F32(&nan), &y);
+    for (name, code, says) in [
+        ("truncated", 2, "ends past the file's end"),
+        ("label", 2, "array y_train has label -1"),
+        (
+            "nan",
+            1,
+            "array x_train holds NaN (image 1, element 6 of its 64)",
+        ),
+    ] {
+        let data = format!("dataset = \"tensors\"\npath = \"{name}.safetensors\"\nvalidation = 8");
+        tiny_sweep(&c, name, &data);
+        let o = c.run(&["plan", &format!("{name}.toml"), "--results", "out"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{name}: {}", common::text(&o));
+        assert!(err.contains(says), "{name}: {err}");
+        assert_eq!(err.contains("`data.path`: "), code == 2, "{name}: {err}");
+    }
+    assert!(!c.path("out").exists(), "nothing written");
+}
+
 /// Each run's key in `kd-sweep plan --json`.
 fn keys(c: &common::Case, file: &str) -> Vec<(String, String)> {
     let o = c.run(&["plan", file, "--json", "--results", "out"]);

@@ -420,8 +420,9 @@ pub(super) fn read(path: &Path) -> Result<RawDataset, DataError> {
             Values::F32(f) => {
                 // a NaN would otherwise train as a diverged loss, blamed on the learning rate
                 if let Some(at) = f.iter().position(|v| !v.is_finite()) {
-                    let image = at / (c * h * w).max(1);
-                    return Err(bad(path, format!("array {x} holds {} (image {image}, element {at}); float32 images must be finite numbers", f[at])));
+                    let size = (c * h * w).max(1);
+                    let (image, element) = (at / size, at % size);
+                    return Err(bad(path, format!("array {x} holds {} (image {image}, element {element} of its {size}); float32 images must be finite numbers", f[at])));
                 }
                 Pixels::F32(f)
             }
