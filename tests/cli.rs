@@ -225,6 +225,11 @@ fn report_and_compare_say_what_is_wrong_with_the_folders_they_are_given() {
         out.starts_with("tiny (mnist): ") && !out.contains("ETA"),
         "{out}"
     );
+    // --watch of a finished sweep into a file: the same snapshot once, no terminal codes, no
+    // promise of refreshing
+    let o = c.run(&["status", "tiny.toml", "--results", "out", "--watch"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), out);
     // a folder compared with itself, however it is spelt
     expect(
         &c,

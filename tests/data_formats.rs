@@ -365,7 +365,7 @@ fn a_folder_dataset_trains_end_to_end_and_reports_without_its_data() {
     );
     let said = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(
-        said.contains("imgs: decoding 48 images (once: kept in "),
+        said.contains("imgs: decoding 48 images (once decoded, kept in "),
         "{said}"
     );
     let o = c.run(&["f.toml", "--results", "out"]);

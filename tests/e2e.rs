@@ -134,13 +134,14 @@ fn end_to_end_writes_every_output() {
     ] {
         assert!(svg.contains(label), "svg lacks {label:?}");
     }
-    // the closing table names the teacher, the baseline and the choice made by validation
-    let err = String::from_utf8_lossy(&o.stderr);
+    // the closing table (on stdout) names the teacher, the baseline and the choice made by
+    // validation
+    let out = String::from_utf8_lossy(&o.stdout);
     assert!(
-        err.contains("teacher")
-            && err.contains("baseline student")
-            && err.contains("best by validation"),
-        "{err}"
+        out.contains("teacher")
+            && out.contains("baseline student")
+            && out.contains("best by validation"),
+        "{out}"
     );
 }
 
@@ -798,6 +799,14 @@ fn a_teacher_stopped_by_sigterm_ctrl_c_twice_and_kill_9_continues_with_the_numbe
             "{working}/ left behind by a finished sweep"
         );
     }
+    // the result is on stdout (`kd-sweep s.toml > result.md`), the progress on stderr
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        out.contains("| method ") && out.contains("outputs: "),
+        "{out}"
+    );
+    assert!(!err.contains("| method ") && err.contains("[1/"), "{err}");
     // the closing line names the page and the charts, which exist
     let said = text(&o);
     let line = said

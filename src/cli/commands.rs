@@ -31,17 +31,10 @@ pub(super) fn status(
     } else {
         target.to_path_buf()
     };
+    // a terminal is redrawn in place; a file or pipe gets each snapshot after the last
+    let redraw = std::io::IsTerminal::is_terminal(&std::io::stdout());
     loop {
         let snap = crate::report::status::read(&dir)?;
-        let text = snap.render();
-        if watch {
-            print!(
-                "\x1b[2J\x1b[H{}\n(refreshing every {every} s; Ctrl-C to stop)\n",
-                text
-            );
-        } else {
-            print!("{text}");
-        }
         let unfinished = snap.runs.iter().any(|(_, _, s)| {
             matches!(
                 s,
@@ -50,7 +43,17 @@ pub(super) fn status(
                     | crate::report::status::Seen::Stalled(_)
             )
         });
-        if !watch || !unfinished {
+        let again = watch && unfinished;
+        if watch && redraw {
+            print!("\x1b[2J\x1b[H");
+        }
+        print!("{}", snap.render());
+        if again {
+            // a blank line between snapshots in a file
+            let gap = if redraw { "" } else { "\n" };
+            println!("(refreshing every {every} s; Ctrl-C to stop){gap}");
+        }
+        if !again {
             return Ok(Ended::Success);
         }
         std::thread::sleep(std::time::Duration::from_secs_f64(every.max(0.2)));

@@ -442,14 +442,13 @@ fn decode_all(
     let all: Vec<&Entry> = splits.iter().flatten().collect();
     if opts.progress {
         let kept = match cached {
-            Some(p) => format!("kept in {} for later runs and workers", p.display()),
+            Some(p) => format!(
+                "once decoded, kept in {} for later runs and workers",
+                p.display()
+            ),
             None => "not cached".into(),
         };
-        eprintln!(
-            "{}: decoding {} images (once: {kept})",
-            dir.display(),
-            all.len()
-        );
+        eprintln!("{}: decoding {} images ({kept})", dir.display(), all.len());
     }
     let decoded: Vec<Decoded> = all
         .par_iter()

@@ -96,19 +96,9 @@ fn methods_table(s: &Summary) -> String {
     o
 }
 
-/// `summary.md`: the tables and the verdict (also printed at the end of a run).
-pub fn markdown(meta: &Meta, s: &Summary) -> String {
-    let mut o = String::new();
-    o.push_str(&format!("# {} — distillation sweep summary\n\n", meta.name));
-    o.push_str(&format!("{}\n\n", meta.context_line()));
-    if let Some(u) = s.unfinished {
-        o.push_str(&format!("**Not finished:** {}.\n\n", u.sentence()));
-    }
-    if let Some(w) = s.machines_warning() {
-        o.push_str(&format!("**Machines:** {w}.\n\n"));
-    }
-    o.push_str("| model | test accuracy | seeds |\n|---|---:|---:|\n");
-    let several = s.baselines.len() > 1 || s.student_models().len() > 1;
+/// The table of the teacher and baselines, then the cells'.
+fn finished_tables(s: &Summary, several: bool) -> String {
+    let mut o = String::from("| model | test accuracy | seeds |\n|---|---:|---:|\n");
     let mut rows = vec![("teacher".to_string(), s.teacher)];
     if several {
         for (m, st) in &s.baselines {
@@ -123,6 +113,31 @@ pub fn markdown(meta: &Meta, s: &Summary) -> String {
         }
     }
     o.push_str(&cell_table(s, several));
+    o
+}
+
+/// `summary.md`: the tables and the verdict (also printed at the end of a run).
+pub fn markdown(meta: &Meta, s: &Summary) -> String {
+    let mut o = String::new();
+    o.push_str(&format!("# {} — distillation sweep summary\n\n", meta.name));
+    o.push_str(&format!("{}\n\n", meta.context_line()));
+    if let Some(u) = s.unfinished {
+        o.push_str(&format!("**Not finished:** {}.\n\n", u.sentence()));
+    }
+    if let Some(w) = s.machines_warning() {
+        o.push_str(&format!("**Machines:** {w}.\n\n"));
+    }
+    let several = s.baselines.len() > 1 || s.student_models().len() > 1;
+    let none = s.teacher.is_none() && s.baseline.is_none() && s.baselines.is_empty();
+    if none && s.cells.is_empty() {
+        // no table of nothing: said once, with where the runs in flight are seen
+        o.push_str(
+            "No run has a result yet: the tables fill in as runs finish (`kd-sweep status` shows \
+             what is in flight).\n",
+        );
+    } else {
+        o.push_str(&finished_tables(s, several));
+    }
     let base_seeds = s.baseline.map_or(0, |b| b.n);
     if s.cells.iter().any(|c| c.test.n < base_seeds) {
         o.push_str(&format!(
@@ -283,6 +298,21 @@ mod tests {
             "{loaded}"
         );
         assert!(!loaded.contains("0 epochs"), "{loaded}");
+    }
+
+    #[test]
+    fn a_sweep_without_a_result_says_so_instead_of_empty_tables() {
+        let meta = Meta::default();
+        let md = super::markdown(&meta, &summarize(&[], None));
+        assert!(md.contains("No run has a result yet"), "{md}");
+        assert!(!md.contains("| model |") && !md.contains("|---"), "{md}");
+        let all = records();
+        let refs: Vec<_> = all.iter().collect();
+        let md = super::markdown(&meta, &summarize(&refs, None));
+        assert!(
+            md.contains("| model |") && !md.contains("No run has"),
+            "{md}"
+        );
     }
 
     #[test]

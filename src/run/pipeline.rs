@@ -532,11 +532,13 @@ pub fn run(path: &Path, opts: &Options) -> anyhow::Result<Finished> {
         tidy_after_a_finished_sweep(&p);
     }
     if !opts.quiet {
-        eprintln!(
+        // the result, on stdout (`kd-sweep s.toml > result.md` keeps it, as `report` prints it);
+        // progress and notes stay on stderr
+        println!(
             "\n{}",
             report::markdown(&report::Meta::of(&p.sweep), &summary)
         );
-        eprintln!("outputs: {}", report::outputs::line(&p.store.dir));
+        println!("outputs: {}", report::outputs::line(&p.store.dir));
         if outcome.interrupted {
             eprintln!("interrupted: finished runs are saved; run the same command again to resume");
         }
