@@ -271,6 +271,7 @@ fn an_unusable_results_root_is_a_clear_error() {
         err.contains("cannot create the results folder") && err.contains("--results"),
         "{err}"
     );
+    assert!(err.contains("afile is a file, not a folder"), "{err}");
 }
 
 #[test]

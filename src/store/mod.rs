@@ -243,10 +243,15 @@ impl Store {
 
     /// Creates the sweep's folder (and its records/), or says which and what to do.
     pub fn create(&self) -> anyhow::Result<()> {
-        use anyhow::Context;
-        std::fs::create_dir_all(self.records_dir()).with_context(|| {
-            format!(
-                "cannot create the results folder {}; choose another root with --results",
+        let records = self.records_dir();
+        std::fs::create_dir_all(&records).map_err(|e| {
+            // a file where a folder must be: named, not the system's "Not a directory"
+            let why = match records.ancestors().find(|a| a.is_file()) {
+                Some(file) => format!("{} is a file, not a folder", file.display()),
+                None => e.to_string(),
+            };
+            anyhow::anyhow!(
+                "cannot create the results folder {}: {why}; choose another root with --results",
                 self.dir.display()
             )
         })

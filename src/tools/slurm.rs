@@ -238,12 +238,7 @@ pub fn generate(sweep_path: &Path, opts: &Options, o: &SlurmOptions) -> anyhow::
     }
     let p = sweep::prepare(&sweep_path, &opts)?;
     sweep::refuse_adaptive(&p, &sweep_path, "slurm")?;
-    std::fs::create_dir_all(p.store.records_dir()).with_context(|| {
-        format!(
-            "cannot create the results folder {}; choose another root with --results",
-            p.store.dir.display()
-        )
-    })?;
+    p.store.create()?;
     let say = |m: &str| eprintln!("{m}");
     let done = sweep::finished(&p, &say, &say, sweep::Reused::Copy);
     let dir = p.store.dir.join("slurm");
