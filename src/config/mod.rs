@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use validate::Validator;
-pub use validate::{check_data, check_sizes};
+pub use validate::{check_data, check_sizes, MOST_THREADS};
 
 /// The cores this process may use (its CPU affinity and cgroup quota): the teachers' default thread
 /// count.

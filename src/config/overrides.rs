@@ -45,7 +45,7 @@ impl Overrides {
             sweep.schedule.workers_per_device = Some(count("--workers-per-device", w, what, most)?);
         }
         if let Some(t) = self.teacher_threads {
-            let what = "intra-op threads of each teacher";
+            let what = "intra-op threads of a run";
             sweep.teacher.threads =
                 count("--teacher-threads", t, what, super::validate::MOST_THREADS)?;
         }

@@ -1541,3 +1541,31 @@ fn the_rules_between_keys_are_all_reported_at_once() {
         errs(&text)
     );
 }
+
+/// What the rules between keys read is what was written: a stand-in for a value of the wrong type
+/// (`epochs = "10"`) is not checked against `teacher_epoch`, and a missing top-level key is not
+/// named after the table on line 1.
+#[test]
+fn the_rules_between_keys_read_no_stand_in_and_the_root_names_no_table() {
+    let text = with("epochs = 1", "epochs = \"10\"").replacen(
+        "alpha = [0, 0.5, 1]\n",
+        "alpha = [0, 0.5, 1]\nteacher_epoch = [5]\n",
+        1,
+    );
+    let keys: Vec<Option<String>> = errs(&text).iter().map(|e| e.key.clone()).collect();
+    assert_eq!(
+        keys,
+        [Some("teacher.epochs".to_string())],
+        "{}",
+        errs(&text)
+    );
+    let headless = GOOD.replacen("\nname = \"t\"\nseeds = [0, 1]\n\n", "", 1);
+    assert!(headless.starts_with("[data]"), "{headless}");
+    let e = errs(&headless);
+    let fields: Vec<&str> = e
+        .iter()
+        .map(|e| e.message.split('`').nth(1).unwrap())
+        .collect();
+    assert_eq!(fields, ["name", "seeds"], "{e}");
+    assert!(e.iter().all(|e| e.key.is_none()), "{e}");
+}

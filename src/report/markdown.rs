@@ -130,11 +130,14 @@ pub fn markdown(meta: &Meta, s: &Summary) -> String {
     let several = s.baselines.len() > 1 || s.student_models().len() > 1;
     let none = s.teacher.is_none() && s.baseline.is_none() && s.baselines.is_empty();
     if none && s.cells.is_empty() {
-        // no table of nothing: said once, with where the runs in flight are seen
-        o.push_str(
-            "No run has a result yet: the tables fill in as runs finish (`kd-sweep status` shows \
-             what is in flight).\n",
-        );
+        // no table of nothing: said once (with where runs in flight are seen, while there are)
+        o.push_str(match s.unfinished {
+            Some(_) => {
+                "No run has a result yet: the tables fill in as runs finish (`kd-sweep status` \
+                 shows what is in flight).\n"
+            }
+            None => "No run finished with a result.\n",
+        });
     } else {
         o.push_str(&finished_tables(s, several));
     }
@@ -304,6 +307,13 @@ mod tests {
     fn a_sweep_without_a_result_says_so_instead_of_empty_tables() {
         let meta = Meta::default();
         let md = super::markdown(&meta, &summarize(&[], None));
+        assert!(md.contains("No run finished with a result."), "{md}");
+        let mut in_flight = summarize(&[], None);
+        in_flight.unfinished = Some(crate::report::load::Unfinished {
+            finished: 0,
+            planned: 3,
+        });
+        let md = super::markdown(&meta, &in_flight);
         assert!(md.contains("No run has a result yet"), "{md}");
         assert!(!md.contains("| model |") && !md.contains("|---"), "{md}");
         let all = records();

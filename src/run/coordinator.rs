@@ -333,6 +333,15 @@ fn mask_sigterm(how: libc::c_int) -> std::io::Result<()> {
     }
 }
 
+/// A SIGTERM is pending, held by the mask (sent while the worker started).
+pub fn sigterm_held() -> bool {
+    // SAFETY: sigpending fills a local set; sigismember reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut set) == 0 && libc::sigismember(&set, libc::SIGTERM) == 1
+    }
+}
+
 /// In a worker, after its SIGTERM handler is installed: a SIGTERM the coordinator sent while it
 /// started, held until now, is delivered to the handler.
 pub fn let_sigterm_through() {

@@ -42,10 +42,24 @@ pub fn main(threads: i32) -> anyhow::Result<()> {
     // SIGTERM (from the coordinator's first Ctrl-C) stops the current run at its next step; one
     // sent before this point was held (the coordinator starts workers with it blocked) and arrives now
     let _ = ctrlc::set_handler(|| crate::train::STOP.store(true, Ordering::Relaxed));
+    // a held one is a stop now, not whenever the handler's thread takes it
+    if super::coordinator::sigterm_held() {
+        crate::train::STOP.store(true, Ordering::Relaxed);
+    }
     super::coordinator::let_sigterm_through();
     let mut state = WorkerState::default();
     for line in std::io::stdin().lock().lines() {
         let job: Job = serde_json::from_str(&line?)?;
+        if crate::train::STOP.load(Ordering::Relaxed) {
+            // stopped before it began: nothing loaded, nothing recorded; each run goes again later
+            for (index, _) in job.runs() {
+                send(&WorkerMsg::Finished {
+                    index,
+                    outcome: Outcome::Interrupted,
+                });
+            }
+            break;
+        }
         let of = job.run.phase(&job.sweep).epochs;
         let results = exec::execute_job(&job, &mut state, &mut |index, stats| {
             send(&WorkerMsg::Epoch {

@@ -233,7 +233,10 @@ pub fn generate(sweep_path: &Path, opts: &Options, o: &SlurmOptions) -> anyhow::
     if opts.overrides.teacher_threads.is_none() {
         let file = crate::config::load(&sweep_path)?;
         if !file.source.has("teacher.threads") {
-            opts.overrides.teacher_threads = Some(o.cpus_per_task.unwrap_or(1) as i64);
+            // one thread per CPU of the allocation, up to the most a run takes
+            let most = crate::config::MOST_THREADS.0 as i64;
+            let cpus = o.cpus_per_task.unwrap_or(1) as i64;
+            opts.overrides.teacher_threads = Some(cpus.min(most));
         }
     }
     let p = sweep::prepare(&sweep_path, &opts)?;

@@ -29,8 +29,7 @@ pub(in crate::config) const MOST_WORKERS_PER_DEVICE: (u32, &str) = (
 );
 
 /// The most intra-op threads of a run, and why not more.
-pub(in crate::config) const MOST_THREADS: (u32, &str) =
-    (1024, "one per core is the most that helps");
+pub const MOST_THREADS: (u32, &str) = (1024, "one per core is the most that helps");
 
 /// Why `v` is no count of `what` from 1 to `most` (`None` when it is one): the words of the sweep
 /// file's check ([`Validator::positive_at_most`]) and of the command-line flags that replace its keys.
@@ -179,13 +178,16 @@ impl Validator<'_> {
         }
         // a missing field's span is its table's first line: the key is that table's and the field
         // (at the top level the message names it; line 1 is not what is missing)
-        let key = match (e.span(), document::missing_field(&msg)) {
-            (at, Some(field)) => {
-                (at.and_then(|sp| self.header_at(sp.start))).map(|table| format!("{table}.{field}"))
-            }
+        let missing = document::missing_field(&msg);
+        let key = match (e.span(), missing) {
+            // the root's span is empty: its first line may be a table's header
+            (at, Some(field)) => (at.filter(|sp| !sp.is_empty()))
+                .and_then(|sp| self.header_at(sp.start))
+                .map(|table| format!("{table}.{field}")),
             (at, None) => at.and_then(|sp| self.key_at(sp.start)),
         };
-        if let Some(slip) = key.as_deref().and_then(|k| self.table_for_key(k, e.span())) {
+        let written = key.as_deref().filter(|_| missing.is_none());
+        if let Some(slip) = written.and_then(|k| self.table_for_key(k, e.span())) {
             msg.push_str(&slip);
         }
         self.err(e.span(), key.as_deref(), &msg)
@@ -233,6 +235,11 @@ impl Validator<'_> {
             .trim();
         let inner = line.strip_prefix("[[")?.split("]]").next()?.trim();
         (!inner.is_empty()).then(|| inner.to_string())
+    }
+    /// `s` is a stand-in put where a value of the wrong type was written (its error is reported).
+    fn is_stand_in<T>(&self, s: &Spanned<T>) -> bool {
+        let at = self.line_col(s.span().start);
+        self.placeholders.borrow().contains(&at)
     }
     /// The table a `[table]` header on the line of `offset` opens (`teacher`, `grid.dkd`).
     fn header_at(&self, offset: usize) -> Option<String> {
@@ -393,14 +400,14 @@ impl Validator<'_> {
         let student_models = self
             .keep(self.student_models(&g.student_model, &raw.student, student_check.as_ref()))
             .filter(|_| student_check.is_some());
-        // against the teacher's epochs as written, also while another of its keys is wrong
-        let teacher_epochs = match (
-            &g.teacher_epoch,
-            u32::try_from(*raw.teacher.epochs.get_ref()),
-        ) {
+        // against the teacher's epochs when they are right (not a stand-in for a value of the
+        // wrong type), also while another of the teacher's keys is wrong
+        let written = !self.is_stand_in(&raw.teacher.epochs);
+        let epochs = written.then(|| self.epochs("teacher", &raw.teacher).ok());
+        let teacher_epochs = match (&g.teacher_epoch, epochs.flatten()) {
             (None, _) => Some(Vec::new()),
-            (Some(axis), Ok(epochs)) => self.keep(self.teacher_epochs(axis, epochs)),
-            (Some(_), Err(_)) => None,
+            (Some(axis), Some(epochs)) => self.keep(self.teacher_epochs(axis, epochs)),
+            (Some(_), None) => None,
         };
         let schedule = self.schedule(&raw.schedule);
         let epochs = self
