@@ -43,19 +43,16 @@ pub(super) fn status(
                     | crate::report::status::Seen::Stalled(_)
             )
         });
-        let again = watch && unfinished;
         if watch && redraw {
             print!("\x1b[2J\x1b[H");
         }
         print!("{}", snap.render());
-        if again {
-            // a blank line between snapshots in a file
-            let gap = if redraw { "" } else { "\n" };
-            println!("(refreshing every {every} s; Ctrl-C to stop){gap}");
-        }
-        if !again {
+        if !(watch && unfinished) {
             return Ok(Ended::Success);
         }
+        // a blank line between snapshots in a file
+        let gap = if redraw { "" } else { "\n" };
+        println!("(refreshing every {every} s; Ctrl-C to stop){gap}");
         std::thread::sleep(std::time::Duration::from_secs_f64(every.max(0.2)));
     }
 }
